@@ -1,0 +1,1 @@
+"""Graph utilities shared by every layer: static shapes, shape inference, value lookups."""

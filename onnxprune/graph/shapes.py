@@ -1,0 +1,123 @@
+"""Shape inference at fixed input shapes.
+
+Pruning, MAC counting and constant folding need concrete dimensions. ``fix_input_shapes``
+pins each model input's dynamic dimensions (from ``--input-shape`` or 1 for the batch), and
+``infer_shapes`` runs ONNX shape inference with data propagation on the result, so that shape
+computations (Shape -> Gather -> Concat -> Reshape) resolve to numbers.
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import ModelProto, TensorProto
+
+from onnxprune.errors import InputError
+
+Dim = int | None
+Shape = tuple[Dim, ...]
+
+# Protobufs are limited to 2 GB; shape inference of larger models goes through a file.
+_INFER_IN_MEMORY_LIMIT = 2**31 - 2**20
+
+
+def _dims_of(value: onnx.ValueInfoProto) -> Shape | None:
+    if not value.type.HasField("tensor_type"):
+        return None
+    tensor_type = value.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return None
+    return tuple(
+        dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim
+    )
+
+
+def graph_input_shapes(model: ModelProto) -> dict[str, Shape | None]:
+    """Shapes of the real graph inputs (initializers listed as inputs are skipped)."""
+    initializers = {init.name for init in model.graph.initializer}
+    return {
+        value.name: _dims_of(value)
+        for value in model.graph.input
+        if value.name not in initializers
+    }
+
+
+def fix_input_shapes(
+    model: ModelProto, input_shapes: dict[str, list[int]] | None = None, default_dim: int = 1
+) -> ModelProto:
+    """Return a copy of ``model`` whose inputs have concrete shapes.
+
+    Dimensions named in ``input_shapes`` win; every other dynamic dimension becomes
+    ``default_dim``. Unknown input names and rank mismatches raise :class:`InputError`.
+    """
+    input_shapes = dict(input_shapes or {})
+    fixed = ModelProto()
+    fixed.CopyFrom(model)
+    initializers = {init.name for init in fixed.graph.initializer}
+    inputs = {value.name: value for value in fixed.graph.input if value.name not in initializers}
+    unknown = sorted(set(input_shapes) - set(inputs))
+    if unknown:
+        raise InputError(
+            f"--input-shape names unknown input(s) {', '.join(unknown)}; "
+            f"model inputs are {', '.join(inputs) or '(none)'}"
+        )
+    for name, value in inputs.items():
+        tensor_type = value.type.tensor_type
+        requested = input_shapes.get(name)
+        dims = tensor_type.shape.dim
+        if requested is not None:
+            if len(dims) and len(requested) != len(dims):
+                raise InputError(
+                    f"--input-shape {name}: model input has rank {len(dims)}, got {len(requested)} dims"
+                )
+            existing = list(dims)
+            del tensor_type.shape.dim[:]
+            for index, size in enumerate(requested):
+                if index < len(existing) and existing[index].HasField("dim_value"):
+                    if existing[index].dim_value != size:
+                        raise InputError(
+                            f"--input-shape {name}: dimension {index} is fixed to "
+                            f"{existing[index].dim_value} in the model, got {size}"
+                        )
+                tensor_type.shape.dim.add().dim_value = size
+            continue
+        for dim in dims:
+            if not dim.HasField("dim_value") or dim.dim_value <= 0:
+                dim.Clear()
+                dim.dim_value = default_dim
+    return fixed
+
+
+def infer_shapes(model: ModelProto, *, data_prop: bool = True) -> ModelProto:
+    """Run ONNX shape inference (with data propagation) and return the inferred model."""
+    if model.ByteSize() < _INFER_IN_MEMORY_LIMIT:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=data_prop)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="onnxprune-infer-") as folder:
+        path = Path(folder) / "model.onnx"
+        onnx.save_model(model, path, save_as_external_data=True, location="model.onnx.data")
+        onnx.shape_inference.infer_shapes_path(str(path), str(path), data_prop=data_prop)
+        inferred = onnx.load_model(path)
+        return inferred
+
+
+def value_shapes(model: ModelProto) -> dict[str, Shape]:
+    """Map every tensor with a known type (inputs, outputs, value_info, initializers) to its shape."""
+    shapes: dict[str, Shape] = {}
+    graph = model.graph
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        dims = _dims_of(value)
+        if dims is not None:
+            shapes[value.name] = dims
+    for init in graph.initializer:
+        shapes[init.name] = tuple(init.dims)
+    return shapes
+
+
+def elem_type_name(elem_type: int) -> str:
+    """Human name of an ONNX tensor element type (``FLOAT``, ``INT64``...)."""
+    try:
+        return TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return f"TYPE{elem_type}"
