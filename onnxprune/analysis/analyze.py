@@ -1,0 +1,233 @@
+"""Walk the graph with the op rules and turn what they recorded into groups.
+
+Contract: ``analyze(model, input_shapes)`` never edits ``model``; it returns a
+:class:`ChannelAnalysis` whose groups list every prunable unit and every blocked one with its
+reason. Applying any subset of free clusters with :func:`onnxprune.rewrite.apply_removal`
+gives a valid model equal (mask equivalence) to the original whose consumers of the removed
+channels read zeros.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from onnx import ModelProto
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from onnxprune.analysis import rules  # noqa: F401 - registers the op rules
+from onnxprune.analysis.context import ROLE_IN, ROLE_OUT, AnalysisContext, MaskEdge, SliceRequest
+from onnxprune.analysis.graph_view import GraphView, ensure_node_names
+from onnxprune.analysis.groups import ChannelGroup
+from onnxprune.analysis.macs import node_macs
+from onnxprune.analysis.registry import lookup
+from onnxprune.analysis.rules.shape_taint import TAINT_RULES
+from onnxprune.graph.shapes import fix_input_shapes, infer_shapes
+
+
+@dataclass
+class ChannelAnalysis:
+    """Result of the dependency analysis of one model (see module docstring)."""
+
+    model: ModelProto  # the analysed model, with unique node names
+    component_of: np.ndarray  # atom -> cluster id
+    groups: list[ChannelGroup]
+    slices: list[SliceRequest]
+    fixups: list
+    mask_edges: list[MaskEdge]
+    min_keep: list[np.ndarray]  # clusters: at least one of each list must stay
+    atom_source: list[tuple[str, int]]
+    node_macs: dict[str, int]
+    total_macs: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.component_of.max()) + 1 if self.component_of.size else 0
+
+    def keep_fn(self, removed_clusters):
+        """A function mapping a label array to its keep mask for the given removed clusters."""
+        keep_cluster = np.ones(self.n_clusters, dtype=bool)
+        keep_cluster[np.asarray(list(removed_clusters), dtype=np.int64)] = False
+        component_of = self.component_of
+
+        def keep(labels: np.ndarray) -> np.ndarray:
+            labels = np.asarray(labels)
+            mask = np.ones(labels.shape, dtype=bool)
+            atoms = labels >= 0
+            mask[atoms] = keep_cluster[component_of[labels[atoms]]]
+            return mask
+
+        return keep
+
+    def prunable_macs(self) -> int:
+        """MACs of Conv/Gemm/MatMul layers that lose work when some free group shrinks."""
+        nodes = set()
+        free_clusters = {
+            int(c) for g in self.groups for c, b in zip(g.clusters, g.blocked, strict=True) if not b
+        }
+        for request in self.slices:
+            if request.role in (ROLE_IN, ROLE_OUT):
+                atoms = request.labels[request.labels >= 0]
+                if any(int(self.component_of[a]) in free_clusters for a in np.unique(atoms)):
+                    nodes.add(request.node)
+        return sum(self.node_macs.get(n, 0) for n in nodes)
+
+
+def analyze(model: ModelProto, input_shapes: dict[str, list[int]] | None = None) -> ChannelAnalysis:
+    """Run every op rule over ``model`` (preprocessed: weights as initializers, BN fused)."""
+    named = ModelProto()
+    named.CopyFrom(model)
+    ensure_node_names(named)
+    static = infer_shapes(fix_input_shapes(named, input_shapes))
+    view = GraphView(named, static)
+    ctx = AnalysisContext(view)
+    for node in view.nodes:
+        if any(name in ctx.taints for name in node.inputs):
+            taint_rule = TAINT_RULES.get(node.op_type)
+            if taint_rule is None or not taint_rule(node, ctx):
+                ctx.block_inputs(node, "shape computation reads the channel count")
+            continue
+        rule = lookup(node.op_type, node.domain, view.opset)
+        if rule is None:
+            if any(ctx.labels_of(n) is not None for n in {*node.inputs, *node.subgraph_inputs}):
+                kind = (
+                    "subgraph op"
+                    if node.subgraph_inputs or node.op_type in ("If", "Loop", "Scan")
+                    else "op"
+                )
+                ctx.block_inputs(
+                    node,
+                    f"no channel rule for {kind} {node.domain + '.' if node.domain else ''}{node.op_type}",
+                )
+            continue
+        rule(node, ctx)
+    for output in view.graph_outputs:
+        ctx.block(ctx.labels_of(output), f"reaches graph output '{output}'")
+    _check_shared_constants(ctx)
+    return _finalize(named, view, ctx)
+
+
+def _check_shared_constants(ctx: AnalysisContext) -> None:
+    """A constant sliced for one node must be sliced the same way for every node using it."""
+    by_constant: dict[str, dict[int, list[SliceRequest]]] = defaultdict(lambda: defaultdict(list))
+    for request in ctx.slices:
+        by_constant[request.constant][request.axis].append(request)
+    for constant, per_axis in by_constant.items():
+        users = {node.name for node in ctx.view.consumers.get(constant, [])}
+        for axis, requests in per_axis.items():
+            requesting = {r.node for r in requests}
+            lengths = {len(r.labels) for r in requests}
+            if requesting != users or len(lengths) != 1:
+                for request in requests:
+                    ctx.block(
+                        request.labels,
+                        f"weight '{constant}' is shared by nodes with conflicting roles",
+                    )
+                continue
+            for request in requests[1:]:
+                ctx.union(requests[0].labels, request.labels, f"shared weight '{constant}'")
+
+
+def _finalize(model: ModelProto, view: GraphView, ctx: AnalysisContext) -> ChannelAnalysis:
+    n_atoms = len(ctx.atoms)
+    if ctx.unions:
+        rows = np.concatenate([a for a, _ in ctx.unions])
+        cols = np.concatenate([b for _, b in ctx.unions])
+    else:
+        rows = cols = np.zeros(0, dtype=np.int64)
+    adjacency = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_atoms, n_atoms))
+    _, component_of = connected_components(adjacency, directed=False)
+    component_of = component_of.astype(np.int64)
+    for check in ctx.post_checks:
+        for labels, reason in check(component_of):
+            ctx.block(labels, reason)
+    n_clusters = int(component_of.max()) + 1 if n_atoms else 0
+    reasons: dict[int, list[str]] = defaultdict(list)
+    for atoms, reason in ctx.blocks:
+        for cluster in np.unique(component_of[atoms]):
+            if reason not in reasons[int(cluster)]:
+                reasons[int(cluster)].append(reason)
+    stats = np.zeros(n_clusters, dtype=bool)
+    for atoms, _ in ctx.stats_coupled:
+        stats[component_of[atoms]] = True
+    macs = {node.name: node_macs(node, view) for node in view.nodes}
+    cluster_macs = _cluster_macs(ctx, component_of, n_clusters, view, macs)
+    groups = _build_groups(ctx, component_of, n_clusters, reasons, stats, cluster_macs)
+    min_keep = [np.unique(component_of[atoms]) for atoms in ctx.min_keep]
+    return ChannelAnalysis(
+        model=model,
+        component_of=component_of,
+        groups=groups,
+        slices=ctx.slices,
+        fixups=ctx.fixups,
+        mask_edges=ctx.mask_edges,
+        min_keep=min_keep,
+        atom_source=list(zip(ctx.atoms.source_node, ctx.atoms.source_channel, strict=True)),
+        node_macs=macs,
+        total_macs=int(sum(macs.values())),
+    )
+
+
+def _cluster_macs(ctx, component_of, n_clusters, view, macs) -> np.ndarray:
+    """MACs removed with each cluster: weight elements it slices × the layer's MACs per element."""
+    removed = np.zeros(n_clusters, dtype=np.float64)
+    for request in ctx.slices:
+        if request.role not in (ROLE_IN, ROLE_OUT) or not macs.get(request.node):
+            continue
+        weight = view.constant(request.constant)
+        per_position = weight.size / weight.shape[request.axis]
+        labels = request.labels
+        valid = labels >= 0
+        np.add.at(
+            removed, component_of[labels[valid]], per_position * macs[request.node] / weight.size
+        )
+    return removed
+
+
+def _build_groups(
+    ctx, component_of, n_clusters, reasons, stats, cluster_macs
+) -> list[ChannelGroup]:
+    source = np.array(ctx.atoms.source_node, dtype=object)
+    cluster_sources: dict[int, set[str]] = defaultdict(set)
+    first_atom = np.full(n_clusters, np.iinfo(np.int64).max, dtype=np.int64)
+    for atom, cluster in enumerate(component_of):
+        cluster_sources[int(cluster)].add(source[atom])
+        first_atom[cluster] = min(first_atom[cluster], atom)
+    by_key: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for cluster in range(n_clusters):
+        by_key[tuple(sorted(cluster_sources[cluster]))].append(cluster)
+    members: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    width: dict[int, int] = {}
+    for request in ctx.slices:
+        labels = request.labels[request.labels >= 0]
+        if not labels.size:
+            continue
+        clusters = component_of[labels]
+        key = tuple(sorted(cluster_sources[int(clusters[0])]))
+        members[key].add(f"{request.node}:{request.constant}[{request.axis}]")
+        if request.role == ROLE_OUT and request.node in key:
+            counts = np.bincount(clusters, minlength=n_clusters)
+            for cluster in np.unique(clusters):
+                width.setdefault(int(cluster), int(counts[cluster]))
+    groups = []
+    for key, clusters in sorted(by_key.items(), key=lambda item: first_atom[item[1][0]]):
+        ordered = np.array(sorted(clusters, key=lambda c: first_atom[c]), dtype=np.int64)
+        blocked = np.array([bool(reasons.get(int(c))) for c in ordered])
+        group_reasons = sorted({r for c in ordered for r in reasons.get(int(c), [])})
+        groups.append(
+            ChannelGroup(
+                index=len(groups),
+                sources=list(key),
+                clusters=ordered,
+                blocked=blocked,
+                reasons=group_reasons,
+                width=width.get(int(ordered[0]), 1),
+                stats_coupled=bool(stats[ordered].any()),
+                members=sorted(members.get(key, set())),
+                macs_per_cluster=cluster_macs[ordered],
+            )
+        )
+    return groups

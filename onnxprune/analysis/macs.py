@@ -1,0 +1,30 @@
+"""MACs of one node from static shapes (used to weigh clusters during analysis)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from onnxprune.analysis.graph_view import GraphView, NodeView
+
+
+def node_macs(node: NodeView, view: GraphView) -> int:
+    """Multiply-accumulates of Conv, ConvTranspose, Gemm and MatMul; 0 for other ops.
+
+    Conv: out elements × Cin/g × kernel area. ConvTranspose: input elements × Cout/g × kernel
+    area. Gemm/MatMul: output elements × contraction length.
+    """
+    if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+        return 0
+    out_shape = view.static_shape(node.outputs[0])
+    a_shape = view.static_shape(node.input(0))
+    b_shape = view.static_shape(node.input(1))
+    if out_shape is None or a_shape is None or b_shape is None:
+        return 0
+    if node.op_type == "Conv":
+        return int(np.prod(out_shape)) * int(np.prod(b_shape[1:]))
+    if node.op_type == "ConvTranspose":
+        return int(np.prod(a_shape)) * int(b_shape[1]) * int(np.prod(b_shape[2:]))
+    if node.op_type == "Gemm":
+        k = a_shape[0] if node.attrs.get("transA", 0) else a_shape[-1]
+        return int(np.prod(out_shape)) * int(k)
+    return int(np.prod(out_shape)) * int(a_shape[-1])

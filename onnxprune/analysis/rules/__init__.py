@@ -1,0 +1,13 @@
+"""Per-op channel rules; importing this package registers all of them."""
+
+from onnxprune.analysis.rules import (  # noqa: F401 - imported for registration
+    conv,
+    elementwise,
+    layout,
+    linear,
+    norm,
+    reduce,
+    resample,
+    shape_taint,
+    structure,
+)

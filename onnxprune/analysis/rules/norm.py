@@ -1,0 +1,97 @@
+"""Rules for normalization ops."""
+
+from __future__ import annotations
+
+from onnxprune.analysis.context import ROLE_PARAM, AnalysisContext
+from onnxprune.analysis.graph_view import NodeView
+from onnxprune.analysis.labels import varying_axes, vector_along
+from onnxprune.analysis.registry import register
+from onnxprune.analysis.rules._common import normalize_axis
+
+
+def _extra_outputs_used(node: NodeView, ctx: AnalysisContext) -> bool:
+    return any(name and ctx.view.consumers.get(name) for name in node.outputs[1:])
+
+
+def _per_channel(node: NodeView, ctx: AnalysisContext, param_inputs: range) -> None:
+    """y[:, c] depends on x[:, c] and parameters p[c] only: pass labels, slice parameters."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    shape = ctx.static_shape(node.input(0))
+    vector = vector_along(labels, 1, shape[1]) if shape else None
+    if vector is None or _extra_outputs_used(node, ctx):
+        ctx.block(labels, f"{node.op_type} '{node.name}' is not a per-channel inference op here")
+        return
+    for index in param_inputs:
+        if node.input(index):
+            ctx.request_slice(node.input(index), 0, vector, node, ROLE_PARAM)
+    ctx.set_labels(node.outputs[0], labels)
+
+
+@register("BatchNormalization")
+def batch_normalization(node: NodeView, ctx: AnalysisContext) -> None:
+    """Inference BN: y = (x - mean[c]) / sqrt(var[c] + eps) * scale[c] + B[c]; all four sliced."""
+    _per_channel(node, ctx, range(1, 5))
+
+
+@register("InstanceNormalization")
+def instance_normalization(node: NodeView, ctx: AnalysisContext) -> None:
+    """InstanceNorm normalizes each channel over space alone: mask-equivalent, scale/B sliced."""
+    _per_channel(node, ctx, range(1, 3))
+
+
+@register("LayerNormalization")
+def layer_normalization(node: NodeView, ctx: AnalysisContext) -> None:
+    """LayerNorm over axes [axis, rank): with channels inside them the statistics change when
+    channels go (valid, not mask-equivalent: recorded); scale/bias are sliced."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    if _extra_outputs_used(node, ctx):
+        ctx.block(labels, f"LayerNormalization '{node.name}' statistics outputs are used")
+        return
+    axis = normalize_axis(int(node.attrs.get("axis", -1)), labels.ndim)
+    inside = [a for a in varying_axes(labels) if a >= axis]
+    if inside:
+        if len(inside) > 1:
+            ctx.block(labels, f"LayerNormalization '{node.name}' over several channel axes")
+            return
+        vector = labels.reshape(-1)
+        for index in (1, 2):
+            param = ctx.constant(node.input(index))
+            if param is None and node.input(index):
+                ctx.block(labels, f"LayerNormalization '{node.name}' has run-time parameters")
+                return
+            if param is not None:
+                param_axis = inside[0] - (labels.ndim - param.ndim)
+                if param_axis >= 0 and param.shape[param_axis] > 1:
+                    ctx.request_slice(node.input(index), param_axis, vector, node, ROLE_PARAM)
+        ctx.mark_stats_coupled(labels, f"LayerNormalization '{node.name}' statistics")
+    ctx.set_labels(node.outputs[0], labels)
+
+
+@register("GroupNormalization", since=18)
+def group_normalization(node: NodeView, ctx: AnalysisContext) -> None:
+    """GroupNorm: every group must keep the same in-group positions (united across groups);
+    statistics change (not mask-equivalent); per-channel scale/bias are sliced."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    shape = ctx.static_shape(node.input(0))
+    groups = int(node.attrs.get("num_groups", 1))
+    vector = vector_along(labels, 1, shape[1]) if shape else None
+    if vector is None or shape[1] % groups:
+        ctx.block(labels, f"GroupNormalization '{node.name}' channel layout not understood")
+        return
+    per_group = vector.reshape(groups, -1)
+    for g in range(1, groups):
+        ctx.union(
+            per_group[0], per_group[g], f"GroupNormalization '{node.name}' mixes fixed channels"
+        )
+    for index in (1, 2):
+        param = ctx.constant(node.input(index))
+        if param is not None and param.shape[0] == shape[1]:
+            ctx.request_slice(node.input(index), 0, vector, node, ROLE_PARAM)
+    ctx.mark_stats_coupled(labels, f"GroupNormalization '{node.name}' statistics")
+    ctx.set_labels(node.outputs[0], labels)

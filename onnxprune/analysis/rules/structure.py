@@ -1,0 +1,178 @@
+"""Rules for ops that join or cut tensors: Concat, Split, Slice, Gather."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from onnxprune.analysis.context import AnalysisContext
+from onnxprune.analysis.graph_view import NodeView
+from onnxprune.analysis.labels import FIXED, axis_labels, pad_rank, varying_axes, vector_along
+from onnxprune.analysis.registry import register
+from onnxprune.analysis.rules._common import constant_ints, normalize_axis
+from onnxprune.analysis.rules.elementwise import unlabelled_operand
+
+
+@register("Concat")
+def concat(node: NodeView, ctx: AnalysisContext) -> None:
+    """Concat(axis): along a channel axis labels are concatenated (offset index map; inputs
+    without labels contribute FIXED positions); along another axis the inputs' channels are
+    united position by position like an elementwise op."""
+    names = [n for n in node.inputs if n]
+    if all(ctx.labels_of(n) is None for n in names):
+        return
+    rank = ctx.rank(node.outputs[0])
+    if rank is None:
+        ctx.block_inputs(node, "Concat of unknown rank")
+        return
+    axis = normalize_axis(int(node.attrs.get("axis", 0)), rank)
+    padded = {n: pad_rank(ctx.labels_of(n), rank) for n in names if ctx.labels_of(n) is not None}
+    along = any(labels.shape[axis] > 1 for labels in padded.values())
+    across = any(a != axis for labels in padded.values() for a in varying_axes(labels))
+    if along and across:
+        ctx.block_inputs(node, "Concat inputs carry channels on two axes")
+        return
+    if along:
+        parts = []
+        for name in names:
+            shape = ctx.static_shape(name)
+            if shape is None:
+                ctx.block_inputs(node, "Concat input of unknown shape")
+                return
+            labels = padded.get(name)
+            if labels is None:
+                parts.append(np.full(shape[axis], FIXED, dtype=np.int64))
+            else:
+                parts.append(vector_along(labels, axis, shape[axis]))
+        ctx.set_labels(node.outputs[0], axis_labels(rank, axis, np.concatenate(parts)))
+        return
+    arrays = list(padded.values())
+    combined = np.broadcast_to(arrays[0], np.broadcast_shapes(*(a.shape for a in arrays)))
+    for other in arrays[1:]:
+        ctx.union(combined, other, f"Concat '{node.name}' joins channels with fixed ones")
+        combined = np.maximum(combined, other)
+    for name in names:
+        if name not in padded:
+            unlabelled_operand(node, ctx, name, combined, varying_axes(combined), rank)
+    ctx.set_labels(node.outputs[0], combined)
+
+
+def _split_sizes(node: NodeView, ctx: AnalysisContext, axis: int) -> list[int] | None:
+    sizes = []
+    for output in node.outputs:
+        shape = ctx.static_shape(output)
+        if shape is None:
+            return None
+        sizes.append(shape[axis])
+    return sizes
+
+
+@register("Split")
+def split(node: NodeView, ctx: AnalysisContext) -> None:
+    """Split(axis): along a channel axis each output takes its sub-range of labels, and the
+    split sizes become the kept counts (written explicitly); every piece keeps >= 1 channel."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    axis = normalize_axis(int(node.attrs.get("axis", 0)), labels.ndim)
+    if labels.shape[axis] == 1:
+        for output in node.outputs:
+            ctx.set_labels(output, labels)
+        return
+    sizes = _split_sizes(node, ctx, axis)
+    vector = vector_along(labels, axis, sum(sizes)) if sizes else None
+    if vector is None:
+        ctx.block(labels, f"Split '{node.name}' has unknown sizes or multi-axis channels")
+        return
+    pieces = np.split(vector, np.cumsum(sizes)[:-1])
+    for output, piece in zip(node.outputs, pieces, strict=True):
+        ctx.set_labels(output, axis_labels(labels.ndim, axis, piece))
+        ctx.require_one_kept(piece)
+    use_input = ctx.view.opset >= 13
+
+    def set_sizes(editor, keep, pieces=pieces, name=node.name) -> None:
+        new_sizes = np.array([int(keep(p).sum()) for p in pieces], dtype=np.int64)
+        editor.remove_attr(name, "num_outputs")
+        if use_input:
+            editor.replace_constant_input(name, 1, new_sizes)
+        else:
+            editor.set_attr(name, "split", [int(s) for s in new_sizes])
+
+    ctx.add_fixup(node, set_sizes)
+
+
+@register("Slice", since=10)
+def slice_(node: NodeView, ctx: AnalysisContext) -> None:
+    """Slice with constant starts/ends/axes/steps: a channel axis keeps its sub-range of labels
+    (step 1 only) and the bounds become positions among the kept channels."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    starts, ends = constant_ints(ctx, node.input(1)), constant_ints(ctx, node.input(2))
+    axes = constant_ints(ctx, node.input(3)) if node.input(3) else None
+    steps = constant_ints(ctx, node.input(4)) if node.input(4) else None
+    shape = ctx.static_shape(node.input(0))
+    if (
+        starts is None
+        or ends is None
+        or (node.input(3) and axes is None)
+        or (node.input(4) and steps is None)
+        or shape is None
+    ):
+        ctx.block(labels, f"Slice '{node.name}' bounds computed at run time")
+        return
+    axes = axes if axes is not None else list(range(len(starts)))
+    steps = steps if steps is not None else [1] * len(starts)
+    out = labels
+    edits = []
+    for index, (start, end, axis, step) in enumerate(zip(starts, ends, axes, steps, strict=True)):
+        axis = normalize_axis(axis, labels.ndim)
+        if labels.shape[axis] == 1:
+            continue
+        if step != 1:
+            ctx.block(labels, f"Slice '{node.name}' steps through a channel axis")
+            return
+        dim = shape[axis]
+        begin = min(max(start + dim if start < 0 else start, 0), dim)
+        stop = min(max(end + dim if end < 0 else end, 0), dim)
+        vector = vector_along(labels, axis, dim)
+        if vector is None:
+            ctx.block(labels, f"Slice '{node.name}' cuts multi-axis channels")
+            return
+        ctx.require_one_kept(vector[begin:stop])
+        edits.append((index, vector, begin, stop))
+        out = np.take(out, np.arange(begin, stop), axis=axis)
+
+    if edits:
+
+        def set_bounds(editor, keep, edits=edits, name=node.name, starts=starts, ends=ends) -> None:
+            new_starts, new_ends = list(starts), list(ends)
+            for index, vector, begin, stop in edits:
+                new_starts[index] = int(keep(vector[:begin]).sum())
+                new_ends[index] = new_starts[index] + int(keep(vector[begin:stop]).sum())
+            editor.replace_constant_input(name, 1, np.array(new_starts, dtype=np.int64))
+            editor.replace_constant_input(name, 2, np.array(new_ends, dtype=np.int64))
+
+        ctx.add_fixup(node, set_bounds)
+    ctx.set_labels(node.outputs[0], out)
+
+
+@register("Gather")
+def gather(node: NodeView, ctx: AnalysisContext) -> None:
+    """Gather(axis) along a non-channel axis: labels keep their axes (the gathered axis is
+    replaced by the indices' axes). Gathering along a channel axis blocks it."""
+    labels = ctx.labels_of(node.input(0))
+    if ctx.labels_of(node.input(1)) is not None:
+        ctx.block_inputs(node, "channels used as gather indices")
+        return
+    if labels is None:
+        return
+    axis = normalize_axis(int(node.attrs.get("axis", 0)), labels.ndim)
+    if labels.shape[axis] > 1:
+        ctx.block(labels, f"Gather '{node.name}' selects along a channel axis")
+        return
+    index_rank = ctx.rank(node.input(1))
+    if index_rank is None:
+        ctx.block(labels, f"Gather '{node.name}' indices of unknown rank")
+        return
+    shape = labels.shape[:axis] + (1,) * index_rank + labels.shape[axis + 1 :]
+    ctx.set_labels(node.outputs[0], labels.reshape(shape))
