@@ -117,7 +117,7 @@ def _check_shared_constants(ctx: AnalysisContext) -> None:
         by_constant[request.constant][request.axis].append(request)
     for constant, per_axis in by_constant.items():
         users = {node.name for node in ctx.view.consumers.get(constant, [])}
-        for axis, requests in per_axis.items():
+        for _axis, requests in per_axis.items():
             requesting = {r.node for r in requests}
             lengths = {len(r.labels) for r in requests}
             if requesting != users or len(lengths) != 1:

@@ -111,8 +111,8 @@ def _activation_matmul(node: NodeView, ctx: AnalysisContext) -> None:
         return
     contraction = la.shape[k_axis] > 1 or lb.shape[m_axis] > 1
     if contraction:
-        ka = np.broadcast_to(la.take([0], axis=m_axis), la.shape[:m_axis] + (1, a_shape[k_axis]))
-        kb = np.broadcast_to(lb.take([0], axis=k_axis), lb.shape[:m_axis] + (b_shape[m_axis], 1))
+        ka = np.broadcast_to(la.take([0], axis=m_axis), (*la.shape[:m_axis], 1, a_shape[k_axis]))
+        kb = np.broadcast_to(lb.take([0], axis=k_axis), (*lb.shape[:m_axis], b_shape[m_axis], 1))
         ctx.union(ka[..., 0, :], kb[..., :, 0], reason)
         ctx.add_mask_edge(node, 0, np.maximum(ka, np.swapaxes(kb, -1, -2)))
     batch_varies = any(la.shape[i] > 1 or lb.shape[i] > 1 for i in range(m_axis))
@@ -138,7 +138,7 @@ def _activation_matmul(node: NodeView, ctx: AnalysisContext) -> None:
             ctx.union(np.full(atoms.size, atoms[0]), atoms, reason)
             heads[index] = atoms[0]
         if rows is None and cols is None:
-            ctx.set_labels(node.outputs[0], heads.reshape(batch + (1, 1)))
+            ctx.set_labels(node.outputs[0], heads.reshape((*batch, 1, 1)))
             return
     if rows is not None:
         ctx.set_labels(node.outputs[0], rows[..., :, :1])
