@@ -12,7 +12,7 @@ from onnxprune.analysis.rules._common import axes_of, normalize_axis
 from onnxprune.analysis.rules.shape_edit import set_shape_entries
 
 
-def _kept_along(labels: np.ndarray, axis: int):
+def kept_along(labels: np.ndarray, axis: int):
     """Count of indices along ``axis`` with at least one kept position (rectangular keep masks)."""
 
     def count(keep: KeepFn) -> int:
@@ -32,11 +32,15 @@ def _whole_slabs_check(labels: np.ndarray, name: str):
 
     def check(component_of: np.ndarray) -> list[tuple[np.ndarray, str]]:
         mapped = np.where(labels >= 0, component_of[np.maximum(labels, 0)], -1)
-        axes = varying_axes(mapped)
-        for axis in axes:
-            reduced = mapped.take([0], axis=axis)
-            if np.array_equal(np.broadcast_to(reduced, mapped.shape), mapped):
-                return []
+        varying = [
+            axis
+            for axis in varying_axes(mapped)
+            if not np.array_equal(
+                np.broadcast_to(mapped.take([0], axis=axis), mapped.shape), mapped
+            )
+        ]
+        if len(varying) <= 1:
+            return []
         return [(labels, f"Reshape '{name}' splits channels over several axes without whole heads")]
 
     return check
@@ -61,7 +65,7 @@ def reshape(node: NodeView, ctx: AnalysisContext) -> None:
         ctx.block(labels, f"Reshape '{node.name}' does not factor into contiguous axis groups")
         return
     axes = varying_axes(out_labels)
-    counts = {axis: _kept_along(out_labels, axis) for axis in axes}
+    counts = {axis: kept_along(out_labels, axis) for axis in axes}
     if not set_shape_entries(ctx, node, 1, [], counts=counts):
         ctx.block(
             labels, f"Reshape '{node.name}' target for a channel axis is computed at run time"

@@ -10,6 +10,7 @@ from onnxprune.analysis.labels import FIXED, axis_labels, pad_rank, varying_axes
 from onnxprune.analysis.registry import register
 from onnxprune.analysis.rules._common import constant_ints, normalize_axis
 from onnxprune.analysis.rules.elementwise import unlabelled_operand
+from onnxprune.analysis.rules.layout import kept_along as _kept_along
 
 
 @register("Concat")
@@ -79,18 +80,18 @@ def split(node: NodeView, ctx: AnalysisContext) -> None:
             ctx.set_labels(output, labels)
         return
     sizes = _split_sizes(node, ctx, axis)
-    vector = vector_along(labels, axis, sum(sizes)) if sizes else None
-    if vector is None:
-        ctx.block(labels, f"Split '{node.name}' has unknown sizes or multi-axis channels")
+    if sizes is None or sum(sizes) != labels.shape[axis]:
+        ctx.block(labels, f"Split '{node.name}' has unknown sizes")
         return
-    pieces = np.split(vector, np.cumsum(sizes)[:-1])
+    pieces = np.split(labels, np.cumsum(sizes)[:-1], axis=axis)
     for output, piece in zip(node.outputs, pieces, strict=True):
-        ctx.set_labels(output, axis_labels(labels.ndim, axis, piece))
+        ctx.set_labels(output, piece)
         ctx.require_one_kept(piece)
     use_input = ctx.view.opset >= 13
+    counts = [_kept_along(piece, axis) for piece in pieces]
 
-    def set_sizes(editor, keep, pieces=pieces, name=node.name) -> None:
-        new_sizes = np.array([int(keep(p).sum()) for p in pieces], dtype=np.int64)
+    def set_sizes(editor, keep, counts=counts, name=node.name) -> None:
+        new_sizes = np.array([count(keep) for count in counts], dtype=np.int64)
         editor.remove_attr(name, "num_outputs")
         if use_input:
             editor.replace_constant_input(name, 1, new_sizes)

@@ -1,0 +1,142 @@
+"""``onnxprune prune``: structured channel pruning at a fixed ratio."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.errors import InputError
+
+
+def parse_ratio_for(values: tuple[str, ...]) -> dict[str, float]:
+    """``GLOB=R`` items -> {GLOB: R}."""
+    parsed: dict[str, float] = {}
+    for item in values:
+        pattern, sep, value = item.rpartition("=")
+        try:
+            parsed[pattern] = float(value)
+        except ValueError:
+            pattern = ""
+        if not sep or not pattern:
+            raise InputError(f"--ratio-for expects GLOB=RATIO, got {item!r}")
+    return parsed
+
+
+def default_output(model: str) -> Path:
+    path = Path(model)
+    return path.with_name(path.name.removesuffix(".onnx") + ".pruned.onnx")
+
+
+def print_plan(plan, out_path: Path | None, console=None) -> None:
+    """Before/after table of a pruning plan."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title="onnxprune: before / after", show_lines=False)
+    for column in ("", "before", "after", "ratio"):
+        table.add_column(column, justify="right" if column else "left")
+
+    def row(name, before, after, fmt="{:,}"):
+        ratio = f"{after / before:.3f}" if before else "-"
+        table.add_row(name, fmt.format(before), fmt.format(after), ratio)
+
+    row("MACs", plan.macs_before, plan.macs_after)
+    row("params", plan.params_before, plan.params_after)
+    console.print(table)
+    prunable = sum(1 for g in plan.groups if g.clusters > 1 and not g.blocked)
+    console.print(
+        f"groups: {len(plan.groups)} total, {prunable} prunable, {plan.groups_pruned} pruned, "
+        f"{plan.groups_blocked} blocked; prunable MAC share "
+        f"{plan.prunable_macs / max(plan.macs_before, 1):.1%}"
+    )
+    if out_path is not None:
+        console.print(f"wrote {out_path}")
+
+
+@click.command("prune")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Output model (default MODEL.pruned.onnx).",
+)
+@click.option(
+    "--ratio",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="Share of channels removed per group.",
+)
+@click.option(
+    "--criterion", default="l1", show_default=True, help="l1, l2, bn, random or a registered name."
+)
+@click.option("--global", "global_ranking", is_flag=True, help="Rank channels across all groups.")
+@click.option(
+    "--max-ratio", type=float, default=0.8, show_default=True, help="Per-group cap with --global."
+)
+@click.option(
+    "--round-to",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Kept channel counts are multiples of N.",
+)
+@click.option(
+    "--ignore", multiple=True, metavar="GLOB", help="Protect layers whose name matches. Repeatable."
+)
+@click.option("--ratio-for", multiple=True, metavar="GLOB=R", help="Per-layer ratio. Repeatable.")
+@input_shape_option
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Write the plan as JSON ('-' = stdout).",
+)
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def command(
+    model,
+    output,
+    ratio,
+    criterion,
+    global_ranking,
+    max_ratio,
+    round_to,
+    ignore,
+    ratio_for,
+    input_shapes,
+    force,
+    json_path,
+    quiet,
+) -> None:
+    """Remove a share of the channels of MODEL and write the pruned model."""
+    from onnxprune.prune import prune
+
+    out_path = Path(output) if output else default_output(model)
+    if out_path.exists() and not force:
+        raise InputError(f"output '{out_path}' exists (use --force to overwrite)")
+    result = prune(
+        model,
+        ratio=ratio,
+        criterion=criterion,
+        global_ranking=global_ranking,
+        max_ratio=max_ratio,
+        round_to=round_to,
+        ignore=list(ignore),
+        ratio_for=parse_ratio_for(ratio_for),
+        input_shapes=parse_input_shapes(input_shapes),
+    )
+    result.save(out_path, force=force, input_path=model)
+    if json_path:
+        text = json.dumps(result.plan.to_dict(), indent=2, default=str)
+        if json_path == "-":
+            click.echo(text)
+        else:
+            Path(json_path).write_text(text)
+    if not quiet and json_path != "-":
+        print_plan(result.plan, out_path)

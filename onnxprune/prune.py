@@ -1,0 +1,179 @@
+"""The structured-pruning API: ``prune(model, ratio=...)`` -> pruned model and its plan.
+
+Steps: load -> preprocess (fold constants, fuse BN, ...) -> analyse channel groups -> score
+clusters -> allocate removals -> rewrite -> check. Every step is a function of its own package;
+this module only wires them and records what happened in a :class:`PruningPlan`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from onnx import ModelProto
+
+from onnxprune.allocate import AllocationPolicy, select_removal
+from onnxprune.analysis import ChannelAnalysis, analyze
+from onnxprune.importance import score_clusters
+from onnxprune.rewrite import apply_removal, check_model
+
+
+@dataclass
+class GroupDecision:
+    """What happened to one channel group."""
+
+    index: int
+    name: str
+    sources: list[str]
+    clusters: int
+    kept: int
+    width: int
+    blocked: list[str]
+    stats_coupled: bool
+
+    @property
+    def channels_before(self) -> int:
+        return self.clusters * self.width
+
+    @property
+    def channels_after(self) -> int:
+        return self.kept * self.width
+
+
+@dataclass
+class PruningPlan:
+    """Everything ``prune`` decided: criterion, policy, removed clusters and per-group counts."""
+
+    criterion: str
+    policy: AllocationPolicy
+    removed_clusters: list[int]
+    groups: list[GroupDecision]
+    macs_before: int = 0
+    macs_after: int = 0
+    params_before: int = 0
+    params_after: int = 0
+    prunable_macs: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def groups_pruned(self) -> int:
+        return sum(1 for g in self.groups if g.kept < g.clusters)
+
+    @property
+    def groups_blocked(self) -> int:
+        return sum(1 for g in self.groups if g.blocked and g.clusters > 0)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["groups_pruned"] = self.groups_pruned
+        data["groups_blocked"] = self.groups_blocked
+        return data
+
+
+@dataclass
+class PruneResult:
+    """The pruned model, the plan, and the analysis it came from."""
+
+    model: ModelProto
+    plan: PruningPlan
+    analysis: ChannelAnalysis
+
+    def save(self, path: str | os.PathLike, *, force: bool = False, input_path=None) -> Path:
+        from onnxprune.io import save_model
+
+        return save_model(self.model, path, input_path=input_path, force=force)
+
+
+def prepare(model, input_shapes=None) -> tuple[ModelProto, ModelProto, list[str]]:
+    """Load and preprocess: returns (original, preprocessed, notes)."""
+    from onnxprune.io import load_model
+    from onnxprune.passes import preprocess
+
+    original = load_model(model)
+    result = preprocess(original, input_shapes=input_shapes)
+    return original, result.model, list(result.notes)
+
+
+def prune(
+    model: str | os.PathLike | ModelProto,
+    *,
+    ratio: float = 0.3,
+    criterion: str = "l1",
+    global_ranking: bool = False,
+    max_ratio: float = 0.8,
+    round_to: int = 1,
+    ignore: list[str] | tuple[str, ...] = (),
+    ratio_for: dict[str, float] | None = None,
+    input_shapes: dict[str, list[int]] | None = None,
+    scores: np.ndarray | None = None,
+) -> PruneResult:
+    """Prune channels of ``model`` (path or ModelProto, never modified).
+
+    ``ratio`` is the share of each group's channels removed (or of all channels with
+    ``global_ranking``, capped per group by ``max_ratio``). ``ignore`` globs protect layers by
+    name; ``ratio_for`` maps globs to per-layer ratios; ``round_to`` makes kept counts multiples
+    of N. ``scores`` overrides the criterion (one score per cluster of the analysis).
+    """
+    policy = AllocationPolicy(
+        ratio=ratio,
+        global_ranking=global_ranking,
+        max_ratio=max_ratio,
+        round_to=round_to,
+        ignore=list(ignore),
+        ratio_for=dict(ratio_for or {}),
+    )
+    policy.validate()
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    original, prepared, notes = prepare(model, input_shapes)
+    timings["preprocess"] = time.perf_counter() - start
+    start = time.perf_counter()
+    analysis = analyze(prepared, input_shapes)
+    timings["analyze"] = time.perf_counter() - start
+    start = time.perf_counter()
+    if scores is None:
+        scores = score_clusters(analysis, criterion, original=original)
+    removed = select_removal(analysis, scores, policy)
+    timings["score_allocate"] = time.perf_counter() - start
+    start = time.perf_counter()
+    pruned = apply_removal(analysis, removed)
+    check_model(pruned)
+    timings["rewrite"] = time.perf_counter() - start
+    plan = build_plan(analysis, removed, criterion, policy, notes)
+    plan.seconds = timings
+    fill_plan_stats(plan, original, pruned, input_shapes, analysis)
+    return PruneResult(pruned, plan, analysis)
+
+
+def build_plan(analysis: ChannelAnalysis, removed, criterion: str, policy, notes) -> PruningPlan:
+    """Per-group decisions for ``removed`` clusters."""
+    removed = {int(c) for c in removed}
+    decisions = [
+        GroupDecision(
+            index=g.index,
+            name=g.name,
+            sources=g.sources,
+            clusters=g.size,
+            kept=g.size - sum(1 for c in g.clusters if int(c) in removed),
+            width=g.width,
+            blocked=g.reasons,
+            stats_coupled=g.stats_coupled,
+        )
+        for g in analysis.groups
+    ]
+    return PruningPlan(criterion, policy, sorted(removed), decisions, notes=list(notes))
+
+
+def fill_plan_stats(plan: PruningPlan, original, pruned, input_shapes, analysis) -> None:
+    """Measured MACs and parameters of the original and pruned models."""
+    from onnxprune.stats import count_macs, count_params
+
+    plan.macs_before = count_macs(original, input_shapes).total
+    plan.macs_after = count_macs(pruned, input_shapes).total
+    plan.params_before = count_params(original)[0]
+    plan.params_after = count_params(pruned)[0]
+    plan.prunable_macs = analysis.prunable_macs()

@@ -1,0 +1,348 @@
+"""Every op rule on a tiny hand-built graph: the groups it forms, what it blocks, and the
+mask-equivalence of a random removal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from onnxprune.analysis import analyze
+from tests.oracle import (
+    assert_mask_equivalent,
+    const,
+    make_model,
+    random_removal,
+    tensor,
+    weights,
+)
+
+
+def conv(name, x, y, cin, cout, k=3, group=1, seed=0):
+    node = helper.make_node(
+        "Conv", [x, f"{name}.w", f"{name}.b"], [y], name=name, pads=[k // 2] * 4, group=group
+    )
+    inits = [
+        weights(f"{name}.w", (cout, cin // group, k, k), seed),
+        weights(f"{name}.b", (cout,), seed + 100),
+    ]
+    return node, inits
+
+
+def chain(*parts):
+    nodes, inits = [], []
+    for node, node_inits in parts:
+        nodes.append(node)
+        inits.extend(node_inits)
+    return nodes, inits
+
+
+def head(x, channels, spatial, name="fc", classes=5):
+    """GlobalAveragePool -> Flatten -> Gemm to a graph output."""
+    nodes = [
+        helper.make_node("GlobalAveragePool", [x], [f"{name}.p"], name=f"{name}_pool"),
+        helper.make_node("Flatten", [f"{name}.p"], [f"{name}.f"], name=f"{name}_flat"),
+        helper.make_node(
+            "Gemm", [f"{name}.f", f"{name}.w", f"{name}.b"], ["out"], name=name, transB=1
+        ),
+    ]
+    inits = [weights(f"{name}.w", (classes, channels), 7), weights(f"{name}.b", (classes,), 8)]
+    return nodes, inits
+
+
+def build(nodes, inits, in_shape=(1, 3, 8, 8), out_shape=(1, 5), opset=17):
+    return make_model(
+        nodes,
+        [tensor("x", ["N", *in_shape[1:]])],
+        [tensor("out", ["N", *out_shape[1:]])],
+        inits,
+        opset,
+    )
+
+
+def groups_by_source(analysis):
+    return {tuple(g.sources): g for g in analysis.groups}
+
+
+def test_conv_chain_forms_one_group_per_conv_and_blocks_the_output():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8), conv("c2", "a", "b", 8, 6, seed=1))
+    h_nodes, h_inits = head("b", 6, 8)
+    model = build(nodes + h_nodes, inits + h_inits)
+    analysis = analyze(model)
+    groups = groups_by_source(analysis)
+    assert groups[("c1",)].size == 8 and groups[("c1",)].prunable
+    assert groups[("c2",)].size == 6 and groups[("c2",)].prunable
+    assert not groups[("fc",)].prunable
+    assert any("graph output" in r for r in groups[("fc",)].reasons)
+    pruned = assert_mask_equivalent(analysis, random_removal(analysis))
+    shapes = {i.name: tuple(i.dims) for i in pruned.graph.initializer}
+    assert (
+        shapes["c1.w"] == (4, 3, 3, 3)
+        and shapes["c2.w"] == (3, 4, 3, 3)
+        and shapes["fc.w"] == (5, 3)
+    )
+
+
+def test_residual_add_couples_both_producers():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8), conv("c2", "a", "b", 8, 8, seed=1))
+    nodes.append(helper.make_node("Add", ["a", "b"], ["s"], name="add"))
+    h_nodes, h_inits = head("s", 8, 8)
+    analysis = analyze(build(nodes + h_nodes, inits + h_inits))
+    group = groups_by_source(analysis)[("c1", "c2")]
+    assert group.size == 8 and group.prunable
+    assert_mask_equivalent(analysis, random_removal(analysis))
+
+
+def test_depthwise_conv_passes_channels_and_updates_group():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8), conv("dw", "a", "b", 8, 8, group=8, seed=1))
+    h_nodes, h_inits = head("b", 8, 8)
+    analysis = analyze(build(nodes + h_nodes, inits + h_inits))
+    assert ("dw",) not in groups_by_source(analysis)
+    removed = random_removal(analysis)
+    pruned = assert_mask_equivalent(analysis, removed)
+    dw = next(n for n in pruned.graph.node if n.name == "dw")
+    assert (
+        helper.get_attribute_value(dw.attribute[[a.name for a in dw.attribute].index("group")]) == 4
+    )
+
+
+def test_grouped_conv_keeps_equal_positions_in_every_group():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8), conv("g", "a", "b", 8, 8, group=2, seed=1))
+    h_nodes, h_inits = head("b", 8, 8)
+    analysis = analyze(build(nodes + h_nodes, inits + h_inits))
+    groups = groups_by_source(analysis)
+    assert groups[("c1",)].size == 4 and groups[("c1",)].width == 2
+    assert groups[("g",)].size == 4 and groups[("g",)].width == 2
+    assert_mask_equivalent(analysis, random_removal(analysis))
+
+
+def test_flatten_expands_channels_into_feature_blocks():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 4))
+    nodes += [
+        helper.make_node("Flatten", ["a"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["out"], name="fc", transB=1),
+    ]
+    inits += [weights("fc.w", (5, 4 * 64), 3), weights("fc.b", (5,), 4)]
+    analysis = analyze(build(nodes, inits))
+    removed = {int(groups_by_source(analysis)[("c1",)].clusters[1])}
+    pruned = assert_mask_equivalent(analysis, removed)
+    assert {i.name: tuple(i.dims) for i in pruned.graph.initializer}["fc.w"] == (5, 3 * 64)
+
+
+def test_concat_offsets_and_split_sizes():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 4), conv("c2", "x", "b", 3, 6, seed=1))
+    nodes += [
+        helper.make_node("Concat", ["a", "b"], ["c"], name="cat", axis=1),
+        helper.make_node("Split", ["c", "sizes"], ["s1", "s2"], name="split", axis=1),
+        helper.make_node("Mul", ["s1", "s2"], ["m"], name="mul"),
+    ]
+    inits.append(const("sizes", np.array([5, 5], dtype=np.int64)))
+    h_nodes, h_inits = head("m", 5, 8)
+    analysis = analyze(build(nodes + h_nodes, inits + h_inits))
+    # s1 = a[0:4] + b[0:1], s2 = b[1:6]: the Mul unites a[i] with b[i+1], and b[0] with b[5]
+    groups = groups_by_source(analysis)
+    assert groups[("c1", "c2")].size == 4 and groups[("c2",)].size == 1
+    assert not groups[("c2",)].prunable
+    for seed in range(3):
+        assert_mask_equivalent(analysis, random_removal(analysis, seed=seed))
+
+
+def test_slice_bounds_follow_kept_channels():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes.append(helper.make_node("Slice", ["a", "st", "en", "ax"], ["s"], name="slice"))
+    inits += [const("st", np.array([2])), const("en", np.array([7])), const("ax", np.array([1]))]
+    h_nodes, h_inits = head("s", 5, 8)
+    analysis = analyze(build(nodes + h_nodes, inits + h_inits))
+    for seed in range(3):
+        assert_mask_equivalent(analysis, random_removal(analysis, seed=seed))
+
+
+def test_channels_last_matmul_after_transpose():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes += [
+        helper.make_node("Transpose", ["a"], ["t"], name="tr", perm=[0, 2, 3, 1]),
+        helper.make_node("LayerNormalization", ["t", "ln.s", "ln.b"], ["n"], name="ln", axis=-1),
+        helper.make_node("MatMul", ["n", "mm.w"], ["m"], name="mm"),
+        helper.make_node("ReduceMean", ["m"], ["r"], name="rm", axes=[1, 2], keepdims=0),
+        helper.make_node("Gemm", ["r", "fc.w"], ["out"], name="fc"),
+    ]
+    inits += [
+        weights("ln.s", (8,), 1),
+        weights("ln.b", (8,), 2),
+        weights("mm.w", (8, 6), 3),
+        weights("fc.w", (6, 5), 4),
+    ]
+    analysis = analyze(build(nodes, inits))
+    groups = groups_by_source(analysis)
+    assert groups[("c1",)].stats_coupled and groups[("c1",)].prunable
+    assert groups[("mm",)].prunable and not groups[("mm",)].stats_coupled
+    removed = set(int(c) for c in groups[("mm",)].clusters[:3])
+    assert_mask_equivalent(analysis, removed)
+
+
+def _attention_model(heads=2, dim=8, tokens=4):
+    head_dim = dim // heads
+    nodes = [
+        helper.make_node("MatMul", ["x", "qkv.w"], ["qkv"], name="qkv"),
+        helper.make_node("Reshape", ["qkv", "shape5"], ["r"], name="to_heads"),
+        helper.make_node("Transpose", ["r"], ["p"], name="perm", perm=[2, 0, 3, 1, 4]),
+        helper.make_node("Split", ["p", "three"], ["q5", "k5", "v5"], name="unbind", axis=0),
+        helper.make_node("Squeeze", ["q5", "ax0"], ["q"], name="sq_q"),
+        helper.make_node("Squeeze", ["k5", "ax0"], ["k"], name="sq_k"),
+        helper.make_node("Squeeze", ["v5", "ax0"], ["v"], name="sq_v"),
+        helper.make_node("Transpose", ["k"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
+        helper.make_node("MatMul", ["q", "kt"], ["logits"], name="qk"),
+        helper.make_node("Softmax", ["logits"], ["attn"], name="softmax", axis=-1),
+        helper.make_node("MatMul", ["attn", "v"], ["ctx"], name="av"),
+        helper.make_node("Transpose", ["ctx"], ["ctx_t"], name="ctx_t", perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["ctx_t", "shape3"], ["merged"], name="merge"),
+        helper.make_node("MatMul", ["merged", "proj.w"], ["out"], name="proj"),
+    ]
+    inits = [
+        weights("qkv.w", (dim, 3 * dim), 1),
+        weights("proj.w", (dim, dim), 2),
+        const("shape5", np.array([0, tokens, 3, heads, head_dim], dtype=np.int64)),
+        const("shape3", np.array([0, tokens, dim], dtype=np.int64)),
+        const("three", np.array([1, 1, 1], dtype=np.int64)),
+        const("ax0", np.array([0])),
+    ]
+    return make_model(
+        nodes, [tensor("x", ["N", tokens, dim])], [tensor("out", ["N", tokens, dim])], inits
+    )
+
+
+def test_attention_prunes_whole_heads():
+    analysis = analyze(_attention_model())
+    group = groups_by_source(analysis)[("qkv",)]
+    assert group.size == 2 and group.width == 12 and group.prunable
+    pruned = assert_mask_equivalent(analysis, {int(group.clusters[0])})
+    shapes = {i.name: tuple(i.dims) for i in pruned.graph.initializer}
+    assert shapes["qkv.w"] == (8, 12) and shapes["proj.w"] == (4, 8)
+
+
+@pytest.mark.parametrize(
+    ("node", "reason"),
+    [
+        (
+            helper.make_node("Softmax", ["a"], ["z"], name="sm", axis=1),
+            "normalizes over a channel axis",
+        ),
+        (
+            helper.make_node("ReduceMean", ["a"], ["z"], name="rm", axes=[1], keepdims=1),
+            "reduces over a channel",
+        ),
+        (helper.make_node("Custom", ["a"], ["z"], name="cu", domain="my.ops"), "no channel rule"),
+        (
+            helper.make_node("DepthToSpace", ["a"], ["z"], name="d2s", blocksize=1),
+            "no channel rule",
+        ),
+        (helper.make_node("ArgMax", ["a"], ["z"], name="am", axis=1), "reduces over a channel"),
+    ],
+)
+def test_fail_closed_ops_block_the_group(node, reason):
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes += [node, helper.make_node("Conv", ["a", "c2.w"], ["out"], name="c2")]
+    inits.append(weights("c2.w", (4, 8, 1, 1), 5))
+    model = make_model(
+        nodes,
+        [tensor("x", ["N", 3, 8, 8])],
+        [tensor("out", ["N", 4, 8, 8]), helper.make_empty_tensor_value_info("z")],
+        inits,
+    )
+    analysis = analyze(model)
+    group = groups_by_source(analysis)[("c1",)]
+    assert not group.prunable
+    assert any(reason in r for r in group.reasons), group.reasons
+
+
+def test_shape_of_channels_used_in_a_reshape_blocks():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes += [
+        helper.make_node("Shape", ["a"], ["sh"], name="shape"),
+        helper.make_node("Reshape", ["a", "sh"], ["r"], name="reshape"),
+        helper.make_node("Conv", ["r", "c2.w"], ["out"], name="c2"),
+    ]
+    inits.append(weights("c2.w", (4, 8, 1, 1), 5))
+    model = make_model(nodes, [tensor("x", ["N", 3, 8, 8])], [tensor("out", ["N", 4, 8, 8])], inits)
+    group = groups_by_source(analyze(model))[("c1",)]
+    assert not group.prunable and any("shape computation" in r for r in group.reasons)
+
+
+def test_shape_of_batch_only_does_not_block():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes += [
+        helper.make_node("Shape", ["a"], ["sh"], name="shape"),
+        helper.make_node("Gather", ["sh", "zero"], ["n"], name="gather", axis=0),
+        helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"], name="unsq"),
+        helper.make_node("Concat", ["n1", "minus1"], ["target"], name="cat", axis=0),
+        helper.make_node("Reshape", ["a", "target"], ["f"], name="reshape"),
+        helper.make_node("Gemm", ["f", "fc.w"], ["out"], name="fc", transB=1),
+    ]
+    inits += [
+        const("zero", np.array(0, dtype=np.int64)),
+        const("ax0", np.array([0])),
+        const("minus1", np.array([-1])),
+        weights("fc.w", (5, 8 * 64), 5),
+    ]
+    analysis = analyze(build(nodes, inits))
+    assert groups_by_source(analysis)[("c1",)].prunable
+    assert_mask_equivalent(analysis, random_removal(analysis))
+
+
+def test_shared_weight_with_conflicting_roles_blocks():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes += [
+        helper.make_node("Conv", ["a", "shared"], ["b"], name="c2"),
+        helper.make_node("Conv", ["x8", "shared"], ["c"], name="c3"),
+        helper.make_node("Add", ["b", "c"], ["out"], name="add"),
+    ]
+    inits.append(weights("shared", (4, 8, 1, 1), 5))
+    model = make_model(
+        nodes,
+        [tensor("x", ["N", 3, 8, 8]), tensor("x8", ["N", 8, 8, 8])],
+        [tensor("out", ["N", 4, 8, 8])],
+        inits,
+    )
+    group = groups_by_source(analyze(model))[("c1",)]
+    assert not group.prunable and any("shared" in r for r in group.reasons)
+
+
+def test_resize_with_sizes_and_pad():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes += [
+        helper.make_node("Resize", ["a", "", "", "sizes"], ["r"], name="resize", mode="nearest"),
+        helper.make_node("Pad", ["r", "pads"], ["p"], name="pad"),
+        helper.make_node("Conv", ["p", "c2.w"], ["out"], name="c2"),
+    ]
+    inits += [
+        const("sizes", np.array([1, 8, 16, 16], dtype=np.int64)),
+        const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64)),
+        weights("c2.w", (4, 8, 3, 3), 5),
+    ]
+    model = make_model(nodes, [tensor("x", [1, 3, 8, 8])], [tensor("out", [1, 4, 16, 16])], inits)
+    analysis = analyze(model)
+    assert groups_by_source(analysis)[("c1",)].prunable
+    assert_mask_equivalent(analysis, random_removal(analysis))
+
+
+def test_subgraph_reference_blocks():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    then_graph = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["t"])], "then", [], [tensor("t", None)]
+    )
+    else_graph = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["e"])], "else", [], [tensor("e", None)]
+    )
+    nodes += [
+        helper.make_node(
+            "If", ["cond"], ["out"], name="if", then_branch=then_graph, else_branch=else_graph
+        )
+    ]
+    model = make_model(
+        nodes,
+        [tensor("x", [1, 3, 8, 8]), helper.make_tensor_value_info("cond", 9, [])],
+        [tensor("out", None)],
+        inits,
+    )
+    group = groups_by_source(analyze(model))[("c1",)]
+    assert not group.prunable and any("If" in r for r in group.reasons)
