@@ -30,6 +30,46 @@ def pool(node: NodeView, ctx: AnalysisContext) -> None:
     ctx.set_labels(node.outputs[0], labels)
 
 
+def _centering_sub(ctx: AnalysisContext, sub: NodeView | None) -> bool:
+    """``sub`` is Sub(x, ReduceMean(x)): the centering step of a decomposed normalization."""
+    if sub is None or sub.op_type != "Sub":
+        return False
+    mean = ctx.view.producer.get(sub.input(1))
+    return mean is not None and mean.op_type == "ReduceMean" and mean.input(0) == sub.input(0)
+
+
+def _is_norm_statistic(node: NodeView, ctx: AnalysisContext, keepdims: bool) -> bool:
+    """ReduceMean (keepdims) computing a mean or a variance of a decomposed LayerNorm/GroupNorm.
+
+    Mean: ReduceMean(x) consumed only by Sub(x, mean). Variance: ReduceMean(d·d or d^2) with
+    d = Sub(x, ReduceMean(x)). Such statistics change when channels go (like LayerNorm), so
+    the channels are flagged stats-coupled instead of blocked; any other reduction over a
+    channel axis blocks.
+    """
+    if node.op_type != "ReduceMean" or not keepdims:
+        return False
+    consumers = ctx.view.consumers.get(node.outputs[0], [])
+    if consumers and all(
+        c.op_type == "Sub" and c.input(1) == node.outputs[0] and c.input(0) == node.input(0)
+        for c in consumers
+    ):
+        return True
+    square = ctx.view.producer.get(node.input(0))
+    if square is None:
+        return False
+    if square.op_type == "Pow":
+        exponent = ctx.constant(square.input(1))
+        return (
+            exponent is not None
+            and exponent.size == 1
+            and float(exponent.reshape(-1)[0]) == 2.0
+            and _centering_sub(ctx, ctx.view.producer.get(square.input(0)))
+        )
+    if square.op_type == "Mul" and square.input(0) == square.input(1):
+        return _centering_sub(ctx, ctx.view.producer.get(square.input(0)))
+    return False
+
+
 def _reduce_over(
     node: NodeView, ctx: AnalysisContext, axes: list[int] | None, keepdims: bool
 ) -> None:
@@ -39,6 +79,9 @@ def _reduce_over(
     rank = labels.ndim
     reduced = list(range(rank)) if axes is None else sorted(normalize_axis(a, rank) for a in axes)
     if set(reduced) & set(varying_axes(labels)):
+        if _is_norm_statistic(node, ctx, keepdims):
+            ctx.mark_stats_coupled(labels, f"decomposed normalization '{node.name}' statistics")
+            return
         ctx.block(labels, f"{node.op_type} '{node.name}' reduces over a channel axis")
         return
     out = (
