@@ -135,7 +135,8 @@ def unlabelled_operand(
         if len(axes) != 1:
             ctx.block(combined, f"{node.op_type} '{node.name}' constant spans several channel axes")
             return
-        ctx.request_slice(source, source_axis, combined.reshape(-1), node, ROLE_PARAM)
+        user = expand[1] if expand is not None else node
+        ctx.request_slice(source, source_axis, combined.reshape(-1), user, ROLE_PARAM)
     if expand is not None:
         _fix_expand_shape(ctx, expand[1], combined, full_axes, out_rank)
 

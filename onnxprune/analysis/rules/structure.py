@@ -10,7 +10,7 @@ from onnxprune.analysis.labels import FIXED, axis_labels, pad_rank, varying_axes
 from onnxprune.analysis.registry import register
 from onnxprune.analysis.rules._common import constant_ints, normalize_axis
 from onnxprune.analysis.rules.elementwise import unlabelled_operand
-from onnxprune.analysis.rules.layout import kept_along as _kept_along
+from onnxprune.analysis.rules.layout import kept_along
 
 
 @register("Concat")
@@ -88,7 +88,7 @@ def split(node: NodeView, ctx: AnalysisContext) -> None:
         ctx.set_labels(output, piece)
         ctx.require_one_kept(piece)
     use_input = ctx.view.opset >= 13
-    counts = [_kept_along(piece, axis) for piece in pieces]
+    counts = [kept_along(piece, axis) for piece in pieces]
 
     def set_sizes(editor, keep, counts=counts, name=node.name) -> None:
         new_sizes = np.array([count(keep) for count in counts], dtype=np.int64)
@@ -104,7 +104,7 @@ def split(node: NodeView, ctx: AnalysisContext) -> None:
 @register("Slice", since=10)
 def slice_(node: NodeView, ctx: AnalysisContext) -> None:
     """Slice with constant starts/ends/axes/steps: a channel axis keeps its sub-range of labels
-    (step 1 only) and the bounds become positions among the kept channels."""
+    (step 1 only) and the bounds become positions among the kept indices of that axis."""
     labels = ctx.labels_of(node.input(0))
     if labels is None:
         return
@@ -112,13 +112,8 @@ def slice_(node: NodeView, ctx: AnalysisContext) -> None:
     axes = constant_ints(ctx, node.input(3)) if node.input(3) else None
     steps = constant_ints(ctx, node.input(4)) if node.input(4) else None
     shape = ctx.static_shape(node.input(0))
-    if (
-        starts is None
-        or ends is None
-        or (node.input(3) and axes is None)
-        or (node.input(4) and steps is None)
-        or shape is None
-    ):
+    dynamic = (node.input(3) and axes is None) or (node.input(4) and steps is None)
+    if starts is None or ends is None or dynamic or shape is None:
         ctx.block(labels, f"Slice '{node.name}' bounds computed at run time")
         return
     axes = axes if axes is not None else list(range(len(starts)))
@@ -135,21 +130,19 @@ def slice_(node: NodeView, ctx: AnalysisContext) -> None:
         dim = shape[axis]
         begin = min(max(start + dim if start < 0 else start, 0), dim)
         stop = min(max(end + dim if end < 0 else end, 0), dim)
-        vector = vector_along(labels, axis, dim)
-        if vector is None:
-            ctx.block(labels, f"Slice '{node.name}' cuts multi-axis channels")
-            return
-        ctx.require_one_kept(vector[begin:stop])
-        edits.append((index, vector, begin, stop))
-        out = np.take(out, np.arange(begin, stop), axis=axis)
+        before = kept_along(np.take(out, np.arange(0, begin), axis=axis), axis)
+        inside_labels = np.take(out, np.arange(begin, stop), axis=axis)
+        ctx.require_one_kept(inside_labels)
+        edits.append((index, before, kept_along(inside_labels, axis), begin))
+        out = inside_labels
 
     if edits:
 
         def set_bounds(editor, keep, edits=edits, name=node.name, starts=starts, ends=ends) -> None:
             new_starts, new_ends = list(starts), list(ends)
-            for index, vector, begin, stop in edits:
-                new_starts[index] = int(keep(vector[:begin]).sum())
-                new_ends[index] = new_starts[index] + int(keep(vector[begin:stop]).sum())
+            for index, before, inside, begin in edits:
+                new_starts[index] = before(keep) if begin else 0
+                new_ends[index] = new_starts[index] + inside(keep)
             editor.replace_constant_input(name, 1, np.array(new_starts, dtype=np.int64))
             editor.replace_constant_input(name, 2, np.array(new_ends, dtype=np.int64))
 
