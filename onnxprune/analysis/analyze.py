@@ -24,7 +24,7 @@ from onnxprune.analysis.groups import ChannelGroup
 from onnxprune.analysis.macs import node_macs
 from onnxprune.analysis.registry import lookup
 from onnxprune.analysis.rules.shape_taint import TAINT_RULES
-from onnxprune.graph.shapes import fix_input_shapes, infer_shapes
+from onnxprune.graph.shapes import fix_input_shapes, infer_shapes, without_large_initializers
 
 
 @dataclass
@@ -81,7 +81,7 @@ def analyze(model: ModelProto, input_shapes: dict[str, list[int]] | None = None)
     named = ModelProto()
     named.CopyFrom(model)
     ensure_node_names(named)
-    static = infer_shapes(fix_input_shapes(named, input_shapes))
+    static = infer_shapes(fix_input_shapes(without_large_initializers(named), input_shapes))
     view = GraphView(named, static)
     ctx = AnalysisContext(view)
     for node in view.nodes:
@@ -190,12 +190,19 @@ def _cluster_macs(ctx, component_of, n_clusters, view, macs) -> np.ndarray:
 def _build_groups(
     ctx, component_of, n_clusters, reasons, stats, cluster_macs
 ) -> list[ChannelGroup]:
-    source = np.array(ctx.atoms.source_node, dtype=object)
+    source_names, source_index = np.unique(
+        np.array(ctx.atoms.source_node, dtype=object), return_inverse=True
+    )
     cluster_sources: dict[int, set[str]] = defaultdict(set)
+    pairs = (
+        np.unique(np.stack([component_of, source_index.reshape(-1)], axis=1), axis=0)
+        if len(component_of)
+        else np.zeros((0, 2), dtype=np.int64)
+    )
+    for cluster, source in pairs:
+        cluster_sources[int(cluster)].add(str(source_names[source]))
     first_atom = np.full(n_clusters, np.iinfo(np.int64).max, dtype=np.int64)
-    for atom, cluster in enumerate(component_of):
-        cluster_sources[int(cluster)].add(source[atom])
-        first_atom[cluster] = min(first_atom[cluster], atom)
+    np.minimum.at(first_atom, component_of, np.arange(len(component_of), dtype=np.int64))
     by_key: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for cluster in range(n_clusters):
         by_key[tuple(sorted(cluster_sources[cluster]))].append(cluster)

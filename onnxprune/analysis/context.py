@@ -171,4 +171,9 @@ class AnalysisContext:
         return self.view.rank(name)
 
     def constant(self, name: str) -> np.ndarray | None:
+        """Value of a constant input (converted on demand; prefer ``weight_shape`` for weights)."""
         return self.view.constant(name)
+
+    def weight_shape(self, name: str) -> tuple[int, ...] | None:
+        """Shape of a constant input without reading its data; None when not a constant."""
+        return self.view.constant_shape(name)

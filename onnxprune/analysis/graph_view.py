@@ -124,6 +124,11 @@ class GraphView:
             self._arrays[name] = numpy_helper.to_array(self._initializers[name])
         return self._arrays[name]
 
+    def constant_shape(self, name: str) -> tuple[int, ...] | None:
+        """Shape of an initializer without converting its data, or None for non-constants."""
+        init = self._initializers.get(name) if name else None
+        return None if init is None else tuple(int(d) for d in init.dims)
+
     def static_shape(self, name: str) -> tuple[int, ...] | None:
         """Fully known shape of a tensor (from inference at fixed input shapes), else None."""
         if name in self._initializers:

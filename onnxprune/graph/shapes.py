@@ -35,9 +35,7 @@ def graph_input_shapes(model: ModelProto) -> dict[str, Shape | None]:
     """Shapes of the real graph inputs (initializers listed as inputs are skipped)."""
     initializers = {init.name for init in model.graph.initializer}
     return {
-        value.name: _dims_of(value)
-        for value in model.graph.input
-        if value.name not in initializers
+        value.name: _dims_of(value) for value in model.graph.input if value.name not in initializers
     }
 
 
@@ -72,12 +70,15 @@ def fix_input_shapes(
             existing = list(dims)
             del tensor_type.shape.dim[:]
             for index, size in enumerate(requested):
-                if index < len(existing) and existing[index].HasField("dim_value"):
-                    if existing[index].dim_value != size:
-                        raise InputError(
-                            f"--input-shape {name}: dimension {index} is fixed to "
-                            f"{existing[index].dim_value} in the model, got {size}"
-                        )
+                if (
+                    index < len(existing)
+                    and existing[index].HasField("dim_value")
+                    and existing[index].dim_value != size
+                ):
+                    raise InputError(
+                        f"--input-shape {name}: dimension {index} is fixed to "
+                        f"{existing[index].dim_value} in the model, got {size}"
+                    )
                 tensor_type.shape.dim.add().dim_value = size
             continue
         for dim in dims:
@@ -100,6 +101,35 @@ def infer_shapes(model: ModelProto, *, data_prop: bool = True) -> ModelProto:
         onnx.shape_inference.infer_shapes_path(str(path), str(path), data_prop=data_prop)
         inferred = onnx.load_model(path)
         return inferred
+
+
+def without_large_initializers(model: ModelProto, max_elements: int = 4096) -> ModelProto:
+    """A light copy for shape inference: large initializers become typed graph inputs.
+
+    Shape inference only needs the *values* of small integer constants (shapes, axes); copying
+    and serializing hundreds of MB of weights for it is the slow part on real models.
+    """
+    light = ModelProto()
+    light.ir_version = model.ir_version
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    graph = light.graph
+    graph.name = model.graph.name
+    graph.node.extend(model.graph.node)
+    graph.input.extend(model.graph.input)
+    graph.output.extend(model.graph.output)
+    declared = {value.name for value in model.graph.input}
+    for init in model.graph.initializer:
+        elements = 1
+        for dim in init.dims:
+            elements *= dim
+        if elements <= max_elements and init.data_location != TensorProto.EXTERNAL:
+            graph.initializer.append(init)
+        elif init.name not in declared:
+            graph.input.append(
+                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            )
+    return light
 
 
 def value_shapes(model: ModelProto) -> dict[str, Shape]:

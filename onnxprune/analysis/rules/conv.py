@@ -10,8 +10,8 @@ from onnxprune.analysis.labels import axis_labels, vector_along
 from onnxprune.analysis.registry import register
 
 
-def _output_rank(node: NodeView, ctx: AnalysisContext, weight: np.ndarray) -> int:
-    return ctx.rank(node.outputs[0]) or weight.ndim
+def _output_rank(node: NodeView, ctx: AnalysisContext, weight: tuple[int, ...]) -> int:
+    return ctx.rank(node.outputs[0]) or len(weight)
 
 
 @register("Conv")
@@ -28,13 +28,13 @@ def conv(node: NodeView, ctx: AnalysisContext) -> None:
       group is one new atom; W columns and rows are sliced by in-group position.
     """
     weight_name, bias_name = node.input(1), node.input(2)
-    weight = ctx.constant(weight_name)
+    weight = ctx.weight_shape(weight_name)
     in_labels = ctx.labels_of(node.input(0))
     if weight is None:
         ctx.block(in_labels, f"Conv '{node.name}' has a weight computed at run time")
         return
     group = int(node.attrs.get("group", 1))
-    cout, cin_per_group = int(weight.shape[0]), int(weight.shape[1])
+    cout, cin_per_group = int(weight[0]), int(weight[1])
     cin = cin_per_group * group
     rank = _output_rank(node, ctx, weight)
     in_vector = None
@@ -80,14 +80,14 @@ def conv_transpose(node: NodeView, ctx: AnalysisContext) -> None:
     new atom written by W[:, o] and b[o]. Grouped transposed convolutions block their channels.
     """
     weight_name, bias_name = node.input(1), node.input(2)
-    weight = ctx.constant(weight_name)
+    weight = ctx.weight_shape(weight_name)
     in_labels = ctx.labels_of(node.input(0))
     group = int(node.attrs.get("group", 1))
     if weight is None or group != 1:
         why = "a weight computed at run time" if weight is None else f"group={group}"
         ctx.block(in_labels, f"ConvTranspose '{node.name}' has {why}")
         return
-    cin, cout = int(weight.shape[0]), int(weight.shape[1])
+    cin, cout = int(weight[0]), int(weight[1])
     if in_labels is not None:
         in_vector = vector_along(in_labels, 1, cin)
         if in_vector is None:

@@ -116,7 +116,7 @@ def unlabelled_operand(
     full_axes = [a for a in axes if a >= offset and (shape is None or shape[a - offset] > 1)]
     if not full_axes:
         return
-    source = ctx.constant(name) is not None and name
+    source = ctx.weight_shape(name) is not None and name
     expand = None
     if not source:
         expand = constant_shape_source(ctx, name)
@@ -126,11 +126,11 @@ def unlabelled_operand(
             combined, f"{node.op_type} '{node.name}' couples channels with run-time tensor '{name}'"
         )
         return
-    source_value = ctx.constant(source)
-    source_offset = out_rank - source_value.ndim
+    source_shape = ctx.weight_shape(source)
+    source_offset = out_rank - len(source_shape)
     for axis in full_axes:
         source_axis = axis - source_offset
-        if source_axis < 0 or source_value.shape[source_axis] == 1:
+        if source_axis < 0 or source_shape[source_axis] == 1:
             continue
         if len(axes) != 1:
             ctx.block(combined, f"{node.op_type} '{node.name}' constant spans several channel axes")

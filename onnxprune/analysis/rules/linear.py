@@ -20,9 +20,9 @@ def gemm(node: NodeView, ctx: AnalysisContext) -> None:
     """
     a_labels = ctx.labels_of(node.input(0))
     weight_name = node.input(1)
-    weight = ctx.constant(weight_name)
+    weight = ctx.weight_shape(weight_name)
     trans_b = int(node.attrs.get("transB", 0))
-    if weight is None or weight.ndim != 2 or int(node.attrs.get("transA", 0)):
+    if weight is None or len(weight) != 2 or int(node.attrs.get("transA", 0)):
         ctx.block(a_labels, f"Gemm '{node.name}' has a run-time or transposed operand")
         return
     in_axis, out_axis = (1, 0) if trans_b else (0, 1)
@@ -33,16 +33,16 @@ def gemm(node: NodeView, ctx: AnalysisContext) -> None:
             ctx.request_slice(
                 weight_name,
                 in_axis,
-                np.broadcast_to(a_labels.reshape(-1), (weight.shape[in_axis],)),
+                np.broadcast_to(a_labels.reshape(-1), (weight[in_axis],)),
                 node,
                 ROLE_IN,
             )
-    out_vector = ctx.new_atoms(node, int(weight.shape[out_axis]))
+    out_vector = ctx.new_atoms(node, int(weight[out_axis]))
     ctx.request_slice(weight_name, out_axis, out_vector, node, ROLE_OUT)
     bias_name = node.input(2)
-    bias = ctx.constant(bias_name)
-    if bias is not None and bias.ndim >= 1 and bias.shape[-1] == len(out_vector) > 1:
-        ctx.request_slice(bias_name, bias.ndim - 1, out_vector, node, ROLE_PARAM)
+    bias = ctx.weight_shape(bias_name)
+    if bias is not None and len(bias) >= 1 and bias[-1] == len(out_vector) > 1:
+        ctx.request_slice(bias_name, len(bias) - 1, out_vector, node, ROLE_PARAM)
     elif bias_name and bias is None:
         ctx.block(out_vector, f"Gemm '{node.name}' has a run-time C")
     ctx.set_labels(node.outputs[0], axis_labels(2, 1, out_vector))
@@ -56,16 +56,16 @@ def matmul(node: NodeView, ctx: AnalysisContext) -> None:
     unit is a new atom written by column W[:, n]. Two activations: see ``_activation_matmul``.
     """
     a_name, b_name = node.input(0), node.input(1)
-    weight = ctx.constant(b_name)
+    weight = ctx.weight_shape(b_name)
     a_labels = ctx.labels_of(a_name)
-    if ctx.constant(a_name) is not None:
+    if ctx.weight_shape(a_name) is not None:
         ctx.block(ctx.labels_of(b_name), f"MatMul '{node.name}' has a constant left operand")
         return
     if weight is None:
         _activation_matmul(node, ctx)
         return
     out_rank = ctx.rank(node.outputs[0])
-    if weight.ndim != 2 or out_rank is None:
+    if len(weight) != 2 or out_rank is None:
         ctx.block(a_labels, f"MatMul '{node.name}' has a batched constant weight")
         return
     if a_labels is not None:
@@ -73,9 +73,9 @@ def matmul(node: NodeView, ctx: AnalysisContext) -> None:
         if axes and axes != [a_labels.ndim - 1]:
             ctx.block(a_labels, f"MatMul '{node.name}' input labels vary outside the feature axis")
         else:
-            vector = np.broadcast_to(a_labels.reshape(-1), (weight.shape[0],))
+            vector = np.broadcast_to(a_labels.reshape(-1), (weight[0],))
             ctx.request_slice(b_name, 0, vector, node, ROLE_IN)
-    out_vector = ctx.new_atoms(node, int(weight.shape[1]))
+    out_vector = ctx.new_atoms(node, int(weight[1]))
     ctx.request_slice(b_name, 1, out_vector, node, ROLE_OUT)
     ctx.set_labels(node.outputs[0], axis_labels(out_rank, out_rank - 1, out_vector))
 

@@ -59,13 +59,13 @@ def layer_normalization(node: NodeView, ctx: AnalysisContext) -> None:
             return
         vector = labels.reshape(-1)
         for index in (1, 2):
-            param = ctx.constant(node.input(index))
+            param = ctx.weight_shape(node.input(index))
             if param is None and node.input(index):
                 ctx.block(labels, f"LayerNormalization '{node.name}' has run-time parameters")
                 return
             if param is not None:
-                param_axis = inside[0] - (labels.ndim - param.ndim)
-                if param_axis >= 0 and param.shape[param_axis] > 1:
+                param_axis = inside[0] - (labels.ndim - len(param))
+                if param_axis >= 0 and param[param_axis] > 1:
                     ctx.request_slice(node.input(index), param_axis, vector, node, ROLE_PARAM)
         ctx.mark_stats_coupled(labels, f"LayerNormalization '{node.name}' statistics")
     ctx.set_labels(node.outputs[0], labels)
@@ -90,8 +90,8 @@ def group_normalization(node: NodeView, ctx: AnalysisContext) -> None:
             per_group[0], per_group[g], f"GroupNormalization '{node.name}' mixes fixed channels"
         )
     for index in (1, 2):
-        param = ctx.constant(node.input(index))
-        if param is not None and param.shape[0] == shape[1]:
+        param = ctx.weight_shape(node.input(index))
+        if param is not None and param[0] == shape[1]:
             ctx.request_slice(node.input(index), 0, vector, node, ROLE_PARAM)
     ctx.mark_stats_coupled(labels, f"GroupNormalization '{node.name}' statistics")
     ctx.set_labels(node.outputs[0], labels)

@@ -117,6 +117,6 @@ def constant_shape_source(ctx: AnalysisContext, name: str) -> tuple[str, NodeVie
     if producer is None or producer.op_type != "Expand":
         return None
     source = producer.input(0)
-    if ctx.constant(source) is None:
+    if ctx.weight_shape(source) is None:
         return None
     return source, producer
