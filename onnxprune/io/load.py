@@ -1,0 +1,138 @@
+"""Load an ONNX model from a path or a ModelProto, with its external data, safely.
+
+Every way a file can fail to be a usable model (missing, directory, empty, truncated, not ONNX,
+newer IR or opset than the installed onnx supports, external data escaping the model's folder or
+missing) raises :class:`~onnxprune.errors.ModelLoadError` with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import ModelProto
+
+from onnxprune.errors import ModelLoadError
+from onnxprune.io.external_data import (
+    check_external_locations,
+    has_external_data,
+    load_external_tensors,
+)
+
+ModelSource = str | os.PathLike | ModelProto
+
+
+def load_model(
+    source: ModelSource,
+    *,
+    load_external_data: bool = True,
+    base_dir: str | os.PathLike | None = None,
+) -> ModelProto:
+    """Return the model at ``source`` (a path, or a ModelProto that is copied, never mutated).
+
+    With ``load_external_data`` every tensor stored in an external file (``<name>.onnx.data``)
+    is read into the returned model tensor by tensor, so models over 2 GB load without ever
+    forming a > 2 GB serialized protobuf. External locations are checked first and must stay in
+    the model's folder (relative, no ``..``, no symlink out). For a ModelProto with external
+    references, ``base_dir`` is the folder they are relative to (required to load them).
+    Without ``load_external_data`` the references are kept (locations still checked).
+
+    Raises ModelLoadError (one line naming the file) for a missing file, a directory, an empty,
+    truncated or non-ONNX file, an IR version or default-domain opset newer than the installed
+    onnx supports, and for external data that escapes the folder, is missing or is truncated.
+    """
+    if isinstance(source, ModelProto):
+        label = "<in-memory model>"
+        model = ModelProto()
+        model.CopyFrom(source)
+        folder = Path(base_dir) if base_dir is not None else None
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(os.fspath(source))
+        label = str(path)
+        model = _read_model_file(path)
+        folder = Path(base_dir) if base_dir is not None else path.parent
+    else:
+        raise TypeError(f"load_model expects a path or an onnx.ModelProto, got {type(source)!r}")
+    validate_model_proto(model, label)
+    if has_external_data(model):
+        if folder is None:
+            if load_external_data:
+                raise ModelLoadError(
+                    f"cannot load model '{label}': it references external data; "
+                    "pass base_dir (the folder of its data files)"
+                )
+            return model
+        if load_external_data:
+            load_external_tensors(model, folder, label)
+        else:
+            check_external_locations(model, folder, label)
+    return model
+
+
+def _read_model_file(path: Path) -> ModelProto:
+    """Parse the protobuf in ``path``; ModelLoadError for anything that is not a readable file."""
+    prefix = f"cannot load model '{path}'"
+    if not path.exists():
+        raise ModelLoadError(f"{prefix}: no such file")
+    if path.is_dir():
+        raise ModelLoadError(f"{prefix}: is a directory, not an ONNX file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"{prefix}: {error.strerror or error}") from None
+    if not data:
+        raise ModelLoadError(f"{prefix}: the file is empty")
+    model = ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError):
+        raise ModelLoadError(
+            f"{prefix}: not an ONNX model, or the file is truncated or corrupt "
+            f"({len(data):,} bytes could not be parsed)"
+        ) from None
+    return model
+
+
+def validate_model_proto(model: ModelProto, label: str) -> None:
+    """Reject protos that parsed but are not usable ONNX models.
+
+    Checks: a graph is present; the IR version is set and not newer than ``onnx.IR_VERSION``;
+    opset imports are present (IR >= 3) and the default-domain opset is not newer than the
+    installed onnx knows; the graph has outputs; every input of a main-graph node is defined
+    (graph input, initializer or an output of some node). A truncated or foreign file fails one
+    of these even when its prefix happened to parse.
+    """
+    prefix = f"cannot load model '{label}'"
+    if not model.HasField("graph") or not model.ir_version:
+        raise ModelLoadError(f"{prefix}: not an ONNX model (no graph or IR version)")
+    if model.ir_version > onnx.IR_VERSION:
+        raise ModelLoadError(
+            f"{prefix}: IR version {model.ir_version} is newer than the installed onnx "
+            f"{onnx.__version__} supports (IR {onnx.IR_VERSION}); upgrade onnx"
+        )
+    if model.ir_version >= 3 and not model.opset_import:
+        raise ModelLoadError(f"{prefix}: no opset import (truncated or not an ONNX model)")
+    newest = onnx.defs.onnx_opset_version()
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version > newest:
+            raise ModelLoadError(
+                f"{prefix}: opset {opset.version} is newer than the installed onnx "
+                f"{onnx.__version__} supports (opset {newest}); upgrade onnx"
+            )
+    graph = model.graph
+    if not graph.output:
+        raise ModelLoadError(f"{prefix}: the graph has no outputs (truncated or corrupt)")
+    defined = {value.name for value in graph.input}
+    defined.update(init.name for init in graph.initializer)
+    defined.update(sparse.values.name for sparse in graph.sparse_initializer)
+    for node in graph.node:
+        defined.update(node.output)
+    for node in graph.node:
+        for name in node.input:
+            if name and name not in defined:
+                raise ModelLoadError(
+                    f"{prefix}: node '{node.name or node.op_type}' uses undefined tensor "
+                    f"'{name}' (corrupt graph)"
+                )

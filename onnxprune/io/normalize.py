@@ -1,0 +1,178 @@
+"""Normalize a model's storage: Constant-node weights become initializers, dead parts go.
+
+Paddle2ONNX and older exporters keep weights in ``Constant`` nodes; every later layer expects
+weights as initializers. Nodes that feed no graph output and initializers nobody reads are
+dropped so that statistics and pruning see only the live graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
+
+_SCALAR_ATTRIBUTES = {
+    "value_float": lambda a: np.array(a.f, dtype=np.float32),
+    "value_floats": lambda a: np.array(list(a.floats), dtype=np.float32),
+    "value_int": lambda a: np.array(a.i, dtype=np.int64),
+    "value_ints": lambda a: np.array(list(a.ints), dtype=np.int64),
+}
+
+
+def normalize_model(model: ModelProto) -> ModelProto:
+    """Return a normalized copy of ``model`` (the argument is not modified).
+
+    1. :func:`constants_to_initializers`, 2. :func:`drop_dead_nodes`,
+    3. :func:`drop_unused_initializers`, 4. :func:`drop_stale_value_info`, on the main graph.
+    """
+    normalized = ModelProto()
+    normalized.CopyFrom(model)
+    graph = normalized.graph
+    constants_to_initializers(graph, list_as_inputs=normalized.ir_version < 4)
+    drop_dead_nodes(graph)
+    drop_unused_initializers(graph)
+    drop_stale_value_info(graph)
+    return normalized
+
+
+def constant_tensor(node: NodeProto) -> TensorProto | None:
+    """The tensor a main-graph ``Constant`` node produces, named after its output, or None.
+
+    Handles ``value`` (tensor), ``value_float(s)``, ``value_int(s)`` and ``value_string(s)``;
+    ``sparse_value`` stays a node (returns None).
+    """
+    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+        return None
+    if len(node.attribute) != 1:
+        return None
+    attribute = node.attribute[0]
+    name = node.output[0]
+    if attribute.name == "value":
+        tensor = TensorProto()
+        tensor.CopyFrom(attribute.t)
+        tensor.name = name
+        return tensor
+    if attribute.name in _SCALAR_ATTRIBUTES:
+        return numpy_helper.from_array(_SCALAR_ATTRIBUTES[attribute.name](attribute), name)
+    if attribute.name == "value_string":
+        return helper.make_tensor(name, TensorProto.STRING, [], [attribute.s])
+    if attribute.name == "value_strings":
+        return helper.make_tensor(
+            name, TensorProto.STRING, [len(attribute.strings)], list(attribute.strings)
+        )
+    return None
+
+
+def constants_to_initializers(graph: GraphProto, *, list_as_inputs: bool = False) -> int:
+    """Replace main-graph Constant nodes by initializers of the same name; returns how many.
+
+    A Constant whose output is also a graph output stays a node (graph outputs are produced by
+    nodes). With ``list_as_inputs`` (IR < 4, where every initializer must be a graph input) a
+    graph input is added for each new initializer.
+    """
+    outputs = {value.name for value in graph.output}
+    kept: list[NodeProto] = []
+    new_initializers: list[TensorProto] = []
+    for node in graph.node:
+        tensor = None if set(node.output) & outputs else constant_tensor(node)
+        if tensor is None:
+            kept.append(node)
+        else:
+            new_initializers.append(tensor)
+    if not new_initializers:
+        return 0
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.extend(new_initializers)
+    if list_as_inputs:
+        for tensor in new_initializers:
+            graph.input.append(
+                helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
+            )
+    return len(new_initializers)
+
+
+def subgraph_references(node: NodeProto) -> set[str]:
+    """Every tensor name read by nodes inside ``node``'s subgraphs (recursively).
+
+    An over-approximation of the outer-scope names the subgraphs capture: names defined inside
+    the subgraph are included too, which can only keep more of the outer graph alive.
+    """
+    names: set[str] = set()
+    for attribute in node.attribute:
+        graphs = ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs)
+        for subgraph in graphs:
+            for inner in subgraph.node:
+                names.update(name for name in inner.input if name)
+                names.update(subgraph_references(inner))
+            names.update(value.name for value in subgraph.output)
+    return names
+
+
+def node_reads(node: NodeProto) -> set[str]:
+    """Names a node depends on: its inputs and what its subgraphs capture."""
+    return {name for name in node.input if name} | subgraph_references(node)
+
+
+def drop_dead_nodes(graph: GraphProto) -> int:
+    """Remove nodes that contribute to no graph output; returns how many were removed.
+
+    Liveness walks backwards from the graph outputs through node inputs (and subgraph captures).
+    """
+    producers: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for name in node.output:
+            if name:
+                producers[name] = index
+    live: set[int] = set()
+    pending = [value.name for value in graph.output]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        index = producers.get(name)
+        if index is None or index in live:
+            continue
+        live.add(index)
+        pending.extend(node_reads(graph.node[index]))
+    dead = len(graph.node) - len(live)
+    if dead:
+        kept = [node for index, node in enumerate(graph.node) if index in live]
+        del graph.node[:]
+        graph.node.extend(kept)
+    return dead
+
+
+def drop_unused_initializers(graph: GraphProto) -> int:
+    """Remove initializers no node reads and no graph output names; returns how many.
+
+    A graph input that only declared such an initializer (IR < 4 style) is removed with it;
+    real graph inputs (without an initializer) are never touched.
+    """
+    used = {value.name for value in graph.output}
+    for node in graph.node:
+        used |= node_reads(node)
+    unused = {init.name for init in graph.initializer if init.name not in used}
+    if not unused:
+        return 0
+    kept = [init for init in graph.initializer if init.name not in unused]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    inputs = [value for value in graph.input if value.name not in unused]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    return len(unused)
+
+
+def drop_stale_value_info(graph: GraphProto) -> int:
+    """Remove value_info entries for tensors that no longer exist; returns how many."""
+    existing = {name for node in graph.node for name in node.output}
+    existing.update(value.name for value in graph.input)
+    existing.update(init.name for init in graph.initializer)
+    kept = [value for value in graph.value_info if value.name in existing]
+    removed = len(graph.value_info) - len(kept)
+    if removed:
+        del graph.value_info[:]
+        graph.value_info.extend(kept)
+    return removed
