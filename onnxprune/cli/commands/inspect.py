@@ -1,0 +1,207 @@
+"""``onnxprune inspect``: what a model is, how big it is and where its compute goes.
+
+The output is a list of sections, each a function ``(summary, console, options) -> None``
+in :data:`SECTIONS`; the JSON form is ``summary.to_dict()`` extended by :data:`JSON_EXTRAS`.
+A later option (e.g. ``--groups``) adds a section and a JSON key without touching the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.markup import escape
+
+from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.stats.summary import ModelSummary, TensorInfo
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@dataclass
+class InspectOptions:
+    """Options every section may read; later options are added here."""
+
+    model_path: Path
+    top: int
+
+
+Section = Callable[[ModelSummary, "Console", InspectOptions], None]
+
+
+def human_count(value: int) -> str:
+    """1234567 -> '1.23 M' (K, M, G, T; plain below 1000)."""
+    for scale, unit in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return str(value)
+
+
+def human_bytes(value: int) -> str:
+    """1536 -> '1.50 KiB'."""
+    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if value >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value} B"
+
+
+def _shape_text(shape) -> str:
+    """Shape as text for rich tables: '[batch, 3, 224, 224]' (markup-escaped), '?' if unknown."""
+    if shape is None:
+        return "?"
+    return escape("[" + ", ".join("?" if d is None else str(d) for d in shape) + "]")
+
+
+def file_bytes(path: Path) -> int:
+    """Size of the model file plus the external-data files next to it named ``<file>.data``."""
+    total = path.stat().st_size
+    data = path.with_name(path.name + ".data")
+    if data.is_file():
+        total += data.stat().st_size
+    return total
+
+
+def section_header(summary: ModelSummary, console: Console, options: InspectOptions) -> None:
+    """Model file, producer, IR version, opsets, node count, params, MACs."""
+    from rich.table import Table
+
+    producer = " ".join(v for v in summary.producer.values() if v) or "(unknown)"
+    opsets = ", ".join(f"{domain} {version}" for domain, version in summary.opset.items())
+    shapes = ", ".join(
+        f"{escape(name)}={_shape_text(s)}" for name, s in summary.input_shapes.items()
+    )
+    table = Table(
+        show_header=False, box=None, pad_edge=False, title=escape(str(options.model_path))
+    )
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in (
+        ("producer", escape(producer)),
+        ("IR version", str(summary.ir_version)),
+        ("opsets", escape(opsets)),
+        ("file size", human_bytes(file_bytes(options.model_path))),
+        ("nodes", f"{summary.nodes:,}"),
+        ("parameters", f"{summary.params:,} ({human_count(summary.params)})"),
+        ("parameter bytes", f"{summary.param_bytes:,} ({human_bytes(summary.param_bytes)})"),
+        ("MACs", f"{summary.macs:,} ({human_count(summary.macs)}) at {shapes or 'no inputs'}"),
+    ):
+        table.add_row(key, value)
+    console.print(table)
+
+
+def _io_rows(table, kind: str, tensors: list[TensorInfo]) -> None:
+    for tensor in tensors:
+        table.add_row(kind, escape(tensor.name), tensor.dtype, _shape_text(tensor.shape))
+
+
+def section_io(summary: ModelSummary, console: Console, options: InspectOptions) -> None:
+    """Inputs and outputs with dtypes and shapes (symbolic dimensions by name)."""
+    from rich.table import Table
+
+    table = Table(title="inputs and outputs")
+    for column in ("", "name", "dtype", "shape"):
+        table.add_column(column)
+    _io_rows(table, "input", summary.inputs)
+    _io_rows(table, "output", summary.outputs)
+    console.print(table)
+
+
+def section_ops(summary: ModelSummary, console: Console, options: InspectOptions) -> None:
+    """Op histogram, most frequent first."""
+    from rich.table import Table
+
+    table = Table(title="operators")
+    table.add_column("op")
+    table.add_column("count", justify="right")
+    for op, count in summary.ops.items():
+        table.add_row(escape(op), str(count))
+    console.print(table)
+
+
+def section_layers(summary: ModelSummary, console: Console, options: InspectOptions) -> None:
+    """Top-N Conv/ConvTranspose/Gemm/MatMul nodes by MACs with their share of the total."""
+    from rich.table import Table
+
+    layers = summary.top_layers(options.top)
+    shown = "all" if not options.top or options.top >= len(summary.layers) else f"top {options.top}"
+    table = Table(title=f"layers by MACs ({shown} of {len(summary.layers)})")
+    for column, justify in (
+        ("layer", "left"),
+        ("op", "left"),
+        ("output shape", "left"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("share", "right"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for layer in layers:
+        share = f"{(layer.macs or 0) / summary.macs:.1%}" if summary.macs else "-"
+        table.add_row(
+            escape(layer.name),
+            layer.op_type,
+            _shape_text(layer.output_shape),
+            f"{layer.params:,}",
+            "?" if layer.macs is None else f"{layer.macs:,}",
+            share,
+        )
+    console.print(table)
+
+
+def section_notes(summary: ModelSummary, console: Console, options: InspectOptions) -> None:
+    """Assumptions and inference problems, one line each."""
+    for note in summary.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
+
+
+SECTIONS: list[Section] = [section_header, section_io, section_ops, section_layers, section_notes]
+JSON_EXTRAS: list[Callable[[ModelSummary, InspectOptions], dict]] = []
+
+
+def inspect_payload(summary: ModelSummary, options: InspectOptions) -> dict:
+    """The ``--json`` object: ``summary.to_dict()`` plus ``model`` and ``file_bytes``."""
+    payload = summary.to_dict()
+    payload["model"] = str(options.model_path)
+    payload["file_bytes"] = file_bytes(options.model_path)
+    for extra in JSON_EXTRAS:
+        payload.update(extra(summary, options))
+    return payload
+
+
+def print_report(summary: ModelSummary, options: InspectOptions, sections=None, console=None):
+    """Print each section in order (default :data:`SECTIONS`) on a rich console."""
+    from rich.console import Console
+
+    console = console or Console()
+    for section in sections or SECTIONS:
+        section(summary, console, options)
+
+
+@click.command("inspect")
+@click.argument("model", type=click.Path(path_type=Path))
+@input_shape_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Layers listed by MACs (0 = all).",
+)
+def command(model: Path, input_shapes: tuple[str, ...], as_json: bool, top: int) -> None:
+    """Show producer, opsets, inputs/outputs, parameters, MACs and the heaviest layers of MODEL."""
+    from onnxprune.io import load_model
+    from onnxprune.stats import summarize
+
+    shapes = parse_input_shapes(input_shapes)
+    loaded = load_model(model)
+    summary = summarize(loaded, shapes)
+    options = InspectOptions(model_path=model, top=top)
+    if as_json:
+        click.echo(json.dumps(inspect_payload(summary, options), indent=2))
+    else:
+        print_report(summary, options)

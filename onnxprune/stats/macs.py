@@ -1,0 +1,152 @@
+"""Multiply-accumulate (MAC) counts of Conv, ConvTranspose, Gemm and MatMul nodes.
+
+Only these four op types are counted (the ones pruning shrinks and that dominate CNN/transformer
+compute); element-wise ops, pools, norms and nodes inside If/Loop/Scan subgraphs count 0.
+Shapes come from ONNX shape inference with data propagation at fixed input shapes; dynamic
+dimensions not given in ``input_shapes`` (the batch included) are taken as 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from math import prod
+
+from onnx import ModelProto, NodeProto, helper
+
+from onnxprune.graph.shapes import Shape
+from onnxprune.stats.inference import infer_static_shapes
+from onnxprune.stats.naming import node_names
+
+MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+@dataclass
+class NodeMacs:
+    """MACs of one counted node; ``macs`` is None when its shapes could not be resolved."""
+
+    name: str
+    op_type: str
+    macs: int | None
+    output_shape: list[int | None] | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MacReport:
+    """Total MACs and the per-node breakdown.
+
+    ``per_node`` maps node name -> MACs (unresolved nodes count 0) for every Conv,
+    ConvTranspose, Gemm and MatMul of the main graph; ``nodes`` holds op type and output shape
+    too, in graph order. Names follow :func:`onnxprune.stats.naming.node_names` (unnamed nodes
+    are ``<OpType>_<index>``). ``unresolved`` lists nodes whose shapes stayed unknown,
+    ``input_shapes`` the concrete input shapes counted at, ``notes`` assumptions made.
+    """
+
+    total: int
+    per_node: dict[str, int]
+    nodes: list[NodeMacs]
+    input_shapes: dict[str, list[int]]
+    unresolved: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _static(shape: Shape | None) -> list[int] | None:
+    """The shape as ints, or None when unknown or any dimension is symbolic/non-positive."""
+    if shape is None or any(d is None or d <= 0 for d in shape):
+        return None
+    return [int(d) for d in shape]
+
+
+def conv_macs(output: list[int], weight: list[int]) -> int:
+    """Conv: output elements × (Cin / group) × kernel area = prod(Y) × prod(W[1:]),
+    with W of shape (Cout, Cin/group, k1, k2, ...)."""
+    return prod(output) * prod(weight[1:])
+
+
+def conv_transpose_macs(data: list[int], weight: list[int]) -> int:
+    """ConvTranspose: input elements × (Cout / group) × kernel area = prod(X) × prod(W[1:]),
+    with W of shape (Cin, Cout/group, k1, k2, ...): every input element is scattered through
+    Cout/group kernels."""
+    return prod(data) * prod(weight[1:])
+
+
+def gemm_macs(a: list[int], b: list[int], trans_a: int = 0, trans_b: int = 0) -> int:
+    """Gemm: M × N × K with A (M, K) or (K, M) under transA and B (K, N) or (N, K) under
+    transB."""
+    m, k = (a[1], a[0]) if trans_a else (a[0], a[1])
+    n = b[0] if trans_b else b[1]
+    return m * n * k
+
+
+def matmul_macs(a: list[int], b: list[int]) -> int:
+    """MatMul (numpy semantics): prod(broadcast batch) × M × N × K.
+
+    A 1-D A is (1, K) and a 1-D B is (K, 1); batch dims of A[:-2] and B[:-2] broadcast.
+    Both inputs may be activations (attention scores, context).
+    """
+    a2 = [1, *a] if len(a) == 1 else list(a)
+    b2 = [*b, 1] if len(b) == 1 else list(b)
+    m, k = a2[-2], a2[-1]
+    n = b2[-1]
+    batch_a, batch_b = a2[:-2], b2[:-2]
+    rank = max(len(batch_a), len(batch_b))
+    batch_a = [1] * (rank - len(batch_a)) + batch_a
+    batch_b = [1] * (rank - len(batch_b)) + batch_b
+    batch = [max(x, y) for x, y in zip(batch_a, batch_b, strict=True)]
+    return prod(batch) * m * n * k
+
+
+def node_macs(node: NodeProto, shapes: dict[str, Shape]) -> int | None:
+    """MACs of ``node`` from static ``shapes``; None when a needed shape is unknown."""
+    if len(node.input) < 2:
+        return None
+    first = _static(shapes.get(node.input[0]))
+    second = _static(shapes.get(node.input[1]))
+    if first is None or second is None:
+        return None
+    if node.op_type == "Conv":
+        output = _static(shapes.get(node.output[0]))
+        return None if output is None else conv_macs(output, second)
+    if node.op_type == "ConvTranspose":
+        return conv_transpose_macs(first, second)
+    if node.op_type == "Gemm":
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        return gemm_macs(first, second, attributes.get("transA", 0), attributes.get("transB", 0))
+    if node.op_type == "MatMul":
+        return matmul_macs(first, second)
+    return None
+
+
+def count_macs(model: ModelProto, input_shapes: dict[str, list[int]] | None = None) -> MacReport:
+    """Count the MACs of ``model``'s main graph at ``input_shapes`` (batch defaults to 1).
+
+    ``input_shapes`` maps input name -> full shape for dynamic inputs; names that are not model
+    inputs raise InputError. Shapes come from ``fix_input_shapes`` + ``infer_shapes`` (data
+    propagation); see the module docstring for what is counted.
+    """
+    inferred = infer_static_shapes(model, input_shapes)
+    names = node_names(model.graph)
+    nodes: list[NodeMacs] = []
+    unresolved: list[str] = []
+    for name, node in zip(names, model.graph.node, strict=True):
+        if node.op_type not in MAC_OPS or node.domain not in ("", "ai.onnx"):
+            continue
+        macs = node_macs(node, inferred.shapes)
+        if macs is None:
+            unresolved.append(name)
+        shape = inferred.shapes.get(node.output[0]) if node.output else None
+        nodes.append(NodeMacs(name, node.op_type, macs, None if shape is None else list(shape)))
+    per_node = {entry.name: entry.macs or 0 for entry in nodes}
+    notes = list(inferred.notes)
+    if unresolved:
+        notes.append(f"{len(unresolved)} node(s) with unknown shapes counted as 0 MACs")
+    return MacReport(
+        total=sum(per_node.values()),
+        per_node=per_node,
+        nodes=nodes,
+        input_shapes=inferred.input_shapes,
+        unresolved=unresolved,
+        notes=notes,
+    )
