@@ -1,0 +1,113 @@
+"""Report plots as PNG bytes (matplotlib, Agg backend: no display needed).
+
+* :func:`widths_plot` — channels per group before (light) and after (dark) pruning;
+* :func:`metric_vs_macs_plot` — the metric of every step against its MACs (% of the original),
+  kept steps joined by a line, rolled-back steps as crosses, the guard as a dashed line.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from onnxprune.report.schema import STEP_KEPT, Report
+
+MAX_GROUPS_PLOTTED = 60
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...`` for an ``<img src>``."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def plotted_groups(report: Report) -> list:
+    """Groups shown in the widths plot: prunable ones (not blocked) in graph order, the
+    widest first when there are more than :data:`MAX_GROUPS_PLOTTED`."""
+    groups = [g for g in report.groups if not g.blocked and g.channels_before > g.width]
+    if len(groups) > MAX_GROUPS_PLOTTED:
+        keep = sorted(groups, key=lambda g: -g.channels_before)[:MAX_GROUPS_PLOTTED]
+        keep_ids = {g.index for g in keep}
+        groups = [g for g in groups if g.index in keep_ids]
+    return groups
+
+
+def widths_plot(report: Report) -> bytes:
+    """Bar chart of per-group channel counts before/after (PNG bytes)."""
+    groups = plotted_groups(report)
+    figure = _figure(max(6.0, 0.25 * len(groups) + 2), 3.6)
+    axes = figure.add_subplot()
+    positions = list(range(len(groups)))
+    axes.bar(positions, [g.channels_before for g in groups], color="#c6d4e8", label="before")
+    axes.bar(positions, [g.channels_after for g in groups], color="#2f5d9c", label="after")
+    for position, group in zip(positions, groups, strict=True):
+        if group.protected:
+            axes.annotate("P", (position, group.channels_before), ha="center", fontsize=7)
+    axes.set_xticks(positions)
+    axes.set_xticklabels([_short(g.name) for g in groups], rotation=90, fontsize=6)
+    axes.set_ylabel("channels")
+    axes.set_title("Channels per group (P = protected by the guard)")
+    if groups:
+        axes.legend(loc="upper left", fontsize=8)
+    else:
+        axes.text(0.5, 0.5, "no prunable groups", ha="center", transform=axes.transAxes)
+    return _png(figure)
+
+
+def metric_vs_macs_plot(report: Report) -> bytes:
+    """Metric against MACs over the steps, starting from the original model (PNG bytes)."""
+    figure = _figure(6.0, 3.8)
+    axes = figure.add_subplot()
+    base = max(report.macs_before, 1)
+    if report.metric_before is not None:
+        kept_x, kept_y = [100.0], [report.metric_before]
+        axes.axhline(
+            report.metric_before - report.max_drop,
+            color="#c0392b",
+            linestyle="--",
+            linewidth=1,
+            label=f"guard (-{report.max_drop:g})",
+        )
+    else:
+        kept_x, kept_y = [], []
+    rolled_x, rolled_y = [], []
+    for step in report.steps:
+        if step.metric is None:
+            continue
+        share = 100.0 * step.macs / base
+        if step.status == STEP_KEPT:
+            kept_x.append(share)
+            kept_y.append(step.metric)
+        else:
+            rolled_x.append(share)
+            rolled_y.append(step.metric)
+    axes.plot(kept_x, kept_y, marker="o", color="#2f5d9c", label="kept")
+    if rolled_x:
+        axes.scatter(rolled_x, rolled_y, marker="x", color="#c0392b", label="rolled back", zorder=3)
+    if report.target_kind == "macs":
+        axes.axvline(100 * report.target_value, color="#888888", linestyle=":", label="target")
+    axes.invert_xaxis()
+    axes.set_xlabel("MACs (% of original)")
+    axes.set_ylabel(report.metric_name)
+    axes.set_title(f"{report.metric_name} vs MACs over the steps")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def _short(name: str, limit: int = 28) -> str:
+    return name if len(name) <= limit else "…" + name[-(limit - 1) :]

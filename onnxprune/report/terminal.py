@@ -1,0 +1,100 @@
+"""Terminal summary of an optimize report (a rich table), and the rows shared with HTML."""
+
+from __future__ import annotations
+
+from onnxprune.report.schema import Report
+
+
+def _ratio(before, after) -> str:
+    if before in (None, 0) or after is None:
+        return "-"
+    return f"{after / before:.3f}"
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(count) >= scale:
+            return f"{count / scale:.2f}{unit}"
+    return str(count)
+
+
+def _bytes(count: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{count} B"
+
+
+def summary_rows(report: Report) -> list[list[str]]:
+    """[name, before, after, ratio-or-change] rows: MACs, params, file size, latency p50,
+    metric, groups pruned."""
+    rows = [
+        [
+            "MACs",
+            _size(report.macs_before),
+            _size(report.macs_after),
+            _ratio(report.macs_before, report.macs_after),
+        ],
+        [
+            "params",
+            _size(report.params_before),
+            _size(report.params_after),
+            _ratio(report.params_before, report.params_after),
+        ],
+        [
+            "file size",
+            _bytes(report.file_bytes_before),
+            _bytes(report.file_bytes_after),
+            _ratio(report.file_bytes_before, report.file_bytes_after),
+        ],
+    ]
+    if report.latency_ms_before is not None:
+        rows.append(
+            [
+                f"latency p50 ({report.provider})",
+                f"{report.latency_ms_before:.3f} ms",
+                "-" if report.latency_ms_after is None else f"{report.latency_ms_after:.3f} ms",
+                _ratio(report.latency_ms_before, report.latency_ms_after),
+            ]
+        )
+    if report.metric_before is not None:
+        drop = "-" if report.metric_drop is None else f"drop {report.metric_drop:.2f}"
+        rows.append(
+            [
+                report.metric_name,
+                f"{report.metric_before:.2f}",
+                "-" if report.metric_after is None else f"{report.metric_after:.2f}",
+                drop,
+            ]
+        )
+    prunable = sum(1 for g in report.groups if not g.blocked and g.channels_before > g.width)
+    rows.append(["groups pruned", str(prunable), str(report.groups_pruned), ""])
+    return rows
+
+
+def print_summary(report: Report, console=None) -> None:
+    """Print the before/after table, the status line and the steps count."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"onnxprune optimize ({report.target})")
+    for column in ("", "before", "after", "ratio"):
+        table.add_column(column, justify="left" if not column else "right")
+    for row in summary_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    kept = sum(1 for s in report.steps if s.status == "kept")
+    console.print(
+        f"steps: {kept} kept, {len(report.steps) - kept} rolled back; "
+        f"{report.groups_protected} group(s) protected by the guard"
+    )
+    if not report.accuracy_measured:
+        console.print(
+            "[yellow]warning:[/] no data given: accuracy was not measured "
+            "(agreement on synthetic inputs)"
+        )
+    if report.status != "ok":
+        console.print(f"[red]{report.status}[/]: {report.reason}")
+    if report.output_model:
+        console.print(f"wrote {report.output_model}")
