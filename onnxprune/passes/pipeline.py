@@ -1,0 +1,133 @@
+"""``preprocess``: one graphsurgeon import, the passes in order, one export, shape inference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import onnx
+import onnx_graphsurgeon as gs
+from onnx import ModelProto
+
+from onnxprune.errors import InputError
+from onnxprune.passes._shapes import apply_value_infos, infer_value_infos, skeleton
+from onnxprune.passes.context import PassContext, PreprocessResult
+from onnxprune.passes.registry import DEFAULT_PASSES, PASSES
+
+
+def _default_opset(model: ModelProto) -> int:
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            return int(opset.version)
+    raise InputError("model has no default-domain (ai.onnx) opset import")
+
+
+def _real_inputs(model: ModelProto) -> list[onnx.ValueInfoProto]:
+    initializers = {init.name for init in model.graph.initializer}
+    return [value for value in model.graph.input if value.name not in initializers]
+
+
+def _check_input_shapes(model: ModelProto, input_shapes: dict[str, list[int]] | None) -> None:
+    """Reject input shapes that name unknown inputs or have the wrong rank."""
+    if not input_shapes:
+        return
+    inputs = {value.name: value for value in _real_inputs(model)}
+    for name, dims in input_shapes.items():
+        if name not in inputs:
+            known = ", ".join(inputs) or "(none)"
+            raise InputError(f"input shape given for unknown input {name!r}; model inputs: {known}")
+        tensor_type = inputs[name].type.tensor_type
+        if tensor_type.HasField("shape") and len(tensor_type.shape.dim) != len(dims):
+            raise InputError(
+                f"input shape for {name!r} has {len(dims)} dims, the model input has rank "
+                f"{len(tensor_type.shape.dim)}"
+            )
+
+
+def _check_passes(passes: Sequence[str]) -> None:
+    unknown = [name for name in passes if name not in PASSES]
+    if unknown:
+        raise InputError(
+            f"unknown preprocessing pass(es) {', '.join(unknown)}; known: {', '.join(PASSES)}"
+        )
+
+
+def _restore_interface(result: ModelProto, original: ModelProto) -> None:
+    """Put the original graph input/output declarations (names, dtypes, dims) back."""
+    original_inputs = _real_inputs(original)
+    result_inputs = _real_inputs(result)
+    if [v.name for v in result_inputs] == [v.name for v in original_inputs]:
+        initializers = {init.name for init in result.graph.initializer}
+        kept = [v for v in result.graph.input if v.name in initializers]
+        del result.graph.input[:]
+        result.graph.input.extend([*original_inputs, *kept])
+    if [v.name for v in result.graph.output] == [v.name for v in original.graph.output]:
+        del result.graph.output[:]
+        result.graph.output.extend(original.graph.output)
+
+
+def _copy_model_fields(result: ModelProto, original: ModelProto) -> None:
+    result.ir_version = original.ir_version
+    result.producer_name = original.producer_name
+    result.producer_version = original.producer_version
+    result.domain = original.domain
+    result.model_version = original.model_version
+    result.doc_string = original.doc_string
+    del result.metadata_props[:]
+    result.metadata_props.extend(original.metadata_props)
+
+
+def _attach_value_infos(model: ModelProto) -> bool:
+    """Replace value_info by freshly inferred shapes; True when inference produced any."""
+    infos = infer_value_infos(model)
+    boundary = {v.name for v in [*model.graph.input, *model.graph.output]}
+    boundary |= {init.name for init in model.graph.initializer}
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(v for name, v in infos.items() if name not in boundary)
+    return bool(infos)
+
+
+def _validates(model: ModelProto) -> bool:
+    try:
+        onnx.checker.check_model(skeleton(model), full_check=True)
+    except Exception:  # checker and inference raise several types
+        return False
+    return True
+
+
+def _run(model, input_shapes, passes, allow_opset_raise) -> tuple[PreprocessResult, int]:
+    opset = _default_opset(model)
+    ctx = PassContext(input_shapes=input_shapes, opset=opset, allow_opset_raise=allow_opset_raise)
+    infos = infer_value_infos(model)
+    graph = gs.import_onnx(model)
+    apply_value_infos(graph, infos)
+    applied: dict[str, bool] = {}
+    for name in passes:
+        applied[name] = bool(PASSES[name](graph, ctx)) or applied.get(name, False)
+    result = gs.export_onnx(graph, do_type_check=False)
+    _copy_model_fields(result, model)
+    _restore_interface(result, model)
+    applied["infer_shapes"] = _attach_value_infos(result)
+    return PreprocessResult(model=result, notes=ctx.notes, applied=applied), ctx.opset
+
+
+def preprocess(
+    model: ModelProto,
+    *,
+    input_shapes: dict[str, list[int]] | None = None,
+    passes: Sequence[str] = DEFAULT_PASSES,
+) -> PreprocessResult:
+    """Normalize exporter output for the analysis; ``model`` itself is never modified.
+
+    Runs ``passes`` (names from ``PASSES``, in order) on one onnx-graphsurgeon import, exports
+    once and re-infers every intermediate shape. Graph input/output names, dtypes and dims are
+    kept exactly. ``input_shapes`` are validated and available to passes, never baked in.
+    """
+    if not isinstance(model, ModelProto):
+        raise InputError(f"preprocess expects an onnx.ModelProto, got {type(model).__name__}")
+    _check_input_shapes(model, input_shapes)
+    _check_passes(passes)
+    result, opset = _run(model, input_shapes, passes, allow_opset_raise=True)
+    if opset != _default_opset(model) and not _validates(result.model) and _validates(model):
+        result, _ = _run(model, input_shapes, passes, allow_opset_raise=False)
+        result.notes.append("opset raise reverted: the raised model did not validate")
+    return result
