@@ -1,0 +1,302 @@
+"""Iterative pruning with an accuracy guard and rollback.
+
+The model is analysed once; the state is the set of removed clusters. Step k of N removes
+the next units of the ranking (:class:`~onnxprune.pipeline.schedule.Schedule`) worth
+``total × k / N`` of the target's measure in all, so each step is one increment. A candidate
+is kept when ``metric_before - metric(candidate) <= max_drop``. A step that breaks the guard
+is rolled back (its clusters leave the removed set) and retried:
+
+1. with half the increment, then a quarter (``max_halvings``);
+2. with the most sensitive groups protected: each group touched by the failed step is removed
+   alone on top of the kept state and its metric drop measured; the worst groups leave the
+   ranking for the rest of the run (``protect_rounds`` rounds, more groups each round).
+
+When no retry fits, the loop stops with the best (last kept) state: status
+``guard_not_met``. When the ranking runs out before the target: ``target_not_reached``.
+After the planned steps the target is checked on measured values (MACs/params counted on the
+written model, latency timed) and up to ``max_corrections`` extra steps close the gap.
+Every attempt, kept or rolled back, is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from onnx import ModelProto
+
+from onnxprune.pipeline.schedule import RemovalUnit, Schedule
+from onnxprune.report.schema import (
+    STATUS_GUARD_NOT_MET,
+    STATUS_OK,
+    STATUS_TARGET_NOT_REACHED,
+    STEP_KEPT,
+    STEP_ROLLED_BACK,
+    StepRecord,
+)
+
+
+@dataclass
+class Measured:
+    """What is known about one candidate model."""
+
+    removed: frozenset[int]
+    model: ModelProto
+    macs: int
+    macs_estimated: int
+    params: int
+    metric: float | None
+    latency_ms: float | None = None
+
+
+@dataclass
+class LoopHooks:
+    """The loop's access to the world (injected, so the loop is testable without ORT).
+
+    * ``build(removed) -> ModelProto`` — the pruned (and recovered) model for a removed set;
+    * ``count(model) -> (macs, params)`` — measured on the model;
+    * ``metric(model, quick) -> float | None`` — the guard metric (``quick``: a subset is
+      enough, used for sensitivity);
+    * ``gap(measured) -> float`` — estimated amount of the measure still to remove to meet
+      the target on measured values (<= 0: met);
+    * ``latency(model) -> float | None`` — p50 in ms, only called when ``time_steps``.
+    """
+
+    build: Callable[[frozenset[int]], ModelProto]
+    count: Callable[[ModelProto], tuple[int, int]]
+    metric: Callable[[ModelProto, bool], float | None]
+    gap: Callable[[Measured], float]
+    latency: Callable[[ModelProto], float | None] | None = None
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class LoopSettings:
+    """How the loop walks toward the target."""
+
+    measure: str  # "macs", "params" or "clusters"
+    total: float  # estimated amount of the measure to remove in the planned steps
+    steps: int = 4
+    max_drop: float = 1.0
+    max_halvings: int = 2
+    protect_rounds: int = 2
+    max_corrections: int = 3
+    max_sensitivity_groups: int = 12
+    time_steps: bool = False
+
+
+@dataclass
+class LoopOutcome:
+    """Result of the loop: the best kept state, every attempt, and why it stopped."""
+
+    status: str
+    reason: str | None
+    best: Measured
+    records: list[StepRecord]
+    protected: set[int] = field(default_factory=set)
+
+
+class GuardedPruning:
+    """One run of the loop (see module docstring)."""
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        hooks: LoopHooks,
+        settings: LoopSettings,
+        original: Measured,
+        group_names: dict[int, str],
+        macs_of: Callable[[frozenset[int]], int],
+    ) -> None:
+        if settings.steps < 1:
+            from onnxprune.errors import InputError
+
+            raise InputError(f"steps must be >= 1, got {settings.steps}")
+        self.schedule = schedule
+        self.hooks = hooks
+        self.settings = settings
+        self.original = original
+        self.best = original
+        self.records: list[StepRecord] = []
+        self.protected: set[int] = set()
+        self.group_names = group_names
+        self.macs_of = macs_of
+        self._estimated = 0.0
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _say(self, message: str) -> None:
+        if self.hooks.progress:
+            self.hooks.progress(message)
+
+    def _drop(self, metric: float | None) -> float | None:
+        if metric is None or self.original.metric is None:
+            return None
+        return self.original.metric - metric
+
+    def _fits(self, metric: float | None) -> bool:
+        drop = self._drop(metric)
+        return drop is None or drop <= self.settings.max_drop + 1e-9
+
+    def _measure(self, removed: frozenset[int], quick: bool = False) -> Measured:
+        model = self.hooks.build(removed)
+        macs, params = self.hooks.count(model)
+        metric = self.hooks.metric(model, quick)
+        latency = (
+            self.hooks.latency(model)
+            if self.settings.time_steps and self.hooks.latency and not quick
+            else None
+        )
+        return Measured(removed, model, macs, self.macs_of(removed), params, metric, latency)
+
+    def _amount(self, units: list[RemovalUnit]) -> float:
+        return sum(u.amount(self.settings.measure) for u in units)
+
+    def _attempt(
+        self, step: int, attempt: int, kind: str, units: list[RemovalUnit]
+    ) -> tuple[bool, Measured]:
+        """Measure best ∪ units; keep it when it fits the guard; record either way."""
+        started = time.perf_counter()
+        removed = frozenset(self.best.removed | {c for u in units for c in u.clusters})
+        candidate = self._measure(removed)
+        kept = self._fits(candidate.metric)
+        drop = self._drop(candidate.metric)
+        reason = (
+            None
+            if kept
+            else f"drop {drop:.3f} > max-drop {self.settings.max_drop:g}"
+            if drop is not None
+            else "metric failed"
+        )
+        self.records.append(
+            StepRecord(
+                index=len(self.records) + 1,
+                step=step,
+                attempt=attempt,
+                kind=kind,
+                status=STEP_KEPT if kept else STEP_ROLLED_BACK,
+                macs=int(candidate.macs),
+                macs_estimated=int(candidate.macs_estimated),
+                params=int(candidate.params),
+                metric=candidate.metric,
+                drop=drop,
+                removed_clusters=len(removed),
+                groups_changed=sorted({self.group_names[u.group] for u in units}),
+                protected_groups=sorted(self.group_names[g] for g in self.protected),
+                latency_ms=candidate.latency_ms,
+                reason=reason,
+                seconds=time.perf_counter() - started,
+            )
+        )
+        metric_text = "-" if candidate.metric is None else f"{candidate.metric:.2f}"
+        self._say(
+            f"step {step}.{attempt} ({kind}): MACs {candidate.macs:,}, metric {metric_text}, "
+            + ("kept" if kept else "rolled back")
+        )
+        if kept:
+            self.best = candidate
+            self._estimated += self._amount(units)
+        return kept, candidate
+
+    def _sensitivity(self, units: list[RemovalUnit]) -> dict[int, float]:
+        """Metric drop of each group of a failed step removed alone on top of the kept state
+        (quick metric); the groups with the largest share of the step first, at most
+        ``max_sensitivity_groups`` measured, the rest get 0."""
+        per_group: dict[int, list[RemovalUnit]] = {}
+        for unit in units:
+            per_group.setdefault(unit.group, []).append(unit)
+        ranked = sorted(per_group, key=lambda g: -self._amount(per_group[g]))
+        drops: dict[int, float] = {}
+        for position, group in enumerate(ranked):
+            if position >= self.settings.max_sensitivity_groups:
+                drops[group] = 0.0
+                continue
+            removed = frozenset(
+                self.best.removed | {c for u in per_group[group] for c in u.clusters}
+            )
+            metric = self._measure(removed, quick=True).metric
+            drop = self._drop(metric)
+            drops[group] = math.inf if drop is None and metric is None else (drop or 0.0)
+        return drops
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _step(self, step: int, amount: float, kind: str = "full") -> str:
+        """One planned increment with its retries: 'kept', 'failed' or 'exhausted'."""
+        measure = self.settings.measure
+        attempt = 0
+        first_failed: list[RemovalUnit] | None = None
+        for halving in range(self.settings.max_halvings + 1):
+            units = self.schedule.take(
+                set(self.best.removed), amount / 2**halving, measure, self.protected
+            )
+            if not units:
+                return "exhausted" if first_failed is None else "failed"
+            attempt += 1
+            kept, _ = self._attempt(step, attempt, kind if halving == 0 else "halved", units)
+            if kept:
+                return "kept"
+            first_failed = first_failed or units
+            if len(units) == 1:
+                break  # cannot halve a single unit
+        assert first_failed is not None
+        drops = self._sensitivity(first_failed)
+        ranked = sorted(drops, key=lambda g: -drops[g])
+        for round_ in range(1, self.settings.protect_rounds + 1):
+            worst = {g for g in ranked if drops[g] > self.settings.max_drop}
+            share = ranked[
+                : max(1, math.ceil(len(ranked) * round_ / (self.settings.protect_rounds + 1)))
+            ]
+            newly = (worst | set(share)) - self.protected
+            if not newly:
+                continue
+            self.protected |= newly
+            self._say("protected: " + ", ".join(sorted(self.group_names[g] for g in newly)))
+            units = self.schedule.take(set(self.best.removed), amount, measure, self.protected)
+            if not units:
+                return "failed"
+            attempt += 1
+            kept, _ = self._attempt(step, attempt, "protected", units)
+            if kept:
+                return "kept"
+        return "failed"
+
+    def run(self) -> LoopOutcome:
+        """Walk the planned steps, then correct toward the measured target."""
+        settings = self.settings
+        step = 0
+        for step in range(1, settings.steps + 1):
+            goal = settings.total * step / settings.steps - self._estimated
+            if goal <= 0:
+                continue
+            result = self._step(step, goal)
+            if result == "failed":
+                return self._stop(STATUS_GUARD_NOT_MET, self._guard_reason())
+            if result == "exhausted":
+                break
+        for _ in range(settings.max_corrections + 1):
+            gap = self.hooks.gap(self.best)
+            if gap <= 0:
+                return self._stop(STATUS_OK, None)
+            if not self.schedule.available(set(self.best.removed), self.protected):
+                return self._stop(STATUS_TARGET_NOT_REACHED, "no prunable channels left")
+            if _ == settings.max_corrections:
+                break
+            step += 1
+            result = self._step(step, gap, "correction")
+            if result == "failed":
+                return self._stop(STATUS_GUARD_NOT_MET, self._guard_reason())
+            if result == "exhausted":
+                return self._stop(STATUS_TARGET_NOT_REACHED, "no prunable channels left")
+        return self._stop(STATUS_TARGET_NOT_REACHED, "target not reached after corrections")
+
+    def _guard_reason(self) -> str:
+        return (
+            f"no step fits the guard (max-drop {self.settings.max_drop:g}) "
+            "even halved and with sensitive groups protected"
+        )
+
+    def _stop(self, status: str, reason: str | None) -> LoopOutcome:
+        return LoopOutcome(status, reason, self.best, self.records, set(self.protected))

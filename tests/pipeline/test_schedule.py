@@ -1,0 +1,88 @@
+"""Removal order: per-group normalised ranking, caps, round_to, protection, min-keep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnxprune.analysis import analyze
+from onnxprune.errors import InputError
+from onnxprune.pipeline.schedule import Schedule, cluster_params, removal_order
+from tests.analysis.test_rules import build, chain, conv, head
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 16), conv("c2", "a", "b", 16, 32, seed=1))
+    h_nodes, h_inits = head("b", 32, 8)
+    return analyze(build(nodes + h_nodes, inits + h_inits))
+
+
+def group(analysis, source):
+    return next(g for g in analysis.groups if g.sources == [source])
+
+
+def test_cluster_params_counts_every_sliced_weight(analysis):
+    params = cluster_params(analysis)
+    # c1 channel: 3·3·3 weights + 1 bias, and a 3·3 column in each of c2's 32 filters.
+    assert params[group(analysis, "c1").clusters] == pytest.approx(np.full(16, 27 + 1 + 32 * 9))
+    # c2 channel: 16·3·3 weights + 1 bias + one fc column of 5.
+    assert params[group(analysis, "c2").clusters] == pytest.approx(np.full(32, 144 + 1 + 5))
+
+
+def test_order_is_lowest_normalised_score_first_and_respects_caps(analysis):
+    scores = np.ones(analysis.n_clusters)
+    c1, c2 = group(analysis, "c1"), group(analysis, "c2")
+    scores[c1.clusters] = np.linspace(1, 2, 16)  # mean 1.5: normalised 0.67 .. 1.33
+    scores[c2.clusters] = np.linspace(10, 30, 32)  # mean 20: normalised 0.5 .. 1.5
+    units = removal_order(analysis, scores, max_ratio=0.5)
+    assert all(len(u.clusters) == 1 for u in units)
+    assert units[0].clusters == (int(c2.clusters[0]),)  # 0.5 < 0.67
+    normalised = [u.score for u in units]
+    assert normalised == sorted(normalised)
+    assert sum(u.group == c1.index for u in units) == 8  # floor(0.5 · 16)
+    assert sum(u.group == c2.index for u in units) == 16
+    assert all(u.group in (c1.index, c2.index) for u in units)  # fc is blocked (graph output)
+
+
+def test_round_to_makes_units_that_keep_multiples(analysis):
+    units = removal_order(analysis, np.ones(analysis.n_clusters), max_ratio=0.8, round_to=8)
+    sizes = {}
+    for unit in units:
+        sizes.setdefault(unit.group, []).append(len(unit.clusters))
+    assert sizes[group(analysis, "c1").index] == [8]  # 16 -> 8 (4 would break the 0.8 cap)
+    assert sizes[group(analysis, "c2").index] == [8, 8, 8]  # 32 -> 24 -> 16 -> 8
+
+
+def test_ignore_and_ratio_for(analysis):
+    scores = np.ones(analysis.n_clusters)
+    units = removal_order(analysis, scores, ignore=["c1"], ratio_for={"c2": 0.25})
+    assert {u.group for u in units} == {group(analysis, "c2").index}
+    assert len(units) == 8
+
+
+def test_bad_options_are_input_errors(analysis):
+    scores = np.ones(analysis.n_clusters)
+    with pytest.raises(InputError):
+        removal_order(analysis, scores, max_ratio=1.0)
+    with pytest.raises(InputError):
+        removal_order(analysis, scores, round_to=0)
+    with pytest.raises(InputError):
+        removal_order(analysis, np.ones(3))
+
+
+def test_take_reaches_the_amount_and_skips_protected_groups(analysis):
+    scores = np.arange(analysis.n_clusters, dtype=float) + 1
+    schedule = Schedule(analysis, removal_order(analysis, scores))
+    c1 = group(analysis, "c1")
+    picked = schedule.take(set(), 5, "clusters", protected=set())
+    assert len(picked) == 5
+    picked = schedule.take(set(), 5, "clusters", protected={c1.index})
+    assert len(picked) == 5 and all(u.group != c1.index for u in picked)
+    goal = 0.3 * analysis.total_macs
+    picked = schedule.take(set(), goal, "macs", set())
+    assert sum(u.macs for u in picked) >= goal > sum(u.macs for u in picked[:-1])
+    everything = schedule.remaining(set(), "clusters", set())
+    assert everything == 12 + 25  # caps: floor(0.8·16), floor(0.8·32)
+    removed = {c for u in schedule.take(set(), 10, "clusters", set()) for c in u.clusters}
+    assert schedule.remaining(removed, "clusters", set()) == everything - 10
