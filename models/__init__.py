@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from . import zoo
-from ._common_init import seeded_build
 from .export import EXPORTERS, export_onnx
+from .zoo._common import seeded_build
 
 Builder = Callable[..., nn.Module]
 
