@@ -22,7 +22,7 @@ from onnxprune.passes._graph import (
     scalar_value,
 )
 from onnxprune.passes._opset import raise_opset
-from onnxprune.passes._shapes import rank_of, static_shape
+from onnxprune.passes._shapes import rank_of
 from onnxprune.passes.context import PassContext
 from onnxprune.passes.registry import register_pass
 
@@ -68,9 +68,9 @@ def _other_input(node: gs.Node, tensor: gs.Tensor) -> gs.Tensor | None:
 
 
 def _variance_branch(centered, axes, rank, graph_outputs):
-    """From d's square consumer to Sqrt(v + ε): returns (sqrt tensor, ε) or None."""
-    square_nodes = [n for n in centered.outputs if n.op in ("Pow", "Mul")]
-    for square in dict.fromkeys(square_nodes):
+    """From d's square consumer to Sqrt(v + ε): (square node, sqrt tensor, ε) or None."""
+    square_nodes = {id(n): n for n in centered.outputs if n.op in ("Pow", "Mul")}
+    for square in square_nodes.values():
         if square.op == "Pow":
             if square.inputs[0] is not centered or scalar_value(square.inputs[1]) != 2.0:
                 continue
@@ -166,10 +166,11 @@ def _match(mean: gs.Node, graph_outputs: set[str]):
         return None
     gamma, scaled = _affine_tail(normalized_tensor, graph_outputs, "Mul")
     beta, end = _affine_tail(scaled, graph_outputs, "Add")
-    shape = static_shape(x)
-    if shape is None or x.dtype is None or not np.issubdtype(np.dtype(x.dtype), np.floating):
+    if x.shape is None or x.dtype is None or not np.issubdtype(np.dtype(x.dtype), np.floating):
         return None
-    normalized_shape = shape[len(shape) - len(axes) :]
+    normalized_shape = tuple(x.shape[len(x.shape) - len(axes) :])
+    if not all(isinstance(dim, int) and dim > 0 for dim in normalized_shape):
+        return None
     scale = _fit(gamma, normalized_shape, x.dtype, 1.0)
     bias = _fit(beta, normalized_shape, x.dtype, 0.0) if beta is not None else None
     if scale is None or (beta is not None and bias is None):
