@@ -1,0 +1,177 @@
+"""``onnxprune optimize``: prune toward a target under an accuracy guard, write reports.
+
+Exit codes: 0 target met within the guard; 2 bad usage or input (one line, the input model
+untouched); 3 the guard or the target could not be met (the best model found is written).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from onnxprune.errors import GuardNotMetError, InputError
+
+
+@click.command("optimize")
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Output model (default MODEL.pruned.onnx).",
+)
+@click.option(
+    "--target",
+    metavar="KIND=VALUE",
+    help="macs=F, params=F, latency=F (share kept) or ratio=R (share removed). Default macs=0.5.",
+)
+@click.option(
+    "--data",
+    metavar="PATH",
+    help="Calibration data: .npz (arrays by input name, optional 'labels') or an image folder.",
+)
+@click.option(
+    "--eval", "eval_", metavar="PATH", help="Evaluation data (default: a held-out split of --data)."
+)
+@click.option(
+    "--eval-split",
+    type=float,
+    help="Share of --data held out for evaluation when --eval is not given (default 0.3).",
+)
+@click.option(
+    "--metric",
+    help="top1, agreement, a registered name or module:function (default: top1 with labels, else agreement).",
+)
+@click.option(
+    "--max-drop",
+    type=float,
+    help="Accuracy guard: largest allowed drop of the metric, in its units (default 1.0 point).",
+)
+@click.option("--steps", type=int, help="Prune in N steps (default 4).")
+@click.option("--criterion", help="l1, l2, bn, random or a registered criterion (default l1).")
+@click.option(
+    "--max-ratio", type=float, help="Most of a group's channels that may go (default 0.8)."
+)
+@click.option("--round-to", type=int, help="Kept channel counts are multiples of N (default 1).")
+@click.option(
+    "--ignore", multiple=True, metavar="GLOB", help="Protect layers whose name matches. Repeatable."
+)
+@click.option(
+    "--ratio-for",
+    multiple=True,
+    metavar="GLOB=R",
+    help="Per-layer cap on the share removed. Repeatable.",
+)
+@click.option(
+    "--input-shape",
+    "input_shape",
+    multiple=True,
+    metavar="NAME:D1,D2,...",
+    help="Fix a model input's shape (dynamic dimensions). Repeatable.",
+)
+@click.option(
+    "--provider",
+    help="ONNX Runtime provider for evaluation and latency: cpu, cuda, tensorrt, auto (default cpu).",
+)
+@click.option("--batch-size", type=int, help="Evaluation batch size (default 64).")
+@click.option("--max-eval-samples", type=int, help="Evaluate on at most N samples.")
+@click.option("--seed", type=int, help="Seed of the held-out split and synthetic data (default 0).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="TOML or YAML file with these options; flags override it.",
+)
+@click.option("--report-json", type=click.Path(dir_okay=False), help="Write the JSON report here.")
+@click.option(
+    "--report-html",
+    type=click.Path(dir_okay=False),
+    help="Write the self-contained HTML report here.",
+)
+@click.option(
+    "--json", "json_", is_flag=True, help="Print the JSON report on stdout (and nothing else)."
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing output model.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def command(model, config_path, eval_, json_, **flags) -> None:
+    """Prune MODEL toward --target, keeping the metric within --max-drop of the original."""
+    from onnxprune.pipeline.config import merge_options, read_config
+
+    config = read_config(config_path) if config_path else {}
+    flags.update({"model": model, "eval": eval_, "json": json_})
+    options = merge_options(config, flags)
+    if not options.model:
+        raise InputError("missing MODEL (give it as an argument or as 'model' in --config)")
+    run(options)
+
+
+def run(options) -> None:
+    """Run optimize with merged options; raise GuardNotMetError (exit 3) after writing."""
+    from rich.console import Console
+
+    from onnxprune.pipeline.api import default_output, optimize
+    from onnxprune.pipeline.outputs import check_writable
+    from onnxprune.pipeline.progress import Progress
+    from onnxprune.report import print_summary, write_html
+
+    model_path = Path(options.model)
+    out_path = Path(options.output) if options.output else default_output(model_path)
+    check_writable(out_path, model_path, options.force)
+    for report_path in (options.report_json, options.report_html):
+        if report_path:
+            check_writable(Path(report_path), model_path, force=True)
+    console = Console(stderr=True, quiet=options.quiet)
+    with Progress(console, enabled=not options.quiet) as progress:
+        result = optimize(
+            str(model_path),
+            target=options.target,
+            data=options.data,
+            eval_data=options.eval,
+            eval_split=options.eval_split,
+            metric=options.metric,
+            max_drop=options.max_drop,
+            steps=options.steps,
+            criterion=options.criterion,
+            provider=options.provider,
+            max_ratio=options.max_ratio,
+            round_to=options.round_to,
+            ignore=options.ignore,
+            ratio_for=options.ratio_for,
+            input_shapes=options.input_shape,
+            batch_size=options.batch_size,
+            max_eval_samples=options.max_eval_samples,
+            seed=options.seed,
+            progress=progress,
+        )
+    result.save(out_path, force=options.force, input_path=model_path)
+    result.report.options = _option_record(options)
+    if options.report_json:
+        _write_text(options.report_json, result.report.to_json())
+    if options.report_html:
+        write_html(result.report, options.report_html)
+    if options.json:
+        sys.stdout.write(result.report.to_json() + "\n")
+        sys.stdout.flush()
+    if not options.quiet:
+        summary_console = Console(stderr=options.json)
+        print_summary(result.report, summary_console)
+    if not result.ok:
+        raise GuardNotMetError(f"{result.report.reason}; best model written to {out_path}")
+
+
+def _option_record(options) -> dict:
+    from dataclasses import asdict
+
+    record = asdict(options)
+    for key in ("json", "quiet", "force"):
+        record.pop(key, None)
+    return record
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text + "\n", encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot write report '{path}': {error.strerror or error}") from None
