@@ -108,6 +108,7 @@ def measure_sensitivity(
     clusters, for each ratio (see module docstring). ``scores`` overrides ``criterion``;
     ``original`` is passed to criteria that read the unprocessed model (``bn``)."""
     from onnxprune.importance import score_clusters
+    from onnxprune.pipeline.schedule import normalize_scores
 
     started = time.perf_counter()
     say = progress or (lambda message: None)
@@ -120,6 +121,7 @@ def measure_sensitivity(
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (analysis.n_clusters,):
         raise InputError(f"expected {analysis.n_clusters} scores, got shape {scores.shape}")
+    normalized = normalize_scores(analysis, scores)
     say("sensitivity: running the original model")
     reference = run_model(analysis.model, feeds, batch_size)
     trial = _Trial(analysis, feeds, reference, metric_fn, recover, batch_size)
@@ -132,6 +134,8 @@ def measure_sensitivity(
         entry = GroupSensitivity(
             group.index, group.name, list(group.sources), group.size, group.width, len(sequence)
         )
+        entry.order = list(sequence)
+        entry.order_scores = [float(normalized[c]) for c in sequence]
         drops: dict[int, float] = {0: 0.0}
         for ratio in ratios:
             count = min(math.floor(ratio * group.size), len(sequence))

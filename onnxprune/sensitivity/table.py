@@ -37,6 +37,8 @@ class GroupSensitivity:
     width: int
     removable: int  # clusters the group can lose (free, never all, Split pieces kept)
     points: list[SensitivityPoint] = field(default_factory=list)
+    order: list[int] = field(default_factory=list)  # cluster ids in removal order
+    order_scores: list[float] = field(default_factory=list)  # their scores / group mean
 
     def curve(self) -> tuple[np.ndarray, np.ndarray]:
         """(removed counts, non-decreasing drops) including the origin, counts increasing."""
