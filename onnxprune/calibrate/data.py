@@ -1,0 +1,126 @@
+"""Calibration input: turn what the user gives into a stream of ONNX Runtime feed dicts.
+
+Accepted forms (first axis = samples everywhere):
+
+* an object with ``batches(batch_size)`` yielding ``(feeds, labels)`` (a dataset object);
+* a mapping of arrays by input name (extra keys such as ``labels`` are ignored; a single array
+  is matched to a single-input model whatever its key);
+* a path to an ``.npz`` file holding such arrays.
+
+Batches are cut at ``max_samples`` samples in total; floating arrays are cast to the dtype the
+model input declares. Nothing is copied beyond the current batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from onnx import ModelProto, helper
+
+from onnxprune.errors import InputError
+
+Feeds = dict[str, np.ndarray]
+
+
+def input_dtypes(model: ModelProto) -> dict[str, np.dtype]:
+    """Numpy dtype of every graph input that is not an initializer."""
+    initializers = {init.name for init in model.graph.initializer}
+    dtypes = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        elem = value.type.tensor_type.elem_type
+        dtypes[value.name] = np.dtype(helper.tensor_dtype_to_np_dtype(elem)) if elem else None
+    return dtypes
+
+
+def _load(calibration: Any) -> Any:
+    if isinstance(calibration, (str, os.PathLike)):
+        path = Path(calibration)
+        if path.suffix != ".npz" or not path.is_file():
+            raise InputError(f"calibration data must be an existing .npz file, got '{path}'")
+        with np.load(path) as archive:
+            return {key: archive[key] for key in archive.files}
+    return calibration
+
+
+def _match_inputs(arrays: Mapping[str, Any], names: list[str]) -> dict[str, np.ndarray]:
+    found = {name: np.asarray(arrays[name]) for name in names if name in arrays}
+    if len(found) == len(names):
+        return found
+    candidates = [key for key in arrays if key != "labels"]
+    if len(names) == 1 and len(candidates) == 1:
+        return {names[0]: np.asarray(arrays[candidates[0]])}
+    missing = ", ".join(n for n in names if n not in arrays)
+    raise InputError(f"calibration data has no array for model input(s): {missing}")
+
+
+def _cast(feeds: Mapping[str, Any], dtypes: dict[str, np.dtype | None]) -> Feeds:
+    out = {}
+    for name, value in feeds.items():
+        if name not in dtypes:
+            continue
+        array = np.asarray(value)
+        dtype = dtypes[name]
+        if dtype is not None and array.dtype != dtype:
+            array = array.astype(dtype)
+        out[name] = array
+    missing = [name for name in dtypes if name not in out]
+    if missing:
+        raise InputError(f"calibration batch lacks model input(s): {', '.join(missing)}")
+    return out
+
+
+def _batch_len(feeds: Mapping[str, np.ndarray]) -> int:
+    return int(next(iter(feeds.values())).shape[0]) if feeds else 0
+
+
+def iter_feeds(
+    calibration: Any,
+    model: ModelProto,
+    *,
+    batch_size: int = 32,
+    max_samples: int | None = None,
+) -> Iterator[Feeds]:
+    """Yield feed dicts for ``model`` from ``calibration`` (see module docstring)."""
+    if calibration is None:
+        raise InputError("calibration data is required (give --data)")
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    dtypes = input_dtypes(model)
+    source = _load(calibration)
+    left = np.inf if max_samples is None else int(max_samples)
+    if hasattr(source, "batches"):
+        stream = (feeds for feeds, _labels in source.batches(batch_size))
+    elif isinstance(source, Mapping):
+        arrays = _match_inputs(source, list(dtypes))
+        total = min(int(a.shape[0]) for a in arrays.values()) if arrays else 0
+        stream = (
+            {name: a[start : start + batch_size] for name, a in arrays.items()}
+            for start in range(0, total, batch_size)
+        )
+    else:
+        raise InputError(
+            f"unsupported calibration data of type {type(source).__name__}: give a .npz path, "
+            "a mapping of arrays or an object with batches(batch_size)"
+        )
+    produced = 0
+    for feeds in stream:
+        if left <= 0:
+            break
+        batch = _cast(feeds, dtypes)
+        size = _batch_len(batch)
+        if size > left:
+            batch = {name: value[: int(left)] for name, value in batch.items()}
+            size = int(left)
+        if size == 0:
+            continue
+        left -= size
+        produced += size
+        yield batch
+    if produced == 0:
+        raise InputError("calibration data holds no samples")

@@ -1,0 +1,78 @@
+"""Run a model in ONNX Runtime with chosen intermediate tensors as its only outputs.
+
+``exposed_model(model, names)`` keeps just the nodes the requested tensors depend on (so early
+layers are cheap to calibrate) and makes those tensors the graph outputs. ``run_exposed``
+streams feed batches through it and yields one ``{name: array}`` dict per batch; nothing is
+kept between batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import onnx
+from onnx import ModelProto, helper
+
+from onnxprune.analysis.graph_view import GraphView
+
+
+def exposed_model(model: ModelProto, names: list[str], elem_types: dict[str, int]) -> ModelProto:
+    """A copy of ``model`` whose outputs are ``names`` and whose nodes are their ancestors.
+
+    ``elem_types`` gives the ONNX element type of each name (the dtype of the consumer's weight).
+    Graph inputs are kept as they are, so the same feeds work.
+    """
+    view = GraphView(model)
+    needed = set(names)
+    keep = []
+    for node in reversed(view.nodes):
+        if any(out in needed for out in node.outputs if out):
+            keep.append(node.index)
+            needed.update(n for n in {*node.inputs, *node.subgraph_inputs} if n)
+    keep_set = set(keep)
+    exposed = ModelProto()
+    exposed.CopyFrom(model)
+    graph = exposed.graph
+    nodes = [node for index, node in enumerate(model.graph.node) if index in keep_set]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input} | needed
+    initializers = [init for init in model.graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    del graph.output[:]
+    graph.output.extend(
+        helper.make_tensor_value_info(name, elem_types.get(name, onnx.TensorProto.FLOAT), None)
+        for name in names
+    )
+    del graph.value_info[:]
+    return exposed
+
+
+def make_session(model: ModelProto):
+    """A CPU ONNX Runtime session for an in-memory model."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def run_exposed(
+    model: ModelProto,
+    names: list[str],
+    elem_types: dict[str, int],
+    feeds: Iterable[dict[str, np.ndarray]],
+) -> Iterator[dict[str, np.ndarray]]:
+    """Yield ``{name: value}`` for every feed batch (tensors of ``names`` only)."""
+    if not names:
+        return
+    unique = list(dict.fromkeys(names))
+    session = make_session(exposed_model(model, unique, elem_types))
+    wanted = {i.name for i in session.get_inputs()}
+    for batch in feeds:
+        values = session.run(unique, {k: v for k, v in batch.items() if k in wanted})
+        yield dict(zip(unique, values, strict=True))
