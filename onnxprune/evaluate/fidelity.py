@@ -1,0 +1,138 @@
+"""Fidelity metrics: one output tensor of a candidate model against the same output of the
+reference model, ``fn(candidate, reference) -> float``; computed in float64.
+
+Generic over tensor ranks: for rank >= 2 the class (channel) axis is axis 1 and every other
+position is one prediction, so ``(N, C)`` classifier scores, ``(N, C, H, W)`` segmentation
+maps and ``(N, C, A)`` detection heads are handled alike; a rank-1 output is compared value by
+value (agreement only). A metric that does not apply to a tensor (KL of an integer output)
+raises :class:`NotApplicable`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from onnxprune.errors import InputError
+from onnxprune.evaluate.registry import KIND_REFERENCE, builtin
+
+
+class NotApplicable(ValueError):
+    """The metric has no meaning for this output tensor (rank or dtype)."""
+
+
+def _pair(candidate, reference) -> tuple[np.ndarray, np.ndarray]:
+    candidate, reference = np.asarray(candidate), np.asarray(reference)
+    if candidate.shape != reference.shape:
+        raise InputError(
+            f"output shapes differ: candidate {candidate.shape}, reference {reference.shape}"
+        )
+    return candidate, reference
+
+
+def _float_pair(candidate, reference) -> tuple[np.ndarray, np.ndarray]:
+    candidate, reference = _pair(candidate, reference)
+    for array in (candidate, reference):
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise NotApplicable(f"needs numeric outputs, got {array.dtype}")
+    return candidate.astype(np.float64), reference.astype(np.float64)
+
+
+def _classes_last(array: np.ndarray) -> np.ndarray:
+    """(M, C) rows of class scores: axis 1 moved last, the rest flattened."""
+    if array.ndim < 2:
+        raise NotApplicable("needs class scores (rank >= 2)")
+    return np.moveaxis(array, 1, -1).reshape(-1, array.shape[1])
+
+
+@builtin("top1_agreement", KIND_REFERENCE, unit="%", aliases=("agreement",))
+def top1_agreement(candidate, reference) -> float:
+    """Top-1 agreement: 100 · mean over predictions of [argmax_c cand == argmax_c ref] (class
+    axis 1, first index on ties); rank-1 outputs: 100 · mean [cand == ref]."""
+    candidate, reference = _pair(candidate, reference)
+    if candidate.ndim < 2:
+        return float(100.0 * np.mean(candidate == reference))
+    return float(100.0 * np.mean(candidate.argmax(axis=1) == reference.argmax(axis=1)))
+
+
+@builtin("top5_containment", KIND_REFERENCE, unit="%", aliases=("top5_agreement",))
+def top5_containment(candidate, reference) -> float:
+    """Top-5 containment: 100 · mean over predictions of [the reference's top-1 class is among
+    the candidate's 5 best], i.e. #{c : cand_c > cand_r} < 5 with r = argmax ref."""
+    candidate, reference = _float_pair(candidate, reference)
+    cand, ref = _classes_last(candidate), _classes_last(reference)
+    target = ref.argmax(axis=1)
+    target_scores = cand[np.arange(len(target)), target]
+    higher = (cand > target_scores[:, None]).sum(axis=1)
+    return float(100.0 * np.mean(higher < 5))
+
+
+@builtin("cosine", KIND_REFERENCE, aliases=("cosine_similarity",))
+def cosine(candidate, reference) -> float:
+    """Mean over samples n of cos(a_n, b_n) = a_n·b_n / (‖a_n‖ ‖b_n‖), a_n and b_n the
+    flattened sample n of candidate and reference (1 when both are zero, 0 when one is)."""
+    candidate, reference = _float_pair(candidate, reference)
+    a = candidate.reshape(candidate.shape[0], -1) if candidate.ndim else candidate.reshape(1, 1)
+    b = reference.reshape(a.shape)
+    dot = (a * b).sum(axis=1)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    both_zero = (np.linalg.norm(a, axis=1) == 0) & (np.linalg.norm(b, axis=1) == 0)
+    values = np.where(norms > 0, dot / np.where(norms > 0, norms, 1.0), 0.0)
+    values = np.where(both_zero, 1.0, values)
+    return float(values.mean())
+
+
+@builtin("max_abs_error", KIND_REFERENCE, higher_is_better=False)
+def max_abs_error(candidate, reference) -> float:
+    """max_i |cand_i - ref_i| over every element."""
+    candidate, reference = _float_pair(candidate, reference)
+    return float(np.abs(candidate - reference).max()) if candidate.size else 0.0
+
+
+@builtin("mean_abs_error", KIND_REFERENCE, higher_is_better=False)
+def mean_abs_error(candidate, reference) -> float:
+    """mean_i |cand_i - ref_i| over every element."""
+    candidate, reference = _float_pair(candidate, reference)
+    return float(np.abs(candidate - reference).mean()) if candidate.size else 0.0
+
+
+def _relative(numerator: float, denominator: float) -> float:
+    if denominator == 0:
+        return 0.0 if numerator == 0 else float("inf")
+    return numerator / denominator
+
+
+@builtin("max_rel_error", KIND_REFERENCE, higher_is_better=False)
+def max_rel_error(candidate, reference) -> float:
+    """max_i |cand_i - ref_i| / max_i |ref_i| (relative to the reference's largest magnitude,
+    so near-zero elements do not explode it; 0/0 = 0)."""
+    candidate, reference = _float_pair(candidate, reference)
+    if not candidate.size:
+        return 0.0
+    return _relative(float(np.abs(candidate - reference).max()), float(np.abs(reference).max()))
+
+
+@builtin("mean_rel_error", KIND_REFERENCE, higher_is_better=False)
+def mean_rel_error(candidate, reference) -> float:
+    """mean_i |cand_i - ref_i| / mean_i |ref_i| (0/0 = 0)."""
+    candidate, reference = _float_pair(candidate, reference)
+    if not candidate.size:
+        return 0.0
+    return _relative(float(np.abs(candidate - reference).mean()), float(np.abs(reference).mean()))
+
+
+def log_softmax(rows: np.ndarray) -> np.ndarray:
+    """log softmax along the last axis: x - max - log Σ exp(x - max)."""
+    shifted = rows - rows.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+@builtin("kl", KIND_REFERENCE, higher_is_better=False, aliases=("kl_divergence",))
+def kl_divergence(candidate, reference) -> float:
+    """Mean over predictions of KL(P‖Q) = Σ_c P_c (log P_c − log Q_c), P = softmax(ref),
+    Q = softmax(cand) over the class axis 1 (nats; outputs are treated as logits)."""
+    if not np.issubdtype(np.asarray(reference).dtype, np.floating):
+        raise NotApplicable("needs float outputs (logits)")
+    candidate, reference = _float_pair(candidate, reference)
+    log_q = log_softmax(_classes_last(candidate))
+    log_p = log_softmax(_classes_last(reference))
+    return float(np.mean((np.exp(log_p) * (log_p - log_q)).sum(axis=1)))

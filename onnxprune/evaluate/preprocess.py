@@ -1,0 +1,236 @@
+"""Image preprocessing spec for ImageFolder data: resize, center crop, scale, mean/std,
+RGB/BGR, NCHW/NHWC; given as flags, a mapping, or a small TOML/YAML/JSON file.
+
+Order of operations on one image: convert to RGB (or grayscale ``L`` for 1-channel inputs) ->
+``resize`` (an int N resizes the shorter side to N keeping the aspect ratio; ``[H, W]`` resizes
+exactly) -> ``crop`` (center crop to N×N or ``[H, W]``) -> float32 ``pixel * scale`` ->
+``(x - mean) / std`` per channel (in RGB order) -> channel order (``BGR`` reverses the
+channels) -> layout (``NCHW`` or ``NHWC``).
+
+When neither ``resize`` nor ``crop`` is given the image is resized exactly to the model
+input's spatial size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from onnxprune.errors import InputError
+
+CONFIG_NAMES = ("preprocess.toml", "preprocess.yaml", "preprocess.yml", "preprocess.json")
+
+
+@dataclass
+class Preprocess:
+    """How images become model inputs (see module doc). ``None`` fields are inferred from the
+    model input: layout from where the channel axis (size 1 or 3) is, size from its shape."""
+
+    resize: int | list[int] | None = None
+    crop: int | list[int] | None = None
+    scale: float = 1.0 / 255.0
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    channel_order: str = "RGB"
+    layout: str | None = None
+
+    def __post_init__(self) -> None:
+        self.resize = _size("resize", self.resize)
+        self.crop = _size("crop", self.crop)
+        self.scale = float(self.scale)
+        self.mean = _floats("mean", self.mean)
+        self.std = _floats("std", self.std)
+        if self.std is not None and any(s == 0 for s in self.std):
+            raise InputError("preprocess std must not contain 0")
+        self.channel_order = str(self.channel_order).upper()
+        if self.channel_order not in ("RGB", "BGR"):
+            raise InputError(
+                f"preprocess channel order must be RGB or BGR, got {self.channel_order!r}"
+            )
+        if self.layout is not None:
+            self.layout = str(self.layout).upper()
+            if self.layout not in ("NCHW", "NHWC"):
+                raise InputError(f"preprocess layout must be NCHW or NHWC, got {self.layout!r}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "preprocess") -> Preprocess:
+        """Build from a mapping with keys named like the fields (dashes allowed; ``order`` and
+        ``bgr: true`` accepted for ``channel_order``), optionally under a ``preprocess`` key."""
+        if isinstance(values.get("preprocess"), Mapping):
+            values = values["preprocess"]
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = str(key).strip().lower().replace("-", "_")
+            if name in ("order", "channels"):
+                name = "channel_order"
+            if name == "bgr":
+                name, value = "channel_order", "BGR" if value else "RGB"
+            if name not in known:
+                raise InputError(f"{source}: unknown preprocess option '{key}'")
+            kwargs[name] = value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _size(name: str, value: Any) -> int | list[int] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
+    if isinstance(value, Sequence):
+        sizes = [int(v) for v in value]
+        if len(sizes) == 1:
+            sizes = sizes[0]
+        elif len(sizes) != 2:
+            raise InputError(f"preprocess {name} must be N or [H, W], got {value!r}")
+    else:
+        sizes = int(value)
+    if min(sizes if isinstance(sizes, list) else [sizes]) <= 0:
+        raise InputError(f"preprocess {name} must be positive, got {value!r}")
+    return sizes
+
+
+def _floats(name: str, value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, int | float):
+        value = [value]
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise InputError(f"preprocess {name} must be numbers, got {value!r}") from None
+
+
+def read_preprocess(path: str | os.PathLike) -> Preprocess:
+    """Read a TOML, YAML or JSON preprocessing file."""
+    source = Path(path)
+    try:
+        text = source.read_text()
+    except OSError as error:
+        raise InputError(f"cannot read preprocess config '{source}': {error.strerror}") from None
+    suffix = source.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            values = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        elif suffix == ".json":
+            values = json.loads(text)
+        else:
+            raise InputError(f"preprocess config '{source}': expected .toml, .yaml, .yml or .json")
+    except InputError:
+        raise
+    except Exception as error:  # any parser error is a bad file
+        raise InputError(f"preprocess config '{source}': {' '.join(str(error).split())}") from None
+    if not isinstance(values, Mapping):
+        raise InputError(f"preprocess config '{source}': expected a mapping")
+    return Preprocess.from_mapping(values, str(source))
+
+
+def resolve_preprocess(spec: Any, folder: Path | None = None) -> Preprocess:
+    """A :class:`Preprocess` from ``spec`` (Preprocess, mapping, config path) or, when None,
+    the folder's own ``preprocess.*`` file, else defaults."""
+    if isinstance(spec, Preprocess):
+        return spec
+    if isinstance(spec, Mapping):
+        return Preprocess.from_mapping(spec)
+    if isinstance(spec, str | os.PathLike):
+        return read_preprocess(spec)
+    if spec is not None:
+        raise InputError(f"cannot use {type(spec).__name__} as a preprocessing spec")
+    if folder is not None:
+        for name in CONFIG_NAMES:
+            if (folder / name).is_file():
+                return read_preprocess(folder / name)
+    return Preprocess()
+
+
+def infer_layout(shape: Sequence) -> str:
+    """NCHW when axis 1 has 1 or 3 channels, NHWC when the last axis has, else NCHW."""
+    if len(shape) != 4:
+        raise InputError(f"image data needs a rank-4 model input, got shape {list(shape)}")
+    if shape[1] in (1, 3):
+        return "NCHW"
+    if shape[3] in (1, 3):
+        return "NHWC"
+    return "NCHW"
+
+
+def image_geometry(shape: Sequence, layout: str) -> tuple[int | None, int | None, int]:
+    """(height, width, channels) of a rank-4 input shape in ``layout`` (None: dynamic)."""
+    dims = [d if isinstance(d, int) and d > 0 else None for d in shape]
+    height, width, channels = (
+        (dims[2], dims[3], dims[1]) if layout == "NCHW" else (dims[1], dims[2], dims[3])
+    )
+    if channels is None:
+        channels = 3
+    if channels not in (1, 3):
+        raise InputError(f"image data needs 1 or 3 channels, the model input has {channels}")
+    return height, width, channels
+
+
+def _pair(size: int | list[int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (size[0], size[1])
+
+
+def transform(image, spec: Preprocess, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+    """One PIL image -> float32 array in ``spec.layout`` without the sample axis.
+
+    ``size`` (H, W) is the model's spatial size used when ``spec`` has neither resize nor crop.
+    """
+    from PIL import Image
+
+    image = image.convert("L" if channels == 1 else "RGB")
+    if spec.resize is not None:
+        if isinstance(spec.resize, int):
+            w, h = image.size
+            short = min(w, h)
+            new = (max(1, round(w * spec.resize / short)), max(1, round(h * spec.resize / short)))
+        else:
+            new = (spec.resize[1], spec.resize[0])
+        image = image.resize(new, Image.BILINEAR)
+    elif spec.crop is None and size is not None:
+        image = image.resize((size[1], size[0]), Image.BILINEAR)
+    if spec.crop is not None:
+        ch, cw = _pair(spec.crop)
+        w, h = image.size
+        if ch > h or cw > w:
+            raise InputError(f"center crop {ch}x{cw} is larger than the image ({h}x{w})")
+        top, left = (h - ch) // 2, (w - cw) // 2
+        image = image.crop((left, top, left + cw, top + ch))
+    array = np.asarray(image, dtype=np.float32) * np.float32(spec.scale)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if spec.mean is not None:
+        array = array - _per_channel(spec.mean, channels, "mean")
+    if spec.std is not None:
+        array = array / _per_channel(spec.std, channels, "std")
+    if spec.channel_order == "BGR" and channels == 3:
+        array = array[:, :, ::-1]
+    layout = spec.layout or "NCHW"
+    if layout == "NCHW":
+        array = array.transpose(2, 0, 1)
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _per_channel(values: list[float], channels: int, name: str) -> np.ndarray:
+    if len(values) == 1:
+        values = values * channels
+    if len(values) != channels:
+        raise InputError(f"preprocess {name} has {len(values)} values for {channels} channel(s)")
+    return np.asarray(values, dtype=np.float32)

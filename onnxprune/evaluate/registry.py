@@ -1,0 +1,113 @@
+"""The metric registry: every metric usable by name (CLI ``--metric NAME``) is a :class:`Metric`.
+
+Three kinds, by what the function compares:
+
+* ``labels`` — ``fn(outputs, labels) -> float`` (the model's outputs against the data's labels;
+  built-ins in :mod:`onnxprune.evaluate.metrics`);
+* ``reference`` — ``fn(candidate, reference) -> float`` on ONE output tensor of the evaluated
+  model and the same output of the reference model (:mod:`onnxprune.evaluate.fidelity`);
+* ``custom`` — a user function ``fn(outputs, labels) -> float`` (``labels`` is None when the
+  data has none), registered with :func:`register_metric`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from onnxprune.errors import InputError
+
+KIND_LABELS = "labels"
+KIND_REFERENCE = "reference"
+KIND_CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: its function, kind, direction and unit (``%`` for 0-100 values)."""
+
+    name: str
+    fn: Callable
+    kind: str
+    higher_is_better: bool = True
+    unit: str = ""
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
+METRICS: dict[str, Metric] = {}
+ALIASES: dict[str, str] = {}
+
+
+def _add(metric: Metric, aliases: tuple[str, ...] = ()) -> None:
+    METRICS[metric.name] = metric
+    for alias in aliases:
+        ALIASES[alias] = metric.name
+
+
+def builtin(
+    name: str,
+    kind: str,
+    *,
+    higher_is_better: bool = True,
+    unit: str = "",
+    aliases: tuple[str, ...] = (),
+) -> Callable[[Callable], Callable]:
+    """Decorator registering a built-in metric function under ``name``."""
+
+    def decorate(fn: Callable) -> Callable:
+        _add(Metric(name, fn, kind, higher_is_better, unit), aliases)
+        return fn
+
+    return decorate
+
+
+def register_metric(
+    name: str,
+    fn: Callable,
+    *,
+    higher_is_better: bool = True,
+    unit: str = "",
+    overwrite: bool = False,
+) -> Metric:
+    """Register a user metric ``fn(outputs, labels) -> float`` so ``--metric NAME`` (CLI) and
+    ``metric="NAME"`` (API) find it. Built-in names cannot be replaced; a user name only with
+    ``overwrite``."""
+    if not callable(fn):
+        raise InputError(f"metric '{name}' must be callable")
+    key = str(name)
+    existing = METRICS.get(ALIASES.get(key, key))
+    if existing is not None and (existing.kind != KIND_CUSTOM or not overwrite):
+        raise InputError(f"metric '{name}' is already registered")
+    metric = Metric(key, fn, KIND_CUSTOM, higher_is_better, unit)
+    _add(metric)
+    return metric
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a user metric (built-ins stay)."""
+    metric = METRICS.get(name)
+    if metric is not None and metric.kind == KIND_CUSTOM:
+        del METRICS[name]
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric called ``name`` (or an alias); InputError when unknown."""
+    _load_builtins()
+    key = ALIASES.get(name, name)
+    if key not in METRICS:
+        raise InputError(
+            f"unknown metric '{name}' (known: {', '.join(sorted(METRICS))}; or module:function)"
+        )
+    return METRICS[key]
+
+
+def metric_names(kind: str | None = None) -> list[str]:
+    """Registered metric names (of one kind), in registration order."""
+    _load_builtins()
+    return [n for n, m in METRICS.items() if kind is None or m.kind == kind]
+
+
+def _load_builtins() -> None:
+    from onnxprune.evaluate import fidelity, metrics  # noqa: F401 - registers on import
