@@ -1,0 +1,113 @@
+"""``onnxprune sensitivity``: per-group drop of the model's outputs at several pruning ratios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.errors import InputError
+
+
+def parse_ratios(text: str) -> list[float]:
+    """``0.1,0.3,0.5`` -> [0.1, 0.3, 0.5]; each in (0, 1)."""
+    try:
+        values = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise InputError(f"--ratios expects numbers like 0.1,0.3,0.5, got {text!r}") from None
+    if not values or any(not 0.0 < v < 1.0 for v in values):
+        raise InputError(f"--ratios must be numbers in (0, 1), got {text!r}")
+    return values
+
+
+def load_calibration(path: str) -> dict:
+    """Arrays of a ``.npz`` file (keys: input names, or one array for a single-input model)."""
+    import numpy as np
+
+    if not Path(path).is_file():
+        raise InputError(f"data file '{path}' not found")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read data '{path}' as .npz: {error}") from None
+
+
+def print_table(table, console=None, limit: int = 40) -> None:
+    """Rich table of the drops, most sensitive group first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    view = Table(title=f"sensitivity ({table.metric} drop, {table.samples} samples)")
+    view.add_column("group", overflow="fold")
+    view.add_column("channels", justify="right")
+    for ratio in table.ratios:
+        view.add_column(f"{ratio:g}", justify="right")
+    for group in table.ranked()[:limit]:
+        drops = {p.ratio: p.drop for p in group.points}
+        view.add_row(
+            group.name,
+            str(group.size * group.width),
+            *(f"{drops[r]:.4g}" if r in drops else "-" for r in table.ratios),
+        )
+    console.print(view)
+    if len(table.groups) > limit:
+        console.print(f"... {len(table.groups) - limit} less sensitive groups not shown")
+    console.print(f"{table.runs} model runs in {table.seconds:.1f} s")
+
+
+@click.command("sensitivity")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", required=True, metavar="NPZ", help="Calibration data (.npz).")
+@click.option(
+    "--ratios", default="0.1,0.3,0.5,0.7", show_default=True, help="Share of a group removed."
+)
+@click.option("--criterion", default="l1", show_default=True, help="Which channels go first.")
+@click.option(
+    "--metric", default="kl", show_default=True, help="kl, top1, rel_mse or a registered name."
+)
+@click.option("--max-samples", type=int, default=128, show_default=True)
+@input_shape_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the table.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def command(
+    model, data, ratios, criterion, metric, max_samples, input_shapes, json_path, plot_path, quiet
+) -> None:
+    """Measure, per channel group, how much pruning it alone hurts MODEL's outputs."""
+    from rich.console import Console
+
+    from onnxprune.analysis import analyze
+    from onnxprune.prune import prepare
+    from onnxprune.sensitivity import measure_sensitivity
+    from onnxprune.sensitivity.plot import write_sensitivity_plot
+
+    ratio_list = parse_ratios(ratios)
+    calibration = load_calibration(data)
+    shapes = parse_input_shapes(input_shapes)
+    console = Console(stderr=True, quiet=quiet)
+    original, prepared, _ = prepare(model, shapes)
+    analysis = analyze(prepared, shapes)
+    with console.status("measuring sensitivity") as status:
+        table = measure_sensitivity(
+            analysis,
+            calibration,
+            ratios=ratio_list,
+            criterion=criterion,
+            metric=metric,
+            max_samples=max_samples,
+            original=original,
+            progress=lambda message: status.update(message),
+        )
+    if json_path:
+        try:
+            Path(json_path).write_text(json.dumps(table.to_dict(), indent=2))
+        except OSError as error:
+            raise InputError(f"cannot write '{json_path}': {error.strerror or error}") from None
+    if plot_path:
+        write_sensitivity_plot(table, plot_path)
+    if not quiet:
+        print_table(table, Console())
