@@ -1,0 +1,325 @@
+"""The guard's measurements for ``optimize``: metric of a candidate model on held-out data,
+and latency on the chosen provider.
+
+:meth:`GuardEvaluator.create` loads the data once and splits it: calibration samples (for
+data-driven criteria and recovery) and evaluation samples (the guard's metric) never overlap.
+
+* ``data`` only: a seeded ``eval_split`` share of it is held out for evaluation;
+* ``eval_data`` given: it is the evaluation set, ``data`` (if any) all calibration;
+* neither: synthetic inputs for evaluation, no calibration, and top-1 agreement with the
+  original model as the metric (accuracy is not measured; a note says so).
+
+The metric defaults to ``top1`` when the evaluation data has labels, else ``agreement`` (top-1
+agreement with the original model's outputs). Reference metrics (agreement, ...) compare the
+FIRST output of the candidate with the original's. The metric must grow with quality (the
+guard is ``baseline - metric <= max_drop``): error metrics are refused.
+
+``evaluate(model, quick=True)`` measures on a seeded subset of at most ``QUICK_SAMPLES``
+evaluation samples and returns ``baseline + (metric_subset(model) - metric_subset(original))``
+so that its drop is the drop measured on that subset.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from onnx import ModelProto
+
+from onnxprune.errors import InputError
+from onnxprune.evaluate.data import Dataset, load_data
+from onnxprune.evaluate.registry import KIND_LABELS, KIND_REFERENCE, Metric
+from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset, static_batch
+from onnxprune.evaluate.user_metric import resolve_metric
+from onnxprune.evaluate.validation import apply_metric
+
+SYNTHETIC_SAMPLES = 64
+QUICK_SAMPLES = 128
+LATENCY_RUNS = 50
+LATENCY_WARMUP_RUNS = 10
+
+
+class GuardEvaluator:
+    """Evaluation data, metric and provider of one ``optimize`` run (see module doc)."""
+
+    def __init__(
+        self,
+        original: ModelProto,
+        metric: Metric,
+        evaluation: Dataset,
+        calibration: Dataset | None,
+        *,
+        provider: str,
+        provider_name: str,
+        input_specs: list,
+        input_shapes: dict[str, list[int]] | None,
+        batch_size: int,
+        accuracy_measured: bool,
+        seed: int = 0,
+        notes: list[str] | None = None,
+    ) -> None:
+        self.original = original
+        self.metric = metric
+        self.evaluation = evaluation
+        self.calibration = calibration
+        self.provider = provider
+        self.provider_name = provider_name
+        self.input_specs = input_specs
+        self.input_shapes = dict(input_shapes or {})
+        self.batch_size = batch_size
+        self.accuracy_measured = accuracy_measured
+        self.seed = seed
+        self.notes = list(notes or [])
+        self.quick_set = _quick_subset(evaluation, seed)
+        self._reference = self._outputs(original, evaluation)
+        self._quick_reference = _subset_outputs(self._reference, self.quick_set[1])
+        self.baseline = self._score(self._reference, evaluation)
+        self.quick_baseline = self._score(self._quick_reference, self.quick_set[0])
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        original: ModelProto,
+        *,
+        data: Any = None,
+        eval_data: Any = None,
+        metric: str | Any = None,
+        provider: str = "cpu",
+        input_shapes: dict[str, list[int]] | None = None,
+        eval_split: float = 0.3,
+        batch_size: int = 64,
+        max_eval_samples: int | None = None,
+        seed: int = 0,
+    ) -> GuardEvaluator:
+        """Load data, resolve the metric, run the original once (see module doc)."""
+        if batch_size < 1:
+            raise InputError(f"batch-size must be >= 1, got {batch_size}")
+        if max_eval_samples is not None and max_eval_samples < 1:
+            raise InputError(f"max-eval-samples must be >= 1, got {max_eval_samples}")
+        runner = open_runner(original, provider)
+        try:
+            specs = list(runner.input_specs)
+            provider_name = runner.provider
+            notes = list(runner.notes)
+        finally:
+            runner.close()
+        calibration, evaluation, measured = _split_data(
+            data, eval_data, specs, input_shapes, eval_split, seed, notes
+        )
+        if max_eval_samples is not None and len(evaluation) > max_eval_samples:
+            chosen = np.sort(
+                np.random.default_rng(seed).choice(len(evaluation), max_eval_samples, replace=False)
+            )
+            evaluation = evaluation.subset(
+                chosen, f"{max_eval_samples} samples of {evaluation.source}"
+            )
+        chosen_metric = _guard_metric(metric, evaluation)
+        for dataset in (calibration, evaluation):
+            for note in dataset.notes if dataset is not None else []:
+                if note not in notes:
+                    notes.append(note)
+        return cls(
+            original,
+            chosen_metric,
+            evaluation,
+            calibration,
+            provider=provider,
+            provider_name=provider_name,
+            input_specs=specs,
+            input_shapes=input_shapes,
+            batch_size=batch_size,
+            accuracy_measured=measured,
+            seed=seed,
+            notes=notes,
+        )
+
+    # -- attributes the pipeline reads -----------------------------------------------------
+
+    @property
+    def metric_name(self) -> str:
+        return self.metric.name
+
+    @property
+    def metric_source(self) -> str:
+        return {KIND_LABELS: "labels", KIND_REFERENCE: "reference"}.get(self.metric.kind, "custom")
+
+    # -- metric ----------------------------------------------------------------------------
+
+    def _outputs(self, model, dataset: Dataset) -> ModelOutputs:
+        return run_dataset(model, dataset, provider=self.provider, batch_size=self.batch_size)
+
+    def _score(self, outputs: ModelOutputs, dataset: Dataset, reference=None) -> float:
+        if self.metric.kind == KIND_REFERENCE:
+            reference = reference if reference is not None else outputs
+            return float(self.metric.fn(outputs.arrays[0], reference.arrays[0]))
+        return apply_metric(self.metric, outputs, dataset.labels)
+
+    def evaluate(self, model: ModelProto, quick: bool = False) -> float:
+        """The metric of ``model`` on the evaluation data (``quick``: on the subset, shifted
+        by the original's full-minus-subset value; see module doc)."""
+        if quick:
+            dataset, reference = self.quick_set[0], self._quick_reference
+        else:
+            dataset, reference = self.evaluation, self._reference
+        value = self._score(self._outputs(model, dataset), dataset, reference)
+        if quick:
+            return self.baseline + (value - self.quick_baseline)
+        return value
+
+    # -- latency ---------------------------------------------------------------------------
+
+    def latency_batch(self) -> int:
+        """Batch used for latency: ``input_shapes``' first dimension, else the model's static
+        batch, else 1."""
+        for spec in self.input_specs:
+            fixed = self.input_shapes.get(spec[0])
+            if fixed:
+                return int(fixed[0])
+        return static_batch(self.input_specs) or 1
+
+    def _compare(self, models: list) -> dict[str, Any]:
+        from onnxprune.runtime import compare_latency
+
+        batch = self.latency_batch()
+        comparison = compare_latency(
+            models,
+            provider=self.provider,
+            batch_sizes=(batch,),
+            input_shapes=self.input_shapes or None,
+            runs=LATENCY_RUNS,
+            warmup_runs=LATENCY_WARMUP_RUNS,
+            seed=self.seed,
+        )
+        return _latency_rows(comparison, batch, len(models))
+
+    def latency(self, model: ModelProto) -> float:
+        """Median (p50) latency of ``model`` in ms at :meth:`latency_batch`."""
+        return float(self._compare([model])["rows"][0]["p50_ms"])
+
+    def compare_latency(self, original: ModelProto, pruned: ModelProto) -> dict[str, Any]:
+        """Interleaved benchmark of both models: ``{"batch", "runs", "before", "after",
+        "ratio_p50"}`` with the runtime's per-model figures (``p50_ms``, ``p90_ms``, ...)."""
+        rows = self._compare([original, pruned])
+        before, after = rows["rows"]
+        ratio = after["p50_ms"] / before["p50_ms"] if before.get("p50_ms") else None
+        return {
+            "batch": rows["batch"],
+            "runs": before.get("runs", LATENCY_RUNS),
+            "provider": self.provider_name,
+            "before": before,
+            "after": after,
+            "ratio_p50": ratio,
+        }
+
+    # -- description -----------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """``calibration`` and ``evaluation`` (source, samples, has_labels, ...), the metric
+        and the quick subset size (the report's ``data`` object)."""
+        calibration = (
+            self.calibration.describe()
+            if self.calibration is not None
+            else {"source": "none", "samples": 0, "has_labels": False}
+        )
+        return {
+            "calibration": calibration,
+            "evaluation": self.evaluation.describe(),
+            "metric": self.metric_name,
+            "metric_source": self.metric_source,
+            "metric_unit": self.metric.unit,
+            "quick_samples": len(self.quick_set[0]),
+            "batch_size": self.batch_size,
+        }
+
+
+def _split_data(data, eval_data, specs, input_shapes, eval_split, seed, notes):
+    """(calibration, evaluation, accuracy_measured) from the user's data arguments."""
+    if data is None and eval_data is None:
+        notes.append(
+            "no data given: synthetic inputs, accuracy not measured "
+            "(the guard uses top-1 agreement with the original model)"
+        )
+        evaluation = load_data(f"synthetic:{SYNTHETIC_SAMPLES}", specs, input_shapes, seed=seed)
+        return None, evaluation, False
+    if eval_data is None:
+        full = load_data(data, specs, input_shapes, seed=seed)
+        calibration, evaluation = full.split(eval_split, seed)
+        return calibration, evaluation, not _synthetic(data)
+    evaluation = load_data(eval_data, specs, input_shapes, seed=seed + 1)
+    calibration = None if data is None else load_data(data, specs, input_shapes, seed=seed)
+    if calibration is None:
+        notes.append("no calibration data: only --eval given")
+    return calibration, evaluation, not _synthetic(eval_data)
+
+
+def _synthetic(spec) -> bool:
+    return isinstance(spec, str | os.PathLike) and os.fspath(spec).startswith("synthetic")
+
+
+def _guard_metric(spec, evaluation: Dataset) -> Metric:
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        spec = "top1" if evaluation.has_labels else "agreement"
+    metric = resolve_metric(spec)
+    if metric.kind == KIND_LABELS and not evaluation.has_labels:
+        raise InputError(
+            f"metric '{metric.name}' needs labels and the evaluation data has none "
+            "(add a 'labels' array, or use --metric agreement)"
+        )
+    if not metric.higher_is_better:
+        raise InputError(
+            f"metric '{metric.name}' is lower-is-better; the guard needs a metric that grows "
+            "with quality (top1, agreement, top5_containment, cosine, ...)"
+        )
+    return metric
+
+
+def _quick_subset(evaluation: Dataset, seed: int) -> tuple[Dataset, np.ndarray]:
+    """(subset, indices): at most QUICK_SAMPLES seeded random evaluation samples."""
+    n = len(evaluation)
+    if n <= QUICK_SAMPLES:
+        return evaluation, np.arange(n)
+    index = np.sort(np.random.default_rng(seed + 7).choice(n, QUICK_SAMPLES, replace=False))
+    return evaluation.subset(index, f"{QUICK_SAMPLES} samples of {evaluation.source}"), index
+
+
+def _subset_outputs(outputs: ModelOutputs, index: np.ndarray) -> ModelOutputs:
+    return ModelOutputs(
+        [a[index] for a in outputs.arrays], list(outputs.names), outputs.provider, []
+    )
+
+
+def _latency_rows(comparison, batch: int, count: int) -> dict[str, Any]:
+    """Per-model figures at ``batch`` from the runtime's comparison (its ``to_json``)."""
+    data = comparison.to_json() if hasattr(comparison, "to_json") else comparison
+    if isinstance(data, str):
+        import json
+
+        data = json.loads(data)
+    rows = []
+    for index in range(count):
+        row = _find_row(data, index, batch)
+        if row is None:
+            raise RuntimeError(f"latency result has no figures for model {index} at batch {batch}")
+        rows.append(row)
+    return {"batch": batch, "rows": rows}
+
+
+def _find_row(data: Any, index: int, batch: int) -> dict[str, Any] | None:
+    models = data.get("models") if isinstance(data, dict) else data
+    if not isinstance(models, list) or index >= len(models):
+        return None
+    entry = models[index]
+    for key in ("batches", "results", "rows"):
+        if isinstance(entry, dict) and key in entry:
+            items = entry[key]
+            if isinstance(items, dict):
+                return items.get(str(batch)) or items.get(batch)
+            for item in items:
+                if item.get("batch") == batch or item.get("batch_size") == batch:
+                    return item
+    if isinstance(entry, dict) and "p50_ms" in entry:
+        return entry
+    return None
