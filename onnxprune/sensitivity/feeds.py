@@ -110,7 +110,8 @@ def run_model(
     fixed = [d for d in first_dims if isinstance(d, int) and d > 0]
     step = fixed[0] if fixed else batch_size
     total = len(next(iter(feeds.values())))
-    total -= total % step  # a fixed batch dimension: whole batches only
+    if fixed:
+        total -= total % step  # a fixed batch dimension: whole batches only
     if total == 0:
         raise InputError(f"the model's batch dimension is fixed at {step}: too few samples")
     chunks: list[list[np.ndarray]] = []
