@@ -1,0 +1,432 @@
+"""Latency benchmark of one or more models on identical inputs, runs interleaved (A B A B ...).
+
+Protocol, per batch size (ascending):
+
+1. Identical synthetic inputs for every model (:func:`synthetic_feeds`), bound once
+   (device-resident on CUDA, see :mod:`.session`).
+2. First run of each model timed apart (``first_run_ms``: lazy allocations, kernel selection).
+3. Warm-up rounds, each running every model once, until ``warmup_runs`` rounds or
+   ``warmup_seconds`` of warm-up, whichever comes first (at least one round).
+4. Timed rounds A B A B ...: ``runs`` rounds, or fewer when ``time_budget_s`` (timed phase of
+   this batch size, all models together) runs out, never fewer than ``MIN_RUNS``.
+
+Session creation (``create_s``) is timed once per model, before any run. Statistics per model
+and batch size are in :func:`summarize`; ratios are to the first model at the same batch size.
+Peak memory is measured per model and batch size in a child process (:mod:`.memory`).
+Interleaving makes every model see the same machine load, so on a shared machine the ratios
+are more trustworthy than the absolute times.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from onnxprune.errors import InputError
+from onnxprune.runtime.session import InputSpec, create_session
+
+#: Never fewer timed runs per model and batch size, even when the time budget is spent.
+MIN_RUNS = 3
+#: Percentiles reported, name -> q (linear interpolation between order statistics).
+PERCENTILES: dict[str, float] = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0}
+
+Clock = Callable[[], float]
+
+
+def summarize(times_s: Sequence[float], batch: int) -> dict[str, float]:
+    """Statistics of per-run times (seconds) at batch size ``batch``.
+
+    ``pXX_ms`` = ``numpy.percentile(times, XX)`` (linear interpolation) in ms;
+    ``mean_ms`` = arithmetic mean in ms; ``min_ms`` = fastest run;
+    ``throughput`` = ``batch / mean`` in samples per second; ``runs`` = number of runs.
+    """
+    if not len(times_s):
+        raise ValueError("no timed runs")
+    values = np.asarray(times_s, dtype=np.float64)
+    stats = {name: float(np.percentile(values, q) * 1e3) for name, q in PERCENTILES.items()}
+    mean = float(values.mean())
+    stats["mean_ms"] = mean * 1e3
+    stats["min_ms"] = float(values.min() * 1e3)
+    stats["throughput"] = batch / mean if mean > 0 else float("inf")
+    stats["runs"] = len(values)
+    return stats
+
+
+def batch_shapes(
+    specs: Sequence[InputSpec], batch: int, input_shapes: dict[str, list[int]] | None = None
+) -> dict[str, list[int]]:
+    """Concrete shape of every input: axis 0 = ``batch``; other dynamic axes from ``input_shapes``.
+
+    ``input_shapes[name]`` gives a full shape whose axis 0 is replaced by ``batch``; its other
+    axes must agree with the model's static ones. A model whose axis 0 is fixed runs only at
+    that batch size. Raises InputError naming the input and axis that cannot be resolved.
+    """
+    input_shapes = input_shapes or {}
+    unknown = sorted(set(input_shapes) - {spec.name for spec in specs})
+    if unknown:
+        raise InputError(f"--input-shape names unknown input {unknown[0]!r}")
+    shapes = {}
+    for spec in specs:
+        given = input_shapes.get(spec.name)
+        if given is not None and len(given) != len(spec.shape):
+            raise InputError(
+                f"--input-shape {spec.name}: {len(given)} dimensions, the model has {len(spec.shape)}"
+            )
+        shape = []
+        for axis, dim in enumerate(spec.shape):
+            if axis == 0:
+                if isinstance(dim, int) and dim != batch:
+                    raise InputError(
+                        f"input {spec.name!r} has a fixed batch dimension of {dim}: "
+                        f"cannot run batch size {batch}"
+                    )
+                shape.append(batch)
+            elif given is not None:
+                if isinstance(dim, int) and given[axis] != dim:
+                    raise InputError(
+                        f"--input-shape {spec.name}: dimension {axis} is {given[axis]}, "
+                        f"the model fixes it to {dim}"
+                    )
+                shape.append(given[axis])
+            elif isinstance(dim, int):
+                shape.append(dim)
+            else:
+                raise InputError(
+                    f"input {spec.name!r} has a dynamic dimension {dim or '?'} at axis {axis}: "
+                    f"give --input-shape {spec.name}:D0,D1,..."
+                )
+        shapes[spec.name] = shape
+    return shapes
+
+
+def synthetic_feeds(
+    specs: Sequence[InputSpec], shapes: dict[str, list[int]], seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Seeded random inputs of the given shapes, respecting dtypes.
+
+    Floats: standard normal; signed/unsigned integers: uniform in [0, 10) (small, so that
+    indices stay in range); bool: fair coin.
+    """
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        shape = shapes[spec.name]
+        if np.issubdtype(spec.dtype, np.floating):
+            array = rng.standard_normal(shape).astype(spec.dtype)
+        elif spec.dtype == np.bool_:
+            array = rng.random(shape) < 0.5
+        else:
+            array = rng.integers(0, 10, size=shape).astype(spec.dtype)
+        feeds[spec.name] = array
+    return feeds
+
+
+@dataclass
+class ModelLatency:
+    """Latency figures of one model at one batch size (times in ms unless named ``_s``)."""
+
+    model: str
+    batch: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    throughput: float
+    runs: int
+    warmup_runs: int
+    create_s: float
+    first_run_ms: float
+    file_bytes: int
+    ratio_p50: float = 1.0
+    ratio_mean: float = 1.0
+    peak_rss_mb: float | None = None
+    gpu_mb: float | None = None
+
+
+@dataclass
+class LatencyComparison:
+    """Result of :func:`compare_latency`: one :class:`ModelLatency` per model and batch size."""
+
+    models: list[str]
+    paths: list[str | None]
+    provider: str
+    requested_provider: str
+    batch_sizes: list[int]
+    input_shapes: dict[str, dict[str, list[int]]]
+    results: list[ModelLatency]
+    settings: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list, repr=False)
+
+    def get(self, model: str, batch: int) -> ModelLatency:
+        """The figures of ``model`` at ``batch``."""
+        for result in self.results:
+            if result.model == model and result.batch == batch:
+                return result
+        raise KeyError((model, batch))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict: settings, notes and one row per model and batch size."""
+        return {
+            "provider": self.provider,
+            "requested_provider": self.requested_provider,
+            "models": [
+                {"name": name, "path": path}
+                for name, path in zip(self.models, self.paths, strict=True)
+            ],
+            "batch_sizes": self.batch_sizes,
+            "input_shapes": self.input_shapes,
+            "settings": self.settings,
+            "notes": self.notes,
+            "results": [asdict(result) for result in self.results],
+        }
+
+
+def _labels(models: Sequence[Any]) -> tuple[list[str], list[str | None]]:
+    names, paths = [], []
+    for index, model in enumerate(models):
+        if isinstance(model, onnx.ModelProto):
+            name = model.graph.name or f"model{index}"
+            paths.append(None)
+        else:
+            name = Path(os.fspath(model)).name
+            paths.append(os.fspath(model))
+        while name in names:
+            name = f"{name}#{index}"
+        names.append(name)
+    return names, paths
+
+
+def file_bytes(model: Any) -> int:
+    """Size on disk of a model file plus its external data files (serialized size for a proto)."""
+    if isinstance(model, onnx.ModelProto):
+        return model.ByteSize()
+    path = Path(os.fspath(model))
+    total = path.stat().st_size
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return total
+    locations = set()
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                locations.add(entry.value)
+    for location in locations:
+        external = path.parent / location
+        if external.is_file():
+            total += external.stat().st_size
+    return total
+
+
+def _same_inputs(names: list[str], specs: list[list[InputSpec]]) -> None:
+    reference = {(s.name, s.dtype) for s in specs[0]}
+    for name, model_specs in zip(names[1:], specs[1:], strict=True):
+        if {(s.name, s.dtype) for s in model_specs} != reference:
+            raise InputError(
+                f"{name} and {names[0]} have different inputs (names or dtypes): "
+                "they cannot be compared on identical data"
+            )
+
+
+def compare_latency(
+    models: Sequence[onnx.ModelProto | str | os.PathLike],
+    *,
+    provider: str = "cpu",
+    batch_sizes: Sequence[int] = (1,),
+    input_shapes: dict[str, list[int]] | None = None,
+    warmup_runs: int = 10,
+    warmup_seconds: float = 1.0,
+    runs: int = 50,
+    time_budget_s: float | None = None,
+    threads: int | None = None,
+    seed: int = 0,
+    measure_memory: bool = True,
+    session_options: dict[str, Any] | None = None,
+    clock: Clock = time.perf_counter,
+    session_factory: Callable[..., Any] = create_session,
+) -> LatencyComparison:
+    """Benchmark ``models`` (paths or ModelProtos) on identical inputs; see the module docstring.
+
+    ``session_options`` are passed to :func:`create_session` (e.g. ``cudnn_conv_algo_search``,
+    ``cuda_graph``). ``clock`` and ``session_factory`` exist for tests.
+    """
+    if not models:
+        raise InputError("no model to benchmark")
+    batches = sorted({int(b) for b in batch_sizes})
+    if not batches or batches[0] < 1:
+        raise InputError("batch sizes must be positive integers")
+    if runs < 1 or warmup_runs < 0:
+        raise InputError("runs must be >= 1 and warm-up runs >= 0")
+    names, paths = _labels(models)
+    options = dict(session_options or {})
+    runners, create_s = [], []
+    try:
+        for model in models:
+            start = clock()
+            runners.append(session_factory(model, provider=provider, threads=threads, **options))
+            create_s.append(clock() - start)
+        _same_inputs(names, [r.input_specs for r in runners])
+        used = runners[0].provider
+        notes = list(dict.fromkeys(note for r in runners for note in r.notes))
+        specs = runners[0].input_specs
+        sizes = [file_bytes(model) for model in models]
+        results: list[ModelLatency] = []
+        order: list[str] = []
+        shapes_used: dict[str, dict[str, list[int]]] = {}
+        for batch in batches:
+            shapes = batch_shapes(specs, batch, input_shapes)
+            shapes_used[str(batch)] = shapes
+            feeds = synthetic_feeds(specs, shapes, seed)
+            first_ms = []
+            for runner in runners:
+                runner.bind(feeds)
+                start = clock()
+                runner.run_bound()
+                first_ms.append((clock() - start) * 1e3)
+            warm = _warm_up(runners, warmup_runs, warmup_seconds, clock)
+            times = _timed_rounds(runners, names, runs, time_budget_s, clock, order)
+            for index, name in enumerate(names):
+                stats = summarize(times[index], batch)
+                results.append(
+                    ModelLatency(
+                        model=name,
+                        batch=batch,
+                        p50_ms=stats["p50_ms"],
+                        p90_ms=stats["p90_ms"],
+                        p99_ms=stats["p99_ms"],
+                        mean_ms=stats["mean_ms"],
+                        min_ms=stats["min_ms"],
+                        throughput=stats["throughput"],
+                        runs=int(stats["runs"]),
+                        warmup_runs=warm,
+                        create_s=create_s[index],
+                        first_run_ms=first_ms[index],
+                        file_bytes=sizes[index],
+                    )
+                )
+            _ratios([r for r in results if r.batch == batch])
+    finally:
+        for runner in runners:
+            runner.close()
+    if measure_memory:
+        _measure_memory(
+            models, results, shapes_used, specs, seed, provider, threads, options, notes
+        )
+    settings = {
+        "warmup_runs": warmup_runs,
+        "warmup_seconds": warmup_seconds,
+        "runs": runs,
+        "time_budget_s": time_budget_s,
+        "threads": threads,
+        "seed": seed,
+        "interleaved": True,
+        "session_options": options,
+        "io_binding": runners[0].on_device if runners else False,
+    }
+    return LatencyComparison(
+        models=names,
+        paths=paths,
+        provider=used,
+        requested_provider=provider,
+        batch_sizes=batches,
+        input_shapes=shapes_used,
+        results=results,
+        settings=settings,
+        notes=notes,
+        order=order,
+    )
+
+
+def _warm_up(runners: list[Any], rounds: int, seconds: float, clock: Clock) -> int:
+    """Interleaved warm-up rounds; returns how many were run."""
+    start = clock()
+    done = 0
+    while done < max(rounds, 1):
+        for runner in runners:
+            runner.run_bound()
+        done += 1
+        if clock() - start >= seconds:
+            break
+    return done
+
+
+def _timed_rounds(
+    runners: list[Any],
+    names: list[str],
+    runs: int,
+    budget: float | None,
+    clock: Clock,
+    order: list[str],
+) -> list[list[float]]:
+    """``runs`` rounds A B A B ... (fewer if ``budget`` seconds run out); per-model run times."""
+    times: list[list[float]] = [[] for _ in runners]
+    phase_start = clock()
+    for round_index in range(runs):
+        for index, runner in enumerate(runners):
+            start = clock()
+            runner.run_bound()
+            times[index].append(clock() - start)
+            order.append(names[index])
+        spent = clock() - phase_start
+        if budget is not None and round_index + 1 >= MIN_RUNS and spent >= budget:
+            break
+    return times
+
+
+def _ratios(rows: list[ModelLatency]) -> None:
+    base = rows[0]
+    for row in rows:
+        row.ratio_p50 = row.p50_ms / base.p50_ms if base.p50_ms > 0 else float("nan")
+        row.ratio_mean = row.mean_ms / base.mean_ms if base.mean_ms > 0 else float("nan")
+
+
+def _measure_memory(
+    models: Sequence[Any],
+    results: list[ModelLatency],
+    shapes_used: dict[str, dict[str, list[int]]],
+    specs: list[InputSpec],
+    seed: int,
+    provider: str,
+    threads: int | None,
+    options: dict[str, Any],
+    notes: list[str],
+) -> None:
+    from onnxprune.runtime.memory import measure_session_memory
+
+    with tempfile.TemporaryDirectory(prefix="onnxprune-bench-") as folder:
+        files = []
+        for index, model in enumerate(models):
+            if isinstance(model, onnx.ModelProto):
+                path = Path(folder) / f"model{index}.onnx"
+                copy = onnx.ModelProto()  # saving with external data rewrites the proto
+                copy.CopyFrom(model)
+                too_big = model.ByteSize() >= 2**31 - 2**20
+                onnx.save_model(copy, str(path), save_as_external_data=too_big)
+                files.append(path)
+            else:
+                files.append(Path(os.fspath(model)))
+        by_name = dict(zip(_labels(models)[0], files, strict=True))
+        for row in results:
+            feeds = synthetic_feeds(specs, shapes_used[str(row.batch)], seed)
+            usage = measure_session_memory(
+                by_name[row.model],
+                feeds,
+                provider=provider,
+                threads=threads,
+                session_options=options,
+            )
+            row.peak_rss_mb = usage.peak_rss_mb
+            row.gpu_mb = usage.gpu_mb
+            for note in usage.notes:
+                if note not in notes:
+                    notes.append(note)
