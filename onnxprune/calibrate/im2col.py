@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK_ELEMENTS = 1 << 21  # values per im2col chunk (16 MiB in float64)
+CHUNK_ELEMENTS = 1 << 20  # values per im2col or moment chunk (8 MiB in float64)
 
 
 @dataclass(frozen=True)

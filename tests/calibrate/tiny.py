@@ -16,7 +16,10 @@ def _model(nodes, inputs, outputs, initializers) -> onnx.ModelProto:
         "tiny",
         inputs,
         outputs,
-        [numpy_helper.from_array(np.asarray(v, dtype=np.float32), k) for k, v in initializers.items()],
+        [
+            numpy_helper.from_array(np.asarray(v, dtype=np.float32), k)
+            for k, v in initializers.items()
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
