@@ -1,0 +1,157 @@
+"""``onnxprune bench``: latency of one or more models side by side, with the ratio to the first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.errors import InputError
+from onnxprune.runtime.providers import CHOICES, CUDNN_ALGO_SEARCH
+
+#: Table rows: (label, result attribute, number format).
+ROWS: list[tuple[str, str, str]] = [
+    ("p50 ms", "p50_ms", "{:.3f}"),
+    ("p90 ms", "p90_ms", "{:.3f}"),
+    ("p99 ms", "p99_ms", "{:.3f}"),
+    ("mean ms", "mean_ms", "{:.3f}"),
+    ("throughput /s", "throughput", "{:.1f}"),
+    ("first run ms", "first_run_ms", "{:.2f}"),
+    ("create s", "create_s", "{:.3f}"),
+    ("peak RSS MiB", "peak_rss_mb", "{:.1f}"),
+    ("GPU MiB", "gpu_mb", "{:.1f}"),
+    ("file MiB", "file_bytes", "{:.2f}"),
+]
+
+
+def parse_batches(text: str) -> list[int]:
+    """``"1,32"`` -> [1, 32]; InputError for anything but positive integers."""
+    try:
+        values = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise InputError(f"--batch expects positive integers like 1,32, got {text!r}") from None
+    if not values or any(value < 1 for value in values):
+        raise InputError(f"--batch expects positive integers like 1,32, got {text!r}")
+    return values
+
+
+def _cell(value, fmt: str, attribute: str, base=None) -> str:
+    if value is None:
+        return "-"
+    shown = value / 2**20 if attribute == "file_bytes" else value
+    text = fmt.format(shown)
+    if base:
+        text += f" ({value / base:.2f}x)"
+    return text
+
+
+def print_comparison(comparison, console=None) -> None:
+    """One rich table per batch size: a column per model, ratios to the first model."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    console.print(f"provider: {comparison.provider}")
+    for batch in comparison.batch_sizes:
+        table = Table(title=f"batch {batch}")
+        table.add_column("")
+        for name in comparison.models:
+            table.add_column(name, justify="right")
+        rows = [comparison.get(name, batch) for name in comparison.models]
+        for label, attribute, fmt in ROWS:
+            values = [getattr(row, attribute) for row in rows]
+            if all(value is None for value in values):
+                continue
+            cells = [_cell(values[0], fmt, attribute)]
+            cells += [_cell(value, fmt, attribute, values[0]) for value in values[1:]]
+            table.add_row(label, *cells)
+        console.print(table)
+    first = comparison.results[0]
+    console.print(
+        f"{first.runs} timed runs per model (interleaved), {first.warmup_runs} warm-up rounds; "
+        "ratios are to the first model"
+    )
+
+
+@click.command("bench")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--provider",
+    type=click.Choice(CHOICES, case_sensitive=False),
+    default="auto",
+    show_default=True,
+    help="Execution provider; auto falls back to the CPU with a note.",
+)
+@click.option("--batch", default="1", show_default=True, help="Batch sizes, comma-separated.")
+@input_shape_option
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per model.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Warm-up rounds (or 1 s).")
+@click.option("--time-budget", type=float, help="Seconds of timed runs per batch size (>= 3 runs).")
+@click.option("--threads", type=int, help="CPU intra-op threads (default: ONNX Runtime's).")
+@click.option(
+    "--cudnn-conv-algo-search",
+    type=click.Choice(CUDNN_ALGO_SEARCH, case_sensitive=False),
+    help="CUDA: cuDNN convolution algorithm search.",
+)
+@click.option("--cuda-graph", is_flag=True, help="CUDA: capture a CUDA graph (fixed shapes).")
+@click.option("--no-memory", is_flag=True, help="Skip the peak-memory measurement.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    help="Write the figures as JSON ('-' = stdout).",
+)
+def command(
+    models,
+    provider,
+    batch,
+    input_shapes,
+    runs,
+    warmup,
+    time_budget,
+    threads,
+    cudnn_conv_algo_search,
+    cuda_graph,
+    no_memory,
+    seed,
+    json_path,
+) -> None:
+    """Measure the latency of MODEL [MODEL...] on identical inputs, runs interleaved."""
+    from onnxprune.runtime.latency import compare_latency
+
+    if runs < 1:
+        raise InputError(f"--runs must be >= 1, got {runs}")
+    if warmup < 0:
+        raise InputError(f"--warmup must be >= 0, got {warmup}")
+    if time_budget is not None and time_budget <= 0:
+        raise InputError(f"--time-budget must be > 0, got {time_budget}")
+    options = {}
+    if cudnn_conv_algo_search:
+        options["cudnn_conv_algo_search"] = cudnn_conv_algo_search
+    if cuda_graph:
+        options["cuda_graph"] = True
+    comparison = compare_latency(
+        list(models),
+        provider=provider.lower(),
+        batch_sizes=parse_batches(batch),
+        input_shapes=parse_input_shapes(input_shapes),
+        warmup_runs=warmup,
+        runs=runs,
+        time_budget_s=time_budget,
+        threads=threads,
+        seed=seed,
+        measure_memory=not no_memory,
+        session_options=options,
+    )
+    for note in comparison.notes:
+        click.echo(f"note: {note}", err=True)
+    if json_path:
+        text = json.dumps(comparison.to_json(), indent=2)
+        if json_path == "-":
+            click.echo(text)
+            return
+        Path(json_path).write_text(text + "\n")
+    print_comparison(comparison)

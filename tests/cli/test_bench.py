@@ -1,0 +1,140 @@
+"""``onnxprune bench`` through the CLI: table, JSON, provider errors and fallback, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from onnxprune.cli import cli
+from onnxprune.runtime import providers
+from tests.runtime.tiny import conv_model
+
+DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
+FAST = ["--runs", "3", "--warmup", "1", "--no-memory", "--threads", "1"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    wide, narrow = tmp_path / "wide.onnx", tmp_path / "narrow.onnx"
+    onnx.save_model(conv_model(16), str(wide))
+    onnx.save_model(conv_model(4), str(narrow))
+    return wide, narrow
+
+
+@pytest.fixture
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(providers, "probe_provider", lambda key: None if key == "cpu" else "no GPU")
+
+
+def test_table_side_by_side_with_ratios(pair) -> None:
+    result = invoke(
+        "bench", *pair, "--provider", "cpu", "--batch", "1,2", "--input-shape", "x:1,3,8,8", *FAST
+    )
+    assert result.exit_code == 0, result.output
+    assert "provider: CPUExecutionProvider" in result.stdout
+    assert "batch 1" in result.stdout and "batch 2" in result.stdout
+    assert "wide.onnx" in result.stdout and "narrow.onnx" in result.stdout
+    assert "p50 ms" in result.stdout and "x)" in result.stdout  # "(0.52x)"-style ratio cells
+
+
+def test_json_file_and_stdout(pair, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", *pair, "--provider", "cpu", "--input-shape", "x:1,3,8,8", *FAST]
+    result = invoke(*args, "--batch", "2", "--json", out)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [(row["model"], row["batch"]) for row in data["results"]] == [
+        ("wide.onnx", 2),
+        ("narrow.onnx", 2),
+    ]
+    for row in data["results"]:
+        assert {"p50_ms", "p90_ms", "throughput", "ratio_p50", "file_bytes"} <= set(row)
+        assert row["runs"] == 3
+    result = invoke(*args, "--json", "-")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["batch_sizes"] == [1]
+
+
+def test_explicit_cuda_without_gpu_exits_2(pair, no_gpu) -> None:
+    result = invoke("bench", *pair, "--provider", "cuda", "--input-shape", "x:1,3,8,8", *FAST)
+    assert result.exit_code == 2
+    assert "error: provider cuda cannot be used: no GPU" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_explicit_cuda_on_this_machine(pair) -> None:
+    """Unmocked: exit 2 where CUDA cannot run here, a CUDA benchmark where it can."""
+    result = invoke(
+        "bench", pair[0], "--provider", "cuda", "--input-shape", "x:1,3,8,8", *FAST, "--json", "-"
+    )
+    if providers.probe_provider("cuda") is None:
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["provider"] == "CUDAExecutionProvider"
+    else:
+        assert result.exit_code == 2
+        assert result.stderr.startswith("error: provider cuda cannot be used:")
+
+
+def test_auto_falls_back_with_a_note(pair, no_gpu) -> None:
+    result = invoke("bench", pair[0], "--input-shape", "x:1,3,8,8", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "note: cuda unavailable: fell back to CPU (no GPU)" in result.stderr
+    assert "provider: CPUExecutionProvider" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch", "1,x"], "--batch expects positive integers"),
+        (["--batch", "0"], "--batch expects positive integers"),
+        (["--runs", "0"], "--runs must be >= 1"),
+        ([], "dynamic dimension H at axis 2"),
+        (["--input-shape", "y:1,3,8,8"], "unknown input 'y'"),
+    ],
+)
+def test_bad_options_exit_2(pair, args, message) -> None:
+    extra = [] if not args or args[0] == "--input-shape" else ["--input-shape", "x:1,3,8,8"]
+    result = invoke("bench", pair[0], "--provider", "cpu", *FAST, *extra, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_bad_model_exits_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage")
+    result = invoke("bench", broken, "--provider", "cpu", *FAST)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: onnxruntime cannot run")
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = invoke("bench", tmp_path / "missing.onnx", "--provider", "cpu", *FAST)
+    assert result.exit_code == 2
+    assert "not found" in result.stderr
+
+
+def test_zoo_model_with_memory(zoo_onnx) -> None:
+    path = zoo_onnx("resnet18", "torchscript")
+    result = invoke(
+        "bench", path, "--provider", "cpu", "--runs", "3", "--warmup", "1", "--json", "-"
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["p50_ms"] > 0 and row["peak_rss_mb"] > 0
+    assert row["file_bytes"] == path.stat().st_size
+
+
+@pytest.mark.skipif(not (DIGITS / "digits_vgg.onnx").is_file(), reason="digits models not built")
+def test_shipped_digits_models() -> None:
+    models = [DIGITS / "digits_vgg.onnx", DIGITS / "digits_mbv2.onnx"]
+    result = invoke("bench", *models, "--provider", "cpu", "--batch", "1,4", *FAST, "--json", "-")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data["results"]) == 4
+    assert data["results"][0]["ratio_p50"] == 1.0
