@@ -11,12 +11,14 @@ each ``k_g`` an allowed level: kept count a multiple of ``round_to`` channels, a
 group's ``max_ratio`` (or ``ratio_for``) cap, never below one cluster, protected groups at 0.
 
 Greedy (``order``): every group's points (a_g(k), s_g(k)) over its allowed levels are replaced
-by their lower convex hull; each hull segment becomes a removal unit whose price is its slope
-(drop per unit of measure). Units sorted by price (ties: lower criterion score first) give one
-global order in which every group's units stay in sequence, and every prefix is optimal for
-the convexified problem at its own amount (the Lagrangian / rate-distortion argument). The
-guarded optimize loop follows this order; :func:`allocate_by_sensitivity` takes its shortest
-prefix reaching A.
+by their lower convex hull; the price of a hull segment is its slope (drop per unit of
+measure). Each step between two allowed levels becomes a removal unit carrying the price of
+its segment. Units sorted by price (ties: lower criterion score first, then group and
+position) give one global order in which every group's units stay in sequence; the prefixes
+ending on segment ends are optimal for the convexified problem at their own amount (the
+Lagrangian / rate-distortion argument), the others lie inside one segment. The guarded
+optimize loop follows this order; :func:`allocate_by_sensitivity` takes its shortest prefix
+reaching A.
 
 Knapsack (``method="knapsack"``): the exact multiple-choice knapsack over all allowed levels
 (not only hull points) by dynamic programming on amounts discretised into ``bins`` steps;
@@ -152,22 +154,24 @@ def _lower_hull(amounts: list[float], drops: list[float]) -> list[int]:
 
 
 def _units_of(levels: _Levels) -> list[tuple[float, float, RemovalUnit]]:
-    """(price, tie-break score, unit) of each hull segment of one group."""
+    """(price, tie-break score, unit) per allowed level step of one group; every step of a
+    hull segment carries the segment's price (drop per unit of measure)."""
     hull = _lower_hull(levels.amounts, levels.drops)
     units = []
     for a, b in itertools.pairwise(hull):
-        clusters = levels.entry.order[levels.counts[a] : levels.counts[b]]
-        scores = levels.entry.order_scores[levels.counts[a] : levels.counts[b]]
         gain = levels.amounts[b] - levels.amounts[a]
         price = (levels.drops[b] - levels.drops[a]) / gain if gain > 0 else math.inf
-        unit = RemovalUnit(
-            group=levels.group.index,
-            clusters=tuple(int(c) for c in clusters),
-            score=price,
-            macs=levels.macs[b] - levels.macs[a],
-            params=levels.params[b] - levels.params[a],
-        )
-        units.append((price, float(np.mean(scores)) if scores else 0.0, unit))
+        for lo, hi in itertools.pairwise(range(a, b + 1)):
+            start, stop = levels.counts[lo], levels.counts[hi]
+            scores = levels.entry.order_scores[start:stop]
+            unit = RemovalUnit(
+                group=levels.group.index,
+                clusters=tuple(int(c) for c in levels.entry.order[start:stop]),
+                score=price,
+                macs=levels.macs[hi] - levels.macs[lo],
+                params=levels.params[hi] - levels.params[lo],
+            )
+            units.append((price, float(np.mean(scores)) if scores else 0.0, unit))
     return units
 
 

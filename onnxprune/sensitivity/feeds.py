@@ -78,6 +78,40 @@ def calibration_feeds(data, names: list[str], max_samples: int = 128) -> dict[st
     return {name: array[:max_samples] for name, array in feeds.items()}
 
 
+def check_feeds(model: ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Feeds checked against the model's inputs: rank and static dimensions (the sample axis
+    excepted) must match; floating data is cast to the input's floating dtype, any other dtype
+    mismatch is an InputError."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    checked = {}
+    for value in model.graph.input:
+        if value.name not in feeds:
+            continue
+        array = np.asarray(feeds[value.name])
+        tensor_type = value.type.tensor_type
+        want = np.dtype(tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        if tensor_type.HasField("shape") and (
+            array.ndim != len(dims)
+            or any(d is not None and d != n for d, n in zip(dims[1:], array.shape[1:], strict=True))
+        ):
+            expected = ",".join("?" if d is None else str(d) for d in dims)
+            raise InputError(
+                f"calibration input '{value.name}' has shape {list(array.shape)}, "
+                f"the model expects [{expected}]"
+            )
+        if array.dtype != want:
+            same_kind = np.issubdtype(array.dtype, np.floating) and np.issubdtype(want, np.floating)
+            if not same_kind:
+                raise InputError(
+                    f"calibration input '{value.name}' is {array.dtype}, the model expects {want}"
+                )
+            array = array.astype(want)
+        checked[value.name] = array
+    return checked
+
+
 def _cpu_session(model: ModelProto):
     """A CPU ONNX Runtime session of ``model`` (the single place sessions are made here)."""
     try:

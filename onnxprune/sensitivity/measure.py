@@ -19,7 +19,12 @@ from onnx import ModelProto
 
 from onnxprune.analysis import ChannelAnalysis, ChannelGroup
 from onnxprune.errors import InputError
-from onnxprune.sensitivity.feeds import calibration_feeds, model_inputs, run_model
+from onnxprune.sensitivity.feeds import (
+    calibration_feeds,
+    check_feeds,
+    model_inputs,
+    run_model,
+)
 from onnxprune.sensitivity.metrics import DropMetric, resolve_drop_metric
 from onnxprune.sensitivity.table import GroupSensitivity, SensitivityPoint, SensitivityTable
 
@@ -115,6 +120,7 @@ def measure_sensitivity(
     ratios = _validate_ratios(ratios)
     metric_name, metric_fn = resolve_drop_metric(metric)
     feeds = calibration_feeds(calibration, model_inputs(analysis.model), max_samples)
+    feeds = check_feeds(analysis.model, feeds)
     criterion_name = criterion if scores is None else "custom"
     if scores is None:
         scores = score_clusters(analysis, criterion, original=original, calibration=calibration)

@@ -1,0 +1,82 @@
+"""``onnxprune sensitivity`` end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from onnxprune.cli import cli
+from tests.sensitivity.models import calibration, two_branch_model
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tmp_path / "two.onnx"
+    onnx.save(two_branch_model(), path)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_writes_json_and_png(model, tmp_path):
+    data = tmp_path / "calib.npz"
+    np.savez(data, input=calibration(20)["x"], labels=np.zeros(20, np.int64))
+    out, png = tmp_path / "s.json", tmp_path / "s.png"
+    result = invoke(
+        "sensitivity", model, "--data", data, "--ratios", "0.25,0.5", "--json", out, "--plot", png
+    )
+    assert result.exit_code == 0, result.output
+    table = json.loads(out.read_text())
+    assert table["ratios"] == [0.25, 0.5] and table["samples"] == 20
+    drops = {g["name"]: [p["drop"] for p in g["points"]] for g in table["groups"]}
+    assert set(drops) == {"loud_fc1", "quiet_fc1"}
+    assert all(a > b for a, b in zip(drops["loud_fc1"], drops["quiet_fc1"], strict=True))
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert "loud_fc1" in result.output
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"a": np.zeros((4, 8), np.float32), "b": np.zeros((4, 8), np.float32)}, "no array"),
+        ({"x": np.zeros((4, 9), np.float32)}, "expects [?,8]"),
+        ({"x": np.zeros((4, 8), np.int64)}, "expects float32"),
+    ],
+)
+def test_bad_data_exits_2(model, tmp_path, arrays, message):
+    data = tmp_path / "bad.npz"
+    np.savez(data, **arrays)
+    result = invoke("sensitivity", model, "--data", data)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "missing.npz"], "not found"),
+        (["--ratios", "0.5,1.5"], "--ratios"),
+        (["--metric", "nope"], "unknown sensitivity metric"),
+    ],
+)
+def test_bad_options_exit_2(model, tmp_path, args, message):
+    data = tmp_path / "calib.npz"
+    np.savez(data, x=calibration(4)["x"])
+    if "--data" not in args:
+        args = ["--data", data, *args]
+    result = invoke("sensitivity", model, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_not_an_npz(model, tmp_path):
+    data = tmp_path / "calib.npz"
+    data.write_text("not a zip")
+    result = invoke("sensitivity", model, "--data", data)
+    assert result.exit_code == 2 and "cannot read data" in result.output
