@@ -40,7 +40,7 @@ def eliminate_dropout(graph: gs.Graph, ctx: PassContext) -> bool:
             continue
         if not _is_inference_mode(node) or not _mask_unused(node, graph_outputs):
             continue
-        if len(node.outputs) > 1:
-            del node.outputs[1:]
+        while len(node.outputs) > 1:
+            node.outputs.pop()
         changed |= bypass(node, node.inputs[0], node.outputs[0], graph)
     return changed

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import onnx
 import onnx_graphsurgeon as gs
 from onnx import ModelProto
+from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxprune.errors import InputError
 from onnxprune.passes._shapes import apply_value_infos, infer_value_infos, skeleton
@@ -94,11 +95,26 @@ def _validates(model: ModelProto) -> bool:
     return True
 
 
+def _detach_constant_attributes(graph: gs.Graph) -> None:
+    """Give every Constant node's lazily loaded tensor a private proto copy.
+
+    graphsurgeon keeps references to the input model's attribute TensorProtos and renames them on
+    export, which would modify the caller's model; copying the (small) attribute tensors stops it.
+    """
+    for node in graph.nodes:
+        value = node.attrs.get("value") if node.op == "Constant" else None
+        if isinstance(value, gs.Constant) and isinstance(value._values, LazyValues):
+            proto = onnx.TensorProto()
+            proto.CopyFrom(value._values.tensor)
+            value._values = LazyValues(proto)
+
+
 def _run(model, input_shapes, passes, allow_opset_raise) -> tuple[PreprocessResult, int]:
     opset = _default_opset(model)
     ctx = PassContext(input_shapes=input_shapes, opset=opset, allow_opset_raise=allow_opset_raise)
     infos = infer_value_infos(model)
     graph = gs.import_onnx(model)
+    _detach_constant_attributes(graph)
     apply_value_infos(graph, infos)
     applied: dict[str, bool] = {}
     for name in passes:

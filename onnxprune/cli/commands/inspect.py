@@ -186,13 +186,21 @@ def print_report(summary: ModelSummary, options: InspectOptions, sections=None, 
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option(
+    "--groups",
+    "show_groups",
+    is_flag=True,
+    help="Also list the channel groups: size, MAC share, members and why a group is blocked.",
+)
+@click.option(
     "--top",
     type=click.IntRange(min=0),
     default=10,
     show_default=True,
     help="Layers listed by MACs (0 = all).",
 )
-def command(model: Path, input_shapes: tuple[str, ...], as_json: bool, top: int) -> None:
+def command(
+    model: Path, input_shapes: tuple[str, ...], as_json: bool, show_groups: bool, top: int
+) -> None:
     """Show producer, opsets, inputs/outputs, parameters, MACs and the heaviest layers of MODEL."""
     from onnxprune.io import load_model
     from onnxprune.stats import summarize
@@ -201,7 +209,26 @@ def command(model: Path, input_shapes: tuple[str, ...], as_json: bool, top: int)
     loaded = load_model(model)
     summary = summarize(loaded, shapes)
     options = InspectOptions(model_path=model, top=top)
+    analysis = _channel_analysis(loaded, shapes) if show_groups else None
     if as_json:
-        click.echo(json.dumps(inspect_payload(summary, options), indent=2))
+        payload = inspect_payload(summary, options)
+        if analysis is not None:
+            from onnxprune.analysis.report import describe_groups
+
+            payload["groups"] = describe_groups(analysis)
+            payload["prunable_macs"] = analysis.prunable_macs()
+        click.echo(json.dumps(payload, indent=2))
     else:
         print_report(summary, options)
+        if analysis is not None:
+            from onnxprune.analysis.report import print_groups
+
+            print_groups(analysis)
+
+
+def _channel_analysis(model, shapes):
+    """Preprocess and analyse ``model`` for the ``--groups`` section."""
+    from onnxprune.analysis import analyze
+    from onnxprune.passes import preprocess
+
+    return analyze(preprocess(model, input_shapes=shapes).model, shapes)

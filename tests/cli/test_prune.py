@@ -1,0 +1,83 @@
+"""``onnxprune prune`` end to end through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from onnxprune.cli import cli
+from tests.oracle import random_feeds, session
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def model(zoo_onnx, tmp_path):
+    path = tmp_path / "resnet18.onnx"
+    shutil.copy(zoo_onnx("resnet18", "torchscript"), path)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_prune_writes_a_smaller_valid_model_and_a_plan(model, tmp_path):
+    before = sha(model)
+    out = tmp_path / "out.onnx"
+    result = invoke("prune", model, "-o", out, "--ratio", "0.5", "--round-to", "8", "--json", "-")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["macs_after"] < plan["macs_before"] * 0.5
+    assert plan["params_after"] < plan["params_before"]
+    assert plan["groups_pruned"] > 0
+    assert all(
+        g["kept"] * g["width"] % 8 == 0 or g["kept"] == g["clusters"] for g in plan["groups"]
+    )
+    assert sha(model) == before
+    import onnx
+
+    pruned = onnx.load(out)
+    outputs = session(pruned).run(None, random_feeds(pruned, batch=2))
+    assert outputs[0].shape == (2, 1000)
+
+
+def test_default_output_name_and_refusal_to_overwrite(model):
+    first = invoke("prune", model, "--quiet")
+    assert first.exit_code == 0, first.output
+    assert (model.parent / "resnet18.pruned.onnx").exists()
+    second = invoke("prune", model)
+    assert second.exit_code == 2
+    assert "exists" in second.output and "Traceback" not in second.output
+    assert invoke("prune", model, "--force", "--quiet").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ratio", "1.5"], "ratio"),
+        (["--criterion", "nope"], "unknown criterion"),
+        (["--ratio-for", "noequals"], "GLOB=RATIO"),
+        (["--input-shape", "input:1,x"], "integers"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(model, tmp_path, args, message):
+    result = invoke("prune", model, "-o", tmp_path / "o.onnx", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_and_corrupt_models_exit_2(tmp_path):
+    missing = invoke("prune", tmp_path / "missing.onnx")
+    assert missing.exit_code == 2
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not an onnx model")
+    result = invoke("prune", corrupt, "-o", tmp_path / "o.onnx")
+    assert result.exit_code == 2 and "Traceback" not in result.output
