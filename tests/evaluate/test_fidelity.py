@@ -1,0 +1,99 @@
+"""Fidelity metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from onnxprune.errors import InputError
+from onnxprune.evaluate.fidelity import (
+    NotApplicable,
+    cosine,
+    kl_divergence,
+    log_softmax,
+    max_abs_error,
+    max_rel_error,
+    mean_abs_error,
+    mean_rel_error,
+    top1_agreement,
+    top5_containment,
+)
+
+
+def test_top1_agreement_compares_argmax_over_axis_1():
+    candidate = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])  # argmax 2, 0
+    reference = np.array([[0.0, 1.0, 4.0], [1.0, 3.0, 2.0]])  # argmax 2, 1
+    assert top1_agreement(candidate, reference) == pytest.approx(50.0)
+
+
+def test_top1_agreement_on_maps_and_rank_1():
+    reference = np.zeros((1, 2, 2, 2))
+    reference[0, 1] = 1.0  # class 1 everywhere
+    candidate = reference.copy()
+    candidate[0, 0, 0, 0] = 5.0  # one of 4 positions flips to class 0
+    assert top1_agreement(candidate, reference) == pytest.approx(75.0)
+    assert top1_agreement(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4])) == pytest.approx(75.0)
+
+
+def test_top5_containment():
+    reference = np.zeros((3, 7))
+    reference[:, 0] = 1.0  # reference top-1 is class 0 for every sample
+    candidate = np.stack([np.arange(7.0), np.arange(7.0)[::-1], np.r_[2.0, 0, 0, 3, 4, 5, 6]])
+    # class 0 has 6, 0 and 4 strictly higher classes -> contained in rows 2 and 3
+    assert top5_containment(candidate, reference) == pytest.approx(100 * 2 / 3)
+
+
+def test_cosine_per_sample_mean():
+    candidate = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    reference = np.array([[1.0, 1.0], [0.0, -1.0], [0.0, 0.0]])
+    # cos = 1/sqrt(2), -1, and 1 for two zero vectors
+    assert cosine(candidate, reference) == pytest.approx((1 / math.sqrt(2) - 1 + 1) / 3)
+    assert cosine(np.array([[0.0, 0.0]]), np.array([[1.0, 0.0]])) == 0.0
+
+
+def test_absolute_and_relative_errors():
+    candidate = np.array([[1.0, 2.0], [3.0, 4.0]])
+    reference = np.array([[1.0, 1.0], [1.0, -1.0]])
+    # |diff| = 0, 1, 2, 5; |ref| = 1, 1, 1, 1
+    assert max_abs_error(candidate, reference) == pytest.approx(5.0)
+    assert mean_abs_error(candidate, reference) == pytest.approx(2.0)
+    assert max_rel_error(candidate, reference) == pytest.approx(5.0)
+    assert mean_rel_error(candidate, reference) == pytest.approx(2.0)
+    reference2 = reference * 2  # |ref| max 2, mean 2; diffs 1, 0, 1, 6
+    assert max_rel_error(candidate, reference2) == pytest.approx(6 / 2)
+    assert mean_rel_error(candidate, reference2) == pytest.approx((1 + 0 + 1 + 6) / 4 / 2)
+    zero = np.zeros((1, 2))
+    assert max_rel_error(zero, zero) == 0.0
+    assert max_rel_error(zero + 1, zero) == math.inf
+
+
+def test_kl_divergence_of_softmax():
+    reference = np.array([[0.0, math.log(3.0)]])  # P = [1/4, 3/4]
+    candidate = np.array([[0.0, 0.0]])  # Q = [1/2, 1/2]
+    expected = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    assert kl_divergence(candidate, reference) == pytest.approx(expected)
+    assert kl_divergence(reference, reference) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kl_over_channel_axis_of_maps_averages_positions():
+    reference = np.zeros((1, 2, 1, 2))
+    reference[0, 1, 0, 0] = math.log(3.0)  # position 0: P = [1/4, 3/4]; position 1: uniform
+    candidate = np.zeros((1, 2, 1, 2))
+    expected = (0.25 * math.log(0.5) + 0.75 * math.log(1.5) + 0.0) / 2
+    assert kl_divergence(candidate, reference) == pytest.approx(expected)
+
+
+def test_log_softmax_is_stable():
+    rows = np.array([[1000.0, 1000.0]])
+    assert np.allclose(log_softmax(rows), math.log(0.5))
+
+
+def test_not_applicable_and_shape_mismatch():
+    with pytest.raises(NotApplicable):
+        kl_divergence(np.array([1, 2]), np.array([1, 2]))
+    with pytest.raises(NotApplicable):
+        top5_containment(np.zeros(3), np.zeros(3))
+    with pytest.raises(InputError, match="shapes differ"):
+        mean_abs_error(np.zeros((2, 3)), np.zeros((2, 4)))

@@ -1,0 +1,74 @@
+"""ImageFolder loading: labels from sorted class folders, preprocessing, bad folders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from onnxprune.errors import InputError
+from onnxprune.evaluate.data import load_data
+
+SPECS = [("input", np.dtype(np.float32), ["batch", 3, 4, 4])]
+
+
+def _folder(root, classes=(("cat", [(255, 0, 0), (0, 255, 0)]), ("dog", [(0, 0, 255)]))):
+    for name, colours in classes:
+        (root / name).mkdir(parents=True)
+        for index, colour in enumerate(colours):
+            Image.new("RGB", (6, 5), colour).save(root / name / f"{index}.png")
+    return root
+
+
+def test_labels_values_and_folder_config(tmp_path):
+    root = _folder(tmp_path / "images")
+    (root / "preprocess.toml").write_text("mean = [0.5, 0.5, 0.5]\nstd = [0.5, 0.5, 0.5]\n")
+    data = load_data(root, SPECS)
+    assert data.inputs["input"].shape == (3, 3, 4, 4)
+    assert data.labels.tolist() == [0, 0, 1]
+    # red -> (1 - 0.5) / 0.5 = 1 on R, (0 - 0.5) / 0.5 = -1 elsewhere
+    assert np.allclose(data.inputs["input"][0, :, 0, 0], [1, -1, -1])
+    assert np.allclose(data.inputs["input"][2, :, 2, 3], [-1, -1, 1])
+    assert data.describe()["classes"] == 2
+    assert any("2 classes" in n for n in data.notes)
+
+
+def test_explicit_preprocess_nhwc_bgr(tmp_path):
+    root = _folder(tmp_path / "images")
+    specs = [("input", np.dtype(np.float32), [None, 4, 4, 3])]
+    data = load_data(root, specs, preprocess={"channel_order": "BGR", "scale": 1})
+    assert data.inputs["input"].shape == (3, 4, 4, 3)
+    assert np.allclose(data.inputs["input"][0, 0, 0], [0, 0, 255])
+
+
+def test_flat_folder_has_no_labels_and_dynamic_size_needs_a_size(tmp_path):
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "a.jpg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    data = load_data(tmp_path, SPECS)
+    assert data.labels is None and len(data) == 1
+    dynamic = [("input", np.dtype(np.float32), ["n", 3, "h", "w"])]
+    with pytest.raises(InputError, match="dynamic image size"):
+        load_data(tmp_path, dynamic)
+    assert load_data(tmp_path, dynamic, preprocess={"crop": 4}).inputs["input"].shape == (
+        1,
+        3,
+        4,
+        4,
+    )
+
+
+def test_bad_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="has no images"):
+        load_data(tmp_path / "empty", SPECS)
+    broken = tmp_path / "broken" / "cls"
+    broken.mkdir(parents=True)
+    (broken / "x.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match="cannot read image"):
+        load_data(tmp_path / "broken", SPECS)
+    root = _folder(tmp_path / "ok")
+    two = [*SPECS, ("other", np.dtype(np.float32), [None, 2])]
+    with pytest.raises(InputError, match="one input"):
+        load_data(root, two)
+    with pytest.raises(InputError, match="float model input"):
+        load_data(root, [("input", np.dtype(np.int64), [None, 3, 4, 4])])
