@@ -45,7 +45,7 @@ def test_writes_json_and_png(model, tmp_path):
     "arrays, message",
     [
         ({"a": np.zeros((4, 8), np.float32), "b": np.zeros((4, 8), np.float32)}, "no array"),
-        ({"x": np.zeros((4, 9), np.float32)}, "expects [?,8]"),
+        ({"x": np.zeros((4, 9), np.float32)}, "(?, 8)"),
         ({"x": np.zeros((4, 8), np.int64)}, "expects float32"),
     ],
 )
@@ -60,7 +60,7 @@ def test_bad_data_exits_2(model, tmp_path, arrays, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--data", "missing.npz"], "not found"),
+        (["--data", "missing.npz"], "missing.npz"),
         (["--ratios", "0.5,1.5"], "--ratios"),
         (["--metric", "nope"], "unknown sensitivity metric"),
     ],

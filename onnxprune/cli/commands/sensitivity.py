@@ -22,17 +22,11 @@ def parse_ratios(text: str) -> list[float]:
     return values
 
 
-def load_calibration(path: str) -> dict:
-    """Arrays of a ``.npz`` file (keys: input names, or one array for a single-input model)."""
-    import numpy as np
+def load_calibration(path: str, model, input_shapes):
+    """The calibration Dataset of ``--data`` (.npz or image folder), conformed to the model."""
+    from onnxprune.evaluate import load_data, model_input_specs
 
-    if not Path(path).is_file():
-        raise InputError(f"data file '{path}' not found")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot read data '{path}' as .npz: {error}") from None
+    return load_data(path, model_input_specs(model), input_shapes)
 
 
 def print_table(table, console=None, limit: int = 40) -> None:
@@ -61,7 +55,9 @@ def print_table(table, console=None, limit: int = 40) -> None:
 
 @click.command("sensitivity")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, metavar="NPZ", help="Calibration data (.npz).")
+@click.option(
+    "--data", required=True, metavar="PATH", help="Calibration data: .npz or an image folder."
+)
 @click.option(
     "--ratios", default="0.1,0.3,0.5,0.7", show_default=True, help="Share of a group removed."
 )
@@ -86,10 +82,10 @@ def command(
     from onnxprune.sensitivity.plot import write_sensitivity_plot
 
     ratio_list = parse_ratios(ratios)
-    calibration = load_calibration(data)
     shapes = parse_input_shapes(input_shapes)
     console = Console(stderr=True, quiet=quiet)
     original, prepared, _ = prepare(model, shapes)
+    calibration = load_calibration(data, original, shapes)
     analysis = analyze(prepared, shapes)
     with console.status("measuring sensitivity") as status:
         table = measure_sensitivity(
