@@ -48,7 +48,7 @@ def test_single_input_model_accepts_any_single_key_and_custom_labels_key(tmp_pat
 def test_wrong_name_is_named(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, a=np.zeros((2, 2), np.float32), b=np.zeros((2, 5), np.float32))
-    with pytest.raises(InputError, match="no array for model input.*'ids'.*data arrays: 'a', 'b'"):
+    with pytest.raises(InputError, match=r"no array for model input.*'ids'.*data arrays: 'a', 'b'"):
         load_data(path, TWO)
 
 
@@ -114,7 +114,7 @@ def test_bad_files(tmp_path):
         load_data(bad, SPECS)
     other = tmp_path / "data.csv"
     other.write_text("1,2")
-    with pytest.raises(InputError, match="expected a .npz file"):
+    with pytest.raises(InputError, match=r"expected a \.npz file"):
         load_data(other, SPECS)
     with pytest.raises(InputError, match="cannot use"):
         load_data(42, SPECS)

@@ -86,10 +86,10 @@ def test_config_files(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps({"channel-order": "BGR"}))
     assert read_preprocess(tmp_path / "p.json").channel_order == "BGR"
     (tmp_path / "bad.toml").write_text("resize = [")
-    with pytest.raises(InputError, match="bad.toml"):
+    with pytest.raises(InputError, match=r"bad\.toml"):
         read_preprocess(tmp_path / "bad.toml")
     (tmp_path / "p.txt").write_text("crop = 3")
-    with pytest.raises(InputError, match="expected .toml"):
+    with pytest.raises(InputError, match=r"expected \.toml"):
         read_preprocess(tmp_path / "p.txt")
     (tmp_path / "preprocess.json").write_text(json.dumps({"crop": 3}))
     assert resolve_preprocess(None, tmp_path).crop == 3
