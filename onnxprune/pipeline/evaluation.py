@@ -180,7 +180,7 @@ class GuardEvaluator:
                 return int(fixed[0])
         return static_batch(self.input_specs) or 1
 
-    def _compare(self, models: list) -> dict[str, Any]:
+    def _compare(self, models: list, memory: bool = False) -> dict[str, Any]:
         from onnxprune.runtime import compare_latency
 
         batch = self.latency_batch()
@@ -192,6 +192,7 @@ class GuardEvaluator:
             runs=LATENCY_RUNS,
             warmup_runs=LATENCY_WARMUP_RUNS,
             seed=self.seed,
+            measure_memory=memory,
         )
         return _latency_rows(comparison, batch, len(models))
 
@@ -202,7 +203,7 @@ class GuardEvaluator:
     def compare_latency(self, original: ModelProto, pruned: ModelProto) -> dict[str, Any]:
         """Interleaved benchmark of both models: ``{"batch", "runs", "before", "after",
         "ratio_p50"}`` with the runtime's per-model figures (``p50_ms``, ``p90_ms``, ...)."""
-        rows = self._compare([original, pruned])
+        rows = self._compare([original, pruned], memory=True)
         before, after = rows["rows"]
         ratio = after["p50_ms"] / before["p50_ms"] if before.get("p50_ms") else None
         return {
@@ -292,34 +293,10 @@ def _subset_outputs(outputs: ModelOutputs, index: np.ndarray) -> ModelOutputs:
 
 
 def _latency_rows(comparison, batch: int, count: int) -> dict[str, Any]:
-    """Per-model figures at ``batch`` from the runtime's comparison (its ``to_json``)."""
-    data = comparison.to_json() if hasattr(comparison, "to_json") else comparison
-    if isinstance(data, str):
-        import json
+    """Per-model figures at ``batch`` (dicts of the runtime's ``ModelLatency``, model order)."""
+    from dataclasses import asdict
 
-        data = json.loads(data)
-    rows = []
-    for index in range(count):
-        row = _find_row(data, index, batch)
-        if row is None:
-            raise RuntimeError(f"latency result has no figures for model {index} at batch {batch}")
-        rows.append(row)
-    return {"batch": batch, "rows": rows}
-
-
-def _find_row(data: Any, index: int, batch: int) -> dict[str, Any] | None:
-    models = data.get("models") if isinstance(data, dict) else data
-    if not isinstance(models, list) or index >= len(models):
-        return None
-    entry = models[index]
-    for key in ("batches", "results", "rows"):
-        if isinstance(entry, dict) and key in entry:
-            items = entry[key]
-            if isinstance(items, dict):
-                return items.get(str(batch)) or items.get(batch)
-            for item in items:
-                if item.get("batch") == batch or item.get("batch_size") == batch:
-                    return item
-    if isinstance(entry, dict) and "p50_ms" in entry:
-        return entry
-    return None
+    rows = [asdict(r) for r in comparison.results if r.batch == batch]
+    if len(rows) != count:
+        raise RuntimeError(f"latency result has {len(rows)} rows at batch {batch}, not {count}")
+    return {"batch": batch, "rows": rows, "notes": list(comparison.notes)}
