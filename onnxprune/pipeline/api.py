@@ -21,11 +21,13 @@ from onnx import ModelProto
 from onnxprune.errors import InputError
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, LoopSettings, Measured
 from onnxprune.pipeline.outputs import default_output
-from onnxprune.pipeline.schedule import Schedule, removal_order
+from onnxprune.pipeline.schedule import Schedule, removal_order, uniform_order
 from onnxprune.pipeline.target import Target, parse_target
 from onnxprune.report.schema import STATUS_OK, GroupWidth, Report
 
 __all__ = ["OptimizeResult", "default_output", "optimize"]
+
+ALLOCATIONS = ("global", "uniform", "sensitivity")
 
 # Latency target: accepted when measured p50 is within this factor of the goal (timer noise).
 LATENCY_TOLERANCE = 1.02
@@ -92,6 +94,7 @@ def optimize(
     measure_latency: bool = True,
     recover: Callable[..., ModelProto] | None = None,
     progress: Callable[[str], None] | None = None,
+    allocation: str = "global",
 ) -> OptimizeResult:
     """Prune ``model`` (path or ModelProto, never modified) toward ``target`` in ``steps``
     steps, keeping ``metric`` within ``max_drop`` of the original model's value.
@@ -101,14 +104,16 @@ def optimize(
     ``"top1"``, ``"agreement"``, a registered name, ``"module:function"`` or a callable
     ``metric(outputs, labels) -> float``; by default top-1 with labels, else top-1 agreement
     with the original model. ``recover(analysis, removed, model) -> ModelProto`` repairs each
-    candidate (post-training recovery) before it is evaluated.
+    candidate (post-training recovery) before it is evaluated. ``allocation`` orders the removal:
+    ``global`` (criterion scores ranked across groups), ``uniform`` (all groups at about the same
+    share) or ``sensitivity`` (measured per-group drops on the calibration data, cheapest drop per
+    MAC first; :mod:`onnxprune.sensitivity`).
     Returns an :class:`OptimizeResult`; its ``ok`` is False when the guard or the target was
     not met (the model is then the best one found within the guard).
     """
-    from onnxprune.pipeline.evaluation import GuardEvaluator
-
     from onnxprune.analysis import analyze
     from onnxprune.importance import score_clusters
+    from onnxprune.pipeline.evaluation import GuardEvaluator
     from onnxprune.prune import prepare
     from onnxprune.rewrite import apply_removal, check_model
     from onnxprune.stats import count_macs, count_params
@@ -118,6 +123,8 @@ def optimize(
     seconds: dict[str, float] = {}
     target = parse_target(target)
     _validate_numbers(max_drop, steps, batch_size)
+    if allocation not in ALLOCATIONS:
+        raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     input_shapes = dict(input_shapes or {})
     say("loading and preprocessing")
     original, prepared, notes = prepare(model, input_shapes)
@@ -157,8 +164,17 @@ def optimize(
         ignore=ignore,
         ratio_for=ratio_for,
     )
-    schedule = Schedule(analysis, units)
     seconds["analyze"] = time.perf_counter() - tick
+    if allocation == "uniform":
+        units = uniform_order(analysis, units)
+    elif allocation == "sensitivity":
+        tick = time.perf_counter()
+        units = _sensitivity_units(
+            analysis, evaluator.calibration, scores, target, original, say,
+            max_ratio=max_ratio, round_to=round_to, protected=ignore, ratio_for=ratio_for,
+        )  # fmt: skip
+        seconds["sensitivity"] = time.perf_counter() - tick
+    schedule = Schedule(analysis, units)
 
     macs_before = count_macs(original, input_shapes).total
     params_before = count_params(original)[0]
@@ -254,6 +270,20 @@ def optimize(
     )
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
+
+
+def _sensitivity_units(analysis, calibration, scores, target, original, say, **options):
+    """The removal order of ``allocation="sensitivity"`` (measured on calibration data)."""
+    from onnxprune.sensitivity import measure_sensitivity
+    from onnxprune.sensitivity.allocate import sensitivity_order
+
+    if calibration is None:
+        raise InputError("allocation 'sensitivity' needs calibration data (--data)")
+    table = measure_sensitivity(
+        analysis, calibration, scores=scores, original=original, progress=say
+    )
+    measure = {"params": "params", "ratio": "clusters"}.get(target.kind, "macs")
+    return sensitivity_order(table, analysis, measure=measure, **options)
 
 
 def _fmt(value: float | None) -> str:

@@ -31,6 +31,7 @@ class OptimizeOptions:
     max_drop: float = 1.0
     steps: int = 4
     criterion: str = "l1"
+    allocation: str = "global"
     max_ratio: float = 0.8
     round_to: int = 1
     ignore: list[str] = field(default_factory=list)

@@ -176,6 +176,20 @@ def removal_order(
     return [unit for *_, unit in units]
 
 
+def uniform_order(analysis: ChannelAnalysis, units: list[RemovalUnit]) -> list[RemovalUnit]:
+    """The same units re-ordered so that every prefix prunes all groups to about the same share:
+    by the share of its group removed once the unit is gone (ties: lower score, then group),
+    each group's units staying in their own order."""
+    sizes = {g.index: g.size for g in analysis.groups}
+    done: dict[int, int] = {}
+    keyed = []
+    for position, unit in enumerate(units):
+        done[unit.group] = done.get(unit.group, 0) + len(unit.clusters)
+        keyed.append((done[unit.group] / sizes[unit.group], unit.score, unit.group, position, unit))
+    keyed.sort(key=lambda item: item[:4])
+    return [item[-1] for item in keyed]
+
+
 class Schedule:
     """Picks the next units of the ranking for a step (see module docstring)."""
 

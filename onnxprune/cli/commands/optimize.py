@@ -52,6 +52,12 @@ from onnxprune.errors import GuardNotMetError, InputError
 @click.option("--steps", type=int, help="Prune in N steps (default 4).")
 @click.option("--criterion", help="l1, l2, bn, random or a registered criterion (default l1).")
 @click.option(
+    "--allocation",
+    type=click.Choice(["global", "uniform", "sensitivity"]),
+    help="Removal order: global ranking, uniform share per group, or measured sensitivity "
+    "(needs --data) (default global).",
+)
+@click.option(
     "--max-ratio", type=float, help="Most of a group's channels that may go (default 0.8)."
 )
 @click.option("--round-to", type=int, help="Kept channel counts are multiples of N (default 1).")
@@ -134,6 +140,7 @@ def run(options) -> None:
             max_drop=options.max_drop,
             steps=options.steps,
             criterion=options.criterion,
+            allocation=options.allocation,
             provider=options.provider,
             max_ratio=options.max_ratio,
             round_to=options.round_to,
