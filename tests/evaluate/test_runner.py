@@ -1,0 +1,52 @@
+"""run_dataset: batching, static-batch padding, outputs per sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnxprune.errors import InputError
+from onnxprune.evaluate.data import Dataset
+from onnxprune.evaluate.runner import run_dataset, static_batch
+from tests.evaluate.tiny import linear_model
+
+W = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
+
+
+def _data(n):
+    return Dataset({"x": np.random.default_rng(0).standard_normal((n, 4)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_outputs_concatenated_in_sample_order(batch_size):
+    data = _data(5)
+    out = run_dataset(linear_model(W), data, batch_size=batch_size)
+    assert out.names == ["logits"] and out.provider == "CPUExecutionProvider"
+    assert np.allclose(out.arrays[0], data.inputs["x"] @ W, atol=1e-5)
+
+
+def test_static_batch_is_padded_and_trimmed():
+    data = _data(5)
+    out = run_dataset(linear_model(W, batch=2), data, batch_size=64)
+    assert out.arrays[0].shape == (5, 3)
+    assert np.allclose(out.arrays[0], data.inputs["x"] @ W, atol=1e-5)
+    assert any("static batch of 2" in n for n in out.notes)
+
+
+def test_static_batch_of_specs():
+    assert static_batch([("x", None, [None, 3])]) is None
+    assert static_batch([("x", None, [4, 3]), ("y", None, ["n"])]) == 4
+    with pytest.raises(InputError, match="different static batch"):
+        static_batch([("x", None, [4, 3]), ("y", None, [2])])
+
+
+def test_by_name_and_progress():
+    calls = []
+    out = run_dataset(
+        linear_model(W, extra_output=True),
+        _data(3),
+        batch_size=2,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(2, 3), (3, 3)]
+    assert np.allclose(out.by_name()["double"], 2 * out.by_name()["logits"])
