@@ -50,7 +50,7 @@ def test_errors(tmp_path, monkeypatch):
         resolve_metric("no_such_module_xyz:f")
     bad = tmp_path / "bad.py"
     bad.write_text("raise RuntimeError('at import')\n")
-    with pytest.raises(InputError, match="loading .* failed: RuntimeError"):
+    with pytest.raises(InputError, match=r"loading .* failed: RuntimeError"):
         resolve_metric(f"{bad}:f")
     with pytest.raises(InputError, match="unknown metric"):
         resolve_metric("nonsense")
