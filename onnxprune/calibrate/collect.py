@@ -63,9 +63,19 @@ def _cached(analysis, calibration, settings) -> CalibrationStats | None:
         same_data = data is calibration or (
             isinstance(data, str) and isinstance(calibration, str) and data == calibration
         )
-        if same_data and key == settings:
+        if same_data and _covers(key, settings):
             return stats
     return None
+
+
+def _covers(cached: tuple, wanted: tuple) -> bool:
+    """Statistics with Gram matrices also serve a request without them."""
+    gram_index = 3
+    same = (
+        cached[:gram_index] + cached[gram_index + 1 :]
+        == wanted[:gram_index] + wanted[gram_index + 1 :]
+    )
+    return same and (cached[gram_index] or not wanted[gram_index])
 
 
 def _store(analysis, calibration, settings, stats) -> None:

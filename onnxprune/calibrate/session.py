@@ -61,6 +61,20 @@ def make_session(model: ModelProto):
     )
 
 
+class ExposedRunner:
+    """A session of :func:`exposed_model`; calling it on a feed batch returns the exposed
+    tensors by name."""
+
+    def __init__(self, model: ModelProto, names: list[str], elem_types: dict[str, int]) -> None:
+        self.names = list(dict.fromkeys(names))
+        self.session = make_session(exposed_model(model, self.names, elem_types))
+        self.inputs = {value.name for value in self.session.get_inputs()}
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = {key: value for key, value in batch.items() if key in self.inputs}
+        return dict(zip(self.names, self.session.run(self.names, feeds), strict=True))
+
+
 def run_exposed(
     model: ModelProto,
     names: list[str],
@@ -70,9 +84,6 @@ def run_exposed(
     """Yield ``{name: value}`` for every feed batch (tensors of ``names`` only)."""
     if not names:
         return
-    unique = list(dict.fromkeys(names))
-    session = make_session(exposed_model(model, unique, elem_types))
-    wanted = {i.name for i in session.get_inputs()}
+    runner = ExposedRunner(model, names, elem_types)
     for batch in feeds:
-        values = session.run(unique, {k: v for k, v in batch.items() if k in wanted})
-        yield dict(zip(unique, values, strict=True))
+        yield runner(batch)

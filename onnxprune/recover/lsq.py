@@ -1,0 +1,192 @@
+"""Least-squares refit of the consumers of removed channels (sequential calibration).
+
+For a consumer with original weight matrix W (rows kept, all columns) and original input rows
+X (im2col rows for convs), the pruned model feeds rows X_k (kept columns only, computed by the
+*already pruned and already refitted* upstream layers). The refit solves, in float64,
+
+    [W'ᵀ; δ] = argmin ‖X Wᵀ − X_k W'ᵀ − 1 δ‖² + λ ‖W'‖²,   λ = ridge · tr(X_kᵀX_k) / d
+
+through the normal equations (G + λ D) θ = Xᵗ_k~ Y with X_k~ = [X_k, 1], G = X_k~ᵀ X_k~,
+Y = X Wᵀ and D = diag(1, …, 1, 0): the intercept δ (added to the bias) is not penalized, so
+the constant part of the lost signal is compensated as bias compensation would. When the
+removed channels are linear combinations of kept ones the fit is exact up to the ridge.
+
+Targets are refitted level by level (:func:`~onnxprune.recover.targets.levels`): one pass over
+the calibration data per level runs the original and the current pruned model on each batch,
+exposing only the inputs of that level's consumers, and accumulates G, the cross term and the
+output moments; rows are subsampled to ``positions`` output positions per sample as in
+:mod:`onnxprune.calibrate.im2col`.
+
+Optional statistics correction rescales each refitted output channel so its mean and standard
+deviation on the calibration rows match the original's: ŷ' = (ŷ − μ̂)·σ/σ̂ + μ, folded into W'
+and δ (closed form from G: μ̂ = G_{1,:}θ / n, E[ŷ²] = diag(θᵀGθ) / n).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from onnx import ModelProto
+
+from onnxprune.analysis import ChannelAnalysis
+from onnxprune.calibrate import ConsumerLayer, iter_feeds
+from onnxprune.calibrate.im2col import CHUNK_ELEMENTS, sample_positions
+from onnxprune.calibrate.session import ExposedRunner
+from onnxprune.recover.edit import ModelEdits
+from onnxprune.recover.targets import RefitTarget, levels
+
+
+@dataclasses.dataclass
+class NormalEquations:
+    """Streaming sums of one refit: G = X~ᵀX~, C = X~ᵀY, ΣY, ΣY² and the row count."""
+
+    gram: np.ndarray
+    cross: np.ndarray
+    sum_y: np.ndarray
+    sum_yy: np.ndarray
+    rows: int = 0
+
+    @classmethod
+    def empty(cls, columns: int, outputs: int) -> NormalEquations:
+        return cls(
+            np.zeros((columns + 1, columns + 1)),
+            np.zeros((columns + 1, outputs)),
+            np.zeros(outputs),
+            np.zeros(outputs),
+        )
+
+    def add(self, kept_rows: np.ndarray, y: np.ndarray) -> None:
+        x = np.hstack([kept_rows, np.ones((kept_rows.shape[0], 1))])
+        self.gram += x.T @ x
+        self.cross += x.T @ y
+        self.sum_y += y.sum(axis=0)
+        self.sum_yy += np.square(y).sum(axis=0)
+        self.rows += x.shape[0]
+
+
+def solve_ridge(normal: NormalEquations, ridge: float) -> np.ndarray:
+    """θ = (G + λD)⁻¹ C with λ = ridge · tr(G_xx)/d and no penalty on the intercept."""
+    d = normal.gram.shape[0] - 1
+    scale = np.trace(normal.gram[:d, :d]) / max(d, 1)
+    penalty = np.ones(d + 1) * ridge * (scale if scale > 0 else 1.0)
+    penalty[d] = 0.0
+    system = normal.gram + np.diag(penalty)
+    try:
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), normal.cross)
+    except (np.linalg.LinAlgError, ValueError):
+        return np.linalg.lstsq(system, normal.cross, rcond=None)[0]
+
+
+def match_statistics(theta: np.ndarray, normal: NormalEquations) -> np.ndarray:
+    """θ rescaled so every output's mean and std on the calibration rows equal the target's."""
+    n = max(normal.rows, 1)
+    mean_hat = normal.gram[-1] @ theta / n
+    var_hat = np.einsum("ij,ij->j", theta, normal.gram @ theta) / n - mean_hat**2
+    mean = normal.sum_y / n
+    var = normal.sum_yy / n - mean**2
+    scale = np.where(
+        var_hat > 1e-12, np.sqrt(np.maximum(var, 0.0) / np.maximum(var_hat, 1e-12)), 1.0
+    )
+    corrected = theta * scale
+    corrected[-1] = (theta[-1] - mean_hat) * scale + mean
+    return corrected
+
+
+def _pruned_layer(target: RefitTarget, edits: ModelEdits) -> ConsumerLayer:
+    node = edits.node(target.layer.node)
+    return dataclasses.replace(
+        target.layer,
+        input=node.input[0],
+        weight=node.input[1],
+        labels=target.layer.labels[target.kept_features],
+    )
+
+
+def _accumulate(
+    target: RefitTarget,
+    layer: ConsumerLayer,
+    x_original: np.ndarray,
+    x_pruned: np.ndarray,
+    normal: NormalEquations,
+    positions: int | None,
+    rng: np.random.Generator,
+) -> None:
+    count = target.layer.position_count(x_original.shape)
+    if layer.position_count(x_pruned.shape) != count:
+        raise ValueError(f"'{layer.node}': pruned and original inputs differ in positions")
+    chosen = sample_positions(x_original.shape[0], count, positions, rng)
+    width = target.weight.shape[1] + target.weight.shape[0]
+    step = max(1, CHUNK_ELEMENTS // max(1, chosen.shape[1] * width))
+    for start in range(0, x_original.shape[0], step):
+        part = slice(start, start + step)
+        rows = np.concatenate(list(target.layer.rows(x_original[part], chosen[part])))
+        kept = np.concatenate(list(layer.rows(x_pruned[part], chosen[part])))
+        normal.add(kept, rows @ target.weight.T)
+
+
+def refit_least_squares(
+    analysis: ChannelAnalysis,
+    pruned: ModelProto,
+    targets: list[RefitTarget],
+    calibration: Any,
+    *,
+    ridge: float = 1e-3,
+    batch_size: int = 32,
+    max_samples: int | None = 512,
+    positions: int | None = 64,
+    stats_correction: bool = False,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> ModelProto:
+    """A copy of ``pruned`` with every target refitted (see module docstring)."""
+    say = progress or (lambda message: None)
+    model = ModelProto()
+    model.CopyFrom(pruned)
+    staged = levels(analysis, targets)
+    rng = np.random.default_rng(seed)
+    for depth, level in enumerate(staged):
+        edits = ModelEdits(model)
+        layers = [_pruned_layer(target, edits) for target in level]
+        original = ExposedRunner(
+            analysis.model,
+            [t.layer.input for t in level],
+            {t.layer.input: t.layer.elem_type for t in level},
+        )
+        current = ExposedRunner(
+            model, [layer.input for layer in layers], {la.input: la.elem_type for la in layers}
+        )
+        normals = [
+            NormalEquations.empty(int(t.kept_features.sum()) * t.layer.kernel_size, len(t.weight))
+            for t in level
+        ]
+        feeds = iter_feeds(
+            calibration, analysis.model, batch_size=batch_size, max_samples=max_samples
+        )
+        for batch in feeds:
+            values_original = original(batch)
+            values_pruned = current(batch)
+            for target, layer, normal in zip(level, layers, normals, strict=True):
+                _accumulate(
+                    target,
+                    layer,
+                    values_original[target.layer.input],
+                    values_pruned[layer.input],
+                    normal,
+                    positions,
+                    rng,
+                )
+        for layer, normal in zip(layers, normals, strict=True):
+            theta = solve_ridge(normal, ridge)
+            if stats_correction:
+                theta = match_statistics(theta, normal)
+            current_weight = edits.value(layer.weight)
+            weight = layer.weight_from_matrix(theta[:-1].T, current_weight.shape)
+            edits.set_input(layer.node, 1, weight.astype(current_weight.dtype), "w")
+            edits.shift_bias(layer.node, theta[-1], current_weight.dtype)
+        edits.drop_unused()
+        say(f"least-squares recovery: level {depth + 1}/{len(staged)} ({len(level)} layers)")
+    return model
