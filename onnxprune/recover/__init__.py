@@ -62,7 +62,7 @@ def make_recovery(
 
     def recover(current: ChannelAnalysis, removed, pruned: ModelProto) -> ModelProto:
         current = current if current is not None else analysis
-        if method == "none" or not removed:
+        if method == "none" or len(removed) == 0:
             return pruned
         targets = refit_targets(current, removed)
         if not targets:

@@ -90,3 +90,34 @@ def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def conv_stack(weights: list[np.ndarray], biases: list[np.ndarray], *, size: int = 8):
+    """Convs c0..cn (3x3, pad 1, ReLU between, none after the last) from x to y."""
+    nodes, inits = [], {}
+    current = "x"
+    for index, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        inits[f"w{index}"], inits[f"b{index}"] = w, b
+        out = "y" if index == len(weights) - 1 else f"c{index}_out"
+        nodes.append(
+            helper.make_node(
+                "Conv", [current, f"w{index}", f"b{index}"], [out], name=f"c{index}", pads=[1] * 4
+            )
+        )
+        if out != "y":
+            nodes.append(helper.make_node("Relu", [out], [f"r{index}"], name=f"relu{index}"))
+            current = f"r{index}"
+    return _model(
+        nodes,
+        [
+            helper.make_tensor_value_info(
+                "x", TensorProto.FLOAT, ["N", weights[0].shape[1], size, size]
+            )
+        ],
+        [
+            helper.make_tensor_value_info(
+                "y", TensorProto.FLOAT, ["N", weights[-1].shape[0], size, size]
+            )
+        ],
+        inits,
+    )
