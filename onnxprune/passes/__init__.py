@@ -15,6 +15,7 @@ from onnxprune.passes import (  # noqa: F401  (importing registers the passes)
     fuse_hardsigmoid,
     fuse_hardswish,
     fuse_layernorm,
+    reshape_copy_dims,
 )
 from onnxprune.passes.context import PassContext, PreprocessResult
 from onnxprune.passes.pipeline import preprocess

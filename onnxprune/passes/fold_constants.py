@@ -130,12 +130,22 @@ def _exclude(node: gs.Node) -> bool:
 
 @contextlib.contextmanager
 def _quiet_graphsurgeon() -> Iterator[None]:
+    """Silence graphsurgeon and the ONNX Runtime sessions it opens while folding.
+
+    ORT's default logger warns about its own graph optimizations on the folding sessions; those
+    warnings say nothing about the user's model. Its severity has no getter, so it is restored
+    to ORT's default (warning).
+    """
+    import onnxruntime as ort
+
     severity = G_LOGGER.severity
     G_LOGGER.severity = G_LOGGER.CRITICAL
+    ort.set_default_logger_severity(3)
     try:
         yield
     finally:
         G_LOGGER.severity = severity
+        ort.set_default_logger_severity(2)
 
 
 @register_pass("fold_constants")

@@ -35,6 +35,7 @@ DEFAULT_PASSES: tuple[str, ...] = (
     "eliminate_identity",
     "eliminate_dropout",
     "fold_constants",
+    "reshape_copy_dims",
     "cancel_transposes",
     "fuse_batchnorm",
     "fuse_hardsigmoid",

@@ -9,6 +9,7 @@ from onnxprune.analysis.graph_view import NodeView
 from onnxprune.analysis.labels import FIXED, pad_rank, varying_axes
 from onnxprune.analysis.registry import register
 from onnxprune.analysis.rules.shape_edit import constant_shape_source, set_shape_entries
+from onnxprune.analysis.shape_values import shape_values
 
 UNARY_OPS = (
     "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu",
@@ -147,8 +148,12 @@ def _fix_expand_shape(ctx, expand_node, combined, full_axes, out_rank) -> None:
     offset = out_rank - target_rank
     positions = [axis - offset for axis in full_axes if axis - offset >= 0]
     vector = combined.reshape(-1)
-    if not set_shape_entries(ctx, expand_node, 1, positions, vector, keep_minus_one=True):
-        ctx.block(combined, f"Expand '{expand_node.name}' target shape is computed at run time")
+    if set_shape_entries(ctx, expand_node, 1, positions, vector, keep_minus_one=True):
+        return
+    target = shape_values(ctx, expand_node.input(1))
+    if target is not None and all(0 <= p < len(target) and target[p] == 1 for p in positions):
+        return  # entries known to be 1: the output follows the sliced constant
+    ctx.block(combined, f"Expand '{expand_node.name}' target shape is computed at run time")
 
 
 __all__ = ["BROADCAST_OPS", "FIXED", "UNARY_OPS"]

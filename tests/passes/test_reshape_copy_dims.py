@@ -1,0 +1,52 @@
+import numpy as np
+from onnx import helper
+
+from onnxprune.passes import preprocess
+from tests.passes.helpers import check_preprocess, const, model
+
+
+def int_const(name, values):
+    return const(name, np.asarray(values, dtype=np.int64))
+
+
+def flatten_model(start: int, end: int, allowzero: int = 0, out=("N", 4, 9)):
+    """Reshape(x, Concat(Slice(Shape(x), start, end), [-1])): TorchScript's flatten(2)."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Slice", ["s", "start", "end", "axis"], ["lead"]),
+        helper.make_node("Concat", ["lead", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"], allowzero=allowzero),
+    ]
+    inits = [
+        int_const("start", [start]),
+        int_const("end", [end]),
+        int_const("axis", [0]),
+        int_const("minus_one", [-1]),
+    ]
+    return model(nodes, [("x", ["N", 4, 3, 3])], [("y", list(out))], inits)
+
+
+def reshape_target(proto):
+    reshape = next(n for n in proto.graph.node if n.op_type == "Reshape")
+    init = {i.name: i for i in proto.graph.initializer}.get(reshape.input[1])
+    return None if init is None else list(np.frombuffer(init.raw_data, dtype=np.int64))
+
+
+def test_leading_dims_read_from_own_shape_become_zeros():
+    result = check_preprocess(flatten_model(0, 2), {"x": [2, 4, 3, 3]}, exact=True)
+    assert reshape_target(result.model) == [0, 0, -1]
+    assert result.applied["reshape_copy_dims"] is True
+    assert [n.op_type for n in result.model.graph.node] == ["Reshape"]
+
+
+def test_dims_moved_to_another_position_are_kept_dynamic():
+    # Shape(x)[1:2] lands at position 0: a 0 there would copy dim 0, not dim 1.
+    result = preprocess(flatten_model(1, 2, out=(4, "M")), passes=["reshape_copy_dims"])
+    assert result.applied["reshape_copy_dims"] is False
+
+
+def test_allowzero_reshape_is_left_alone():
+    proto = flatten_model(0, 2, allowzero=1)
+    proto.opset_import[0].version = 18
+    result = preprocess(proto, passes=["reshape_copy_dims"])
+    assert result.applied["reshape_copy_dims"] is False
