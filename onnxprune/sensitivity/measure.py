@@ -26,6 +26,12 @@ from onnxprune.sensitivity.feeds import (
     run_model,
 )
 from onnxprune.sensitivity.metrics import DropMetric, resolve_drop_metric
+from onnxprune.sensitivity.suffix import (
+    changed_nodes,
+    select_boundaries,
+    suffix_model,
+    with_outputs,
+)
 from onnxprune.sensitivity.table import GroupSensitivity, SensitivityPoint, SensitivityTable
 
 DEFAULT_RATIOS = (0.1, 0.3, 0.5, 0.7)
@@ -72,6 +78,15 @@ def _validate_ratios(ratios: Sequence[float]) -> list[float]:
     return values
 
 
+def _fixed_batch(model: ModelProto) -> bool:
+    """Whether an input's first dimension is static (then whole models run)."""
+    return any(
+        value.type.tensor_type.shape.dim
+        and value.type.tensor_type.shape.dim[0].HasField("dim_value")
+        for value in model.graph.input
+    )
+
+
 class _Trial:
     """Builds, runs and scores one pruned candidate against the reference outputs."""
 
@@ -83,6 +98,8 @@ class _Trial:
         self.recover = recover
         self.batch_size = batch_size
         self.runs = 0
+        self.suffix_runs = 0
+        self.cached: dict[str, np.ndarray] = {}
 
     def drop(self, removed: set[int]) -> float:
         from onnxprune.rewrite import apply_removal
@@ -91,8 +108,33 @@ class _Trial:
         if self.recover is not None:
             model = self.recover(self.analysis, set(removed), model)
         self.runs += 1
-        outputs = run_model(model, self.feeds, self.batch_size)
+        plan = None
+        if self.cached:
+            changed = changed_nodes(self.analysis.model, model)
+            plan = suffix_model(model, changed, self.cached) if changed else None
+        if plan is not None:
+            suffix, names = plan
+            self.suffix_runs += 1
+            outputs = run_model(suffix, {n: self.cached[n] for n in names}, self.batch_size)
+        else:
+            outputs = run_model(model, self.feeds, self.batch_size)
         return float(self.metric(self.reference, outputs))
+
+    def run_reference(self, cache_names: list[str]) -> None:
+        """Original outputs; also caches ``cache_names`` (boundary tensors) and the feeds."""
+        extended = with_outputs(self.analysis.model, cache_names) if cache_names else None
+        if extended is None:
+            extended, cache_names = self.analysis.model, []
+        outputs = run_model(extended, self.feeds, self.batch_size)
+        count = len(self.analysis.model.graph.output)
+        self.reference = outputs[:count]
+        if not cache_names:
+            return
+        samples = len(self.reference[0])
+        self.cached = dict(self.feeds)
+        for name, array in zip(cache_names, outputs[count:], strict=True):
+            if array.ndim and array.shape[0] == samples:
+                self.cached[name] = array
 
 
 def measure_sensitivity(
@@ -108,10 +150,14 @@ def measure_sensitivity(
     scores: np.ndarray | None = None,
     original: ModelProto | None = None,
     batch_size: int = 64,
+    cache_mb: float = 512,
 ) -> SensitivityTable:
     """Per prunable group, the drop of ``metric`` when only that group loses ``ratio`` of its
     clusters, for each ratio (see module docstring). ``scores`` overrides ``criterion``;
-    ``original`` is passed to criteria that read the unprocessed model (``bn``)."""
+    ``original`` is passed to criteria that read the unprocessed model (``bn``). Up to
+    ``cache_mb`` MiB of the original model's intermediate tensors are kept so that each
+    candidate runs only from its first changed layer on (:mod:`~onnxprune.sensitivity.suffix`;
+    0 runs whole models)."""
     from onnxprune.importance import score_clusters
     from onnxprune.pipeline.schedule import normalize_scores
 
@@ -128,11 +174,18 @@ def measure_sensitivity(
     if scores.shape != (analysis.n_clusters,):
         raise InputError(f"expected {analysis.n_clusters} scores, got shape {scores.shape}")
     normalized = normalize_scores(analysis, scores)
-    say("sensitivity: running the original model")
-    reference = run_model(analysis.model, feeds, batch_size)
-    trial = _Trial(analysis, feeds, reference, metric_fn, recover, batch_size)
-    macs, params = cluster_amounts(analysis)
     prunable = [g for g in analysis.groups if g.prunable]
+    samples = len(next(iter(feeds.values())))
+    cache_names = (
+        select_boundaries(analysis, [g.index for g in prunable], cache_mb * 2**20, samples)
+        if cache_mb > 0 and not _fixed_batch(analysis.model)
+        else []
+    )
+    say("sensitivity: running the original model")
+    trial = _Trial(analysis, feeds, None, metric_fn, recover, batch_size)
+    trial.run_reference(cache_names)
+    reference = trial.reference
+    macs, params = cluster_amounts(analysis)
     entries = []
     for position, group in enumerate(prunable, 1):
         say(f"sensitivity {position}/{len(prunable)}: {group.name}")
@@ -168,4 +221,5 @@ def measure_sensitivity(
         recovered=recover is not None,
         seconds=time.perf_counter() - started,
         runs=trial.runs,
+        suffix_runs=trial.suffix_runs,
     )

@@ -77,6 +77,7 @@ class SensitivityTable:
     recovered: bool = False
     seconds: float = 0.0
     runs: int = 0
+    suffix_runs: int = 0  # runs of the changed part only (see sensitivity.suffix)
 
     def group(self, index: int) -> GroupSensitivity | None:
         """The entry of analysis group ``index`` (None when it was not measured)."""
