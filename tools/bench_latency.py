@@ -1,0 +1,300 @@
+"""Latency benchmark: pruned vs original zoo models on the CPU provider, next to the MAC ratio.
+
+For ResNet-50 and MobileNetV2 (full width, 224², TorchScript exporter, built into a temporary
+folder), pruned with ``onnxprune.prune`` (criterion l1, ratio 0.3 and 0.5, round_to 8): latency
+of original and pruned models measured together by ``compare_latency`` (identical inputs, runs
+interleaved A B C A B C ...) at batch 1 and 32. Target: latency ratio <= 1.1 x MAC ratio. Where
+it misses, ONNX Runtime's profiler gives per-op-type kernel times before and after.
+
+    python tools/bench_latency.py                       # writes docs/benchmarks.md (latency)
+    python tools/bench_latency.py --models mobilenetv2 --batches 1 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from _markdown import markdown_table, write_section  # noqa: E402
+
+TARGET = 1.1
+
+
+def cpu_description() -> str:
+    """``lscpu`` model name and core count (falls back to platform data)."""
+    name, cores = platform.processor() or "unknown CPU", os.cpu_count()
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if line.startswith("Model name:"):
+            name = line.split(":", 1)[1].strip()
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    simd = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "no AVX2"
+    return f"{name}, {cores} cores ({simd})"
+
+
+def build(name: str, folder: Path) -> Path:
+    path = folder / f"{name}.onnx"
+    command = [sys.executable, "-m", "models", "build", name, "--exporter", "torchscript"]
+    command += ["--width", "1.0", "--size", "224", "-o", str(path)]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    return path
+
+
+def prune_variants(path: Path, ratios: list[float]) -> list[tuple[float, Path, float]]:
+    """(ratio, pruned path, MAC ratio) per ratio; MACs counted by onnxprune on both models."""
+    from onnxprune.prune import prune
+
+    variants = []
+    for ratio in ratios:
+        result = prune(str(path), ratio=ratio, criterion="l1", round_to=8)
+        out = path.with_name(f"{path.stem}_r{ratio}.onnx")
+        result.save(out, force=True)
+        variants.append((ratio, out, result.plan.macs_after / result.plan.macs_before))
+    return variants
+
+
+def op_macs(path: Path) -> dict[str, int]:
+    """MACs per op type, convolutions split like ``conv_kind_label`` (dw, 1x1, kxk)."""
+    import onnx
+
+    from onnxprune.stats import count_macs
+
+    model = onnx.load(str(path))
+    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer}
+    weights = {
+        node.name: shapes.get(node.input[1]) for node in model.graph.node if node.op_type == "Conv"
+    }
+    totals: dict[str, int] = {}
+    for node in count_macs(model, None).nodes:
+        label = node.op_type
+        weight = weights.get(node.name)
+        if node.op_type == "Conv" and weight and len(weight) >= 3:
+            if weight[1] == 1:
+                label = "Conv[dw]"
+            else:
+                label = "Conv[1x1]" if all(d == 1 for d in weight[2:]) else "Conv[kxk]"
+        totals[label] = totals.get(label, 0) + node.macs
+    return totals
+
+
+def input_name(path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    return next(value.name for value in model.graph.input if value.name not in initializers)
+
+
+def profile_pair(
+    original: Path, pruned: Path, batch: int, size: int, threads: int
+) -> dict[str, dict[str, float]]:
+    """Per-op-type ms per run of the original and the pruned model at ``batch``."""
+    import numpy as np
+
+    from onnxprune.runtime.profile import conv_kind_label, interleaved_op_type_times
+
+    data = np.random.default_rng(0).standard_normal([batch, 3, size, size]).astype(np.float32)
+    runs, warmup = (20, 3) if batch == 1 else (2, 1)
+    paths = [original, pruned]
+    before, after = interleaved_op_type_times(
+        paths,
+        [{input_name(path): data} for path in paths],
+        runs=runs,
+        warmup=warmup,
+        threads=threads,
+        label=conv_kind_label,
+    )
+    return {"original": before, "pruned": after}
+
+
+def finding(
+    profile: dict[str, dict[str, float]],
+    mac_ratio: float,
+    macs: tuple[dict[str, int], dict[str, int]],
+) -> str:
+    """Per op type: time before/after next to its MAC ratio, and where the excess time sits."""
+    from onnxprune.runtime.profile import OUTSIDE
+
+    before, after = profile["original"], profile["pruned"]
+    macs_before, macs_after = macs
+    total_before, total_after = sum(before.values()), sum(after.values())
+    rows, excess = [], {}
+    for op in sorted(set(before) | set(after), key=lambda op: -before.get(op, 0.0)):
+        b, a = before.get(op, 0.0), after.get(op, 0.0)
+        excess[op] = a - mac_ratio * b
+        op_mac = f"{macs_after.get(op, 0) / macs_before[op]:.2f}" if macs_before.get(op) else "-"
+        rows.append(
+            [
+                op,
+                f"{b / total_before:.1%}" if total_before else "-",
+                f"{b:.2f}",
+                f"{a:.2f}",
+                f"{a / b:.2f}" if b else "new",
+                op_mac,
+                f"{excess[op]:+.2f}",
+            ]
+        )
+    table = markdown_table(
+        [
+            "op (as run by ORT)",
+            "share before",
+            "orig ms",
+            "pruned ms",
+            "time ratio",
+            "MAC ratio",
+            "excess ms",
+        ],
+        rows,
+    )
+    positive = sum(value for value in excess.values() if value > 0)
+    top = [item for item in sorted(excess.items(), key=lambda item: -item[1])[:3] if item[1] > 0]
+    out_b, out_a = before.get(OUTSIDE, 0.0), after.get(OUTSIDE, 0.0)
+    text = (
+        f"Profiled run time ratio {total_after / max(total_before, 1e-9):.2f} for a MAC ratio of "
+        f"{mac_ratio:.2f}; time outside kernels {out_b:.2f} -> {out_a:.2f} ms. 'excess ms' = "
+        "pruned time - model MAC ratio x original time (time that did not shrink with the MACs)"
+    )
+    if top and positive > 0:
+        text += "; largest: " + ", ".join(
+            f"{op} {value:+.2f} ms ({value / positive:.0%})" for op, value in top
+        )
+    return table + "\n\n" + text + "."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="resnet50,mobilenetv2")
+    parser.add_argument("--ratios", default="0.3,0.5")
+    parser.add_argument("--batches", default="1,32")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument(
+        "--budget", type=float, default=90.0, help="seconds of timed runs per batch size"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="intra-op threads (1: steadier on a shared box)"
+    )
+    parser.add_argument("--json", help="also write the raw figures as JSON")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    import onnxruntime
+
+    from onnxprune.runtime import compare_latency
+
+    started = time.perf_counter()
+    models = [m for m in args.models.split(",") if m]
+    ratios = [float(r) for r in args.ratios.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
+    rows, details, raw = [], [], {}
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+        for name in models:
+            original = build(name, Path(tmp))
+            variants = prune_variants(original, ratios)
+            macs_before = op_macs(original)
+            for batch in batches:
+                comparison = compare_latency(
+                    [original, *(path for _, path, _ in variants)],
+                    provider="cpu",
+                    batch_sizes=(batch,),
+                    runs=args.runs,
+                    time_budget_s=args.budget,
+                    threads=args.threads,
+                )
+                raw[f"{name}/b{batch}"] = comparison.to_json()
+                base = comparison.results[0]
+                worst = None
+                for (ratio, path, mac_ratio), result in zip(
+                    variants, comparison.results[1:], strict=True
+                ):
+                    over = result.ratio_p50 / mac_ratio
+                    rows.append(
+                        [
+                            name,
+                            ratio,
+                            batch,
+                            f"{mac_ratio:.3f}",
+                            f"{base.p50_ms:.1f}",
+                            f"{result.p50_ms:.1f}",
+                            f"{result.ratio_p50:.3f}",
+                            f"**{over:.2f}**" if over > TARGET else f"{over:.2f}",
+                            f"{base.peak_rss_mb:.0f} → {result.peak_rss_mb:.0f}",
+                            f"{base.file_bytes / 2**20:.1f} → {result.file_bytes / 2**20:.1f}",
+                            result.runs,
+                        ]
+                    )
+                    if over > TARGET and (worst is None or over > worst[0]):
+                        worst = (over, ratio, path, mac_ratio)
+                if worst is not None:
+                    over, ratio, path, mac_ratio = worst
+                    profile = profile_pair(original, path, batch, 224, args.threads)
+                    raw[f"{name}/b{batch}/profile_r{ratio}"] = profile
+                    details.append(
+                        f"**{name}, ratio {ratio}, batch {batch}** (latency/MAC {over:.2f}): "
+                        "ONNX Runtime profiler, median ms per run by op type\n\n"
+                        + finding(profile, mac_ratio, (macs_before, op_macs(path)))
+                    )
+    elapsed = time.perf_counter() - started
+    header = [
+        "model",
+        "ratio",
+        "batch",
+        "MAC ratio",
+        "p50 orig ms",
+        "p50 pruned ms",
+        "latency ratio (p50)",
+        "latency / MAC",
+        "peak RSS MiB",
+        "file MiB",
+        "runs",
+    ]
+    command = "python tools/bench_latency.py"
+    if len(sys.argv) > 1:
+        command += " " + " ".join(sys.argv[1:])
+    body = "\n".join(
+        [
+            "## Latency: pruned vs original (CPU)",
+            "",
+            f"Machine: {cpu_description()}; onnxruntime {onnxruntime.__version__} "
+            f"CPUExecutionProvider, intra_op_num_threads={args.threads}, graph optimization "
+            f"ORT_ENABLE_ALL. Command: `{command}` ({elapsed / 60:.1f} min).",
+            "",
+            "Models: zoo ResNet-50 / MobileNetV2, width 1.0, 224², TorchScript exporter; pruned "
+            "with `onnxprune.prune(criterion='l1', ratio=R, round_to=8)`. MAC ratio counted by "
+            "onnxprune on both files. Latency: `compare_latency` with identical random inputs, "
+            f"first run and warm-up (>= 10 rounds or 1 s) apart, then up to {args.runs} timed "
+            f"rounds or {args.budget:.0f} s per batch size, the original and its pruned models "
+            "interleaved (A B C A B C ...). The machine is shared with other jobs: absolute times "
+            "are noisy, the interleaved ratios are what the table is about. Peak RSS: increase of "
+            "a fresh child process' peak RSS over session creation and runs. Target: latency "
+            f"ratio <= {TARGET} x MAC ratio (misses in bold).",
+            "",
+            markdown_table(header, rows),
+        ]
+    )
+    if details:
+        body += "\n\n### Where the target is missed\n\n" + "\n\n".join(details)
+    else:
+        body += f"\n\nEvery pruned model met the target (latency/MAC <= {TARGET})."
+    print(body)
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=2))
+    if not args.no_write:
+        write_section("latency", body)
+
+
+if __name__ == "__main__":
+    main()
