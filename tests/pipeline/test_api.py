@@ -1,0 +1,111 @@
+"""The Python API ``optimize``: in-memory model and data, callable metric, result.save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from onnxprune.errors import InputError
+from onnxprune.evaluate import Dataset
+from onnxprune.pipeline.api import optimize
+from tests.oracle import session
+
+DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    model = onnx.load(DIGITS / "digits_vgg.onnx")
+    test = np.load(DIGITS / "digits_test.npz")
+    calib = np.load(DIGITS / "digits_calib.npz")
+    eval_x, eval_y = test["input"][:120], test["labels"][:120]
+    return (
+        model,
+        {"input": calib["input"], "labels": calib["labels"]},
+        Dataset({"input": eval_x}, eval_y),
+    )
+
+
+def test_in_memory_model_and_data_with_a_callable_metric(digits, tmp_path):
+    model, calib, evaluation = digits
+    before = model.SerializeToString()
+
+    def accuracy(outputs, labels):
+        return float(100 * np.mean(outputs[0].argmax(1) == labels))
+
+    result = optimize(
+        model,
+        "macs=0.9",
+        data=calib,
+        eval_data=evaluation,
+        metric=accuracy,
+        max_drop=2.0,
+        steps=1,
+        measure_latency=False,
+    )
+    assert model.SerializeToString() == before  # never modified
+    report = result.report
+    assert report.metric_name == "accuracy" and report.metric_source == "custom"
+    assert report.input_model is None and report.latency is None
+    logits = session(result.model).run(None, {"input": evaluation.inputs["input"]})[0]
+    assert report.metric_after == pytest.approx(accuracy([logits], evaluation.labels))
+    assert report.metric_before == pytest.approx(
+        accuracy(
+            [session(model).run(None, {"input": evaluation.inputs["input"]})[0]], evaluation.labels
+        )
+    )
+    assert result.ok == (report.status == "ok")
+    path = result.save(tmp_path / "pruned.onnx")
+    assert report.output_model == str(path) and report.file_bytes_after == path.stat().st_size
+    with pytest.raises(InputError, match="exists"):
+        result.save(path)
+    result.save(path, force=True)
+
+
+def test_a_metric_that_degrades_rolls_every_step_back(digits):
+    model, calib, evaluation = digits
+    reference = session(model).run(None, {"input": evaluation.inputs["input"]})[0]
+
+    def closeness(outputs, labels):
+        """0 for the original's outputs, negative for any change."""
+        return -1000.0 * float(np.abs(outputs[0] - reference).mean())
+
+    result = optimize(
+        model,
+        "macs=0.7",
+        data=calib,
+        eval_data=evaluation,
+        metric=closeness,
+        max_drop=1e-3,
+        steps=1,
+        measure_latency=False,
+    )
+    report = result.report
+    assert report.status == "guard_not_met" and not result.ok
+    assert report.steps and all(s.status == "rolled_back" for s in report.steps)
+    assert all(s.drop > 1e-3 for s in report.steps)
+    # nothing removed; metric values differ from 0 only by float rounding (ONNX Runtime's
+    # graph optimizations, BN folding), far below the guard
+    assert report.macs_after == report.macs_before
+    assert abs(report.metric_before) < 1e-3 and abs(report.metric_after) < 1e-3
+    assert "max-drop" in report.reason
+
+
+def test_bad_arguments(digits):
+    model, calib, _ = digits
+    with pytest.raises(InputError, match="max-drop"):
+        optimize(model, "macs=0.9", data=calib, max_drop=-1, measure_latency=False)
+    with pytest.raises(InputError, match="needs labels"):
+        optimize(
+            model, "macs=0.9", data={"input": calib["input"]}, metric="top1", measure_latency=False
+        )
+    with pytest.raises(InputError, match="no array for model input"):
+        optimize(
+            model,
+            "macs=0.9",
+            data={"a": calib["input"], "b": calib["input"]},
+            measure_latency=False,
+        )
