@@ -41,4 +41,4 @@ class Progress:
             return
         self._bar.update(self._task, description=message)
         if message.startswith(("step", "protected", "warning")):
-            self._bar.console.log(message)
+            self._bar.console.print(f"  {message}", highlight=False)
