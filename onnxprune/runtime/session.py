@@ -188,8 +188,6 @@ class ModelRunner:
     def fetch(self) -> list[np.ndarray]:
         """Outputs of the last run as host arrays (copied from the device on CUDA)."""
         if self.on_device:
-            if self.cuda_graph:
-                return [value.numpy() for value in self._device_outputs]
             return list(self._binding.copy_outputs_to_cpu())
         if self._outputs is None:
             raise RuntimeError("no run yet")
