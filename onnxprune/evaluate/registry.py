@@ -8,6 +8,10 @@ Three kinds, by what the function compares:
   model and the same output of the reference model (:mod:`onnxprune.evaluate.fidelity`);
 * ``custom`` — a user function ``fn(outputs, labels) -> float`` (``labels`` is None when the
   data has none), registered with :func:`register_metric`.
+
+Plug-ins: an installed package can make metrics usable by name from the CLI with an entry
+point in the group ``onnxprune.metrics`` (``name = "package.module:function"``); they are
+loaded when an unknown name is asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from onnxprune.errors import InputError
 KIND_LABELS = "labels"
 KIND_REFERENCE = "reference"
 KIND_CUSTOM = "custom"
+ENTRY_POINT_GROUP = "onnxprune.metrics"
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ def get_metric(name: str) -> Metric:
     _load_builtins()
     key = ALIASES.get(name, name)
     if key not in METRICS:
+        _load_entry_point(key)
+    if key not in METRICS:
         raise InputError(
             f"unknown metric '{name}' (known: {', '.join(sorted(METRICS))}; or module:function)"
         )
@@ -107,6 +114,24 @@ def metric_names(kind: str | None = None) -> list[str]:
     """Registered metric names (of one kind), in registration order."""
     _load_builtins()
     return [n for n, m in METRICS.items() if kind is None or m.kind == kind]
+
+
+def _load_entry_point(name: str) -> None:
+    """Register the ``onnxprune.metrics`` entry point called ``name``, if one is installed."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name != name:
+            continue
+        try:
+            fn = entry.load()
+        except Exception as error:  # a broken plug-in is the user's input
+            raise InputError(
+                f"metric '{name}': cannot load plug-in {entry.value}: {type(error).__name__}: "
+                f"{error}"
+            ) from None
+        register_metric(name, fn)
+        return
 
 
 def _load_builtins() -> None:

@@ -79,3 +79,26 @@ def test_callable_and_registration():
         unregister_metric("half_top_test")
     with pytest.raises(InputError):
         get_metric("half_top_test")
+
+
+def test_entry_point_plugins_are_found_by_name(tmp_path, monkeypatch):
+    (tmp_path / "plugin_metrics_pkg.py").write_text(
+        "def always_42(outputs, labels):\n    return 42.0\n"
+    )
+    info = tmp_path / "plugin_metrics_pkg-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: plugin-metrics-pkg\nVersion: 0.1\n"
+    )
+    (info / "entry_points.txt").write_text(
+        "[onnxprune.metrics]\nforty_two = plugin_metrics_pkg:always_42\n"
+        "broken_plugin = plugin_metrics_pkg:missing\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        metric = get_metric("forty_two")
+        assert metric.kind == "custom" and metric([], None) == 42.0
+        with pytest.raises(InputError, match="cannot load plug-in"):
+            get_metric("broken_plugin")
+    finally:
+        unregister_metric("forty_two")
