@@ -1,5 +1,11 @@
-"""onnxprune: prune exported ONNX models, recover accuracy without training, validate with ORT."""
+"""onnxprune: prune exported ONNX models, recover accuracy without training, validate with ORT.
+
+Public API: :func:`prune` (structured channel pruning at a ratio, data-free or data-driven) and
+:func:`optimize` (prune toward a MAC/param/latency target under an accuracy guard).
+"""
 
 from onnxprune._version import __version__
+from onnxprune.pipeline.api import OptimizeResult, optimize
+from onnxprune.prune import PruneResult, prune  # the function shadows the module attribute
 
-__all__ = ["__version__"]
+__all__ = ["OptimizeResult", "PruneResult", "__version__", "optimize", "prune"]
