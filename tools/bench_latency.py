@@ -54,14 +54,16 @@ def build(name: str, folder: Path) -> Path:
     return path
 
 
-def prune_variants(path: Path, ratios: list[float]) -> list[tuple[float, Path, float]]:
+def prune_variants(
+    path: Path, ratios: list[float], round_to: int = 8
+) -> list[tuple[float, Path, float]]:
     """(ratio, pruned path, MAC ratio) per ratio; MACs counted by onnxprune on both models."""
     from onnxprune.prune import prune
 
     variants = []
     for ratio in ratios:
-        result = prune(str(path), ratio=ratio, criterion="l1", round_to=8)
-        out = path.with_name(f"{path.stem}_r{ratio}.onnx")
+        result = prune(str(path), ratio=ratio, criterion="l1", round_to=round_to)
+        out = path.with_name(f"{path.stem}_r{ratio}_to{round_to}.onnx")
         result.save(out, force=True)
         variants.append((ratio, out, result.plan.macs_after / result.plan.macs_before))
     return variants
@@ -89,6 +91,46 @@ def op_macs(path: Path) -> dict[str, int]:
                 label = "Conv[1x1]" if all(d == 1 for d in weight[2:]) else "Conv[kxk]"
         totals[label] = totals.get(label, 0) + node.macs
     return totals
+
+
+def nchwc_block() -> int:
+    """Channel block of ONNX Runtime's NCHWc CPU kernels: 16 with AVX-512, 8 with AVX2."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return 16 if " avx512f" in flags else 8
+
+
+def ort_macs(path: Path) -> int | None:
+    """MACs of the graph ONNX Runtime really runs on the CPU, channel padding included.
+
+    ORT's NCHWc layout pads convolution channel counts up to its block size; each Conv's MACs
+    (onnxprune's count) are scaled by the size of the weight ORT uses over the original weight.
+    The optimized graph's convolutions are matched to the original ones in order; None when
+    their numbers differ.
+    """
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from onnxprune.stats import count_macs
+
+    with tempfile.TemporaryDirectory(prefix="ort-opt-") as folder:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        optimized = onnx.load(options.optimized_model_filepath)
+    model = onnx.load(str(path))
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    opt_sizes = {t.name: int(np.prod(t.dims)) for t in optimized.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    opt_convs = [n for n in optimized.graph.node if n.op_type == "Conv"]
+    if len(convs) != len(opt_convs):
+        return None
+    scale = {
+        conv.name: opt_sizes.get(opt.input[1], sizes[conv.input[1]]) / sizes[conv.input[1]]
+        for conv, opt in zip(convs, opt_convs, strict=True)
+    }
+    return int(sum(n.macs * scale.get(n.name, 1.0) for n in count_macs(model, None).nodes))
 
 
 def input_name(path: Path) -> str:
@@ -175,6 +217,69 @@ def finding(
     return table + "\n\n" + text + "."
 
 
+def control(name: str, original: Path, missed: dict, ort_before, args, raw: dict) -> str:
+    """Same ratio pruned with round_to = the NCHWc block: does channel padding explain a miss?"""
+    from onnxprune.runtime import compare_latency
+
+    block = nchwc_block()
+    ratios = sorted({ratio for ratio, _ in missed.values()})
+    rows = []
+    for ratio in ratios:
+        (_, eight, mac8), (_, aligned, mac_aligned) = (
+            prune_variants(original, [ratio], 8)[0],
+            prune_variants(original, [ratio], block)[0],
+        )
+        batches = sorted(b for b, (r, _) in missed.items() if r == ratio)
+        comparison = compare_latency(
+            [original, eight, aligned],
+            provider="cpu",
+            batch_sizes=batches,
+            runs=args.runs,
+            time_budget_s=args.budget,
+            threads=args.threads,
+            measure_memory=False,
+        )
+        raw[f"{name}/control_r{ratio}"] = comparison.to_json()
+        for batch in batches:
+            for label, path, mac_ratio in ((8, eight, mac8), (block, aligned, mac_aligned)):
+                result = comparison.get(path.name, batch)
+                ort_after = ort_macs(path)
+                rows.append(
+                    [
+                        ratio,
+                        label,
+                        batch,
+                        f"{mac_ratio:.3f}",
+                        f"{ort_after / ort_before:.3f}" if ort_after and ort_before else "-",
+                        f"{result.p50_ms:.1f}",
+                        f"{result.ratio_p50:.3f}",
+                        f"{result.ratio_p50 / mac_ratio:.2f}",
+                        result.runs,
+                    ]
+                )
+    header = ["ratio", "round_to", "batch", "MAC ratio", "ORT MAC ratio", "p50 ms"]
+    header += ["latency ratio (p50)", "latency / MAC", "runs"]
+    return (
+        f"**{name}: round_to 8 vs round_to {block}** (the NCHWc block of this CPU), original and "
+        "both pruned models interleaved in one run:\n\n" + markdown_table(header, rows)
+    )
+
+
+def figure_arguments(argv: list[str]) -> list[str]:
+    """The command-line arguments that change the figures (output flags dropped)."""
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--no-write" or item.startswith("--json="):
+            continue
+        elif item == "--json":
+            skip = True
+        else:
+            kept.append(item)
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet50,mobilenetv2")
@@ -205,6 +310,8 @@ def main() -> None:
             original = build(name, Path(tmp))
             variants = prune_variants(original, ratios)
             macs_before = op_macs(original)
+            ort_before = ort_macs(original)
+            missed: dict[int, tuple[float, float]] = {}
             for batch in batches:
                 comparison = compare_latency(
                     [original, *(path for _, path, _ in variants)],
@@ -221,12 +328,15 @@ def main() -> None:
                     variants, comparison.results[1:], strict=True
                 ):
                     over = result.ratio_p50 / mac_ratio
+                    ort_after = ort_macs(path)
+                    ort_ratio = ort_after / ort_before if ort_after and ort_before else None
                     rows.append(
                         [
                             name,
                             ratio,
                             batch,
                             f"{mac_ratio:.3f}",
+                            f"{ort_ratio:.3f}" if ort_ratio else "-",
                             f"{base.p50_ms:.1f}",
                             f"{result.p50_ms:.1f}",
                             f"{result.ratio_p50:.3f}",
@@ -240,6 +350,7 @@ def main() -> None:
                         worst = (over, ratio, path, mac_ratio)
                 if worst is not None:
                     over, ratio, path, mac_ratio = worst
+                    missed[batch] = (ratio, over)
                     profile = profile_pair(original, path, batch, 224, args.threads)
                     raw[f"{name}/b{batch}/profile_r{ratio}"] = profile
                     details.append(
@@ -247,12 +358,15 @@ def main() -> None:
                         "ONNX Runtime profiler, median ms per run by op type\n\n"
                         + finding(profile, mac_ratio, (macs_before, op_macs(path)))
                     )
+            if missed and nchwc_block() != 8:
+                details.append(control(name, original, missed, ort_before, args, raw))
     elapsed = time.perf_counter() - started
     header = [
         "model",
         "ratio",
         "batch",
         "MAC ratio",
+        "ORT MAC ratio",
         "p50 orig ms",
         "p50 pruned ms",
         "latency ratio (p50)",
@@ -261,9 +375,7 @@ def main() -> None:
         "file MiB",
         "runs",
     ]
-    command = "python tools/bench_latency.py"
-    if len(sys.argv) > 1:
-        command += " " + " ".join(sys.argv[1:])
+    command = " ".join(["python tools/bench_latency.py", *figure_arguments(sys.argv[1:])])
     body = "\n".join(
         [
             "## Latency: pruned vs original (CPU)",
@@ -274,7 +386,9 @@ def main() -> None:
             "",
             "Models: zoo ResNet-50 / MobileNetV2, width 1.0, 224², TorchScript exporter; pruned "
             "with `onnxprune.prune(criterion='l1', ratio=R, round_to=8)`. MAC ratio counted by "
-            "onnxprune on both files. Latency: `compare_latency` with identical random inputs, "
+            "onnxprune on both files; ORT MAC ratio: the same for the graphs ONNX Runtime really runs, "
+            f"whose NCHWc convolutions pad channel counts to multiples of {nchwc_block()} on this CPU "
+            "(see `ort_macs`). Latency: `compare_latency` with identical random inputs, "
             f"first run and warm-up (>= 10 rounds or 1 s) apart, then up to {args.runs} timed "
             f"rounds or {args.budget:.0f} s per batch size, the original and its pruned models "
             "interleaved (A B C A B C ...). The machine is shared with other jobs: absolute times "
