@@ -4,7 +4,7 @@ in float64, per-feature moments and input Gram matrices of every consumer of pru
 from onnxprune.calibrate.accumulate import FeatureStats
 from onnxprune.calibrate.collect import CalibrationStats, collect_statistics
 from onnxprune.calibrate.consumers import ConsumerLayer, consumer_layers
-from onnxprune.calibrate.data import iter_feeds
+from onnxprune.calibrate.data import iter_feeds, sample_count
 
 __all__ = [
     "CalibrationStats",
@@ -13,4 +13,5 @@ __all__ = [
     "collect_statistics",
     "consumer_layers",
     "iter_feeds",
+    "sample_count",
 ]

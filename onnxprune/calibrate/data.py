@@ -124,3 +124,24 @@ def iter_feeds(
         yield batch
     if produced == 0:
         raise InputError("calibration data holds no samples")
+
+
+def sample_count(calibration: Any, max_samples: int | None = None) -> int | None:
+    """Samples :func:`iter_feeds` will yield when it can be told without reading the data
+    (mappings, ``.npz`` paths, objects with ``len``), capped by ``max_samples``; else
+    ``max_samples`` (None when neither is known)."""
+    count = None
+    if isinstance(calibration, (str, os.PathLike)):
+        path = Path(calibration)
+        if path.suffix == ".npz" and path.is_file():
+            with np.load(path) as archive:
+                sizes = [archive[k].shape[0] for k in archive.files if k != "labels"]
+            count = min(sizes) if sizes else None
+    elif isinstance(calibration, Mapping):
+        sizes = [np.shape(v)[0] for k, v in calibration.items() if k != "labels" and np.ndim(v)]
+        count = min(sizes) if sizes else None
+    elif hasattr(calibration, "__len__"):
+        count = len(calibration)
+    if count is None:
+        return max_samples
+    return count if max_samples is None else min(count, max_samples)

@@ -35,6 +35,7 @@ def make_recovery(
     max_samples: int | None = 512,
     batch_size: int = 32,
     positions: int | None = 64,
+    rows_per_column: int | None = 32,
     stats_correction: bool = False,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
@@ -44,8 +45,8 @@ def make_recovery(
     ``analysis`` is the analysis the removals refer to (the callable also receives it, and uses
     the one it is given). ``calibration``: data in any form :func:`onnxprune.calibrate.iter_feeds`
     accepts; required unless ``method`` is ``none``. ``ridge``: λ relative to tr(H)/d.
-    ``max_samples``, ``batch_size``, ``positions`` (output positions sampled per sample) bound
-    the cost; ``stats_correction`` matches each refitted channel's mean/std to the original.
+    ``max_samples``, ``batch_size``, ``positions`` (output positions sampled per sample) and
+    ``rows_per_column`` (lsq: rows per unknown, None = no cap) bound the cost; ``stats_correction`` matches each refitted channel's mean/std to the original.
     """
     if method not in RECOVERY_METHODS:
         raise InputError(f"unknown recovery '{method}'; known: {', '.join(RECOVERY_METHODS)}")
@@ -78,6 +79,7 @@ def make_recovery(
             targets,
             calibration,
             ridge=ridge,
+            rows_per_column=rows_per_column,
             stats_correction=stats_correction,
             progress=progress,
             **settings,

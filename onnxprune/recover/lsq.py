@@ -15,7 +15,9 @@ Targets are refitted level by level (:func:`~onnxprune.recover.targets.levels`):
 the calibration data per level runs the original and the current pruned model on each batch,
 exposing only the inputs of that level's consumers, and accumulates G, the cross term and the
 output moments; rows are subsampled to ``positions`` output positions per sample as in
-:mod:`onnxprune.calibrate.im2col`.
+:mod:`onnxprune.calibrate.im2col`, and further to ⌈rows_per_column · d / samples⌉ per
+sample (about ``rows_per_column`` rows per unknown of the fit), which bounds the O(rows·d²)
+accumulation where feature maps are large and layers narrow.
 
 Optional statistics correction rescales each refitted output channel so its mean and standard
 deviation on the calibration rows match the original's: ŷ' = (ŷ − μ̂)·σ/σ̂ + μ, folded into W'
@@ -33,7 +35,7 @@ import scipy.linalg
 from onnx import ModelProto
 
 from onnxprune.analysis import ChannelAnalysis
-from onnxprune.calibrate import ConsumerLayer, iter_feeds
+from onnxprune.calibrate import ConsumerLayer, iter_feeds, sample_count
 from onnxprune.calibrate.im2col import CHUNK_ELEMENTS, sample_positions
 from onnxprune.calibrate.session import ExposedRunner
 from onnxprune.recover.edit import ModelEdits
@@ -112,13 +114,13 @@ def _accumulate(
     x_original: np.ndarray,
     x_pruned: np.ndarray,
     normal: NormalEquations,
-    positions: int | None,
+    per_sample: int | None,
     rng: np.random.Generator,
 ) -> None:
     count = target.layer.position_count(x_original.shape)
     if layer.position_count(x_pruned.shape) != count:
         raise ValueError(f"'{layer.node}': pruned and original inputs differ in positions")
-    chosen = sample_positions(x_original.shape[0], count, positions, rng)
+    chosen = sample_positions(x_original.shape[0], count, per_sample, rng)
     width = target.weight.shape[1] + target.weight.shape[0]
     step = max(1, CHUNK_ELEMENTS // max(1, chosen.shape[1] * width))
     for start in range(0, x_original.shape[0], step):
@@ -126,6 +128,16 @@ def _accumulate(
         rows = np.concatenate(list(target.layer.rows(x_original[part], chosen[part])))
         kept = np.concatenate(list(layer.rows(x_pruned[part], chosen[part])))
         normal.add(kept, rows @ target.weight.T)
+
+
+def _positions_per_sample(
+    columns: int, positions: int | None, rows_per_column: int | None, samples: int | None
+) -> int | None:
+    """Positions sampled per sample: ``positions``, capped so rows ≈ rows_per_column · d."""
+    if rows_per_column is None or not samples:
+        return positions
+    cap = max(1, -(-rows_per_column * columns // samples))
+    return cap if positions is None else min(positions, cap)
 
 
 def refit_least_squares(
@@ -138,6 +150,7 @@ def refit_least_squares(
     batch_size: int = 32,
     max_samples: int | None = 512,
     positions: int | None = 64,
+    rows_per_column: int | None = 32,
     stats_correction: bool = False,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
@@ -147,6 +160,7 @@ def refit_least_squares(
     model = ModelProto()
     model.CopyFrom(pruned)
     staged = levels(analysis, targets)
+    samples = sample_count(calibration, max_samples)
     rng = np.random.default_rng(seed)
     for depth, level in enumerate(staged):
         edits = ModelEdits(model)
@@ -163,20 +177,26 @@ def refit_least_squares(
             NormalEquations.empty(int(t.kept_features.sum()) * t.layer.kernel_size, len(t.weight))
             for t in level
         ]
+        per_sample = [
+            _positions_per_sample(normal.gram.shape[0], positions, rows_per_column, samples)
+            for normal in normals
+        ]
         feeds = iter_feeds(
             calibration, analysis.model, batch_size=batch_size, max_samples=max_samples
         )
         for batch in feeds:
             values_original = original(batch)
             values_pruned = current(batch)
-            for target, layer, normal in zip(level, layers, normals, strict=True):
+            for target, layer, normal, count in zip(
+                level, layers, normals, per_sample, strict=True
+            ):
                 _accumulate(
                     target,
                     layer,
                     values_original[target.layer.input],
                     values_pruned[layer.input],
                     normal,
-                    positions,
+                    count,
                     rng,
                 )
         for layer, normal in zip(layers, normals, strict=True):
