@@ -155,3 +155,44 @@ def test_make_recovery_checks_its_inputs():
     pruned = apply_removal(analysis, removed)
     assert make_recovery("none", analysis, None)(analysis, removed, pruned) is pruned
     assert make_recovery("lsq", analysis, {"x": np.zeros((2, 3))})(analysis, [], pruned) is pruned
+
+
+def test_lsq_is_exact_for_a_scaled_transposed_gemm():
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(6)
+    w1, b1 = rng.normal(size=(5, 3)), rng.normal(size=5)
+    w1[3], b1[3] = w1[0] - w1[2], b1[0] - b1[2]
+    w2 = rng.normal(size=(5, 2))
+    model = gemm_chain(w1, b1, w2)
+    consumer = model.graph.node[1]
+    consumer.attribute.extend(
+        [helper.make_attribute("alpha", 0.5), helper.make_attribute("transB", 1)]
+    )
+    for index, init in enumerate(model.graph.initializer):
+        if init.name == "w2":
+            model.graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(w2.T.astype(np.float32), "w2")
+            )
+    calib = {"x": rng.normal(size=(20, 3)).astype(np.float32)}
+    test = rng.normal(size=(6, 3)).astype(np.float32)
+    _, pruned, recovered = _prune_and_recover(
+        model, {"x": [1, 3]}, "a", [3], "lsq", calib, ridge=1e-10
+    )
+    assert _max_error(model, pruned, test) > 0.1
+    assert _max_error(model, recovered, test) < 1e-4
+
+
+def test_statistics_correction_matches_target_mean_and_std():
+    from onnxprune.recover.lsq import NormalEquations, match_statistics
+
+    rng = np.random.default_rng(7)
+    kept = rng.normal(size=(200, 4))
+    y = rng.normal(size=(200, 3)) * [1.0, 2.0, 3.0] + [0.5, -1.0, 2.0]
+    normal = NormalEquations.empty(4, 3)
+    normal.add(kept, y)
+    theta = rng.normal(size=(5, 3))
+    corrected = match_statistics(theta, normal)
+    predicted = np.hstack([kept, np.ones((200, 1))]) @ corrected
+    np.testing.assert_allclose(predicted.mean(axis=0), y.mean(axis=0), atol=1e-10)
+    np.testing.assert_allclose(predicted.std(axis=0), y.std(axis=0), rtol=1e-10)
