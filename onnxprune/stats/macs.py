@@ -126,6 +126,38 @@ def count_macs(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
     inputs raise InputError. Shapes come from ``fix_input_shapes`` + ``infer_shapes`` (data
     propagation); see the module docstring for what is counted.
     """
+    report = _count(model, input_shapes)
+    if report.unresolved:
+        folded = _count_folded(model, input_shapes)
+        if folded is not None and len(folded.unresolved) < len(report.unresolved):
+            return folded
+    return report
+
+
+def _count_folded(model: ModelProto, input_shapes) -> MacReport | None:
+    """Count again after constant folding, which resolves shapes ONNX inference cannot
+    propagate (TorchScript's ``chunk``: Slice bounds computed as ``Shape[1] / 2 * k``).
+
+    Folding keeps node names and never changes what a Conv/Gemm/MatMul computes.
+    """
+    from onnxprune.passes import preprocess
+
+    try:
+        folded = preprocess(
+            model,
+            input_shapes=input_shapes,
+            passes=("constants_to_initializers", "fold_constants"),
+        ).model
+    except Exception:  # counting must not fail where plain inference succeeded
+        return None
+    report = _count(folded, input_shapes)
+    report.notes.insert(
+        0, "MACs counted after constant folding (shape inference alone was incomplete)"
+    )
+    return report
+
+
+def _count(model: ModelProto, input_shapes) -> MacReport:
     inferred = infer_static_shapes(model, input_shapes)
     names = node_names(model.graph)
     nodes: list[NodeMacs] = []
