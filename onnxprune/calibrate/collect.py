@@ -5,7 +5,8 @@ the analysed model is run in ONNX Runtime with the consumer inputs as outputs, b
 
 * per input feature: mean, mean |x|, variance and zero fraction over every sample and position;
 * when ``gram`` is set: the Gram matrix G = Σ rowᵀ·row of its input rows (im2col rows of
-  kh×kw×C_in for convs) at no more than ``positions`` sampled output positions per sample, and
+  kh×kw×C_in for convs; only for layers with at most ``max_columns`` columns, so no single
+  matrix exceeds max_columns² float64 — 288 MiB at the default 6144) at no more than ``positions`` sampled output positions per sample, and
   the number of rows; H = G / rows is the layer's input second moment (its Hessian up to a
   factor 2 for the squared reconstruction error).
 
@@ -88,6 +89,11 @@ def _store(analysis, calibration, settings, stats) -> None:
     entry[1].append((calibration, settings, stats))
 
 
+def gram_columns(analysis: ChannelAnalysis, layer: ConsumerLayer) -> int:
+    """Columns of the layer's input rows: input features × kernel positions."""
+    return len(layer.labels) * layer.kernel_size
+
+
 def collect_statistics(
     analysis: ChannelAnalysis,
     calibration: Any,
@@ -96,6 +102,7 @@ def collect_statistics(
     max_samples: int | None = 512,
     positions: int | None = 64,
     gram: bool = True,
+    max_columns: int = 6144,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> CalibrationStats:
@@ -105,7 +112,7 @@ def collect_statistics(
     """
     if isinstance(calibration, CalibrationStats):
         return calibration
-    settings = (batch_size, max_samples, positions, gram, seed)
+    settings = (batch_size, max_samples, positions, gram, seed, max_columns)
     cached = _cached(analysis, calibration, settings)
     if cached is not None:
         return cached
@@ -116,7 +123,7 @@ def collect_statistics(
     grams: dict[tuple, GramAccumulator] = {}
     for layer in layers:
         moments.setdefault((layer.input, layer.feature_axis), MomentAccumulator(layer.feature_axis))
-        if gram:
+        if gram and gram_columns(analysis, layer) <= max_columns:
             grams.setdefault(layer.key, GramAccumulator())
     by_key = {layer.key: layer for layer in layers}
     names = list(dict.fromkeys(layer.input for layer in layers))
@@ -141,7 +148,7 @@ def collect_statistics(
             for layer in layers
             if moments[(layer.input, layer.feature_axis)].count
         },
-        grams={layer.node: grams[layer.key] for layer in layers if gram},
+        grams={layer.node: grams[layer.key] for layer in layers if layer.key in grams},
         samples=samples,
         positions=positions,
     )

@@ -28,7 +28,7 @@ from onnxprune.calibrate import CalibrationStats, ConsumerLayer, collect_statist
 from onnxprune.errors import InputError
 from onnxprune.importance.norms import l1, register_criterion
 
-STAT_OPTIONS = ("batch_size", "max_samples", "positions", "seed", "progress")
+STAT_OPTIONS = ("batch_size", "max_samples", "positions", "seed", "progress", "max_columns")
 
 
 def statistics_for(

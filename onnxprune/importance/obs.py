@@ -12,7 +12,8 @@ update of the kept columns is −W_S ([H⁻¹]_SS)⁻¹ [H⁻¹]_S,:). H is damp
 H + damp · mean(diag H) · I. Columns that are zero on all calibration rows (dead channels,
 diag H ≤ 1e-12 · mean diag) are dropped from H first: they carry no signal, so removing them
 costs exactly nothing (ΔL = 0 for an all-dead block) and damping must not invent a cost for
-them. Member scores are aggregated over the group like the other criteria
+them. Consumers too wide for a Gram matrix (``max_columns``) use a diagonal H instead.
+Member scores are aggregated over the group like the other criteria
 (:func:`aggregate_members`).
 """
 
@@ -82,6 +83,15 @@ def _member(
     return labels, per_feature
 
 
+def _diagonal_member(view: GraphView, stats: CalibrationStats, layer: ConsumerLayer):
+    """Layers too wide for a Gram matrix: diagonal H (H_jj = E[x_c²] for every kernel column of
+    feature c) and no compensation, ΔL_c = E[x_c²] · Σ_{m,k} W[m, c, k]²."""
+    w = weight_matrix(view, layer)
+    squares = np.square(w).reshape(w.shape[0], -1, layer.kernel_size).sum(axis=(0, 2))
+    features = stats.features[layer.node]
+    return layer.labels, squares * (features.var + features.mean**2)
+
+
 @register_criterion("obs")
 def obs(
     analysis: ChannelAnalysis,
@@ -95,11 +105,12 @@ def obs(
     """ΔL_S = tr(W_S ([H⁻¹]_SS)⁻¹ W_Sᵀ) summed over the consumers of each cluster."""
     stats = statistics_for(analysis, "obs", calibration, gram=True, options=options)
     view = GraphView(analysis.model)
-    members = [
-        _member(analysis, view, stats, layer, damp)
-        for layer in stats.consumers
-        if layer.node in stats.grams and stats.grams[layer.node].rows
-    ]
+    members = []
+    for layer in stats.consumers:
+        if layer.node in stats.grams and stats.grams[layer.node].rows:
+            members.append(_member(analysis, view, stats, layer, damp))
+        elif layer.node in stats.features:
+            members.append(_diagonal_member(view, stats, layer))
     return aggregate_members(
         analysis, members, aggregate=aggregate, normalize=normalize, fallback=lambda: l1(analysis)
     )

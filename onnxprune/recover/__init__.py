@@ -36,6 +36,7 @@ def make_recovery(
     batch_size: int = 32,
     positions: int | None = 64,
     rows_per_column: int | None = 32,
+    max_columns: int = 6144,
     stats_correction: bool = False,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
@@ -46,7 +47,9 @@ def make_recovery(
     the one it is given). ``calibration``: data in any form :func:`onnxprune.calibrate.iter_feeds`
     accepts; required unless ``method`` is ``none``. ``ridge``: λ relative to tr(H)/d.
     ``max_samples``, ``batch_size``, ``positions`` (output positions sampled per sample) and
-    ``rows_per_column`` (lsq: rows per unknown, None = no cap) bound the cost; ``stats_correction`` matches each refitted channel's mean/std to the original.
+    ``rows_per_column`` (lsq: rows per unknown, None = no cap) bound the cost; consumers
+    with more than ``max_columns`` kept columns get bias compensation instead of a refit
+    (bounding each normal matrix to max_columns² float64); ``stats_correction`` matches each refitted channel's mean/std to the original.
     """
     if method not in RECOVERY_METHODS:
         raise InputError(f"unknown recovery '{method}'; known: {', '.join(RECOVERY_METHODS)}")
@@ -68,22 +71,29 @@ def make_recovery(
         targets = refit_targets(current, removed)
         if not targets:
             return pruned
-        if method == "bias":
+        wide = [t for t in targets if len(t.kept_columns) + 1 > max_columns]
+        narrow = [t for t in targets if len(t.kept_columns) + 1 <= max_columns]
+        model = pruned
+        if method == "bias" or wide:
             stats = collect_statistics(
                 current, calibration, gram=False, progress=progress, **settings
             )
-            return compensate_bias(pruned, targets, stats)
-        return refit_least_squares(
-            current,
-            pruned,
-            targets,
-            calibration,
-            ridge=ridge,
-            rows_per_column=rows_per_column,
-            stats_correction=stats_correction,
-            progress=progress,
-            **settings,
-        )
+            if method == "lsq" and progress is not None:
+                progress(f"{len(wide)} layer(s) wider than {max_columns} columns: bias only")
+            model = compensate_bias(model, targets if method == "bias" else wide, stats)
+        if method == "lsq" and narrow:
+            model = refit_least_squares(
+                current,
+                model,
+                narrow,
+                calibration,
+                ridge=ridge,
+                rows_per_column=rows_per_column,
+                stats_correction=stats_correction,
+                progress=progress,
+                **settings,
+            )
+        return model
 
     return recover
 

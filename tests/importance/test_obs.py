@@ -66,3 +66,14 @@ def test_obs_without_calibration_is_an_input_error():
     )
     with pytest.raises(InputError, match="obs"):
         score_clusters(analysis, "obs")
+
+
+def test_layers_wider_than_max_columns_use_a_diagonal_hessian():
+    rng = np.random.default_rng(5)
+    w1, b1, w2 = rng.normal(size=(5, 4)), rng.normal(size=5), rng.normal(size=(5, 3))
+    analysis = analysed(gemm_chain(w1, b1, w2), {"x": [1, 4]})
+    x = rng.normal(size=(30, 4)).astype(np.float32)
+    scores = score_clusters(analysis, "obs", calibration={"x": x}, normalize=False, max_columns=4)
+    h = x.astype(np.float64) @ w1.T + b1
+    expected = (h**2).mean(axis=0) * (w2**2).sum(axis=1)
+    np.testing.assert_allclose(scores[source_clusters(analysis, "a")], expected, rtol=1e-4)

@@ -196,3 +196,22 @@ def test_statistics_correction_matches_target_mean_and_std():
     predicted = np.hstack([kept, np.ones((200, 1))]) @ corrected
     np.testing.assert_allclose(predicted.mean(axis=0), y.mean(axis=0), atol=1e-10)
     np.testing.assert_allclose(predicted.std(axis=0), y.std(axis=0), rtol=1e-10)
+
+
+def test_lsq_falls_back_to_bias_for_layers_wider_than_max_columns():
+    rng = np.random.default_rng(8)
+    w1, b1 = rng.normal(size=(5, 2, 3, 3)), rng.normal(size=5)
+    model = conv_chain(w1, b1, rng.normal(size=(3, 5, 3, 3)), None, pad2=0)
+    analysis = analysed(model, {"x": [1, 2, 8, 8]})
+    removed = source_clusters(analysis, "a")[[1, 3]]
+    pruned = apply_removal(analysis, removed)
+    calib = {"x": rng.normal(size=(6, 2, 8, 8)).astype(np.float32)}
+    test = rng.normal(size=(4, 2, 8, 8)).astype(np.float32)
+    messages = []
+    narrow = make_recovery("lsq", analysis, calib, max_columns=27, progress=messages.append)
+    wide = narrow(analysis, removed, pruned)
+    bias = make_recovery("bias", analysis, calib)(analysis, removed, pruned)
+    np.testing.assert_allclose(run(wide, test), run(bias, test), atol=1e-6)
+    assert any("bias only" in message for message in messages)
+    refit = make_recovery("lsq", analysis, calib, max_columns=28)(analysis, removed, pruned)
+    assert np.abs(run(refit, test) - run(bias, test)).max() > 1e-3
