@@ -5,7 +5,7 @@ bisection on the counted MACs of the rewritten model, for each criterion; the sa
 then repaired with each recovery method and evaluated on digits_test.npz (calibration:
 digits_calib.npz, drawn from the training split). Prints a Markdown table.
 
-    python tools/bench_recovery_digits.py [--targets 0.7 0.5] [--json out.json]
+    python tools/bench_recovery_digits.py [--targets 0.7 0.5] [--runs l1:none obs:lsq] [--json out.json]
 """
 
 from __future__ import annotations
@@ -59,8 +59,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--targets", type=float, nargs="+", default=[0.7, 0.5])
     parser.add_argument("--models", nargs="+", default=["digits_vgg", "digits_mbv2"])
+    parser.add_argument(
+        "--runs", nargs="+", default=[f"{c}:{m}" for c, m in RUNS], help="criterion:recovery"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    runs = [tuple(run.split(":", 1)) for run in args.runs]
     calib = dict(np.load(ROOT / "digits_calib.npz"))
     test = dict(np.load(ROOT / "digits_test.npz"))
     rows = []
@@ -72,11 +76,11 @@ def main() -> None:
         print(f"{name}: accuracy {base:.4f}, MACs {macs_before}")
         scores = {
             criterion: score_clusters(analysis, criterion, original=original, calibration=calib)
-            for criterion in {c for c, _ in RUNS}
+            for criterion in {c for c, _ in runs}
         }
         for target in args.targets:
             removals = {c: removal_for(analysis, scores[c], macs_before, target) for c in scores}
-            for criterion, method in RUNS:
+            for criterion, method in runs:
                 removed, ratio, macs = removals[criterion]
                 pruned = apply_removal(analysis, removed)
                 start = time.perf_counter()
