@@ -2,7 +2,7 @@
 
 Pruning one group leaves every node upstream of its layers untouched, so their outputs equal
 the original model's. :func:`changed_nodes` diffs the pruned model against the analysed one
-(same node names: op, inputs, attributes and the initializers they read); the *suffix* is
+(same node names: op, attributes, inputs, initializers compared by value); the *suffix* is
 every node downstream of a changed node; its *boundary* is the set of tensors the suffix reads
 but does not produce (graph inputs or outputs of unchanged nodes). With the boundary values
 of the original model cached from the reference run, :func:`suffix_model` builds a model of
@@ -76,15 +76,16 @@ def _tensor_equal(a: onnx.TensorProto, b: onnx.TensorProto) -> bool:
     return bool(np.array_equal(onnx.numpy_helper.to_array(a), onnx.numpy_helper.to_array(b)))
 
 
-def _same_constant(name: str, old: dict, new: dict) -> bool:
-    if (name in new) != (name in old):
-        return False
-    return name not in new or _tensor_equal(new[name], old[name])
+def _same_input(new_name: str, old_name: str, new: dict, old: dict) -> bool:
+    """Same tensor name, or two initializers (possibly renamed by a fixup) of equal value."""
+    if new_name in new or old_name in old:
+        return new_name in new and old_name in old and _tensor_equal(new[new_name], old[old_name])
+    return new_name == old_name
 
 
 def changed_nodes(original: ModelProto, pruned: ModelProto) -> set[str] | None:
-    """Names of the nodes of ``pruned`` that differ from ``original`` (op, inputs, outputs,
-    attributes or the initializers they read); None when the node sets differ."""
+    """Names of the nodes of ``pruned`` that differ from ``original`` (op, outputs, attributes,
+    inputs; an initializer input counts by value, not name); None when the node sets differ."""
     before = {n.name: n for n in original.graph.node}
     if len(before) != len(original.graph.node) or {n.name for n in pruned.graph.node} != set(
         before
@@ -98,12 +99,15 @@ def changed_nodes(original: ModelProto, pruned: ModelProto) -> set[str] | None:
         same = (
             node.op_type == old.op_type
             and node.domain == old.domain
-            and list(node.input) == list(old.input)
+            and len(node.input) == len(old.input)
             and list(node.output) == list(old.output)
             and list(node.attribute) == list(old.attribute)
         )
         if same:
-            same = all(_same_constant(name, old_constants, new_constants) for name in node.input)
+            same = all(
+                _same_input(a, b, new_constants, old_constants)
+                for a, b in zip(node.input, old.input, strict=True)
+            )
         if not same:
             changed.add(node.name)
     return changed
