@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 
@@ -80,3 +81,13 @@ def test_same_drops_with_and_without_the_cache(analysis):
     for a, b in zip(whole.groups, cached.groups, strict=True):
         for p, q in zip(a.points, b.points, strict=True):
             assert q.drop == pytest.approx(p.drop, rel=1e-4, abs=1e-9)
+
+
+def test_renamed_initializer_of_equal_value_is_unchanged(analysis):
+    renamed = onnx.ModelProto()
+    renamed.CopyFrom(analysis.model)
+    next(t for t in renamed.graph.initializer if t.name == "wa").name = "wa_copy"
+    next(n for n in renamed.graph.node if n.name == "fc_a").input[1] = "wa_copy"
+    assert changed_nodes(analysis.model, renamed) == set()
+    next(t for t in renamed.graph.initializer if t.name == "ba").raw_data = bytes(48)
+    assert changed_nodes(analysis.model, renamed) == {"fc_a"}
