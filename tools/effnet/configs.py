@@ -92,11 +92,124 @@ def onnxprune_l1(bench: Bench, cut: float) -> Candidate:
     return Candidate(state["models"][found.ratio], found.cut, 0.0, f"ratio {found.ratio:.4f}")
 
 
+@dataclass(frozen=True)
+class DataDriven:
+    """A data-driven onnxprune configuration (all steps through the public API).
+
+    ``criterion`` scores clusters from calibration statistics; ``allocation`` is "sensitivity"
+    (per-group drops measured with :func:`onnxprune.sensitivity.measure_sensitivity`, then
+    :func:`~onnxprune.sensitivity.allocate.allocate_by_sensitivity` for the MAC cut) or
+    "uniform" (one ratio for every group, searched to hit the cut); ``recovery`` is the
+    :func:`onnxprune.recover.make_recovery` method applied to the pruned model.
+    """
+
+    criterion: str
+    allocation: str
+    recovery: str
+    sensitivity_recovery: str = "bias"
+    sensitivity_ratios: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75)
+    sensitivity_samples: int = 16
+    ignore: tuple[str, ...] = ()
+
+    def run(self, bench: Bench, cut: float) -> Candidate:
+        from onnxprune.analysis import analyze
+        from onnxprune.importance import score_clusters
+        from onnxprune.prune import prepare
+        from onnxprune.recover import make_recovery
+        from onnxprune.rewrite import apply_removal, check_model
+
+        data = {INPUT: bench.calibration}
+        samples = len(bench.calibration)
+        state = bench.cache.setdefault(repr(self), {})
+        if "analysis" not in state:
+            _, prepared, _ = prepare(bench.onnx_model, {INPUT: SHAPE})
+            state["analysis"] = analyze(prepared, {INPUT: SHAPE})
+        analysis = state["analysis"]
+        shared = 0.0  # data work done once for every cut (scores, sensitivity table)
+        if "scores" not in state:
+            bench.progress(f"  scoring ({self.criterion}, {samples} calibration crops)")
+            (state["scores"], state["score_s"]) = _timed(
+                lambda: score_clusters(
+                    analysis, self.criterion, original=bench.onnx_model, calibration=data
+                )
+            )
+        shared += state["score_s"]
+        if self.allocation == "sensitivity":
+            removed, detail, seconds = self._sensitivity(bench, analysis, cut, state, data)
+            shared += seconds
+        else:
+            removed, detail = self._uniform(bench, analysis, cut, state)
+        pruned = apply_removal(analysis, removed)
+        bench.progress(f"  recovery ({self.recovery}, {samples} calibration crops)")
+        recover = make_recovery(
+            self.recovery, analysis, data, max_samples=samples, progress=bench.progress
+        )
+        model, recovery_s = _timed(lambda: recover(analysis, set(removed), pruned))
+        check_model(model)
+        detail += f"; scores+sensitivity {shared:.0f} s, recovery {recovery_s:.0f} s"
+        return Candidate(model, bench.cut_of(model), shared + recovery_s, detail)
+
+    def _sensitivity(self, bench, analysis, cut, state, data):
+        from onnxprune.recover import make_recovery
+        from onnxprune.sensitivity import measure_sensitivity
+        from onnxprune.sensitivity.allocate import allocate_by_sensitivity
+
+        if "table" not in state:
+            bench.progress(
+                f"  sensitivity ({self.sensitivity_samples} crops, ratios "
+                f"{self.sensitivity_ratios}, recovery {self.sensitivity_recovery})"
+            )
+            recover = (
+                None
+                if self.sensitivity_recovery == "none"
+                else make_recovery(
+                    self.sensitivity_recovery, analysis, data, max_samples=len(bench.calibration)
+                )
+            )
+            state["table"], state["table_s"] = _timed(
+                lambda: measure_sensitivity(
+                    analysis,
+                    data,
+                    ratios=self.sensitivity_ratios,
+                    scores=state["scores"],
+                    recover=recover,
+                    max_samples=self.sensitivity_samples,
+                    batch_size=self.sensitivity_samples,
+                    original=bench.onnx_model,
+                )
+            )
+        allocation = allocate_by_sensitivity(
+            state["table"], analysis, cut * analysis.total_macs, protected=list(self.ignore)
+        )
+        pruned_groups = sum(1 for count in allocation.per_group.values() if count)
+        detail = f"{pruned_groups} groups pruned, largest group ratio {max(allocation.ratios.values()):.2f}"
+        return set(allocation.removed), detail, state["table_s"]
+
+    def _uniform(self, bench, analysis, cut, state):
+        from onnxprune.allocate import AllocationPolicy, select_removal
+        from onnxprune.rewrite import apply_removal
+
+        known = state.setdefault("known", {})
+        removals = state.setdefault("removals", {})
+
+        def cut_of(ratio: float) -> float:
+            policy = AllocationPolicy(ratio=ratio, ignore=list(self.ignore))
+            removals[ratio] = set(select_removal(analysis, state["scores"], policy))
+            return bench.cut_of(apply_removal(analysis, removals[ratio]))
+
+        found = search_ratio(cut_of, cut, known=known)
+        return removals[found.ratio], f"uniform ratio {found.ratio:.4f}"
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
 def temporary_workdir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="bench_effnet_")
 
 
-def timed(fn: Callable[[], onnx.ModelProto]) -> tuple[onnx.ModelProto, float]:
-    start = time.perf_counter()
-    model = fn()
-    return model, time.perf_counter() - start
+OBS_SENSITIVITY_BIAS = DataDriven("obs", "sensitivity", "bias")
+CONFIGS["onnxprune obs+sensitivity+bias"] = OBS_SENSITIVITY_BIAS.run
