@@ -33,7 +33,7 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(130)
-        except Exception as error:  # noqa: BLE001 - last line of defence: never a traceback
+        except Exception as error:  # last line of defence: never a traceback
             if os.environ.get("ONNXPRUNE_DEBUG"):
                 raise
             click.echo(

@@ -80,7 +80,7 @@ def optimize(
     metric: str | Callable | None = None,
     max_drop: float = 1.0,
     steps: int = 4,
-    criterion: str = "l1",
+    criterion: str | None = None,
     provider: str = "cpu",
     max_ratio: float = 0.8,
     round_to: int = 1,
@@ -92,9 +92,9 @@ def optimize(
     max_eval_samples: int | None = None,
     seed: int = 0,
     measure_latency: bool = True,
-    recover: Callable[..., ModelProto] | None = None,
+    recover: str | Callable[..., ModelProto] | None = None,
     progress: Callable[[str], None] | None = None,
-    allocation: str = "global",
+    allocation: str | None = None,
 ) -> OptimizeResult:
     """Prune ``model`` (path or ModelProto, never modified) toward ``target`` in ``steps``
     steps, keeping ``metric`` within ``max_drop`` of the original model's value.
@@ -103,8 +103,11 @@ def optimize(
     arrays); ``eval_data`` defaults to a held-out ``eval_split`` of ``data``. ``metric``:
     ``"top1"``, ``"agreement"``, a registered name, ``"module:function"`` or a callable
     ``metric(outputs, labels) -> float``; by default top-1 with labels, else top-1 agreement
-    with the original model. ``recover(analysis, removed, model) -> ModelProto`` repairs each
-    candidate (post-training recovery) before it is evaluated. ``allocation`` orders the removal:
+    with the original model. ``recover`` repairs each candidate before it is evaluated:
+    ``"none"``, ``"bias"``, ``"lsq"`` (:func:`onnxprune.recover.make_recovery`) or a callable
+    ``recover(analysis, removed, model) -> ModelProto``.
+    Defaults with calibration data: criterion ``obs``, allocation ``sensitivity``, recovery
+    ``lsq``; without data: ``l1``, ``global``, ``none``. ``allocation`` orders the removal:
     ``global`` (criterion scores ranked across groups), ``uniform`` (all groups at about the same
     share) or ``sensitivity`` (measured per-group drops on the calibration data, cheapest drop per
     MAC first; :mod:`onnxprune.sensitivity`).
@@ -123,7 +126,7 @@ def optimize(
     seconds: dict[str, float] = {}
     target = parse_target(target)
     _validate_numbers(max_drop, steps, batch_size)
-    if allocation not in ALLOCATIONS:
+    if allocation is not None and allocation not in ALLOCATIONS:
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     input_shapes = dict(input_shapes or {})
     say("loading and preprocessing")
@@ -149,6 +152,10 @@ def optimize(
         say(f"warning: {note}")
     metric_before = evaluator.baseline
     seconds["evaluate_original"] = time.perf_counter() - tick
+    criterion, allocation, recovery_name = _resolve_methods(
+        criterion, allocation, recover, evaluator.calibration is not None
+    )
+    notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
 
     tick = time.perf_counter()
     say("analysing channel groups")
@@ -165,6 +172,10 @@ def optimize(
         ratio_for=ratio_for,
     )
     seconds["analyze"] = time.perf_counter() - tick
+    if isinstance(recover, str) or recover is None:
+        from onnxprune.recover import make_recovery
+
+        recover = make_recovery(recovery_name, analysis, evaluator.calibration, seed=seed)
     if allocation == "uniform":
         units = uniform_order(analysis, units)
     elif allocation == "sensitivity":
@@ -270,6 +281,20 @@ def optimize(
     )
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
+
+
+def _resolve_methods(criterion, allocation, recover, has_data: bool) -> tuple[str, str, str]:
+    """Fill unset methods: data-driven ones (obs, sensitivity, lsq) when calibration data exists,
+    data-free ones (l1, global, none) otherwise. Returns criterion, allocation, recovery name."""
+    if callable(recover):
+        recovery_name = getattr(recover, "__name__", "custom")
+    else:
+        recovery_name = recover or ("lsq" if has_data else "none")
+    return (
+        criterion or ("obs" if has_data else "l1"),
+        allocation or ("sensitivity" if has_data else "global"),
+        recovery_name,
+    )
 
 
 def _sensitivity_units(analysis, calibration, scores, target, original, say, **options):

@@ -30,8 +30,9 @@ class OptimizeOptions:
     metric: str | None = None
     max_drop: float = 1.0
     steps: int = 4
-    criterion: str = "l1"
-    allocation: str = "global"
+    criterion: str | None = None  # obs with --data, else l1
+    allocation: str | None = None  # sensitivity with --data, else global
+    recover: str | None = None  # lsq with --data, else none
     max_ratio: float = 0.8
     round_to: int = 1
     ignore: list[str] = field(default_factory=list)

@@ -121,6 +121,12 @@ def test_rolled_back_step_is_visible(vgg, tmp_path):
         "1",
         "--max-drop",
         "0.5",
+        "--criterion",
+        "l1",
+        "--recover",
+        "none",
+        "--allocation",
+        "global",
         "--json",
         "--quiet",
     )

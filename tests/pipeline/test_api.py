@@ -109,3 +109,16 @@ def test_bad_arguments(digits):
             data={"a": calib["input"], "b": calib["input"]},
             measure_latency=False,
         )
+
+
+def test_data_driven_methods_are_the_default_only_with_calibration_data():
+    from onnxprune.pipeline.api import _resolve_methods
+
+    assert _resolve_methods(None, None, None, True) == ("obs", "sensitivity", "lsq")
+    assert _resolve_methods(None, None, None, False) == ("l1", "global", "none")
+    assert _resolve_methods("l2", "uniform", "bias", True) == ("l2", "uniform", "bias")
+
+    def my_recovery(analysis, removed, model):
+        return model
+
+    assert _resolve_methods(None, None, my_recovery, True)[2] == "my_recovery"

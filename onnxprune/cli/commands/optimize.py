@@ -50,12 +50,22 @@ from onnxprune.errors import GuardNotMetError, InputError
     help="Accuracy guard: largest allowed drop of the metric, in its units (default 1.0 point).",
 )
 @click.option("--steps", type=int, help="Prune in N steps (default 4).")
-@click.option("--criterion", help="l1, l2, bn, random or a registered criterion (default l1).")
+@click.option(
+    "--criterion",
+    help="l1, l2, bn, random, activation, apoz, obs or a registered criterion "
+    "(default obs with --data, else l1).",
+)
+@click.option(
+    "--recover",
+    type=click.Choice(["none", "bias", "lsq"]),
+    help="Post-training recovery of the layers that read removed channels: bias compensation or "
+    "least-squares refit on --data (default lsq with --data, else none).",
+)
 @click.option(
     "--allocation",
     type=click.Choice(["global", "uniform", "sensitivity"]),
     help="Removal order: global ranking, uniform share per group, or measured sensitivity "
-    "(needs --data) (default global).",
+    "(needs --data) (default sensitivity with --data, else global).",
 )
 @click.option(
     "--max-ratio", type=float, help="Most of a group's channels that may go (default 0.8)."
@@ -141,6 +151,7 @@ def run(options) -> None:
             steps=options.steps,
             criterion=options.criterion,
             allocation=options.allocation,
+            recover=options.recover,
             provider=options.provider,
             max_ratio=options.max_ratio,
             round_to=options.round_to,
