@@ -36,8 +36,8 @@ EVALUATION_SEED = 2
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cuts", default="0.1,0.2,0.3", help="MAC cuts, comma-separated")
-    parser.add_argument("--calib", type=int, default=512, help="calibration crops (<= 512)")
-    parser.add_argument("--eval", type=int, default=320, help="evaluation crops")
+    parser.add_argument("--calib", type=int, default=128, help="calibration crops (<= 512)")
+    parser.add_argument("--eval", type=int, default=256, help="evaluation crops")
     parser.add_argument(
         "--configs",
         default=",".join(configs_module.CONFIGS),
@@ -156,7 +156,7 @@ def render(args, results, macs: int, export_error: float, total: float) -> str:
         "Top-1 agreement: the pruned model's top-1 class equals the unpruned model's; top-5 "
         "containment: the unpruned model's top-1 class is in the pruned model's top 5. The cut in "
         "parentheses is the measured MAC cut (all models counted alike with "
-        "`onnxprune.stats.count_macs` on the preprocessed ONNX graph). No configuration is "
+        "`onnxprune.stats.count_macs` on the ONNX graph). No configuration is "
         "fine-tuned.",
         "",
         markdown_table(header, rows),

@@ -1,10 +1,7 @@
 """Equal counting and equal evaluation for every configuration of the benchmark.
 
 MACs: every model (onnxprune output or Torch-Pruning export) is counted the same way, with
-``onnxprune.stats.count_macs`` on the onnxprune-preprocessed graph at batch 1. (The raw
-TorchScript export computes its "same" paddings through a Shape/ConstantOfShape/Concat chain
-that static shape inference does not resolve, so the raw graph counts 0 MACs for those convs;
-preprocessing folds the chain into constant pads.)
+``onnxprune.stats.count_macs`` at batch 1 (Conv/Gemm/MatMul multiply-accumulates).
 
 Agreement with the unpruned model, on the evaluation crops:
 - top-1 agreement = mean over images of [argmax p(x) == argmax r(x)];
@@ -22,12 +19,10 @@ SHAPE = [1, 3, 260, 260]
 
 
 def count_macs(model: onnx.ModelProto) -> int:
-    """MACs at batch 1 of the preprocessed ``model`` (see module docstring)."""
-    from onnxprune.prune import prepare
+    """MACs of ``model`` at batch 1; fails when a node's shapes stay unknown."""
     from onnxprune.stats import count_macs as onnx_macs
 
-    _, prepared, _ = prepare(model, {INPUT: SHAPE})
-    report = onnx_macs(prepared, {INPUT: SHAPE})
+    report = onnx_macs(model, {INPUT: SHAPE})
     if report.unresolved:
         raise RuntimeError(f"{len(report.unresolved)} node(s) without static shapes")
     return int(report.total)
