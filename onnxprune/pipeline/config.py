@@ -34,7 +34,7 @@ class OptimizeOptions:
     allocation: str | None = None  # sensitivity with --data, else global
     recover: str | None = None  # lsq with --data, else none
     max_ratio: float = 0.8
-    round_to: int = 1
+    round_to: int = 8  # ORT CPU NCHWc block / tensor-core alignment
     ignore: list[str] = field(default_factory=list)
     ratio_for: dict[str, float] = field(default_factory=dict)
     input_shape: dict[str, list[int]] = field(default_factory=dict)

@@ -29,6 +29,7 @@ def test_sensitivity_allocation_prunes_the_quiet_branch():
         allocation="sensitivity",
         max_drop=100,
         steps=2,
+        round_to=1,
         measure_latency=False,
     )
     report = result.report
@@ -46,6 +47,7 @@ def test_uniform_allocation_prunes_both_branches_alike():
         allocation="uniform",
         max_drop=100,
         steps=1,
+        round_to=1,
         measure_latency=False,
     )
     widths = _widths(result.report)
@@ -78,7 +80,8 @@ def test_cli_allocation_flag(tmp_path):
     np.savez(data, x=calibration(40)["x"])
     out, report = tmp_path / "out.onnx", tmp_path / "r.json"
     args = ["optimize", model, "-o", out, "--data", data, "--target", "macs=0.7"]
-    args += ["--allocation", "sensitivity", "--max-drop", "100", "--report-json", report]
+    args += ["--round-to", "1", "--allocation", "sensitivity", "--max-drop", "100"]
+    args += ["--report-json", report]
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     widths = {g["name"]: g["channels_after"] for g in json.loads(report.read_text())["groups"]}
