@@ -37,8 +37,15 @@ def measure(path: Path) -> list[object]:
         plan = result.plan
         if coverage is None:
             prunable = sum(1 for g in plan.groups if g.clusters > 1 and not g.blocked)
-            coverage = [len(plan.groups), prunable, f"{plan.prunable_macs / max(plan.macs_before, 1):.1%}"]
-        cells += [f"{1 - plan.macs_after / plan.macs_before:.1%}", f"{1 - plan.params_after / plan.params_before:.1%}"]
+            coverage = [
+                len(plan.groups),
+                prunable,
+                f"{plan.prunable_macs / max(plan.macs_before, 1):.1%}",
+            ]
+        cells += [
+            f"{1 - plan.macs_after / plan.macs_before:.1%}",
+            f"{1 - plan.params_after / plan.params_before:.1%}",
+        ]
     return [*coverage, *cells, f"{min(timings):.2f}"]
 
 
@@ -59,8 +66,14 @@ def main() -> None:
             config = dict(SMALL_CONFIG[name])
             for exporter in args.exporters.split(","):
                 path = Path(folder) / f"{name}_{exporter}.onnx"
-                build_onnx(name, path, exporter=exporter, width=config["width"], size=config["size"],
-                           depth=config.get("depth", 1.0))
+                build_onnx(
+                    name,
+                    path,
+                    exporter=exporter,
+                    width=config["width"],
+                    size=config["size"],
+                    depth=config.get("depth", 1.0),
+                )
                 row = [name, exporter, *measure(path)]
                 print(" | ".join(str(c) for c in row), flush=True)
                 rows.append(row)
@@ -70,13 +83,25 @@ def main() -> None:
             build_onnx("resnet50", path, exporter="torchscript", width=1.0, size=224)
             full = measure(path)
             print("resnet50 full:", full, flush=True)
-    header = ["model", "exporter", "groups", "prunable groups", "prunable MACs",
-              "MAC cut @0.3", "param cut @0.3", "MAC cut @0.5", "param cut @0.5", "prune time s"]
+    header = [
+        "model",
+        "exporter",
+        "groups",
+        "prunable groups",
+        "prunable MACs",
+        "MAC cut @0.3",
+        "param cut @0.3",
+        "MAC cut @0.5",
+        "param cut @0.5",
+        "prune time s",
+    ]
     body = markdown_table(header, rows)
     if full is not None:
-        body += "\n\nFull-size ResNet-50 (224², width 1.0, TorchScript export): " + markdown_table(
-            header[2:], [full]).split("\n", 2)[-1].strip("| ").replace(" | ", ", ") + \
-            " (columns as above; prune time = load + preprocess + analysis + scoring + rewrite + check)"
+        body += (
+            "\n\nFull-size ResNet-50 (224², width 1.0, TorchScript export): "
+            + markdown_table(header[2:], [full]).split("\n", 2)[-1].strip("| ").replace(" | ", ", ")
+            + " (columns as above; prune time = load + preprocess + analysis + scoring + rewrite + check)"
+        )
     if not args.no_write:
         write_section("coverage", body)
 

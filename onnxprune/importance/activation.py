@@ -17,7 +17,6 @@ All take ``calibration=`` (data in any form :func:`onnxprune.calibrate.iter_feed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from onnxprune.analysis import ChannelAnalysis
 from onnxprune.analysis.graph_view import GraphView
 from onnxprune.calibrate import CalibrationStats, ConsumerLayer, collect_statistics
 from onnxprune.errors import InputError
+from onnxprune.importance.aggregate import aggregate_members
 from onnxprune.importance.norms import l1, register_criterion
 
 STAT_OPTIONS = ("batch_size", "max_samples", "positions", "seed", "progress", "max_columns")
@@ -39,49 +39,6 @@ def statistics_for(
         raise InputError(f"criterion '{name}' needs calibration data (give --data)")
     settings = {key: options[key] for key in STAT_OPTIONS if key in options}
     return collect_statistics(analysis, calibration, gram=gram, **settings)
-
-
-def aggregate_members(
-    analysis: ChannelAnalysis,
-    members: Iterable[tuple[np.ndarray, np.ndarray]],
-    *,
-    aggregate: str = "sum",
-    normalize: bool = True,
-    fallback: Callable[[], np.ndarray] | None = None,
-) -> np.ndarray:
-    """Cluster scores from ``(labels, per-feature score)`` pairs, one pair per member."""
-    n = analysis.n_clusters
-    total = np.zeros(n)
-    count = np.zeros(n)
-    best = np.zeros(n)
-    for labels, per_feature in members:
-        valid = labels >= 0
-        clusters = analysis.component_of[labels[valid]]
-        member = np.zeros(n)
-        np.add.at(member, clusters, per_feature[valid])
-        present = np.unique(clusters)
-        if normalize:
-            scale = member[present].mean()
-            if scale > 0:
-                member[present] /= scale
-        total[present] += member[present]
-        count[present] += 1
-        best[present] = np.maximum(best[present], member[present])
-    if aggregate == "max":
-        scores = best
-    elif aggregate == "mean":
-        scores = total / np.maximum(count, 1)
-    elif aggregate == "sum":
-        scores = total
-    else:
-        raise InputError(f"unknown aggregate '{aggregate}'; known: max, mean, sum")
-    missing = count == 0
-    if missing.any() and fallback is not None:
-        base = fallback()
-        reference = scores[~missing].mean() if (~missing).any() else 1.0
-        scale = base[missing].mean()
-        scores[missing] = base[missing] / scale * reference if scale > 0 else 0.0
-    return scores
 
 
 def weight_matrix(view: GraphView, layer: ConsumerLayer) -> np.ndarray:

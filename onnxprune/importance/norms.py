@@ -16,6 +16,7 @@ from onnx import ModelProto
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.analysis.context import ROLE_IN, ROLE_OUT
 from onnxprune.analysis.graph_view import GraphView
+from onnxprune.importance.aggregate import aggregate_members
 
 Criterion = Callable[..., np.ndarray]
 CRITERIA: dict[str, Criterion] = {}
@@ -34,38 +35,23 @@ def register_criterion(name: str) -> Callable[[Criterion], Criterion]:
 def _slice_norms(
     analysis: ChannelAnalysis, power: int, roles, aggregate: str, normalize: bool
 ) -> np.ndarray:
+    """Lp norm of every weight slice with a role in ``roles``, aggregated per cluster."""
     view = GraphView(analysis.model)
-    n = analysis.n_clusters
-    total = np.zeros(n)
-    count = np.zeros(n)
-    best = np.zeros(n)
-    for request in analysis.slices:
-        if request.role not in roles:
-            continue
-        weight = view.constant(request.constant)
-        if weight is None or not np.issubdtype(weight.dtype, np.floating):
-            continue
-        moved = np.moveaxis(np.abs(weight.astype(np.float64)) ** power, request.axis, 0)
-        per_position = moved.reshape(moved.shape[0], -1).sum(axis=1)
-        if power == 2:
-            per_position = np.sqrt(per_position)
-        valid = request.labels >= 0
-        clusters = analysis.component_of[request.labels[valid]]
-        member = np.zeros(n)
-        np.add.at(member, clusters, per_position[valid])
-        present = np.unique(clusters)
-        if normalize:
-            scale = member[present].mean()
-            if scale > 0:
-                member[present] /= scale
-        total[present] += member[present]
-        count[present] += 1
-        best[present] = np.maximum(best[present], member[present])
-    if aggregate == "max":
-        return best
-    if aggregate == "mean":
-        return np.divide(total, np.maximum(count, 1))
-    return total
+
+    def members():
+        for request in analysis.slices:
+            if request.role not in roles:
+                continue
+            weight = view.constant(request.constant)
+            if weight is None or not np.issubdtype(weight.dtype, np.floating):
+                continue
+            moved = np.moveaxis(np.abs(weight.astype(np.float64)) ** power, request.axis, 0)
+            per_position = moved.reshape(moved.shape[0], -1).sum(axis=1)
+            if power == 2:
+                per_position = np.sqrt(per_position)
+            yield request.labels, per_position
+
+    return aggregate_members(analysis, members(), aggregate=aggregate, normalize=normalize)
 
 
 @register_criterion("l1")

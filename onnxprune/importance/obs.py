@@ -28,7 +28,8 @@ import scipy.linalg
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.analysis.graph_view import GraphView
 from onnxprune.calibrate import CalibrationStats, ConsumerLayer
-from onnxprune.importance.activation import aggregate_members, statistics_for, weight_matrix
+from onnxprune.importance.activation import statistics_for, weight_matrix
+from onnxprune.importance.aggregate import aggregate_members
 from onnxprune.importance.norms import l1, register_criterion
 
 

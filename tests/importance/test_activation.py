@@ -7,7 +7,7 @@ import pytest
 
 from onnxprune.errors import InputError
 from onnxprune.importance import score_clusters
-from onnxprune.importance.activation import aggregate_members
+from onnxprune.importance.aggregate import aggregate_members
 from tests.calibrate.test_collect import _relu_conv
 from tests.calibrate.tiny import analysed, conv_chain, source_clusters
 
