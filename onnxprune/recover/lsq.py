@@ -4,12 +4,16 @@ For a consumer with original weight matrix W (rows kept, all columns) and origin
 X (im2col rows for convs), the pruned model feeds rows X_k (kept columns only, computed by the
 *already pruned and already refitted* upstream layers). The refit solves, in float64,
 
-    [W'ᵀ; δ] = argmin ‖X Wᵀ − X_k W'ᵀ − 1 δ‖² + λ ‖W'‖²,   λ = ridge · tr(X_kᵀX_k) / d
+    [W'ᵀ; δ] = argmin ‖X Wᵀ − X_k W'ᵀ − 1 δ‖² + λ ‖W' − W_k‖²,   λ = ridge · tr(X_kᵀX_k) / d
 
-through the normal equations (G + λ D) θ = Xᵗ_k~ Y with X_k~ = [X_k, 1], G = X_k~ᵀ X_k~,
-Y = X Wᵀ and D = diag(1, …, 1, 0): the intercept δ (added to the bias) is not penalized, so
-the constant part of the lost signal is compensated as bias compensation would. When the
-removed channels are linear combinations of kept ones the fit is exact up to the ridge.
+through the normal equations (G + λ D) θ = X_k~ᵀ Y + λ D θ₀ with X_k~ = [X_k, 1],
+G = X_k~ᵀ X_k~, Y = X Wᵀ, θ₀ = [W_kᵀ; 0] (the original kept columns) and D = diag(1, …, 1, 0).
+The ridge pulls toward the original kept weights, not toward zero: with few calibration rows
+per unknown (a classifier head sees one row per image) the refit stays near the pruned layer
+instead of shrinking it (shrinking to zero collapsed EfficientNet-Lite2's head to 0 %
+agreement). The intercept δ (added to the bias) is not penalized, so the constant part of the
+lost signal is compensated as bias compensation would. When the removed channels are linear
+combinations of kept ones the fit is exact up to the ridge.
 
 Targets are refitted level by level (:func:`~onnxprune.recover.targets.levels`): one pass over
 the calibration data per level runs the original and the current pruned model on each batch,
@@ -70,17 +74,29 @@ class NormalEquations:
         self.rows += x.shape[0]
 
 
-def solve_ridge(normal: NormalEquations, ridge: float) -> np.ndarray:
-    """θ = (G + λD)⁻¹ C with λ = ridge · tr(G_xx)/d and no penalty on the intercept."""
+def solve_ridge(
+    normal: NormalEquations, ridge: float, prior: np.ndarray | None = None
+) -> np.ndarray:
+    """θ = (G + λD)⁻¹ (C + λDθ₀) with λ = ridge · tr(G_xx)/d, no penalty on the intercept.
+
+    ``prior`` θ₀ ((d + 1) × outputs; None = zeros) is what the penalty pulls the weights toward.
+    """
     d = normal.gram.shape[0] - 1
     scale = np.trace(normal.gram[:d, :d]) / max(d, 1)
     penalty = np.ones(d + 1) * ridge * (scale if scale > 0 else 1.0)
     penalty[d] = 0.0
     system = normal.gram + np.diag(penalty)
+    rhs = normal.cross if prior is None else normal.cross + penalty[:, None] * prior
     try:
-        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), normal.cross)
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), rhs)
     except (np.linalg.LinAlgError, ValueError):
-        return np.linalg.lstsq(system, normal.cross, rcond=None)[0]
+        return np.linalg.lstsq(system, rhs, rcond=None)[0]
+
+
+def kept_prior(target: RefitTarget) -> np.ndarray:
+    """θ₀ = [W_kᵀ; 0]: the original weights of the kept columns, intercept 0."""
+    kept = target.weight[:, target.kept_columns].T
+    return np.vstack([kept, np.zeros((1, kept.shape[1]))])
 
 
 def match_statistics(theta: np.ndarray, normal: NormalEquations) -> np.ndarray:
@@ -199,8 +215,8 @@ def refit_least_squares(
                     count,
                     rng,
                 )
-        for layer, normal in zip(layers, normals, strict=True):
-            theta = solve_ridge(normal, ridge)
+        for target, layer, normal in zip(level, layers, normals, strict=True):
+            theta = solve_ridge(normal, ridge, kept_prior(target))
             if stats_correction:
                 theta = match_statistics(theta, normal)
             current_weight = edits.value(layer.weight)
