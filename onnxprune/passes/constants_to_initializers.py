@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnx_graphsurgeon as gs
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
@@ -26,10 +25,7 @@ def _constant_values(node: gs.Node) -> np.ndarray | LazyValues | None:
     ((name, value),) = node.attrs.items()
     if name == "value" and isinstance(value, gs.Constant):
         if isinstance(value._values, LazyValues):
-            # A private copy: exporting renames the proto, which must not touch the input model.
-            proto = onnx.TensorProto()
-            proto.CopyFrom(value._values.tensor)
-            return LazyValues(proto)
+            return value._values  # already a private copy (see passes/pipeline.py)
         return np.asarray(value.values)
     if name in _NUMERIC_ATTRIBUTES and not isinstance(value, gs.Node.AttributeRef):
         return np.asarray(value, dtype=_NUMERIC_ATTRIBUTES[name])
