@@ -15,22 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from onnx import ModelProto
 
 from onnxprune.errors import InputError
-from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, LoopSettings, Measured
+from onnxprune.pipeline import channels as _channels  # noqa: F401 - registers the kind
+from onnxprune.pipeline.goals import GoalContext, make_goal
+from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, Measured
 from onnxprune.pipeline.outputs import default_output
-from onnxprune.pipeline.schedule import Schedule, removal_order, uniform_order
-from onnxprune.pipeline.target import Target, parse_target
+from onnxprune.pipeline.plan import CHANNELS, Plan, PlanContext, merge_units, setup_kinds
+from onnxprune.pipeline.schedule import Schedule
+from onnxprune.pipeline.target import DEFAULT_UNITS, Target, parse_target
 from onnxprune.report.schema import STATUS_OK, GroupWidth, Report
 
 __all__ = ["OptimizeResult", "default_output", "optimize"]
 
 ALLOCATIONS = ("global", "uniform", "sensitivity")
-
-# Latency target: accepted when measured p50 is within this factor of the goal (timer noise).
-LATENCY_TOLERANCE = 1.02
 
 
 @dataclass
@@ -95,6 +94,8 @@ def optimize(
     recover: str | Callable[..., ModelProto] | None = None,
     progress: Callable[[str], None] | None = None,
     allocation: str | None = None,
+    units: str | list[str] | None = None,
+    plan_options: dict[str, Any] | None = None,
 ) -> OptimizeResult:
     """Prune ``model`` (path or ModelProto, never modified) toward ``target`` in ``steps``
     steps, keeping ``metric`` within ``max_drop`` of the original model's value.
@@ -114,6 +115,10 @@ def optimize(
     ``global`` (criterion scores ranked across groups), ``uniform`` (all groups at about the same
     share) or ``sensitivity`` (measured per-group drops on the calibration data, cheapest drop per
     MAC first; :mod:`onnxprune.sensitivity`).
+    ``units``: the kinds of pruning the plan may use (registered in
+    :mod:`onnxprune.pipeline.plan`; default: the target kind's, ``channels`` for MAC, parameter,
+    ratio and latency targets); several kinds are ranked together by their units' scores.
+    ``plan_options``: kind-specific options passed to the kinds' factories.
     Returns an :class:`OptimizeResult`; its ``ok`` is False when the guard or the target was
     not met (the model is then the best one found within the guard).
     """
@@ -121,7 +126,7 @@ def optimize(
     from onnxprune.importance import score_clusters
     from onnxprune.pipeline.evaluation import GuardEvaluator
     from onnxprune.prune import prepare
-    from onnxprune.rewrite import apply_removal, check_model
+    from onnxprune.rewrite import check_model
     from onnxprune.stats import count_macs, count_params
 
     say = progress or (lambda message: None)
@@ -131,6 +136,7 @@ def optimize(
     _validate_numbers(max_drop, steps, batch_size)
     if allocation is not None and allocation not in ALLOCATIONS:
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
+    kinds = _unit_kinds(units, target)
     input_shapes = dict(input_shapes or {})
     say("loading and preprocessing")
     original, prepared, notes = prepare(model, input_shapes)
@@ -166,56 +172,62 @@ def optimize(
     scores = score_clusters(
         analysis, criterion, original=original, calibration=evaluator.calibration
     )
-    units = removal_order(
-        analysis,
-        scores,
-        max_ratio=max_ratio,
-        round_to=round_to,
-        ignore=ignore,
-        ratio_for=ratio_for,
-    )
-    seconds["analyze"] = time.perf_counter() - tick
     if isinstance(recover, str) or recover is None:
         from onnxprune.recover import make_recovery
 
         recover = make_recovery(recovery_name, analysis, evaluator.calibration, seed=seed)
-    if allocation == "uniform":
-        units = uniform_order(analysis, units)
-    elif allocation == "sensitivity":
-        tick = time.perf_counter()
-        units = _sensitivity_units(
-            analysis, evaluator.calibration, scores, target, original, say,
-            max_ratio=max_ratio, round_to=round_to, protected=ignore, ratio_for=ratio_for,
-        )  # fmt: skip
-        seconds["sensitivity"] = time.perf_counter() - tick
-    schedule = Schedule(analysis, units)
+    context = PlanContext(
+        original=original,
+        prepared=prepared,
+        analysis=analysis,
+        calibration=evaluator.calibration,
+        target=target,
+        input_shapes=input_shapes,
+        progress=say,
+        options={
+            "max_ratio": max_ratio,
+            "round_to": round_to,
+            "ignore": list(ignore),
+            "ratio_for": dict(ratio_for or {}),
+            "seed": seed,
+            **dict(plan_options or {}),
+        },
+        shared={"scores": scores, "allocation": allocation, "recover": recover},
+    )
+    setups = setup_kinds(kinds, context)
+    for setup in setups:
+        notes.extend(setup.notes)
+        seconds.update(setup.seconds)
+    plan = Plan(prepared, [setup.kind for setup in setups])
+    schedule = Schedule(analysis, merge_units([setup.units for setup in setups]))
+    seconds["analyze"] = time.perf_counter() - tick
 
     macs_before = count_macs(original, input_shapes).total
     params_before = count_params(original)[0]
-    cluster_macs = np.zeros(analysis.n_clusters)
-    for group in analysis.groups:
-        if group.macs_per_cluster is not None:
-            cluster_macs[group.clusters] = group.macs_per_cluster
 
-    def macs_estimate(removed: frozenset[int]) -> int:
-        """Original MACs minus the analysis' estimate of the removed clusters' MACs."""
-        removed_macs = cluster_macs[list(removed)].sum() if removed else 0.0
-        return round(macs_before - float(removed_macs) * macs_before / max(analysis.total_macs, 1))
-
-    def build(removed: frozenset[int]) -> ModelProto:
-        pruned = apply_removal(analysis, removed) if removed else prepared
-        if recover is not None and removed:
-            pruned = recover(analysis, removed, pruned)
-        return pruned
+    def macs_estimate(removed: frozenset) -> int:
+        """Original MACs minus the plan's estimate of the removed items' MACs."""
+        removed_macs = plan.estimated_macs_removed(removed) if removed else 0.0
+        return round(macs_before - removed_macs * macs_before / max(analysis.total_macs, 1))
 
     latency_before = (
         evaluator.latency(original) if measure_latency or target.kind == "latency" else None
     )
-    settings, gap = _plan(target, analysis, schedule, macs_before, params_before, latency_before)
+    settings, gap = make_goal(
+        target,
+        GoalContext(
+            estimated_macs=analysis.total_macs,
+            macs_before=macs_before,
+            params_before=params_before,
+            latency_before=latency_before,
+            units=schedule.units,
+            extra={"eligible_items": _eligible_items(analysis, schedule), "model": prepared},
+        ),
+    )
     settings.steps = steps
     settings.max_drop = max_drop
     hooks = LoopHooks(
-        build=build,
+        build=plan.build,
         count=lambda m: (count_macs(m, input_shapes).total, count_params(m)[0]),
         metric=lambda m, quick: evaluator.evaluate(m, quick=quick),
         gap=gap,
@@ -233,12 +245,7 @@ def optimize(
     )
     tick = time.perf_counter()
     loop = GuardedPruning(
-        schedule,
-        hooks,
-        settings,
-        start_state,
-        {g.index: g.name for g in analysis.groups},
-        macs_of=macs_estimate,
+        schedule, hooks, settings, start_state, plan.group_names, macs_of=macs_estimate
     )
     outcome = loop.run()
     seconds["prune_loop"] = time.perf_counter() - tick
@@ -282,8 +289,27 @@ def optimize(
         notes=notes,
         original=original,
     )
+    report.plan = plan.describe(best.removed)
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
+
+
+def _unit_kinds(units, target: Target) -> list[str]:
+    """The plan kinds of a run: ``units`` (names, or a comma-separated string), else the
+    target kind's default (:data:`onnxprune.pipeline.target.DEFAULT_UNITS`)."""
+    if units is None:
+        return list(DEFAULT_UNITS.get(target.kind, (CHANNELS,)))
+    names = units.split(",") if isinstance(units, str) else list(units)
+    names = [str(name).strip() for name in names if str(name).strip()]
+    if not names:
+        raise InputError("units must name at least one kind of pruning (e.g. channels)")
+    return list(dict.fromkeys(names))
+
+
+def _eligible_items(analysis, schedule: Schedule) -> int:
+    """Clusters of the groups that have channel units (the ``ratio`` target's base)."""
+    eligible = {u.group for u in schedule.units if u.kind == CHANNELS}
+    return sum(g.size for g in analysis.groups if g.index in eligible)
 
 
 def _resolve_methods(criterion, allocation, recover, has_data: bool) -> tuple[str, str, str]:
@@ -300,68 +326,8 @@ def _resolve_methods(criterion, allocation, recover, has_data: bool) -> tuple[st
     )
 
 
-def _sensitivity_units(analysis, calibration, scores, target, original, say, **options):
-    """The removal order of ``allocation="sensitivity"`` (measured on calibration data)."""
-    from onnxprune.sensitivity import measure_sensitivity
-    from onnxprune.sensitivity.allocate import sensitivity_order
-
-    if calibration is None:
-        raise InputError("allocation 'sensitivity' needs calibration data (--data)")
-    table = measure_sensitivity(
-        analysis, calibration, scores=scores, original=original, progress=say
-    )
-    measure = {"params": "params", "ratio": "clusters"}.get(target.kind, "macs")
-    return sensitivity_order(table, analysis, measure=measure, **options)
-
-
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def _plan(target: Target, analysis, schedule: Schedule, macs_before, params_before, latency_before):
-    """Loop settings (measure, planned total) and the measured-gap function of a target.
-
-    The gap is expressed in the measure's estimated units so the loop can take it as the next
-    amount: MAC and parameter gaps are scaled from counted to estimated units; the latency gap
-    assumes latency proportional to MACs over the last step.
-    """
-    scale = analysis.total_macs / max(macs_before, 1)
-    if target.kind == "macs":
-        goal = target.value * macs_before
-
-        def gap(measured: Measured) -> float:
-            return (measured.macs - goal) * scale if measured.macs > goal * 1.001 else 0.0
-
-        return LoopSettings("macs", (1 - target.value) * analysis.total_macs), gap
-    if target.kind == "params":
-        goal = target.value * params_before
-
-        def gap(measured: Measured) -> float:
-            return float(measured.params - goal) if measured.params > goal * 1.001 else 0.0
-
-        return LoopSettings("params", (1 - target.value) * params_before), gap
-    if target.kind == "ratio":
-        eligible = {u.group for u in schedule.units}
-        total = target.value * sum(g.size for g in analysis.groups if g.index in eligible)
-
-        def gap(measured: Measured) -> float:
-            return max(0.0, total - len(measured.removed))
-
-        return LoopSettings("clusters", float(int(total))), gap
-    # latency
-    goal_ms = target.value * (latency_before or 0.0)
-
-    def gap(measured: Measured) -> float:
-        if measured.latency_ms is None or not latency_before:
-            return 0.0
-        if measured.latency_ms <= goal_ms * LATENCY_TOLERANCE:
-            return 0.0
-        kept_macs = measured.macs_estimated * scale
-        return kept_macs * (1 - goal_ms / measured.latency_ms)
-
-    settings = LoopSettings("macs", (1 - target.value) * analysis.total_macs, time_steps=True)
-    settings.max_corrections = 4
-    return settings, gap
 
 
 def _group_widths(analysis, removed: frozenset[int], protected: set[int]) -> list[GroupWidth]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from onnx import ModelProto
 
+from onnxprune.pipeline.plan import CHANNELS, item_kind
 from onnxprune.pipeline.schedule import RemovalUnit, Schedule
 from onnxprune.report.schema import (
     STATUS_GUARD_NOT_MET,
@@ -38,11 +39,18 @@ from onnxprune.report.schema import (
 )
 
 
+def _count_kinds(removed) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in removed:
+        counts[item_kind(item)] = counts.get(item_kind(item), 0) + 1
+    return counts
+
+
 @dataclass
 class Measured:
     """What is known about one candidate model."""
 
-    removed: frozenset[int]
+    removed: frozenset
     model: ModelProto
     macs: int
     macs_estimated: int
@@ -108,7 +116,7 @@ class GuardedPruning:
         settings: LoopSettings,
         original: Measured,
         group_names: dict[int, str],
-        macs_of: Callable[[frozenset[int]], int],
+        macs_of: Callable[[frozenset], int],
     ) -> None:
         if settings.steps < 1:
             from onnxprune.errors import InputError
@@ -159,7 +167,7 @@ class GuardedPruning:
     ) -> tuple[bool, Measured]:
         """Measure best ∪ units; keep it when it fits the guard; record either way."""
         started = time.perf_counter()
-        removed = frozenset(self.best.removed | {c for u in units for c in u.clusters})
+        removed = frozenset(self.best.removed | {c for u in units for c in u.items})
         candidate = self._measure(removed)
         kept = self._fits(candidate.metric)
         drop = self._drop(candidate.metric)
@@ -182,7 +190,8 @@ class GuardedPruning:
                 params=int(candidate.params),
                 metric=candidate.metric,
                 drop=drop,
-                removed_clusters=len(removed),
+                removed_clusters=sum(1 for item in removed if item_kind(item) == CHANNELS),
+                removed_items=_count_kinds(removed),
                 groups_changed=sorted({self.group_names[u.group] for u in units}),
                 protected_groups=sorted(self.group_names[g] for g in self.protected),
                 latency_ms=candidate.latency_ms,
@@ -213,9 +222,7 @@ class GuardedPruning:
             if position >= self.settings.max_sensitivity_groups:
                 drops[group] = 0.0
                 continue
-            removed = frozenset(
-                self.best.removed | {c for u in per_group[group] for c in u.clusters}
-            )
+            removed = frozenset(self.best.removed | {c for u in per_group[group] for c in u.items})
             metric = self._measure(removed, quick=True).metric
             drop = self._drop(metric)
             drops[group] = math.inf if drop is None and metric is None else (drop or 0.0)
