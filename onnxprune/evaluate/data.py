@@ -138,7 +138,8 @@ def _samples(name: str, array: np.ndarray) -> int:
 
 def model_input_specs(model) -> list[InputSpec]:
     """``(name, numpy dtype, shape)`` of a ModelProto's real inputs (initializers excluded);
-    dynamic dimensions are their symbolic name or None."""
+    dynamic dimensions (named, empty, or written as 0 or -1 as some exporters do) are their
+    symbolic name or None."""
     from onnx import helper
 
     initializers = {i.name for i in model.graph.initializer}
@@ -150,7 +151,7 @@ def model_input_specs(model) -> list[InputSpec]:
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type))
         shape: list = []
         for dim in tensor.shape.dim:
-            if dim.HasField("dim_value"):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
                 shape.append(int(dim.dim_value))
             else:
                 shape.append(dim.dim_param or None)
@@ -166,7 +167,7 @@ def expected_shape(spec: InputSpec, input_shapes: Mapping[str, Sequence[int]] | 
     if fixed is not None:
         if len(fixed) != len(shape):
             raise InputError(
-                f"--input-shape {name}: {len(fixed)} dimensions given, the model input has "
+                f"input_shapes[{name!r}]: {len(fixed)} dimensions given, the model input has "
                 f"{len(shape)}"
             )
         return [int(d) for d in fixed]

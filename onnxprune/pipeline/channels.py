@@ -90,7 +90,7 @@ def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> lis
     from onnxprune.sensitivity.allocate import sensitivity_order
 
     if context.calibration is None:
-        raise InputError("allocation 'sensitivity' needs calibration data (give --data)")
+        raise InputError("allocation 'sensitivity' needs calibration data (give data=...)")
     table = measure_sensitivity(
         context.analysis,
         context.calibration,

@@ -83,7 +83,7 @@ def tensor_info(value: ValueInfoProto) -> TensorInfo:
     if not tensor_type.HasField("shape"):
         return TensorInfo(value.name, elem_type_name(tensor_type.elem_type), None)
     shape: list[Dim] = [
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
         for d in tensor_type.shape.dim
     ]
     return TensorInfo(value.name, elem_type_name(tensor_type.elem_type), shape)
