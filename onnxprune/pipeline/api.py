@@ -61,9 +61,7 @@ class OptimizeResult:
         return written
 
 
-def _validate_numbers(max_drop: float, steps: int, batch_size: int) -> None:
-    if not max_drop >= 0:
-        raise InputError(f"max-drop must be >= 0, got {max_drop}")
+def _validate_numbers(steps: int, batch_size: int) -> None:
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
     if batch_size < 1:
@@ -77,7 +75,7 @@ def optimize(
     data: Any = None,
     eval_data: Any = None,
     metric: str | Callable | None = None,
-    max_drop: float = 1.0,
+    max_drop: float | str | None = None,
     steps: int = 4,
     criterion: str | None = None,
     provider: str = "cpu",
@@ -95,6 +93,7 @@ def optimize(
     progress: Callable[[str], None] | None = None,
     allocation: str | None = None,
     units: str | list[str] | None = None,
+    noise_sigma: float = 0.01,
     plan_options: dict[str, Any] | None = None,
 ) -> OptimizeResult:
     """Prune ``model`` (path or ModelProto, never modified) toward ``target`` in ``steps``
@@ -118,6 +117,10 @@ def optimize(
     ``units``: the kinds of pruning the plan may use (registered in
     :mod:`onnxprune.pipeline.plan`; default: the target kind's, ``channels`` for MAC, parameter,
     ratio and latency targets); several kinds are ranked together by their units' scores.
+    ``max_drop``: the guard's tolerance — a number in the metric's unit, ``"Nx"`` (N times the
+    metric's noise floor) or None (1 point for label metrics, 10x the floor for fidelity
+    metrics); ``noise_sigma``: the relative input noise the floor is measured with (0: no
+    perturbation, only sampling noise). See :mod:`onnxprune.pipeline.evaluation`.
     ``plan_options``: kind-specific options passed to the kinds' factories.
     Returns an :class:`OptimizeResult`; its ``ok`` is False when the guard or the target was
     not met (the model is then the best one found within the guard).
@@ -133,7 +136,7 @@ def optimize(
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     target = parse_target(target)
-    _validate_numbers(max_drop, steps, batch_size)
+    _validate_numbers(steps, batch_size)
     if allocation is not None and allocation not in ALLOCATIONS:
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     kinds = _unit_kinds(units, target)
@@ -155,6 +158,8 @@ def optimize(
         batch_size=batch_size,
         max_eval_samples=max_eval_samples,
         seed=seed,
+        max_drop=max_drop,
+        noise_sigma=noise_sigma,
     )
     notes += evaluator.notes
     for note in evaluator.notes:
@@ -225,7 +230,9 @@ def optimize(
         ),
     )
     settings.steps = steps
-    settings.max_drop = max_drop
+    settings.max_drop = evaluator.guard.threshold
+    settings.higher_is_better = evaluator.metric.higher_is_better
+    say(f"guard: {evaluator.guard.describe()}")
     hooks = LoopHooks(
         build=plan.build,
         count=lambda m: (count_macs(m, input_shapes).total, count_params(m)[0]),
@@ -283,7 +290,6 @@ def optimize(
         latency=latency_detail,
         latency_before=latency_before,
         criterion=criterion,
-        max_drop=max_drop,
         provider=provider,
         seconds=seconds,
         notes=notes,
@@ -365,7 +371,6 @@ def _report(
     latency,
     latency_before,
     criterion,
-    max_drop,
     provider,
     seconds,
     notes,
@@ -380,11 +385,7 @@ def _report(
     latency_ms_before = latency["before"]["p50_ms"] if latency else latency_before
     latency_ms_after = latency["after"]["p50_ms"] if latency else best.latency_ms
     metric_after = best.metric
-    drop = (
-        None
-        if evaluator.baseline is None or metric_after is None
-        else evaluator.baseline - metric_after
-    )
+    drop = evaluator.loss(metric_after)
     target_met = status == STATUS_OK
     return Report(
         status=status,
@@ -400,7 +401,8 @@ def _report(
         metric_before=evaluator.baseline,
         metric_after=metric_after,
         metric_drop=drop,
-        max_drop=max_drop,
+        max_drop=evaluator.guard.threshold,
+        guard=evaluator.guard.to_dict(),
         accuracy_measured=evaluator.accuracy_measured,
         macs_before=int(macs_before),
         macs_after=int(best.macs),

@@ -28,7 +28,8 @@ class OptimizeOptions:
     eval: str | None = None
     eval_split: float = 0.3
     metric: str | None = None
-    max_drop: float = 1.0
+    max_drop: str | None = None  # number (metric's unit), 'Nx' (x noise floor), or default
+    noise_sigma: float = 0.01  # relative input noise of the guard's noise floor (0: off)
     steps: int = 4
     criterion: str | None = None  # obs with --data, else l1
     allocation: str | None = None  # sensitivity with --data, else global
@@ -149,6 +150,9 @@ def _convert(name: str, value: Any, default: Any) -> Any:
             return _input_shapes(value)
         if name == "max_eval_samples":
             return int(value)
+        if name == "max_drop":
+            text = str(value).strip()
+            return text if text.lower().endswith("x") else float(text)
         if isinstance(default, bool):
             if isinstance(value, str):
                 return value.strip().lower() in ("1", "true", "yes", "on")

@@ -4,7 +4,8 @@ The model is analysed once; the state is the set of removed clusters. Step k of 
 the next units of the ranking (:class:`~onnxprune.pipeline.schedule.Schedule`) worth
 ``total × k / N`` of the target's measure in all, so each step is one increment. A candidate
 is kept when ``metric_before - metric(candidate) <= max_drop``. A step that breaks the guard
-is rolled back (its clusters leave the removed set) and retried:
+is rolled back (its items leave the removed set) and retried (the drop is signed by the
+metric's direction: ``value - original`` for lower-is-better metrics such as KL):
 
 1. with half the increment, then a quarter (``max_halvings``);
 2. with the most sensitive groups protected: each group touched by the failed step is removed
@@ -87,7 +88,8 @@ class LoopSettings:
     measure: str  # "macs", "params" or "clusters"
     total: float  # estimated amount of the measure to remove in the planned steps
     steps: int = 4
-    max_drop: float = 1.0
+    max_drop: float = 1.0  # the guard's threshold on the metric's loss
+    higher_is_better: bool = True
     max_halvings: int = 2
     protect_rounds: int = 2
     max_corrections: int = 3
@@ -142,7 +144,9 @@ class GuardedPruning:
     def _drop(self, metric: float | None) -> float | None:
         if metric is None or self.original.metric is None:
             return None
-        return self.original.metric - metric
+        if self.settings.higher_is_better:
+            return self.original.metric - metric
+        return metric - self.original.metric
 
     def _fits(self, metric: float | None) -> bool:
         drop = self._drop(metric)
@@ -174,7 +178,7 @@ class GuardedPruning:
         reason = (
             None
             if kept
-            else f"drop {drop:.3f} > max-drop {self.settings.max_drop:g}"
+            else f"drop {drop:.4g} > guard {self.settings.max_drop:.4g}"
             if drop is not None
             else "metric failed"
         )
@@ -199,7 +203,7 @@ class GuardedPruning:
                 seconds=time.perf_counter() - started,
             )
         )
-        metric_text = "-" if candidate.metric is None else f"{candidate.metric:.2f}"
+        metric_text = "-" if candidate.metric is None else f"{candidate.metric:.4g}"
         self._say(
             f"step {step}.{attempt} ({kind}): MACs {candidate.macs:,}, metric {metric_text}, "
             + ("kept" if kept else "rolled back")
@@ -301,7 +305,7 @@ class GuardedPruning:
 
     def _guard_reason(self) -> str:
         return (
-            f"no step fits the guard (max-drop {self.settings.max_drop:g}) "
+            f"no step fits the guard (threshold {self.settings.max_drop:.4g}) "
             "even halved and with sensitive groups protected"
         )
 

@@ -99,6 +99,7 @@ class Report:
     groups: list[GroupWidth]
     steps: list[StepRecord]
     options: dict[str, Any] = field(default_factory=dict)
+    guard: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

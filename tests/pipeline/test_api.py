@@ -80,10 +80,12 @@ def test_a_metric_that_degrades_rolls_every_step_back(digits):
         eval_data=evaluation,
         metric=closeness,
         max_drop=1e-3,
+        noise_sigma=0.0,
         steps=1,
         measure_latency=False,
     )
     report = result.report
+    assert report.guard["noise"]["floor"] == 0.0 and report.guard["threshold"] == 1e-3
     assert report.status == "guard_not_met" and not result.ok
     assert report.steps and all(s.status == "rolled_back" for s in report.steps)
     assert all(s.drop > 1e-3 for s in report.steps)
@@ -91,7 +93,7 @@ def test_a_metric_that_degrades_rolls_every_step_back(digits):
     # graph optimizations, BN folding), far below the guard
     assert report.macs_after == report.macs_before
     assert abs(report.metric_before) < 1e-3 and abs(report.metric_after) < 1e-3
-    assert "max-drop" in report.reason
+    assert "no step fits the guard (threshold 0.001)" in report.reason
 
 
 def test_bad_arguments(digits):
