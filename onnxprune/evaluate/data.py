@@ -159,6 +159,24 @@ def model_input_specs(model) -> list[InputSpec]:
     return specs
 
 
+def shapes_from_data(
+    input_specs: Sequence[InputSpec],
+    dataset: Dataset,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, list[int]]:
+    """``input_shapes`` completed from ``dataset``: every input with a dynamic dimension after
+    the first (batch) axis that the caller did not fix gets ``[1, *sample shape]`` from the
+    data's array (the data were conformed, so static dimensions agree)."""
+    shapes = {name: list(dims) for name, dims in (input_shapes or {}).items()}
+    for spec in input_specs:
+        name, _, dims = spec
+        if name in shapes or name not in dataset.inputs:
+            continue
+        if any(not (isinstance(d, int) and d > 0) for d in dims[1:]):
+            shapes[name] = [1, *(int(d) for d in dataset.inputs[name].shape[1:])]
+    return shapes
+
+
 def expected_shape(spec: InputSpec, input_shapes: Mapping[str, Sequence[int]] | None) -> list:
     """The input's shape with the user's fixed shape (``input_shapes``) applied; entries that
     stay dynamic are None."""
@@ -197,6 +215,10 @@ def conform(
     if len(input_specs) == 1 and names[0] not in arrays and len(arrays) == 1:
         only = next(iter(arrays))
         arrays = {names[0]: arrays[only]}
+        notes.append(
+            f"data array '{only}' is used as model input '{names[0]}' "
+            "(the file's only array, the model's only input)"
+        )
     missing = [name for name in names if name not in arrays]
     if missing:
         raise InputError(

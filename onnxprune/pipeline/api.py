@@ -126,7 +126,9 @@ def optimize(
     not met (the model is then the best one found within the guard).
     """
     from onnxprune.analysis import analyze
+    from onnxprune.evaluate.data import shapes_from_data
     from onnxprune.importance import score_clusters
+    from onnxprune.io import load_model
     from onnxprune.pipeline.evaluation import GuardEvaluator
     from onnxprune.prune import prepare
     from onnxprune.rewrite import check_model
@@ -141,10 +143,8 @@ def optimize(
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     kinds = _unit_kinds(units, target)
     input_shapes = dict(input_shapes or {})
-    say("loading and preprocessing")
-    original, prepared, notes = prepare(model, input_shapes)
-    seconds["preprocess"] = time.perf_counter() - started
-
+    say("loading the model")
+    original = load_model(model)
     tick = time.perf_counter()
     say("loading data and evaluating the original model")
     evaluator = GuardEvaluator.create(
@@ -161,11 +161,21 @@ def optimize(
         max_drop=max_drop,
         noise_sigma=noise_sigma,
     )
-    notes += evaluator.notes
+    notes = list(evaluator.notes)
     for note in evaluator.notes:
         say(f"warning: {note}")
     metric_before = evaluator.baseline
     seconds["evaluate_original"] = time.perf_counter() - tick
+    measured_shapes = shapes_from_data(evaluator.input_specs, evaluator.evaluation, input_shapes)
+    for name in sorted(set(measured_shapes) - set(input_shapes)):
+        notes.append(f"input '{name}' shape {measured_shapes[name]} taken from the data")
+    input_shapes = measured_shapes
+    evaluator.input_shapes = dict(input_shapes)
+    tick = time.perf_counter()
+    say("preprocessing")
+    _, prepared, pass_notes = prepare(original, input_shapes)
+    notes += pass_notes
+    seconds["preprocess"] = time.perf_counter() - tick
     criterion, allocation, recovery_name = _resolve_methods(
         criterion, allocation, recover, evaluator.calibration is not None
     )

@@ -17,6 +17,7 @@ import click
 from rich.markup import escape
 
 from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.errors import cli_words
 from onnxprune.stats.summary import ModelSummary, TensorInfo
 
 if TYPE_CHECKING:
@@ -88,7 +89,12 @@ def section_header(summary: ModelSummary, console: Console, options: InspectOpti
         ("nodes", f"{summary.nodes:,}"),
         ("parameters", f"{summary.params:,} ({human_count(summary.params)})"),
         ("parameter bytes", f"{summary.param_bytes:,} ({human_bytes(summary.param_bytes)})"),
-        ("MACs", f"{summary.macs:,} ({human_count(summary.macs)}) at {shapes or 'no inputs'}"),
+        (
+            "MACs",
+            f"unknown ({escape(cli_words(summary.macs_unknown))})"
+            if summary.macs_unknown
+            else f"{summary.macs:,} ({human_count(summary.macs)}) at {shapes or 'no inputs'}",
+        ),
     ):
         table.add_row(key, value)
     console.print(table)
@@ -140,13 +146,14 @@ def section_layers(summary: ModelSummary, console: Console, options: InspectOpti
     ):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for layer in layers:
-        share = f"{(layer.macs or 0) / summary.macs:.1%}" if summary.macs else "-"
+        known = summary.macs and not summary.macs_unknown
+        share = f"{(layer.macs or 0) / summary.macs:.1%}" if known else "-"
         table.add_row(
             escape(layer.name),
             layer.op_type,
             _shape_text(layer.output_shape),
             f"{layer.params:,}",
-            "?" if layer.macs is None else f"{layer.macs:,}",
+            "?" if layer.macs is None or summary.macs_unknown else f"{layer.macs:,}",
             share,
         )
     console.print(table)
@@ -165,6 +172,8 @@ JSON_EXTRAS: list[Callable[[ModelSummary, InspectOptions], dict]] = []
 def inspect_payload(summary: ModelSummary, options: InspectOptions) -> dict:
     """The ``--json`` object: ``summary.to_dict()`` plus ``model`` and ``file_bytes``."""
     payload = summary.to_dict()
+    if summary.macs_unknown:
+        payload["macs_unknown"] = cli_words(summary.macs_unknown)
     payload["model"] = str(options.model_path)
     payload["file_bytes"] = file_bytes(options.model_path)
     for extra in JSON_EXTRAS:
@@ -223,6 +232,11 @@ def command(
         if analysis is not None:
             from onnxprune.analysis.report import print_groups
 
+            if summary.macs_unknown:
+                click.echo(
+                    "note: groups analysed with dynamic dimensions set to 1; shapes that "
+                    "depend on them may block groups (" + cli_words(summary.macs_unknown) + ")"
+                )
             print_groups(analysis)
 
 
