@@ -58,4 +58,6 @@ def cli_words(message: str) -> str:
     )
     message = _SHAPE_ITEM.sub(lambda m: f"--input-shape {m.group(1)}", message)
     message = re.sub(r"\binput_shapes\b", "--input-shape", message)
+    message = re.sub(r"\bignore=\.\.\.", "--ignore GLOB", message)
+    message = re.sub(r"\bround_to=", "--round-to ", message)
     return re.sub(r"\bdata=\.\.\.", "--data PATH", message)

@@ -17,6 +17,7 @@ from typing import Any
 
 from onnx import ModelProto
 
+from onnxprune import defaults
 from onnxprune.errors import InputError
 from onnxprune.pipeline import channels as _channels  # noqa: F401 - registers the kind
 from onnxprune.pipeline.goals import GoalContext, make_goal
@@ -79,8 +80,8 @@ def optimize(
     steps: int = 4,
     criterion: str | None = None,
     provider: str = "cpu",
-    max_ratio: float = 0.8,
-    round_to: int = 8,
+    max_ratio: float = defaults.MAX_RATIO,
+    round_to: int | None = None,
     ignore: list[str] | tuple[str, ...] = (),
     ratio_for: dict[str, float] | None = None,
     input_shapes: dict[str, list[int]] | None = None,
@@ -106,8 +107,9 @@ def optimize(
     with the original model. ``recover`` repairs each candidate before it is evaluated:
     ``"none"``, ``"bias"``, ``"lsq"`` (:func:`onnxprune.recover.make_recovery`) or a callable
     ``recover(analysis, removed, model) -> ModelProto``.
-    ``round_to`` (default 8): kept channel counts are multiples of it — ONNX Runtime's CPU
-    convolutions leave their fast blocked (NCHWc) path for other counts, which made a pruned
+    ``round_to`` (default: the provider's channel block, :mod:`onnxprune.defaults` — 16 on
+    AVX-512 CPUs, 8 on AVX2 and GPUs): kept channel counts are multiples of it — ONNX Runtime's
+    CPU convolutions leave their fast blocked (NCHWc) path for other counts, which made a pruned
     digits VGG at 70 % of the MACs 1.17× *slower* than the original (docs/benchmarks.md).
     Defaults with calibration data: criterion ``obs``, allocation ``sensitivity``, recovery
     ``lsq``; without data: ``l1``, ``global``, ``none``. ``allocation`` orders the removal:
@@ -160,6 +162,7 @@ def optimize(
         seed=seed,
         max_drop=max_drop,
         noise_sigma=noise_sigma,
+        progress=progress,
     )
     notes = list(evaluator.notes)
     for note in evaluator.notes:
@@ -201,7 +204,7 @@ def optimize(
         progress=say,
         options={
             "max_ratio": max_ratio,
-            "round_to": round_to,
+            "round_to": defaults.round_to(provider, round_to),
             "ignore": list(ignore),
             "ratio_for": dict(ratio_for or {}),
             "seed": seed,
@@ -273,6 +276,13 @@ def optimize(
     if measure_latency:
         say("measuring latency before / after")
         latency_detail = evaluator.compare_latency(original, best.model)
+        ratio = latency_detail.get("ratio_p50")
+        if ratio is not None and ratio > 1.0 and best.removed:
+            notes.append(
+                f"SLOWER: the pruned model ran {ratio:.2f}x the original's p50 latency at batch "
+                f"{latency_detail['batch']} on {latency_detail['provider']} (channel counts off "
+                "the provider's block? try round_to=16 or 8, or a latency target)"
+            )
     else:
         latency_detail = None
     seconds["latency"] = time.perf_counter() - tick
@@ -280,11 +290,7 @@ def optimize(
 
     reason = outcome.reason
     if reason is not None:
-        reason = (
-            f"{target.text} not met: {reason}; best model keeps "
-            f"{best.macs / max(macs_before, 1):.1%} of MACs at {evaluator.metric_name} "
-            f"{_fmt(best.metric)} (original {_fmt(metric_before)})"
-        )
+        reason = _stop_reason(target, reason, outcome, plan, evaluator, best, macs_before)
     report = _report(
         target=target,
         status=outcome.status,
@@ -336,10 +342,39 @@ def _resolve_methods(criterion, allocation, recover, has_data: bool) -> tuple[st
     else:
         recovery_name = recover or ("lsq" if has_data else "none")
     return (
-        criterion or ("obs" if has_data else "l1"),
+        criterion or ("obs" if has_data else defaults.DATA_FREE_CRITERION),
         allocation or ("sensitivity" if has_data else "global"),
         recovery_name,
     )
+
+
+def _stop_reason(target, reason, outcome, plan, evaluator, best, macs_before) -> str:
+    """Why the run stopped, how far it got, the most sensitive groups and what would go
+    further — one line for the CLI's exit 3 and the report."""
+    parts = [
+        f"{target.text} not met: {reason}",
+        f"best model keeps {best.macs / max(macs_before, 1):.1%} of MACs at "
+        f"{evaluator.metric_name} {_fmt(best.metric)} (original {_fmt(evaluator.baseline)}; "
+        f"guard {evaluator.guard.threshold:.4g})",
+    ]
+    names = plan.group_names
+    ranked = sorted(outcome.sensitivity.items(), key=lambda item: -item[1])[:3]
+    if ranked:
+        parts.append(
+            "most sensitive: "
+            + ", ".join(f"{names.get(g, g)} (loss {loss:.3g} alone)" for g, loss in ranked)
+        )
+    hints = []
+    if evaluator.calibration is None:
+        hints.append(
+            "give calibration data (data=..., real inputs) for data-driven scores and recovery"
+        )
+    hints.append(f"allow a larger max-drop than {evaluator.guard.threshold:.4g}")
+    hints.append(
+        "protect the sensitive layers (ignore=...) and prune the rest harder, or use more steps"
+    )
+    parts.append("to go further: " + "; ".join(hints))
+    return "; ".join(parts)
 
 
 def _fmt(value: float | None) -> str:

@@ -35,7 +35,7 @@ class OptimizeOptions:
     allocation: str | None = None  # sensitivity with --data, else global
     recover: str | None = None  # lsq with --data, else none
     max_ratio: float = 0.8
-    round_to: int = 8  # ORT CPU NCHWc block / tensor-core alignment
+    round_to: int | None = None  # the provider's channel block (onnxprune.defaults)
     ignore: list[str] = field(default_factory=list)
     ratio_for: dict[str, float] = field(default_factory=dict)
     input_shape: dict[str, list[int]] = field(default_factory=dict)
@@ -148,7 +148,7 @@ def _convert(name: str, value: Any, default: Any) -> Any:
             return _ratio_for(value)
         if name == "input_shape":
             return _input_shapes(value)
-        if name == "max_eval_samples":
+        if name in ("max_eval_samples", "round_to"):
             return int(value)
         if name == "max_drop":
             text = str(value).strip()

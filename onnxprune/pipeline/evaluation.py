@@ -138,9 +138,11 @@ class GuardEvaluator:
         notes: list[str] | None = None,
         max_drop: float | str | None = None,
         noise_sigma: float = DEFAULT_SIGMA,
+        progress=None,
     ) -> None:
         self.original = original
         self.noise_sigma = noise_sigma
+        self.progress = progress
         self.metric = metric
         self.evaluation = evaluation
         self.calibration = calibration
@@ -153,7 +155,7 @@ class GuardEvaluator:
         self.seed = seed
         self.notes = list(notes or [])
         self.quick_set = _quick_subset(evaluation, seed)
-        self._reference = self._outputs(original, evaluation)
+        self._reference = self._outputs(original, evaluation, "evaluating the original")
         self._quick_reference = _subset_outputs(self._reference, self.quick_set[1])
         self.baseline = self._score(self._reference, evaluation)
         self.quick_baseline = self._score(self._quick_reference, self.quick_set[0])
@@ -183,7 +185,11 @@ class GuardEvaluator:
         inputs, names = perturb_inputs(self.evaluation.inputs, self.noise_sigma, self.seed + 3)
         names = names if self.noise_sigma > 0 else []
         noisy = Dataset(inputs, self.evaluation.labels, self.evaluation.source)
-        noisy_outputs = self._outputs(self.original, noisy) if names else self._reference
+        noisy_outputs = (
+            self._outputs(self.original, noisy, "noise floor: evaluating")
+            if names
+            else self._reference
+        )
         labels = self.evaluation.labels
 
         def loss_on(index):
@@ -222,6 +228,7 @@ class GuardEvaluator:
         seed: int = 0,
         max_drop: float | str | None = None,
         noise_sigma: float = DEFAULT_SIGMA,
+        progress=None,
     ) -> GuardEvaluator:
         """Load data, resolve the metric, run the original once (see module doc)."""
         if batch_size < 1:
@@ -267,6 +274,7 @@ class GuardEvaluator:
             notes=notes,
             max_drop=max_drop,
             noise_sigma=noise_sigma,
+            progress=progress,
         )
 
     # -- attributes the pipeline reads -----------------------------------------------------
@@ -281,8 +289,14 @@ class GuardEvaluator:
 
     # -- metric ----------------------------------------------------------------------------
 
-    def _outputs(self, model, dataset: Dataset) -> ModelOutputs:
-        return run_dataset(model, dataset, provider=self.provider, batch_size=self.batch_size)
+    def _outputs(self, model, dataset: Dataset, what: str = "evaluating") -> ModelOutputs:
+        say = self.progress
+        counter = (
+            None if say is None else (lambda done, total: say(f"{what} {done}/{total} samples"))
+        )
+        return run_dataset(
+            model, dataset, provider=self.provider, batch_size=self.batch_size, progress=counter
+        )
 
     def _score(self, outputs: ModelOutputs, dataset: Dataset, reference=None) -> float:
         if self.metric.kind == KIND_REFERENCE:

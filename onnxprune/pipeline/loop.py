@@ -105,7 +105,8 @@ class LoopOutcome:
     reason: str | None
     best: Measured
     records: list[StepRecord]
-    protected: set[int] = field(default_factory=set)
+    protected: set = field(default_factory=set)
+    sensitivity: dict = field(default_factory=dict)  # group key -> loss when removed alone
 
 
 class GuardedPruning:
@@ -130,7 +131,8 @@ class GuardedPruning:
         self.original = original
         self.best = original
         self.records: list[StepRecord] = []
-        self.protected: set[int] = set()
+        self.protected: set = set()
+        self.sensitivity: dict = {}
         self.group_names = group_names
         self.macs_of = macs_of
         self._estimated = 0.0
@@ -230,6 +232,7 @@ class GuardedPruning:
             metric = self._measure(removed, quick=True).metric
             drop = self._drop(metric)
             drops[group] = math.inf if drop is None and metric is None else (drop or 0.0)
+            self.sensitivity[group] = max(self.sensitivity.get(group, -math.inf), drops[group])
         return drops
 
     # -- the loop -------------------------------------------------------------------------
@@ -310,4 +313,6 @@ class GuardedPruning:
         )
 
     def _stop(self, status: str, reason: str | None) -> LoopOutcome:
-        return LoopOutcome(status, reason, self.best, self.records, set(self.protected))
+        return LoopOutcome(
+            status, reason, self.best, self.records, set(self.protected), dict(self.sensitivity)
+        )

@@ -58,18 +58,24 @@ def summary_rows(report: Report) -> list[list[str]]:
             ]
         )
     if report.metric_before is not None:
-        drop = "-" if report.metric_drop is None else f"loss {report.metric_drop:.4g}"
+        way = "drop" if (report.guard or {}).get("higher_is_better", True) else "rise"
+        drop = "-" if report.metric_drop is None else f"{way} {_number(report.metric_drop)}"
         rows.append(
             [
                 report.metric_name,
-                f"{report.metric_before:.4g}",
-                "-" if report.metric_after is None else f"{report.metric_after:.4g}",
+                _number(report.metric_before),
+                "-" if report.metric_after is None else _number(report.metric_after),
                 drop,
             ]
         )
     prunable = sum(1 for g in report.groups if not g.blocked and g.channels_before > g.width)
     rows.append(["groups pruned", str(prunable), str(report.groups_pruned), ""])
     return rows
+
+
+def _number(value: float) -> str:
+    """Two decimals for values of 1 or more (points, %), four significant digits below."""
+    return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.4g}"
 
 
 def print_summary(report: Report, console=None) -> None:
@@ -107,6 +113,9 @@ def print_summary(report: Report, console=None) -> None:
             "compared outputs with the original model's; measure accuracy with "
             "'onnxprune validate ORIGINAL PRUNED --data LABELLED.npz'"
         )
+    for note in report.notes:
+        if note.startswith("SLOWER"):
+            console.print(f"[red]warning:[/] {note}", highlight=False)
     if report.status != "ok":
         console.print(f"[red]{report.status}[/]: {report.reason}")
     if report.output_model:

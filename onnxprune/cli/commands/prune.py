@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from onnxprune import defaults
 from onnxprune.cli.options import input_shape_option, parse_input_shapes
 from onnxprune.errors import InputError
 
@@ -55,6 +56,12 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     )
     if out_path is not None:
         console.print(f"wrote {out_path}")
+        console.print(
+            "[yellow]note:[/] accuracy was not measured (data-free pruning); measure it with "
+            f"'onnxprune validate MODEL {out_path} --data DATA.npz', or prune under an accuracy "
+            "guard with 'onnxprune optimize MODEL --data DATA.npz'",
+            highlight=False,
+        )
 
 
 @click.command("prune")
@@ -73,18 +80,25 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     help="Share of channels removed per group.",
 )
 @click.option(
-    "--criterion", default="l1", show_default=True, help="l1, l2, bn, random or a registered name."
+    "--criterion",
+    default=defaults.DATA_FREE_CRITERION,
+    show_default=True,
+    help="l1, l2, bn, random or a registered name.",
 )
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across all groups.")
 @click.option(
-    "--max-ratio", type=float, default=0.8, show_default=True, help="Per-group cap with --global."
+    "--max-ratio",
+    type=float,
+    default=defaults.MAX_RATIO,
+    show_default=True,
+    help="Per-group cap with --global.",
 )
 @click.option(
     "--round-to",
     type=int,
-    default=1,
-    show_default=True,
-    help="Kept channel counts are multiples of N.",
+    default=None,
+    help="Kept channel counts are multiples of N (default: the CPU provider's channel block, "
+    "as optimize: 16 on AVX-512, 8 on AVX2; 1 = any count).",
 )
 @click.option(
     "--ignore", multiple=True, metavar="GLOB", help="Protect layers whose name matches. Repeatable."
