@@ -75,6 +75,7 @@ class RejectedBranch:
 class BlockSearch:
     """Result of :func:`find_units` on ``model`` (the searched model, with unique node names).
 
+    ``shapes``: static shape of every unit's x at ``input_shapes``.
     ``stages``: unit indices of chains of consecutive units (each unit's x is the previous
     unit's y), longest first in graph order; single units form one-unit stages.
     """
@@ -87,6 +88,7 @@ class BlockSearch:
     input_shapes: dict[str, list[int]] | None = None
     notes: list[str] = field(default_factory=list)
     per_node_macs: dict[str, int] = field(default_factory=dict, repr=False)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     def removable_macs(self) -> int:
         """MACs of all units' branches (a unit nested in another counts once)."""
@@ -311,6 +313,7 @@ def find_units(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
         input_shapes,
         notes=list(macs.notes),
         per_node_macs=dict(macs.per_node),
+        shapes={u.identity: view.static_shape(u.identity) for u in units},  # type: ignore[misc]
     )
 
 
