@@ -193,3 +193,12 @@ def _choose(search: BlockSearch, count: int | None, units: Sequence[int] | None)
             "(see `onnxprune inspect --blocks`)"
         )
     return []
+
+
+def search_model(model: str | os.PathLike | ModelProto, input_shapes=None) -> BlockSearch:
+    """Load, preprocess and search ``model`` for residual units (``inspect --blocks``)."""
+    from onnxprune.io import load_model
+    from onnxprune.passes import preprocess
+
+    prepared = preprocess(load_model(model), input_shapes=input_shapes)
+    return find_units(prepared.model, input_shapes)
