@@ -17,7 +17,8 @@ def conv(name: str, source: str, out: str, seed: int, scale: float = 1.0):
     node = helper.make_node(
         "Conv", [source, f"{name}_w", f"{name}_b"], [out], name=name, pads=[1, 1, 1, 1]
     )
-    return node, [const(f"{name}_w", w / 8), weights(f"{name}_b", [C], seed + 100)]
+    b = np.random.default_rng(seed + 100).standard_normal(C).astype(np.float32) * scale
+    return node, [const(f"{name}_w", w / 8), const(f"{name}_b", b)]
 
 
 def residual_model(
