@@ -103,15 +103,22 @@ def _io_signature(model: ModelProto) -> list[tuple[str, int, int]]:
     ]
 
 
-def verify(original: ModelProto, model: ModelProto, search: BlockSearch) -> None:
-    """Same graph input/output names, dtypes and ranks as ``original``; one ORT run."""
+def verify(
+    original: ModelProto, model: ModelProto, search: BlockSearch, calibration: Any = None
+) -> None:
+    """Same graph input/output names, dtypes and ranks as ``original``; one ORT run on one
+    calibration sample (synthetic inputs without data)."""
     from onnxprune.blocks.observe import synthetic_feeds
+    from onnxprune.calibrate import iter_feeds
     from onnxprune.calibrate.session import make_session
 
     if _io_signature(original) != _io_signature(model):
         raise BlockRewriteError("block removal changed the graph inputs or outputs (a bug)")
     session = make_session(model)
-    feeds = synthetic_feeds(search, samples=1)
+    if calibration is not None:
+        feeds = next(iter_feeds(calibration, search.model, batch_size=1, max_samples=1))
+    else:
+        feeds = synthetic_feeds(search, samples=1)
     session.run(None, {v.name: feeds[v.name] for v in session.get_inputs()})
 
 
@@ -167,7 +174,7 @@ def remove_blocks(
         from onnxprune.rewrite import check_model
 
         check_model(pruned)
-    verify(original, pruned, search)
+    verify(original, pruned, search, calibration)
     result = BlockRemoval(pruned, search, sorted(chosen), scores, criterion, refitted=refitted)
     result.notes = notes
     result.macs_before = count_macs(original, input_shapes).total

@@ -12,7 +12,8 @@ A unit is *removable* when, in addition, (fail closed, the first failing reason 
 * ``x``, ``o`` and ``y`` have the same known static shape (no broadcast, no shape change);
 * no tensor made inside ``f`` (``o`` included) is a graph output;
 * no tensor made inside ``f`` is read by a node outside ``f`` (``o`` only by the Add);
-* no node of ``f`` has a subgraph (If/Loop/Scan) and ``y`` is not read by one.
+* no node of ``f`` has a subgraph (If/Loop/Scan) and ``y`` is not read by one;
+* x is a floating-point tensor (integer index arithmetic is never a residual block).
 
 A layer-scale ``Mul`` by a constant (``y = x + γ·f(x)``) and the attention or MLP branch of a
 transformer layer are the same pattern: the Mul or the whole pre-norm branch lies inside ``f``.
@@ -124,12 +125,28 @@ class _Failure(Exception):
         self.rank = rank
 
 
-def static_view(model: ModelProto, input_shapes: dict[str, list[int]] | None = None) -> GraphView:
+_FLOATS = {
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+    onnx.TensorProto.DOUBLE,
+}
+
+
+def static_view(
+    model: ModelProto, input_shapes: dict[str, list[int]] | None = None
+) -> tuple[GraphView, dict[str, int]]:
     """A :class:`GraphView` of ``model`` (node names made unique in place) with static shapes
-    inferred at ``input_shapes`` (other dynamic dims = 1)."""
+    inferred at ``input_shapes`` (other dynamic dims = 1), and the element type of every
+    tensor inference typed."""
     ensure_node_names(model)
     static = infer_shapes(fix_input_shapes(without_large_initializers(model), input_shapes))
-    return GraphView(model, static)
+    graph = static.graph
+    types = {
+        value.name: int(value.type.tensor_type.elem_type)
+        for value in [*graph.input, *graph.value_info, *graph.output]
+    }
+    return GraphView(model, static), types
 
 
 def branch_nodes(view: GraphView, identity: str, branch: str) -> list[NodeView]:
@@ -213,12 +230,16 @@ def _kind(nodes: list[NodeView]) -> str:
     return "mlp"
 
 
-def try_unit(view: GraphView, add: NodeView, identity: str, branch: str) -> list[NodeView]:
+def try_unit(
+    view: GraphView, types: dict[str, int], add: NodeView, identity: str, branch: str
+) -> list[NodeView]:
     """f's nodes when ``add`` = identity + branch is a removable unit; else :class:`_Failure`."""
     output = add.outputs[0]
     nodes = branch_nodes(view, identity, branch)
     check_closed(view, nodes, add, branch)
     check_shapes(view, identity, branch, output)
+    if types.get(identity) not in _FLOATS:
+        raise _Failure(f"'{identity}' is not a floating-point tensor")
     if any(c.subgraph_inputs and output in c.subgraph_inputs for c in view.consumers[output]):
         raise _Failure(f"'{output}' is read inside a subgraph")
     return nodes
@@ -265,7 +286,7 @@ def find_units(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
     """
     named = ModelProto()
     named.CopyFrom(model)
-    view = static_view(named, input_shapes)
+    view, types = static_view(named, input_shapes)
     macs = count_macs(named, input_shapes)
     units: list[BlockUnit] = []
     rejected: list[RejectedBranch] = []
@@ -278,7 +299,7 @@ def find_units(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
         failure: _Failure | None = None
         for identity, branch in ((left, right), (right, left)):
             try:
-                nodes = try_unit(view, add, identity, branch)
+                nodes = try_unit(view, types, add, identity, branch)
             except _Failure as error:
                 if failure is None or error.rank > failure.rank:
                     failure = error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import onnx
 import pytest
 from onnx import helper
 
@@ -94,3 +95,20 @@ def test_long_chains_need_no_recursion():
     search = find_units(model)
     assert len(search.units) == 800
     assert search.stages == [list(range(800))]
+
+
+def test_integer_additions_are_not_units():
+    nodes = [
+        helper.make_node("Neg", ["input"], ["x"], name="neg"),
+        helper.make_node("Abs", ["x"], ["f"], name="abs"),
+        helper.make_node("Add", ["x", "f"], ["y"], name="add"),
+    ]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("input", onnx.TensorProto.INT64, [2, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.INT64, [2, 3])],
+        [],
+    )
+    search = find_units(model)
+    assert search.units == []
+    assert "floating-point" in search.rejected[0].reason
