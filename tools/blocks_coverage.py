@@ -30,6 +30,20 @@ SECTION = "issue16-blocks-coverage"
 DEFAULT_MODELS = "resnet18,resnet50,mobilenetv2,efficientnet_b0,convnext,vit_tiny,yolo"
 
 
+def reason_category(reason: str) -> str:
+    """A short category for a rejection reason (the full reasons are in inspect --blocks)."""
+    for key, label in (
+        ("projection", "projection shortcut"),
+        ("shape", "shape change"),
+        ("graph output", "graph output inside"),
+        ("also read by", "tensor used elsewhere"),
+        ("subgraph", "subgraph"),
+    ):
+        if key in reason:
+            return label
+    return reason.split("'")[0].strip()
+
+
 def measure(path: Path) -> list[object]:
     import onnx
 
@@ -41,7 +55,7 @@ def measure(path: Path) -> list[object]:
     seconds = time.perf_counter() - start
     kinds = Counter(unit.kind for unit in search.units)
     long_stages = [len(stage) for stage in search.stages if len(stage) > 1]
-    reasons = Counter(r.reason.split(":")[0].split("'")[0].strip() for r in search.rejected)
+    reasons = Counter(reason_category(r.reason) for r in search.rejected)
     return [
         len(search.units),
         ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "-",
@@ -88,7 +102,7 @@ def main() -> None:
         "not removable",
         "why not",
         "removable MAC share",
-        "search s",
+        "preprocess + search s",
     ]
     body = "\n".join(
         [
@@ -103,7 +117,7 @@ def main() -> None:
             markdown_table(header, rows),
             "",
             f"Command: `python tools/blocks_coverage.py` (load average {load[0]:.1f}, "
-            f"{load[1]:.1f}, {load[2]:.1f} during the run, 2 CPU cores).",
+            f"{load[1]:.1f}, {load[2]:.1f} at the end of the run, 2 CPU cores shared).",
         ]
     )
     print(body)

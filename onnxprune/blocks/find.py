@@ -20,8 +20,9 @@ transformer layer are the same pattern: the Mul or the whole pre-norm branch lie
 Identity/Dropout on the identity path are removed by preprocessing before the search.
 
 Removing a unit rewrites ``y`` to ``x + c`` (see :mod:`onnxprune.blocks.apply`). Units of one
-*stage* are consecutive: each unit's ``x`` is the previous unit's ``y``; a stage of two or more
-units can go as a whole.
+*stage* are consecutive: each unit's ``x`` is the previous unit's ``y`` or follows it through
+at most two one-input nodes (a ReLU after the Add); a stage of two or more units can go as a
+whole.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ class BlockSearch:
     """Result of :func:`find_units` on ``model`` (the searched model, with unique node names).
 
     ``shapes``: static shape of every unit's x at ``input_shapes``.
-    ``stages``: unit indices of chains of consecutive units (each unit's x is the previous
-    unit's y), longest first in graph order; single units form one-unit stages.
+    ``stages``: unit indices of chains of consecutive units (see :func:`find_stages`), in graph
+    order; single units form one-unit stages.
     """
 
     model: ModelProto
@@ -258,19 +259,46 @@ def _unit_params(view: GraphView, nodes: list[NodeView]) -> int:
     return total
 
 
-def find_stages(units: list[BlockUnit]) -> list[list[int]]:
-    """Chains of units where each unit's x is the previous unit's y, in graph order."""
+STAGE_HOPS = 2
+
+
+def _next_identity(view: GraphView, output: str, identities: set[str]) -> str | None:
+    """The x of the unit that follows y = ``output``: y itself, or the end of a chain of at most
+    ``STAGE_HOPS`` nodes (each y's only reader, with one run-time input and one output, such
+    as the ReLU after a ResNet block)."""
+    tensor = output
+    for _ in range(STAGE_HOPS + 1):
+        if tensor in identities:
+            return tensor
+        readers = view.consumers.get(tensor, [])
+        if len(readers) != 1 or tensor in view.graph_outputs:
+            return None
+        reader = readers[0]
+        dynamic = [n for n in reader.inputs if n and not view.is_constant(n)]
+        outputs = [n for n in reader.outputs if n]
+        if len(dynamic) != 1 or len(outputs) != 1 or reader.subgraph_inputs:
+            return None
+        tensor = outputs[0]
+    return None
+
+
+def find_stages(view: GraphView, units: list[BlockUnit]) -> list[list[int]]:
+    """Chains of consecutive units, in graph order: each unit's x is the previous unit's y, or
+    follows it through one-input nodes only (:func:`_next_identity`)."""
     by_identity = {unit.identity: unit for unit in units}
-    outputs = {unit.output for unit in units}
+    following = {
+        unit.index: by_identity[name].index
+        for unit in units
+        if (name := _next_identity(view, unit.output, set(by_identity))) is not None
+    }
+    has_previous = set(following.values())
     stages: list[list[int]] = []
     for unit in units:
-        if unit.identity in outputs:
+        if unit.index in has_previous:
             continue  # not the first of its chain
         chain = [unit.index]
-        current = unit
-        while current.output in by_identity:
-            current = by_identity[current.output]
-            chain.append(current.index)
+        while chain[-1] in following:
+            chain.append(following[chain[-1]])
         stages.append(chain)
     for position, chain in enumerate(stages):
         for index in chain:
@@ -324,7 +352,7 @@ def find_units(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
         ) == view.static_shape(right)
         if failure is not None and (failure.rank >= _FAILED_LATE or same_shape):
             rejected.append(RejectedBranch(add.name, failure.reason))
-    stages = find_stages(units)
+    stages = find_stages(view, units)
     return BlockSearch(
         named,
         units,

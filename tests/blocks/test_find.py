@@ -112,3 +112,16 @@ def test_integer_additions_are_not_units():
     search = find_units(model)
     assert search.units == []
     assert "floating-point" in search.rejected[0].reason
+
+
+def test_units_joined_by_a_relu_are_one_stage():
+    """ResNet-style: relu(x + f(x)) is the next unit's x: one stage through the one-input ReLU."""
+    nodes, inits, current = [], [], "input"
+    for i in range(3):
+        node, params = conv(f"c{i}", current, f"f{i}", i)
+        nodes += [node, helper.make_node("Add", [current, f"f{i}"], [f"s{i}"], name=f"a{i}")]
+        nodes.append(helper.make_node("Relu", [f"s{i}"], [f"y{i}"], name=f"r{i}"))
+        inits += params
+        current = f"y{i}"
+    model = make_model(nodes, [tensor("input", SHAPE)], [tensor(current, SHAPE)], inits)
+    assert find_units(model).stages == [[0, 1, 2]]
