@@ -90,6 +90,51 @@ def block_candidates(search: BlockSearch, scores: np.ndarray) -> list[BlockCandi
     return sorted(candidates, key=lambda c: (c.score, c.macs, c.unit))
 
 
+@dataclass
+class BlockKind:
+    """Blocks as a kind of the one pruning plan: ranked candidates, and ``apply(model, units)``
+    realising a set of units (indices) on ``search.model`` or on that model after channel
+    removal (constants re-observed where a removed unit's x changed width)."""
+
+    search: BlockSearch
+    scoring: BlockScoring
+    candidates: list[BlockCandidate]
+    criterion: str
+
+    def apply(self, model: ModelProto, units) -> ModelProto:
+        from onnxprune.blocks.observe import constants_for
+
+        chosen = sorted({int(u) for u in units})
+        constants = constants_for(
+            self.search,
+            model,
+            chosen,
+            self.scoring.constants(),
+            self.scoring.data,
+            batch_size=self.scoring.batch_size,
+            max_samples=self.scoring.max_samples,
+        )
+        return remove_units(self.search, chosen, constants, model=model)
+
+
+def block_kind(
+    prepared: ModelProto,
+    input_shapes: dict[str, list[int]] | None = None,
+    calibration: Any = None,
+    *,
+    criterion: str | None = None,
+    max_samples: int | None = 128,
+) -> BlockKind:
+    """Search ``prepared`` (a preprocessed model), score its units by ``criterion`` (default
+    :func:`default_criterion`) and return the kind; scores are per unit (for a ranking by drop
+    per MAC divide ``candidate.score`` by ``candidate.macs``)."""
+    criterion = criterion or default_criterion(calibration)
+    search = find_units(prepared, input_shapes)
+    scoring = BlockScoring(search, calibration, max_samples=max_samples)
+    scores = score_units(scoring, criterion)
+    return BlockKind(search, scoring, block_candidates(search, scores), criterion)
+
+
 def default_criterion(calibration: Any) -> str:
     """``influence`` with calibration data, the weak data-free ``norm_ratio`` without."""
     return "influence" if calibration is not None else "norm_ratio"

@@ -29,7 +29,14 @@ import numpy as np
 from onnx import ModelProto, NodeProto, helper, numpy_helper
 
 from onnxprune.blocks.find import BlockSearch, BlockUnit, elem_type
+from onnxprune.errors import OnnxPruneError
 from onnxprune.rewrite import check_model
+
+
+class BlockRemovalError(OnnxPruneError):
+    """Block removal was asked for something the model does not hold (a bug, exit code 1)."""
+
+    exit_code = 1
 
 
 class _Model:
@@ -125,7 +132,9 @@ def _fold_into_gemm(work: _Model, node: NodeProto, c: np.ndarray) -> bool:
     return True
 
 
-def _fold_into_add(work: _Model, node: NodeProto, c: np.ndarray, x_shape) -> bool:
+def _fold_into_add(work: _Model, node: NodeProto, c: np.ndarray) -> bool:
+    """k + c into the Add's constant k. Both k (an operand of the Add that makes x) and c
+    (x's rank, 1 or x's size on every axis) broadcast to x, so k + c does too."""
     constants = [i for i, name in enumerate(node.input) if name in work.initializers]
     if len(node.input) != 2 or len(constants) != 1:
         return False
@@ -134,15 +143,11 @@ def _fold_into_add(work: _Model, node: NodeProto, c: np.ndarray, x_shape) -> boo
     if k is None or k.ndim > c.ndim:
         return False
     merged = k + c
-    if x_shape is not None and any(
-        d not in (1, x) for d, x in zip(merged.shape[::-1], x_shape[::-1], strict=False)
-    ):
-        return False
     node.input[position] = work.put(f"{node.name}__block_const", merged.astype(c.dtype))
     return True
 
 
-def _try_fold(work: _Model, unit: BlockUnit, identity: str, add: NodeProto, c, x_shape) -> bool:
+def _try_fold(work: _Model, unit: BlockUnit, identity: str, add: NodeProto, c) -> bool:
     """Fold ``c`` into x's producer and delete the Add (module docstring, step 2)."""
     output = add.output[0]
     if identity in work.outputs or output in work.outputs:
@@ -155,7 +160,7 @@ def _try_fold(work: _Model, unit: BlockUnit, identity: str, add: NodeProto, c, x
     folders = {
         "Conv": lambda: _fold_into_conv(work, producer, c),
         "Gemm": lambda: _fold_into_gemm(work, producer, c),
-        "Add": lambda: _fold_into_add(work, producer, c, x_shape),
+        "Add": lambda: _fold_into_add(work, producer, c),
     }
     fold = folders.get(producer.op_type)
     if fold is None or not fold():
@@ -173,16 +178,28 @@ def remove_units(
     units: Iterable[int],
     constants: Mapping[int, np.ndarray],
     *,
+    model: ModelProto | None = None,
     fold: bool = True,
     check: bool = True,
 ) -> ModelProto:
-    """A copy of ``search.model`` without the branches of ``units`` (indices into
-    ``search.units``); ``constants[i]`` is unit i's per-channel constant c (module docstring).
-    ``fold=False`` always keeps the Add with a constant operand."""
+    """A copy of ``model`` (default ``search.model``) without the branches of ``units``
+    (indices into ``search.units``); ``constants[i]`` is unit i's per-channel constant c
+    (module docstring). ``model`` may be ``search.model`` after other edits that keep node and
+    tensor names (channel removal); then the constants must match its widths
+    (:func:`onnxprune.blocks.observe.constants_for`). ``fold=False`` always keeps the Add with
+    a constant operand."""
     chosen = sorted({int(i) for i in units})
     removed_nodes = {name for i in chosen for name in search.units[i].nodes}
-    work = _Model(search.model)
+    work = _Model(search.model if model is None else model)
     order = {node.name: index for index, node in enumerate(work.model.graph.node)}
+    missing = [
+        name
+        for i in chosen
+        for name in (search.units[i].add, *search.units[i].nodes)
+        if name not in order
+    ]
+    if missing:
+        raise BlockRemovalError(f"node '{missing[0]}' of a unit is missing from the model")
     renamed: dict[str, str] = {}
     for index in sorted(chosen, key=lambda i: order[search.units[i].add]):
         unit = search.units[index]
@@ -193,7 +210,7 @@ def remove_units(
         identity = renamed.get(unit.identity, unit.identity)
         dtype = helper.tensor_dtype_to_np_dtype(elem_type(search.model, unit.identity))
         c = np.asarray(constants[index]).astype(dtype)
-        if fold and _try_fold(work, unit, identity, add, c, search.shapes.get(unit.identity)):
+        if fold and _try_fold(work, unit, identity, add, c):
             renamed[unit.output] = identity
             continue
         branch_position = list(add.input).index(unit.branch)

@@ -17,13 +17,14 @@ to a per-channel constant by :func:`channel_constant`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import helper
+from onnx import ModelProto, helper
 
-from onnxprune.blocks.find import BlockSearch, elem_type
+from onnxprune.blocks.find import BlockSearch, elem_type, static_view
 from onnxprune.calibrate import iter_feeds
 from onnxprune.calibrate.session import ExposedRunner
 
@@ -138,3 +139,43 @@ def synthetic_feeds(search: BlockSearch, samples: int = 8, seed: int = 0) -> dic
         else:
             feeds[value.name] = np.zeros(dims, dtype=dtype)
     return feeds
+
+
+def _fits(constant: np.ndarray, shape: tuple[int, ...] | None) -> bool:
+    if shape is None or len(shape) != constant.ndim:
+        return False
+    return all(d in (1, s) for d, s in zip(constant.shape, shape, strict=True))
+
+
+def constants_for(
+    search: BlockSearch,
+    model: ModelProto,
+    units: Iterable[int],
+    constants: Mapping[int, np.ndarray],
+    data,
+    *,
+    batch_size: int = 16,
+    max_samples: int | None = 128,
+) -> dict[int, np.ndarray]:
+    """Constants of ``units`` for ``model`` (``search.model`` after edits that keep names, e.g.
+    channel removal): ``constants[i]`` where it still broadcasts to x's shape in ``model``,
+    else the branch's per-channel mean observed on ``model`` itself over ``data``."""
+    chosen = [int(i) for i in units]
+    copy = ModelProto()
+    copy.CopyFrom(model)
+    view, _ = static_view(copy, search.input_shapes)
+    result = {}
+    stale = []
+    for index in chosen:
+        constant = constants[index]
+        if _fits(constant, view.static_shape(search.units[index].identity)):
+            result[index] = constant
+        else:
+            stale.append(index)
+    if stale:
+        current = dataclasses.replace(search, model=model)
+        observed = observe_units(
+            current, stale, data, batch_size=batch_size, max_samples=max_samples
+        )
+        result.update({i: channel_constant(o.mean_branch) for i, o in observed.items()})
+    return result

@@ -81,3 +81,38 @@ def test_bad_requests_are_input_errors(model, kwargs, message):
     count = kwargs.pop("count", None)
     with pytest.raises(InputError, match=message):
         onnxprune.remove_blocks(model, count, **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18", "vit_tiny"])
+def test_block_kind_applies_after_channel_removal(zoo_onnx, name):
+    """Blocks after channels (the plan's build order): constants are re-observed where x lost
+    channels, and the result equals the channel-pruned model with those branches constant."""
+    import dataclasses
+
+    from onnxprune.analysis import analyze
+    from onnxprune.blocks import constant_branch_model
+    from onnxprune.blocks.api import block_kind
+    from onnxprune.blocks.observe import constants_for
+    from onnxprune.passes import preprocess
+    from onnxprune.rewrite import apply_removal
+    from tests.oracle import random_removal, relative_error
+
+    prepared = preprocess(onnx.load(zoo_onnx(name))).model
+    analysis = analyze(prepared)
+    channel_pruned = apply_removal(analysis, random_removal(analysis, seed=0, share=0.3))
+    data = random_feeds(prepared, batch=6, seed=5)
+    kind = block_kind(prepared, calibration=data)
+    units = [c.unit for c in kind.candidates[:2]]
+    both = kind.apply(channel_pruned, units)
+    original_constants = kind.scoring.constants()
+    constants = constants_for(kind.search, channel_pruned, units, original_constants, data)
+    assert any(constants[u].shape != original_constants[u].shape for u in units)
+    reference = constant_branch_model(
+        dataclasses.replace(kind.search, model=channel_pruned), units, constants
+    )
+    feeds = random_feeds(prepared, batch=2, seed=6)
+    outputs = session(both).run(None, feeds), session(reference).run(None, feeds)
+    for got, want in zip(*outputs, strict=True):
+        assert got.shape == want.shape
+        assert relative_error(got, want) <= 1e-5
