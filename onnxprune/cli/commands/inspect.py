@@ -201,6 +201,13 @@ def print_report(summary: ModelSummary, options: InspectOptions, sections=None, 
     help="Also list the channel groups: size, MAC share, members and why a group is blocked.",
 )
 @click.option(
+    "--blocks",
+    "show_blocks",
+    is_flag=True,
+    help="Also list the removable residual units (y = x + f(x)): MAC share, stage, and why "
+    "other residual joins are not removable.",
+)
+@click.option(
     "--top",
     type=click.IntRange(min=0),
     default=10,
@@ -208,7 +215,12 @@ def print_report(summary: ModelSummary, options: InspectOptions, sections=None, 
     help="Layers listed by MACs (0 = all).",
 )
 def command(
-    model: Path, input_shapes: tuple[str, ...], as_json: bool, show_groups: bool, top: int
+    model: Path,
+    input_shapes: tuple[str, ...],
+    as_json: bool,
+    show_groups: bool,
+    show_blocks: bool,
+    top: int,
 ) -> None:
     """Show producer, opsets, inputs/outputs, parameters, MACs and the heaviest layers of MODEL."""
     from onnxprune.io import load_model
@@ -219,6 +231,7 @@ def command(
     summary = summarize(loaded, shapes)
     options = InspectOptions(model_path=model, top=top)
     analysis = _channel_analysis(loaded, shapes) if show_groups else None
+    search = _block_search(loaded, shapes) if show_blocks else None
     if as_json:
         payload = inspect_payload(summary, options)
         if analysis is not None:
@@ -226,6 +239,8 @@ def command(
 
             payload["groups"] = describe_groups(analysis)
             payload["prunable_macs"] = analysis.prunable_macs()
+        if search is not None:
+            payload["blocks"] = search.to_dict()
         click.echo(json.dumps(payload, indent=2))
     else:
         print_report(summary, options)
@@ -238,6 +253,10 @@ def command(
                     "depend on them may block groups (" + cli_words(summary.macs_unknown) + ")"
                 )
             print_groups(analysis)
+        if search is not None:
+            from onnxprune.blocks.report import print_units
+
+            print_units(search)
 
 
 def _channel_analysis(model, shapes):
@@ -246,3 +265,10 @@ def _channel_analysis(model, shapes):
     from onnxprune.passes import preprocess
 
     return analyze(preprocess(model, input_shapes=shapes).model, shapes)
+
+
+def _block_search(model, shapes):
+    """Preprocess ``model`` and find its residual units for the ``--blocks`` section."""
+    from onnxprune.blocks.api import search_model
+
+    return search_model(model, shapes)

@@ -104,6 +104,18 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     "--ignore", multiple=True, metavar="GLOB", help="Protect layers whose name matches. Repeatable."
 )
 @click.option("--ratio-for", multiple=True, metavar="GLOB=R", help="Per-layer ratio. Repeatable.")
+@click.option(
+    "--blocks",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Instead of channels, remove the N lowest-scored residual units (inspect --blocks).",
+)
+@click.option(
+    "--blocks-data", type=click.Path(dir_okay=False), help="Calibration .npz for --blocks."
+)
+@click.option("--blocks-criterion", help="influence, drop (need data), norm_ratio (data-free).")
+@click.option("--blocks-refit", is_flag=True, help="Refit the layers after removed units (lsq).")
 @input_shape_option
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option(
@@ -123,6 +135,10 @@ def command(
     round_to,
     ignore,
     ratio_for,
+    blocks,
+    blocks_data,
+    blocks_criterion,
+    blocks_refit,
     input_shapes,
     force,
     json_path,
@@ -134,6 +150,22 @@ def command(
     out_path = Path(output) if output else default_output(model)
     if out_path.exists() and not force:
         raise InputError(f"output '{out_path}' exists (use --force to overwrite)")
+    if blocks is not None:
+        from onnxprune.blocks.command import run_prune_blocks
+
+        shapes = parse_input_shapes(input_shapes)
+        return run_prune_blocks(
+            model,
+            out_path,
+            blocks,
+            input_shapes=shapes,
+            force=force,
+            json_path=json_path,
+            quiet=quiet,
+            data=blocks_data,
+            criterion=blocks_criterion,
+            refit=blocks_refit,
+        )
     result = prune(
         model,
         ratio=ratio,
