@@ -162,6 +162,7 @@ def one_node_model(
 ) -> onnx.ModelProto:
     """A model of one node reading ``order`` (graph inputs from ``inputs``, initializers from
     ``constants``; '' for an absent input)."""
+    elem = helper.np_dtype_to_tensor_dtype(next(iter(inputs.values())).dtype) if inputs else DOUBLE
     node = helper.make_node(
         op_type, list(order), [f"y{i}" for i in range(outputs)], name="node", **attrs
     )
@@ -174,7 +175,7 @@ def one_node_model(
             )
             for name, v in inputs.items()
         ],
-        [helper.make_tensor_value_info(f"y{i}", DOUBLE, None) for i in range(outputs)],
+        [helper.make_tensor_value_info(f"y{i}", elem, None) for i in range(outputs)],
         [numpy_helper.from_array(v, name) for name, v in constants.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])

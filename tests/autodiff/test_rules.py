@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from onnxprune.autodiff import registered_vjp_ops
+from onnxprune.autodiff.rules.resample import linear_matrix, source_coordinates
 from onnxprune.errors import InputError
 from tests.autodiff.fd import check_gradients, one_node_model
 
@@ -419,6 +420,53 @@ def test_resize_nearest(transform: str, nearest: str, scales) -> None:
         coordinate_transformation_mode=transform,
         nearest_mode=nearest,
     )
+
+
+@pytest.mark.parametrize("transform", ["half_pixel", "asymmetric"])
+def test_resize_linear(transform: str) -> None:
+    x = _rng().standard_normal((1, 2, 4, 3))
+    constants = {
+        "roi": np.array([], dtype=np.float32),
+        "sc": np.array([1.0, 1.0, 2.0, 1.5], dtype=np.float32),
+    }
+    _check(
+        "Resize",
+        {"x": x},
+        constants,
+        ["x", "roi", "sc"],
+        ["x"],
+        mode="linear",
+        coordinate_transformation_mode=transform,
+    )
+
+
+@pytest.mark.parametrize("transform", ["align_corners", "half_pixel", "pytorch_half_pixel"])
+def test_resize_linear_matrix_matches_onnx_runtime(transform: str) -> None:
+    """The rule's ∂X = g·P uses P, the forward's interpolation matrix: compare P with ONNX
+    Runtime's forward on unit inputs (the reference evaluator's align_corners weights are off,
+    and ONNX Runtime has no float64 Resize)."""
+    import onnxruntime as ort
+
+    size_in, scale = 3, 1.5
+    model = one_node_model(
+        "Resize",
+        {"x": np.zeros((1, 1, 1, size_in), dtype=np.float32)},
+        {
+            "roi": np.array([], dtype=np.float32),
+            "sc": np.array([1, 1, 1, scale], dtype=np.float32),
+        },
+        ["x", "roi", "sc"],
+        mode="linear",
+        coordinate_transformation_mode=transform,
+    )
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    columns = [
+        session.run(None, {"x": unit.reshape(1, 1, 1, -1)})[0].ravel()
+        for unit in np.eye(size_in, dtype=np.float32)
+    ]
+    size_out = int(size_in * scale)
+    expected = linear_matrix(source_coordinates(size_out, size_in, scale, transform), size_in)
+    np.testing.assert_allclose(np.stack(columns, axis=1), expected, atol=1e-6)
 
 
 def test_every_op_the_brief_names_has_a_rule() -> None:

@@ -17,6 +17,8 @@ ConvTranspose is the adjoint of a Conv with the same attributes, so its rules sw
 
 from __future__ import annotations
 
+import numpy as np
+
 from onnxprune.autodiff.builder import GradientBuilder, string_attr
 from onnxprune.autodiff.registry import register_vjp
 from onnxprune.errors import InputError
@@ -87,6 +89,40 @@ def conv_filter_gradient(
     return b.transpose(full, [1, 0, *spatial_axes])
 
 
+def depthwise_filter_gradient(
+    b: GradientBuilder,
+    x: str,
+    g: str,
+    *,
+    kernel: list[int],
+    out_spatial: list[int],
+    strides: list[int],
+    dilations: list[int],
+    pads: list[int],
+) -> str:
+    """∂W of a depthwise Conv (group = C = M): for every kernel offset k,
+    ∂W[c, 0, k] = Σ_{n, o} g[n, c, o] · X_pad[n, c, o·s + k·d], the input window at offset k
+    taken with a strided Slice. Elementwise work instead of a grouped Conv with an O-sized
+    kernel, which ONNX Runtime runs slowly."""
+    rank = len(kernel)
+    spatial_axes = list(range(2, 2 + rank))
+    padded = x
+    if any(pads):
+        padded = b.node("Pad", [x, b.ints([0, 0, *pads[:rank], 0, 0, *pads[rank:]])])
+    columns = []
+    for offset in np.ndindex(*kernel):
+        starts = [k * d for k, d in zip(offset, dilations, strict=True)]
+        ends = [
+            start + (o - 1) * s + 1
+            for start, o, s in zip(starts, out_spatial, strides, strict=True)
+        ]
+        window = b.slice(padded, starts, ends, spatial_axes, strides)
+        total = b.reduce_sum(b.mul(window, g), [0, *spatial_axes], keepdims=False)
+        columns.append(b.unsqueeze(total, [1]))
+    stacked = columns[0] if len(columns) == 1 else b.node("Concat", columns, axis=1)
+    return b.node("Reshape", [stacked, b.ints([-1, 1, *kernel])])
+
+
 def _geometry(node, b: GradientBuilder, x: str, w: str, what: str):
     w_dims = b.static_dims(w, range(b.rank(w)), what)
     rank = len(w_dims) - 2
@@ -103,7 +139,7 @@ def conv(node, b: GradientBuilder, grads, needed):
     """See the module docstring."""
     x, w, g = node.inputs[0], node.inputs[1], grads[0]
     what = f"Conv '{node.name}'"
-    _w_dims, rank, kernel, spatial, strides, dilations, group = _geometry(node, b, x, w, what)
+    w_dims, rank, kernel, spatial, strides, dilations, group = _geometry(node, b, x, w, what)
     pads = explicit_pads(node, b, spatial, kernel)
     y = node.outputs[0]
     out_spatial = b.static_dims(y, range(2, 2 + rank), what)
@@ -124,8 +160,19 @@ def conv(node, b: GradientBuilder, grads, needed):
             group=group,
             output_padding=output_padding if any(output_padding) else None,
         )
-    if needed[1]:
-        channels = b.static_dims(x, [1], what)[0]
+    channels = b.static_dims(x, [1], what)[0]
+    if needed[1] and group == channels == w_dims[0] and group > 1:
+        result[1] = depthwise_filter_gradient(
+            b,
+            x,
+            g,
+            kernel=kernel,
+            out_spatial=out_spatial,
+            strides=strides,
+            dilations=dilations,
+            pads=pads,
+        )
+    elif needed[1]:
         result[1] = conv_filter_gradient(
             b,
             x,

@@ -37,16 +37,24 @@ def transpose(node, b: GradientBuilder, grads, needed):
 
 @register_vjp("Concat", since=4)
 def concat(node, b: GradientBuilder, grads, needed):
-    """∂X_i = the slice of g at X_i's offset along the axis."""
-    axis = int(node.attrs["axis"])
+    """∂X_i = the slice of g at X_i's offset along the axis (offsets computed at run time
+    where a size is not static)."""
+    rank = b.rank(node.inputs[0])
+    axis = int(node.attrs["axis"]) % rank
+    sizes = [b.dims(x)[axis] for x in node.inputs]
     out: list[str | None] = []
-    offset = 0
-    for x, need in zip(node.inputs, needed, strict=False):
-        rank = b.rank(x)
-        ax = axis % rank
-        size = b.static_dims(x, [ax], f"Concat '{node.name}'")[0]
-        out.append(b.slice(grads[0], [offset], [offset + size], [ax]) if need else None)
-        offset += size
+    if all(size is not None for size in sizes):
+        offset = 0
+        for size, need in zip(sizes, needed, strict=True):
+            out.append(b.slice(grads[0], [offset], [offset + size], [axis]) if need else None)
+            offset += size
+        return out
+    start = b.ints([0])
+    for x, need in zip(node.inputs, needed, strict=True):
+        size = b.node("Slice", [b.shape_of(x), b.ints([axis]), b.ints([axis + 1])])
+        end = b.node("Add", [start, size])
+        out.append(b.node("Slice", [grads[0], start, end, b.ints([axis])]) if need else None)
+        start = end
     return out
 
 

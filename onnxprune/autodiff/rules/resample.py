@@ -1,11 +1,15 @@
-"""Resize in ``nearest`` mode (opset ≥ 11).
+"""Resize in ``nearest`` and ``linear`` modes (opset ≥ 11, no antialias).
 
-Nearest resizing is separable: along axis a, output position o reads input position
-i_a(o) = clamp(round_mode(x_a(o)), 0, S_a − 1), x_a(o) the coordinate transform of the node
-(half_pixel, pytorch_half_pixel, align_corners, asymmetric, tf_half_pixel_for_nn). With the
-one-hot matrix P_a[o, i] = [i_a(o) = i], Y = X ×_a P_aᵀ on every resized axis, so
-∂X = g ×_a P_a: a MatMul with P_a on each resized axis (moved last and back), which adds up
-every output a source pixel was copied to.
+Both are separable: along axis a, Y = X ×_a P_aᵀ with a constant matrix P_a [O_a, S_a] built
+from the coordinate transform x_a(o) of the node (half_pixel, pytorch_half_pixel,
+align_corners, asymmetric, tf_half_pixel_for_nn):
+
+* nearest: P_a[o, i] = [i = clamp(round_mode(x_a(o)), 0, S_a − 1)] (one-hot rows);
+* linear: x = clamp(x_a(o), 0, S_a − 1), i₀ = ⌊x⌋, i₁ = min(i₀ + 1, S_a − 1), λ = x − i₀,
+  P_a[o, i₀] += 1 − λ, P_a[o, i₁] += λ.
+
+So ∂X = g ×_a P_a: a MatMul with P_a on each resized axis (moved last and back), which adds
+up every output a source pixel contributed to, with its weight.
 """
 
 from __future__ import annotations
@@ -50,13 +54,27 @@ def nearest_indices(coordinates: np.ndarray, mode: str, in_size: int) -> np.ndar
     return np.clip(index, 0, in_size - 1).astype(np.int64)
 
 
+def linear_matrix(coordinates: np.ndarray, in_size: int) -> np.ndarray:
+    """P[o, i]: weight of input i in output o for linear interpolation at ``coordinates``."""
+    clamped = np.clip(coordinates, 0, in_size - 1)
+    low = np.floor(clamped).astype(np.int64)
+    high = np.minimum(low + 1, in_size - 1)
+    frac = clamped - low
+    matrix = np.zeros((len(coordinates), in_size))
+    rows = np.arange(len(coordinates))
+    np.add.at(matrix, (rows, low), 1.0 - frac)
+    np.add.at(matrix, (rows, high), frac)
+    return matrix
+
+
 @register_vjp("Resize", since=11, inputs=(0,))
 def resize(node, b: GradientBuilder, grads, needed):
     """See the module docstring."""
     x, y = node.inputs[0], node.outputs[0]
     what = f"Resize '{node.name}'"
-    if string_attr(node, "mode", "nearest") != "nearest":
-        raise InputError(f"gradient of {what}: only mode 'nearest' has a rule")
+    mode_name = string_attr(node, "mode", "nearest")
+    if mode_name not in ("nearest", "linear") or int(node.attrs.get("antialias", 0)):
+        raise InputError(f"gradient of {what}: mode '{mode_name}' (or antialias) has no rule")
     if "axes" in node.attrs or string_attr(node, "keep_aspect_ratio_policy", "stretch") != (
         "stretch"
     ):
@@ -78,11 +96,12 @@ def resize(node, b: GradientBuilder, grads, needed):
             raise InputError(f"gradient of {what}: axis {axis} must be spatial and static")
         size_in, size_out = int(in_dims[axis]), int(out_dims[axis])
         scale = scales[axis] if scales is not None else size_out / size_in
-        index = nearest_indices(
-            source_coordinates(size_out, size_in, scale, transform), mode, size_in
-        )
-        onehot = np.zeros((size_out, size_in), dtype=b.np_dtype(x))
-        onehot[np.arange(size_out), index] = 1.0
+        coordinates = source_coordinates(size_out, size_in, scale, transform)
+        if mode_name == "nearest":
+            onehot = np.zeros((size_out, size_in), dtype=b.np_dtype(x))
+            onehot[np.arange(size_out), nearest_indices(coordinates, mode, size_in)] = 1.0
+        else:
+            onehot = linear_matrix(coordinates, size_in).astype(b.np_dtype(x))
         perm = [a for a in range(rank) if a != axis] + [axis]
         moved = b.transpose(grad, perm)
         contracted = b.node("MatMul", [moved, b.const(onehot, "resize_onehot")])
