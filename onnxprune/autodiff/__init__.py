@@ -7,7 +7,12 @@ requested initializer or activation and runs in one ONNX Runtime session.
 """
 
 from onnxprune.autodiff.edges import expose_edges
-from onnxprune.autodiff.graph import build_gradient_model, gradient_name, reachable
+from onnxprune.autodiff.graph import (
+    build_gradient_model,
+    build_loss_model,
+    gradient_name,
+    reachable,
+)
 from onnxprune.autodiff.losses import (
     Loss,
     cross_entropy,
@@ -24,6 +29,7 @@ __all__ = [
     "GradientSession",
     "Loss",
     "build_gradient_model",
+    "build_loss_model",
     "cross_entropy",
     "expose_edges",
     "gradient_name",

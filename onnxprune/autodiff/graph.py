@@ -91,6 +91,21 @@ def reachable(model: ModelProto, loss: Loss, candidates: Sequence[str]) -> list[
     return found
 
 
+def build_loss_model(model: ModelProto, loss: Loss, feedable: Sequence[str] = ()) -> ModelProto:
+    """``model`` + ``loss`` with the loss as the only output and the initializers in
+    ``feedable`` declared as graph inputs (for evaluating new parameter values)."""
+    merged = with_loss(model, loss)
+    declared = {value.name for value in merged.graph.input}
+    initializers = {init.name: init for init in merged.graph.initializer}
+    for name in feedable:
+        init = initializers.get(name)
+        if init is not None and name not in declared:
+            merged.graph.input.append(
+                helper.make_tensor_value_info(name, init.data_type, list(init.dims))
+            )
+    return merged
+
+
 def build_gradient_model(
     model: ModelProto,
     loss: Loss,
