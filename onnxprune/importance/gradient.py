@@ -82,9 +82,9 @@ def mask_gradients(
     targets: str = "auto",
     smoothing: float = 0.0,
     batch_size: int = 32,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Σ_n |s_{n,c}|, Σ_n s_{n,c}² and the per-cluster hit mask (clusters some consumer
-    reads) over ``samples`` (see the module docstring)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """s_{n,c} for every sample and cluster ([samples, clusters], see the module docstring)
+    and the mask of clusters some supported consumer reads."""
     layers = consumer_layers(analysis)
     model = analysis.model
     node_inputs = {node.name: list(node.input) for node in model.graph.node}
@@ -102,7 +102,8 @@ def mask_gradients(
     )
     forward = make_session(model)
     n = analysis.n_clusters
-    absolute, squared, hit = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+    saliency = np.zeros((len(samples), n))
+    hit = np.zeros(n, dtype=bool)
     for layer in layers:
         hit[analysis.component_of[layer.labels[layer.labels >= 0]]] = True
     for start in range(0, len(samples), batch_size):
@@ -119,30 +120,32 @@ def mask_gradients(
                 else hard_targets(value, smoothing)
             )
         result = gradient.run(feeds)
-        per_sample = np.zeros((len(index), n))
+        per_sample = saliency[index]
         for layer, edge in zip(layers, edge_names, strict=True):
             # The loss is a mean over the batch: N·∂L/∂x is the per-sample gradient.
             s = _per_feature(layer, result[edge], result[gradient_name(edge)]) * len(index)
             valid = layer.labels >= 0
             clusters = analysis.component_of[layer.labels[valid]]
             np.add.at(per_sample, (slice(None), clusters), s[:, valid])
-        absolute += np.abs(per_sample).sum(axis=0)
-        squared += np.square(per_sample).sum(axis=0)
-    return absolute, squared, hit
+        saliency[index] = per_sample
+    return saliency, hit
 
 
 def _scores(analysis, calibration, options: dict, which: str) -> np.ndarray:
     if calibration is None:
         raise InputError(f"criterion '{which}' needs calibration data (give --data)")
     samples = load_samples(calibration, analysis.model, max_samples=options.get("max_samples", 256))
-    absolute, squared, hit = mask_gradients(
+    saliency, hit = mask_gradients(
         analysis,
         samples,
         targets=options.get("targets", "auto"),
         smoothing=float(options.get("smoothing", 0.0)),
         batch_size=int(options.get("batch_size", 32)),
     )
-    scores = absolute / len(samples) if which == "taylor" else squared / (2 * len(samples))
+    if which == "taylor":
+        scores = np.abs(saliency).mean(axis=0)
+    else:
+        scores = np.square(saliency).mean(axis=0) / 2
     missing = ~hit
     if missing.any():
         fallback = l1(analysis)
