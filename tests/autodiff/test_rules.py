@@ -82,6 +82,24 @@ def test_conv_matches_finite_differences(case) -> None:
     )
 
 
+@pytest.mark.parametrize("group", [1, 2])
+def test_conv_large_kernel_uses_the_transposed_operand_conv(group: int) -> None:
+    rng = _rng(5)
+    x = rng.standard_normal((2, 2 * group, 9, 8))
+    w = rng.standard_normal((2 * group, 2, 4, 3))
+    _check(
+        "Conv",
+        {"x": x},
+        {"w": w},
+        ["x", "w"],
+        ["x", "w"],
+        group=group,
+        strides=[2, 1],
+        pads=[1, 0, 2, 1],
+        dilations=[1, 2],
+    )
+
+
 @FD_SETTINGS
 @given(
     st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID"]),

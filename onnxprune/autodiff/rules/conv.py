@@ -23,6 +23,10 @@ from onnxprune.autodiff.builder import GradientBuilder, string_attr
 from onnxprune.autodiff.registry import register_vjp
 from onnxprune.errors import InputError
 
+# Ungrouped convs with at most this many kernel taps get the windowed filter gradient (the
+# stacked windows hold taps × the input); larger kernels use the transposed-operand Conv.
+WINDOWED_MAX_TAPS = 9
+
 
 def explicit_pads(node, b: GradientBuilder, spatial: list[int], kernel: list[int]) -> list[int]:
     """Begin and end pads as numbers (``auto_pad`` resolved at the static input size)."""
@@ -123,6 +127,45 @@ def depthwise_filter_gradient(
     return b.node("Reshape", [stacked, b.ints([-1, 1, *kernel])])
 
 
+def windowed_filter_gradient(
+    b: GradientBuilder,
+    x: str,
+    g: str,
+    *,
+    channels: int,
+    kernel: list[int],
+    out_spatial: list[int],
+    strides: list[int],
+    dilations: list[int],
+    pads: list[int],
+) -> str:
+    """∂W of an ungrouped Conv as one batched MatMul over explicit windows: the strided
+    slices X_k = X_pad[:, :, o·s + k·d] for every kernel offset k are stacked to
+    [N, C·∏K, ∏O], multiplied by gᵀ [N, ∏O, M] and summed over n, which gives
+    ∂W[m, c, k] = Σ_{n, o} g[n, m, o] · X_k[n, c, o] as [C·∏K, M], transposed and reshaped."""
+    rank = len(kernel)
+    spatial_axes = list(range(2, 2 + rank))
+    padded = x
+    if any(pads):
+        padded = b.node("Pad", [x, b.ints([0, 0, *pads[:rank], 0, 0, *pads[rank:]])])
+    windows = []
+    for offset in np.ndindex(*kernel):
+        starts = [k * d for k, d in zip(offset, dilations, strict=True)]
+        ends = [
+            start + (o - 1) * s + 1
+            for start, o, s in zip(starts, out_spatial, strides, strict=True)
+        ]
+        window = b.slice(padded, starts, ends, spatial_axes, strides)
+        windows.append(b.unsqueeze(window, [2]))
+    stacked = windows[0] if len(windows) == 1 else b.node("Concat", windows, axis=2)
+    positions = int(np.prod(out_spatial))
+    columns = b.node("Reshape", [stacked, b.ints([0, channels * len(windows), positions])])
+    g_rows = b.node("Reshape", [g, b.ints([0, -1, positions])])
+    per_sample = b.node("MatMul", [columns, b.transpose(g_rows, [0, 2, 1])])
+    summed = b.reduce_sum(per_sample, [0], keepdims=False)
+    return b.node("Reshape", [b.transpose(summed, [1, 0]), b.ints([-1, channels, *kernel])])
+
+
 def _geometry(node, b: GradientBuilder, x: str, w: str, what: str):
     w_dims = b.static_dims(w, range(b.rank(w)), what)
     rank = len(w_dims) - 2
@@ -166,6 +209,18 @@ def conv(node, b: GradientBuilder, grads, needed):
             b,
             x,
             g,
+            kernel=kernel,
+            out_spatial=out_spatial,
+            strides=strides,
+            dilations=dilations,
+            pads=pads,
+        )
+    elif needed[1] and group == 1 and int(np.prod(kernel)) <= WINDOWED_MAX_TAPS:
+        result[1] = windowed_filter_gradient(
+            b,
+            x,
+            g,
+            channels=channels,
             kernel=kernel,
             out_spatial=out_spatial,
             strides=strides,
