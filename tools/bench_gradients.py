@@ -76,6 +76,7 @@ def main() -> None:
         calib.pop("labels")
     test = dict(np.load(ROOT / "digits_test.npz"))
     rows = []
+    load_start = os.getloadavg()[0]
     for name in args.models:
         original, prepared, _ = prepare(ROOT / f"{name}.onnx", SHAPES)
         analysis = analyze(prepared, SHAPES)
@@ -119,6 +120,8 @@ def main() -> None:
         )
     print("\n".join(lines))
     print(f"load average: {os.getloadavg()}")
+    for row in rows:
+        row["load_start"], row["load_end"] = round(load_start, 2), round(os.getloadavg()[0], 2)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
