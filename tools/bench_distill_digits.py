@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lsq-lr", type=float, default=1e-4)
+    parser.add_argument("--methods", nargs="+", default=["none", "lsq", "distill", "lsq+distill"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     calib = {"input": np.load(ROOT / "digits_calib.npz")["input"]}
@@ -58,7 +59,7 @@ def main() -> None:
         for target in args.targets:
             removed, macs = removal_for(analysis, scores, macs_before, target, "uniform")
             pruned = apply_removal(analysis, removed)
-            for method in ("none", "lsq", "distill", "lsq+distill"):
+            for method in args.methods:
                 load = os.getloadavg()[0]
                 start = time.perf_counter()
                 report = None

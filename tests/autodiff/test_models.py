@@ -25,7 +25,8 @@ def _relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(actual - expected).max() / (np.abs(expected).max() + 1e-12))
 
 
-def _torch_gradient(name: str, x: torch.Tensor, targets: list[np.ndarray]) -> np.ndarray:
+def _torch_loss_and_input_gradient(name: str, x: torch.Tensor, seed: int):
+    """Random targets shaped like the outputs, and ∂(Σ mean((y − t)²))/∂x by torch.autograd."""
     small = SMALL_CONFIG[name]
     module = build_model(
         name, small["width"], size=small["size"], depth=small.get("depth", 1.0), seed=0
@@ -33,11 +34,13 @@ def _torch_gradient(name: str, x: torch.Tensor, targets: list[np.ndarray]) -> np
     x = x.clone().requires_grad_(True)
     result = module(x)
     outputs = [result] if isinstance(result, torch.Tensor) else list(result)
+    rng = np.random.default_rng(seed)
+    targets = [rng.standard_normal(tuple(y.shape)).astype(np.float32) for y in outputs]
     loss = sum(
         torch.mean((y - torch.from_numpy(t)) ** 2) for y, t in zip(outputs, targets, strict=True)
     )
     loss.backward()
-    return x.grad.numpy()
+    return targets, x.grad.numpy()
 
 
 @pytest.mark.slow
@@ -46,23 +49,12 @@ def test_input_gradient_matches_torch(zoo_onnx, name: str, exporter: str) -> Non
     model = preprocess(onnx.load(str(zoo_onnx(name, exporter)))).model
     outputs = [value.name for value in model.graph.output]
     x = sample_input(name, batch=2, size=SMALL_CONFIG[name]["size"], seed=3)
+    targets, want = _torch_loss_and_input_gradient(name, x, seed=0)
     session = GradientSession(
         build_gradient_model(model, mean_squared_error(model, outputs), ["input"])
     )
-    probe = session.session  # output shapes come from one forward pass of the ONNX model
-    del probe
-    rng = np.random.default_rng(0)
-    with torch.no_grad():
-        small = SMALL_CONFIG[name]
-        module = build_model(
-            name, small["width"], size=small["size"], depth=small.get("depth", 1.0), seed=0
-        ).eval()
-        result = module(x)
-    shapes = [result.shape] if isinstance(result, torch.Tensor) else [r.shape for r in result]
-    targets = [rng.standard_normal(tuple(s)).astype(np.float32) for s in shapes]
     feeds = {"input": x.numpy()}
     feeds.update({target_name(o): t for o, t in zip(outputs, targets, strict=True)})
     got = session.run(feeds)[gradient_name("input")]
-    want = _torch_gradient(name, x, targets)
     assert np.abs(want).max() > 0
     assert _relative_error(got, want) <= RELATIVE_TOLERANCE, _relative_error(got, want)
