@@ -70,3 +70,24 @@ def load_samples(
             )
         samples.labels = labels.astype(np.int64)
     return samples
+
+
+def fixed_batch(model: ModelProto) -> int | None:
+    """The batch size a model's first real input fixes (a number on axis 0), else None."""
+    initializers = {init.name for init in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            return int(dims[0].dim_value)
+        return None
+    return None
+
+
+def batch_starts(count: int, batch_size: int, fixed: int | None) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive batches over ``count`` samples; with a ``fixed`` model
+    batch, batches of exactly that size (a ragged tail is dropped)."""
+    size = fixed or batch_size
+    stops = [(start, min(start + size, count)) for start in range(0, count, size)]
+    return [(a, b) for a, b in stops if fixed is None or b - a == fixed]

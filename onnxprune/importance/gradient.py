@@ -43,7 +43,7 @@ from onnxprune.autodiff import (
     target_name,
 )
 from onnxprune.calibrate import ConsumerLayer, consumer_layers
-from onnxprune.calibrate.labelled import Samples, load_samples
+from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
 from onnxprune.importance.norms import l1, register_criterion
@@ -106,8 +106,11 @@ def mask_gradients(
     hit = np.zeros(n, dtype=bool)
     for layer in layers:
         hit[analysis.component_of[layer.labels[layer.labels >= 0]]] = True
-    for start in range(0, len(samples), batch_size):
-        index = np.arange(start, min(start + batch_size, len(samples)))
+    batches = batch_starts(len(samples), batch_size, fixed_batch(model))
+    if not batches:
+        raise InputError(f"fewer calibration samples than the model's fixed batch ({len(samples)})")
+    for start, stop in batches:
+        index = np.arange(start, stop)
         feeds = samples.take(index)
         predicted = forward.run(outputs, feeds)
         feeds = dict(feeds)

@@ -43,8 +43,8 @@ from onnxprune.autodiff import (
     sum_losses,
     target_name,
 )
-from onnxprune.calibrate.labelled import Samples, load_samples
-from onnxprune.calibrate.session import make_session
+from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
+from onnxprune.calibrate.session import exposed_model, make_session
 from onnxprune.errors import InputError
 
 FLOAT = 1
@@ -88,20 +88,37 @@ class _Adam:
             value -= (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
 
 
-def _split(count: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _split(
+    count: int, holdout: float, seed: int, multiple: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train / held-out indices; the held-out count is rounded up to ``multiple``
+    (a fixed model batch) and left empty when fewer than 20 samples or no training batch
+    would remain."""
     order = np.random.default_rng(seed).permutation(count)
     held = round(count * holdout) if count >= 20 else 0
+    held = -(-held // multiple) * multiple
+    if count - held < multiple:
+        held = 0
     return order[held:], order[:held]
 
 
-def _reference_outputs(model: ModelProto, samples: Samples, names: list[str], batch: int):
-    session = make_session(model)
+def _reference_outputs(
+    model: ModelProto, samples: Samples, names: list[str], batch: int, fixed: int | None
+):
+    """The unpruned model's ``names`` for the samples of :func:`batch_starts` (with a fixed
+    model batch the ragged tail is left out, and never drawn)."""
+    exposed = exposed_model(model, names, {}) if set(names) - _outputs(model) else model
+    session = make_session(exposed)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for start in range(0, len(samples), batch):
-        index = np.arange(start, min(start + batch, len(samples)))
+    for start, stop in batch_starts(len(samples), batch, fixed):
+        index = np.arange(start, stop)
         for name, value in zip(names, session.run(names, samples.take(index)), strict=True):
             parts[name].append(value)
     return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _outputs(model: ModelProto) -> set[str]:
+    return {value.name for value in model.graph.output}
 
 
 def distill(
@@ -146,8 +163,14 @@ def distill(
         if init.name in set(trainable)
     }
     report.parameters = int(sum(v.size for v in initial.values()))
-    reference = _reference_outputs(original, samples, [*outputs, *features], batch_size)
-    train, held = _split(len(samples), holdout, seed)
+    fixed = fixed_batch(pruned)
+    if fixed is not None:
+        batch_size = fixed
+    reference = _reference_outputs(original, samples, [*outputs, *features], batch_size, fixed)
+    usable = len(next(iter(reference.values())))
+    train, held = _split(usable, holdout, seed, fixed or 1)
+    if len(train) < batch_size:
+        raise InputError(f"distill needs at least {batch_size} training samples, has {len(train)}")
     gradient = GradientSession(build_gradient_model(pruned, loss, trainable))
     evaluate = GradientSession(build_loss_model(pruned, loss, trainable))
     params = {name: value.copy() for name, value in initial.items()}

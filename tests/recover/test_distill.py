@@ -76,3 +76,51 @@ def test_distill_recovery_needs_data() -> None:
         make_distill_recovery(None, None)
     with pytest.raises(InputError, match="base"):
         make_distill_recovery(None, {"input": np.zeros((1, 1, 32, 32))}, base="bias")
+
+
+def _mlp(w1: np.ndarray, w2: np.ndarray, batch: int | str = "n"):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "w1"], ["h"], name="fc1"),
+            helper.make_node("Relu", ["h"], ["r"], name="relu"),
+            helper.make_node("Gemm", ["r", "w2"], ["y"], name="fc2"),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 5])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("batch", ["n", 8])
+def test_distill_with_feature_loss_and_fixed_batch(batch) -> None:
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((6, 7)).astype(np.float32)
+    w2 = rng.standard_normal((7, 5)).astype(np.float32)
+    original = _mlp(w1, w2, batch)
+    student = _mlp(w1 + 0.3 * rng.standard_normal(w1.shape).astype(np.float32), w2, batch)
+    samples = load_samples(
+        {"x": rng.standard_normal((60, 6)).astype(np.float32)}, original, max_samples=None
+    )
+    report = DistillReport()
+    result = distill(
+        original,
+        student,
+        samples,
+        steps=40,
+        batch_size=8,
+        lr=1e-2,
+        features=["h"],
+        eval_every=10,
+        patience=4,
+        report=report,
+    )
+    assert report.heldout_after < 0.5 * report.heldout_before
+    assert _weights(result).keys() == {"w1", "w2"}
+    with pytest.raises(InputError, match="feature tensor"):
+        distill(original, student, samples, features=["missing"])
