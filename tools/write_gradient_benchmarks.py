@@ -45,6 +45,22 @@ def _criteria_table(rows: list[dict], load: str | None) -> list[str]:
             f"| {model} | {allocation} | {macs} ({target}) | {marked['l1']} | {marked['obs']} |"
             f" {marked['taylor']} | {marked['fisher']} |"
         )
+    verdicts = []
+    for model, allocation, target in keys:
+        cells = {
+            row["criterion"]: row["accuracy"]
+            for row in rows
+            if (row["model"], row["allocation"], row["target"]) == (model, allocation, target)
+        }
+        gradient = max(cells.get("taylor", 0.0), cells.get("fisher", 0.0))
+        baseline = max(cells.get("l1", 0.0), cells.get("obs", 0.0))
+        verdict = "beats" if gradient > baseline else "ties" if gradient == baseline else "loses"
+        verdicts.append(verdict)
+    lines.append("")
+    lines.append(
+        f"Best of taylor/fisher vs best of l1/obs per row: {verdicts.count('beats')} beat, "
+        f"{verdicts.count('ties')} tie, {verdicts.count('loses')} lose (of {len(verdicts)})."
+    )
     seconds = {}
     for row in rows:
         seconds.setdefault(row["model"], {})[row["criterion"]] = row["score_seconds"]
@@ -90,6 +106,7 @@ def main() -> None:
     parser.add_argument("--load-criteria")
     parser.add_argument("--distill", type=Path, required=True)
     parser.add_argument("--distill-extra", type=Path, nargs="*", default=[])
+    parser.add_argument("--note", action="append", default=[], help="a line under the tables")
     args = parser.parse_args()
     section = [
         "## Gradient criteria and distillation (ONNX backward graphs)",
@@ -124,6 +141,8 @@ def main() -> None:
         "all steps; the machine was shared, so times move with the load average shown.",
         "",
         *_distill_table(distill_rows),
+        "",
+        *[f"- {note}" for note in args.note],
         "",
         "Command: `python tools/bench_distill_digits.py --json distill.json` (x86_64, 2 cores);",
         "this section: `python tools/write_gradient_benchmarks.py ...`.",
