@@ -57,7 +57,8 @@ def hard_targets(outputs: np.ndarray, smoothing: float) -> np.ndarray:
     return ((1.0 - smoothing) * onehot + smoothing / classes).astype(outputs.dtype)
 
 
-def _label_targets(labels: np.ndarray, outputs: np.ndarray, smoothing: float) -> np.ndarray:
+def label_targets(labels: np.ndarray, outputs: np.ndarray, smoothing: float) -> np.ndarray:
+    """One-hot labels for a [N, classes] output, smoothed: (1 − ε)·onehot + ε/K."""
     if outputs.ndim != 2:
         raise InputError("labels need a classification output of shape [N, classes]")
     classes = outputs.shape[1]
@@ -118,7 +119,7 @@ def mask_gradients(
             if use_labels and name != outputs[0]:
                 continue
             feeds[target_name(name)] = (
-                _label_targets(samples.labels[index], value, smoothing)
+                label_targets(samples.labels[index], value, smoothing)
                 if use_labels
                 else hard_targets(value, smoothing)
             )
