@@ -111,13 +111,16 @@ def prune(
     ratio_for: dict[str, float] | None = None,
     input_shapes: dict[str, list[int]] | None = None,
     scores: np.ndarray | None = None,
+    data=None,
 ) -> PruneResult:
     """Prune channels of ``model`` (path or ModelProto, never modified).
 
     ``ratio`` is the share of each group's channels removed (or of all channels with
     ``global_ranking``, capped per group by ``max_ratio``). ``ignore`` globs protect layers by
     name; ``ratio_for`` maps globs to per-layer ratios; ``round_to`` makes kept counts multiples
-    of N (default: the CPU provider's channel block, as ``optimize``: :mod:`onnxprune.defaults`). ``scores`` overrides the criterion (one score per cluster of the analysis).
+    of N (default: the CPU provider's channel block, as ``optimize``: :mod:`onnxprune.defaults`).
+    ``data``: calibration data for data-driven criteria (``obs``, ``activation``, ``taylor``,
+    ``fisher``, ...), in any form ``optimize`` accepts. ``scores`` overrides the criterion (one score per cluster of the analysis).
     """
     policy = AllocationPolicy(
         ratio=ratio,
@@ -137,7 +140,7 @@ def prune(
     timings["analyze"] = time.perf_counter() - start
     start = time.perf_counter()
     if scores is None:
-        scores = score_clusters(analysis, criterion, original=original)
+        scores = score_clusters(analysis, criterion, original=original, calibration=data)
     removed = select_removal(analysis, scores, policy)
     timings["score_allocate"] = time.perf_counter() - start
     start = time.perf_counter()

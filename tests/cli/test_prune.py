@@ -81,3 +81,38 @@ def test_missing_and_corrupt_models_exit_2(tmp_path):
     corrupt.write_bytes(b"not an onnx model")
     result = invoke("prune", corrupt, "-o", tmp_path / "o.onnx")
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_prune_with_data_uses_a_data_driven_criterion(tmp_path):
+    from pathlib import Path
+
+    digits = Path(__file__).resolve().parents[2] / "models" / "digits"
+    out = tmp_path / "p.onnx"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "prune",
+            str(digits / "digits_vgg.onnx"),
+            "-o",
+            str(out),
+            "--criterion",
+            "obs",
+            "--data",
+            str(digits / "digits_calib.npz"),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+    missing = CliRunner().invoke(
+        cli,
+        [
+            "prune",
+            str(digits / "digits_vgg.onnx"),
+            "-o",
+            str(tmp_path / "q.onnx"),
+            "--criterion",
+            "obs",
+        ],
+    )
+    assert missing.exit_code == 2 and "--data" in missing.stderr

@@ -85,6 +85,12 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     show_default=True,
     help="l1, l2, bn, random or a registered name.",
 )
+@click.option(
+    "--data",
+    metavar="PATH",
+    help="Calibration data (.npz or image folder) for data-driven criteria (obs, activation, "
+    "taylor, fisher).",
+)
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across all groups.")
 @click.option(
     "--max-ratio",
@@ -130,6 +136,7 @@ def command(
     output,
     ratio,
     criterion,
+    data,
     global_ranking,
     max_ratio,
     round_to,
@@ -176,6 +183,7 @@ def command(
         ignore=list(ignore),
         ratio_for=parse_ratio_for(ratio_for),
         input_shapes=parse_input_shapes(input_shapes),
+        data=data,
     )
     result.save(out_path, force=force, input_path=model)
     if json_path:
