@@ -4,7 +4,7 @@ Run as ``python models/shapes/train.py`` (or ``python -m models.shapes.train`` f
 repository root). Writes next to this file (or to ``--out-dir``): ``shapes_detector.onnx``,
 ``shapes_segmenter.onnx``, ``shapes_test.npz``, ``shapes_calib.npz`` and ``metrics.json``
 (mAP and mIoU measured with onnxruntime on the exported files, through onnxprune's own task
-metrics). Deterministic: fixed seeds, 2 CPU threads, deterministic algorithms.
+metrics). Deterministic: fixed seeds, 1 CPU thread, deterministic algorithms.
 
 Detector loss (anchor-free, YOLOv8-style outputs): an anchor point is *positive* for a ground
 truth box when it lies inside the box and within ``CENTRE_RADIUS`` strides of its centre (the
@@ -41,7 +41,7 @@ from models.shapes import ARTIFACT_DIR, data, nets  # noqa: E402
 
 OPSET = 17
 INPUT_NAME = "images"
-NUM_THREADS = 2
+NUM_THREADS = 1
 SEED = 0
 TRAIN_SIZE = 2400
 TEST_SIZE = 128

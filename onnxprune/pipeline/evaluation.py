@@ -11,8 +11,12 @@ data-driven criteria and recovery) and evaluation samples (the guard's metric) n
 
 The metric defaults to ``top1`` when the evaluation data has labels, else ``agreement`` (top-1
 agreement with the original model's outputs). Reference metrics (agreement, ...) compare the
-FIRST output of the candidate with the original's. The metric must grow with quality (the
-guard is ``baseline - metric <= max_drop``): error metrics are refused.
+FIRST output of the candidate with the original's. Task metrics (detection/segmentation,
+:mod:`onnxprune.evaluate.tasks`) see EVERY output of the candidate and of the original plus
+the data's boxes/masks; ``metric`` may be a :class:`~onnxprune.evaluate.tasks.TaskSpec` for
+the task's default (``map50``/``miou`` with ground truth, else ``*_vs_original``). The metric
+must grow with quality (the guard is ``baseline - metric <= max_drop``): error metrics are
+refused.
 
 ``evaluate(model, quick=True)`` measures on a seeded subset of at most ``QUICK_SAMPLES``
 evaluation samples and returns ``baseline + (metric_subset(model) - metric_subset(original))``
@@ -29,7 +33,7 @@ from onnx import ModelProto
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import Dataset, load_data
-from onnxprune.evaluate.registry import KIND_LABELS, KIND_REFERENCE, Metric
+from onnxprune.evaluate.registry import KIND_LABELS, KIND_REFERENCE, KIND_TASK, Metric
 from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset, static_batch
 from onnxprune.evaluate.user_metric import resolve_metric
 from onnxprune.evaluate.validation import apply_metric
@@ -144,7 +148,9 @@ class GuardEvaluator:
 
     @property
     def metric_source(self) -> str:
-        return {KIND_LABELS: "labels", KIND_REFERENCE: "reference"}.get(self.metric.kind, "custom")
+        return {KIND_LABELS: "labels", KIND_REFERENCE: "reference", KIND_TASK: "task"}.get(
+            self.metric.kind, "custom"
+        )
 
     # -- metric ----------------------------------------------------------------------------
 
@@ -155,6 +161,11 @@ class GuardEvaluator:
         if self.metric.kind == KIND_REFERENCE:
             reference = reference if reference is not None else outputs
             return float(self.metric.fn(outputs.arrays[0], reference.arrays[0]))
+        if self.metric.kind == KIND_TASK:
+            from onnxprune.evaluate.tasks import score_task, task_targets
+
+            reference = reference if reference is not None else outputs
+            return score_task(self.metric, outputs, reference, task_targets(dataset))
         return apply_metric(self.metric, outputs, dataset.labels)
 
     def evaluate(self, model: ModelProto, quick: bool = False) -> float:
@@ -261,6 +272,10 @@ def _synthetic(spec) -> bool:
 
 
 def _guard_metric(spec, evaluation: Dataset) -> Metric:
+    from onnxprune.evaluate.tasks import TaskSpec, bind_task_metric, task_targets
+
+    if isinstance(spec, TaskSpec):
+        spec = bind_task_metric(None, spec, task_targets(evaluation))
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         spec = "top1" if evaluation.has_labels else "agreement"
     metric = resolve_metric(spec)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from onnxprune.cli.task_options import guard_metric, task_options
 from onnxprune.errors import GuardNotMetError, InputError
 
 
@@ -44,6 +45,7 @@ from onnxprune.errors import GuardNotMetError, InputError
     "--metric",
     help="top1, agreement, a registered name or module:function (default: top1 with labels, else agreement).",
 )
+@task_options
 @click.option(
     "--max-drop",
     type=float,
@@ -150,7 +152,7 @@ def run(options) -> None:
             data=options.data,
             eval_data=options.eval,
             eval_split=options.eval_split,
-            metric=options.metric,
+            metric=guard_metric(options),
             max_drop=options.max_drop,
             steps=options.steps,
             criterion=options.criterion,
