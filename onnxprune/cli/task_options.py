@@ -70,3 +70,43 @@ def guard_metric(options: Any):
     from onnxprune.evaluate.tasks import bind_task_metric
 
     return bind_task_metric(options.metric, spec) if options.metric else spec
+
+
+def attach_task_report(report: Any, options: Any, model_path: str, pruned: Any) -> None:
+    """Measure every task metric on the evaluation samples the guard used (the same seeded
+    split of --data, or --eval; synthetic inputs without data) for the original and the
+    pruned model, and put the summary and the image grid on ``report``."""
+    spec = task_spec(options)
+    if spec is None:
+        return
+    from onnxprune.evaluate.data import load_data, model_input_specs
+    from onnxprune.evaluate.runner import run_dataset
+    from onnxprune.evaluate.tasks import task_targets
+    from onnxprune.io import load_model
+    from onnxprune.report.task import grid_png, task_summary
+
+    original = load_model(model_path)
+    specs = model_input_specs(original)
+    shapes = options.input_shape or None
+    seed = options.seed
+    if options.eval:
+        evaluation = load_data(options.eval, specs, shapes, seed=seed + 1)
+    elif options.data:
+        full = load_data(options.data, specs, shapes, seed=seed)
+        evaluation = full.split(options.eval_split, seed)[1]
+    else:
+        evaluation = load_data("synthetic:16", specs, shapes, seed=seed)
+    limit = options.max_eval_samples
+    if limit is not None and len(evaluation) > limit:
+        import numpy as np
+
+        chosen = np.sort(np.random.default_rng(seed).choice(len(evaluation), limit, replace=False))
+        evaluation = evaluation.subset(chosen)
+    run = {"provider": options.provider, "batch_size": options.batch_size}
+    before = run_dataset(original, evaluation, **run)
+    after = run_dataset(pruned, evaluation, **run)
+    targets = task_targets(evaluation)
+    report.task = task_summary(spec, before, after, targets)
+    report.task["samples"] = len(evaluation)
+    images = next(iter(evaluation.inputs.values()))
+    report.task_grid_png = grid_png(spec, images, before, after)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from onnxprune.cli.task_options import guard_metric, task_options
+from onnxprune.cli.task_options import attach_task_report, guard_metric, task_options
 from onnxprune.errors import GuardNotMetError, InputError
 
 
@@ -171,6 +171,7 @@ def run(options) -> None:
         )
     result.save(out_path, force=options.force, input_path=model_path)
     result.report.options = _option_record(options)
+    attach_task_report(result.report, options, str(model_path), result.model)
     if options.report_json:
         _write_text(options.report_json, result.report.to_json())
     if options.report_html:
