@@ -299,7 +299,9 @@ def load_data(
     """Load ``spec`` as a :class:`Dataset` conformed to the model inputs (see module doc).
 
     ``spec``: a :class:`Dataset`; a path to a ``.npz`` (arrays keyed by input name, optional
-    ``labels`` or ``labels_key``); a folder in ImageFolder layout (``preprocess``: a
+    ``labels`` or ``labels_key``; ``boxes``/``box_labels``/``masks`` become ``targets``); a
+    folder of images with a COCO JSON or a ``masks/`` folder
+    (:mod:`onnxprune.evaluate.annotated_folder`); a folder in ImageFolder layout (``preprocess``: a
     :class:`~onnxprune.evaluate.preprocess.Preprocess`, a mapping or a config path; else the
     folder's ``preprocess.toml|yaml|yml|json`` or defaults from the model input);
     ``"synthetic"`` / ``"synthetic:N"`` (random inputs, seeded by ``seed``); a mapping of
@@ -335,7 +337,11 @@ def _load_path(spec, input_specs, input_shapes, preprocess, key, seed) -> Datase
     if not path.exists():
         raise InputError(f"data '{path}' does not exist")
     if path.is_dir():
+        from onnxprune.evaluate.annotated_folder import is_annotated_folder, load_annotated_folder
         from onnxprune.evaluate.imagefolder import load_image_folder
+
+        if is_annotated_folder(path):
+            return load_annotated_folder(path, input_specs, input_shapes, preprocess)
 
         return load_image_folder(path, input_specs, input_shapes, preprocess)
     if path.suffix.lower() == ".npz":
