@@ -9,8 +9,9 @@ images), ``names`` their names and ``spec`` the :class:`~onnxprune.evaluate.task
 (thresholds). Detection decoders return one :class:`~onnxprune.evaluate.detection.Detections`
 per image, segmentation decoders an int64 label map ``[N, H, W]``.
 
-Detection (raw heads: keep candidates with score ≥ ``spec.min_score``, then class-aware NMS at
-``spec.nms_iou``, at most ``spec.max_detections`` per image):
+Detection (raw heads: keep candidates with score ≥ ``spec.min_score`` (at most
+``MAX_CANDIDATES``), then class-aware NMS at ``spec.nms_iou``, at most
+``spec.max_detections`` per image):
 
 * ``yolov8`` — one output ``[N, 4 + C, A]``: per anchor cx, cy, w, h then C class scores;
   score = max_c s_c, label = argmax_c s_c; box = (cx − w/2, cy − h/2, cx + w/2, cy + h/2).
@@ -44,6 +45,7 @@ from onnxprune.evaluate.detection import Detections, nms
 
 TASK_DETECT = "detect"
 TASK_SEGMENT = "segment"
+MAX_CANDIDATES = 30000  # boxes per image entering NMS (as in common YOLO post-processing)
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,13 @@ def _float(array: np.ndarray) -> np.ndarray:
 def _postprocess(
     boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, spec: Any
 ) -> list[Detections]:
-    """Per image: keep score ≥ spec.min_score, then class-aware NMS."""
+    """Per image: keep score ≥ spec.min_score (at most MAX_CANDIDATES, the best), then
+    class-aware NMS."""
     result = []
     for image_boxes, image_scores, image_labels in zip(boxes, scores, labels, strict=True):
-        keep = image_scores >= spec.min_score
+        keep = np.nonzero(image_scores >= spec.min_score)[0]
+        if keep.size > MAX_CANDIDATES:
+            keep = keep[np.argsort(-image_scores[keep], kind="stable")[:MAX_CANDIDATES]]
         candidates = Detections(image_boxes[keep], image_scores[keep], image_labels[keep])
         result.append(nms(candidates, spec.nms_iou, spec.max_detections))
     return result

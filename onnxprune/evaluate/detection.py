@@ -97,24 +97,19 @@ def nms(
 ) -> Detections:
     """Class-aware greedy non-maximum suppression: in decreasing score order (stable), keep a
     box unless a kept box of the same class overlaps it with IoU > ``iou_threshold``; at most
-    ``max_detections`` kept (highest scores)."""
+    ``max_detections`` kept (highest scores). Memory O(K): each kept box is compared with the
+    boxes still in play, never a K x K matrix (raw heads have thousands of candidates)."""
     if len(detections) == 0:
         return detections
     order = np.argsort(-detections.scores, kind="stable")
     boxes, labels = detections.boxes[order], detections.labels[order]
-    # offsetting each class by a multiple of the coordinate span separates classes exactly
-    span = float(np.abs(boxes).max()) * 2 + 1
-    shifted = boxes + (labels.astype(np.float64) * span)[:, None]
-    iou = box_iou(shifted, shifted)
-    suppressed = np.zeros(len(order), dtype=bool)
+    remaining = np.arange(len(order))
     kept: list[int] = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        kept.append(i)
-        if max_detections is not None and len(kept) >= max_detections:
-            break
-        suppressed |= iou[i] > iou_threshold
+    while remaining.size and (max_detections is None or len(kept) < max_detections):
+        best, rest = remaining[0], remaining[1:]
+        kept.append(int(best))
+        overlap = box_iou(boxes[best], boxes[rest])[0]
+        remaining = rest[(overlap <= iou_threshold) | (labels[rest] != labels[best])]
     return detections.select(order[np.asarray(kept, dtype=np.int64)])
 
 
