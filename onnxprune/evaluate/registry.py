@@ -45,6 +45,7 @@ class Metric:
     kind: str
     higher_is_better: bool = True
     unit: str = ""
+    default_max_drop: float | None = None  # the guard's default tolerance, in ``unit``
     task: str = ""
     spec: Any = None
 
@@ -69,13 +70,24 @@ def builtin(
     higher_is_better: bool = True,
     unit: str = "",
     aliases: tuple[str, ...] = (),
+    default_max_drop: float | None = None,
     task: str = "",
 ) -> Callable[[Callable], Callable]:
-    """Decorator registering a built-in metric function under ``name`` (``task``: the task of
+    """Decorator registering a built-in metric function under ``name`` (``default_max_drop``:
+    the guard's default tolerance in the metric's unit, when it has one; ``task``: the task of
     a ``task`` metric, ``detect`` or ``segment``)."""
 
     def decorate(fn: Callable) -> Callable:
-        _add(Metric(name, fn, kind, higher_is_better, unit, task), aliases)
+        metric = Metric(
+            name,
+            fn,
+            kind,
+            higher_is_better,
+            unit,
+            default_max_drop=default_max_drop,
+            task=task,
+        )
+        _add(metric, aliases)
         return fn
 
     return decorate
