@@ -19,6 +19,7 @@ from onnx import ModelProto
 
 from onnxprune import defaults
 from onnxprune.errors import InputError
+from onnxprune.pipeline import blocks as _blocks  # noqa: F401 - registers the kind
 from onnxprune.pipeline import channels as _channels  # noqa: F401 - registers the kind
 from onnxprune.pipeline.goals import GoalContext, make_goal
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, Measured
@@ -183,6 +184,16 @@ def optimize(
         criterion, allocation, recover, evaluator.calibration is not None
     )
     notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
+    if len(kinds) > 1 and evaluator.calibration is None:
+        raise InputError(
+            f"ranking {' and '.join(kinds)} against each other needs calibration data "
+            "(data=...): their scores are measured drops"
+        )
+    if len(kinds) > 1 and "channels" in kinds and allocation != "sensitivity":
+        raise InputError(
+            "ranking channels against other kinds needs allocation 'sensitivity' (measured drop "
+            f"per MAC), got '{allocation}'"
+        )
 
     tick = time.perf_counter()
     say("analysing channel groups")
@@ -208,6 +219,7 @@ def optimize(
             "ignore": list(ignore),
             "ratio_for": dict(ratio_for or {}),
             "seed": seed,
+            "combined": len(kinds) > 1,
             **dict(plan_options or {}),
         },
         shared={"scores": scores, "allocation": allocation, "recover": recover},

@@ -43,6 +43,7 @@ class OptimizeOptions:
     criterion: str | None = None  # obs with --data, else l1
     allocation: str | None = None  # sensitivity with --data, else global
     recover: str | None = None  # lsq with --data, else none
+    units: str | None = None  # kinds of pruning, comma-separated (default: the target's)
     max_ratio: float = 0.8
     round_to: int | None = None  # the provider's channel block (onnxprune.defaults)
     ignore: list[str] = field(default_factory=list)

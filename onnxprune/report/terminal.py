@@ -78,8 +78,8 @@ def summary_rows(report: Report) -> list[list[str]]:
 
 
 def _number(value: float) -> str:
-    """Two decimals for values of 1 or more (points, %), four significant digits below."""
-    return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.4g}"
+    """Two decimals from 0.1 up (points, %), four significant digits below (nats, cosine)."""
+    return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.4g}"
 
 
 def print_summary(report: Report, console=None) -> None:

@@ -80,6 +80,12 @@ from onnxprune.errors import GuardNotMetError, InputError
     "(needs --data) (default sensitivity with --data, else global).",
 )
 @click.option(
+    "--units",
+    metavar="KINDS",
+    help="Kinds of pruning, comma-separated: channels, blocks (residual units replaced by their "
+    "mean output), or both, ranked by measured drop per MAC (needs --data). Default: channels.",
+)
+@click.option(
     "--max-ratio", type=float, help="Most of a group's channels that may go (default 0.8)."
 )
 @click.option(
@@ -169,6 +175,7 @@ def run(options) -> None:
             steps=options.steps,
             criterion=options.criterion,
             allocation=options.allocation,
+            units=options.units,
             recover=options.recover,
             provider=options.provider,
             max_ratio=options.max_ratio,
