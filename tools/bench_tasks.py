@@ -10,6 +10,15 @@ average beside it (the machine is shared).
 
     python tools/bench_tasks.py                 # both demos, writes docs/benchmarks.md
     python tools/bench_tasks.py --models shapes_detector --no-write
+    python tools/bench_tasks.py --third-party-text   # + PP-OCRv4 text detector (see below)
+
+``--third-party-text`` adds a model nobody trained here: the PP-OCRv4 mobile text detector
+(DBNet, exported by Paddle2ONNX) shipped inside the ``rapidocr-onnxruntime`` wheel (bench
+extra; ``pip install --no-deps rapidocr-onnxruntime==1.4.4``), run on 16 real photos from
+``skimage.data`` (scanned page and text crops, natural photos) at 320×320 with ImageNet
+normalisation, WITHOUT labels: ``--task segment --decoder probability`` so the guard uses
+``mask_iou_vs_original`` (the original's thresholded text map as ground truth). To keep the
+run short on a shared machine it uses l1 + global + no recovery.
 """
 
 from __future__ import annotations
@@ -78,6 +87,89 @@ def run(model: str, target: str, max_drop: float, out: Path) -> dict:
     }
 
 
+TEXT_IMAGES = ("page", "text", "camera", "coins", "astronaut", "coffee", "chelsea", "rocket")
+TEXT_SIZE = 320
+
+
+def text_detector_path() -> Path:
+    """The PP-OCRv4 detector ONNX inside the installed rapidocr-onnxruntime wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None or spec.origin is None:
+        raise SystemExit(
+            "--third-party-text needs: pip install --no-deps rapidocr-onnxruntime==1.4.4"
+        )
+    return Path(spec.origin).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
+
+
+def text_photos(path: Path) -> None:
+    """16 images [16, 3, 320, 320] float32 (two 320x320 views of each TEXT_IMAGES photo: the
+    whole photo resized, and its top-left square crop resized), ImageNet mean/std."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    images = []
+    for name in TEXT_IMAGES:
+        photo = getattr(skimage.data, name)()
+        if photo.ndim == 2:
+            photo = np.stack([photo] * 3, axis=-1)
+        side = min(photo.shape[:2])
+        for view in (photo, photo[:side, :side]):
+            resized = Image.fromarray(view[..., :3].astype(np.uint8)).resize(
+                (TEXT_SIZE, TEXT_SIZE), Image.BILINEAR
+            )
+            images.append(np.asarray(resized, dtype=np.float32) / 255.0)
+    array = (np.stack(images) - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    np.savez(path, x=array.transpose(0, 3, 1, 2).astype(np.float32))
+
+
+def run_text_detector(target: str, max_drop: float, out: Path) -> dict:
+    """optimize on the PP-OCRv4 text detector without labels (module doc)."""
+    model = text_detector_path()
+    data = out / "text_photos.npz"
+    text_photos(data)
+    command = [
+        "onnxprune", "optimize", str(model), "--data", str(data),
+        "--input-shape", f"x:1,3,{TEXT_SIZE},{TEXT_SIZE}",
+        "--task", "segment", "--decoder", "probability", "--target", target,
+        "--max-drop", f"{max_drop:g}", "--criterion", "l1", "--allocation", "global",
+        "--recover", "none", "-o", str(out / "text.pruned.onnx"),
+        "--report-json", str(out / "ppocrv4_det.json"), "--force", "--quiet",
+    ]  # fmt: skip
+    return _run_command(command, "ppocrv4_det (rapidocr-onnxruntime, Paddle2ONNX)", out)
+
+
+def _run_command(command: list[str], label: str, out: Path) -> dict:
+    load_before = load_average()
+    start = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.run(
+        [sys.executable, "-m", "onnxprune.cli", *command[1:]],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    if process.returncode not in (0, 3):
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {process.stderr}")
+    report_path = Path(command[command.index("--report-json") + 1])
+    report = json.loads(report_path.read_text())
+    printable = [
+        Path(c).name
+        if c.startswith((str(out), "/")) and c.endswith((".onnx", ".json", ".npz"))
+        else c
+        for c in command
+    ]
+    return {
+        "model": label,
+        "report": report,
+        "exit": process.returncode,
+        "seconds": seconds,
+        "load": f"{load_before} → {load_average()}",
+        "command": " ".join(printable),
+    }
+
+
 def table(results: list[dict], max_drop: float) -> str:
     rows = []
     for result in results:
@@ -124,9 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="macs=0.7")
     parser.add_argument("--max-drop", type=float, default=2.0)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--third-party-text", action="store_true", help="add PP-OCRv4 det")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         results = [run(m, args.target, args.max_drop, Path(folder)) for m in args.models]
+        if args.third_party_text:
+            results.append(run_text_detector(args.target, args.max_drop, Path(folder)))
     body = table(results, args.max_drop)
     print(body)
     if not args.no_write:
