@@ -1,6 +1,6 @@
 """Channel importance criteria, registered by name (``l1``, ``l2``, ``bn``, ``random``, ...)."""
 
-from onnxprune.importance import activation, obs  # noqa: F401 - registers data criteria
+from onnxprune.importance import activation, gradient, obs  # noqa: F401 - registers data criteria
 from onnxprune.importance.norms import CRITERIA, register_criterion
 
 

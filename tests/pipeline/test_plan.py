@@ -99,7 +99,7 @@ def test_one_loop_grows_items_of_two_kinds():
             data=calibration(40),
             units=["channels", "rowmask"],
             criterion="l1",
-            allocation="global",
+            allocation="sensitivity",
             recover="none",
             max_drop=100,
             steps=2,

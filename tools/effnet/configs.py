@@ -113,6 +113,8 @@ class DataDriven:
     sensitivity_ratios: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75)
     sensitivity_samples: int = 32
     ignore: tuple[str, ...] = ()
+    distill_steps: int = 0  # recovery "lsq+distill": Adam steps after the refit
+    distill_batch: int = 8
 
     def run(self, bench: Bench, cut: float) -> Candidate:
         from onnxprune.analysis import analyze
@@ -124,7 +126,7 @@ class DataDriven:
         data = {INPUT: bench.calibration}
         samples = len(bench.calibration)
         # scores and the sensitivity table do not depend on the final recovery: share them
-        key = repr(dataclasses.replace(self, recovery=""))
+        key = repr(dataclasses.replace(self, recovery="", distill_steps=0))
         state = bench.cache.setdefault(key, {})
         if "analysis" not in state:
             _, prepared, _ = prepare(bench.onnx_model, {INPUT: SHAPE})
@@ -146,9 +148,24 @@ class DataDriven:
             removed, detail = self._uniform(bench, analysis, cut, state)
         pruned = apply_removal(analysis, removed)
         bench.progress(f"  recovery ({self.recovery}, {samples} calibration crops)")
-        recover = make_recovery(
-            self.recovery, analysis, data, max_samples=samples, progress=bench.progress
-        )
+        if self.recovery == "lsq+distill":
+            from onnxprune.recover.distill import make_distill_recovery
+
+            recover = make_distill_recovery(
+                analysis,
+                data,
+                base="lsq",
+                max_samples=samples,
+                progress=bench.progress,
+                steps=self.distill_steps,
+                batch_size=self.distill_batch,
+                eval_every=5,
+                patience=2,
+            )
+        else:
+            recover = make_recovery(
+                self.recovery, analysis, data, max_samples=samples, progress=bench.progress
+            )
         model, recovery_s = _timed(lambda: recover(analysis, set(removed), pruned))
         check_model(model)
         detail += f"; scores+sensitivity {shared:.0f} s, recovery {recovery_s:.0f} s"
@@ -218,3 +235,6 @@ def temporary_workdir() -> tempfile.TemporaryDirectory:
 
 CONFIGS["onnxprune obs+sens.+bias"] = DataDriven("obs", "sensitivity", "bias").run
 CONFIGS["onnxprune obs+sens.+lsq"] = DataDriven("obs", "sensitivity", "lsq").run
+CONFIGS["onnxprune obs+sens.+lsq+distill"] = DataDriven(
+    "obs", "sensitivity", "lsq+distill", distill_steps=20, distill_batch=8
+).run

@@ -1,0 +1,498 @@
+"""Every vector-Jacobian rule against central finite differences in float64."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from onnxprune.autodiff import registered_vjp_ops
+from onnxprune.autodiff.rules.resample import linear_matrix, source_coordinates
+from onnxprune.errors import InputError
+from tests.autodiff.fd import check_gradients, one_node_model
+
+FD_SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _check(op, inputs, constants, order, wrt, opset=18, outputs=1, engine="reference", **attrs):
+    model = one_node_model(op, inputs, constants, order, outputs=outputs, opset=opset, **attrs)
+    check_gradients(model, inputs, wrt, engine=engine)
+
+
+@st.composite
+def conv_cases(draw):
+    rank = draw(st.sampled_from([1, 2]))
+    group = draw(st.sampled_from([1, 2, 3]))
+    per_group_in = draw(st.integers(1, 2))
+    per_group_out = draw(st.integers(1, 2))
+    kernel = [draw(st.integers(1, 3)) for _ in range(rank)]
+    strides = [draw(st.integers(1, 3)) for _ in range(rank)]
+    dilations = [draw(st.integers(1, 2)) for _ in range(rank)]
+    pads = [draw(st.integers(0, 2)) for _ in range(2 * rank)]
+    spatial = [
+        draw(st.integers((k - 1) * d + 1, (k - 1) * d + 6))
+        for k, d in zip(kernel, dilations, strict=False)
+    ]
+    bias = draw(st.booleans())
+    seed = draw(st.integers(0, 1000))
+    return (
+        rank,
+        group,
+        per_group_in,
+        per_group_out,
+        kernel,
+        strides,
+        dilations,
+        pads,
+        spatial,
+        bias,
+        seed,
+    )
+
+
+@FD_SETTINGS
+@given(conv_cases())
+def test_conv_matches_finite_differences(case) -> None:
+    _, group, cin, cout, kernel, strides, dilations, pads, spatial, bias, seed = case
+    rng = _rng(seed)
+    x = rng.standard_normal((2, group * cin, *spatial))
+    w = rng.standard_normal((group * cout, cin, *kernel))
+    constants = {"w": w}
+    order = ["x", "w"]
+    if bias:
+        constants["b"] = rng.standard_normal(group * cout)
+        order.append("b")
+    _check(
+        "Conv",
+        {"x": x},
+        constants,
+        order,
+        ["x", *order[1:]],
+        group=group,
+        strides=strides,
+        dilations=dilations,
+        pads=pads,
+    )
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_conv_large_kernel_uses_the_transposed_operand_conv(group: int) -> None:
+    rng = _rng(5)
+    x = rng.standard_normal((2, 2 * group, 9, 8))
+    w = rng.standard_normal((2 * group, 2, 4, 3))
+    _check(
+        "Conv",
+        {"x": x},
+        {"w": w},
+        ["x", "w"],
+        ["x", "w"],
+        group=group,
+        strides=[2, 1],
+        pads=[1, 0, 2, 1],
+        dilations=[1, 2],
+    )
+
+
+@FD_SETTINGS
+@given(
+    st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID"]),
+    st.integers(1, 3),
+    st.integers(0, 100),
+)
+def test_conv_auto_pad(auto_pad: str, stride: int, seed: int) -> None:
+    rng = _rng(seed)
+    x = rng.standard_normal((1, 2, 7, 6))
+    w = rng.standard_normal((3, 2, 3, 2))
+    _check(
+        "Conv",
+        {"x": x},
+        {"w": w},
+        ["x", "w"],
+        ["x", "w"],
+        auto_pad=auto_pad,
+        strides=[stride, stride],
+    )
+
+
+@FD_SETTINGS
+@given(
+    st.sampled_from([1, 2]),
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.integers(0, 1),
+    st.integers(0, 100),
+)
+def test_conv_transpose(group: int, stride: int, dilation: int, pad: int, seed: int) -> None:
+    rng = _rng(seed)
+    x = rng.standard_normal((2, 2 * group, 4, 3))
+    w = rng.standard_normal((2 * group, 2, 3, 2))
+    b = rng.standard_normal(2 * group)
+    _check(
+        "ConvTranspose",
+        {"x": x},
+        {"w": w, "b": b},
+        ["x", "w", "b"],
+        ["x", "w", "b"],
+        group=group,
+        strides=[stride, stride],
+        dilations=[dilation, 1],
+        pads=[pad, 0, 0, pad],
+        output_padding=[stride - 1, 0],
+    )
+
+
+@pytest.mark.parametrize("trans_a", [0, 1])
+@pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.parametrize("c_shape", [(5,), (1, 5), (3, 5)])
+def test_gemm(trans_a: int, trans_b: int, c_shape) -> None:
+    rng = _rng()
+    a = rng.standard_normal((4, 3) if trans_a else (3, 4))
+    b = rng.standard_normal((5, 4) if trans_b else (4, 5))
+    c = rng.standard_normal(c_shape)
+    _check(
+        "Gemm",
+        {"a": a},
+        {"b": b, "c": c},
+        ["a", "b", "c"],
+        ["a", "b", "c"],
+        transA=trans_a,
+        transB=trans_b,
+        alpha=0.7,
+        beta=1.3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [
+        ((3, 4), (4, 5)),
+        ((2, 3, 4), (4, 5)),
+        ((2, 3, 4), (2, 4, 5)),
+        ((2, 1, 3, 4), (3, 4, 2)),
+        ((4,), (4, 5)),
+        ((2, 3, 4), (4,)),
+        ((4,), (4,)),
+    ],
+)
+def test_matmul_broadcasting(a_shape, b_shape) -> None:
+    rng = _rng()
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    _check("MatMul", {"a": a}, {"b": b}, ["a", "b"], ["a", "b"])
+
+
+BROADCAST_SHAPES = [
+    ((2, 3, 4), (2, 3, 4)),
+    ((2, 3, 4), (4,)),
+    ((2, 3, 4), (3, 1)),
+    ((1, 3, 1), (2, 1, 4)),
+]
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+@pytest.mark.parametrize(("a_shape", "b_shape"), BROADCAST_SHAPES)
+def test_binary_broadcast(op: str, a_shape, b_shape) -> None:
+    rng = _rng()
+    a = rng.standard_normal(a_shape)
+    b = rng.standard_normal(b_shape)
+    if op == "Div":
+        b = np.sign(b) * (np.abs(b) + 0.5)
+    _check(op, {"a": a}, {"b": b}, ["a", "b"], ["a", "b"])
+
+
+UNARY = {
+    "Relu": {},
+    "LeakyRelu": {"alpha": 0.1},
+    "Sigmoid": {},
+    "Tanh": {},
+    "HardSigmoid": {"alpha": 0.3, "beta": 0.4},
+    "HardSwish": {},
+    "Erf": {},
+    "Exp": {},
+    "Neg": {},
+    "Abs": {},
+    "Identity": {},
+}
+
+
+@pytest.mark.parametrize("op", sorted(UNARY))
+def test_unary(op: str) -> None:
+    x = _rng().standard_normal((3, 4, 5)) * 3
+    _check(op, {"x": x}, {}, ["x"], ["x"], **UNARY[op])
+
+
+@pytest.mark.parametrize("op", ["Log", "Sqrt", "Reciprocal"])
+def test_unary_positive(op: str) -> None:
+    x = np.abs(_rng().standard_normal((3, 4))) + 0.5
+    _check(op, {"x": x}, {}, ["x"], ["x"])
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(approximate: str) -> None:
+    x = _rng().standard_normal((3, 5)) * 2
+    _check("Gelu", {"x": x}, {}, ["x"], ["x"], opset=20, approximate=approximate)
+
+
+@pytest.mark.parametrize("opset", [11, 18])
+def test_clip(opset: int) -> None:
+    x = _rng().standard_normal((3, 4, 5)) * 4
+    bounds = {"lo": np.array(-1.0), "hi": np.array(2.0)}
+    _check("Clip", {"x": x}, bounds, ["x", "lo", "hi"], ["x"], opset=opset)
+
+
+def test_pow_constant_exponent() -> None:
+    x = np.abs(_rng().standard_normal((3, 4))) + 0.5
+    _check("Pow", {"x": x}, {"p": np.array(2.5)}, ["x", "p"], ["x"])
+
+
+def test_sum() -> None:
+    rng = _rng()
+    _check(
+        "Sum",
+        {"a": rng.standard_normal((2, 3)), "b": rng.standard_normal((3,))},
+        {},
+        ["a", "b"],
+        ["a", "b"],
+    )
+
+
+@FD_SETTINGS
+@given(
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(0, 1),
+    st.integers(0, 1),
+    st.integers(0, 100),
+)
+def test_max_pool(kernel: int, stride: int, pad: int, ceil: int, seed: int) -> None:
+    pad = min(pad, kernel // 2)
+    # Windows that ceil_mode starts inside the end pad: ONNX shape inference and ONNX Runtime
+    # disagree on the output size, so the test's declared shapes would be wrong.
+    assume(not (ceil and any((size + 2 * pad - kernel) % stride for size in (7, 6))))
+    x = _rng(seed).standard_normal((2, 3, 7, 6))
+    _check(
+        "MaxPool",
+        {"x": x},
+        {},
+        ["x"],
+        ["x"],
+        kernel_shape=[kernel, kernel],
+        strides=[stride, stride],
+        pads=[pad] * 4,
+        ceil_mode=ceil,
+        engine="ort",
+    )
+
+
+@FD_SETTINGS
+@given(
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(0, 1),
+    st.integers(0, 1),
+    st.integers(0, 1),
+    st.integers(0, 100),
+)
+def test_average_pool(kernel: int, stride: int, pad: int, include: int, ceil: int, seed: int):
+    pad = min(pad, kernel // 2)
+    x = _rng(seed).standard_normal((2, 3, 7, 6))
+    adds_windows = ceil and any((size + 2 * pad - kernel) % stride for size in (7, 6))
+    context = pytest.raises(InputError, match="ceil_mode") if adds_windows else nullcontext()
+    with context:
+        _check(
+            "AveragePool",
+            {"x": x},
+            {},
+            ["x"],
+            ["x"],
+            kernel_shape=[kernel, kernel],
+            strides=[stride, stride],
+            pads=[pad] * 4,
+            count_include_pad=include,
+            ceil_mode=ceil,
+        )
+
+
+def test_global_average_pool() -> None:
+    _check("GlobalAveragePool", {"x": _rng().standard_normal((2, 3, 4, 5))}, {}, ["x"], ["x"])
+
+
+def test_reshape_flatten_squeeze_unsqueeze() -> None:
+    x = _rng().standard_normal((2, 3, 1, 4))
+    _check("Reshape", {"x": x}, {"s": np.array([2, -1])}, ["x", "s"], ["x"])
+    _check("Flatten", {"x": x}, {}, ["x"], ["x"], axis=2)
+    _check("Squeeze", {"x": x}, {"a": np.array([2])}, ["x", "a"], ["x"])
+    _check("Unsqueeze", {"x": x}, {"a": np.array([0, 3])}, ["x", "a"], ["x"])
+
+
+def test_transpose() -> None:
+    x = _rng().standard_normal((2, 3, 4))
+    _check("Transpose", {"x": x}, {}, ["x"], ["x"], perm=[2, 0, 1])
+    _check("Transpose", {"x": x}, {}, ["x"], ["x"])
+
+
+def test_concat_and_split() -> None:
+    rng = _rng()
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 2, 4))
+    _check("Concat", {"a": a, "b": b}, {}, ["a", "b"], ["a", "b"], axis=-2)
+    x = rng.standard_normal((2, 5, 4))
+    _check("Split", {"x": x}, {"s": np.array([2, 3])}, ["x", "s"], ["x"], outputs=2, axis=1)
+
+
+def test_split_with_unused_piece() -> None:
+    x = _rng().standard_normal((2, 5, 4))
+    model = one_node_model(
+        "Split", {"x": x}, {"s": np.array([2, 3])}, ["x", "s"], outputs=2, axis=1
+    )
+    check_gradients(model, {"x": x}, ["x"], outputs=["y1"])
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "axes"),
+    [([1], [3], [1]), ([0, -3], [2, 100], [0, 2]), ([-2], [-1], [-1])],
+)
+def test_slice(starts, ends, axes) -> None:
+    x = _rng().standard_normal((3, 4, 5))
+    constants = {"st": np.array(starts), "en": np.array(ends), "ax": np.array(axes)}
+    _check("Slice", {"x": x}, constants, ["x", "st", "en", "ax"], ["x"])
+
+
+def test_pad() -> None:
+    x = _rng().standard_normal((2, 3, 4))
+    _check("Pad", {"x": x}, {"p": np.array([0, 1, 2, 0, 0, 1])}, ["x", "p"], ["x"])
+
+
+@pytest.mark.parametrize("indices", [np.array(1), np.array([2, 0, 2]), np.array([[0, 1], [3, 3]])])
+def test_gather(indices) -> None:
+    x = _rng().standard_normal((2, 4, 3))
+    _check("Gather", {"x": x}, {"i": indices}, ["x", "i"], ["x"], axis=1)
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum"])
+@pytest.mark.parametrize("keepdims", [0, 1])
+@pytest.mark.parametrize("opset", [11, 18])
+def test_reductions(op: str, keepdims: int, opset: int) -> None:
+    x = _rng().standard_normal((2, 3, 4))
+    axes = [1, -1]
+    if opset >= (13 if op == "ReduceSum" else 18):
+        _check(
+            op, {"x": x}, {"a": np.array(axes)}, ["x", "a"], ["x"], opset=opset, keepdims=keepdims
+        )
+    else:
+        _check(op, {"x": x}, {}, ["x"], ["x"], opset=opset, keepdims=keepdims, axes=axes)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize(("opset", "axis"), [(11, 1), (13, 1), (13, -1)])
+def test_softmax(op: str, opset: int, axis: int) -> None:
+    x = _rng().standard_normal((2, 3, 4))
+    _check(op, {"x": x}, {}, ["x"], ["x"], opset=opset, axis=axis)
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_layer_normalization(axis: int) -> None:
+    rng = _rng()
+    x = rng.standard_normal((2, 3, 4))
+    shape = x.shape[axis % 3 :]
+    constants = {"g": rng.standard_normal(shape), "b": rng.standard_normal(shape)}
+    _check("LayerNormalization", {"x": x}, constants, ["x", "g", "b"], ["x", "g", "b"], axis=axis)
+
+
+def test_batch_normalization() -> None:
+    rng = _rng()
+    x = rng.standard_normal((2, 3, 4, 5))
+    constants = {
+        "g": rng.standard_normal(3),
+        "b": rng.standard_normal(3),
+        "m": rng.standard_normal(3),
+        "v": np.abs(rng.standard_normal(3)) + 0.5,
+    }
+    _check("BatchNormalization", {"x": x}, constants, ["x", "g", "b", "m", "v"], ["x", "g", "b"])
+
+
+@pytest.mark.parametrize(
+    ("transform", "nearest", "scales"),
+    [
+        ("asymmetric", "floor", [1.0, 1.0, 2.0, 2.0]),
+        ("half_pixel", "round_prefer_floor", [1.0, 1.0, 1.5, 3.0]),
+        ("align_corners", "round_prefer_ceil", [1.0, 1.0, 0.5, 2.0]),
+        ("pytorch_half_pixel", "ceil", [1.0, 1.0, 2.5, 1.0]),
+    ],
+)
+def test_resize_nearest(transform: str, nearest: str, scales) -> None:
+    x = _rng().standard_normal((1, 2, 4, 3))
+    constants = {"roi": np.array([], dtype=np.float32), "sc": np.array(scales, dtype=np.float32)}
+    _check(
+        "Resize",
+        {"x": x},
+        constants,
+        ["x", "roi", "sc"],
+        ["x"],
+        mode="nearest",
+        coordinate_transformation_mode=transform,
+        nearest_mode=nearest,
+    )
+
+
+@pytest.mark.parametrize("transform", ["half_pixel", "asymmetric"])
+def test_resize_linear(transform: str) -> None:
+    x = _rng().standard_normal((1, 2, 4, 3))
+    constants = {
+        "roi": np.array([], dtype=np.float32),
+        "sc": np.array([1.0, 1.0, 2.0, 1.5], dtype=np.float32),
+    }
+    _check(
+        "Resize",
+        {"x": x},
+        constants,
+        ["x", "roi", "sc"],
+        ["x"],
+        mode="linear",
+        coordinate_transformation_mode=transform,
+    )
+
+
+@pytest.mark.parametrize("transform", ["align_corners", "half_pixel", "pytorch_half_pixel"])
+def test_resize_linear_matrix_matches_onnx_runtime(transform: str) -> None:
+    """The rule's ∂X = g·P uses P, the forward's interpolation matrix: compare P with ONNX
+    Runtime's forward on unit inputs (the reference evaluator's align_corners weights are off,
+    and ONNX Runtime has no float64 Resize)."""
+    import onnxruntime as ort
+
+    size_in, scale = 3, 1.5
+    model = one_node_model(
+        "Resize",
+        {"x": np.zeros((1, 1, 1, size_in), dtype=np.float32)},
+        {
+            "roi": np.array([], dtype=np.float32),
+            "sc": np.array([1, 1, 1, scale], dtype=np.float32),
+        },
+        ["x", "roi", "sc"],
+        mode="linear",
+        coordinate_transformation_mode=transform,
+    )
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    columns = [
+        session.run(None, {"x": unit.reshape(1, 1, 1, -1)})[0].ravel()
+        for unit in np.eye(size_in, dtype=np.float32)
+    ]
+    size_out = int(size_in * scale)
+    expected = linear_matrix(source_coordinates(size_out, size_in, scale, transform), size_in)
+    np.testing.assert_allclose(np.stack(columns, axis=1), expected, atol=1e-6)
+
+
+def test_every_op_the_brief_names_has_a_rule() -> None:
+    named = {
+        "Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid",
+        "HardSigmoid", "HardSwish", "Tanh", "Gelu", "Erf", "MaxPool", "AveragePool",
+        "GlobalAveragePool", "Reshape", "Transpose", "Flatten", "Concat", "Split", "Slice",
+        "Squeeze", "Unsqueeze", "ReduceMean", "Softmax", "LayerNormalization", "Resize",
+        "BatchNormalization",
+    }  # fmt: skip
+    assert named <= set(registered_vjp_ops())
