@@ -36,12 +36,15 @@ class Dataset:
 
     ``source`` says where the data came from (a path, ``split of PATH``, ``synthetic`` or
     ``in-memory``); ``notes`` collects warnings made while loading (casts, ignored keys).
+    ``targets`` keeps extra per-sample arrays that are not model inputs (detection boxes,
+    segmentation masks: :mod:`onnxprune.evaluate.targets`); they follow every subset.
     """
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None = None
     source: str = "in-memory"
     notes: list[str] = field(default_factory=list)
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -58,6 +61,9 @@ class Dataset:
             if self.labels.ndim == 0 or self.labels.shape[0] != n:
                 got = "a scalar" if self.labels.ndim == 0 else f"{self.labels.shape[0]} entries"
                 raise InputError(f"labels have {got} but the data has {n} samples")
+        for key, array in self.targets.items():
+            if np.ndim(array) == 0 or len(array) != n:
+                raise InputError(f"data array '{key}' does not have one entry per sample ({n})")
 
     def __len__(self) -> int:
         return int(next(iter(self.inputs.values())).shape[0])
@@ -85,6 +91,7 @@ class Dataset:
             None if self.labels is None else self.labels[index],
             source or self.source,
             list(self.notes),
+            {key: array[index] for key, array in self.targets.items()},
         )
 
     def take(self, count: int) -> Dataset:
@@ -234,7 +241,11 @@ def conform(
         array = np.asarray(arrays[name])
         _check_shape(name, array, expected_shape(spec, input_shapes))
         conformed[name] = _cast(name, array, np.dtype(dtype), notes)
-    return Dataset(conformed, _labels(dataset.labels), dataset.source, notes)
+    if dataset.targets:
+        from onnxprune.evaluate.targets import check_targets
+
+        check_targets(dataset.targets, conformed, input_specs)
+    return Dataset(conformed, _labels(dataset.labels), dataset.source, notes, dataset.targets)
 
 
 def _check_shape(name: str, array: np.ndarray, expected: list) -> None:
@@ -311,7 +322,9 @@ def load_data(
     """Load ``spec`` as a :class:`Dataset` conformed to the model inputs (see module doc).
 
     ``spec``: a :class:`Dataset`; a path to a ``.npz`` (arrays keyed by input name, optional
-    ``labels`` or ``labels_key``); a folder in ImageFolder layout (``preprocess``: a
+    ``labels`` or ``labels_key``; ``boxes``/``box_labels``/``masks`` become ``targets``); a
+    folder of images with a COCO JSON or a ``masks/`` folder
+    (:mod:`onnxprune.evaluate.annotated_folder`); a folder in ImageFolder layout (``preprocess``: a
     :class:`~onnxprune.evaluate.preprocess.Preprocess`, a mapping or a config path; else the
     folder's ``preprocess.toml|yaml|yml|json`` or defaults from the model input);
     ``"synthetic"`` / ``"synthetic:N"`` (random inputs, seeded by ``seed``); a mapping of
@@ -347,7 +360,11 @@ def _load_path(spec, input_specs, input_shapes, preprocess, key, seed) -> Datase
     if not path.exists():
         raise InputError(f"data '{path}' does not exist")
     if path.is_dir():
+        from onnxprune.evaluate.annotated_folder import is_annotated_folder, load_annotated_folder
         from onnxprune.evaluate.imagefolder import load_image_folder
+
+        if is_annotated_folder(path):
+            return load_annotated_folder(path, input_specs, input_shapes, preprocess)
 
         return load_image_folder(path, input_specs, input_shapes, preprocess)
     if path.suffix.lower() == ".npz":
@@ -383,10 +400,13 @@ def _load_npz(path: Path, key: str) -> Dataset:
 
 
 def _from_mapping(arrays: dict[str, Any], key: str, source: str) -> Dataset:
+    from onnxprune.evaluate.targets import TARGET_KEYS
+
+    targets = {name: np.asarray(arrays.pop(name)) for name in TARGET_KEYS if name in arrays}
     labels = arrays.pop(key, None)
     if key != LABELS_KEY and labels is None:
         raise InputError(f"data '{source}' has no '{key}' array for labels")
     inputs = {str(name): np.asarray(value) for name, value in arrays.items()}
     if not inputs:
         raise InputError(f"data '{source}' has no input arrays")
-    return Dataset(inputs, None if labels is None else np.asarray(labels), source)
+    return Dataset(inputs, None if labels is None else np.asarray(labels), source, [], targets)

@@ -7,7 +7,14 @@ Three kinds, by what the function compares:
 * ``reference`` — ``fn(candidate, reference) -> float`` on ONE output tensor of the evaluated
   model and the same output of the reference model (:mod:`onnxprune.evaluate.fidelity`);
 * ``custom`` — a user function ``fn(outputs, labels) -> float`` (``labels`` is None when the
-  data has none), registered with :func:`register_metric`.
+  data has none), registered with :func:`register_metric`;
+* ``task`` — a detection or segmentation metric ``fn(predictions, truths, spec) -> float`` on
+  DECODED predictions and ground truth (:mod:`onnxprune.evaluate.detection`,
+  :mod:`onnxprune.evaluate.segmentation`); ``task`` says which task it belongs to. It sees
+  every output of both models: :func:`onnxprune.evaluate.tasks.bind_task_metric` sets its
+  ``spec`` (task, decoder, thresholds) and :func:`onnxprune.evaluate.tasks.score_task`
+  decodes candidate and reference outputs and builds the truth (the data's boxes/masks, or
+  for ``*_vs_original`` names the reference model's own decoded predictions).
 
 Plug-ins: an installed package can make metrics usable by name from the CLI with an entry
 point in the group ``onnxprune.metrics`` (``name = "package.module:function"``); they are
@@ -18,12 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from onnxprune.errors import InputError
 
 KIND_LABELS = "labels"
 KIND_REFERENCE = "reference"
 KIND_CUSTOM = "custom"
+KIND_TASK = "task"
 ENTRY_POINT_GROUP = "onnxprune.metrics"
 
 
@@ -37,6 +46,8 @@ class Metric:
     higher_is_better: bool = True
     unit: str = ""
     default_max_drop: float | None = None  # the guard's default tolerance, in ``unit``
+    task: str = ""
+    spec: Any = None
 
     def __call__(self, *args):
         return self.fn(*args)
@@ -60,12 +71,23 @@ def builtin(
     unit: str = "",
     aliases: tuple[str, ...] = (),
     default_max_drop: float | None = None,
+    task: str = "",
 ) -> Callable[[Callable], Callable]:
     """Decorator registering a built-in metric function under ``name`` (``default_max_drop``:
-    the guard's default tolerance in the metric's unit, when it has one)."""
+    the guard's default tolerance in the metric's unit, when it has one; ``task``: the task of
+    a ``task`` metric, ``detect`` or ``segment``)."""
 
     def decorate(fn: Callable) -> Callable:
-        _add(Metric(name, fn, kind, higher_is_better, unit, default_max_drop), aliases)
+        metric = Metric(
+            name,
+            fn,
+            kind,
+            higher_is_better,
+            unit,
+            default_max_drop=default_max_drop,
+            task=task,
+        )
+        _add(metric, aliases)
         return fn
 
     return decorate
@@ -138,4 +160,9 @@ def _load_entry_point(name: str) -> None:
 
 
 def _load_builtins() -> None:
-    from onnxprune.evaluate import fidelity, metrics  # noqa: F401 - registers on import
+    from onnxprune.evaluate import (  # noqa: F401 - registers on import
+        detection,
+        fidelity,
+        metrics,
+        segmentation,
+    )

@@ -18,6 +18,7 @@ from onnxprune.evaluate.registry import (
     KIND_CUSTOM,
     KIND_LABELS,
     KIND_REFERENCE,
+    KIND_TASK,
     Metric,
     metric_names,
 )
@@ -132,9 +133,12 @@ def validate(
     preprocess: Any = None,
     max_samples: int | None = None,
     seed: int = 0,
+    task: Any = None,
 ) -> ValidationResult:
     """Run both models on ``data`` (see :func:`~onnxprune.evaluate.data.load_data`; None:
-    synthetic inputs) and compute ``metrics`` (see :func:`select_metrics`)."""
+    synthetic inputs) and compute ``metrics`` (see :func:`select_metrics`). With ``task`` (a
+    :class:`~onnxprune.evaluate.tasks.TaskSpec`) every task metric the data allows is added to
+    ``accuracy`` for both models (``*_vs_original`` against the reference's predictions)."""
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}")
     notes: list[str] = []
@@ -167,9 +171,17 @@ def validate(
         ref_runner.close()
 
     names = align_outputs(ref_out, cand_out, notes)
+    units: dict[str, str] = {}
     accuracy: dict[str, dict[str, float]] = {"reference": {}, "candidate": {}}
     fidelity: dict[str, dict[str, float | None]] = {name: {} for name in names}
     for metric in chosen:
+        if metric.kind == KIND_TASK:
+            if task is None:
+                raise InputError(
+                    f"metric '{metric.name}' is a {metric.task} metric: give --task "
+                    f"{metric.task} and --decoder NAME"
+                )
+            continue  # every task metric the data allows is added below
         if metric.kind == KIND_REFERENCE:
             for position, name in enumerate(names):
                 try:
@@ -180,6 +192,14 @@ def validate(
         else:
             accuracy["reference"][metric.name] = apply_metric(metric, ref_out, dataset.labels)
             accuracy["candidate"][metric.name] = apply_metric(metric, cand_out, dataset.labels)
+    if task is not None:
+        from onnxprune.evaluate.tasks import task_targets, task_values
+
+        targets = task_targets(dataset)
+        for model, outputs in (("reference", ref_out), ("candidate", cand_out)):
+            values = task_values(task, outputs, targets, reference=ref_out)
+            accuracy[model].update(values)
+            units.update(dict.fromkeys(values, "%"))
     return ValidationResult(
         reference=_label(reference),
         candidate=_label(candidate),
@@ -187,7 +207,7 @@ def validate(
         data=dataset.describe(),
         accuracy=accuracy,
         fidelity=fidelity,
-        units={m.name: m.unit for m in chosen},
+        units={**{m.name: m.unit for m in chosen}, **units},
         notes=notes,
     )
 

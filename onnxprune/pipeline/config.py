@@ -3,6 +3,9 @@
 A config file holds the command's options under their CLI names, dashes or underscores
 (``max-drop = 0.5`` or ``max_drop: 0.5``), optionally inside an ``[optimize]`` table. Paths in
 it are relative to the file's folder. Precedence: defaults < config file < command-line flags.
+A ``[task]`` table (top level or inside ``[optimize]``) holds the detection/segmentation
+options: ``name`` (or ``task``) = detect | segment, ``decoder``, ``score-threshold``,
+``nms-iou``, ``mask-threshold``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from onnxprune.errors import InputError
 
 PATH_KEYS = ("model", "output", "data", "eval", "report_json", "report_html")
+TASK_THRESHOLDS = ("score_threshold", "nms_iou", "mask_threshold")
 
 
 @dataclass
@@ -28,6 +32,11 @@ class OptimizeOptions:
     eval: str | None = None
     eval_split: float = 0.3
     metric: str | None = None
+    task: str | None = None  # detect | segment (onnxprune.evaluate.tasks)
+    decoder: str | None = None
+    score_threshold: float | None = None
+    nms_iou: float | None = None
+    mask_threshold: float | None = None
     max_drop: str | None = None  # number (metric's unit), 'Nx' (x noise floor), or default
     noise_sigma: float = 0.01  # relative input noise of the guard's noise floor (0: off)
     steps: int = 4
@@ -81,8 +90,10 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         raw = {}
     if not isinstance(raw, dict):
         raise InputError(f"config '{source}': expected a mapping of options at the top level")
+    task_table = raw.get("task") if isinstance(raw.get("task"), dict) else None
     if isinstance(raw.get("optimize"), dict):
         raw = raw["optimize"]
+    raw = _flatten_task(dict(raw), task_table, source)
     known = set(OptimizeOptions.names())
     options: dict[str, Any] = {}
     for key, value in raw.items():
@@ -93,6 +104,20 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
             value = str(source.parent / value) if not Path(value).is_absolute() else value
         options[name] = value
     return options
+
+
+def _flatten_task(raw: dict[str, Any], outer: dict | None, source: Path) -> dict[str, Any]:
+    """Options of a ``[task]`` table moved to the top level (``name`` becomes ``task``)."""
+    table = raw.pop("task") if isinstance(raw.get("task"), dict) else outer
+    if table is None:
+        return raw
+    for key, value in table.items():
+        name = normalize_key(key)
+        name = "task" if name == "name" else name
+        if name not in ("task", "decoder", *TASK_THRESHOLDS):
+            raise InputError(f"config '{source}': unknown option '{key}' in [task]")
+        raw[name] = value
+    return raw
 
 
 def _parse_toml(text: str, source: Path) -> Any:
@@ -151,6 +176,8 @@ def _convert(name: str, value: Any, default: Any) -> Any:
             return _input_shapes(value)
         if name in ("max_eval_samples", "round_to"):
             return int(value)
+        if name in TASK_THRESHOLDS:
+            return float(value)
         if name == "max_drop":
             text = str(value).strip()
             return text if text.lower().endswith("x") else float(text)

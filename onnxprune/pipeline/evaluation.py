@@ -23,6 +23,11 @@ default (1 point for % metrics such as top1 and expected_top1, 0.01 for cosine) 
 :data:`DEFAULT_FLOOR_FACTOR` × floor; the threshold a step must meet is ``max(max_drop,
 floor)`` so a change within the noise is never rolled back.
 
+Task metrics (detection/segmentation, :mod:`onnxprune.evaluate.tasks`) see EVERY output of
+the candidate and of the original plus the data's boxes/masks (``Dataset.targets``, carried
+into the bootstrap subsets); ``metric`` may be a :class:`~onnxprune.evaluate.tasks.TaskSpec`
+for the task's default (``map50``/``miou`` with ground truth, else ``*_vs_original``).
+
 ``evaluate(model, quick=True)`` measures on a seeded subset of at most ``QUICK_SAMPLES``
 evaluation samples and returns ``baseline + (metric_subset(model) - metric_subset(original))``
 so that its drop is the drop measured on that subset.
@@ -41,7 +46,7 @@ from onnxprune.errors import InputError
 from onnxprune.evaluate.data import Dataset, load_data
 from onnxprune.evaluate.fidelity import default_reference_metric
 from onnxprune.evaluate.noise import DEFAULT_SIGMA, NoiseFloor, measure_noise_floor, perturb_inputs
-from onnxprune.evaluate.registry import KIND_LABELS, KIND_REFERENCE, Metric
+from onnxprune.evaluate.registry import KIND_LABELS, KIND_REFERENCE, KIND_TASK, Metric
 from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset, static_batch
 from onnxprune.evaluate.user_metric import resolve_metric
 from onnxprune.evaluate.validation import apply_metric
@@ -196,7 +201,8 @@ class GuardEvaluator:
             if index is None:
                 return self.loss(self._score(noisy_outputs, self.evaluation, self._reference))
             subset_labels = None if labels is None else labels[index]
-            picked = Dataset({"_": np.zeros(len(index))}, subset_labels, "bootstrap")
+            targets = {k: v[index] for k, v in self.evaluation.targets.items()}
+            picked = Dataset({"_": np.zeros(len(index))}, subset_labels, "bootstrap", [], targets)
             original = _subset_outputs(self._reference, index)
             value = self._score(_subset_outputs(noisy_outputs, index), picked, original)
             return self.loss(value, self._score(original, picked, original))
@@ -285,7 +291,9 @@ class GuardEvaluator:
 
     @property
     def metric_source(self) -> str:
-        return {KIND_LABELS: "labels", KIND_REFERENCE: "reference"}.get(self.metric.kind, "custom")
+        return {KIND_LABELS: "labels", KIND_REFERENCE: "reference", KIND_TASK: "task"}.get(
+            self.metric.kind, "custom"
+        )
 
     # -- metric ----------------------------------------------------------------------------
 
@@ -302,6 +310,11 @@ class GuardEvaluator:
         if self.metric.kind == KIND_REFERENCE:
             reference = reference if reference is not None else outputs
             return float(self.metric.fn(outputs.arrays[0], reference.arrays[0]))
+        if self.metric.kind == KIND_TASK:
+            from onnxprune.evaluate.tasks import score_task, task_targets
+
+            reference = reference if reference is not None else outputs
+            return score_task(self.metric, outputs, reference, task_targets(dataset))
         return apply_metric(self.metric, outputs, dataset.labels)
 
     def evaluate(self, model: ModelProto, quick: bool = False) -> float:
@@ -411,6 +424,10 @@ def _synthetic(spec) -> bool:
 def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size: int) -> Metric:
     """The metric asked for, or the default: ``top1`` with labels, else the fidelity metric
     that fits the original's first output (one sample is run to see it)."""
+    from onnxprune.evaluate.tasks import TaskSpec, bind_task_metric, task_targets
+
+    if isinstance(spec, TaskSpec):
+        spec = bind_task_metric(None, spec, task_targets(evaluation))
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         if evaluation.has_labels:
             spec = "top1"

@@ -13,6 +13,7 @@ from pathlib import Path
 from onnxprune.errors import InputError
 from onnxprune.report.plots import metric_vs_macs_plot, png_data_uri, widths_plot
 from onnxprune.report.schema import Report
+from onnxprune.report.task import task_html
 from onnxprune.report.terminal import summary_rows
 
 _STYLE = """
@@ -47,6 +48,7 @@ def render_html(report: Report) -> str:
         + "</p>",
         "<h2>Before / after</h2>",
         _table(["", "before", "after", "ratio"], summary_rows(report)),
+        task_html(report.task, report.task_grid_png) if report.task else "",
         "<h2>Metric vs MACs over the steps</h2>",
         f'<img alt="metric vs MACs" src="{png_data_uri(metric_vs_macs_plot(report))}">',
         "<h2>Channels per group</h2>",

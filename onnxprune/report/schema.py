@@ -105,6 +105,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
     tool_version: str = ""
+    task: dict[str, Any] | None = None  # detection/segmentation metrics (report/task.py)
+    task_grid_png: bytes | None = field(default=None, repr=False)  # HTML only, not in JSON
 
     @property
     def macs_ratio(self) -> float:
@@ -131,6 +133,9 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (plain types only), keys in documented order."""
         data = asdict(self)
+        data.pop("task_grid_png")
+        if data["task"] is None:
+            data.pop("task")
         ordered: dict[str, Any] = {
             "schema_version": data.pop("schema_version"),
             "tool": "onnxprune",

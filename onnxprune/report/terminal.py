@@ -68,6 +68,10 @@ def summary_rows(report: Report) -> list[list[str]]:
                 drop,
             ]
         )
+    if report.task:
+        from onnxprune.report.task import task_rows
+
+        rows += task_rows(report.task)
     prunable = sum(1 for g in report.groups if not g.blocked and g.channels_before > g.width)
     rows.append(["groups pruned", str(prunable), str(report.groups_pruned), ""])
     return rows

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from onnxprune.cli.task_options import attach_task_report, guard_metric, task_options
 from onnxprune.errors import GuardNotMetError, InputError
 
 
@@ -45,6 +46,7 @@ from onnxprune.errors import GuardNotMetError, InputError
     help="top1, kl, cosine, agreement, a registered name or module:function (default: top1 with "
     "labels, else kl for class scores and cosine for other outputs, against the original model).",
 )
+@task_options
 @click.option(
     "--max-drop",
     metavar="D|Nx",
@@ -167,7 +169,7 @@ def run(options) -> None:
             data=options.data,
             eval_data=options.eval,
             eval_split=options.eval_split,
-            metric=options.metric,
+            metric=guard_metric(options),
             max_drop=options.max_drop,
             noise_sigma=options.noise_sigma,
             steps=options.steps,
@@ -188,6 +190,7 @@ def run(options) -> None:
         )
     result.save(out_path, force=options.force, input_path=model_path)
     result.report.options = _option_record(options)
+    attach_task_report(result.report, options, str(model_path), result.model)
     if options.report_json:
         _write_text(options.report_json, result.report.to_json())
     if options.report_html:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 
 from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.cli.task_options import task_options, task_spec
 from onnxprune.errors import InputError
 
 
@@ -111,6 +113,7 @@ def print_result(result, console) -> None:
     help="Metric name or module:function; repeatable (default: every label metric with labels, "
     "every fidelity metric).",
 )
+@task_options
 @click.option("--provider", default="cpu", show_default=True, help="cpu, cuda, tensorrt or auto.")
 @click.option(
     "--batch-size", type=int, default=64, show_default=True, help="Evaluation batch size."
@@ -159,6 +162,7 @@ def command(
     layout,
     json_path,
     quiet,
+    **task_flags,
 ) -> None:
     """Compare CANDIDATE with REFERENCE on data: accuracy of both and per-output fidelity."""
     from rich.console import Console
@@ -184,6 +188,7 @@ def command(
         preprocess=preprocess,
         max_samples=max_samples,
         seed=seed,
+        task=task_spec(SimpleNamespace(**task_flags)),
     )
     text = json.dumps(result.to_dict(), indent=2)
     if json_path == "-":
