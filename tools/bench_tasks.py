@@ -13,8 +13,8 @@ average beside it (the machine is shared).
     python tools/bench_tasks.py --models --third-party-text  # PP-OCRv4 only (own section)
 
 ``--third-party-text`` adds a model nobody trained here: the PP-OCRv4 mobile text detector
-(DBNet, exported by Paddle2ONNX) shipped inside the ``rapidocr-onnxruntime`` wheel (bench
-extra; ``pip install --no-deps rapidocr-onnxruntime==1.4.4``), run on 16 real photos from
+(DBNet, exported by Paddle2ONNX) shipped inside the ``rapidocr-onnxruntime`` wheel (not in an extra, since
+its dependencies would pull the CPU onnxruntime: ``pip install --no-deps rapidocr-onnxruntime==1.4.4``), run on 16 real photos from
 ``skimage.data`` (scanned page and text crops, natural photos) at 320×320 with ImageNet
 normalisation, WITHOUT labels: ``--task segment --decoder probability`` so the guard uses
 ``mask_iou_vs_original`` (the original's thresholded text map as ground truth). To keep the
