@@ -260,6 +260,7 @@ def optimize(
     say(f"guard: {evaluator.guard.describe()}")
     hooks = LoopHooks(
         build=plan.build,
+        build_quick=plan.build_quick,
         count=lambda m: (count_macs(m, input_shapes).total, count_params(m)[0]),
         metric=lambda m, quick: evaluator.evaluate(m, quick=quick),
         gap=gap,

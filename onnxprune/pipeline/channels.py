@@ -40,6 +40,11 @@ def channel_kind(analysis, recover) -> PlanKind:
         pruned = apply_removal(analysis, items)
         return recover(analysis, items, pruned) if recover is not None else pruned
 
+    def apply_quick(model: ModelProto, items: frozenset) -> ModelProto:
+        from onnxprune.rewrite import apply_removal
+
+        return apply_removal(analysis, items)
+
     def describe(items: frozenset) -> dict[str, Any]:
         return {"clusters_removed": len(items), "groups": len(analysis.groups)}
 
@@ -53,6 +58,7 @@ def channel_kind(analysis, recover) -> PlanKind:
         group_names={g.index: g.name for g in analysis.groups},
         describe=describe,
         estimate_macs=estimate_macs,
+        apply_quick=apply_quick,
     )
 
 

@@ -70,7 +70,9 @@ class LoopHooks:
       enough, used for sensitivity);
     * ``gap(measured) -> float`` — estimated amount of the measure still to remove to meet
       the target on measured values (<= 0: met);
-    * ``latency(model) -> float | None`` — p50 in ms, only called when ``time_steps``.
+    * ``latency(model) -> float | None`` — p50 in ms, only called when ``time_steps``;
+    * ``build_quick(removed)`` — the model without repair, for the diagnosis of a failed step
+      (it only ranks groups; ``build`` when absent).
     """
 
     build: Callable[[frozenset[int]], ModelProto]
@@ -79,6 +81,7 @@ class LoopHooks:
     gap: Callable[[Measured], float]
     latency: Callable[[ModelProto], float | None] | None = None
     progress: Callable[[str], None] | None = None
+    build_quick: Callable[[frozenset], ModelProto] | None = None
 
 
 @dataclass
@@ -155,7 +158,8 @@ class GuardedPruning:
         return drop is None or drop <= self.settings.max_drop + 1e-9
 
     def _measure(self, removed: frozenset[int], quick: bool = False) -> Measured:
-        model = self.hooks.build(removed)
+        build = self.hooks.build_quick if quick and self.hooks.build_quick else self.hooks.build
+        model = build(removed)
         macs, params = self.hooks.count(model)
         metric = self.hooks.metric(model, quick)
         latency = (
@@ -217,8 +221,9 @@ class GuardedPruning:
 
     def _sensitivity(self, units: list[RemovalUnit]) -> dict[int, float]:
         """Metric drop of each group of a failed step removed alone on top of the kept state
-        (quick metric); the groups with the largest share of the step first, at most
-        ``max_sensitivity_groups`` measured, the rest get 0."""
+        (quick metric, built without repair: this ranks groups, it decides nothing); the groups
+        with the largest share of the step first, at most ``max_sensitivity_groups`` measured,
+        the rest get 0."""
         per_group: dict[int, list[RemovalUnit]] = {}
         for unit in units:
             per_group.setdefault(unit.group, []).append(unit)

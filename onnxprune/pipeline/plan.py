@@ -46,7 +46,9 @@ class PlanKind:
     * ``group_names`` — display name of each unit group key (step records, protection);
     * ``describe(items) -> dict`` — the report's summary of a set of this kind's items;
     * ``estimate_macs(items) -> float`` — MACs the items remove, in the channel analysis'
-      estimated units (0 when absent: e.g. masks, which save no MACs on dense runtimes).
+      estimated units (0 when absent: e.g. masks, which save no MACs on dense runtimes);
+    * ``apply_quick(model, items)`` — the same removal without repair (recovery), for the
+      loop's diagnosis of a failed step, which only ranks groups (``apply`` when absent).
     """
 
     name: str
@@ -55,6 +57,7 @@ class PlanKind:
     group_names: dict[Hashable, str] = field(default_factory=dict)
     describe: Callable[[frozenset], dict[str, Any]] | None = None
     estimate_macs: Callable[[frozenset], float] | None = None
+    apply_quick: Callable[[ModelProto, frozenset], ModelProto] | None = None
 
 
 @dataclass
@@ -145,12 +148,20 @@ class Plan:
 
     def build(self, removed: Iterable[Hashable]) -> ModelProto:
         """The base model with every kind's items applied, in build order."""
+        return self._build(removed, quick=False)
+
+    def build_quick(self, removed: Iterable[Hashable]) -> ModelProto:
+        """:meth:`build` without repair (each kind's ``apply_quick`` where it has one)."""
+        return self._build(removed, quick=True)
+
+    def _build(self, removed: Iterable[Hashable], quick: bool) -> ModelProto:
         parts = self.split(removed)
         model = self.base
         for kind in self.kinds:
             items = parts.get(kind.name)
             if items:
-                model = kind.apply(model, items)
+                apply = kind.apply_quick if quick and kind.apply_quick else kind.apply
+                model = apply(model, items)
         return model
 
     @property

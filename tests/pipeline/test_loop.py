@@ -100,3 +100,42 @@ def test_target_beyond_the_prunable_channels_is_not_reached(analysis):
     outcome = run_loop(analysis, lambda removed: 90.0, total=1000, steps=2)
     assert outcome.status == STATUS_TARGET_NOT_REACHED
     assert len(outcome.best.removed) == 12 + 25  # every cluster the caps allow
+
+
+def test_the_diagnosis_of_a_failed_step_builds_without_repair(analysis):
+    """Full candidates are built with repair; the per-group diagnosis uses build_quick."""
+    c1 = set(int(c) for c in group(analysis, "c1").clusters)
+    built = []
+    schedule = Schedule(analysis, removal_order(analysis, np.arange(analysis.n_clusters) + 1.0))
+
+    def make(kind):
+        def build(removed):
+            built.append(kind)
+            model = ModelProto()
+            model.doc_string = ",".join(map(str, sorted(removed)))
+            return model
+
+        return build
+
+    def metric(model, quick):
+        removed = {int(c) for c in model.doc_string.split(",") if c}
+        return 90.0 - 5.0 * len(removed & c1)
+
+    hooks = LoopHooks(
+        build=make("repaired"),
+        build_quick=make("quick"),
+        count=lambda model: (0, 0),
+        metric=metric,
+        gap=lambda measured: 12 - len(measured.removed),
+    )
+    loop = GuardedPruning(
+        schedule,
+        hooks,
+        LoopSettings(measure="clusters", total=12, steps=2),
+        Measured(frozenset(), ModelProto(), 0, 0, 0, 90.0),
+        {g.index: g.name for g in analysis.groups},
+        macs_of=lambda removed: 0,
+    )
+    outcome = loop.run()
+    assert "quick" in built and "repaired" in built
+    assert outcome.sensitivity[group(analysis, "c1").index] > 1.0

@@ -50,6 +50,20 @@ def test_build_applies_kinds_in_order_and_refuses_unknown_items():
         plan.build({("other", 1)})
 
 
+def test_quick_build_skips_repair():
+    calls = []
+    base = two_branch_model()
+    kind = PlanKind(
+        "channels",
+        lambda model, items: calls.append("repaired") or model,
+        apply_quick=lambda model, items: calls.append("quick") or model,
+    )
+    plan = Plan(base, [kind])
+    plan.build({1})
+    plan.build_quick({1})
+    assert calls == ["repaired", "quick"]
+
+
 def test_merge_keeps_each_order_and_ranks_by_score():
     a = [_unit(0, [1], 0.1), _unit(0, [2], 0.5)]
     b = [_unit(("m", "x"), [("m", 1)], 0.3, "m"), _unit(("m", "x"), [("m", 2)], 0.9, "m")]
