@@ -35,3 +35,10 @@ class GuardNotMetError(OnnxPruneError):
     """The accuracy guard could not be met at the requested target (exit code 3)."""
 
     exit_code = EXIT_GUARD_NOT_MET
+
+
+class InternalError(RuntimeError):
+    """A bug in onnxprune (exit code 1), e.g. ONNX Runtime refusing a model onnxprune wrote.
+
+    Not an :class:`OnnxPruneError`: the user's input is fine; the message says it is a bug.
+    """

@@ -2,7 +2,8 @@
 
 Every way a file can fail to be a usable model (missing, directory, empty, truncated, not ONNX,
 newer IR or opset than the installed onnx supports, external data escaping the model's folder or
-missing) raises :class:`~onnxprune.errors.ModelLoadError` with one line naming the file.
+missing) raises :class:`~onnxprune.errors.ModelLoadError` with one line naming the file; then
+:func:`onnxprune.io.validate.validate_model` checks the graph itself (once, at the door).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from onnxprune.io.external_data import (
     has_external_data,
     load_external_tensors,
 )
+from onnxprune.io.provenance import register_input_model
+from onnxprune.io.validate import validate_model
 
 ModelSource = str | os.PathLike | ModelProto
 
@@ -63,11 +66,12 @@ def load_model(
                     f"cannot load model '{label}': it references external data; "
                     "pass base_dir (the folder of its data files)"
                 )
-            return model
-        if load_external_data:
+        elif load_external_data:
             load_external_tensors(model, folder, label)
         else:
             check_external_locations(model, folder, label)
+    validate_model(model, label)
+    register_input_model(model, label)
     return model
 
 
