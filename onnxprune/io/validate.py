@@ -43,6 +43,7 @@ from onnxprune.io.tensors import element_bits, element_count, estimate_model_byt
 
 CHECKER_HINT = "run onnx.checker.check_model(model, full_check=True) and re-export the model"
 _PROTO_LIMIT = 2**31 - 2**20
+SKELETON_TENSOR_BYTES = 4096  # initializers above this go to the checker as typed inputs
 
 # Typed-data field of TensorProto that holds values of each element type (when not raw_data).
 _TYPED_FIELDS: dict[int, str] = {
@@ -407,6 +408,7 @@ def check_schemas(model: ModelProto) -> None:
 
 def check_with_onnx(model: ModelProto) -> None:
     """onnx.checker (structure), then strict shape/type inference and :data:`OP_CHECKS`."""
+    model = weightless_skeleton(model)
     if estimate_model_bytes(model) >= _PROTO_LIMIT:
         return
     try:
@@ -429,6 +431,64 @@ def check_with_onnx(model: ModelProto) -> None:
             problem = check(node, shapes)
             if problem:
                 raise _Invalid(problem, _node_label(node, index))
+
+
+def weightless_skeleton(model: ModelProto, max_bytes: int = SKELETON_TENSOR_BYTES) -> ModelProto:
+    """A copy of ``model`` whose large initializers are graph inputs of the same type and shape.
+
+    Shape inference and the checker serialize the model; weights are most of its bytes and
+    tell them nothing but their type and shape (their data sizes are checked by
+    :func:`check_tensors`). Small initializers (shape vectors, scalars) stay, so inference
+    still reads constant Reshape targets.
+    """
+    graph = model.graph
+    large = [init for init in graph.initializer if _inline_bytes(init) > max_bytes]
+    if not large:
+        return model
+    skeleton = _header_only(model)
+    target = skeleton.graph
+    for descriptor, value in graph.ListFields():
+        if descriptor.name in ("initializer", "input"):
+            continue
+        _copy_field(target, descriptor.name, value)
+    names = {init.name for init in large}
+    target.initializer.extend(init for init in graph.initializer if init.name not in names)
+    target.input.extend(graph.input)
+    declared = {value.name for value in graph.input}
+    for init in large:
+        if init.name not in declared:
+            target.input.append(
+                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            )
+    return skeleton
+
+
+def _header_only(model: ModelProto) -> ModelProto:
+    """``model`` without its graph (opset imports, functions, metadata kept)."""
+    header = ModelProto()
+    for descriptor, value in model.ListFields():
+        if descriptor.name == "graph":
+            continue
+        _copy_field(header, descriptor.name, value)
+    return header
+
+
+def _copy_field(target, name: str, value) -> None:
+    """Copy one set protobuf field (repeated, message or scalar) onto ``target``."""
+    if hasattr(value, "extend"):
+        getattr(target, name).extend(value)
+    elif hasattr(value, "CopyFrom"):
+        getattr(target, name).CopyFrom(value)
+    else:
+        setattr(target, name, value)
+
+
+def _inline_bytes(tensor: TensorProto) -> int:
+    return (
+        len(tensor.raw_data)
+        + 4 * (len(tensor.float_data) + len(tensor.int32_data))
+        + 8 * (len(tensor.int64_data) + len(tensor.double_data) + len(tensor.uint64_data))
+    )
 
 
 def _first_line(text: str) -> str:
