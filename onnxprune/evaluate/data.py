@@ -255,10 +255,14 @@ def _cast(name: str, array: np.ndarray, dtype: np.dtype, notes: list[str]) -> np
         raise InputError(
             f"data '{name}' has dtype {array.dtype} but model input '{name}' expects {dtype}"
         )
-    if _kind(dtype) == "int":
-        info = np.iinfo(dtype)
-        if array.size and (array.min() < info.min or array.max() > info.max):
-            raise InputError(f"data '{name}': values do not fit the model's dtype {dtype}")
+    if _kind(dtype) in ("int", "float") and array.size:
+        info = np.iinfo(dtype) if _kind(dtype) == "int" else np.finfo(dtype)
+        finite = array[np.isfinite(array)] if _kind(dtype) == "float" else array
+        if finite.size and (finite.min() < info.min or finite.max() > info.max):
+            raise InputError(
+                f"data '{name}': values up to {float(np.abs(finite).max()):.3g} do not fit the "
+                f"model's dtype {dtype}"
+            )
     notes.append(f"data '{name}' cast from {array.dtype} to {dtype}")
     return array.astype(dtype)
 
