@@ -104,9 +104,9 @@ def validate_model_proto(model: ModelProto, label: str) -> None:
 
     Checks: a graph is present; the IR version is set and not newer than ``onnx.IR_VERSION``;
     opset imports are present (IR >= 3) and the default-domain opset is not newer than the
-    installed onnx knows; the graph has outputs; every input of a main-graph node is defined
-    (graph input, initializer or an output of some node). A truncated or foreign file fails one
-    of these even when its prefix happened to parse.
+    installed onnx knows; the graph has outputs. A truncated or foreign file fails one of these
+    even when its prefix happened to parse; the graph itself is checked by
+    :func:`onnxprune.io.validate.validate_model` once external data is in.
     """
     prefix = f"cannot load model '{label}'"
     if not model.HasField("graph") or not model.ir_version:
@@ -125,18 +125,5 @@ def validate_model_proto(model: ModelProto, label: str) -> None:
                 f"{prefix}: opset {opset.version} is newer than the installed onnx "
                 f"{onnx.__version__} supports (opset {newest}); upgrade onnx"
             )
-    graph = model.graph
-    if not graph.output:
+    if not model.graph.output:
         raise ModelLoadError(f"{prefix}: the graph has no outputs (truncated or corrupt)")
-    defined = {value.name for value in graph.input}
-    defined.update(init.name for init in graph.initializer)
-    defined.update(sparse.values.name for sparse in graph.sparse_initializer)
-    for node in graph.node:
-        defined.update(node.output)
-    for node in graph.node:
-        for name in node.input:
-            if name and name not in defined:
-                raise ModelLoadError(
-                    f"{prefix}: node '{node.name or node.op_type}' uses undefined tensor "
-                    f"'{name}' (corrupt graph)"
-                )

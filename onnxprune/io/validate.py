@@ -564,7 +564,10 @@ def _gemm_shapes(node: onnx.NodeProto, shapes: dict[str, list[int | None]]) -> s
         return None if c is None else f"bias '{node.input[2]}' has rank {len(c)} (at most 2)"
     for size, want in zip(reversed(c), (n, m), strict=False):
         if size is not None and want is not None and size not in (1, want):
-            return f"bias '{node.input[2]}' of shape {c} does not broadcast to [M, N] = [{m}, {n}]"
+            return (
+                f"bias '{node.input[2]}' of shape {c} does not broadcast to the output "
+                f"[M, N] = [{'?' if m is None else m}, {'?' if n is None else n}]"
+            )
     return None
 
 

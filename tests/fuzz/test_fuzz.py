@@ -18,8 +18,8 @@ from tests.fuzz.corpus import Case, chain_model, data_cases, model_cases
 from tests.fuzz.runner import run_case
 
 MODEL_COMMANDS = ("inspect", "prune", "optimize")
-DEFAULT_MODEL_CASES = 160
-DEFAULT_DATA_CASES = 60
+DEFAULT_MODEL_CASES = 120
+DEFAULT_DATA_CASES = 50
 SLOW_MODEL_CASES = 900
 SLOW_DATA_CASES = 200
 
