@@ -45,7 +45,7 @@ class Outcome:
 def alarm(seconds: int) -> Iterator[None]:
     """Raise CaseTimeout in the main thread after ``seconds``."""
 
-    def expire(signum, frame):  # noqa: ARG001
+    def expire(signum, frame):
         raise CaseTimeout(f"no result after {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
@@ -108,16 +108,17 @@ def temp_leftovers() -> set[str]:
     return {entry.name for entry in folder.iterdir() if entry.name.startswith("onnxprune")}
 
 
-def check_outcome(case: Case, outcome: Outcome, folder: Path, before: dict[str, bytes]) -> list[str]:
+def check_outcome(
+    case: Case, outcome: Outcome, folder: Path, before: dict[str, bytes]
+) -> list[str]:
     """Every broken promise of ``outcome`` (empty when the contract holds)."""
     problems = []
     label = f"{case.name}/{outcome.command}"
     if outcome.exit_code not in ALLOWED_EXITS:
         problems.append(f"{label}: exit {outcome.exit_code}: {outcome.stderr.strip()[-300:]}")
     lines = [line for line in outcome.stderr.splitlines() if line.strip()]
-    if outcome.exit_code == 2:
-        if len(lines) != 1 or not lines[0].startswith("error: "):
-            problems.append(f"{label}: exit 2 wants one 'error:' line, got {lines[-3:]}")
+    if outcome.exit_code == 2 and (len(lines) != 1 or not lines[0].startswith("error: ")):
+        problems.append(f"{label}: exit 2 wants one 'error:' line, got {lines[-3:]}")
     if "Traceback" in outcome.stderr or "internal error" in outcome.stderr:
         problems.append(f"{label}: {outcome.stderr.strip()[-300:]}")
     for name, blob in before.items():
