@@ -28,6 +28,8 @@ def read_npz(path: str | Path, what: str = "data") -> dict[str, np.ndarray]:
         raise InputError(f"{prefix} does not exist")
     if not path.is_file():
         raise InputError(f"{prefix} is not a file; give an .npz archive")
+    if path.stat().st_size == 0:
+        raise InputError(f"{prefix} is empty; give an .npz archive")
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as error:

@@ -1,8 +1,8 @@
 """Who made a model: the user (an input that was loaded) or a step of onnxprune.
 
 ONNX Runtime refusing a model is the user's problem when the model is their input and our bug
-when onnxprune wrote the model. :func:`register_input_model` remembers the last few models
-:func:`~onnxprune.io.load_model` returned (by reference, no copy); :func:`model_step` names the
+when onnxprune wrote the model. :func:`register_input_model` remembers the last model
+:func:`~onnxprune.io.load_model` returned (by reference, no copy: the input being processed); :func:`model_step` names the
 step that is building models (``preprocess``, ``rewrite``, ``recover``...) in a context variable.
 
 :func:`session_failure` turns an ONNX Runtime session-creation error into the right exception:
@@ -10,7 +10,7 @@ step that is building models (``preprocess``, ``rewrite``, ``recover``...) in a 
 * the model is a registered input (the same object or an equal graph), or a file path → an
   :class:`~onnxprune.errors.InputError` ``ONNX Runtime cannot run model 'PATH': <first line>``;
 * a model onnxprune made → it first checks, once, whether ONNX Runtime can open the input the
-  model came from (the most recently loaded inputs); if it cannot, the input is to blame
+  model came from (the most recently loaded input); if it cannot, the input is to blame
   (InputError naming it); otherwise an :class:`~onnxprune.errors.InternalError` saying that
   this is a bug in onnxprune and which step made the model. Nothing is retried beyond that one
   diagnostic session per input.
@@ -27,13 +27,13 @@ from onnx import ModelProto
 
 from onnxprune.errors import InputError, InternalError
 
-_REMEMBERED = 4
+_REMEMBERED = 1  # the input being processed; older ones would be blamed for nothing
 _inputs: list[tuple[str, ModelProto]] = []
 _step: contextvars.ContextVar[str | None] = contextvars.ContextVar("onnxprune_step", default=None)
 
 
 def register_input_model(model: ModelProto, label: str) -> None:
-    """Remember ``model`` (loaded from ``label``) as user input; the last few are kept."""
+    """Remember ``model`` (loaded from ``label``) as the user input being processed."""
     _inputs[:] = [(name, kept) for name, kept in _inputs if kept is not model]
     _inputs.append((label, model))
     del _inputs[:-_REMEMBERED]

@@ -169,3 +169,34 @@ def test_model_input_specs_skip_initializers():
     )
     specs = model_input_specs(helper.make_model(graph))
     assert specs == [("x", np.dtype(np.float32), ["n", 3])]
+
+
+def test_non_finite_inputs_name_the_key_and_sample(tmp_path):
+    x, y = _arrays()
+    x[4, 0, 1] = np.nan
+    path = tmp_path / "nan.npz"
+    np.savez(path, x=x, labels=y)
+    with pytest.raises(
+        InputError, match=r"nan\.npz': array 'x' holds NaN or Inf \(first in sample 4\)"
+    ):
+        load_data(path, SPECS)
+
+
+def test_values_that_overflow_the_model_dtype():
+    with pytest.raises(InputError, match=r"do not fit the model's dtype float32"):
+        load_data({"x": np.full((2, 3, 4), 1e300)}, SPECS)
+
+
+def test_empty_and_wrongly_typed_arrays():
+    with pytest.raises(InputError, match="has no samples"):
+        load_data({"x": np.zeros((0, 3, 4), np.float32)}, SPECS)
+    with pytest.raises(InputError, match="dtype complex64"):
+        load_data({"x": np.zeros((2, 3, 4), np.complex64)}, SPECS)
+
+
+def test_negative_and_non_finite_labels():
+    x, _ = _arrays(4)
+    with pytest.raises(InputError, match="negative class index -1 in sample 2"):
+        load_data((x, np.array([0, 1, -1, 2])), SPECS)
+    with pytest.raises(InputError, match=r"'labels' holds NaN or Inf \(first in sample 1\)"):
+        load_data((x, np.array([0.0, np.nan, 1, 2])), SPECS)
