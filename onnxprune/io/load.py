@@ -71,7 +71,7 @@ def load_model(
         else:
             check_external_locations(model, folder, label)
     validate_model(model, label)
-    register_input_model(model, label)
+    register_input_model(model, label, None if isinstance(source, ModelProto) else label)
     return model
 
 

@@ -22,37 +22,65 @@ import contextlib
 import contextvars
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from onnx import ModelProto
 
 from onnxprune.errors import InputError, InternalError
 
-_REMEMBERED = 1  # the input being processed; older ones would be blamed for nothing
-_inputs: list[tuple[str, ModelProto]] = []
+_MARKED = 64
+
+
+@dataclass
+class _Input:
+    label: str
+    identity: int
+    path: str | None  # diagnosis re-opens the file: nothing big is kept alive
+    model: ModelProto | None  # only for in-memory inputs
+
+
+_inputs: list[_Input] = []
+_made_by: dict[int, str] = {}
 _step: contextvars.ContextVar[str | None] = contextvars.ContextVar("onnxprune_step", default=None)
 
 
-def register_input_model(model: ModelProto, label: str) -> None:
-    """Remember ``model`` (loaded from ``label``) as the user input being processed."""
-    _inputs[:] = [(name, kept) for name, kept in _inputs if kept is not model]
-    _inputs.append((label, model))
-    del _inputs[:-_REMEMBERED]
+def register_input_model(
+    model: ModelProto, label: str, path: str | os.PathLike | None = None
+) -> None:
+    """Remember ``model`` (loaded from ``label``) as the user input being processed.
 
-
-def input_models() -> list[tuple[str, ModelProto]]:
-    """(label, model) of the remembered inputs, most recent first."""
-    return list(reversed(_inputs))
+    With ``path`` (the file it came from) only the path and the object's identity are kept;
+    an in-memory input is kept by reference (no copy).
+    """
+    kept = None if path is not None else model
+    _inputs[:] = [_Input(label, id(model), None if path is None else os.fspath(path), kept)]
 
 
 def input_label(model: ModelProto) -> str | None:
-    """The label of the registered input ``model`` is (same object, or an equal graph)."""
-    for label, kept in reversed(_inputs):
-        if kept is model:
-            return label
-    for label, kept in reversed(_inputs):
-        if kept.graph == model.graph:
-            return label
+    """The label of the registered input when ``model`` is it (same object or equal graph)."""
+    for entry in _inputs:
+        if entry.identity == id(model) or (
+            entry.model is not None and entry.model.graph == model.graph
+        ):
+            return entry.label
     return None
+
+
+def mark_made_by(model: ModelProto, step: str) -> ModelProto:
+    """Record that ``step`` made ``model`` (by object identity, the last 64) and return it.
+
+    Sessions are often created after the step returned; this is how their errors name it.
+    """
+    _made_by.pop(id(model), None)
+    _made_by[id(model)] = step
+    while len(_made_by) > _MARKED:
+        del _made_by[next(iter(_made_by))]
+    return model
+
+
+def made_by(model: ModelProto) -> str | None:
+    """The step :func:`mark_made_by` recorded for ``model``, else the current :func:`model_step`."""
+    return _made_by.get(id(model)) or current_step()
 
 
 @contextlib.contextmanager
@@ -86,15 +114,15 @@ def session_failure(model: ModelProto | str | os.PathLike, error: BaseException)
     label = input_label(model)
     if label is not None:
         return runtime_input_error(label, reason)
-    for label, original in input_models():
-        original_reason = _session_refusal(original)
+    for entry in _inputs:
+        original_reason = _session_refusal(entry)
         if original_reason is not None:
-            return runtime_input_error(label, original_reason)
-    step = current_step()
-    made_by = f"step '{step}'" if step else "one of its steps"
-    origin = input_models()[0][0] if _inputs else "the input"
+            return runtime_input_error(entry.label, original_reason)
+    step = made_by(model)
+    maker = f"step '{step}'" if step else "one of its steps"
+    origin = _inputs[0].label if _inputs else "the input"
     return InternalError(
-        f"bug in onnxprune: ONNX Runtime cannot run the model that {made_by} made from "
+        f"bug in onnxprune: ONNX Runtime cannot run the model that {maker} made from "
         f"'{origin}' (the input itself runs): {reason}; please report it with the model"
     )
 
@@ -116,15 +144,15 @@ def run_failure(
     label = input_label(model)
     if label is not None:
         return runtime_input_error(label, reason, running=True)
-    for label, original in input_models():
-        original_reason = _run_refusal(original, feeds or {})
+    for entry in _inputs:
+        original_reason = _run_refusal(entry, feeds or {})
         if original_reason is not None:
-            return runtime_input_error(label, original_reason, running=True)
-    step = current_step()
-    made_by = f"step '{step}'" if step else "one of its steps"
-    origin = input_models()[0][0] if _inputs else "the input"
+            return runtime_input_error(entry.label, original_reason, running=True)
+    step = made_by(model)
+    maker = f"step '{step}'" if step else "one of its steps"
+    origin = _inputs[0].label if _inputs else "the input"
     return InternalError(
-        f"bug in onnxprune: ONNX Runtime failed running the model that {made_by} made from "
+        f"bug in onnxprune: ONNX Runtime failed running the model that {maker} made from "
         f"'{origin}' (the input itself runs on the same data): {reason}; please report it"
     )
 
@@ -142,9 +170,9 @@ def runtime_input_error(label: str, reason: str, *, running: bool = False) -> In
     )
 
 
-def _run_refusal(model: ModelProto, feeds: dict) -> str | None:
-    """ONNX Runtime's first error line when ``model`` cannot be opened or run on ``feeds``."""
-    session = _open(model)
+def _run_refusal(entry: _Input, feeds: dict) -> str | None:
+    """ONNX Runtime's first error line when the input cannot be opened or run on ``feeds``."""
+    session = _open(entry)
     if isinstance(session, str) or session is None:
         return session
     names = {value.name for value in session.get_inputs()}
@@ -157,26 +185,31 @@ def _run_refusal(model: ModelProto, feeds: dict) -> str | None:
     return None
 
 
-def _session_refusal(model: ModelProto) -> str | None:
-    """ONNX Runtime's first error line when it cannot open ``model`` (CPU), else None."""
-    session = _open(model)
+def _session_refusal(entry: _Input) -> str | None:
+    """ONNX Runtime's first error line when it cannot open the input (CPU), else None."""
+    session = _open(entry)
     return session if isinstance(session, str) else None
 
 
-def _open(model: ModelProto):
-    """A CPU session of ``model``, the first error line when it cannot be opened, or None
-    when no verdict is possible (over 2 GB)."""
+def _open(entry: _Input):
+    """A CPU session of the input, the first error line when it cannot be opened, or None
+    when no verdict is possible (an in-memory model over 2 GB, or nothing kept)."""
     try:
         import onnxruntime as ort
     except ImportError:  # pragma: no cover - onnxruntime is a dependency
         return None
-    try:
-        serialized = model.SerializeToString()
-    except Exception:
+    if entry.path is not None:
+        source = entry.path
+    elif entry.model is not None:
+        try:
+            source = entry.model.SerializeToString()
+        except Exception:
+            return None
+    else:
         return None
     options = ort.SessionOptions()
     options.log_severity_level = 4
     try:
-        return ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as error:
         return first_line(error)
