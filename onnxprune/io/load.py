@@ -75,6 +75,14 @@ def load_model(
     return model
 
 
+def check_model_files(sources) -> None:
+    """Validate every model path in ``sources`` once (external weights not read) for commands
+    that hand paths straight to ONNX Runtime; ModelProtos are skipped (already loaded)."""
+    for source in sources:
+        if isinstance(source, (str, os.PathLike)):
+            load_model(source, load_external_data=False)
+
+
 def _read_model_file(path: Path) -> ModelProto:
     """Parse the protobuf in ``path``; ModelLoadError for anything that is not a readable file."""
     prefix = f"cannot load model '{path}'"
