@@ -43,6 +43,10 @@ from onnxprune.io.tensors import element_bits, element_count, estimate_model_byt
 
 CHECKER_HINT = "run onnx.checker.check_model(model, full_check=True) and re-export the model"
 _PROTO_LIMIT = 2**31 - 2**20
+_BENIGN_CHECKER_MESSAGES = (
+    "Field 'shape' of 'type' is required but missing",
+    "Field 'name' of 'graph' is required",
+)
 SKELETON_TENSOR_BYTES = 4096  # initializers above this go to the checker as typed inputs
 
 # Typed-data field of TensorProto that holds values of each element type (when not raw_data).
@@ -434,7 +438,8 @@ def check_with_onnx(model: ModelProto) -> None:
 
 
 def weightless_skeleton(model: ModelProto, max_bytes: int = SKELETON_TENSOR_BYTES) -> ModelProto:
-    """A copy of ``model`` whose large initializers are graph inputs of the same type and shape.
+    """A copy of ``model`` whose large (or external) initializers are graph inputs of the same
+    type and shape (``model`` itself when there are none).
 
     Shape inference and the checker serialize the model; weights are most of its bytes and
     tell them nothing but their type and shape (their data sizes are checked by
@@ -442,7 +447,9 @@ def weightless_skeleton(model: ModelProto, max_bytes: int = SKELETON_TENSOR_BYTE
     still reads constant Reshape targets.
     """
     graph = model.graph
-    large = [init for init in graph.initializer if _inline_bytes(init) > max_bytes]
+    large = [
+        init for init in graph.initializer if is_external(init) or _inline_bytes(init) > max_bytes
+    ]
     if not large:
         return model
     skeleton = _header_only(model)
@@ -508,9 +515,9 @@ def _checker_context(text: str) -> str:
 
 
 def _benign_checker_message(message: str) -> bool:
-    """Checker complaints ONNX Runtime and every exporter's consumer accept (not bad input):
-    a graph input or output declared without a shape (unknown rank)."""
-    return "Field 'shape' of 'type' is required but missing" in message
+    """Checker complaints ONNX Runtime accepts (not bad input): a graph input or output declared
+    without a shape (unknown rank), a graph without a name."""
+    return any(text in message for text in _BENIGN_CHECKER_MESSAGES)
 
 
 def _known_shapes(model: ModelProto) -> dict[str, list[int | None]]:

@@ -177,3 +177,11 @@ def test_zoo_exports_are_valid(zoo_onnx, exporter: str) -> None:
 
     for name in MODELS:
         load_model(zoo_onnx(name, exporter))
+
+
+def test_what_onnx_runtime_accepts_stays_valid() -> None:
+    """A graph without a name and an output without a declared shape are not bad input."""
+    model = base_model()
+    model.graph.name = ""
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    load_model(model)
