@@ -31,6 +31,7 @@ and δ (closed form from G: μ̂ = G_{1,:}θ / n, E[ŷ²] = diag(θᵀGθ) / n).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -94,6 +95,10 @@ def solve_ridge(
 
 
 RIDGE_RETRY_FACTOR = 10.0
+
+
+class RecoveryFallbackWarning(RuntimeWarning):
+    """A least-squares refit fell back (larger ridge, bias compensation or kept weights)."""
 
 
 def solve_with_fallback(
@@ -256,7 +261,9 @@ def refit_least_squares(
         for target, layer, normal in zip(level, layers, normals, strict=True):
             theta, note = solve_with_fallback(normal, ridge, kept_prior(target))
             if note:
-                say(f"warning: '{layer.node}': {note}")
+                warning = f"'{layer.node}': {note}"
+                say(f"warning: {warning}")
+                warnings.warn(warning, RecoveryFallbackWarning, stacklevel=2)
             if stats_correction and not note:
                 theta = match_statistics(theta, normal)
             current_weight = edits.value(layer.weight)
