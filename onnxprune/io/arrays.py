@@ -30,6 +30,18 @@ def read_npz(path: str | Path, what: str = "data") -> dict[str, np.ndarray]:
         raise InputError(f"{prefix} is not a file; give an .npz archive")
     if path.stat().st_size == 0:
         raise InputError(f"{prefix} is empty; give an .npz archive")
+    with path.open("rb") as handle:
+        magic = handle.read(6)
+    if magic == b"\x93NUMPY":
+        raise InputError(
+            f"{prefix} holds a single .npy array, not an .npz archive; save it with "
+            "numpy.savez(PATH, INPUT_NAME=array)"
+        )
+    if not zipfile.is_zipfile(path):
+        raise InputError(
+            f"{prefix} is not an .npz archive (not a zip file; pickles are never loaded); save "
+            "it with numpy.savez(PATH, INPUT_NAME=array, labels=labels)"
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as error:
