@@ -1,11 +1,21 @@
 """onnxprune: prune exported ONNX models, recover accuracy without training, validate with ORT.
 
 Public API: :func:`prune` (structured channel pruning at a ratio, data-free or data-driven) and
-:func:`optimize` (prune toward a MAC/param/latency target under an accuracy guard).
+:func:`optimize` (prune toward a MAC/param/latency target under an accuracy guard),
+:func:`remove_blocks` (remove whole residual branches).
 """
 
 from onnxprune._version import __version__
+from onnxprune.blocks import BlockRemoval, remove_blocks
 from onnxprune.pipeline.api import OptimizeResult, optimize
 from onnxprune.prune import PruneResult, prune  # the function shadows the module attribute
 
-__all__ = ["OptimizeResult", "PruneResult", "__version__", "optimize", "prune"]
+__all__ = [
+    "BlockRemoval",
+    "OptimizeResult",
+    "PruneResult",
+    "__version__",
+    "optimize",
+    "prune",
+    "remove_blocks",
+]

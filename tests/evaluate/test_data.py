@@ -200,3 +200,14 @@ def test_negative_and_non_finite_labels():
         load_data((x, np.array([0, 1, -1, 2])), SPECS)
     with pytest.raises(InputError, match=r"'labels' holds NaN or Inf \(first in sample 1\)"):
         load_data((x, np.array([0.0, np.nan, 1, 2])), SPECS)
+
+
+def test_a_single_array_for_a_single_input_is_mapped_and_noted():
+    import numpy as np
+
+    from onnxprune.evaluate.data import Dataset, conform
+
+    specs = [("x", np.dtype(np.float32), ["N", 3])]
+    data = conform(Dataset({"pixels": np.zeros((4, 3), np.float32)}), specs)
+    assert list(data.inputs) == ["x"]
+    assert any("'pixels' is used as model input 'x'" in note for note in data.notes)
