@@ -526,6 +526,12 @@ DATA_MUTATIONS: dict[str, Callable[[np.random.Generator], bytes]] = {
     ),
     "data_one_sample": lambda rng: npz_bytes(base_data(1)),
     "data_huge_values": lambda rng: npz_bytes({"x": np.full((8, 3, SIZE, SIZE), 1e300)}),
+    "data_float32_extremes": lambda rng: npz_bytes(
+        {**base_data(), "x": np.full((24, 3, SIZE, SIZE), 3e38, np.float32)}
+    ),
+    "data_constant_zero": lambda rng: npz_bytes(
+        {**base_data(), "x": np.zeros((24, 3, SIZE, SIZE), np.float32)}
+    ),
     "data_not_zip": lambda rng: b"this is not an npz archive",
     "data_truncated": lambda rng: npz_bytes(base_data())[:300],
     "data_npy_instead": lambda rng: _npy_bytes(base_data()["x"]),
