@@ -22,7 +22,7 @@ from onnxprune.io.external_data import (
     load_external_tensors,
 )
 from onnxprune.io.provenance import register_input_model
-from onnxprune.io.validate import validate_model
+from onnxprune.io.validate import validate_model, validate_text
 
 ModelSource = str | os.PathLike | ModelProto
 
@@ -119,6 +119,7 @@ def validate_model_proto(model: ModelProto, label: str) -> None:
     prefix = f"cannot load model '{label}'"
     if not model.HasField("graph") or not model.ir_version:
         raise ModelLoadError(f"{prefix}: not an ONNX model (no graph or IR version)")
+    validate_text(model, label)
     if model.ir_version > onnx.IR_VERSION:
         raise ModelLoadError(
             f"{prefix}: IR version {model.ir_version} is newer than the installed onnx "

@@ -86,6 +86,14 @@ def invalid_model_error(label: str, what: str, where: str = "", todo: str = CHEC
     return ModelLoadError(text)
 
 
+def validate_text(model: ModelProto, label: str) -> None:
+    """:func:`check_text` alone, as a ModelLoadError: run before anything reads a name."""
+    try:
+        check_text(model)
+    except _Invalid as failure:
+        raise invalid_model_error(label, failure.what, failure.where, failure.todo) from None
+
+
 def validate_model(model: ModelProto, label: str) -> None:
     """Raise ModelLoadError (one line) when ``model`` is not a usable ONNX model.
 
@@ -110,6 +118,42 @@ def _default_opsets(model: ModelProto) -> dict[str, int]:
     if "ai.onnx" in opsets and "" not in opsets:
         opsets[""] = opsets["ai.onnx"]
     return opsets
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+def check_text(model: ModelProto) -> None:
+    """Every string field of the model (names, op types, domains, external-data entries,
+    metadata) is valid UTF-8 text.
+
+    protobuf hands back ``bytes`` for a string field holding invalid UTF-8 (a flipped byte);
+    every later step would fail on it with a TypeError. Iterative walk over all messages.
+    """
+    stack: list = [model]
+    while stack:
+        message = stack.pop()
+        for field, value in message.ListFields():
+            if field.type == field.TYPE_STRING:
+                for text in value if _repeated(value) else (value,):
+                    _text(text, f"field '{field.name}' of {message.DESCRIPTOR.name}")
+            elif field.type == field.TYPE_MESSAGE:
+                if _repeated(value):
+                    stack.extend(value)
+                else:
+                    stack.append(value)
+
+
+def _repeated(value: object) -> bool:
+    return hasattr(value, "extend") or hasattr(value, "append")
+
+
+def _text(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise _Invalid(
+            f"{what} is not valid UTF-8 text ({bytes(value)[:20]!r})",
+            todo="the file is corrupt; re-export or re-download it",
+        )
 
 
 # --- header -------------------------------------------------------------------------------
@@ -582,6 +626,7 @@ OpCheck = Callable[[onnx.NodeProto, dict[str, list[int | None]]], str | None]
 OP_CHECKS: dict[str, OpCheck] = {"Conv": _conv_channels, "Gemm": _gemm_shapes}
 
 MODEL_CHECKS: tuple[Callable[[ModelProto], None], ...] = (
+    check_text,
     check_header,
     check_names,
     check_topology,

@@ -157,7 +157,8 @@ def test_deep_chain_validates() -> None:
 
 
 def test_checks_run_in_documented_order() -> None:
-    assert [check.__name__ for check in MODEL_CHECKS][:3] == [
+    assert [check.__name__ for check in MODEL_CHECKS][:4] == [
+        "check_text",
         "check_header",
         "check_names",
         "check_topology",
