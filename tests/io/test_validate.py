@@ -186,3 +186,15 @@ def test_what_onnx_runtime_accepts_stays_valid() -> None:
     model.graph.name = ""
     model.graph.output[0].type.tensor_type.ClearField("shape")
     load_model(model)
+
+
+@pytest.mark.parametrize("text", [b"relu1", b"fuzz_base"])
+def test_names_that_are_not_utf8_are_bad_input(text: bytes, tmp_path: Path) -> None:
+    """A flipped byte inside a name (node name, graph name): protobuf returns bytes, not str."""
+    blob = base_model().SerializeToString()
+    assert text in blob
+    path = tmp_path / "flipped.onnx"
+    path.write_bytes(blob.replace(text, text[:2] + b"\xff" + text[3:]))
+    with pytest.raises(ModelLoadError, match="is not valid UTF-8 text") as info:
+        load_model(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
