@@ -61,3 +61,10 @@ def cli_words(message: str) -> str:
     message = re.sub(r"\bignore=\.\.\.", "--ignore GLOB", message)
     message = re.sub(r"\bround_to=", "--round-to ", message)
     return re.sub(r"\bdata=\.\.\.", "--data PATH", message)
+
+
+class InternalError(RuntimeError):
+    """A bug in onnxprune (exit code 1), e.g. ONNX Runtime refusing a model onnxprune wrote.
+
+    Not an :class:`OnnxPruneError`: the user's input is fine; the message says it is a bug.
+    """

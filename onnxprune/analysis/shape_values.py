@@ -34,7 +34,20 @@ def evaluator(*op_types: str) -> Callable[[Evaluator], Evaluator]:
 
 
 def shape_values(ctx: AnalysisContext, name: str, depth: int = 0) -> Values | None:
-    """Known entries of integer tensor ``name`` (None entries: run-time), or None if unknown."""
+    """Known entries of integer tensor ``name`` (None entries: run-time), or None if unknown.
+
+    Memoized per (name, depth) on ``ctx``: a shape computation that reads one tensor twice
+    (``Add(s, s)`` chains) would otherwise cost 2^depth evaluations.
+    """
+    memo: dict[tuple[str, int], Values | None] = ctx.__dict__.setdefault("_shape_values_memo", {})
+    key = (name, depth)
+    if key not in memo:
+        memo[key] = _shape_values(ctx, name, depth)
+    value = memo[key]
+    return None if value is None else list(value)
+
+
+def _shape_values(ctx: AnalysisContext, name: str, depth: int) -> Values | None:
     constant = ctx.constant(name)
     if constant is not None:
         if not np.issubdtype(constant.dtype, np.integer) or constant.size > MAX_LENGTH:

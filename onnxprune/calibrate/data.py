@@ -22,6 +22,7 @@ import numpy as np
 from onnx import ModelProto, helper
 
 from onnxprune.errors import InputError
+from onnxprune.io.arrays import check_array, read_npz
 
 Feeds = dict[str, np.ndarray]
 
@@ -43,18 +44,25 @@ def _load(calibration: Any) -> Any:
         path = Path(calibration)
         if path.suffix != ".npz" or not path.is_file():
             raise InputError(f"calibration data must be an existing .npz file, got '{path}'")
-        with np.load(path) as archive:
-            return {key: archive[key] for key in archive.files}
+        arrays = read_npz(path, "calibration data")
+        for key, array in arrays.items():
+            if key != "labels":
+                check_array(key, array, str(path))
+        return arrays
     return calibration
 
 
 def _match_inputs(arrays: Mapping[str, Any], names: list[str]) -> dict[str, np.ndarray]:
     found = {name: np.asarray(arrays[name]) for name in names if name in arrays}
     if len(found) == len(names):
+        for name, array in found.items():
+            check_array(name, array, "calibration data")
         return found
     candidates = [key for key in arrays if key != "labels"]
     if len(names) == 1 and len(candidates) == 1:
-        return {names[0]: np.asarray(arrays[candidates[0]])}
+        array = np.asarray(arrays[candidates[0]])
+        check_array(candidates[0], array, "calibration data")
+        return {names[0]: array}
     missing = ", ".join(n for n in names if n not in arrays)
     raise InputError(f"calibration data has no array for model input(s): {missing}")
 
@@ -134,8 +142,8 @@ def sample_count(calibration: Any, max_samples: int | None = None) -> int | None
     if isinstance(calibration, (str, os.PathLike)):
         path = Path(calibration)
         if path.suffix == ".npz" and path.is_file():
-            with np.load(path) as archive:
-                sizes = [archive[k].shape[0] for k in archive.files if k != "labels"]
+            arrays = read_npz(path, "calibration data")
+            sizes = [np.shape(a)[0] for k, a in arrays.items() if k != "labels" and np.ndim(a)]
             count = min(sizes) if sizes else None
     elif isinstance(calibration, Mapping):
         sizes = [np.shape(v)[0] for k, v in calibration.items() if k != "labels" and np.ndim(v)]

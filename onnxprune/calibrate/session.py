@@ -15,6 +15,7 @@ import onnx
 from onnx import ModelProto, helper
 
 from onnxprune.analysis.graph_view import GraphView
+from onnxprune.io.provenance import run_failure, session_failure
 
 
 def exposed_model(model: ModelProto, names: list[str], elem_types: dict[str, int]) -> ModelProto:
@@ -55,10 +56,13 @@ def make_session(model: ModelProto):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    options.log_severity_level = 4  # errors come back as exceptions
+    try:
+        return ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:
+        raise session_failure(model, error) from None
 
 
 class ExposedRunner:
@@ -67,12 +71,17 @@ class ExposedRunner:
 
     def __init__(self, model: ModelProto, names: list[str], elem_types: dict[str, int]) -> None:
         self.names = list(dict.fromkeys(names))
-        self.session = make_session(exposed_model(model, self.names, elem_types))
+        self.model = exposed_model(model, self.names, elem_types)
+        self.session = make_session(self.model)
         self.inputs = {value.name for value in self.session.get_inputs()}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = {key: value for key, value in batch.items() if key in self.inputs}
-        return dict(zip(self.names, self.session.run(self.names, feeds), strict=True))
+        try:
+            outputs = self.session.run(self.names, feeds)
+        except Exception as error:
+            raise run_failure(self.model, error, feeds) from None
+        return dict(zip(self.names, outputs, strict=True))
 
 
 def run_exposed(

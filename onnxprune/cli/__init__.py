@@ -16,7 +16,13 @@ import sys
 import click
 
 from onnxprune._version import __version__
-from onnxprune.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, OnnxPruneError, cli_words
+from onnxprune.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    InternalError,
+    OnnxPruneError,
+    cli_words,
+)
 
 
 class _Group(click.Group):
@@ -30,6 +36,11 @@ class _Group(click.Group):
             ctx.exit(error.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except InternalError as error:  # a bug we detected ourselves: no type name needed
+            if os.environ.get("ONNXPRUNE_DEBUG"):
+                raise
+            click.echo(f"internal error: {_one_line(str(error))}", err=True)
+            ctx.exit(EXIT_INTERNAL)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(130)

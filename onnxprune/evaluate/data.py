@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from onnxprune.errors import InputError
+from onnxprune.io.arrays import check_array, first_nonfinite_sample, read_npz
 
 LABELS_KEY = "labels"
 SYNTHETIC_PREFIX = "synthetic"
@@ -47,23 +48,27 @@ class Dataset:
     targets: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        where = f"data '{self.source}'"
         if not self.inputs:
-            raise InputError("data has no input arrays")
-        counts = {name: _samples(name, array) for name, array in self.inputs.items()}
+            raise InputError(f"{where} has no input arrays")
+        counts = {name: _samples(name, array, where) for name, array in self.inputs.items()}
         if len(set(counts.values())) > 1:
             detail = ", ".join(f"'{k}': {v}" for k, v in counts.items())
-            raise InputError(f"data arrays have different numbers of samples ({detail})")
+            raise InputError(f"{where}: arrays have different numbers of samples ({detail})")
         n = next(iter(counts.values()))
         if n == 0:
-            raise InputError("data has no samples")
+            raise InputError(f"{where} has no samples (array '{next(iter(counts))}' is empty)")
         if self.labels is not None:
             self.labels = np.asarray(self.labels)
             if self.labels.ndim == 0 or self.labels.shape[0] != n:
                 got = "a scalar" if self.labels.ndim == 0 else f"{self.labels.shape[0]} entries"
-                raise InputError(f"labels have {got} but the data has {n} samples")
+                raise InputError(
+                    f"{where}: array 'labels' has {got} but the data has {n} samples; "
+                    "give one label per sample"
+                )
         for key, array in self.targets.items():
             if np.ndim(array) == 0 or len(array) != n:
-                raise InputError(f"data array '{key}' does not have one entry per sample ({n})")
+                raise InputError(f"{where}: array '{key}' does not have one entry per sample ({n})")
 
     def __len__(self) -> int:
         return int(next(iter(self.inputs.values())).shape[0])
@@ -134,9 +139,9 @@ class Dataset:
         return info
 
 
-def _samples(name: str, array: np.ndarray) -> int:
+def _samples(name: str, array: np.ndarray, where: str = "data") -> int:
     if not isinstance(array, np.ndarray) or array.ndim == 0:
-        raise InputError(f"data array '{name}' must have a first axis of samples")
+        raise InputError(f"{where}: array '{name}' must have a first axis of samples")
     return int(array.shape[0])
 
 
@@ -239,13 +244,21 @@ def conform(
     for spec in input_specs:
         name, dtype, _ = spec
         array = np.asarray(arrays[name])
+        check_array(name, array, dataset.source)
         _check_shape(name, array, expected_shape(spec, input_shapes))
         conformed[name] = _cast(name, array, np.dtype(dtype), notes)
+        check_array(name, conformed[name], dataset.source)  # a cast can overflow to Inf
     if dataset.targets:
         from onnxprune.evaluate.targets import check_targets
 
         check_targets(dataset.targets, conformed, input_specs)
-    return Dataset(conformed, _labels(dataset.labels), dataset.source, notes, dataset.targets)
+    return Dataset(
+        conformed,
+        _labels(dataset.labels, dataset.source),
+        dataset.source,
+        notes,
+        dataset.targets,
+    )
 
 
 def _check_shape(name: str, array: np.ndarray, expected: list) -> None:
@@ -282,28 +295,40 @@ def _cast(name: str, array: np.ndarray, dtype: np.dtype, notes: list[str]) -> np
         raise InputError(
             f"data '{name}' has dtype {array.dtype} but model input '{name}' expects {dtype}"
         )
-    if _kind(dtype) == "int":
-        info = np.iinfo(dtype)
-        if array.size and (array.min() < info.min or array.max() > info.max):
-            raise InputError(f"data '{name}': values do not fit the model's dtype {dtype}")
+    if _kind(dtype) in ("int", "float") and array.size:
+        info = np.iinfo(dtype) if _kind(dtype) == "int" else np.finfo(dtype)
+        finite = array[np.isfinite(array)] if _kind(dtype) == "float" else array
+        if finite.size and (finite.min() < info.min or finite.max() > info.max):
+            raise InputError(
+                f"data '{name}': values up to {float(np.abs(finite).max()):.3g} do not fit the "
+                f"model's dtype {dtype}"
+            )
     notes.append(f"data '{name}' cast from {array.dtype} to {dtype}")
     return array.astype(dtype)
 
 
-def _labels(labels: np.ndarray | None) -> np.ndarray | None:
+def _labels(labels: np.ndarray | None, source: str = "in-memory") -> np.ndarray | None:
     """Integer class labels stay; float labels holding whole numbers become int64; one-hot or
-    soft labels (float, rank >= 2) stay as given."""
+    soft labels (float, rank >= 2) stay as given. Class indices must be >= 0."""
     if labels is None:
         return None
+    where = f"data '{source}': array 'labels'"
     labels = np.asarray(labels)
     if labels.dtype == np.bool_:
         return labels.astype(np.int64)
-    if np.issubdtype(labels.dtype, np.floating) and labels.ndim == 1:
-        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
-            raise InputError("labels must be integer class indices")
-        return labels.astype(np.int64)
     if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
-        raise InputError(f"labels must be numeric, got dtype {labels.dtype}")
+        raise InputError(f"{where} must be numeric, got dtype {labels.dtype}")
+    if np.issubdtype(labels.dtype, np.floating):
+        bad = first_nonfinite_sample(labels)
+        if bad is not None:
+            raise InputError(f"{where} holds NaN or Inf (first in sample {bad})")
+    if np.issubdtype(labels.dtype, np.floating) and labels.ndim == 1:
+        if not np.all(labels == np.round(labels)):
+            raise InputError(f"{where} must hold integer class indices, got fractions")
+        labels = labels.astype(np.int64)
+    if labels.ndim == 1 and labels.size and labels.min() < 0:
+        first = int(np.flatnonzero(labels < 0)[0])
+        raise InputError(f"{where}: negative class index {labels[first]} in sample {first}")
     return labels
 
 
@@ -389,14 +414,7 @@ def _synthetic_count(text: str) -> int:
 
 
 def _load_npz(path: Path, key: str) -> Dataset:
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise InputError(f"cannot read data '{path}': {error}") from None
-    return _from_mapping(arrays, key, str(path))
+    return _from_mapping(read_npz(path), key, str(path))
 
 
 def _from_mapping(arrays: dict[str, Any], key: str, source: str) -> Dataset:

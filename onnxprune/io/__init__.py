@@ -3,8 +3,16 @@
 Public API: :func:`load_model`, :func:`normalize_model`, :func:`save_model`.
 """
 
-from onnxprune.io.load import load_model, validate_model_proto
+from onnxprune.io.load import check_model_files, load_model, validate_model_proto
 from onnxprune.io.normalize import normalize_model
 from onnxprune.io.save import save_model
+from onnxprune.io.validate import validate_model
 
-__all__ = ["load_model", "normalize_model", "save_model", "validate_model_proto"]
+__all__ = [
+    "check_model_files",
+    "load_model",
+    "normalize_model",
+    "save_model",
+    "validate_model",
+    "validate_model_proto",
+]

@@ -2,7 +2,8 @@
 
 Every way a file can fail to be a usable model (missing, directory, empty, truncated, not ONNX,
 newer IR or opset than the installed onnx supports, external data escaping the model's folder or
-missing) raises :class:`~onnxprune.errors.ModelLoadError` with one line naming the file.
+missing) raises :class:`~onnxprune.errors.ModelLoadError` with one line naming the file; then
+:func:`onnxprune.io.validate.validate_model` checks the graph itself (once, at the door).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from onnxprune.io.external_data import (
     has_external_data,
     load_external_tensors,
 )
+from onnxprune.io.provenance import register_input_model
+from onnxprune.io.validate import validate_model, validate_text
 
 ModelSource = str | os.PathLike | ModelProto
 
@@ -63,12 +66,21 @@ def load_model(
                     f"cannot load model '{label}': it references external data; "
                     "pass base_dir (the folder of its data files)"
                 )
-            return model
-        if load_external_data:
+        elif load_external_data:
             load_external_tensors(model, folder, label)
         else:
             check_external_locations(model, folder, label)
+    validate_model(model, label)
+    register_input_model(model, label, None if isinstance(source, ModelProto) else label)
     return model
+
+
+def check_model_files(sources) -> None:
+    """Validate every model path in ``sources`` once (external weights not read) for commands
+    that hand paths straight to ONNX Runtime; ModelProtos are skipped (already loaded)."""
+    for source in sources:
+        if isinstance(source, (str, os.PathLike)):
+            load_model(source, load_external_data=False)
 
 
 def _read_model_file(path: Path) -> ModelProto:
@@ -100,13 +112,14 @@ def validate_model_proto(model: ModelProto, label: str) -> None:
 
     Checks: a graph is present; the IR version is set and not newer than ``onnx.IR_VERSION``;
     opset imports are present (IR >= 3) and the default-domain opset is not newer than the
-    installed onnx knows; the graph has outputs; every input of a main-graph node is defined
-    (graph input, initializer or an output of some node). A truncated or foreign file fails one
-    of these even when its prefix happened to parse.
+    installed onnx knows; the graph has outputs. A truncated or foreign file fails one of these
+    even when its prefix happened to parse; the graph itself is checked by
+    :func:`onnxprune.io.validate.validate_model` once external data is in.
     """
     prefix = f"cannot load model '{label}'"
     if not model.HasField("graph") or not model.ir_version:
         raise ModelLoadError(f"{prefix}: not an ONNX model (no graph or IR version)")
+    validate_text(model, label)
     if model.ir_version > onnx.IR_VERSION:
         raise ModelLoadError(
             f"{prefix}: IR version {model.ir_version} is newer than the installed onnx "
@@ -121,18 +134,5 @@ def validate_model_proto(model: ModelProto, label: str) -> None:
                 f"{prefix}: opset {opset.version} is newer than the installed onnx "
                 f"{onnx.__version__} supports (opset {newest}); upgrade onnx"
             )
-    graph = model.graph
-    if not graph.output:
+    if not model.graph.output:
         raise ModelLoadError(f"{prefix}: the graph has no outputs (truncated or corrupt)")
-    defined = {value.name for value in graph.input}
-    defined.update(init.name for init in graph.initializer)
-    defined.update(sparse.values.name for sparse in graph.sparse_initializer)
-    for node in graph.node:
-        defined.update(node.output)
-    for node in graph.node:
-        for name in node.input:
-            if name and name not in defined:
-                raise ModelLoadError(
-                    f"{prefix}: node '{node.name or node.op_type}' uses undefined tensor "
-                    f"'{name}' (corrupt graph)"
-                )

@@ -140,12 +140,39 @@ def _quiet_graphsurgeon() -> Iterator[None]:
 
     severity = G_LOGGER.severity
     G_LOGGER.severity = G_LOGGER.CRITICAL
-    ort.set_default_logger_severity(3)
+    ort.set_default_logger_severity(4)  # failures come back as exceptions
     try:
         yield
     finally:
         G_LOGGER.severity = severity
         ort.set_default_logger_severity(2)
+
+
+def _fold_bounded(graph: gs.Graph) -> str:
+    """Fold with one ONNX Runtime session per output partition; bounded when one fails.
+
+    graphsurgeon's ``partitioning="basic"`` with ``error_ok=True`` re-runs a failing partition
+    recursively without shrinking it: one failing constant node meant thousands of sessions (a
+    run that never ended, then RecursionError). So partitions run with ``error_ok=False``; if
+    one fails, the graph is folded once more as a single session that may fail quietly (the
+    model then keeps those nodes; ONNX Runtime reports the fault when the model is run).
+    Returns '' or the first line of the failure.
+    """
+    try:
+        graph.fold_constants(
+            fold_shapes=False,
+            partitioning="basic",
+            error_ok=False,
+            should_exclude_node=_exclude,
+        )
+        return ""
+    except Exception as error:  # an ORT failure on a constant partition, or a GS routine
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = lines[0][:200] if lines else type(error).__name__
+    graph.fold_constants(
+        fold_shapes=False, partitioning=None, error_ok=True, should_exclude_node=_exclude
+    )
+    return reason
 
 
 @register_pass("fold_constants")
@@ -160,12 +187,9 @@ def fold_constants(graph: gs.Graph, ctx: PassContext) -> bool:
     nodes_before = len(graph.nodes)
     folded_shapes = fold_static_shapes(graph)
     with _quiet_graphsurgeon():
-        graph.fold_constants(
-            fold_shapes=False,
-            partitioning="basic",
-            error_ok=True,
-            should_exclude_node=_exclude,
-        )
+        failure = _fold_bounded(graph)
+    if failure:
+        ctx.note(f"constant folding evaluated no partition one by one: {failure}")
     graph.cleanup(remove_unused_graph_inputs=False)
     changed = folded_shapes > 0 or len(graph.nodes) != nodes_before
     if len(graph.nodes) < nodes_before:

@@ -10,6 +10,7 @@ from onnx import ModelProto
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxprune.errors import InputError
+from onnxprune.io.provenance import mark_made_by
 from onnxprune.passes._shapes import apply_value_infos, infer_value_infos, skeleton
 from onnxprune.passes.context import PassContext, PreprocessResult
 from onnxprune.passes.registry import DEFAULT_PASSES, PASSES
@@ -146,4 +147,5 @@ def preprocess(
     if opset != _default_opset(model) and not _validates(result.model) and _validates(model):
         result, _ = _run(model, input_shapes, passes, allow_opset_raise=False)
         result.notes.append("opset raise reverted: the raised model did not validate")
+    mark_made_by(result.model, "preprocess")
     return result

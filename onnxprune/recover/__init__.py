@@ -17,6 +17,7 @@ from onnx import ModelProto
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.calibrate import collect_statistics
 from onnxprune.errors import InputError
+from onnxprune.io.provenance import mark_made_by
 from onnxprune.recover.bias import compensate_bias
 from onnxprune.recover.lsq import refit_least_squares
 from onnxprune.recover.targets import RefitTarget, refit_targets
@@ -93,7 +94,7 @@ def make_recovery(
                 progress=progress,
                 **settings,
             )
-        return model
+        return mark_made_by(model, f"recover ({method})")
 
     return recover
 

@@ -31,6 +31,7 @@ and δ (closed form from G: μ̂ = G_{1,:}θ / n, E[ŷ²] = diag(θᵀGθ) / n).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,48 @@ def solve_ridge(
         return scipy.linalg.cho_solve(scipy.linalg.cho_factor(system), rhs)
     except (np.linalg.LinAlgError, ValueError):
         return np.linalg.lstsq(system, rhs, rcond=None)[0]
+
+
+RIDGE_RETRY_FACTOR = 10.0
+
+
+class RecoveryFallbackWarning(RuntimeWarning):
+    """A least-squares refit fell back (larger ridge, bias compensation or kept weights)."""
+
+
+def solve_with_fallback(
+    normal: NormalEquations, ridge: float, prior: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """θ from :func:`solve_ridge`, falling back when the numerics fail; returns (θ, note).
+
+    1. the ridge solve at ``ridge``; 2. once more at ``RIDGE_RETRY_FACTOR`` × ``ridge`` (or
+    1e-3 when ``ridge`` is 0); 3. bias compensation from the same sums: the kept weights θ₀ and
+    the intercept E[y] − E[x_k]·W_kᵀ; 4. θ₀ with no shift (the plain pruned layer) when even
+    the means are not finite. A step counts as failed when it raises (Cholesky and the SVD of
+    lstsq: "SVD did not converge") or returns a non-finite θ. ``note`` is '' for step 1.
+    """
+    finite = bool(np.all(np.isfinite(normal.gram)) and np.all(np.isfinite(normal.cross)))
+    if finite:
+        for attempt, value in enumerate((ridge, ridge * RIDGE_RETRY_FACTOR if ridge else 1e-3)):
+            try:
+                theta = solve_ridge(normal, value, prior)
+            except (np.linalg.LinAlgError, ValueError):
+                continue
+            if np.all(np.isfinite(theta)):
+                note = "" if attempt == 0 else f"least squares retried with ridge {value:g}"
+                return theta, note
+    theta = prior.copy()
+    n = max(normal.rows, 1)
+    mean_x = normal.gram[-1, :-1] / n
+    mean_y = normal.sum_y / n
+    shift = mean_y - mean_x @ prior[:-1]
+    if np.all(np.isfinite(shift)):
+        theta[-1] = shift
+        return theta, "least squares failed (non-finite sums or no convergence): bias compensation"
+    return (
+        theta,
+        "least squares and bias compensation failed (non-finite activations): kept weights",
+    )
 
 
 def kept_prior(target: RefitTarget) -> np.ndarray:
@@ -216,8 +259,12 @@ def refit_least_squares(
                     rng,
                 )
         for target, layer, normal in zip(level, layers, normals, strict=True):
-            theta = solve_ridge(normal, ridge, kept_prior(target))
-            if stats_correction:
+            theta, note = solve_with_fallback(normal, ridge, kept_prior(target))
+            if note:
+                warning = f"'{layer.node}': {note}"
+                say(f"warning: {warning}")
+                warnings.warn(warning, RecoveryFallbackWarning, stacklevel=2)
+            if stats_correction and not note:
                 theta = match_statistics(theta, normal)
             current_weight = edits.value(layer.weight)
             weight = layer.weight_from_matrix(theta[:-1].T, current_weight.shape)

@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 
 from onnxprune.errors import InputError, ModelLoadError
+from onnxprune.io.provenance import run_failure, session_failure
 from onnxprune.runtime.providers import PROVIDERS, provider_list, resolve_provider
 
 #: Serialized ModelProtos larger than this are passed to ONNX Runtime as a file.
@@ -130,6 +131,7 @@ class ModelRunner:
         self._device_inputs: dict[str, Any] = {}
         self._device_outputs: list[Any] = []
         self._outputs: list[np.ndarray] | None = None
+        self.source: Any = None  # the model (proto or path) whose failures are blamed
         self._cleanup = (
             weakref.finalize(self, shutil.rmtree, str(workdir), True) if owns_workdir else None
         )
@@ -178,12 +180,18 @@ class ModelRunner:
         if self.on_device:
             if self._binding is None:
                 raise RuntimeError("bind() must be called before run_bound()")
-            self.session.run_with_iobinding(self._binding)
+            try:
+                self.session.run_with_iobinding(self._binding)
+            except Exception as error:
+                raise run_failure(self.source, error) from None
             self._binding.synchronize_outputs()
             return
         if self._feeds is None:
             raise RuntimeError("bind() must be called before run_bound()")
-        self._outputs = self.session.run(self.output_names, self._feeds)
+        try:
+            self._outputs = self.session.run(self.output_names, self._feeds)
+        except Exception as error:
+            raise run_failure(self.source, error, self._feeds) from None
 
     def fetch(self) -> list[np.ndarray]:
         """Outputs of the last run as host arrays (copied from the device on CUDA)."""
@@ -317,9 +325,9 @@ def create_session(
     folder = Path(tempfile.mkdtemp(prefix="onnxprune-ort-")) if owns else Path(workdir)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        argument, label = _model_argument(model, folder)
+        argument, _ = _model_argument(model, folder)
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # errors come back as exceptions
         options.graph_optimization_level = levels[optimization]
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -335,8 +343,7 @@ def create_session(
         try:
             session = ort.InferenceSession(argument, options, providers=providers)
         except Exception as error:
-            message = " ".join(str(error).split())
-            raise InputError(f"onnxruntime cannot run {label}: {message[:300]}") from None
+            raise session_failure(model, error) from None
         if PROVIDERS[key] not in session.get_providers():
             reason = f"{PROVIDERS[key]} was not used by the session"
             if provider != "auto":
@@ -348,7 +355,7 @@ def create_session(
             graph = _graph_only(model if isinstance(model, onnx.ModelProto) else _load_graph(model))
         elif cuda_graph:
             notes.append("cuda_graph ignored on the CPU provider")
-        return ModelRunner(
+        runner = ModelRunner(
             session,
             notes=notes,
             workdir=folder,
@@ -357,6 +364,8 @@ def create_session(
             cuda_graph=cuda_graph and key != "cpu",
             graph=graph,
         )
+        runner.source = model
+        return runner
     except BaseException:
         if owns:
             shutil.rmtree(folder, ignore_errors=True)

@@ -15,6 +15,7 @@ import numpy as np
 from onnx import ModelProto
 
 from onnxprune.errors import InputError
+from onnxprune.io.provenance import session_failure
 
 LABEL_KEYS = ("labels", "label", "targets", "y")
 
@@ -124,10 +125,13 @@ def _cpu_session(model: ModelProto):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    options.log_severity_level = 4  # errors come back as exceptions
+    try:
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:
+        raise session_failure(model, error) from None
     specs = [(i.name, None, list(i.shape)) for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
     return specs, outputs, lambda feeds: session.run(outputs, feeds)

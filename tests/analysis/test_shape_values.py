@@ -100,3 +100,24 @@ def test_class_token_pattern_is_prunable_and_mask_equivalent():
     pruned = assert_mask_equivalent(analysis, removed, feeds)
     cls = next(i for i in pruned.graph.initializer if i.name == "cls")
     assert list(cls.dims) == [1, 1, 4]
+
+
+def test_a_tensor_read_twice_per_level_is_evaluated_once_per_level():
+    """Add(s, s) thirty levels deep: 2^30 evaluations without the memo (a hang)."""
+    depth = 30
+    nodes = [helper.make_node("Shape", ["x"], ["s0"], name="shape")]
+    nodes += [
+        helper.make_node("Add", [f"s{i}", f"s{i}"], [f"s{i + 1}"], name=f"add{i}")
+        for i in range(depth)
+    ]
+    model = make_model(
+        nodes,
+        [tensor("x", ["N", 3])],
+        [helper.make_tensor_value_info(f"s{depth}", TensorProto.INT64, None)],
+        [],
+    )
+    ctx = AnalysisContext(GraphView(model))
+    values = shape_values(ctx, f"s{depth}")
+    assert values == [None, 3 * 2**depth]
+    values[1] = -1  # callers may edit what they get without changing the memo
+    assert shape_values(ctx, f"s{depth}") == [None, 3 * 2**depth]

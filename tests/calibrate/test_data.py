@@ -57,3 +57,17 @@ def test_dataset_objects(model):
         list(iter_feeds(42, model))
     with pytest.raises(InputError, match="batch size"):
         list(iter_feeds(data, model, batch_size=0))
+
+
+def test_calibration_files_are_checked_at_the_door(model, tmp_path):
+    fake = tmp_path / "calib.npz"
+    np.save(tmp_path / "calib.npy", np.zeros((4, 3), np.float32))
+    fake.write_bytes((tmp_path / "calib.npy").read_bytes())  # a .npy under an .npz name
+    with pytest.raises(InputError, match=r"single \.npy array"):
+        sample_count(fake)
+    with pytest.raises(InputError, match=r"single \.npy array"):
+        list(iter_feeds(str(fake), model))
+    bad = np.ones((4, 3), np.float32)
+    bad[1, 0] = np.inf
+    with pytest.raises(InputError, match=r"array 'x' holds NaN or Inf \(first in sample 1\)"):
+        list(iter_feeds({"x": bad}, model))

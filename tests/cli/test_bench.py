@@ -112,11 +112,11 @@ def test_bad_model_exits_2(tmp_path: Path) -> None:
     broken.write_bytes(b"\x08\x07garbage")
     result = invoke("bench", broken, "--provider", "cpu", *FAST)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: onnxruntime cannot run")
+    assert result.stderr.startswith("error: cannot load model")
     assert len(result.stderr.strip().splitlines()) == 1
     result = invoke("bench", tmp_path / "missing.onnx", "--provider", "cpu", *FAST)
     assert result.exit_code == 2
-    assert "not found" in result.stderr
+    assert "no such file" in result.stderr
 
 
 def test_zoo_model_with_memory(zoo_onnx) -> None:

@@ -79,4 +79,4 @@ def test_not_an_npz(model, tmp_path):
     data = tmp_path / "calib.npz"
     data.write_text("not a zip")
     result = invoke("sensitivity", model, "--data", data)
-    assert result.exit_code == 2 and "cannot read data" in result.output
+    assert result.exit_code == 2 and "is not an .npz archive" in result.output

@@ -152,6 +152,6 @@ def test_bad_inputs_exit_2_with_one_line(tiny, tmp_path, arrays, args, message):
 
 def test_missing_model_and_unwritable_json(tiny, tmp_path):
     result = invoke("validate", tiny, tmp_path / "none.onnx")
-    assert result.exit_code == 2 and "not found" in result.stderr
+    assert result.exit_code == 2 and "no such file" in result.stderr
     result = invoke("validate", tiny, tiny, "--json", tmp_path / "no" / "dir" / "out.json")
     assert result.exit_code == 2 and "does not exist" in result.stderr

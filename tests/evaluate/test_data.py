@@ -93,7 +93,7 @@ def test_two_inputs_mapping_and_extra_arrays_noted():
 
 def test_labels_checks():
     x, _ = _arrays(4)
-    with pytest.raises(InputError, match="labels have 3 entries but the data has 4"):
+    with pytest.raises(InputError, match="'labels' has 3 entries but the data has 4 samples"):
         load_data((x, np.arange(3)), SPECS)
     with pytest.raises(InputError, match="integer class indices"):
         load_data((x, np.array([0.5, 1, 2, 3])), SPECS)
@@ -110,7 +110,7 @@ def test_bad_files(tmp_path):
         load_data(tmp_path / "missing.npz", SPECS)
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(InputError, match="cannot read data"):
+    with pytest.raises(InputError, match=r"bad\.npz' is not an \.npz archive"):
         load_data(bad, SPECS)
     other = tmp_path / "data.csv"
     other.write_text("1,2")
@@ -169,6 +169,37 @@ def test_model_input_specs_skip_initializers():
     )
     specs = model_input_specs(helper.make_model(graph))
     assert specs == [("x", np.dtype(np.float32), ["n", 3])]
+
+
+def test_non_finite_inputs_name_the_key_and_sample(tmp_path):
+    x, y = _arrays()
+    x[4, 0, 1] = np.nan
+    path = tmp_path / "nan.npz"
+    np.savez(path, x=x, labels=y)
+    with pytest.raises(
+        InputError, match=r"nan\.npz': array 'x' holds NaN or Inf \(first in sample 4\)"
+    ):
+        load_data(path, SPECS)
+
+
+def test_values_that_overflow_the_model_dtype():
+    with pytest.raises(InputError, match=r"do not fit the model's dtype float32"):
+        load_data({"x": np.full((2, 3, 4), 1e300)}, SPECS)
+
+
+def test_empty_and_wrongly_typed_arrays():
+    with pytest.raises(InputError, match="has no samples"):
+        load_data({"x": np.zeros((0, 3, 4), np.float32)}, SPECS)
+    with pytest.raises(InputError, match="dtype complex64"):
+        load_data({"x": np.zeros((2, 3, 4), np.complex64)}, SPECS)
+
+
+def test_negative_and_non_finite_labels():
+    x, _ = _arrays(4)
+    with pytest.raises(InputError, match="negative class index -1 in sample 2"):
+        load_data((x, np.array([0, 1, -1, 2])), SPECS)
+    with pytest.raises(InputError, match=r"'labels' holds NaN or Inf \(first in sample 1\)"):
+        load_data((x, np.array([0.0, np.nan, 1, 2])), SPECS)
 
 
 def test_a_single_array_for_a_single_input_is_mapped_and_noted():

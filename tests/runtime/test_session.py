@@ -45,7 +45,7 @@ def test_path_input_and_missing_or_corrupt_file(tmp_path: Path) -> None:
         create_session(tmp_path / "missing.onnx")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx model")
-    with pytest.raises(InputError, match=r"onnxruntime cannot run .*broken\.onnx"):
+    with pytest.raises(InputError, match=r"ONNX Runtime cannot run model .*broken\.onnx"):
         create_session(broken)
 
 

@@ -120,6 +120,7 @@ def command(
     json_path,
 ) -> None:
     """Measure the latency of MODEL [MODEL...] on identical inputs, runs interleaved."""
+    from onnxprune.io import check_model_files
     from onnxprune.runtime.latency import compare_latency
 
     if runs < 1:
@@ -128,6 +129,7 @@ def command(
         raise InputError(f"--warmup must be >= 0, got {warmup}")
     if time_budget is not None and time_budget <= 0:
         raise InputError(f"--time-budget must be > 0, got {time_budget}")
+    check_model_files(models)
     options = {}
     if cudnn_conv_algo_search:
         options["cudnn_conv_algo_search"] = cudnn_conv_algo_search

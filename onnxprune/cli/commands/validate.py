@@ -168,6 +168,7 @@ def command(
     from rich.console import Console
 
     from onnxprune.evaluate import validate
+    from onnxprune.io import check_model_files
 
     if max_samples is not None and max_samples < 1:
         raise InputError(f"--max-samples must be >= 1, got {max_samples}")
@@ -175,6 +176,7 @@ def command(
         parent = Path(json_path).absolute().parent
         if not parent.is_dir():
             raise InputError(f"cannot write '{json_path}': folder '{parent}' does not exist")
+    check_model_files([reference, candidate])
     preprocess = preprocess_from_flags(preprocess_path, resize, crop, mean, std, bgr, layout)
     result = validate(
         reference,

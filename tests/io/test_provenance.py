@@ -1,0 +1,82 @@
+"""ONNX Runtime refusals are blamed on the input (InputError) or on onnxprune (InternalError)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxprune.errors import InputError, InternalError
+from onnxprune.io import load_model
+from onnxprune.io.provenance import model_step, run_failure, session_failure
+from onnxprune.runtime import create_session
+from tests.fuzz.corpus import MODEL_MUTATIONS, base_model
+
+
+def _custom_op_model() -> onnx.ModelProto:
+    """Valid ONNX that ONNX Runtime cannot open (an op of an unknown custom domain)."""
+    return MODEL_MUTATIONS["custom_domain_op"](base_model(), np.random.default_rng(0))
+
+
+def _broken_copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """What a buggy step could write: a copy with an op no runtime knows."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    copy.graph.node[1].op_type = "Relux"
+    return copy
+
+
+def test_input_model_refused_is_bad_input(tmp_path) -> None:
+    path = tmp_path / "custom.onnx"
+    onnx.save_model(_custom_op_model(), path)
+    model = load_model(path)
+    with pytest.raises(InputError, match=rf"ONNX Runtime cannot run model '{path}': .*MyRelu"):
+        create_session(model)
+
+
+def test_model_onnxprune_made_is_a_bug_naming_the_step(tmp_path) -> None:
+    path = tmp_path / "good.onnx"
+    onnx.save_model(base_model(), path)
+    model = load_model(path)
+    with model_step("rewrite"), pytest.raises(InternalError) as info:
+        create_session(_broken_copy(model))
+    message = str(info.value)
+    assert "bug in onnxprune" in message and "step 'rewrite'" in message and str(path) in message
+
+
+def test_derived_model_of_a_refused_input_blames_the_input(tmp_path) -> None:
+    path = tmp_path / "custom.onnx"
+    onnx.save_model(_custom_op_model(), path)
+    model = load_model(path)
+    derived = onnx.ModelProto()
+    derived.CopyFrom(model)
+    derived.graph.node[0].name = "renamed"  # not equal to the input any more
+    error = session_failure(derived, RuntimeError("refused"))
+    assert isinstance(error, InputError) and str(path) in str(error)
+
+
+def test_run_failure_of_the_input_is_bad_input(tmp_path) -> None:
+    """A Gather whose constant index is out of range fails at run time, not at load."""
+    nodes = [
+        helper.make_node("Gather", ["c", "idx"], ["g"]),
+        helper.make_node("Add", ["x", "g"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [
+            numpy_helper.from_array(np.ones(4, np.float32), "c"),
+            numpy_helper.from_array(np.full((1, 4), 100, np.int64), "idx"),
+        ],
+    )
+    path = tmp_path / "gather.onnx"
+    opsets = [helper.make_opsetid("", 17)]
+    onnx.save_model(helper.make_model(graph, opset_imports=opsets, ir_version=8), path)
+    model = load_model(path)
+    runner = create_session(model)
+    with pytest.raises(InputError, match=rf"ONNX Runtime failed running model '{path}'"):
+        runner.run({"x": np.zeros((1, 4), np.float32)})
+    assert isinstance(run_failure(str(path), RuntimeError("x")), InputError)
