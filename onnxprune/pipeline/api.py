@@ -204,7 +204,9 @@ def optimize(
     if isinstance(recover, str) or recover is None:
         from onnxprune.recover import make_recovery
 
-        recover = make_recovery(recovery_name, analysis, evaluator.calibration, seed=seed)
+        recover = make_recovery(
+            recovery_name, analysis, evaluator.calibration, seed=seed, progress=say
+        )
     context = PlanContext(
         original=original,
         prepared=prepared,
