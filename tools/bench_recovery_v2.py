@@ -61,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cuts", default="0.1,0.2,0.3")
     parser.add_argument("--calib", type=int, default=128, help="calibration crops (<= 512)")
     parser.add_argument("--calib-sizes", default="32,128,512", help="rows for calibration size")
+    parser.add_argument(
+        "--augment", default="32:128", help="crops:images rows for augmentation ('' = none)"
+    )
     parser.add_argument("--eval", type=int, default=256, help="evaluation crops")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--sens-samples", type=int, default=32)
@@ -70,6 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.cuts = [float(c) for c in args.cuts.split(",") if c]
     args.calib_sizes = [int(c) for c in args.calib_sizes.split(",") if c]
+    args.augment = [tuple(int(v) for v in a.split(":")) for a in args.augment.split(",") if a]
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
@@ -170,11 +174,14 @@ class Effnet:
         """(removed clusters, seconds of the data work that chose them)."""
         from onnxprune.sensitivity.allocate import allocate_by_sensitivity
 
-        recovery, method = ("bias", "greedy") if allocation == "bias-table" else ("lsq", "knapsack")
+        if allocation == "bias-table":
+            recovery, options = "bias", {}
+        else:
+            recovery, options = "lsq", {"method": "knapsack", "measured_only": True}
         table, table_s = self.table(recovery)
         scores_s = self.scores()[1]
         found = allocate_by_sensitivity(
-            table, self.analysis, cut * self.analysis.total_macs, method=method
+            table, self.analysis, cut * self.analysis.total_macs, **options
         )
         return set(found.removed), scores_s + table_s
 
@@ -192,17 +199,23 @@ def _timed(fn):
     return value, time.perf_counter() - start
 
 
-def run_variant(bench: Effnet, cut: float, variant: Variant, calib: int) -> dict:
+def run_variant(bench: Effnet, cut: float, variant: Variant, calib: int, augment: int = 0) -> dict:
+    """One recovery of the cut's removal set with ``calib`` crops (augmented to ``augment``
+    images by random resized crops + flips when given)."""
+    from onnxprune.calibrate.augment import augment_images
     from onnxprune.recover import make_recovery
     from onnxprune.rewrite import apply_removal, check_model
 
     removed, choose_s = bench.removal(cut, variant.allocation)
     pruned = apply_removal(bench.analysis, removed)
+    data = bench.calibration(calib)
+    if augment:
+        data = {bench.input: augment_images(data[bench.input], augment, seed=CALIBRATION_SEED)}
     recover = make_recovery(
         variant.method,
         bench.analysis,
-        bench.calibration(calib),
-        max_samples=calib,
+        data,
+        max_samples=max(calib, augment),
         progress=say,
         **variant.options,
     )
@@ -242,6 +255,10 @@ def main(argv=None) -> int:
                     continue
                 sizes[count] = run_variant(bench, 0.2, VARIANTS[best], count)
                 say(f"[20%] {best}, {count} crops: {_cell(sizes[count])}")
+            for crops, images in args.augment:
+                key = f"{crops} + augmentation to {images}"
+                sizes[key] = run_variant(bench, 0.2, VARIANTS[best], crops, augment=images)
+                say(f"[20%] {best}, {key}: {_cell(sizes[key])}")
     digits = None if args.skip_digits else run_digits()
     total = time.perf_counter() - started
     body = render(args, results, sizes, digits, total, load, os.getloadavg())
@@ -311,7 +328,8 @@ def render(args, results, sizes, digits, total, load_start, load_end) -> str:
         "Removal: OBS scores, per-group sensitivity table on "
         f"{args.sens_samples} crops with bias recovery per point, greedy allocation; the same "
         "pruned model for every row except `table after lsq` (table measured with lsq recovery "
-        "of the affected consumers per point, knapsack DP allocation). Column s: recovery "
+        "of the affected consumers per point, knapsack DP allocation, no level beyond the "
+        "largest measured ratio). Column s: recovery "
         "only (scores + table are shared: see the notes).",
         "",
         markdown_table(header, rows),
@@ -339,7 +357,7 @@ def render(args, results, sizes, digits, total, load_start, load_end) -> str:
             "",
             markdown_table(
                 ["crops", "top-1 / top-5 (cut)", "recovery s"],
-                [[n, _cell(r), f"{r['recovery_s']:.0f}"] for n, r in sorted(sizes.items())],
+                [[n, _cell(r), f"{r['recovery_s']:.0f}"] for n, r in sizes.items()],
             ),
         ]
     if digits:
