@@ -16,8 +16,10 @@ already refitted upstream layers), Y the target rows and θ₀ = [W_Pᵀ; b_P] t
   The Add then reproduces the original residual stream as well as a linear layer can, which
   corrects the errors that the skip path carries where they enter.
 * Order: a layer's level is the number of refittable layers on the longest path before it;
-  levels are refitted in order, one pass over the calibration data per level (the pruned model
-  cut to that level's inputs). The targets come from one pass of the unpruned model, at output
+  levels are refitted in order, one pass over the calibration data per level through the
+  pruned model's nodes between the previous level's frontier and this level's inputs
+  (:mod:`~onnxprune.recover.frontier`; from the graph inputs when the frontier is over
+  ``frontier_mb``). The targets come from one pass of the unpruned model, at output
   positions sampled per sample and per layer (``positions``, capped at ``rows_per_column`` rows
   per unknown), stored as float32.
 * Guard: an output whose calibration error would grow keeps its current weights
@@ -25,9 +27,9 @@ already refitted upstream layers), Y the target rows and θ₀ = [W_Pᵀ; b_P] t
   be told, or wider than ``max_columns`` columns per group, are left as they are and named in
   the progress messages.
 
-Cost: one pass of the unpruned model (all targets exposed, small batches) and one pass of the
-pruned model, cut at the level's inputs, per level; memory: the sampled targets plus one
-(d+1)² float64 Gram matrix per group.
+Cost: one pass of the unpruned model (all targets exposed, small batches) and, in all, about
+one pass of the pruned model while the frontier fits ``frontier_mb`` (else a prefix pass per
+level); memory: the frontier, the sampled targets and one (d+1)² float64 Gram per group.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from onnxprune.calibrate import iter_feeds, sample_count
 from onnxprune.calibrate.im2col import sample_positions
 from onnxprune.calibrate.session import ExposedRunner
 from onnxprune.recover.edit import ModelEdits, RecoveryError
+from onnxprune.recover.frontier import FrontierRunner
 from onnxprune.recover.grouped import (
     GroupedNormal,
     correct_statistics,
@@ -237,12 +240,11 @@ def _refit_level(
     targets: _Targets,
     calibration: Any,
     settings: RecoverySettings,
+    runner: FrontierRunner,
 ) -> None:
     names = [plan.fit.layer.input for _, plan in level]
     names += [plan.other for _, plan in level if plan.other]
-    types = {plan.fit.layer.input: plan.fit.layer.elem_type for _, plan in level}
-    types.update({plan.other: plan.fit.layer.elem_type for _, plan in level if plan.other})
-    runner = ExposedRunner(model, names, types)
+    names = list(dict.fromkeys(names))
     normals = [
         GroupedNormal.empty(plan.fit.groups, plan.columns, plan.outputs) for _, plan in level
     ]
@@ -250,8 +252,7 @@ def _refit_level(
     feeds = iter_feeds(
         calibration, model, batch_size=settings.batch_size, max_samples=settings.max_samples
     )
-    for batch in feeds:
-        values = runner(batch)
+    for values in runner.run(model, names, feeds):
         size = next(iter(values.values())).shape[0]
         for (index, plan), normal in zip(level, normals, strict=True):
             chosen = targets.chosen[index][offset : offset + size]
@@ -303,7 +304,8 @@ def reconstruct(
         by_level.setdefault(plan.level, []).append((index, plan))
     blocks = sum(1 for plan in plans if plan.other)
     say(f"reconstruction: {len(plans)} layers ({blocks} to block outputs), {len(by_level)} levels")
+    runner = FrontierRunner(samples, settings.frontier_mb * (1 << 20))
     for step, level in enumerate(sorted(by_level)):
-        _refit_level(model, by_level[level], targets, calibration, settings)
+        _refit_level(model, by_level[level], targets, calibration, settings, runner)
         say(f"reconstruction: level {step + 1}/{len(by_level)} ({len(by_level[level])} layers)")
     return model

@@ -27,7 +27,8 @@ class RecoverySettings:
     positions sampled per sample) and ``rows_per_column`` (rows per unknown, None = no cap)
     bound the cost; ``max_columns``: wider layers get bias compensation only (lsq);
     ``stats_correction``: match each refitted channel's mean/std to the target's;
-    ``block_output``: fit layers feeding a residual Add to the Add's output (reconstruct).
+    ``block_output``: fit layers feeding a residual Add to the Add's output (reconstruct);
+    ``frontier_mb``: activations kept between reconstruction levels (reconstruct).
     """
 
     ridge: float = 1e-3
@@ -38,6 +39,7 @@ class RecoverySettings:
     max_columns: int = 6144
     stats_correction: bool = False
     block_output: bool = True
+    frontier_mb: float = 1024.0
     seed: int = 0
     progress: Callable[[str], None] | None = None
 
