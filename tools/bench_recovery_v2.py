@@ -51,6 +51,8 @@ VARIANTS = {
         Variant("reconstruct (plain targets)", "reconstruct", {"block_output": False}),
         Variant("reconstruct", "reconstruct"),
         Variant("reconstruct + stats", "reconstruct", {"stats_correction": True}),
+        Variant("reconstruct (ridge 0.1)", "reconstruct", {"ridge": 0.1}),
+        Variant("reconstruct (all layers)", "reconstruct", {"min_rows_per_column": 0.0}),
         Variant("reconstruct (table after lsq)", "reconstruct", allocation="recovered-table"),
     ]
 }

@@ -25,7 +25,9 @@ already refitted upstream layers), Y the target rows and θ₀ = [W_Pᵀ; b_P] t
 * Guard: an output whose calibration error would grow keeps its current weights
   (:func:`~onnxprune.recover.grouped.keep_better`); layers whose channel map or shapes cannot
   be told, or wider than ``max_columns`` columns per group, are left as they are and named in
-  the progress messages.
+  the progress messages; so are layers with fewer than ``min_rows_per_column`` calibration
+  rows per unknown (a classifier sees one row per image: with fewer images than inputs its
+  refit matches the calibration images and generalizes worse).
 
 Cost: one pass of the unpruned model (all targets exposed, small batches) and, in all, about
 one pass of the pruned model while the frontier fits ``frontier_mb`` (else a prefix pass per
@@ -272,7 +274,7 @@ def _refit_level(
     edits = ModelEdits(model)
     for (_, plan), normal in zip(level, normals, strict=True):
         current = _current(edits, plan)
-        if current is None or normal.rows == 0:
+        if current is None or normal.rows < settings.min_rows_per_column * (plan.columns + 1):
             continue
         prior, bias = current
         theta = solve_grouped(normal, settings.ridge, prior)

@@ -28,7 +28,10 @@ class RecoverySettings:
     bound the cost; ``max_columns``: wider layers get bias compensation only (lsq);
     ``stats_correction``: match each refitted channel's mean/std to the target's;
     ``block_output``: fit layers feeding a residual Add to the Add's output (reconstruct);
-    ``frontier_mb``: activations kept between reconstruction levels (reconstruct).
+    ``frontier_mb``: activations kept between reconstruction levels (reconstruct);
+    ``min_rows_per_column``: a layer with fewer calibration rows per unknown is not refitted
+    (reconstruct: an underdetermined refit, e.g. a classifier with one row per image, fits
+    the calibration images and generalizes worse).
     """
 
     ridge: float = 1e-3
@@ -40,6 +43,7 @@ class RecoverySettings:
     stats_correction: bool = False
     block_output: bool = True
     frontier_mb: float = 1024.0
+    min_rows_per_column: float = 2.0
     seed: int = 0
     progress: Callable[[str], None] | None = None
 
