@@ -30,6 +30,7 @@ SECTION = "recovery-v2"
 CALIBRATION_SEED = 1
 EVALUATION_SEED = 2
 TARGETS = {0.2: 0.75, 0.3: 0.60}
+CV_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ VARIANTS = {
         Variant("reconstruct", "reconstruct"),
         Variant("reconstruct + stats", "reconstruct", {"stats_correction": True}),
         Variant("reconstruct (ridge 0.1)", "reconstruct", {"ridge": 0.1}),
+        Variant("reconstruct (CV ridge)", "reconstruct", {"ridge_grid": CV_GRID}),
         Variant("reconstruct (all layers)", "reconstruct", {"min_rows_per_column": 0.0}),
         Variant("reconstruct (table after lsq)", "reconstruct", allocation="recovered-table"),
     ]

@@ -14,6 +14,10 @@ calibration error of output j of a solution θ is
 and the refit objective e(θ) + λ‖θ − θ₀‖² is at most e(θ₀) at its minimum, so e(θ) ≤ e(θ₀):
 a refit never increases a layer's calibration error. :func:`keep_better` enforces this against
 round-off (any output whose error would grow keeps θ₀).
+
+With few calibration images a refit can fit them and generalize worse; :func:`cross_validated_ridge`
+picks λ from a grid by two-fold cross-validation over samples (and keeps θ₀ when no λ beats
+it on held-out samples).
 """
 
 from __future__ import annotations
@@ -105,3 +109,30 @@ def keep_better(normal: GroupedNormal, theta: np.ndarray, prior: np.ndarray) -> 
 def correct_statistics(normal: GroupedNormal, theta: np.ndarray) -> np.ndarray:
     """θ with each output's calibration mean/std matched to the target's (per group)."""
     return np.stack([match_statistics(theta[g], normal.group(g)) for g in range(normal.groups)])
+
+
+def merged(first: GroupedNormal, second: GroupedNormal) -> GroupedNormal:
+    """The sums of both (the normal equations of all their rows)."""
+    return GroupedNormal(
+        first.gram + second.gram,
+        first.cross + second.cross,
+        first.sum_y + second.sum_y,
+        first.sum_yy + second.sum_yy,
+        first.rows + second.rows,
+    )
+
+
+def cross_validated_ridge(
+    folds: tuple[GroupedNormal, GroupedNormal], prior: np.ndarray, ridges: tuple[float, ...]
+) -> float | None:
+    """Two-fold cross-validation of the ridge: the λ of ``ridges`` minimising
+    Σ_k e_{fold ≠ k}(θ_k(λ)) (θ_k solved on fold k, errors summed over groups and outputs), or
+    None when keeping θ₀ has the smaller held-out error (the layer is then not refitted)."""
+    first, second = folds
+    held_out = {None: first.errors(prior).sum() + second.errors(prior).sum()}
+    for ridge in ridges:
+        held_out[ridge] = (
+            second.errors(solve_grouped(first, ridge, prior)).sum()
+            + first.errors(solve_grouped(second, ridge, prior)).sum()
+        )
+    return min(held_out, key=lambda key: (held_out[key], key is not None))

@@ -53,7 +53,9 @@ from onnxprune.recover.frontier import FrontierRunner
 from onnxprune.recover.grouped import (
     GroupedNormal,
     correct_statistics,
+    cross_validated_ridge,
     keep_better,
+    merged,
     solve_grouped,
 )
 from onnxprune.recover.layers import WeightLayer, output_channels, weight_layers
@@ -247,8 +249,9 @@ def _refit_level(
     names = [plan.fit.layer.input for _, plan in level]
     names += [plan.other for _, plan in level if plan.other]
     names = list(dict.fromkeys(names))
-    normals = [
-        GroupedNormal.empty(plan.fit.groups, plan.columns, plan.outputs) for _, plan in level
+    folds = [
+        tuple(GroupedNormal.empty(plan.fit.groups, plan.columns, plan.outputs) for _ in range(2))
+        for _, plan in level
     ]
     offset = 0
     feeds = iter_feeds(
@@ -256,7 +259,7 @@ def _refit_level(
     )
     for values in runner.run(model, names, feeds):
         size = next(iter(values.values())).shape[0]
-        for (index, plan), normal in zip(level, normals, strict=True):
+        for (index, plan), (even, odd) in zip(level, folds, strict=True):
             chosen = targets.chosen[index][offset : offset + size]
             y = targets.values[index][offset : offset + size].astype(np.float64)
             if plan.other:
@@ -269,15 +272,26 @@ def _refit_level(
                 y = y - other
             x = values[plan.fit.layer.input]
             rows = np.concatenate(list(plan.fit.layer.rows(x, chosen)))
-            normal.add(rows, y.reshape(rows.shape[0], -1))
+            y = y.reshape(rows.shape[0], -1)
+            sample = offset + np.arange(rows.shape[0]) // chosen.shape[1]
+            for fold, parity in ((even, 0), (odd, 1)):
+                part = sample % 2 == parity
+                if part.any():
+                    fold.add(rows[part], y[part])
         offset += size
     edits = ModelEdits(model)
-    for (_, plan), normal in zip(level, normals, strict=True):
+    for (_, plan), pair in zip(level, folds, strict=True):
         current = _current(edits, plan)
+        normal = merged(*pair)
         if current is None or normal.rows < settings.min_rows_per_column * (plan.columns + 1):
             continue
         prior, bias = current
-        theta = solve_grouped(normal, settings.ridge, prior)
+        ridge = settings.ridge
+        if settings.ridge_grid:
+            ridge = cross_validated_ridge(pair, prior, settings.ridge_grid)
+            if ridge is None:
+                continue
+        theta = solve_grouped(normal, ridge, prior)
         theta = keep_better(normal, theta, prior)
         if settings.stats_correction:
             theta = correct_statistics(normal, theta)

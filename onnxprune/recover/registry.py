@@ -29,7 +29,9 @@ class RecoverySettings:
     ``stats_correction``: match each refitted channel's mean/std to the target's;
     ``block_output``: fit layers feeding a residual Add to the Add's output (reconstruct);
     ``frontier_mb``: activations kept between reconstruction levels (reconstruct);
-    ``min_rows_per_column``: a layer with fewer calibration rows per unknown is not refitted
+    ``ridge_grid``: when given, each layer's ridge is chosen from it by two-fold
+    cross-validation over calibration samples, and a layer no ridge improves on held-out
+    samples is left as it is (reconstruct); ``min_rows_per_column``: a layer with fewer calibration rows per unknown is not refitted
     (reconstruct: an underdetermined refit, e.g. a classifier with one row per image, fits
     the calibration images and generalizes worse).
     """
@@ -44,6 +46,7 @@ class RecoverySettings:
     block_output: bool = True
     frontier_mb: float = 1024.0
     min_rows_per_column: float = 2.0
+    ridge_grid: tuple[float, ...] = ()
     seed: int = 0
     progress: Callable[[str], None] | None = None
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxprune.recover.grouped import GroupedNormal, keep_better, solve_grouped
+from onnxprune.recover.grouped import (
+    GroupedNormal,
+    cross_validated_ridge,
+    keep_better,
+    solve_grouped,
+)
 
 
 def _problem(seed: int, groups: int = 3, columns: int = 4, outputs: int = 2, rows: int = 50):
@@ -62,3 +67,24 @@ def test_keep_better_restores_the_prior_where_a_solution_is_worse():
     kept = keep_better(normal, worse, prior)
     np.testing.assert_array_equal(kept[1, :, 0], prior[1, :, 0])
     np.testing.assert_array_equal(kept[0], worse[0])
+
+
+def _folds(x, y):
+    folds = []
+    for part in (slice(0, None, 2), slice(1, None, 2)):
+        normal = GroupedNormal.empty(1, x.shape[1], y.shape[1])
+        normal.add(x[part], y[part])
+        folds.append(normal)
+    return tuple(folds)
+
+
+def test_cross_validation_keeps_a_correct_prior_against_noise_and_fits_clean_data():
+    rng = np.random.default_rng(4)
+    weight = rng.standard_normal((6, 2))
+    prior = np.vstack([weight, np.zeros((1, 2))])[None]
+    x = rng.standard_normal((10, 6))  # few rows, pure noise around the prior's output
+    noisy = x @ weight + 3.0 * rng.standard_normal((10, 2))
+    assert cross_validated_ridge(_folds(x, noisy), prior, (1e-3, 1e-1, 10.0)) in (None, 10.0)
+    x = rng.standard_normal((400, 6))
+    better = rng.standard_normal((6, 2))  # the data follow other weights exactly
+    assert cross_validated_ridge(_folds(x, x @ better), prior, (1e-3, 1e-1, 10.0)) == 1e-3
