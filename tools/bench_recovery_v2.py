@@ -73,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sens-samples", type=int, default=32)
     parser.add_argument("--cache", default=None, help="folder to keep removal sets between runs")
     parser.add_argument("--skip-digits", action="store_true")
+    parser.add_argument("--skip-effnet", action="store_true")
+    parser.add_argument("--section", default=SECTION, help="docs/benchmarks.md marker name")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     args.cuts = [float(c) for c in args.cuts.split(",") if c]
@@ -242,15 +244,18 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     load = os.getloadavg()
     results: dict = {}
+    sizes: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench_rv2_") as tmp:
-        say("building EfficientNet-Lite2 and crops")
-        bench = Effnet(args, Path(tmp))
+        if args.skip_effnet:
+            args.cuts = []
+        else:
+            say("building EfficientNet-Lite2 and crops")
+            bench = Effnet(args, Path(tmp))
         for cut in args.cuts:
             for name in args.variants:
                 row = run_variant(bench, cut, VARIANTS[name], args.calib)
                 results[(cut, name)] = row
                 say(f"[{cut:.0%}] {name}: {_cell(row)}; recovery {row['recovery_s']:.0f} s")
-        sizes: dict = {}
         best = "reconstruct"
         if 0.2 in args.cuts and best in args.variants:
             for count in args.calib_sizes:
@@ -268,7 +273,7 @@ def main(argv=None) -> int:
     body = render(args, results, sizes, digits, total, load, os.getloadavg())
     print(body)
     if not args.no_write:
-        write_section(SECTION, body)
+        write_section(args.section, body)
         say("wrote docs/benchmarks.md")
     return 0
 
@@ -318,26 +323,29 @@ def render(args, results, sizes, digits, total, load_start, load_end) -> str:
     )
     header = ["recovery", *(f"{cut:.0%} cut" for cut in args.cuts), "recovery s (max)"]
     rows = []
-    for name in args.variants:
+    for name in args.variants if args.cuts else []:
         cells = [_cell(results[(cut, name)]) for cut in args.cuts]
         worst = max(results[(cut, name)]["recovery_s"] for cut in args.cuts)
         rows.append([name, *cells, f"{worst:.0f}"])
     lines = [
         f"`{command}` — whole run {total / 60:.1f} min, load average "
         f"{load_start[0]:.2f} at start, {load_end[0]:.2f} at end (2 shared CPU cores).",
-        "",
-        "EfficientNet-Lite2, protocol of `tools/bench_effnet_lite2.py`: "
-        f"{args.calib} calibration crops, {args.eval} evaluation crops from other photos. Cells: "
-        "top-1 agreement / top-5 containment with the unpruned model (measured MAC cut). "
-        "Removal: OBS scores, per-group sensitivity table on "
-        f"{args.sens_samples} crops with bias recovery per point, greedy allocation; the same "
-        "pruned model for every row except `table after lsq` (table measured with lsq recovery "
-        "of the affected consumers per point, knapsack DP allocation, no level beyond the "
-        "largest measured ratio). Column s: recovery "
-        "only (scores + table are shared: see the notes).",
-        "",
-        markdown_table(header, rows),
     ]
+    if args.cuts:
+        lines += [
+            "",
+            "EfficientNet-Lite2, protocol of `tools/bench_effnet_lite2.py` (crops, photos, "
+            f"seeds, MAC counting) with {args.calib} calibration crops and {args.eval} "
+            "evaluation crops from other photos. Cells: top-1 agreement / top-5 containment "
+            "with the unpruned model (measured MAC cut). Removal: OBS scores, per-group "
+            f"sensitivity table on {args.sens_samples} crops with bias recovery per point, "
+            "greedy allocation; the same pruned model for every row except `table after lsq` "
+            "(table measured with lsq recovery of the affected consumers per point, knapsack "
+            "DP allocation, no level beyond the largest measured ratio). Column s: recovery "
+            "only (scores + table are shared: see the notes).",
+            "",
+            markdown_table(header, rows),
+        ]
     for cut, goal in TARGETS.items():
         if cut not in args.cuts:
             continue
@@ -347,13 +355,15 @@ def render(args, results, sizes, digits, total, load_start, load_end) -> str:
             f"- {cut:.0%} cut, target >= {goal:.0%} top-1 agreement: "
             f"{'met' if value >= goal else 'NOT met'} (best: {best}, {value:.1%})"
         )
-    shared = {
-        name: max(results[(cut, name)]["choose_s"] for cut in args.cuts) for name in args.variants
-    }
-    lines.append(
-        "- scores + sensitivity table (s): "
-        + ", ".join(f"{name} {seconds:.0f}" for name, seconds in shared.items())
-    )
+    if args.cuts:
+        shared = {
+            name: max(results[(cut, name)]["choose_s"] for cut in args.cuts)
+            for name in args.variants
+        }
+        lines.append(
+            "- scores + sensitivity table (s; 0 = loaded from --cache): "
+            + ", ".join(f"{name} {seconds:.0f}" for name, seconds in shared.items())
+        )
     if sizes:
         lines += [
             "",
