@@ -361,7 +361,7 @@ def render(args, results, sizes, digits, total, load_start, load_end) -> str:
             for name in args.variants
         }
         lines.append(
-            "- scores + sensitivity table (s; 0 = loaded from --cache): "
+            "- scores + sensitivity table (s, as measured when first computed; --cache keeps them): "
             + ", ".join(f"{name} {seconds:.0f}" for name, seconds in shared.items())
         )
     if sizes:
