@@ -6,6 +6,7 @@ import numpy as np
 
 from onnxprune.recover.grouped import (
     GroupedNormal,
+    correct_statistics,
     cross_validated_ridge,
     keep_better,
     solve_grouped,
@@ -88,3 +89,13 @@ def test_cross_validation_keeps_a_correct_prior_against_noise_and_fits_clean_dat
     x = rng.standard_normal((400, 6))
     better = rng.standard_normal((6, 2))  # the data follow other weights exactly
     assert cross_validated_ridge(_folds(x, x @ better), prior, (1e-3, 1e-1, 10.0)) == 1e-3
+
+
+def test_statistics_correction_matches_each_groups_target_mean_and_std():
+    x, y, prior, normal = _problem(5, groups=2, columns=3, outputs=2, rows=200)
+    theta = correct_statistics(normal, solve_grouped(normal, 10.0, prior))  # shrunk fit
+    for g in range(2):
+        xg = np.hstack([x[:, g * 3 : (g + 1) * 3], np.ones((200, 1))])
+        fitted, target = xg @ theta[g], y[:, g * 2 : (g + 1) * 2]
+        np.testing.assert_allclose(fitted.mean(0), target.mean(0), atol=1e-9)
+        np.testing.assert_allclose(fitted.std(0), target.std(0), rtol=1e-9)
