@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -319,7 +320,7 @@ def run_digits(methods=("lsq", "reconstruct")) -> list[str]:
 
 def render(args, results, sizes, digits, total, load_start, load_end) -> str:
     command = "python tools/bench_recovery_v2.py" + (
-        " " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""
+        " " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
     )
     header = ["recovery", *(f"{cut:.0%} cut" for cut in args.cuts), "recovery s (max)"]
     rows = []
@@ -345,6 +346,7 @@ def render(args, results, sizes, digits, total, load_start, load_end) -> str:
             "only (scores + table are shared: see the notes).",
             "",
             markdown_table(header, rows),
+            "",
         ]
     for cut, goal in TARGETS.items():
         if cut not in args.cuts:
