@@ -258,7 +258,7 @@ def make_distill_recovery(
     from onnxprune.recover import make_recovery
 
     if calibration is None:
-        raise InputError("recovery 'distill' needs calibration data (give --data)")
+        raise InputError("recovery 'distill' needs calibration data (give data=...)")
     if base not in ("none", "lsq"):
         raise InputError(f"distill base must be 'none' or 'lsq', got '{base}'")
     first = make_recovery(

@@ -96,8 +96,11 @@ def group_levels(
     protected=(),
     max_ratio: float = 0.8,
     ratio_for: dict[str, float] | None = None,
+    measured_only: bool = False,
 ) -> list[_Levels]:
-    """Allowed levels of every measured, prunable, unprotected group (module docstring)."""
+    """Allowed levels of every measured, prunable, unprotected group (module docstring).
+    ``measured_only``: no level beyond the group's largest measured removal (no
+    extrapolation of the curve)."""
     if measure not in MEASURES:
         raise InputError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
     if round_to < 1:
@@ -112,6 +115,8 @@ def group_levels(
             continue
         _check_entry(group, entry)
         cap = min(group_cap(group, max_ratio, ratio_for), len(entry.order))
+        if measured_only:
+            cap = min(cap, int(entry.curve()[0][-1]))
         counts = [0, *sorted(group.size - k for k in _allowed_kept_counts(group, cap, round_to))]
         counts = [c for c in counts if c <= cap]
         if len(counts) < 2:
@@ -184,6 +189,7 @@ def sensitivity_order(
     protected=(),
     max_ratio: float = 0.8,
     ratio_for: dict[str, float] | None = None,
+    measured_only: bool = False,
 ) -> list[RemovalUnit]:
     """Removal units in increasing price (module docstring, greedy); ``unit.score`` is the
     price: interpolated drop per unit of ``measure``."""
@@ -196,6 +202,7 @@ def sensitivity_order(
         protected=protected,
         max_ratio=max_ratio,
         ratio_for=ratio_for,
+        measured_only=measured_only,
     ):
         for position, (price, tie, unit) in enumerate(_units_of(levels)):
             entries.append((price, tie, unit.group, position, unit))
@@ -253,17 +260,20 @@ def allocate_by_sensitivity(
     ratio_for: dict[str, float] | None = None,
     method: str = "greedy",
     bins: int = 1000,
+    measured_only: bool = False,
 ) -> Allocation:
     """Per-group removal meeting ``amount`` of ``measure`` (estimated MACs in analysis units,
     parameters, or clusters) with the least summed interpolated sensitivity (module docstring).
     ``protected`` globs keep groups whole. When the target cannot be met, everything allowed
-    is removed and ``met`` is False."""
+    is removed and ``met`` is False. ``measured_only``: never beyond a group's largest measured
+    ratio."""
     options = dict(
         measure=measure,
         round_to=round_to,
         protected=protected,
         max_ratio=max_ratio,
         ratio_for=ratio_for,
+        measured_only=measured_only,
     )
     if method == "greedy":
         units = Schedule(analysis, sensitivity_order(table, analysis, **options)).available(

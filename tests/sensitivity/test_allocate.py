@@ -147,3 +147,15 @@ def test_table_of_another_model_is_refused(analysis, table):
         allocate_by_sensitivity(table, analysis, 10, method="magic")
     with pytest.raises(InputError, match="measure"):
         allocate_by_sensitivity(table, analysis, 10, measure="latency")
+
+
+@pytest.mark.parametrize("method", ["greedy", "knapsack"])
+def test_measured_only_never_goes_beyond_the_largest_measured_ratio(analysis, table, method):
+    quiet = _group(analysis, "quiet_fc1")
+    # measured up to 0.75 · 16 = 12 clusters per group; the 0.8 cap would allow 12 as well, so
+    # a table measured up to 0.5 shows the difference: 8 clusters per group at most
+    half = measure_sensitivity(analysis, calibration(32), ratios=(0.25, 0.5))
+    free = allocate_by_sensitivity(half, analysis, 10_000, method=method)
+    bounded = allocate_by_sensitivity(half, analysis, 10_000, method=method, measured_only=True)
+    assert free.per_group[quiet.index] == 12
+    assert set(bounded.per_group.values()) == {8} and not bounded.met

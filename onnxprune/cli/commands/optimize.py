@@ -69,9 +69,11 @@ from onnxprune.errors import GuardNotMetError, InputError
 )
 @click.option(
     "--recover",
-    type=click.Choice(["none", "bias", "lsq"]),
-    help="Post-training recovery of the layers that read removed channels: bias compensation or "
-    "least-squares refit on --data (default lsq with --data, else none).",
+    metavar="METHOD",
+    help="Post-training recovery on --data: none, bias (bias compensation), lsq (least-squares "
+    "refit of the readers of removed channels), reconstruct (refit of every layer against the "
+    "unpruned model), distill, lsq+distill (Adam on the initializers, KL to the unpruned model), "
+    "or a registered plug-in (default lsq with --data, else none).",
 )
 @click.option(
     "--allocation",
