@@ -39,3 +39,12 @@ def test_unknown_names_and_options_are_input_errors():
         make_recovery("none", None, None, rigde=1.0)
     with pytest.raises(InputError, match="needs calibration data"):
         make_recovery("reconstruct", None, None)
+
+
+def test_distillation_methods_are_registered():
+    from onnxprune.errors import InputError
+    from onnxprune.recover import make_recovery, recovery_names
+
+    assert {"distill", "lsq+distill", "reconstruct", "lsq", "bias", "none"} <= set(recovery_names())
+    with pytest.raises(InputError, match="needs calibration data"):
+        make_recovery("distill", None, None)
