@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 from onnx import ModelProto, numpy_helper
 
 from onnxprune.errors import InputError
@@ -218,6 +219,7 @@ def sparsify(
     damp: float = 0.01,
     max_columns: int = 4096,
     seed: int = 0,
+    correct_upstream: bool = True,
     progress: Progress | None = None,
 ) -> SparsifyResult:
     """Zero weights of ``model`` (see module docstring); returns the model and its plan.
@@ -276,6 +278,7 @@ def sparsify(
             normalized, jobs, weights, data, say,
             positions=positions, batch_size=batch_size, max_samples=max_samples,
             block=block, damp=damp, max_columns=max_columns, seed=seed,
+            correct_upstream=correct_upstream,
         )  # fmt: skip
     else:
         updated = {}
@@ -408,6 +411,21 @@ def _obs_reason(layer: SparseLayer, max_columns: int) -> str:
     return ""
 
 
+def upstream_target(matrix: np.ndarray, stats: LayerStats, damp: float) -> np.ndarray:
+    """The dense weights W_t that best map the sparsified model's input rows X̃ to the original
+    output X·Wᵀ: (H̃ + λI) W_tᵀ = (X̃ᵀX/n) Wᵀ + λWᵀ, λ = damp·mean(diag H̃) (ridge toward W).
+
+    Since ‖XWᵀ − X̃W'ᵀ‖² = ‖XWᵀ − X̃W_tᵀ‖² + ‖X̃(W_t − W')ᵀ‖² (up to λ), sparsifying W_t with
+    H̃ minimizes the error against the original output, compensating upstream layers' errors.
+    """
+    h = stats.hessian()
+    cross = stats.cross / max(stats.rows, 1)
+    lam = damp * max(float(np.mean(np.diag(h))), 1e-12)
+    rhs = cross @ matrix.T + lam * matrix.T
+    factor = scipy.linalg.cho_factor(h + lam * np.eye(len(h)), lower=True)
+    return scipy.linalg.cho_solve(factor, rhs).T
+
+
 def _reconstruct(
     model: ModelProto,
     jobs: list[_Job],
@@ -422,6 +440,7 @@ def _reconstruct(
     damp: float,
     max_columns: int,
     seed: int,
+    correct_upstream: bool,
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
     """Sequential OBS over levels; returns new weights by initializer and (criterion, note)."""
     by_node = {job.layer.node: job for job in jobs}
@@ -435,6 +454,7 @@ def _reconstruct(
         stats = collect_layer_stats(
             current, level, data, gram_for=gram_for, positions=positions,
             batch_size=batch_size, max_samples=max_samples, seed=seed + depth,
+            reference=model if correct_upstream and depth else None,
         )  # fmt: skip
         for layer in level:
             job = by_node[layer.node]
@@ -451,6 +471,8 @@ def _reconstruct(
                 used[layer.node] = ("wanda", f"obs fallback: {reason}")
             else:
                 order = layer.nm_order()
+                if layer_stats.cross is not None:
+                    matrix = upstream_target(matrix, layer_stats, damp)
                 h = layer_stats.hessian()[np.ix_(order, order)]
                 kwargs: dict[str, Any] = {"nm": job.nm}
                 if job.nm is None:
@@ -462,7 +484,12 @@ def _reconstruct(
                 solved, _ = sparsegpt(matrix[:, order], h, block=block, damp=damp, **kwargs)
                 new = np.empty_like(solved)
                 new[:, order] = solved
-                used[layer.node] = ("obs", "")
+                delta = matrix[:, order] - solved
+                error = np.einsum("ij,jk,ik->", delta, h, delta) / max(
+                    np.einsum("ij,jk,ik->", matrix[:, order], h, matrix[:, order]), 1e-30
+                )
+                used[layer.node] = ("obs", f"relative output error {error:.4f}")
+                say(f"obs: {layer.node} ({layer.rows}x{layer.columns}): relative error {error:.4f}")
             updated[layer.weight] = layer.from_matrix(new).astype(weight.dtype)
         if depth + 1 < len(levels):
             current = apply_weights(model, updated)

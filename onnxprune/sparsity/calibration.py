@@ -9,7 +9,10 @@ sampled positions per sample):
 * ``column_sq`` = Σ row_j² per weight-matrix column (the Wanda norm is sqrt(column_sq/rows));
   for grouped convs one vector per group, shape (groups, columns);
 * ``gram`` = Σ rowᵀ·row (only for layers in ``gram_for``: plain convs, Gemm, MatMul), so that
-  H = gram / rows is the layer's input second moment.
+  H = gram / rows is the layer's input second moment;
+* with a ``reference`` model (the original, for sequential calibration): ``cross`` = Σ rowᵀ·ref
+  where ``ref`` is the same row (same sample, same position) of the reference model's input of
+  the layer, so the layer can be fitted to the *original* output (upstream error corrected).
 
 Memory: one batch of the exposed activations, im2col chunks of at most
 :data:`~onnxprune.calibrate.im2col.CHUNK_ELEMENTS` values, and the accumulators (d² float64 per
@@ -40,6 +43,7 @@ class LayerStats:
     rows: int
     column_sq: np.ndarray  # (groups, columns)
     gram: np.ndarray | None = None
+    cross: np.ndarray | None = None  # Σ rowᵀ·reference row
 
     def column_norms(self) -> np.ndarray:
         """sqrt(E[row_j²]) per group and column, shape (groups, columns)."""
@@ -81,23 +85,28 @@ class _Accumulator:
         self.rows = 0
         self.column_sq: np.ndarray | None = None
         self.gram: np.ndarray | None = None
+        self.cross: np.ndarray | None = None
         self.want_gram = gram
 
-    def add(self, chunk: np.ndarray) -> None:
+    def add(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> None:
         if self.column_sq is None:
             self.column_sq = np.zeros(chunk.shape[1])
             if self.want_gram:
                 self.gram = np.zeros((chunk.shape[1], chunk.shape[1]))
+                if reference is not None:
+                    self.cross = np.zeros((chunk.shape[1], chunk.shape[1]))
         self.column_sq += np.einsum("ij,ij->j", chunk, chunk)
         if self.gram is not None:
             self.gram += chunk.T @ chunk
+        if self.cross is not None and reference is not None:
+            self.cross += chunk.T @ reference
         self.rows += chunk.shape[0]
 
     def result(self) -> LayerStats:
         layer = self.layer
         column_sq = self.column_sq if self.column_sq is not None else np.zeros(layer.columns)
         groups = layer.groups if layer.op_type == "Conv" else 1
-        return LayerStats(self.rows, column_sq.reshape(groups, -1), self.gram)
+        return LayerStats(self.rows, column_sq.reshape(groups, -1), self.gram, self.cross)
 
 
 def collect_layer_stats(
@@ -110,9 +119,12 @@ def collect_layer_stats(
     batch_size: int = 32,
     max_samples: int | None = 512,
     seed: int = 0,
+    reference: ModelProto | None = None,
     progress: Progress | None = None,
 ) -> dict[str, LayerStats]:
-    """Statistics of every layer's input on ``model`` (see module docstring), keyed by node."""
+    """Statistics of every layer's input on ``model`` (see module docstring), keyed by node.
+
+    ``reference`` must have the same graph (tensor names) as ``model``."""
     if not layers:
         return {}
     rng = np.random.default_rng(seed)
@@ -120,13 +132,29 @@ def collect_layer_stats(
     names = list(dict.fromkeys(layer.input for layer in layers))
     elem_types = {layer.input: _input_type(model, layer) for layer in layers}
     runner = ExposedRunner(model, names, elem_types)
+    cross_names = [layer.input for layer in layers if layer.node in gram_for]
+    paired = (
+        ExposedRunner(reference, list(dict.fromkeys(cross_names)), elem_types)
+        if reference is not None and cross_names
+        else None
+    )
     feeds = iter_feeds(data, model, batch_size=batch_size, max_samples=max_samples)
     samples = 0
     for batch in feeds:
         values = runner(batch)
+        originals = paired(batch) if paired is not None else {}
         for layer in layers:
             x = np.asarray(values[layer.input])
             chosen = sample_positions(x.shape[0], position_count(layer, x.shape), positions, rng)
+            if layer.input in originals and layer.node in gram_for:
+                pairs = zip(
+                    layer_rows(layer, x, chosen),
+                    layer_rows(layer, np.asarray(originals[layer.input]), chosen),
+                    strict=True,
+                )
+                for chunk, original in pairs:
+                    accumulators[layer.node].add(chunk, original)
+                continue
             for chunk in layer_rows(layer, x, chosen):
                 accumulators[layer.node].add(chunk)
         samples += next(iter(batch.values())).shape[0]
