@@ -82,8 +82,12 @@ def model_cases(args, workdir: Path):
         if name.startswith("digits"):
             test = np.load(ROOT / "models" / "digits" / "digits_test.npz")
             calibration = str(ROOT / "models" / "digits" / "digits_calib.npz")
-            yield name, ROOT / "models" / "digits" / f"{name}.onnx", calibration, test["input"], (
-                test["labels"]
+            yield (
+                name,
+                ROOT / "models" / "digits" / f"{name}.onnx",
+                calibration,
+                test["input"],
+                (test["labels"]),
             )
             continue
         from effnet.crops import CALIBRATION_PHOTOS, EVALUATION_PHOTOS, random_crops
@@ -91,7 +95,9 @@ def model_cases(args, workdir: Path):
 
         say("building EfficientNet-Lite2 (packaged weights), exporting to ONNX, cutting crops")
         path = export(load_pretrained(), workdir / "lite2.onnx")
-        calibration = {"input": random_crops(CALIBRATION_PHOTOS, args.calib, seed=1, size=RESOLUTION)}
+        calibration = {
+            "input": random_crops(CALIBRATION_PHOTOS, args.calib, seed=1, size=RESOLUTION)
+        }
         evaluation = random_crops(EVALUATION_PHOTOS, args.eval, seed=2, size=RESOLUTION)
         yield "effnet", path, calibration, evaluation, None
 
@@ -141,9 +147,11 @@ def measure(args) -> tuple[list[dict], dict]:
                         "sparse_bytes": packed.bytes,
                         "sparse_gzip": packed.gzip_bytes,
                         "storage_equal": bool(np.array_equal(sparse_out, out[:8])),
-                        "nm_share": sum(l.size for l in nm_layers if l.holds_nm)
+                        "nm_share": sum(x.size for x in nm_layers if x.holds_nm)
                         / max(1, result.total_weights),
-                        "fallbacks": sum(1 for l in result.layers if l.note.startswith("obs fallback")),
+                        "fallbacks": sum(
+                            1 for x in result.layers if x.note.startswith("obs fallback")
+                        ),
                     }
                     rows.append(row)
                     say(
@@ -157,7 +165,9 @@ def measure(args) -> tuple[list[dict], dict]:
 
 
 def render(args, rows: list[dict], info: dict, total: float) -> str:
-    command = "python tools/bench_sparsity.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+    command = "python tools/bench_sparsity.py" + (
+        " " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""
+    )
     header = [
         "model", "setting", "criterion", "top-1 agreement", "accuracy", "weight sparsity",
         "sparsify s", "load avg (1/5/15 min)", "file / dense", "sparse storage / dense",
