@@ -62,6 +62,7 @@ class LayerPlan:
     criterion: str
     holds_nm: bool | None = None
     note: str = ""
+    first_removed: list[int] = field(default_factory=list)  # flat weight indices, lowest first
 
     @property
     def sparsity_before(self) -> float:
@@ -84,6 +85,7 @@ class LayerPlan:
             "criterion": self.criterion,
             "holds_nm": self.holds_nm,
             "note": self.note,
+            "first_removed": list(self.first_removed),
         }
 
 
@@ -273,6 +275,7 @@ def sparsify(
         layers, mode, scores, nm, sparsity, targets.total_weights, skipped_zeros,
         overrides, threshold, keep, max_ratio, notes,
     )  # fmt: skip
+    first: dict[str, list[int]] = {}
     if spec.reconstructs:
         updated, used = _reconstruct(
             normalized, jobs, weights, data, say,
@@ -289,6 +292,7 @@ def sparsify(
                 mask = _mask_from_scores(job, scores[job.layer.node])
             updated[job.layer.weight] = _masked(job.layer, weights[job.layer.weight], mask)
             used[job.layer.node] = (spec.name, "")
+            first[job.layer.node] = removal_order(job.layer, scores[job.layer.node], mask)
     result_model = apply_weights(normalized, updated) if updated else normalized
     plans = []
     for layer in layers:
@@ -309,6 +313,7 @@ def sparsify(
                 name,
                 holds,
                 note,
+                first.get(layer.node, []),
             )
         )
     total_zeros = skipped_zeros + sum(plan.zeros_after for plan in plans)
@@ -392,6 +397,17 @@ def _mask_from_scores(job: _Job, scores: np.ndarray) -> np.ndarray:
     if job.count is not None and job.count >= scores.size:
         return keep_mask(scores, 0)
     return lowest_mask(scores, job.count or 0)
+
+
+def removal_order(
+    layer: SparseLayer, scores: np.ndarray, mask: np.ndarray, limit: int = 8
+) -> list[int]:
+    """Flat indices into the weight tensor of the first ``limit`` removed weights, in the
+    order the criterion removes them (lowest score first)."""
+    index = layer.to_matrix(np.arange(layer.size).reshape(layer.shape)).reshape(-1)
+    flat_scores = np.where(mask, scores, np.inf).reshape(-1)
+    order = np.argsort(flat_scores, kind="stable")[: min(limit, int(mask.sum()))]
+    return [int(i) for i in index[order]]
 
 
 def _masked(layer: SparseLayer, weight: np.ndarray, mask: np.ndarray) -> np.ndarray:

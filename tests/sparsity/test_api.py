@@ -114,3 +114,15 @@ def test_a_plug_in_criterion_by_callable(model):
     result = sparsify(model, 0.5, criterion=lambda matrix, stats: -np.abs(matrix), min_size=0)
     layer = result.layers[0]
     assert layer.criterion == "<lambda>" and layer.sparsity_after >= 0.5
+
+
+def test_the_plan_reports_which_weights_went_first(model):
+    result = sparsify(model, 0.5, min_size=0)
+    layer = next(layer for layer in result.layers if layer.node == "mm")
+    weight = next(
+        onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name == "wmm"
+    ).reshape(-1)
+    first = layer.first_removed
+    assert len(first) == 8
+    assert list(np.abs(weight[first])) == sorted(np.abs(weight[first]))
+    assert np.abs(weight[first[0]]) == np.abs(weight).min()
