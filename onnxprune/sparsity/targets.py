@@ -212,6 +212,7 @@ def find_layers(
     types = {init.name: init.data_type for init in model.graph.initializer}
     readers = Counter(name for node in model.graph.node for name in set(node.input) if name)
     targets = TargetSet(layers=[])
+    counted: set[str] = set()
     for node in view.nodes:
         if node.op_type not in WEIGHT_OPS or node.domain not in ("", "ai.onnx"):
             continue
@@ -224,7 +225,9 @@ def find_layers(
             targets.skipped[layer.node] = "ignored"
             targets.skipped_sizes[layer.node] = layer.size
             continue
-        targets.total_weights += layer.size
+        if layer.weight not in counted:
+            counted.add(layer.weight)
+            targets.total_weights += layer.size
         reason = ""
         if types.get(layer.weight) not in FLOAT_TYPES:
             reason = "unsupported: weight is not floating point"
