@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calib", type=int, default=128, help="EfficientNet calibration crops")
     parser.add_argument("--eval", type=int, default=256, help="EfficientNet evaluation crops")
     parser.add_argument("--no-write", action="store_true", help="do not edit docs/benchmarks.md")
+    parser.add_argument("--rows-json", help="also write the measured rows to this JSON file")
     args = parser.parse_args(argv)
     for key, known in (("models", MODELS), ("criteria", CRITERIA), ("settings", SETTINGS)):
         values = [v.strip() for v in getattr(args, key).split(",") if v.strip()]
@@ -203,8 +204,55 @@ def render(args, rows: list[dict], info: dict, total: float) -> str:
         "non-zero: 12 bytes per float32 value).",
         "",
         markdown_table(header, table),
+        "",
+        "Targets (issue 13, EfficientNet-Lite2 crops):",
+        "",
+        *verdicts(rows, args.calib),
     ]
     return "\n".join(lines)
+
+
+def verdicts(rows: list[dict], calib: int) -> list[str]:
+    """met / NOT met for each issue target that this run measured."""
+    effnet = [r for r in rows if r["model"] == "effnet"]
+    out = []
+
+    def best(setting: str) -> dict | None:
+        data = [r for r in effnet if r["setting"] == setting and r["criterion"] != "magnitude"]
+        return max(data, key=lambda r: r["agreement"]) if data else None
+
+    half = best("0.5")
+    if half:
+        ok = half["sparsity"] >= 0.5 and half["agreement"] >= 0.85
+        out.append(
+            f"- 0.5 with data: >= 50 % of all weights zero and top-1 agreement >= 0.85: "
+            f"{'met' if ok else 'NOT met'} (best {half['criterion']}: sparsity "
+            f"{half['sparsity']:.3f}, agreement {half['agreement']:.3f})"
+        )
+    nm = best("2:4")
+    if nm:
+        ok = nm["nm_share"] >= 0.9 and nm["agreement"] >= 0.60
+        out.append(
+            f"- 2:4: layers holding 2:4 cover >= 90 % of the weights and agreement >= 0.60: "
+            f"{'met' if ok else 'NOT met'} (best {nm['criterion']}: 2:4 layers hold "
+            f"{nm['nm_share']:.1%} of all weights, agreement {nm['agreement']:.3f})"
+        )
+    for r in (r for r in effnet if r["setting"] == "0.7"):
+        ratio = r["sparse_bytes"] / r["bytes"]
+        out.append(
+            f"- sparse storage at 70 % <= 0.55x the dense file ({r['criterion']}): "
+            f"{'met' if ratio <= 0.55 else 'NOT met'} ({ratio:.3f}x)"
+        )
+    obs = [r for r in effnet if r["criterion"] == "obs"]
+    if obs:
+        slowest = max(r["seconds"] for r in obs)
+        verdict = ("met" if slowest < 120 else "NOT met") if calib == 128 else "not measured"
+        out.append(
+            f"- OBS on EfficientNet-Lite2 (6.1 M parameters) with 128 calibration images < 2 min: "
+            f"{verdict} (this run: {calib} images, slowest obs row {slowest:.0f} s at the load "
+            "average in its row)"
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows, info = measure(args)
     total = time.perf_counter() - started
+    if args.rows_json:
+        import json
+
+        Path(args.rows_json).write_text(json.dumps({"rows": rows, "info": info}, indent=2))
     body = render(args, rows, info, total)
     print(body)
     if not args.no_write:
