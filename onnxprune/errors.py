@@ -7,6 +7,8 @@ that line and exits with ``exit_code``. Anything else is a bug in onnxprune.
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
@@ -35,3 +37,27 @@ class GuardNotMetError(OnnxPruneError):
     """The accuracy guard could not be met at the requested target (exit code 3)."""
 
     exit_code = EXIT_GUARD_NOT_MET
+
+
+def input_shape_hint(name: str, dims: str = "D0, D1, ...") -> str:
+    """How to fix an input's shape, in the API's words (``input_shapes={'x': [1, 3, 224,
+    224]}``); the CLI rewrites it to ``--input-shape x:1,3,224,224`` (:func:`cli_words`)."""
+    return f"input_shapes={{{name!r}: [{dims}]}}"
+
+
+_SHAPE_HINT = re.compile(r"input_shapes=\{'([^']*)': \[([^\]]*)\]\}")
+_SHAPE_ITEM = re.compile(r"input_shapes\['([^']*)'\]")
+
+
+def cli_words(message: str) -> str:
+    """An error message in the CLI's words: API option spellings become flags
+    (``input_shapes={'x': [1, 3]}`` -> ``--input-shape x:1,3``, ``input_shapes['x']`` ->
+    ``--input-shape x``, ``input_shapes`` -> ``--input-shape``, ``data=...`` -> ``--data``)."""
+    message = _SHAPE_HINT.sub(
+        lambda m: f"--input-shape {m.group(1)}:{m.group(2).replace(' ', '')}", message
+    )
+    message = _SHAPE_ITEM.sub(lambda m: f"--input-shape {m.group(1)}", message)
+    message = re.sub(r"\binput_shapes\b", "--input-shape", message)
+    message = re.sub(r"\bignore=\.\.\.", "--ignore GLOB", message)
+    message = re.sub(r"\bround_to=", "--round-to ", message)
+    return re.sub(r"\bdata=\.\.\.", "--data PATH", message)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from onnx import ModelProto
 
+from onnxprune import defaults
 from onnxprune.allocate import AllocationPolicy, select_removal
 from onnxprune.analysis import ChannelAnalysis, analyze
 from onnxprune.importance import score_clusters
@@ -102,10 +103,10 @@ def prune(
     model: str | os.PathLike | ModelProto,
     *,
     ratio: float = 0.3,
-    criterion: str = "l1",
+    criterion: str = defaults.DATA_FREE_CRITERION,
     global_ranking: bool = False,
-    max_ratio: float = 0.8,
-    round_to: int = 1,
+    max_ratio: float = defaults.MAX_RATIO,
+    round_to: int | None = None,
     ignore: list[str] | tuple[str, ...] = (),
     ratio_for: dict[str, float] | None = None,
     input_shapes: dict[str, list[int]] | None = None,
@@ -116,13 +117,13 @@ def prune(
     ``ratio`` is the share of each group's channels removed (or of all channels with
     ``global_ranking``, capped per group by ``max_ratio``). ``ignore`` globs protect layers by
     name; ``ratio_for`` maps globs to per-layer ratios; ``round_to`` makes kept counts multiples
-    of N. ``scores`` overrides the criterion (one score per cluster of the analysis).
+    of N (default: the CPU provider's channel block, as ``optimize``: :mod:`onnxprune.defaults`). ``scores`` overrides the criterion (one score per cluster of the analysis).
     """
     policy = AllocationPolicy(
         ratio=ratio,
         global_ranking=global_ranking,
         max_ratio=max_ratio,
-        round_to=round_to,
+        round_to=defaults.round_to("cpu", round_to),
         ignore=list(ignore),
         ratio_for=dict(ratio_for or {}),
     )

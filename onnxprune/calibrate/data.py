@@ -88,7 +88,7 @@ def iter_feeds(
 ) -> Iterator[Feeds]:
     """Yield feed dicts for ``model`` from ``calibration`` (see module docstring)."""
     if calibration is None:
-        raise InputError("calibration data is required (give --data)")
+        raise InputError("calibration data is required (give data=...)")
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}")
     dtypes = input_dtypes(model)

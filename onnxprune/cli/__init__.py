@@ -16,7 +16,7 @@ import sys
 import click
 
 from onnxprune._version import __version__
-from onnxprune.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, OnnxPruneError
+from onnxprune.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, OnnxPruneError, cli_words
 
 
 class _Group(click.Group):
@@ -26,7 +26,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except OnnxPruneError as error:
-            click.echo(f"error: {_one_line(str(error))}", err=True)
+            click.echo(f"error: {_one_line(cli_words(str(error)))}", err=True)
             ctx.exit(error.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise

@@ -138,7 +138,8 @@ def _samples(name: str, array: np.ndarray) -> int:
 
 def model_input_specs(model) -> list[InputSpec]:
     """``(name, numpy dtype, shape)`` of a ModelProto's real inputs (initializers excluded);
-    dynamic dimensions are their symbolic name or None."""
+    dynamic dimensions (named, empty, or written as 0 or -1 as some exporters do) are their
+    symbolic name or None."""
     from onnx import helper
 
     initializers = {i.name for i in model.graph.initializer}
@@ -150,12 +151,30 @@ def model_input_specs(model) -> list[InputSpec]:
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type))
         shape: list = []
         for dim in tensor.shape.dim:
-            if dim.HasField("dim_value"):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
                 shape.append(int(dim.dim_value))
             else:
                 shape.append(dim.dim_param or None)
         specs.append((value.name, dtype, shape))
     return specs
+
+
+def shapes_from_data(
+    input_specs: Sequence[InputSpec],
+    dataset: Dataset,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, list[int]]:
+    """``input_shapes`` completed from ``dataset``: every input with a dynamic dimension after
+    the first (batch) axis that the caller did not fix gets ``[1, *sample shape]`` from the
+    data's array (the data were conformed, so static dimensions agree)."""
+    shapes = {name: list(dims) for name, dims in (input_shapes or {}).items()}
+    for spec in input_specs:
+        name, _, dims = spec
+        if name in shapes or name not in dataset.inputs:
+            continue
+        if any(not (isinstance(d, int) and d > 0) for d in dims[1:]):
+            shapes[name] = [1, *(int(d) for d in dataset.inputs[name].shape[1:])]
+    return shapes
 
 
 def expected_shape(spec: InputSpec, input_shapes: Mapping[str, Sequence[int]] | None) -> list:
@@ -166,7 +185,7 @@ def expected_shape(spec: InputSpec, input_shapes: Mapping[str, Sequence[int]] | 
     if fixed is not None:
         if len(fixed) != len(shape):
             raise InputError(
-                f"--input-shape {name}: {len(fixed)} dimensions given, the model input has "
+                f"input_shapes[{name!r}]: {len(fixed)} dimensions given, the model input has "
                 f"{len(shape)}"
             )
         return [int(d) for d in fixed]
@@ -196,6 +215,10 @@ def conform(
     if len(input_specs) == 1 and names[0] not in arrays and len(arrays) == 1:
         only = next(iter(arrays))
         arrays = {names[0]: arrays[only]}
+        notes.append(
+            f"data array '{only}' is used as model input '{names[0]}' "
+            "(the file's only array, the model's only input)"
+        )
     missing = [name for name in names if name not in arrays]
     if missing:
         raise InputError(

@@ -44,7 +44,7 @@ def _classes_last(array: np.ndarray) -> np.ndarray:
     return np.moveaxis(array, 1, -1).reshape(-1, array.shape[1])
 
 
-@builtin("top1_agreement", KIND_REFERENCE, unit="%", aliases=("agreement",))
+@builtin("top1_agreement", KIND_REFERENCE, unit="%", aliases=("agreement",), default_max_drop=1.0)
 def top1_agreement(candidate, reference) -> float:
     """Top-1 agreement: 100 · mean over predictions of [argmax_c cand == argmax_c ref] (class
     axis 1, first index on ties); rank-1 outputs: 100 · mean [cand == ref]."""
@@ -66,7 +66,28 @@ def top5_containment(candidate, reference) -> float:
     return float(100.0 * np.mean(higher < 5))
 
 
-@builtin("cosine", KIND_REFERENCE, aliases=("cosine_similarity",))
+@builtin(
+    "expected_top1", KIND_REFERENCE, unit="%", aliases=("expected_accuracy",), default_max_drop=1.0
+)
+def expected_top1(candidate, reference) -> float:
+    """Top-1 accuracy the candidate would have if the reference's probabilities were the truth:
+    100 · mean_n P_n[argmax_c Q_n], P_n the reference's class distribution of prediction n
+    (softmax of its scores over axis 1, or the scores themselves when every row already is a
+    distribution). For the reference itself it is 100 · mean_n max_c P_n, its expected
+    accuracy; the difference is an unbiased estimate of the accuracy lost *if* the reference is
+    calibrated. Unlike hard agreement, flipping a near-tie costs almost nothing and flipping a
+    confident prediction costs almost a point per sample, so the measure is continuous and
+    stable on low-confidence data (random crops, out-of-distribution photos)."""
+    if not np.issubdtype(np.asarray(reference).dtype, np.floating):
+        raise NotApplicable("needs float class scores")
+    candidate, reference = _float_pair(candidate, reference)
+    cand, ref = _classes_last(candidate), _classes_last(reference)
+    probabilities = ref if _is_distribution(ref) else np.exp(log_softmax(ref))
+    chosen = cand.argmax(axis=1)
+    return float(100.0 * np.mean(probabilities[np.arange(len(chosen)), chosen]))
+
+
+@builtin("cosine", KIND_REFERENCE, aliases=("cosine_similarity",), default_max_drop=0.01)
 def cosine(candidate, reference) -> float:
     """Mean over samples n of cos(a_n, b_n) = a_n·b_n / (‖a_n‖ ‖b_n‖), a_n and b_n the
     flattened sample n of candidate and reference (1 when both are zero, 0 when one is)."""
@@ -126,13 +147,42 @@ def log_softmax(rows: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-@builtin("kl", KIND_REFERENCE, higher_is_better=False, aliases=("kl_divergence",))
+@builtin("kl", KIND_REFERENCE, higher_is_better=False, unit="nats", aliases=("kl_divergence",))
 def kl_divergence(candidate, reference) -> float:
-    """Mean over predictions of KL(P‖Q) = Σ_c P_c (log P_c − log Q_c), P = softmax(ref),
-    Q = softmax(cand) over the class axis 1 (nats; outputs are treated as logits)."""
+    """Mean over predictions of KL(P‖Q) = Σ_c P_c (log P_c − log Q_c) over the class axis 1
+    (nats). Outputs are logits (P = softmax(ref), Q = softmax(cand)), unless every reference
+    prediction is already a distribution (entries in [0, 1] summing to 1 within 1e-3, as in a
+    model exported with its softmax): then P = ref and Q = cand, clipped to ≥ 1e-12."""
     if not np.issubdtype(np.asarray(reference).dtype, np.floating):
         raise NotApplicable("needs float outputs (logits)")
     candidate, reference = _float_pair(candidate, reference)
-    log_q = log_softmax(_classes_last(candidate))
-    log_p = log_softmax(_classes_last(reference))
+    cand, ref = _classes_last(candidate), _classes_last(reference)
+    if _is_distribution(ref):
+        log_p = np.log(np.clip(ref, 1e-12, None))
+        log_q = np.log(np.clip(cand, 1e-12, None))
+    else:
+        log_q = log_softmax(cand)
+        log_p = log_softmax(ref)
     return float(np.mean((np.exp(log_p) * (log_p - log_q)).sum(axis=1)))
+
+
+def _is_distribution(rows: np.ndarray) -> bool:
+    return bool(
+        rows.size
+        and rows.min() >= 0.0
+        and rows.max() <= 1.0
+        and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3)
+    )
+
+
+def default_reference_metric(reference: np.ndarray) -> str:
+    """The fidelity metric the guard uses without labels, from the reference output:
+    ``expected_top1`` for float class scores of shape (N, C) with C >= 2 (a classifier's
+    logits or probabilities), ``cosine`` for any other float output (feature maps, detection
+    heads, embeddings), ``top1_agreement`` for integer outputs (already decoded labels)."""
+    array = np.asarray(reference)
+    if not np.issubdtype(array.dtype, np.floating):
+        return "top1_agreement"
+    if array.ndim == 2 and array.shape[1] >= 2:
+        return "expected_top1"
+    return "cosine"

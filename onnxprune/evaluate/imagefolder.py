@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxprune.errors import InputError
+from onnxprune.errors import InputError, input_shape_hint
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
@@ -81,7 +81,7 @@ def load_image_folder(
     if size is None and settings.resize is None and settings.crop is None:
         raise InputError(
             f"model input '{name}' has a dynamic image size: give resize/crop in the "
-            f"preprocessing spec or --input-shape {name}:..."
+            f"preprocessing spec or {input_shape_hint(name)}"
         )
     files, labels, classes = list_images(root)
     arrays = []

@@ -36,6 +36,7 @@ class Metric:
     kind: str
     higher_is_better: bool = True
     unit: str = ""
+    default_max_drop: float | None = None  # the guard's default tolerance, in ``unit``
 
     def __call__(self, *args):
         return self.fn(*args)
@@ -58,11 +59,13 @@ def builtin(
     higher_is_better: bool = True,
     unit: str = "",
     aliases: tuple[str, ...] = (),
+    default_max_drop: float | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Decorator registering a built-in metric function under ``name``."""
+    """Decorator registering a built-in metric function under ``name`` (``default_max_drop``:
+    the guard's default tolerance in the metric's unit, when it has one)."""
 
     def decorate(fn: Callable) -> Callable:
-        _add(Metric(name, fn, kind, higher_is_better, unit), aliases)
+        _add(Metric(name, fn, kind, higher_is_better, unit, default_max_drop), aliases)
         return fn
 
     return decorate

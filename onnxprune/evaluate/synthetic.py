@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from onnxprune.errors import InputError
+from onnxprune.errors import InputError, input_shape_hint
 
 # Integer inputs (token ids, indices) get values in [0, INT_HIGH): small enough to be a valid
 # index for any embedding table or gather a real model would have.
@@ -38,7 +38,7 @@ def synthetic_dataset(
         if dynamic:
             raise InputError(
                 f"model input '{name}' has dynamic dimension(s) at axis "
-                f"{', '.join(map(str, dynamic))}: give --input-shape {name}:D0,D1,..."
+                f"{', '.join(map(str, dynamic))}: give {input_shape_hint(name)}"
             )
         shape = (count, *dims[1:])
         dtype = np.dtype(dtype)

@@ -55,7 +55,7 @@ def fix_input_shapes(
     unknown = sorted(set(input_shapes) - set(inputs))
     if unknown:
         raise InputError(
-            f"--input-shape names unknown input(s) {', '.join(unknown)}; "
+            f"input_shapes names unknown input(s) {', '.join(unknown)}; "
             f"model inputs are {', '.join(inputs) or '(none)'}"
         )
     for name, value in inputs.items():
@@ -65,7 +65,7 @@ def fix_input_shapes(
         if requested is not None:
             if len(dims) and len(requested) != len(dims):
                 raise InputError(
-                    f"--input-shape {name}: model input has rank {len(dims)}, got {len(requested)} dims"
+                    f"input_shapes[{name!r}]: model input has rank {len(dims)}, got {len(requested)} dims"
                 )
             existing = list(dims)
             del tensor_type.shape.dim[:]
@@ -73,10 +73,11 @@ def fix_input_shapes(
                 if (
                     index < len(existing)
                     and existing[index].HasField("dim_value")
+                    and existing[index].dim_value > 0
                     and existing[index].dim_value != size
                 ):
                     raise InputError(
-                        f"--input-shape {name}: dimension {index} is fixed to "
+                        f"input_shapes[{name!r}]: dimension {index} is fixed to "
                         f"{existing[index].dim_value} in the model, got {size}"
                     )
                 tensor_type.shape.dim.add().dim_value = size

@@ -36,7 +36,7 @@ def statistics_for(
 ) -> CalibrationStats:
     """Calibration statistics for criterion ``name``; ``InputError`` without data."""
     if calibration is None:
-        raise InputError(f"criterion '{name}' needs calibration data (give --data)")
+        raise InputError(f"criterion '{name}' needs calibration data (give data=...)")
     settings = {key: options[key] for key in STAT_OPTIONS if key in options}
     return collect_statistics(analysis, calibration, gram=gram, **settings)
 

@@ -15,22 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from onnx import ModelProto
 
+from onnxprune import defaults
 from onnxprune.errors import InputError
-from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, LoopSettings, Measured
+from onnxprune.pipeline import blocks as _blocks  # noqa: F401 - registers the kind
+from onnxprune.pipeline import channels as _channels  # noqa: F401 - registers the kind
+from onnxprune.pipeline.goals import GoalContext, make_goal
+from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, Measured
 from onnxprune.pipeline.outputs import default_output
-from onnxprune.pipeline.schedule import Schedule, removal_order, uniform_order
-from onnxprune.pipeline.target import Target, parse_target
+from onnxprune.pipeline.plan import CHANNELS, Plan, PlanContext, merge_units, setup_kinds
+from onnxprune.pipeline.schedule import Schedule
+from onnxprune.pipeline.target import DEFAULT_UNITS, Target, parse_target
 from onnxprune.report.schema import STATUS_OK, GroupWidth, Report
 
 __all__ = ["OptimizeResult", "default_output", "optimize"]
 
 ALLOCATIONS = ("global", "uniform", "sensitivity")
-
-# Latency target: accepted when measured p50 is within this factor of the goal (timer noise).
-LATENCY_TOLERANCE = 1.02
 
 
 @dataclass
@@ -62,9 +63,7 @@ class OptimizeResult:
         return written
 
 
-def _validate_numbers(max_drop: float, steps: int, batch_size: int) -> None:
-    if not max_drop >= 0:
-        raise InputError(f"max-drop must be >= 0, got {max_drop}")
+def _validate_numbers(steps: int, batch_size: int) -> None:
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
     if batch_size < 1:
@@ -78,12 +77,12 @@ def optimize(
     data: Any = None,
     eval_data: Any = None,
     metric: str | Callable | None = None,
-    max_drop: float = 1.0,
+    max_drop: float | str | None = None,
     steps: int = 4,
     criterion: str | None = None,
     provider: str = "cpu",
-    max_ratio: float = 0.8,
-    round_to: int = 8,
+    max_ratio: float = defaults.MAX_RATIO,
+    round_to: int | None = None,
     ignore: list[str] | tuple[str, ...] = (),
     ratio_for: dict[str, float] | None = None,
     input_shapes: dict[str, list[int]] | None = None,
@@ -95,6 +94,9 @@ def optimize(
     recover: str | Callable[..., ModelProto] | None = None,
     progress: Callable[[str], None] | None = None,
     allocation: str | None = None,
+    units: str | list[str] | None = None,
+    noise_sigma: float = 0.01,
+    plan_options: dict[str, Any] | None = None,
 ) -> OptimizeResult:
     """Prune ``model`` (path or ModelProto, never modified) toward ``target`` in ``steps``
     steps, keeping ``metric`` within ``max_drop`` of the original model's value.
@@ -106,36 +108,46 @@ def optimize(
     with the original model. ``recover`` repairs each candidate before it is evaluated:
     ``"none"``, ``"bias"``, ``"lsq"`` (:func:`onnxprune.recover.make_recovery`) or a callable
     ``recover(analysis, removed, model) -> ModelProto``.
-    ``round_to`` (default 8): kept channel counts are multiples of it — ONNX Runtime's CPU
-    convolutions leave their fast blocked (NCHWc) path for other counts, which made a pruned
+    ``round_to`` (default: the provider's channel block, :mod:`onnxprune.defaults` — 16 on
+    AVX-512 CPUs, 8 on AVX2 and GPUs): kept channel counts are multiples of it — ONNX Runtime's
+    CPU convolutions leave their fast blocked (NCHWc) path for other counts, which made a pruned
     digits VGG at 70 % of the MACs 1.17× *slower* than the original (docs/benchmarks.md).
     Defaults with calibration data: criterion ``obs``, allocation ``sensitivity``, recovery
     ``lsq``; without data: ``l1``, ``global``, ``none``. ``allocation`` orders the removal:
     ``global`` (criterion scores ranked across groups), ``uniform`` (all groups at about the same
     share) or ``sensitivity`` (measured per-group drops on the calibration data, cheapest drop per
     MAC first; :mod:`onnxprune.sensitivity`).
+    ``units``: the kinds of pruning the plan may use (registered in
+    :mod:`onnxprune.pipeline.plan`; default: the target kind's, ``channels`` for MAC, parameter,
+    ratio and latency targets); several kinds are ranked together by their units' scores.
+    ``max_drop``: the guard's tolerance — a number in the metric's unit, ``"Nx"`` (N times the
+    metric's noise floor) or None (1 point for label metrics, 10x the floor for fidelity
+    metrics); ``noise_sigma``: the relative input noise the floor is measured with (0: no
+    perturbation, only sampling noise). See :mod:`onnxprune.pipeline.evaluation`.
+    ``plan_options``: kind-specific options passed to the kinds' factories.
     Returns an :class:`OptimizeResult`; its ``ok`` is False when the guard or the target was
     not met (the model is then the best one found within the guard).
     """
     from onnxprune.analysis import analyze
+    from onnxprune.evaluate.data import shapes_from_data
     from onnxprune.importance import score_clusters
+    from onnxprune.io import load_model
     from onnxprune.pipeline.evaluation import GuardEvaluator
     from onnxprune.prune import prepare
-    from onnxprune.rewrite import apply_removal, check_model
+    from onnxprune.rewrite import check_model
     from onnxprune.stats import count_macs, count_params
 
     say = progress or (lambda message: None)
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     target = parse_target(target)
-    _validate_numbers(max_drop, steps, batch_size)
+    _validate_numbers(steps, batch_size)
     if allocation is not None and allocation not in ALLOCATIONS:
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
+    kinds = _unit_kinds(units, target)
     input_shapes = dict(input_shapes or {})
-    say("loading and preprocessing")
-    original, prepared, notes = prepare(model, input_shapes)
-    seconds["preprocess"] = time.perf_counter() - started
-
+    say("loading the model")
+    original = load_model(model)
     tick = time.perf_counter()
     say("loading data and evaluating the original model")
     evaluator = GuardEvaluator.create(
@@ -149,16 +161,39 @@ def optimize(
         batch_size=batch_size,
         max_eval_samples=max_eval_samples,
         seed=seed,
+        max_drop=max_drop,
+        noise_sigma=noise_sigma,
+        progress=progress,
     )
-    notes += evaluator.notes
+    notes = list(evaluator.notes)
     for note in evaluator.notes:
         say(f"warning: {note}")
     metric_before = evaluator.baseline
     seconds["evaluate_original"] = time.perf_counter() - tick
+    measured_shapes = shapes_from_data(evaluator.input_specs, evaluator.evaluation, input_shapes)
+    for name in sorted(set(measured_shapes) - set(input_shapes)):
+        notes.append(f"input '{name}' shape {measured_shapes[name]} taken from the data")
+    input_shapes = measured_shapes
+    evaluator.input_shapes = dict(input_shapes)
+    tick = time.perf_counter()
+    say("preprocessing")
+    _, prepared, pass_notes = prepare(original, input_shapes)
+    notes += pass_notes
+    seconds["preprocess"] = time.perf_counter() - tick
     criterion, allocation, recovery_name = _resolve_methods(
         criterion, allocation, recover, evaluator.calibration is not None
     )
     notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
+    if len(kinds) > 1 and evaluator.calibration is None:
+        raise InputError(
+            f"ranking {' and '.join(kinds)} against each other needs calibration data "
+            "(data=...): their scores are measured drops"
+        )
+    if len(kinds) > 1 and "channels" in kinds and allocation != "sensitivity":
+        raise InputError(
+            "ranking channels against other kinds needs allocation 'sensitivity' (measured drop "
+            f"per MAC), got '{allocation}'"
+        )
 
     tick = time.perf_counter()
     say("analysing channel groups")
@@ -166,56 +201,65 @@ def optimize(
     scores = score_clusters(
         analysis, criterion, original=original, calibration=evaluator.calibration
     )
-    units = removal_order(
-        analysis,
-        scores,
-        max_ratio=max_ratio,
-        round_to=round_to,
-        ignore=ignore,
-        ratio_for=ratio_for,
-    )
-    seconds["analyze"] = time.perf_counter() - tick
     if isinstance(recover, str) or recover is None:
         from onnxprune.recover import make_recovery
 
         recover = make_recovery(recovery_name, analysis, evaluator.calibration, seed=seed)
-    if allocation == "uniform":
-        units = uniform_order(analysis, units)
-    elif allocation == "sensitivity":
-        tick = time.perf_counter()
-        units = _sensitivity_units(
-            analysis, evaluator.calibration, scores, target, original, say,
-            max_ratio=max_ratio, round_to=round_to, protected=ignore, ratio_for=ratio_for,
-        )  # fmt: skip
-        seconds["sensitivity"] = time.perf_counter() - tick
-    schedule = Schedule(analysis, units)
+    context = PlanContext(
+        original=original,
+        prepared=prepared,
+        analysis=analysis,
+        calibration=evaluator.calibration,
+        target=target,
+        input_shapes=input_shapes,
+        progress=say,
+        options={
+            "max_ratio": max_ratio,
+            "round_to": defaults.round_to(provider, round_to),
+            "ignore": list(ignore),
+            "ratio_for": dict(ratio_for or {}),
+            "seed": seed,
+            "combined": len(kinds) > 1,
+            **dict(plan_options or {}),
+        },
+        shared={"scores": scores, "allocation": allocation, "recover": recover},
+    )
+    setups = setup_kinds(kinds, context)
+    for setup in setups:
+        notes.extend(setup.notes)
+        seconds.update(setup.seconds)
+    plan = Plan(prepared, [setup.kind for setup in setups])
+    schedule = Schedule(analysis, merge_units([setup.units for setup in setups]))
+    seconds["analyze"] = time.perf_counter() - tick
 
     macs_before = count_macs(original, input_shapes).total
     params_before = count_params(original)[0]
-    cluster_macs = np.zeros(analysis.n_clusters)
-    for group in analysis.groups:
-        if group.macs_per_cluster is not None:
-            cluster_macs[group.clusters] = group.macs_per_cluster
 
-    def macs_estimate(removed: frozenset[int]) -> int:
-        """Original MACs minus the analysis' estimate of the removed clusters' MACs."""
-        removed_macs = cluster_macs[list(removed)].sum() if removed else 0.0
-        return round(macs_before - float(removed_macs) * macs_before / max(analysis.total_macs, 1))
-
-    def build(removed: frozenset[int]) -> ModelProto:
-        pruned = apply_removal(analysis, removed) if removed else prepared
-        if recover is not None and removed:
-            pruned = recover(analysis, removed, pruned)
-        return pruned
+    def macs_estimate(removed: frozenset) -> int:
+        """Original MACs minus the plan's estimate of the removed items' MACs."""
+        removed_macs = plan.estimated_macs_removed(removed) if removed else 0.0
+        return round(macs_before - removed_macs * macs_before / max(analysis.total_macs, 1))
 
     latency_before = (
         evaluator.latency(original) if measure_latency or target.kind == "latency" else None
     )
-    settings, gap = _plan(target, analysis, schedule, macs_before, params_before, latency_before)
+    settings, gap = make_goal(
+        target,
+        GoalContext(
+            estimated_macs=analysis.total_macs,
+            macs_before=macs_before,
+            params_before=params_before,
+            latency_before=latency_before,
+            units=schedule.units,
+            extra={"eligible_items": _eligible_items(analysis, schedule), "model": prepared},
+        ),
+    )
     settings.steps = steps
-    settings.max_drop = max_drop
+    settings.max_drop = evaluator.guard.threshold
+    settings.higher_is_better = evaluator.metric.higher_is_better
+    say(f"guard: {evaluator.guard.describe()}")
     hooks = LoopHooks(
-        build=build,
+        build=plan.build,
         count=lambda m: (count_macs(m, input_shapes).total, count_params(m)[0]),
         metric=lambda m, quick: evaluator.evaluate(m, quick=quick),
         gap=gap,
@@ -233,12 +277,7 @@ def optimize(
     )
     tick = time.perf_counter()
     loop = GuardedPruning(
-        schedule,
-        hooks,
-        settings,
-        start_state,
-        {g.index: g.name for g in analysis.groups},
-        macs_of=macs_estimate,
+        schedule, hooks, settings, start_state, plan.group_names, macs_of=macs_estimate
     )
     outcome = loop.run()
     seconds["prune_loop"] = time.perf_counter() - tick
@@ -249,6 +288,13 @@ def optimize(
     if measure_latency:
         say("measuring latency before / after")
         latency_detail = evaluator.compare_latency(original, best.model)
+        ratio = latency_detail.get("ratio_p50")
+        if ratio is not None and ratio > 1.0 and best.removed:
+            notes.append(
+                f"SLOWER: the pruned model ran {ratio:.2f}x the original's p50 latency at batch "
+                f"{latency_detail['batch']} on {latency_detail['provider']} (channel counts off "
+                "the provider's block? try round_to=16 or 8, or a latency target)"
+            )
     else:
         latency_detail = None
     seconds["latency"] = time.perf_counter() - tick
@@ -256,11 +302,7 @@ def optimize(
 
     reason = outcome.reason
     if reason is not None:
-        reason = (
-            f"{target.text} not met: {reason}; best model keeps "
-            f"{best.macs / max(macs_before, 1):.1%} of MACs at {evaluator.metric_name} "
-            f"{_fmt(best.metric)} (original {_fmt(metric_before)})"
-        )
+        reason = _stop_reason(target, reason, outcome, plan, evaluator, best, macs_before)
     report = _report(
         target=target,
         status=outcome.status,
@@ -276,14 +318,32 @@ def optimize(
         latency=latency_detail,
         latency_before=latency_before,
         criterion=criterion,
-        max_drop=max_drop,
         provider=provider,
         seconds=seconds,
         notes=notes,
         original=original,
     )
+    report.plan = plan.describe(best.removed)
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
+
+
+def _unit_kinds(units, target: Target) -> list[str]:
+    """The plan kinds of a run: ``units`` (names, or a comma-separated string), else the
+    target kind's default (:data:`onnxprune.pipeline.target.DEFAULT_UNITS`)."""
+    if units is None:
+        return list(DEFAULT_UNITS.get(target.kind, (CHANNELS,)))
+    names = units.split(",") if isinstance(units, str) else list(units)
+    names = [str(name).strip() for name in names if str(name).strip()]
+    if not names:
+        raise InputError("units must name at least one kind of pruning (e.g. channels)")
+    return list(dict.fromkeys(names))
+
+
+def _eligible_items(analysis, schedule: Schedule) -> int:
+    """Clusters of the groups that have channel units (the ``ratio`` target's base)."""
+    eligible = {u.group for u in schedule.units if u.kind == CHANNELS}
+    return sum(g.size for g in analysis.groups if g.index in eligible)
 
 
 def _resolve_methods(criterion, allocation, recover, has_data: bool) -> tuple[str, str, str]:
@@ -294,74 +354,43 @@ def _resolve_methods(criterion, allocation, recover, has_data: bool) -> tuple[st
     else:
         recovery_name = recover or ("lsq" if has_data else "none")
     return (
-        criterion or ("obs" if has_data else "l1"),
+        criterion or ("obs" if has_data else defaults.DATA_FREE_CRITERION),
         allocation or ("sensitivity" if has_data else "global"),
         recovery_name,
     )
 
 
-def _sensitivity_units(analysis, calibration, scores, target, original, say, **options):
-    """The removal order of ``allocation="sensitivity"`` (measured on calibration data)."""
-    from onnxprune.sensitivity import measure_sensitivity
-    from onnxprune.sensitivity.allocate import sensitivity_order
-
-    if calibration is None:
-        raise InputError("allocation 'sensitivity' needs calibration data (--data)")
-    table = measure_sensitivity(
-        analysis, calibration, scores=scores, original=original, progress=say
+def _stop_reason(target, reason, outcome, plan, evaluator, best, macs_before) -> str:
+    """Why the run stopped, how far it got, the most sensitive groups and what would go
+    further — one line for the CLI's exit 3 and the report."""
+    parts = [
+        f"{target.text} not met: {reason}",
+        f"best model keeps {best.macs / max(macs_before, 1):.1%} of MACs at "
+        f"{evaluator.metric_name} {_fmt(best.metric)} (original {_fmt(evaluator.baseline)}; "
+        f"guard {evaluator.guard.threshold:.4g})",
+    ]
+    names = plan.group_names
+    ranked = sorted(outcome.sensitivity.items(), key=lambda item: -item[1])[:3]
+    if ranked:
+        parts.append(
+            "most sensitive: "
+            + ", ".join(f"{names.get(g, g)} (loss {loss:.3g} alone)" for g, loss in ranked)
+        )
+    hints = []
+    if evaluator.calibration is None:
+        hints.append(
+            "give calibration data (data=..., real inputs) for data-driven scores and recovery"
+        )
+    hints.append(f"allow a larger max-drop than {evaluator.guard.threshold:.4g}")
+    hints.append(
+        "protect the sensitive layers (ignore=...) and prune the rest harder, or use more steps"
     )
-    measure = {"params": "params", "ratio": "clusters"}.get(target.kind, "macs")
-    return sensitivity_order(table, analysis, measure=measure, **options)
+    parts.append("to go further: " + "; ".join(hints))
+    return "; ".join(parts)
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-def _plan(target: Target, analysis, schedule: Schedule, macs_before, params_before, latency_before):
-    """Loop settings (measure, planned total) and the measured-gap function of a target.
-
-    The gap is expressed in the measure's estimated units so the loop can take it as the next
-    amount: MAC and parameter gaps are scaled from counted to estimated units; the latency gap
-    assumes latency proportional to MACs over the last step.
-    """
-    scale = analysis.total_macs / max(macs_before, 1)
-    if target.kind == "macs":
-        goal = target.value * macs_before
-
-        def gap(measured: Measured) -> float:
-            return (measured.macs - goal) * scale if measured.macs > goal * 1.001 else 0.0
-
-        return LoopSettings("macs", (1 - target.value) * analysis.total_macs), gap
-    if target.kind == "params":
-        goal = target.value * params_before
-
-        def gap(measured: Measured) -> float:
-            return float(measured.params - goal) if measured.params > goal * 1.001 else 0.0
-
-        return LoopSettings("params", (1 - target.value) * params_before), gap
-    if target.kind == "ratio":
-        eligible = {u.group for u in schedule.units}
-        total = target.value * sum(g.size for g in analysis.groups if g.index in eligible)
-
-        def gap(measured: Measured) -> float:
-            return max(0.0, total - len(measured.removed))
-
-        return LoopSettings("clusters", float(int(total))), gap
-    # latency
-    goal_ms = target.value * (latency_before or 0.0)
-
-    def gap(measured: Measured) -> float:
-        if measured.latency_ms is None or not latency_before:
-            return 0.0
-        if measured.latency_ms <= goal_ms * LATENCY_TOLERANCE:
-            return 0.0
-        kept_macs = measured.macs_estimated * scale
-        return kept_macs * (1 - goal_ms / measured.latency_ms)
-
-    settings = LoopSettings("macs", (1 - target.value) * analysis.total_macs, time_steps=True)
-    settings.max_corrections = 4
-    return settings, gap
 
 
 def _group_widths(analysis, removed: frozenset[int], protected: set[int]) -> list[GroupWidth]:
@@ -399,7 +428,6 @@ def _report(
     latency,
     latency_before,
     criterion,
-    max_drop,
     provider,
     seconds,
     notes,
@@ -414,11 +442,7 @@ def _report(
     latency_ms_before = latency["before"]["p50_ms"] if latency else latency_before
     latency_ms_after = latency["after"]["p50_ms"] if latency else best.latency_ms
     metric_after = best.metric
-    drop = (
-        None
-        if evaluator.baseline is None or metric_after is None
-        else evaluator.baseline - metric_after
-    )
+    drop = evaluator.loss(metric_after)
     target_met = status == STATUS_OK
     return Report(
         status=status,
@@ -434,7 +458,8 @@ def _report(
         metric_before=evaluator.baseline,
         metric_after=metric_after,
         metric_drop=drop,
-        max_drop=max_drop,
+        max_drop=evaluator.guard.threshold,
+        guard=evaluator.guard.to_dict(),
         accuracy_measured=evaluator.accuracy_measured,
         macs_before=int(macs_before),
         macs_after=int(best.macs),

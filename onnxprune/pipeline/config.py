@@ -28,13 +28,15 @@ class OptimizeOptions:
     eval: str | None = None
     eval_split: float = 0.3
     metric: str | None = None
-    max_drop: float = 1.0
+    max_drop: str | None = None  # number (metric's unit), 'Nx' (x noise floor), or default
+    noise_sigma: float = 0.01  # relative input noise of the guard's noise floor (0: off)
     steps: int = 4
     criterion: str | None = None  # obs with --data, else l1
     allocation: str | None = None  # sensitivity with --data, else global
     recover: str | None = None  # lsq with --data, else none
+    units: str | None = None  # kinds of pruning, comma-separated (default: the target's)
     max_ratio: float = 0.8
-    round_to: int = 8  # ORT CPU NCHWc block / tensor-core alignment
+    round_to: int | None = None  # the provider's channel block (onnxprune.defaults)
     ignore: list[str] = field(default_factory=list)
     ratio_for: dict[str, float] = field(default_factory=dict)
     input_shape: dict[str, list[int]] = field(default_factory=dict)
@@ -147,8 +149,11 @@ def _convert(name: str, value: Any, default: Any) -> Any:
             return _ratio_for(value)
         if name == "input_shape":
             return _input_shapes(value)
-        if name == "max_eval_samples":
+        if name in ("max_eval_samples", "round_to"):
             return int(value)
+        if name == "max_drop":
+            text = str(value).strip()
+            return text if text.lower().endswith("x") else float(text)
         if isinstance(default, bool):
             if isinstance(value, str):
                 return value.strip().lower() in ("1", "true", "yes", "on")

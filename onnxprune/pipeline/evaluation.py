@@ -9,10 +9,19 @@ data-driven criteria and recovery) and evaluation samples (the guard's metric) n
 * neither: synthetic inputs for evaluation, no calibration, and top-1 agreement with the
   original model as the metric (accuracy is not measured; a note says so).
 
-The metric defaults to ``top1`` when the evaluation data has labels, else ``agreement`` (top-1
-agreement with the original model's outputs). Reference metrics (agreement, ...) compare the
-FIRST output of the candidate with the original's. The metric must grow with quality (the
-guard is ``baseline - metric <= max_drop``): error metrics are refused.
+The metric defaults to ``top1`` when the evaluation data has labels, else a continuous fidelity
+measure chosen from the original's first output (:func:`~onnxprune.evaluate.fidelity.
+default_reference_metric`: ``expected_top1`` for class scores, ``cosine`` otherwise). Reference metrics
+compare the FIRST output of the candidate with the original's. A metric's *loss* is
+``baseline - value`` when higher is better and ``value - baseline`` otherwise.
+
+The guard (:class:`Guard`) is calibrated on the data: the noise floor of the metric
+(:mod:`onnxprune.evaluate.noise`: the unpruned model under σ = 1 % input noise, and a paired
+bootstrap over the evaluation samples) is measured once; ``max_drop`` is a number in the
+metric's unit, ``"Nx"`` (N times the floor), or by default the larger of the metric's own
+default (1 point for % metrics such as top1 and expected_top1, 0.01 for cosine) and
+:data:`DEFAULT_FLOOR_FACTOR` × floor; the threshold a step must meet is ``max(max_drop,
+floor)`` so a change within the noise is never rolled back.
 
 ``evaluate(model, quick=True)`` measures on a seeded subset of at most ``QUICK_SAMPLES``
 evaluation samples and returns ``baseline + (metric_subset(model) - metric_subset(original))``
@@ -22,6 +31,7 @@ so that its drop is the drop measured on that subset.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +39,8 @@ from onnx import ModelProto
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import Dataset, load_data
+from onnxprune.evaluate.fidelity import default_reference_metric
+from onnxprune.evaluate.noise import DEFAULT_SIGMA, NoiseFloor, measure_noise_floor, perturb_inputs
 from onnxprune.evaluate.registry import KIND_LABELS, KIND_REFERENCE, Metric
 from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset, static_batch
 from onnxprune.evaluate.user_metric import resolve_metric
@@ -37,7 +49,73 @@ from onnxprune.evaluate.validation import apply_metric
 SYNTHETIC_SAMPLES = 64
 QUICK_SAMPLES = 128
 LATENCY_RUNS = 50
+# A default tolerance is at least this many noise floors (a noisier metric gets more room).
+DEFAULT_FLOOR_FACTOR = 2.0
+# Default tolerance of a label metric (in its unit: points for %) or when no floor is known.
+DEFAULT_MAX_DROP = 1.0
 LATENCY_WARMUP_RUNS = 10
+
+
+@dataclass
+class Guard:
+    """What the guard protects: the metric, its direction and unit, the tolerance asked for
+    (``max_drop`` and where it came from), the measured noise floor and the ``threshold`` a
+    step's loss must not exceed (``max(max_drop, floor)``)."""
+
+    metric: str
+    unit: str
+    higher_is_better: bool
+    max_drop: float
+    max_drop_source: str
+    noise: NoiseFloor
+    threshold: float
+
+    def describe(self) -> str:
+        """One line for the terminal: what was protected and how the threshold was set."""
+        unit = f" {self.unit}" if self.unit and self.unit != "%" else self.unit
+        way = "drop" if self.higher_is_better else "rise"
+        return (
+            f"{self.metric} {way} <= {self.threshold:.4g}{unit} ({self.max_drop_source}; "
+            f"noise floor {self.noise.floor:.4g}{unit})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["noise"] = self.noise.to_dict()
+        return data
+
+
+def resolve_max_drop(spec, metric: Metric, floor: NoiseFloor) -> tuple[float, str]:
+    """The tolerance and its source from ``spec``: a number (the metric's unit), ``"Nx"`` (N
+    times the noise floor), or None: the larger of the metric's own default tolerance (1 point
+    for % metrics and label/custom metrics, 0.01 for cosine) and DEFAULT_FLOOR_FACTOR × floor,
+    so a noisy metric gets a tolerance it can meet and a quiet one keeps its default."""
+    if isinstance(spec, str) and spec.strip().lower().endswith("x"):
+        try:
+            factor = float(spec.strip()[:-1])
+        except ValueError:
+            raise InputError(f"max-drop {spec!r}: expected a number or N x (e.g. 10x)") from None
+        if not factor >= 0:
+            raise InputError(f"max-drop must be >= 0, got {spec!r}")
+        if floor.floor <= 0:
+            raise InputError(
+                f"max-drop {spec!r} is relative to the noise floor, which measured 0 on this "
+                "data; give an absolute max-drop in the metric's unit"
+            )
+        return factor * floor.floor, f"{factor:g} x noise floor"
+    if spec is not None:
+        try:
+            value = float(spec)
+        except (TypeError, ValueError):
+            raise InputError(f"max-drop must be a number or N x, got {spec!r}") from None
+        if not value >= 0:
+            raise InputError(f"max-drop must be >= 0, got {spec!r}")
+        return value, "max-drop given"
+    base = metric.default_max_drop if metric.default_max_drop is not None else DEFAULT_MAX_DROP
+    scaled = DEFAULT_FLOOR_FACTOR * floor.floor
+    if scaled > base:
+        return scaled, f"default: {DEFAULT_FLOOR_FACTOR:g} x noise floor"
+    return base, f"default {base:g}{metric.unit if metric.unit == '%' else ''}"
 
 
 class GuardEvaluator:
@@ -58,8 +136,13 @@ class GuardEvaluator:
         accuracy_measured: bool,
         seed: int = 0,
         notes: list[str] | None = None,
+        max_drop: float | str | None = None,
+        noise_sigma: float = DEFAULT_SIGMA,
+        progress=None,
     ) -> None:
         self.original = original
+        self.noise_sigma = noise_sigma
+        self.progress = progress
         self.metric = metric
         self.evaluation = evaluation
         self.calibration = calibration
@@ -72,10 +155,60 @@ class GuardEvaluator:
         self.seed = seed
         self.notes = list(notes or [])
         self.quick_set = _quick_subset(evaluation, seed)
-        self._reference = self._outputs(original, evaluation)
+        self._reference = self._outputs(original, evaluation, "evaluating the original")
         self._quick_reference = _subset_outputs(self._reference, self.quick_set[1])
         self.baseline = self._score(self._reference, evaluation)
         self.quick_baseline = self._score(self._quick_reference, self.quick_set[0])
+        self.noise = self._noise_floor()
+        limit, source = resolve_max_drop(max_drop, metric, self.noise)
+        self.guard = Guard(
+            metric=metric.name,
+            unit=metric.unit,
+            higher_is_better=metric.higher_is_better,
+            max_drop=limit,
+            max_drop_source=source,
+            noise=self.noise,
+            threshold=max(limit, self.noise.floor),
+        )
+
+    def loss(self, value: float | None, baseline: float | None = None) -> float | None:
+        """Quality lost from ``baseline`` (default: the original's) to ``value``, signed by the
+        metric's direction (positive = worse)."""
+        baseline = self.baseline if baseline is None else baseline
+        if value is None or baseline is None:
+            return None
+        return baseline - value if self.metric.higher_is_better else value - baseline
+
+    def _noise_floor(self) -> NoiseFloor:
+        """The unpruned model's loss under input noise, with its bootstrap spread (see
+        :mod:`onnxprune.evaluate.noise`)."""
+        inputs, names = perturb_inputs(self.evaluation.inputs, self.noise_sigma, self.seed + 3)
+        names = names if self.noise_sigma > 0 else []
+        noisy = Dataset(inputs, self.evaluation.labels, self.evaluation.source)
+        noisy_outputs = (
+            self._outputs(self.original, noisy, "noise floor: evaluating")
+            if names
+            else self._reference
+        )
+        labels = self.evaluation.labels
+
+        def loss_on(index):
+            if index is None:
+                return self.loss(self._score(noisy_outputs, self.evaluation, self._reference))
+            subset_labels = None if labels is None else labels[index]
+            picked = Dataset({"_": np.zeros(len(index))}, subset_labels, "bootstrap")
+            original = _subset_outputs(self._reference, index)
+            value = self._score(_subset_outputs(noisy_outputs, index), picked, original)
+            return self.loss(value, self._score(original, picked, original))
+
+        return measure_noise_floor(
+            loss_on,
+            len(self.evaluation),
+            perturbed=bool(names),
+            sigma=self.noise_sigma,
+            perturbed_inputs=names,
+            seed=self.seed,
+        )
 
     # -- construction ---------------------------------------------------------------------
 
@@ -93,10 +226,15 @@ class GuardEvaluator:
         batch_size: int = 64,
         max_eval_samples: int | None = None,
         seed: int = 0,
+        max_drop: float | str | None = None,
+        noise_sigma: float = DEFAULT_SIGMA,
+        progress=None,
     ) -> GuardEvaluator:
         """Load data, resolve the metric, run the original once (see module doc)."""
         if batch_size < 1:
             raise InputError(f"batch-size must be >= 1, got {batch_size}")
+        if not noise_sigma >= 0:
+            raise InputError(f"noise-sigma must be >= 0, got {noise_sigma}")
         if max_eval_samples is not None and max_eval_samples < 1:
             raise InputError(f"max-eval-samples must be >= 1, got {max_eval_samples}")
         runner = open_runner(original, provider)
@@ -116,7 +254,7 @@ class GuardEvaluator:
             evaluation = evaluation.subset(
                 chosen, f"{max_eval_samples} samples of {evaluation.source}"
             )
-        chosen_metric = _guard_metric(metric, evaluation)
+        chosen_metric = _guard_metric(metric, evaluation, original, provider, batch_size)
         for dataset in (calibration, evaluation):
             for note in dataset.notes if dataset is not None else []:
                 if note not in notes:
@@ -134,6 +272,9 @@ class GuardEvaluator:
             accuracy_measured=measured,
             seed=seed,
             notes=notes,
+            max_drop=max_drop,
+            noise_sigma=noise_sigma,
+            progress=progress,
         )
 
     # -- attributes the pipeline reads -----------------------------------------------------
@@ -148,8 +289,14 @@ class GuardEvaluator:
 
     # -- metric ----------------------------------------------------------------------------
 
-    def _outputs(self, model, dataset: Dataset) -> ModelOutputs:
-        return run_dataset(model, dataset, provider=self.provider, batch_size=self.batch_size)
+    def _outputs(self, model, dataset: Dataset, what: str = "evaluating") -> ModelOutputs:
+        say = self.progress
+        counter = (
+            None if say is None else (lambda done, total: say(f"{what} {done}/{total} samples"))
+        )
+        return run_dataset(
+            model, dataset, provider=self.provider, batch_size=self.batch_size, progress=counter
+        )
 
     def _score(self, outputs: ModelOutputs, dataset: Dataset, reference=None) -> float:
         if self.metric.kind == KIND_REFERENCE:
@@ -232,6 +379,7 @@ class GuardEvaluator:
             "metric_source": self.metric_source,
             "metric_unit": self.metric.unit,
             "quick_samples": len(self.quick_set[0]),
+            "guard": self.guard.to_dict(),
             "batch_size": self.batch_size,
         }
 
@@ -241,7 +389,7 @@ def _split_data(data, eval_data, specs, input_shapes, eval_split, seed, notes):
     if data is None and eval_data is None:
         notes.append(
             "no data given: synthetic inputs, accuracy not measured "
-            "(the guard uses top-1 agreement with the original model)"
+            "(the guard compares outputs with the original model's)"
         )
         evaluation = load_data(f"synthetic:{SYNTHETIC_SAMPLES}", specs, input_shapes, seed=seed)
         return None, evaluation, False
@@ -260,19 +408,22 @@ def _synthetic(spec) -> bool:
     return isinstance(spec, str | os.PathLike) and os.fspath(spec).startswith("synthetic")
 
 
-def _guard_metric(spec, evaluation: Dataset) -> Metric:
+def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size: int) -> Metric:
+    """The metric asked for, or the default: ``top1`` with labels, else the fidelity metric
+    that fits the original's first output (one sample is run to see it)."""
     if spec is None or (isinstance(spec, str) and not spec.strip()):
-        spec = "top1" if evaluation.has_labels else "agreement"
+        if evaluation.has_labels:
+            spec = "top1"
+        else:
+            probe = run_dataset(
+                original, evaluation.take(1), provider=provider, batch_size=batch_size
+            )
+            spec = default_reference_metric(probe.arrays[0])
     metric = resolve_metric(spec)
     if metric.kind == KIND_LABELS and not evaluation.has_labels:
         raise InputError(
             f"metric '{metric.name}' needs labels and the evaluation data has none "
-            "(add a 'labels' array, or use --metric agreement)"
-        )
-    if not metric.higher_is_better:
-        raise InputError(
-            f"metric '{metric.name}' is lower-is-better; the guard needs a metric that grows "
-            "with quality (top1, agreement, top5_containment, cosine, ...)"
+            "(add a 'labels' array, or use a fidelity metric such as kl, cosine or agreement)"
         )
     return metric
 

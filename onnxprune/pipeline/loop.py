@@ -4,7 +4,8 @@ The model is analysed once; the state is the set of removed clusters. Step k of 
 the next units of the ranking (:class:`~onnxprune.pipeline.schedule.Schedule`) worth
 ``total × k / N`` of the target's measure in all, so each step is one increment. A candidate
 is kept when ``metric_before - metric(candidate) <= max_drop``. A step that breaks the guard
-is rolled back (its clusters leave the removed set) and retried:
+is rolled back (its items leave the removed set) and retried (the drop is signed by the
+metric's direction: ``value - original`` for lower-is-better metrics such as KL):
 
 1. with half the increment, then a quarter (``max_halvings``);
 2. with the most sensitive groups protected: each group touched by the failed step is removed
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 from onnx import ModelProto
 
+from onnxprune.pipeline.plan import CHANNELS, item_kind
 from onnxprune.pipeline.schedule import RemovalUnit, Schedule
 from onnxprune.report.schema import (
     STATUS_GUARD_NOT_MET,
@@ -38,11 +40,18 @@ from onnxprune.report.schema import (
 )
 
 
+def _count_kinds(removed) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in removed:
+        counts[item_kind(item)] = counts.get(item_kind(item), 0) + 1
+    return counts
+
+
 @dataclass
 class Measured:
     """What is known about one candidate model."""
 
-    removed: frozenset[int]
+    removed: frozenset
     model: ModelProto
     macs: int
     macs_estimated: int
@@ -79,7 +88,8 @@ class LoopSettings:
     measure: str  # "macs", "params" or "clusters"
     total: float  # estimated amount of the measure to remove in the planned steps
     steps: int = 4
-    max_drop: float = 1.0
+    max_drop: float = 1.0  # the guard's threshold on the metric's loss
+    higher_is_better: bool = True
     max_halvings: int = 2
     protect_rounds: int = 2
     max_corrections: int = 3
@@ -95,7 +105,8 @@ class LoopOutcome:
     reason: str | None
     best: Measured
     records: list[StepRecord]
-    protected: set[int] = field(default_factory=set)
+    protected: set = field(default_factory=set)
+    sensitivity: dict = field(default_factory=dict)  # group key -> loss when removed alone
 
 
 class GuardedPruning:
@@ -108,7 +119,7 @@ class GuardedPruning:
         settings: LoopSettings,
         original: Measured,
         group_names: dict[int, str],
-        macs_of: Callable[[frozenset[int]], int],
+        macs_of: Callable[[frozenset], int],
     ) -> None:
         if settings.steps < 1:
             from onnxprune.errors import InputError
@@ -120,7 +131,8 @@ class GuardedPruning:
         self.original = original
         self.best = original
         self.records: list[StepRecord] = []
-        self.protected: set[int] = set()
+        self.protected: set = set()
+        self.sensitivity: dict = {}
         self.group_names = group_names
         self.macs_of = macs_of
         self._estimated = 0.0
@@ -134,7 +146,9 @@ class GuardedPruning:
     def _drop(self, metric: float | None) -> float | None:
         if metric is None or self.original.metric is None:
             return None
-        return self.original.metric - metric
+        if self.settings.higher_is_better:
+            return self.original.metric - metric
+        return metric - self.original.metric
 
     def _fits(self, metric: float | None) -> bool:
         drop = self._drop(metric)
@@ -159,14 +173,14 @@ class GuardedPruning:
     ) -> tuple[bool, Measured]:
         """Measure best ∪ units; keep it when it fits the guard; record either way."""
         started = time.perf_counter()
-        removed = frozenset(self.best.removed | {c for u in units for c in u.clusters})
+        removed = frozenset(self.best.removed | {c for u in units for c in u.items})
         candidate = self._measure(removed)
         kept = self._fits(candidate.metric)
         drop = self._drop(candidate.metric)
         reason = (
             None
             if kept
-            else f"drop {drop:.3f} > max-drop {self.settings.max_drop:g}"
+            else f"drop {drop:.4g} > guard {self.settings.max_drop:.4g}"
             if drop is not None
             else "metric failed"
         )
@@ -182,7 +196,8 @@ class GuardedPruning:
                 params=int(candidate.params),
                 metric=candidate.metric,
                 drop=drop,
-                removed_clusters=len(removed),
+                removed_clusters=sum(1 for item in removed if item_kind(item) == CHANNELS),
+                removed_items=_count_kinds(removed),
                 groups_changed=sorted({self.group_names[u.group] for u in units}),
                 protected_groups=sorted(self.group_names[g] for g in self.protected),
                 latency_ms=candidate.latency_ms,
@@ -190,7 +205,7 @@ class GuardedPruning:
                 seconds=time.perf_counter() - started,
             )
         )
-        metric_text = "-" if candidate.metric is None else f"{candidate.metric:.2f}"
+        metric_text = "-" if candidate.metric is None else f"{candidate.metric:.4g}"
         self._say(
             f"step {step}.{attempt} ({kind}): MACs {candidate.macs:,}, metric {metric_text}, "
             + ("kept" if kept else "rolled back")
@@ -213,12 +228,11 @@ class GuardedPruning:
             if position >= self.settings.max_sensitivity_groups:
                 drops[group] = 0.0
                 continue
-            removed = frozenset(
-                self.best.removed | {c for u in per_group[group] for c in u.clusters}
-            )
+            removed = frozenset(self.best.removed | {c for u in per_group[group] for c in u.items})
             metric = self._measure(removed, quick=True).metric
             drop = self._drop(metric)
             drops[group] = math.inf if drop is None and metric is None else (drop or 0.0)
+            self.sensitivity[group] = max(self.sensitivity.get(group, -math.inf), drops[group])
         return drops
 
     # -- the loop -------------------------------------------------------------------------
@@ -294,9 +308,11 @@ class GuardedPruning:
 
     def _guard_reason(self) -> str:
         return (
-            f"no step fits the guard (max-drop {self.settings.max_drop:g}) "
+            f"no step fits the guard (threshold {self.settings.max_drop:.4g}) "
             "even halved and with sensitive groups protected"
         )
 
     def _stop(self, status: str, reason: str | None) -> LoopOutcome:
-        return LoopOutcome(status, reason, self.best, self.records, set(self.protected))
+        return LoopOutcome(
+            status, reason, self.best, self.records, set(self.protected), dict(self.sensitivity)
+        )

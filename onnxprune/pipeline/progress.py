@@ -1,29 +1,68 @@
-"""Progress display of ``optimize`` on stderr (rich): a spinner with the current phase and
-elapsed time, and one log line per pruning step. Disabled, it is a no-op."""
+"""Progress display of ``optimize`` on stderr (rich): the current phase with elapsed time, and a
+bar with the time left for every phase that reports counts. Disabled, it is a no-op.
+
+The library reports progress as plain messages (``progress("message")``), so any layer can
+report without depending on the display. A message with a count ``k/N`` (``"sensitivity
+3/27: conv5"``, ``"evaluating 128/512 samples"``) drives a bar: the text before the count names
+the phase, a new phase starts a new bar, and the estimate of the time left comes from the rate
+so far. Messages that start with ``step``, ``protected``, ``warning`` or ``guard`` are also kept
+as log lines.
+"""
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.progress import Progress as RichProgress
-from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+_COUNT = re.compile(r"^(?P<phase>.*?)(?P<done>\d+)\s*/\s*(?P<total>\d+)")
+_LOGGED = ("step", "protected", "warning", "guard")
+
+
+def parse_count(message: str) -> tuple[str, int, int] | None:
+    """``(phase, done, total)`` of a message with a ``k/N`` count, else None. ``done`` is
+    k - 1 for phases that announce the item they start (``sensitivity 3/27: ...``) and k for
+    counts of finished work (``128/512 samples``)."""
+    match = _COUNT.match(message)
+    if match is None:
+        return None
+    done, total = int(match["done"]), int(match["total"])
+    if total <= 0 or done > total:
+        return None
+    phase = match["phase"].strip(" :-") or message
+    finished = "samples" in message[match.end() :].split(":")[0] or done == total
+    return phase, done if finished else max(done - 1, 0), total
 
 
 class Progress:
-    """Callable progress hook: ``progress("message")`` shows the phase; messages that start
-    with ``step`` or ``protected`` are also kept as log lines."""
+    """Callable progress hook (see module docstring)."""
 
     def __init__(self, console: Console, enabled: bool = True) -> None:
         self.console = console
         self.enabled = enabled
         self._bar: RichProgress | None = None
         self._task = None
+        self._phase: str | None = None
 
     def __enter__(self) -> Progress:
         if self.enabled:
             self._bar = RichProgress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
             )
@@ -39,6 +78,23 @@ class Progress:
     def __call__(self, message: str) -> None:
         if self._bar is None:
             return
-        self._bar.update(self._task, description=message)
-        if message.startswith(("step", "protected", "warning")):
+        count = parse_count(message)
+        if count is None:
+            if self._phase is not None:
+                self._new_task(message, None)
+            else:
+                self._bar.update(self._task, description=message)
+        else:
+            phase, done, total = count
+            if phase != self._phase:
+                self._new_task(message, total)
+                self._phase = phase
+            self._bar.update(self._task, description=message, completed=done, total=total)
+        if message.startswith(_LOGGED):
             self._bar.console.print(f"  {message}", highlight=False)
+
+    def _new_task(self, message: str, total: int | None) -> None:
+        assert self._bar is not None
+        self._bar.remove_task(self._task)
+        self._task = self._bar.add_task(message, total=total)
+        self._phase = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,21 +28,38 @@ MEASURES = ("macs", "params", "clusters")
 
 @dataclass(frozen=True)
 class RemovalUnit:
-    """Clusters of one group removed together, with their estimated savings."""
+    """Items of one group removed together, with their estimated savings.
 
-    group: int
-    clusters: tuple[int, ...]
+    ``items`` are plan items (:mod:`onnxprune.pipeline.plan`): cluster ids for channel units,
+    ``(kind, ...)`` tuples for other kinds. ``group`` is the key units are protected and
+    reported by (a channel group's index, or a kind's own hashable key); a group's units are
+    taken in order. ``score``: lower goes first. ``extra`` holds savings in measures other than
+    MACs, parameters and items (e.g. ``("weights", n)`` for zeroed weights).
+    """
+
+    group: Hashable
+    items: tuple[Hashable, ...]
     score: float
     macs: float
     params: float
+    kind: str = "channels"
+    extra: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def clusters(self) -> tuple[Hashable, ...]:
+        """The channel kind's name for ``items``."""
+        return self.items
 
     def amount(self, measure: str) -> float:
-        """Estimated savings in ``measure`` (one of :data:`MEASURES`)."""
+        """Estimated savings in ``measure`` (``macs``, ``params``, ``clusters``/``items`` or a
+        name in ``extra``; 0 for a measure the unit does not save)."""
         if measure == "macs":
             return self.macs
         if measure == "params":
             return self.params
-        return float(len(self.clusters))
+        if measure in ("clusters", "items"):
+            return float(len(self.items))
+        return float(dict(self.extra).get(measure, 0.0))
 
 
 def cluster_params(analysis: ChannelAnalysis) -> np.ndarray:
@@ -112,7 +130,7 @@ def group_units(
         units.append(
             RemovalUnit(
                 group=group.index,
-                clusters=tuple(int(c) for c in take),
+                items=tuple(int(c) for c in take),
                 score=float(normalized[take].mean()),
                 macs=float(cluster_macs[take].sum()),
                 params=float(params[take].sum()),
@@ -198,8 +216,10 @@ class Schedule:
         self.units = units
         self._min_keep = [set(int(c) for c in clusters) for clusters in analysis.min_keep]
 
-    def _violates_min_keep(self, removed: set[int], unit: RemovalUnit) -> bool:
-        after = removed | set(unit.clusters)
+    def _violates_min_keep(self, removed: set, unit: RemovalUnit) -> bool:
+        if unit.kind != "channels":
+            return False
+        after = removed | set(unit.items)
         return any(keep and keep <= after for keep in self._min_keep)
 
     def available(self, removed: set[int], protected: set[int]) -> list[RemovalUnit]:
@@ -209,12 +229,12 @@ class Schedule:
         result = []
         trial = set(removed)
         for unit in self.units:
-            if unit.group in stuck or set(unit.clusters) <= removed:
+            if unit.group in stuck or set(unit.items) <= removed:
                 continue
             if self._violates_min_keep(trial, unit):
                 stuck.add(unit.group)
                 continue
-            trial.update(unit.clusters)
+            trial.update(unit.items)
             result.append(unit)
         return result
 

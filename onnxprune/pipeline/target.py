@@ -14,6 +14,14 @@ from onnxprune.errors import InputError
 
 TARGET_KINDS = ("macs", "params", "latency", "ratio")
 
+# The plan kinds a target kind prunes with when the caller names none (``optimize(units=...)``).
+DEFAULT_UNITS: dict[str, tuple[str, ...]] = {
+    "macs": ("channels",),
+    "params": ("channels",),
+    "latency": ("channels",),
+    "ratio": ("channels",),
+}
+
 
 @dataclass(frozen=True)
 class Target:

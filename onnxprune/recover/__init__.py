@@ -54,7 +54,7 @@ def make_recovery(
     if method not in RECOVERY_METHODS:
         raise InputError(f"unknown recovery '{method}'; known: {', '.join(RECOVERY_METHODS)}")
     if method != "none" and calibration is None:
-        raise InputError(f"recovery '{method}' needs calibration data (give --data)")
+        raise InputError(f"recovery '{method}' needs calibration data (give data=...)")
     if ridge < 0:
         raise InputError(f"ridge must be >= 0, got {ridge}")
     settings = {

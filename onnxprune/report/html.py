@@ -41,7 +41,7 @@ def render_html(report: Report) -> str:
         f"<p>Model <code>{escape(str(report.input_model))}</code> &rarr; "
         f"<code>{escape(str(report.output_model))}</code>, target <code>"
         f"{escape(report.target)}</code>, metric <code>{escape(report.metric_name)}</code> "
-        f"(guard: drop &le; {report.max_drop:g}). Status: "
+        f"(guard: loss &le; {report.max_drop:.4g}). Status: "
         f'<b class="{status_class}">{escape(report.status)}</b>'
         + (f" &mdash; {escape(report.reason)}" if report.reason else "")
         + "</p>",

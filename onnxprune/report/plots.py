@@ -75,12 +75,14 @@ def metric_vs_macs_plot(report: Report) -> bytes:
     base = max(report.macs_before, 1)
     if report.metric_before is not None:
         kept_x, kept_y = [100.0], [report.metric_before]
+        lower = (report.guard or {}).get("higher_is_better", True)
+        sign = -1.0 if lower else 1.0
         axes.axhline(
-            report.metric_before - report.max_drop,
+            report.metric_before + sign * report.max_drop,
             color="#c0392b",
             linestyle="--",
             linewidth=1,
-            label=f"guard (-{report.max_drop:g})",
+            label=f"guard ({'-' if lower else '+'}{report.max_drop:.3g})",
         )
     else:
         kept_x, kept_y = [], []

@@ -42,6 +42,7 @@ class StepRecord:
     metric: float | None
     drop: float | None
     removed_clusters: int
+    removed_items: dict[str, int] = field(default_factory=dict)
     groups_changed: list[str] = field(default_factory=list)
     protected_groups: list[str] = field(default_factory=list)
     latency_ms: float | None = None
@@ -98,6 +99,8 @@ class Report:
     groups: list[GroupWidth]
     steps: list[StepRecord]
     options: dict[str, Any] = field(default_factory=dict)
+    guard: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION

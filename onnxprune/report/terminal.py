@@ -58,18 +58,24 @@ def summary_rows(report: Report) -> list[list[str]]:
             ]
         )
     if report.metric_before is not None:
-        drop = "-" if report.metric_drop is None else f"drop {report.metric_drop:.2f}"
+        way = "drop" if (report.guard or {}).get("higher_is_better", True) else "rise"
+        drop = "-" if report.metric_drop is None else f"{way} {_number(report.metric_drop)}"
         rows.append(
             [
                 report.metric_name,
-                f"{report.metric_before:.2f}",
-                "-" if report.metric_after is None else f"{report.metric_after:.2f}",
+                _number(report.metric_before),
+                "-" if report.metric_after is None else _number(report.metric_after),
                 drop,
             ]
         )
     prunable = sum(1 for g in report.groups if not g.blocked and g.channels_before > g.width)
     rows.append(["groups pruned", str(prunable), str(report.groups_pruned), ""])
     return rows
+
+
+def _number(value: float) -> str:
+    """Two decimals from 0.1 up (points, %), four significant digits below (nats, cosine)."""
+    return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.4g}"
 
 
 def print_summary(report: Report, console=None) -> None:
@@ -89,11 +95,27 @@ def print_summary(report: Report, console=None) -> None:
         f"steps: {kept} kept, {len(report.steps) - kept} rolled back; "
         f"{report.groups_protected} group(s) protected by the guard"
     )
+    guard = report.guard
+    if guard:
+        way = "drop" if guard.get("higher_is_better", True) else "rise"
+        unit = guard.get("unit") or ""
+        noise = guard.get("noise", {})
+        console.print(
+            f"guard: {guard['metric']} {way} <= {guard['threshold']:.4g} {unit} "
+            f"({guard['max_drop_source']}; noise floor {noise.get('floor', 0):.4g}: the "
+            f"original under {100 * noise.get('sigma', 0):g}% input noise, "
+            f"{noise.get('samples', 0)} samples)",
+            highlight=False,
+        )
     if not report.accuracy_measured:
         console.print(
-            "[yellow]warning:[/] no data given: accuracy was not measured "
-            "(agreement on synthetic inputs)"
+            "[yellow]warning:[/] accuracy was not measured (no labelled data): the guard "
+            "compared outputs with the original model's; measure accuracy with "
+            "'onnxprune validate ORIGINAL PRUNED --data LABELLED.npz'"
         )
+    for note in report.notes:
+        if note.startswith("SLOWER"):
+            console.print(f"[red]warning:[/] {note}", highlight=False)
     if report.status != "ok":
         console.print(f"[red]{report.status}[/]: {report.reason}")
     if report.output_model:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from onnxprune.errors import InputError
+from onnxprune.errors import InputError, input_shape_hint
 from onnxprune.runtime.session import InputSpec, create_session
 
 #: Never fewer timed runs per model and batch size, even when the time budget is spent.
@@ -72,13 +72,13 @@ def batch_shapes(
     input_shapes = input_shapes or {}
     unknown = sorted(set(input_shapes) - {spec.name for spec in specs})
     if unknown:
-        raise InputError(f"--input-shape names unknown input {unknown[0]!r}")
+        raise InputError(f"input_shapes names unknown input {unknown[0]!r}")
     shapes = {}
     for spec in specs:
         given = input_shapes.get(spec.name)
         if given is not None and len(given) != len(spec.shape):
             raise InputError(
-                f"--input-shape {spec.name}: {len(given)} dimensions, the model has {len(spec.shape)}"
+                f"input_shapes[{spec.name!r}]: {len(given)} dimensions, the model has {len(spec.shape)}"
             )
         shape = []
         for axis, dim in enumerate(spec.shape):
@@ -92,7 +92,7 @@ def batch_shapes(
             elif given is not None:
                 if isinstance(dim, int) and given[axis] != dim:
                     raise InputError(
-                        f"--input-shape {spec.name}: dimension {axis} is {given[axis]}, "
+                        f"input_shapes[{spec.name!r}]: dimension {axis} is {given[axis]}, "
                         f"the model fixes it to {dim}"
                     )
                 shape.append(given[axis])
@@ -101,7 +101,7 @@ def batch_shapes(
             else:
                 raise InputError(
                     f"input {spec.name!r} has a dynamic dimension {dim or '?'} at axis {axis}: "
-                    f"give --input-shape {spec.name}:D0,D1,..."
+                    f"give {input_shape_hint(spec.name)}"
                 )
         shapes[spec.name] = shape
     return shapes

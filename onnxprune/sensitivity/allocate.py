@@ -166,7 +166,7 @@ def _units_of(levels: _Levels) -> list[tuple[float, float, RemovalUnit]]:
             scores = levels.entry.order_scores[start:stop]
             unit = RemovalUnit(
                 group=levels.group.index,
-                clusters=tuple(int(c) for c in levels.entry.order[start:stop]),
+                items=tuple(int(c) for c in levels.entry.order[start:stop]),
                 score=price,
                 macs=levels.macs[hi] - levels.macs[lo],
                 params=levels.params[hi] - levels.params[lo],

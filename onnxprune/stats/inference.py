@@ -80,14 +80,14 @@ def _check_names(model: ModelProto, input_shapes: dict[str, list[int]]) -> None:
     unknown = sorted(set(input_shapes) - set(names))
     if unknown:
         raise InputError(
-            f"--input-shape names unknown input(s) {', '.join(unknown)}; "
+            f"input_shapes names unknown input(s) {', '.join(unknown)}; "
             f"model inputs are {', '.join(names) or '(none)'}"
         )
 
 
 def _dims(value) -> list:
     return [
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
         for d in value.type.tensor_type.shape.dim
     ]
 

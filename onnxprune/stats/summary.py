@@ -59,13 +59,21 @@ class ModelSummary:
     nodes: int
     input_shapes: dict[str, list[int]]
     notes: list[str] = field(default_factory=list)
+    macs_unknown: str | None = None  # why MACs are unknown (dynamic dims not given), or None
 
     def to_dict(self) -> dict:
         """JSON-ready dict with keys producer {name, version}, opset {domain: version},
         ir_version, inputs/outputs [{name, dtype, shape}], params, param_bytes, macs,
         ops {op: count}, layers [{name, op_type, macs, params, output_shape}], nodes,
-        input_shapes (shapes MACs were counted at) and notes."""
-        return asdict(self)
+        input_shapes (shapes MACs were counted at) and notes; with ``macs_unknown`` set (an
+        input has dynamic dimensions after the batch axis that were not given) ``macs`` and
+        every layer's ``macs`` are null and ``macs_unknown`` says how to fix it."""
+        data = asdict(self)
+        if self.macs_unknown:
+            data["macs"] = None
+            for layer in data["layers"]:
+                layer["macs"] = None
+        return data
 
     def top_layers(self, count: int | None) -> list[LayerInfo]:
         """Layers sorted by MACs (largest first); all of them when ``count`` is None or 0."""
@@ -83,7 +91,7 @@ def tensor_info(value: ValueInfoProto) -> TensorInfo:
     if not tensor_type.HasField("shape"):
         return TensorInfo(value.name, elem_type_name(tensor_type.elem_type), None)
     shape: list[Dim] = [
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
         for d in tensor_type.shape.dim
     ]
     return TensorInfo(value.name, elem_type_name(tensor_type.elem_type), shape)
@@ -130,5 +138,29 @@ def summarize(model: ModelProto, input_shapes: dict[str, list[int]] | None = Non
         layers=layers,
         nodes=len(model.graph.node),
         input_shapes=macs.input_shapes,
-        notes=macs.notes,
+        notes=[n for n in macs.notes if "was set to 1" not in n],
+        macs_unknown=_unresolved_dims(model, input_shapes or {}),
     )
+
+
+def _unresolved_dims(model: ModelProto, input_shapes: dict[str, list[int]]) -> str | None:
+    """A hint naming the inputs whose dimensions after the batch axis are dynamic and not in
+    ``input_shapes`` (MACs depend on them), or None when every such dimension is known."""
+    from onnxprune.errors import input_shape_hint
+
+    hints = []
+    for value in real_inputs(model.graph):
+        if value.name in input_shapes:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        texts = [
+            str(d.dim_value)
+            if d.HasField("dim_value") and d.dim_value > 0
+            else (d.dim_param or "?")
+            for d in dims
+        ]
+        if any(not (d.HasField("dim_value") and d.dim_value > 0) for d in list(dims)[1:]):
+            hints.append(input_shape_hint(value.name, ", ".join(["1", *texts[1:]])))
+    if not hints:
+        return None
+    return "dynamic input dimensions: give " + " and ".join(hints)

@@ -157,3 +157,21 @@ def test_real_process_exit_code_and_stderr(tmp_path):
     assert process.stdout == ""
     assert process.stderr.count("\n") == 1
     assert "truncated.onnx" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_dynamic_spatial_dims_make_macs_unknown_with_a_hint(tmp_path):
+    import onnx
+
+    from tests.pipeline.test_api import _dynamic_image_model
+
+    path = tmp_path / "dynamic.onnx"
+    onnx.save(_dynamic_image_model(), path)
+    result = CliRunner().invoke(cli, ["inspect", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["macs"] is None and all(layer["macs"] is None for layer in payload["layers"])
+    assert "--input-shape x:1,3,H,W" in payload["macs_unknown"]
+    fixed = CliRunner().invoke(
+        cli, ["inspect", str(path), "--json", "--input-shape", "x:1,3,12,10"]
+    )
+    assert json.loads(fixed.stdout)["macs"] > 0

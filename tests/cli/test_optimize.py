@@ -249,15 +249,25 @@ def test_registered_metric_is_usable_by_name_and_config_file(vgg, tmp_path):
     assert calls and set(calls) <= {100}
 
 
-def test_no_data_uses_synthetic_agreement(vgg, tmp_path):
+def test_no_data_uses_a_fidelity_guard_on_synthetic_inputs(vgg, tmp_path):
     result = invoke(
         "optimize", vgg, "-o", tmp_path / "o.onnx", "--target", "macs=0.9", "--steps", "1", "--json"
     )
     assert result.exit_code in (0, 3), result.output
     report = json.loads(result.stdout)
-    assert report["metric_name"] == "top1_agreement" and not report["accuracy_measured"]
+    assert report["metric_name"] == "expected_top1" and not report["accuracy_measured"]
+    assert report["guard"]["noise"]["perturbed_inputs"] == ["input"]
     assert report["data"]["evaluation"]["source"].startswith("synthetic")
     assert any("accuracy not measured" in n for n in report["notes"])
+
+
+@pytest.mark.slow
+def test_data_free_optimize_reaches_its_target_on_digits_vgg(vgg, tmp_path):
+    result = invoke("optimize", vgg, "-o", tmp_path / "o.onnx", "--target", "macs=0.7", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["macs_after"] <= 0.7 * 1.001 * report["macs_before"]
+    assert report["guard"]["metric"] == "expected_top1"
 
 
 @pytest.mark.slow

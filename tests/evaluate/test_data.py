@@ -169,3 +169,14 @@ def test_model_input_specs_skip_initializers():
     )
     specs = model_input_specs(helper.make_model(graph))
     assert specs == [("x", np.dtype(np.float32), ["n", 3])]
+
+
+def test_a_single_array_for_a_single_input_is_mapped_and_noted():
+    import numpy as np
+
+    from onnxprune.evaluate.data import Dataset, conform
+
+    specs = [("x", np.dtype(np.float32), ["N", 3])]
+    data = conform(Dataset({"pixels": np.zeros((4, 3), np.float32)}), specs)
+    assert list(data.inputs) == ["x"]
+    assert any("'pixels' is used as model input 'x'" in note for note in data.notes)

@@ -30,7 +30,7 @@ def test_dtypes_shapes_and_seed():
 def test_default_count_and_errors():
     specs = SPECS[1:]
     assert len(load_data("synthetic", specs)) == 64
-    with pytest.raises(InputError, match=r"dynamic dimension.*axis 2.*--input-shape x"):
+    with pytest.raises(InputError, match=r"dynamic dimension.*axis 2.*input_shapes="):
         load_data("synthetic:2", SPECS)
     with pytest.raises(InputError, match="synthetic:N"):
         load_data("synthetic:many", specs)

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from onnxprune.errors import InputError
+from onnxprune.evaluate.fidelity import kl_divergence
 from onnxprune.evaluate.metrics import top1
-from onnxprune.pipeline.evaluation import QUICK_SAMPLES, SYNTHETIC_SAMPLES, GuardEvaluator
+from onnxprune.pipeline.evaluation import (
+    DEFAULT_FLOOR_FACTOR,
+    QUICK_SAMPLES,
+    SYNTHETIC_SAMPLES,
+    GuardEvaluator,
+)
 from tests.evaluate.tiny import linear_model
 
 W = np.eye(3, dtype=np.float32)
@@ -54,22 +60,85 @@ def test_eval_data_is_used_whole_and_data_is_calibration():
     assert any("no calibration data" in n for n in only_eval.notes)
 
 
-def test_no_labels_means_agreement_with_the_original():
+def test_no_labels_means_expected_top1_against_the_original():
     x, _ = _labelled(20)
     evaluator = GuardEvaluator.create(linear_model(W), data={"x": x})
-    assert evaluator.metric_name == "top1_agreement" and evaluator.metric_source == "reference"
-    assert evaluator.baseline == pytest.approx(100.0)
+    assert evaluator.metric_name == "expected_top1" and evaluator.metric_source == "reference"
+    held = evaluator.evaluation.inputs["x"]
+    probabilities = np.exp(held) / np.exp(held).sum(axis=1, keepdims=True)
+    assert evaluator.baseline == pytest.approx(100 * probabilities.max(axis=1).mean())
+    swap = W[:, [1, 0, 2]]
+    chosen = (held @ swap).argmax(axis=1)
+    expected = 100 * probabilities[np.arange(len(held)), chosen].mean()
+    assert evaluator.evaluate(linear_model(swap)) == pytest.approx(expected)
+    assert evaluator.guard.higher_is_better and evaluator.guard.unit == "%"
+
+
+def test_a_lower_is_better_metric_guards_its_rise():
+    x, _ = _labelled(20)
+    evaluator = GuardEvaluator.create(linear_model(W), data={"x": x}, metric="kl")
+    assert not evaluator.guard.higher_is_better and evaluator.guard.unit == "nats"
+    assert evaluator.baseline == pytest.approx(0.0, abs=1e-12)
     swap = W[:, [1, 0, 2]]
     held = evaluator.evaluation.inputs["x"]
-    expected = 100 * np.mean((held @ swap).argmax(1) == held.argmax(1))
-    assert evaluator.evaluate(linear_model(swap)) == pytest.approx(expected)
+    value = evaluator.evaluate(linear_model(swap))
+    assert value == pytest.approx(kl_divergence(held @ swap, held))
+    assert evaluator.loss(value) == pytest.approx(value) and value > 0
+
+
+def test_noise_floor_and_default_tolerance():
+    x, _ = _labelled(200)
+    evaluator = GuardEvaluator.create(linear_model(W), eval_data={"x": x}, metric="kl")
+    guard = evaluator.guard
+    noisy = x + np.random.default_rng(3).standard_normal(x.shape) * 0.01 * x.std()
+    # the floor's perturbation part is the KL of the model under 1 % input noise
+    assert guard.noise.perturbation_loss == pytest.approx(kl_divergence(noisy, x), rel=0.5)
+    assert guard.noise.floor >= guard.noise.perturbation_loss > 0
+    # the default is the metric's own (1.0) unless DEFAULT_FLOOR_FACTOR floors are larger
+    assert guard.max_drop == max(1.0, DEFAULT_FLOOR_FACTOR * guard.noise.floor)
+    relative = GuardEvaluator.create(
+        linear_model(W), eval_data={"x": x}, metric="kl", max_drop="3x"
+    )
+    assert relative.guard.threshold == pytest.approx(3 * relative.guard.noise.floor)
+    assert relative.guard.max_drop_source == "3 x noise floor"
+    # an absolute tolerance below the floor is raised to the floor: noise is never rolled back
+    strict = GuardEvaluator.create(linear_model(W), eval_data={"x": x}, metric="kl", max_drop=0)
+    assert strict.guard.max_drop == 0 and strict.guard.threshold == guard.noise.floor
+    silent = GuardEvaluator.create(linear_model(W), eval_data={"x": x}, noise_sigma=0)
+    assert silent.guard.noise.floor == 0 and silent.guard.noise.perturbed_inputs == []
+    with pytest.raises(InputError, match="relative to the noise floor"):
+        GuardEvaluator.create(linear_model(W), eval_data={"x": x}, noise_sigma=0, max_drop="2x")
+    with pytest.raises(InputError, match="max-drop"):
+        GuardEvaluator.create(linear_model(W), eval_data={"x": x}, max_drop="lots")
+
+
+def test_a_noisy_metric_gets_a_tolerance_relative_to_its_floor():
+    """Hard agreement on near-ties flips under 1 % input noise: the default tolerance grows
+    to DEFAULT_FLOOR_FACTOR floors instead of a 1-point guard no step could meet."""
+    rng = np.random.default_rng(5)
+    level = rng.standard_normal((300, 1))  # the rows' spread sets the noise scale
+    x = (level + 1e-4 * rng.standard_normal((300, 3))).astype(np.float32)  # near-ties
+    evaluator = GuardEvaluator.create(linear_model(W), eval_data={"x": x}, metric="agreement")
+    guard = evaluator.guard
+    assert guard.noise.perturbation_loss > 10.0
+    assert guard.max_drop == pytest.approx(DEFAULT_FLOOR_FACTOR * guard.noise.floor)
+    assert "noise floor" in guard.max_drop_source
+
+
+def test_label_guard_keeps_one_point_and_bootstraps_the_floor():
+    x, labels = _labelled(300)
+    evaluator = GuardEvaluator.create(linear_model(W), eval_data={"x": x, "labels": labels})
+    guard = evaluator.guard
+    assert guard.metric == "top1" and guard.higher_is_better
+    assert guard.max_drop == max(1.0, DEFAULT_FLOOR_FACTOR * guard.noise.floor)
+    assert guard.noise.bootstrap_std > 0 and guard.threshold == guard.max_drop
 
 
 def test_no_data_uses_synthetic_inputs_and_says_so():
     evaluator = GuardEvaluator.create(linear_model(W))
     assert len(evaluator.evaluation) == SYNTHETIC_SAMPLES and evaluator.calibration is None
     assert not evaluator.accuracy_measured
-    assert evaluator.metric_name == "top1_agreement"
+    assert evaluator.metric_name == "expected_top1"
     assert any("accuracy not measured" in n for n in evaluator.notes)
     assert evaluator.describe()["calibration"] == {
         "source": "none",
@@ -122,8 +191,8 @@ def test_bad_inputs():
     x, _ = _labelled(10)
     with pytest.raises(InputError, match="needs labels"):
         GuardEvaluator.create(linear_model(W), data={"x": x}, metric="top1")
-    with pytest.raises(InputError, match="lower-is-better"):
-        GuardEvaluator.create(linear_model(W), data={"x": x}, metric="kl")
+    with pytest.raises(InputError, match="noise-sigma"):
+        GuardEvaluator.create(linear_model(W), data={"x": x}, noise_sigma=-1)
     with pytest.raises(InputError, match="unknown metric"):
         GuardEvaluator.create(linear_model(W), data={"x": x}, metric="bogus")
     with pytest.raises(InputError, match="axis 1: 4 != 3"):

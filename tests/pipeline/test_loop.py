@@ -81,7 +81,7 @@ def test_sensitive_group_is_rolled_back_then_protected(analysis):
     assert not outcome.best.removed & c1
     assert len(outcome.best.removed) == 12
     rolled = next(r for r in outcome.records if r.status == "rolled_back")
-    assert rolled.drop > 1.0 and "max-drop" in rolled.reason
+    assert rolled.drop > 1.0 and "guard" in rolled.reason
 
 
 def test_guard_not_met_keeps_the_best_state(analysis):

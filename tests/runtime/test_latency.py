@@ -132,7 +132,9 @@ def test_batch_shapes_rules() -> None:
     specs = [InputSpec("x", F32, ["N", 3, "H", "W"]), InputSpec("m", F32, [1, 4])]
     shapes = batch_shapes(specs[:1], 8, {"x": [1, 3, 16, 20]})
     assert shapes == {"x": [8, 3, 16, 20]}
-    with pytest.raises(InputError, match=r"dynamic dimension H at axis 2: give --input-shape x:"):
+    with pytest.raises(
+        InputError, match=r"dynamic dimension H at axis 2: give input_shapes=\{'x': \["
+    ):
         batch_shapes(specs[:1], 1)
     with pytest.raises(InputError, match="fixed batch dimension of 1: cannot run batch size 2"):
         batch_shapes(specs[1:], 2)

@@ -85,7 +85,9 @@ def onnxprune_l1(bench: Bench, cut: float) -> Candidate:
     state = bench.cache.setdefault("l1", {"known": {}, "models": {}})
 
     def cut_of(ratio: float) -> float:
-        result = prune(bench.onnx_model, ratio=ratio, criterion="l1", input_shapes={INPUT: SHAPE})
+        result = prune(
+            bench.onnx_model, ratio=ratio, criterion="l1", round_to=1, input_shapes={INPUT: SHAPE}
+        )
         state["models"][ratio] = result.model
         return bench.cut_of(result.model)
 

@@ -17,6 +17,7 @@ import click
 from rich.markup import escape
 
 from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.errors import cli_words
 from onnxprune.stats.summary import ModelSummary, TensorInfo
 
 if TYPE_CHECKING:
@@ -88,7 +89,12 @@ def section_header(summary: ModelSummary, console: Console, options: InspectOpti
         ("nodes", f"{summary.nodes:,}"),
         ("parameters", f"{summary.params:,} ({human_count(summary.params)})"),
         ("parameter bytes", f"{summary.param_bytes:,} ({human_bytes(summary.param_bytes)})"),
-        ("MACs", f"{summary.macs:,} ({human_count(summary.macs)}) at {shapes or 'no inputs'}"),
+        (
+            "MACs",
+            f"unknown ({escape(cli_words(summary.macs_unknown))})"
+            if summary.macs_unknown
+            else f"{summary.macs:,} ({human_count(summary.macs)}) at {shapes or 'no inputs'}",
+        ),
     ):
         table.add_row(key, value)
     console.print(table)
@@ -140,13 +146,14 @@ def section_layers(summary: ModelSummary, console: Console, options: InspectOpti
     ):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for layer in layers:
-        share = f"{(layer.macs or 0) / summary.macs:.1%}" if summary.macs else "-"
+        known = summary.macs and not summary.macs_unknown
+        share = f"{(layer.macs or 0) / summary.macs:.1%}" if known else "-"
         table.add_row(
             escape(layer.name),
             layer.op_type,
             _shape_text(layer.output_shape),
             f"{layer.params:,}",
-            "?" if layer.macs is None else f"{layer.macs:,}",
+            "?" if layer.macs is None or summary.macs_unknown else f"{layer.macs:,}",
             share,
         )
     console.print(table)
@@ -165,6 +172,8 @@ JSON_EXTRAS: list[Callable[[ModelSummary, InspectOptions], dict]] = []
 def inspect_payload(summary: ModelSummary, options: InspectOptions) -> dict:
     """The ``--json`` object: ``summary.to_dict()`` plus ``model`` and ``file_bytes``."""
     payload = summary.to_dict()
+    if summary.macs_unknown:
+        payload["macs_unknown"] = cli_words(summary.macs_unknown)
     payload["model"] = str(options.model_path)
     payload["file_bytes"] = file_bytes(options.model_path)
     for extra in JSON_EXTRAS:
@@ -198,6 +207,13 @@ def print_report(summary: ModelSummary, options: InspectOptions, sections=None, 
     help="Also list per-layer weight sparsity and whether each layer holds 2:4.",
 )
 @click.option(
+    "--blocks",
+    "show_blocks",
+    is_flag=True,
+    help="Also list the removable residual units (y = x + f(x)): MAC share, stage, and why "
+    "other residual joins are not removable.",
+)
+@click.option(
     "--top",
     type=click.IntRange(min=0),
     default=10,
@@ -210,6 +226,7 @@ def command(
     as_json: bool,
     show_groups: bool,
     show_sparsity: bool,
+    show_blocks: bool,
     top: int,
 ) -> None:
     """Show producer, opsets, inputs/outputs, parameters, MACs and the heaviest layers of MODEL."""
@@ -221,6 +238,7 @@ def command(
     summary = summarize(loaded, shapes)
     options = InspectOptions(model_path=model, top=top)
     analysis = _channel_analysis(loaded, shapes) if show_groups else None
+    search = _block_search(loaded, shapes) if show_blocks else None
     if as_json:
         payload = inspect_payload(summary, options)
         if analysis is not None:
@@ -228,6 +246,8 @@ def command(
 
             payload["groups"] = describe_groups(analysis)
             payload["prunable_macs"] = analysis.prunable_macs()
+        if search is not None:
+            payload["blocks"] = search.to_dict()
         if show_sparsity:
             payload["weight_sparsity"] = _weight_sparsity_json(loaded)
         click.echo(json.dumps(payload, indent=2))
@@ -236,7 +256,16 @@ def command(
         if analysis is not None:
             from onnxprune.analysis.report import print_groups
 
+            if summary.macs_unknown:
+                click.echo(
+                    "note: groups analysed with dynamic dimensions set to 1; shapes that "
+                    "depend on them may block groups (" + cli_words(summary.macs_unknown) + ")"
+                )
             print_groups(analysis)
+        if search is not None:
+            from onnxprune.blocks.report import print_units
+
+            print_units(search)
         if show_sparsity:
             print_weight_sparsity(loaded)
 
@@ -283,3 +312,10 @@ def _channel_analysis(model, shapes):
     from onnxprune.passes import preprocess
 
     return analyze(preprocess(model, input_shapes=shapes).model, shapes)
+
+
+def _block_search(model, shapes):
+    """Preprocess ``model`` and find its residual units for the ``--blocks`` section."""
+    from onnxprune.blocks.api import search_model
+
+    return search_model(model, shapes)

@@ -42,12 +42,22 @@ from onnxprune.errors import GuardNotMetError, InputError
 )
 @click.option(
     "--metric",
-    help="top1, agreement, a registered name or module:function (default: top1 with labels, else agreement).",
+    help="top1, kl, cosine, agreement, a registered name or module:function (default: top1 with "
+    "labels, else kl for class scores and cosine for other outputs, against the original model).",
 )
 @click.option(
     "--max-drop",
+    metavar="D|Nx",
+    help="Accuracy guard: largest allowed loss of the metric, in its unit (e.g. 1.0 point of "
+    "top-1), or Nx = N times the metric's measured noise floor. Default: 1.0 for label metrics, "
+    "10x for fidelity metrics (kl, cosine) when no labels are given. A loss within the noise "
+    "floor is never rolled back.",
+)
+@click.option(
+    "--noise-sigma",
     type=float,
-    help="Accuracy guard: largest allowed drop of the metric, in its units (default 1.0 point).",
+    help="Input noise (relative to each input's std) under which the unpruned model's metric "
+    "change is measured as the guard's noise floor (default 0.01; 0 = sampling noise only).",
 )
 @click.option("--steps", type=int, help="Prune in N steps (default 4).")
 @click.option(
@@ -68,12 +78,19 @@ from onnxprune.errors import GuardNotMetError, InputError
     "(needs --data) (default sensitivity with --data, else global).",
 )
 @click.option(
+    "--units",
+    metavar="KINDS",
+    help="Kinds of pruning, comma-separated: channels, blocks (residual units replaced by their "
+    "mean output), or both, ranked by measured drop per MAC (needs --data). Default: channels.",
+)
+@click.option(
     "--max-ratio", type=float, help="Most of a group's channels that may go (default 0.8)."
 )
 @click.option(
     "--round-to",
     type=int,
-    help="Kept channel counts are multiples of N (default 8: ONNX Runtime's fast CPU and GPU kernels want multiples of 8; 1 = any count).",
+    help="Kept channel counts are multiples of N (default: the provider's channel block, 16 on "
+    "AVX-512 CPUs, 8 on AVX2 CPUs and GPUs, so ONNX Runtime keeps its fast kernels; 1 = any count).",
 )
 @click.option(
     "--ignore", multiple=True, metavar="GLOB", help="Protect layers whose name matches. Repeatable."
@@ -152,9 +169,11 @@ def run(options) -> None:
             eval_split=options.eval_split,
             metric=options.metric,
             max_drop=options.max_drop,
+            noise_sigma=options.noise_sigma,
             steps=options.steps,
             criterion=options.criterion,
             allocation=options.allocation,
+            units=options.units,
             recover=options.recover,
             provider=options.provider,
             max_ratio=options.max_ratio,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from onnxprune import defaults
 from onnxprune.cli.options import input_shape_option, parse_input_shapes
 from onnxprune.errors import InputError
 
@@ -55,6 +56,12 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     )
     if out_path is not None:
         console.print(f"wrote {out_path}")
+        console.print(
+            "[yellow]note:[/] accuracy was not measured (data-free pruning); measure it with "
+            f"'onnxprune validate MODEL {out_path} --data DATA.npz', or prune under an accuracy "
+            "guard with 'onnxprune optimize MODEL --data DATA.npz'",
+            highlight=False,
+        )
 
 
 @click.command("prune")
@@ -73,23 +80,42 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     help="Share of channels removed per group.",
 )
 @click.option(
-    "--criterion", default="l1", show_default=True, help="l1, l2, bn, random or a registered name."
+    "--criterion",
+    default=defaults.DATA_FREE_CRITERION,
+    show_default=True,
+    help="l1, l2, bn, random or a registered name.",
 )
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across all groups.")
 @click.option(
-    "--max-ratio", type=float, default=0.8, show_default=True, help="Per-group cap with --global."
+    "--max-ratio",
+    type=float,
+    default=defaults.MAX_RATIO,
+    show_default=True,
+    help="Per-group cap with --global.",
 )
 @click.option(
     "--round-to",
     type=int,
-    default=1,
-    show_default=True,
-    help="Kept channel counts are multiples of N.",
+    default=None,
+    help="Kept channel counts are multiples of N (default: the CPU provider's channel block, "
+    "as optimize: 16 on AVX-512, 8 on AVX2; 1 = any count).",
 )
 @click.option(
     "--ignore", multiple=True, metavar="GLOB", help="Protect layers whose name matches. Repeatable."
 )
 @click.option("--ratio-for", multiple=True, metavar="GLOB=R", help="Per-layer ratio. Repeatable.")
+@click.option(
+    "--blocks",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Instead of channels, remove the N lowest-scored residual units (inspect --blocks).",
+)
+@click.option(
+    "--blocks-data", type=click.Path(dir_okay=False), help="Calibration .npz for --blocks."
+)
+@click.option("--blocks-criterion", help="influence, drop (need data), norm_ratio (data-free).")
+@click.option("--blocks-refit", is_flag=True, help="Refit the layers after removed units (lsq).")
 @input_shape_option
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option(
@@ -109,6 +135,10 @@ def command(
     round_to,
     ignore,
     ratio_for,
+    blocks,
+    blocks_data,
+    blocks_criterion,
+    blocks_refit,
     input_shapes,
     force,
     json_path,
@@ -120,6 +150,22 @@ def command(
     out_path = Path(output) if output else default_output(model)
     if out_path.exists() and not force:
         raise InputError(f"output '{out_path}' exists (use --force to overwrite)")
+    if blocks is not None:
+        from onnxprune.blocks.command import run_prune_blocks
+
+        shapes = parse_input_shapes(input_shapes)
+        return run_prune_blocks(
+            model,
+            out_path,
+            blocks,
+            input_shapes=shapes,
+            force=force,
+            json_path=json_path,
+            quiet=quiet,
+            data=blocks_data,
+            criterion=blocks_criterion,
+            refit=blocks_refit,
+        )
     result = prune(
         model,
         ratio=ratio,

@@ -1,0 +1,108 @@
+"""The channel kind of the pruning plan: clusters of the channel analysis, removed by
+:func:`onnxprune.rewrite.apply_removal` and repaired by the run's recovery.
+
+Units come from the criterion's ranking (``global``), the same units re-ordered to a uniform
+share per group (``uniform``), or the measured per-group sensitivity (``sensitivity``: drop per
+MAC, so its scores share a unit with other kinds' measured drops).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from onnx import ModelProto
+
+from onnxprune.errors import InputError
+from onnxprune.pipeline.plan import CHANNELS, KindSetup, PlanContext, PlanKind, register_kind
+from onnxprune.pipeline.schedule import removal_order, uniform_order
+
+
+def cluster_macs(analysis) -> np.ndarray:
+    """Estimated MACs of every cluster (0 for groups without an estimate)."""
+    macs = np.zeros(analysis.n_clusters)
+    for group in analysis.groups:
+        if group.macs_per_cluster is not None:
+            macs[group.clusters] = group.macs_per_cluster
+    return macs
+
+
+def channel_kind(analysis, recover) -> PlanKind:
+    """The kind that removes clusters of ``analysis`` (then repairs with ``recover``)."""
+    per_cluster = cluster_macs(analysis)
+
+    def apply(model: ModelProto, items: frozenset) -> ModelProto:
+        from onnxprune.rewrite import apply_removal
+
+        # Channels are the first kind built (order 0): ``model`` is the plan's base, the
+        # analysed model, which apply_removal rewrites from the analysis itself.
+        pruned = apply_removal(analysis, items)
+        return recover(analysis, items, pruned) if recover is not None else pruned
+
+    def describe(items: frozenset) -> dict[str, Any]:
+        return {"clusters_removed": len(items), "groups": len(analysis.groups)}
+
+    def estimate_macs(items: frozenset) -> float:
+        return float(per_cluster[list(items)].sum()) if items else 0.0
+
+    return PlanKind(
+        CHANNELS,
+        apply,
+        order=0,
+        group_names={g.index: g.name for g in analysis.groups},
+        describe=describe,
+        estimate_macs=estimate_macs,
+    )
+
+
+@register_kind(CHANNELS)
+def channel_setup(context: PlanContext) -> KindSetup:
+    """Channel units ranked by the run's allocation (see module docstring).
+
+    Reads ``context.shared``: ``scores`` (criterion scores per cluster), ``recover`` (callable or
+    None), ``allocation``; options ``max_ratio``, ``round_to``, ``ignore``, ``ratio_for``.
+    """
+    analysis = context.analysis
+    options = context.options
+    scores = context.shared["scores"]
+    allocation = context.shared["allocation"]
+    shape_options = {
+        "max_ratio": options["max_ratio"],
+        "round_to": options["round_to"],
+        "ratio_for": options.get("ratio_for"),
+    }
+    units = removal_order(analysis, scores, ignore=options.get("ignore", ()), **shape_options)
+    seconds: dict[str, float] = {}
+    if allocation == "uniform":
+        units = uniform_order(analysis, units)
+    elif allocation == "sensitivity":
+        started = time.perf_counter()
+        units = _sensitivity_units(context, scores, shape_options)
+        seconds["sensitivity"] = time.perf_counter() - started
+    kind = channel_kind(analysis, context.shared.get("recover"))
+    return KindSetup(kind, units, seconds=seconds)
+
+
+def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> list:
+    """The removal order of ``allocation="sensitivity"`` (measured on calibration data)."""
+    from onnxprune.sensitivity import measure_sensitivity
+    from onnxprune.sensitivity.allocate import sensitivity_order
+
+    if context.calibration is None:
+        raise InputError("allocation 'sensitivity' needs calibration data (give data=...)")
+    table = measure_sensitivity(
+        context.analysis,
+        context.calibration,
+        scores=scores,
+        original=context.original,
+        progress=context.progress,
+    )
+    measure = {"params": "params", "ratio": "clusters"}.get(context.target.kind, "macs")
+    return sensitivity_order(
+        table,
+        context.analysis,
+        measure=measure,
+        protected=context.options.get("ignore", ()),
+        **shape_options,
+    )

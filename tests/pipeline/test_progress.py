@@ -1,0 +1,39 @@
+"""The progress display: counts in messages drive bars; disabled it prints nothing."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from onnxprune.pipeline.progress import Progress, parse_count
+
+
+def test_parse_count():
+    assert parse_count("sensitivity 3/27: conv5") == ("sensitivity", 2, 27)
+    assert parse_count("evaluating 128/512 samples") == ("evaluating", 128, 512)
+    assert parse_count("least-squares recovery: level 2/2 (3 layers)") == (
+        "least-squares recovery: level",
+        2,
+        2,
+    )
+    assert parse_count("analysing channel groups") is None
+    assert parse_count("odd 5/0") is None
+
+
+def test_progress_bars_and_log_lines():
+    stream = io.StringIO()
+    console = Console(file=stream, force_terminal=True, width=120)
+    with Progress(console) as progress:
+        progress("loading the model")
+        progress("evaluating the original 64/128 samples")
+        progress("evaluating the original 128/128 samples")
+        progress("sensitivity 1/3: a")
+        progress("step 1.1 (full): MACs 10, metric 1, kept")
+        progress("guard: top1 drop <= 1")
+    text = stream.getvalue()
+    assert "step 1.1 (full)" in text and "guard: top1" in text
+    quiet = io.StringIO()
+    with Progress(Console(file=quiet), enabled=False) as progress:
+        progress("step 1.1 (full): kept")
+    assert quiet.getvalue() == ""

@@ -1,0 +1,26 @@
+"""One set of defaults for prune and optimize (API and CLI)."""
+
+from __future__ import annotations
+
+import inspect
+
+from onnxprune import defaults
+from onnxprune.pipeline.api import optimize
+from onnxprune.pipeline.config import OptimizeOptions
+from onnxprune.prune import prune
+from onnxprune.runtime.blocks import channel_block
+
+
+def test_prune_and_optimize_share_their_defaults():
+    prune_defaults = inspect.signature(prune).parameters
+    optimize_defaults = inspect.signature(optimize).parameters
+    for name in ("max_ratio", "round_to"):
+        assert prune_defaults[name].default == optimize_defaults[name].default
+    assert prune_defaults["criterion"].default == defaults.DATA_FREE_CRITERION
+    assert OptimizeOptions().round_to is None and OptimizeOptions().max_ratio == defaults.MAX_RATIO
+
+
+def test_round_to_resolves_to_the_providers_channel_block():
+    assert defaults.round_to("cpu") == channel_block("cpu")
+    assert defaults.round_to("cuda") == 8
+    assert defaults.round_to("cpu", 1) == 1
