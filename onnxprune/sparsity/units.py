@@ -3,12 +3,15 @@
 For the guarded loop (pipeline/loop.py grows a set of removed *items* from a ranked list of
 units). A unit is one increment of one layer's sparsity: step k of layer l zeroes the weights
 ranked ⌈(k−1)·step·n⌉ … ⌈k·step·n⌉ by the criterion (lowest first), up to ``max_ratio``.
-Its item is ``(node, k)``; a layer's steps stay in order because their scores increase.
+Its item is ``("sparsity", node, k)`` (the plan's item convention: kind name first); a
+layer's steps stay in order because their scores increase. The unit's ``group`` is
+``("sparsity", node)``.
 
 * ``score`` = mean criterion score of the increment's weights / mean score of the layer
   (per-layer normalization, as for channel criteria), so lower = remove first across layers;
-* ``params`` = weights zeroed; ``macs`` = 0 (ONNX Runtime's CPU/CUDA kernels do not skip
-  zeros; a sparsity target is measured in zeroed weights).
+* ``weights`` = weights zeroed (``extra = (("weights", n),)``, the plan's measure for masks);
+  ``macs`` = ``params`` = 0: ONNX Runtime's CPU/CUDA kernels do not skip zeros and the dense
+  tensor keeps its parameters, so a sparsity target is measured in zeroed weights.
 
 ``apply_items`` realizes any set of items: layer l loses the weights of its highest step.
 """
@@ -26,18 +29,24 @@ from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.patterns import lowest_mask
 from onnxprune.sparsity.targets import SparseLayer
 
-Item = tuple[str, int]
+KIND = "sparsity"
+Item = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
 class SparsityUnit:
     """One sparsity increment of one layer (see module docstring)."""
 
-    group: str
+    group: tuple[str, str]
     items: tuple[Item, ...]
     score: float
-    macs: float
-    params: float
+    weights: int
+    macs: float = 0.0
+    params: float = 0.0
+
+    @property
+    def extra(self) -> tuple[tuple[str, int], ...]:
+        return (("weights", self.weights),)
 
 
 def _bounds(size: int, step: float, k: int) -> int:
@@ -62,7 +71,8 @@ def sparsity_units(
             if stop <= start:
                 continue
             score = float(flat[start:stop].mean()) / mean
-            units.append(SparsityUnit(layer.node, ((layer.node, k),), score, 0.0, stop - start))
+            item = (KIND, layer.node, k)
+            units.append(SparsityUnit((KIND, layer.node), (item,), score, stop - start))
     return sorted(units, key=lambda unit: (unit.score, unit.items))
 
 
@@ -76,7 +86,7 @@ def apply_items(
 ) -> ModelProto:
     """``model`` with every layer sparsified to the highest step among ``items``."""
     highest: dict[str, int] = {}
-    for node, k in items:
+    for _, node, k in items:
         highest[node] = max(highest.get(node, 0), int(k))
     by_node = {layer.node: layer for layer in layers}
     arrays = {init.name: init for init in model.graph.initializer}
