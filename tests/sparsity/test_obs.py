@@ -62,3 +62,17 @@ def test_two_four_holds_in_every_group(layer):
     new, removed = sparsegpt(w, h, nm=(2, 4), block=8)
     assert holds_nm(new, 2, 4)
     assert removed.sum() == w.size // 2
+
+
+def test_upstream_target_maps_the_changed_input_back_to_the_original_output(layer):
+    from onnxprune.sparsity.api import upstream_target
+    from onnxprune.sparsity.calibration import LayerStats
+
+    x, w, _ = layer
+    mix = np.eye(16) + 0.3 * np.random.default_rng(2).normal(size=(16, 16))
+    changed = x @ mix  # the sparsified upstream feeds a linear mix of the original input
+    stats = LayerStats(len(x), np.zeros((1, 16)), changed.T @ changed, changed.T @ x)
+    target = upstream_target(w, stats, damp=1e-9)
+    np.testing.assert_allclose(changed @ target.T, x @ w.T, rtol=1e-5, atol=1e-5)
+    same = LayerStats(len(x), np.zeros((1, 16)), x.T @ x, x.T @ x)
+    np.testing.assert_allclose(upstream_target(w, same, damp=0.01), w, atol=1e-9)
