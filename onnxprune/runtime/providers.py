@@ -164,9 +164,11 @@ def cuda_options(
 
 
 def tensorrt_options(
-    cache_dir: Path, *, device_id: int = 0, cuda_graph: bool = False
+    cache_dir: Path, *, device_id: int = 0, cuda_graph: bool = False, sparsity: bool = False
 ) -> dict[str, str]:
-    """TensorRT EP options: engine and timing caches in ``cache_dir`` (owned by the runner)."""
+    """TensorRT EP options: engine and timing caches in ``cache_dir`` (owned by the runner);
+    ``sparsity`` sets ``trt_sparsity_enable`` so TensorRT may pick sparse tensor-core kernels
+    for layers whose weights hold 2:4 (Ampere or newer; TensorRT decides per layer)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     options = {
         "device_id": str(device_id),
@@ -177,6 +179,8 @@ def tensorrt_options(
     }
     if cuda_graph:
         options["trt_cuda_graph_enable"] = "1"
+    if sparsity:
+        options["trt_sparsity_enable"] = "1"
     return options
 
 
@@ -186,6 +190,7 @@ def provider_list(
     workdir: Path,
     cudnn_conv_algo_search: str | None = None,
     cuda_graph: bool = False,
+    trt_sparsity: bool = False,
 ) -> list[Any]:
     """The ``providers=`` list for InferenceSession, most preferred first, CPU last."""
     cpu = "CPUExecutionProvider"
@@ -195,7 +200,7 @@ def provider_list(
         options = cuda_options(cudnn_conv_algo_search=cudnn_conv_algo_search, cuda_graph=cuda_graph)
         return [(PROVIDERS["cuda"], options), cpu]
     if key == "tensorrt":
-        trt = tensorrt_options(workdir / "trt_cache", cuda_graph=cuda_graph)
+        trt = tensorrt_options(workdir / "trt_cache", cuda_graph=cuda_graph, sparsity=trt_sparsity)
         cuda = cuda_options(cudnn_conv_algo_search=cudnn_conv_algo_search)
         return [(PROVIDERS["tensorrt"], trt), (PROVIDERS["cuda"], cuda), cpu]
     raise InputError(f"unknown provider {key!r}")

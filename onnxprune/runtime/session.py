@@ -301,12 +301,14 @@ def create_session(
     *,
     profile: bool = False,
     optimization: str = "all",
+    trt_sparsity: bool = False,
 ) -> ModelRunner:
     """Build a :class:`ModelRunner` for ``model`` on ``provider`` (auto | cuda | tensorrt | cpu).
 
     ``profile`` turns on ONNX Runtime's profiler (trace written to the workdir, see
     :meth:`ModelRunner.end_profiling`); ``optimization`` is ``all`` | ``extended`` | ``basic`` |
-    ``none`` (ONNX Runtime graph optimization level).
+    ``none`` (ONNX Runtime graph optimization level). ``trt_sparsity`` passes TensorRT's
+    ``trt_sparsity_enable`` (sparse 2:4 weights; ignored with a note on other providers).
     """
     import onnxruntime as ort
 
@@ -339,7 +341,10 @@ def create_session(
             workdir=folder,
             cudnn_conv_algo_search=cudnn_conv_algo_search,
             cuda_graph=cuda_graph and key != "cpu",
+            trt_sparsity=trt_sparsity and key == "tensorrt",
         )
+        if trt_sparsity and key != "tensorrt":
+            notes.append(f"trt_sparsity ignored on the {key} provider")
         try:
             session = ort.InferenceSession(argument, options, providers=providers)
         except Exception as error:

@@ -104,3 +104,13 @@ def test_provider_lists(tmp_path: Path) -> None:
     assert trt_options["trt_cuda_graph_enable"] == "1"
     assert "enable_cuda_graph" not in trt[1][1]
     assert (tmp_path / "trt_cache").is_dir()
+
+
+def test_trt_sparsity_option_is_passed_only_to_tensorrt(tmp_path: Path) -> None:
+    trt = providers.provider_list("tensorrt", workdir=tmp_path, trt_sparsity=True)
+    assert trt[0][1]["trt_sparsity_enable"] == "1"
+    plain = providers.provider_list("tensorrt", workdir=tmp_path)
+    assert "trt_sparsity_enable" not in plain[0][1]
+    assert providers.provider_list("cpu", workdir=tmp_path, trt_sparsity=True) == [
+        "CPUExecutionProvider"
+    ]

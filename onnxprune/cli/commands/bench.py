@@ -96,6 +96,12 @@ def print_comparison(comparison, console=None) -> None:
     help="CUDA: cuDNN convolution algorithm search.",
 )
 @click.option("--cuda-graph", is_flag=True, help="CUDA: capture a CUDA graph (fixed shapes).")
+@click.option(
+    "--trt-sparsity",
+    is_flag=True,
+    help="TensorRT: enable sparse 2:4 weights (trt_sparsity_enable). CPU/CUDA gain nothing "
+    "from zeros.",
+)
 @click.option("--no-memory", is_flag=True, help="Skip the peak-memory measurement.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
 @click.option(
@@ -115,6 +121,7 @@ def command(
     threads,
     cudnn_conv_algo_search,
     cuda_graph,
+    trt_sparsity,
     no_memory,
     seed,
     json_path,
@@ -135,6 +142,8 @@ def command(
         options["cudnn_conv_algo_search"] = cudnn_conv_algo_search
     if cuda_graph:
         options["cuda_graph"] = True
+    if trt_sparsity:
+        options["trt_sparsity"] = True
     comparison = compare_latency(
         list(models),
         provider=provider.lower(),

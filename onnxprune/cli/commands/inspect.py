@@ -201,6 +201,12 @@ def print_report(summary: ModelSummary, options: InspectOptions, sections=None, 
     help="Also list the channel groups: size, MAC share, members and why a group is blocked.",
 )
 @click.option(
+    "--sparsity",
+    "show_sparsity",
+    is_flag=True,
+    help="Also list per-layer weight sparsity and whether each layer holds 2:4.",
+)
+@click.option(
     "--blocks",
     "show_blocks",
     is_flag=True,
@@ -219,6 +225,7 @@ def command(
     input_shapes: tuple[str, ...],
     as_json: bool,
     show_groups: bool,
+    show_sparsity: bool,
     show_blocks: bool,
     top: int,
 ) -> None:
@@ -241,6 +248,8 @@ def command(
             payload["prunable_macs"] = analysis.prunable_macs()
         if search is not None:
             payload["blocks"] = search.to_dict()
+        if show_sparsity:
+            payload["weight_sparsity"] = _weight_sparsity_json(loaded)
         click.echo(json.dumps(payload, indent=2))
     else:
         print_report(summary, options)
@@ -257,6 +266,44 @@ def command(
             from onnxprune.blocks.report import print_units
 
             print_units(search)
+        if show_sparsity:
+            print_weight_sparsity(loaded)
+
+
+def _weight_sparsity_json(model) -> dict:
+    from onnxprune.sparsity.measure import weight_sparsity
+
+    rows = weight_sparsity(model)
+    total = sum(row.size for row in rows)
+    zeros = sum(row.zeros for row in rows)
+    return {
+        "layers": [row.to_dict() for row in rows],
+        "total_weights": total,
+        "zeros": zeros,
+        "sparsity": zeros / total if total else 0.0,
+    }
+
+
+def print_weight_sparsity(model, console=None) -> None:
+    """Per-layer zero share of Conv/ConvTranspose/Gemm/MatMul weights and 2:4 (- = the
+    reduction axis does not split into groups of 4)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from onnxprune.sparsity.measure import weight_sparsity
+
+    console = console or Console()
+    rows = weight_sparsity(model)
+    table = Table(title="weight sparsity")
+    for column in ("layer", "op", "weights", "zeros", "2:4"):
+        table.add_column(column, justify="left" if column in ("layer", "op") else "right")
+    for row in rows:
+        nm = "-" if row.holds_nm is None else ("yes" if row.holds_nm else "no")
+        table.add_row(escape(row.node), row.op_type, str(row.size), f"{row.sparsity:.1%}", nm)
+    console.print(table)
+    total = sum(row.size for row in rows)
+    zeros = sum(row.zeros for row in rows)
+    console.print(f"whole model: {zeros / total if total else 0.0:.1%} of {total} weights zero")
 
 
 def _channel_analysis(model, shapes):

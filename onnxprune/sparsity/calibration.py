@@ -1,0 +1,170 @@
+"""Input statistics of sparsifiable layers from calibration data (streaming, float64).
+
+For every requested layer the model runs in ONNX Runtime with the layer inputs as its only
+outputs (:class:`~onnxprune.calibrate.session.ExposedRunner`, graph cut to their ancestors),
+batch by batch, and per layer we accumulate over its input *rows* (one row per output position:
+im2col rows of C·∏k values for convs, the feature vector otherwise, at no more than ``positions``
+sampled positions per sample):
+
+* ``column_sq`` = Σ row_j² per weight-matrix column (the Wanda norm is sqrt(column_sq/rows));
+  for grouped convs one vector per group, shape (groups, columns);
+* ``gram`` = Σ rowᵀ·row (only for layers in ``gram_for``: plain convs, Gemm, MatMul), so that
+  H = gram / rows is the layer's input second moment;
+* with a ``reference`` model (the original, for sequential calibration): ``cross`` = Σ rowᵀ·ref
+  where ``ref`` is the same row (same sample, same position) of the reference model's input of
+  the layer, so the layer can be fitted to the *original* output (upstream error corrected).
+
+Memory: one batch of the exposed activations, im2col chunks of at most
+:data:`~onnxprune.calibrate.im2col.CHUNK_ELEMENTS` values, and the accumulators (d² float64 per
+Gram matrix, d = columns ≤ ``max_columns`` of the caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from onnx import ModelProto, TensorProto
+
+from onnxprune.calibrate.data import iter_feeds
+from onnxprune.calibrate.im2col import conv_rows, matrix_rows, sample_positions
+from onnxprune.calibrate.session import ExposedRunner
+from onnxprune.sparsity.targets import SparseLayer
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class LayerStats:
+    """Accumulated input statistics of one layer (see module docstring)."""
+
+    rows: int
+    column_sq: np.ndarray  # (groups, columns)
+    gram: np.ndarray | None = None
+    cross: np.ndarray | None = None  # Σ rowᵀ·reference row
+
+    def column_norms(self) -> np.ndarray:
+        """sqrt(E[row_j²]) per group and column, shape (groups, columns)."""
+        return np.sqrt(self.column_sq / max(self.rows, 1))
+
+    def hessian(self) -> np.ndarray:
+        """H = Σ rowᵀrow / rows (float64)."""
+        if self.gram is None:
+            raise ValueError("no Gram matrix was accumulated for this layer")
+        return self.gram / max(self.rows, 1)
+
+
+def position_count(layer: SparseLayer, shape: tuple[int, ...]) -> int:
+    """Rows one sample of the layer's input of ``shape`` gives."""
+    if layer.geometry is not None:
+        return int(np.prod(layer.geometry.output_spatial(tuple(shape[2:]))))
+    if layer.op_type == "ConvTranspose":
+        return int(np.prod(shape[2:]))
+    if layer.left_constant:
+        return int(np.prod(shape[1:-2])) * int(shape[-1])
+    return int(np.prod(shape[1:-1]))
+
+
+def layer_rows(layer: SparseLayer, x: np.ndarray, chosen: np.ndarray) -> Iterator[np.ndarray]:
+    """float64 row chunks of input ``x`` at the flat positions ``chosen`` (N, P); columns are
+    the weight-matrix columns (all C·∏k for grouped convs)."""
+    if layer.geometry is not None:
+        return conv_rows(x, layer.geometry, chosen)
+    if layer.op_type == "ConvTranspose":
+        return matrix_rows(np.moveaxis(x, 1, -1), chosen)
+    if layer.left_constant:
+        return matrix_rows(np.swapaxes(x, -1, -2), chosen)
+    return matrix_rows(x, chosen)
+
+
+class _Accumulator:
+    def __init__(self, layer: SparseLayer, gram: bool) -> None:
+        self.layer = layer
+        self.rows = 0
+        self.column_sq: np.ndarray | None = None
+        self.gram: np.ndarray | None = None
+        self.cross: np.ndarray | None = None
+        self.want_gram = gram
+
+    def add(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> None:
+        if self.column_sq is None:
+            self.column_sq = np.zeros(chunk.shape[1])
+            if self.want_gram:
+                self.gram = np.zeros((chunk.shape[1], chunk.shape[1]))
+                if reference is not None:
+                    self.cross = np.zeros((chunk.shape[1], chunk.shape[1]))
+        self.column_sq += np.einsum("ij,ij->j", chunk, chunk)
+        if self.gram is not None:
+            self.gram += chunk.T @ chunk
+        if self.cross is not None and reference is not None:
+            self.cross += chunk.T @ reference
+        self.rows += chunk.shape[0]
+
+    def result(self) -> LayerStats:
+        layer = self.layer
+        column_sq = self.column_sq if self.column_sq is not None else np.zeros(layer.columns)
+        groups = layer.groups if layer.op_type == "Conv" else 1
+        return LayerStats(self.rows, column_sq.reshape(groups, -1), self.gram, self.cross)
+
+
+def collect_layer_stats(
+    model: ModelProto,
+    layers: list[SparseLayer],
+    data: Any,
+    *,
+    gram_for: set[str] = frozenset(),
+    positions: int | None = 64,
+    batch_size: int = 32,
+    max_samples: int | None = 512,
+    seed: int = 0,
+    reference: ModelProto | None = None,
+    progress: Progress | None = None,
+) -> dict[str, LayerStats]:
+    """Statistics of every layer's input on ``model`` (see module docstring), keyed by node.
+
+    ``reference`` must have the same graph (tensor names) as ``model``."""
+    if not layers:
+        return {}
+    rng = np.random.default_rng(seed)
+    accumulators = {layer.node: _Accumulator(layer, layer.node in gram_for) for layer in layers}
+    names = list(dict.fromkeys(layer.input for layer in layers))
+    elem_types = {layer.input: _input_type(model, layer) for layer in layers}
+    runner = ExposedRunner(model, names, elem_types)
+    cross_names = [layer.input for layer in layers if layer.node in gram_for]
+    paired = (
+        ExposedRunner(reference, list(dict.fromkeys(cross_names)), elem_types)
+        if reference is not None and cross_names
+        else None
+    )
+    feeds = iter_feeds(data, model, batch_size=batch_size, max_samples=max_samples)
+    samples = 0
+    for batch in feeds:
+        values = runner(batch)
+        originals = paired(batch) if paired is not None else {}
+        for layer in layers:
+            x = np.asarray(values[layer.input])
+            chosen = sample_positions(x.shape[0], position_count(layer, x.shape), positions, rng)
+            if layer.input in originals and layer.node in gram_for:
+                pairs = zip(
+                    layer_rows(layer, x, chosen),
+                    layer_rows(layer, np.asarray(originals[layer.input]), chosen),
+                    strict=True,
+                )
+                for chunk, original in pairs:
+                    accumulators[layer.node].add(chunk, original)
+                continue
+            for chunk in layer_rows(layer, x, chosen):
+                accumulators[layer.node].add(chunk)
+        samples += next(iter(batch.values())).shape[0]
+        if progress:
+            progress(f"sparsity statistics: {samples} samples, {len(layers)} layers")
+    return {node: acc.result() for node, acc in accumulators.items()}
+
+
+def _input_type(model: ModelProto, layer: SparseLayer) -> int:
+    for init in model.graph.initializer:
+        if init.name == layer.weight:
+            return int(init.data_type)
+    return TensorProto.FLOAT

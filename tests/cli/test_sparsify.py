@@ -1,0 +1,84 @@
+"""``onnxprune sparsify`` and ``inspect --sparsity`` end to end through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from onnxprune.cli import cli
+from tests.sparsity.tiny import calibration, run, weight_zoo
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sparsify_cli")
+    model = folder / "zoo.onnx"
+    onnx.save(weight_zoo(), str(model))
+    data = folder / "calib.npz"
+    np.savez(data, **calibration())
+    return model, data
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_sparsify_with_obs_and_sparse_storage_writes_an_equal_model(files, tmp_path):
+    model, data = files
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    dense_out, sparse_out = tmp_path / "dense.onnx", tmp_path / "sparse.onnx"
+    common = ["--sparsity", "0.8", "--criterion", "obs", "--data", data, "--min-size", "0"]
+    result = invoke("sparsify", model, "-o", dense_out, *common, "--json", "-")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["sparsity"] >= 0.8 and plan["criterion"] == "obs"
+    assert {layer["node"] for layer in plan["layers"]} == {"a", "up", "g", "fc", "mm"}
+    result = invoke("sparsify", model, "-o", sparse_out, *common, "--sparse-storage", "--json", "-")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["sparse_initializers"]
+    feeds = calibration(4)
+    np.testing.assert_array_equal(
+        run(onnx.load(str(sparse_out)), feeds), run(onnx.load(str(dense_out)), feeds)
+    )
+    assert sparse_out.stat().st_size < dense_out.stat().st_size
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before
+
+
+def test_sparsify_two_four_and_inspect_reports_it(files, tmp_path):
+    model, _ = files
+    out = tmp_path / "nm.onnx"
+    result = invoke("sparsify", model, "-o", out, "--pattern", "2:4", "--quiet")
+    assert result.exit_code == 0, result.output
+    result = invoke("inspect", out, "--sparsity", "--json")
+    assert result.exit_code == 0, result.output
+    layers = {row["node"]: row for row in json.loads(result.output)["weight_sparsity"]["layers"]}
+    assert layers["a"]["holds_nm"] and layers["mm"]["holds_nm"]
+    assert layers["dw"]["holds_nm"] is None and layers["dw"]["zeros"] == 0
+    table = invoke("inspect", out, "--sparsity")
+    assert table.exit_code == 0 and "2:4" in table.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--sparsity", "1.0"],
+        ["--sparsity", "-0.5"],
+        ["--pattern", "3:2"],
+        ["--threshold", "0.1", "--global"],
+        ["--criterion", "wanda"],
+        ["--sparsity-for", "nonsense"],
+    ],
+)
+def test_bad_inputs_exit_2_with_one_line(files, tmp_path, args):
+    model, _ = files
+    result = CliRunner().invoke(
+        cli, ["sparsify", str(model), "-o", str(tmp_path / "x.onnx"), *args]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:")

@@ -1,0 +1,128 @@
+"""sparsify(): modes, criteria, whole-model counting, N:M, the per-layer plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from onnxprune import sparsify
+from onnxprune.errors import InputError
+from onnxprune.sparsity.measure import weight_sparsity
+from onnxprune.sparsity.targets import find_layers
+from tests.sparsity.tiny import calibration, run, weight_zoo
+
+
+@pytest.fixture(scope="module")
+def model():
+    return weight_zoo()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return calibration()
+
+
+def _zeros(model, node):
+    return next(row for row in weight_sparsity(model) if row.node == node).zeros
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "wanda", "obs"])
+def test_whole_model_sparsity_is_reached_with_skipped_layers_made_up(model, data, criterion):
+    result = sparsify(model, 0.5, criterion=criterion, data=data)
+    onnx.checker.check_model(result.model, full_check=True)
+    assert result.total_weights == find_layers(model).total_weights
+    assert result.sparsity >= 0.5
+    assert result.total_zeros == sum(row.zeros for row in weight_sparsity(result.model))
+    assert all(layer.sparsity_after > 0.5 for layer in result.layers)
+    assert _zeros(result.model, "dw") == 0  # depthwise skipped by default
+    assert run(result.model, data).shape == (24, 64)
+
+
+def test_magnitude_zeroes_the_smallest_weights(model):
+    result = sparsify(model, 0.3, min_size=0, skip_depthwise=False)
+    original = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    for init in result.model.graph.initializer:
+        if init.name in ("wa", "wmm"):
+            new = onnx.numpy_helper.to_array(init)
+            zero = new == 0
+            assert np.abs(original[init.name][zero]).max() <= np.abs(new[~zero]).min()
+            np.testing.assert_array_equal(new[~zero], original[init.name][~zero])
+
+
+def test_obs_fits_calibration_outputs_better_than_magnitude(model, data):
+    reference = run(model, data)
+    errors = {}
+    for criterion in ("magnitude", "obs"):
+        result = sparsify(model, 0.5, criterion=criterion, data=data, min_size=0)
+        errors[criterion] = float(np.mean((run(result.model, data) - reference) ** 2))
+    assert errors["obs"] < errors["magnitude"]
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "obs"])
+def test_two_four_holds_on_every_layer_whose_reduction_allows_it(model, data, criterion):
+    result = sparsify(model, pattern="2:4", criterion=criterion, data=data, min_size=0)
+    rows = {row.node: row for row in weight_sparsity(result.model)}
+    assert {layer.node for layer in result.layers} == {"a", "up", "g", "fc", "mm"}
+    for layer in result.layers:
+        assert layer.holds_nm and rows[layer.node].holds_nm
+        assert layer.sparsity_after == pytest.approx(0.5)
+
+
+def test_global_ranking_respects_the_cap(model):
+    result = sparsify(model, 0.6, global_=True, max_ratio=0.7, min_size=0)
+    assert all(layer.sparsity_after <= 0.7 for layer in result.layers)
+    assert result.sparsity >= 0.6
+
+
+def test_threshold_and_keep(model):
+    result = sparsify(model, threshold=0.5, min_size=0)
+    for init in result.model.graph.initializer:
+        if init.name == "wa":
+            value = onnx.numpy_helper.to_array(init)
+            assert np.all((value == 0) | (np.abs(value) >= 0.5))
+    kept = sparsify(model, keep=100, min_size=0)
+    assert all(layer.size - layer.zeros_after == 100 for layer in kept.layers)
+
+
+def test_sparsity_for_overrides_one_layer(model):
+    result = sparsify(model, 0.5, sparsity_for=["mm=0.25"], min_size=0)
+    layers = {layer.node: layer for layer in result.layers}
+    assert layers["mm"].sparsity_after == pytest.approx(0.25, abs=1e-3)
+    assert result.sparsity >= 0.5
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sparsity": 1.0},
+        {"sparsity": -0.1},
+        {"pattern": "3:2"},
+        {"threshold": 0.1, "global_": True},
+        {"keep": -1},
+        {"criterion": "wanda"},
+        {"criterion": "no-such"},
+        {"sparsity_for": ["a=1.5"]},
+    ],
+)
+def test_bad_options_are_input_errors(model, options):
+    with pytest.raises(InputError):
+        sparsify(model, **options)
+
+
+def test_a_plug_in_criterion_by_callable(model):
+    result = sparsify(model, 0.5, criterion=lambda matrix, stats: -np.abs(matrix), min_size=0)
+    layer = result.layers[0]
+    assert layer.criterion == "<lambda>" and layer.sparsity_after >= 0.5
+
+
+def test_the_plan_reports_which_weights_went_first(model):
+    result = sparsify(model, 0.5, min_size=0)
+    layer = next(layer for layer in result.layers if layer.node == "mm")
+    weight = next(
+        onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name == "wmm"
+    ).reshape(-1)
+    first = layer.first_removed
+    assert len(first) == 8
+    assert list(np.abs(weight[first])) == sorted(np.abs(weight[first]))
+    assert np.abs(weight[first[0]]) == np.abs(weight).min()
