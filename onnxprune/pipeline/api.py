@@ -21,6 +21,7 @@ from onnxprune import defaults
 from onnxprune.errors import InputError
 from onnxprune.pipeline import blocks as _blocks  # noqa: F401 - registers the kind
 from onnxprune.pipeline import channels as _channels  # noqa: F401 - registers the kind
+from onnxprune.pipeline import sparsity as _sparsity  # noqa: F401 - registers kind and goal
 from onnxprune.pipeline.goals import GoalContext, make_goal
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, Measured
 from onnxprune.pipeline.outputs import default_output
@@ -184,6 +185,11 @@ def optimize(
         criterion, allocation, recover, evaluator.calibration is not None
     )
     notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
+    if "sparsity" in kinds and len(kinds) > 1:
+        raise InputError(
+            "sparsity is optimized alone: prune channels or blocks first (optimize with a MAC "
+            "target), then run optimize --target sparsity=S on the result"
+        )
     if len(kinds) > 1 and evaluator.calibration is None:
         raise InputError(
             f"ranking {' and '.join(kinds)} against each other needs calibration data "
@@ -198,8 +204,10 @@ def optimize(
     tick = time.perf_counter()
     say("analysing channel groups")
     analysis = analyze(prepared, input_shapes)
-    scores = score_clusters(
-        analysis, criterion, original=original, calibration=evaluator.calibration
+    scores = (
+        score_clusters(analysis, criterion, original=original, calibration=evaluator.calibration)
+        if CHANNELS in kinds
+        else None
     )
     if isinstance(recover, str) or recover is None:
         from onnxprune.recover import make_recovery

@@ -1,4 +1,5 @@
-"""The optimisation target: ``macs=F``, ``params=F``, ``latency=F`` or ``ratio=R``.
+"""The optimisation target: ``macs=F``, ``params=F``, ``latency=F``, ``ratio=R`` or
+``sparsity=S`` (share S of all Conv/ConvTranspose/Gemm/MatMul weights zero).
 
 ``macs``, ``params`` and ``latency`` give the share F of the original model's quantity that the
 pruned model may keep (``macs=0.5`` keeps half of the MACs); ``ratio`` gives the share R of the
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from onnxprune.errors import InputError
 
-TARGET_KINDS = ("macs", "params", "latency", "ratio")
+TARGET_KINDS = ("macs", "params", "latency", "ratio", "sparsity")
 
 # The plan kinds a target kind prunes with when the caller names none (``optimize(units=...)``).
 DEFAULT_UNITS: dict[str, tuple[str, ...]] = {
@@ -20,6 +21,7 @@ DEFAULT_UNITS: dict[str, tuple[str, ...]] = {
     "params": ("channels",),
     "latency": ("channels",),
     "ratio": ("channels",),
+    "sparsity": ("sparsity",),
 }
 
 
@@ -36,8 +38,9 @@ class Target:
 
     @property
     def keeps(self) -> bool:
-        """True when ``value`` is the share kept (macs, params, latency), False for ratio."""
-        return self.kind != "ratio"
+        """True when ``value`` is the share kept (macs, params, latency), False for ratio and
+        sparsity (the share removed / zeroed)."""
+        return self.kind not in ("ratio", "sparsity")
 
     def removed_share(self) -> float:
         """Share of the quantity to remove: 1 - F for kept shares, R for ratio."""

@@ -26,7 +26,9 @@ from onnxprune.errors import GuardNotMetError, InputError
 @click.option(
     "--target",
     metavar="KIND=VALUE",
-    help="macs=F, params=F, latency=F (share kept) or ratio=R (share removed). Default macs=0.5.",
+    help="macs=F, params=F, latency=F (share kept), ratio=R (share of channels removed) or "
+    "sparsity=S (share of all Conv/Gemm/MatMul weights zeroed: weight masks, no speed-up on ORT "
+    "CPU/CUDA). Default macs=0.5.",
 )
 @click.option(
     "--data",

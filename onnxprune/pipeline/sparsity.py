@@ -1,0 +1,164 @@
+"""The sparsity kind of the pruning plan: weight masks, one 10 % increment of one layer per
+unit (:mod:`onnxprune.sparsity.units`), and the ``sparsity`` target's goal.
+
+Items are ``("sparsity", node, k)``: layer ``node`` zeroes its ``k`` lowest-scored tenths.
+Masks are built last (order 20), on the weights the structural kinds left: a layer whose
+weight changed shape since it was scored (channels removed) is re-scored by magnitude on its
+current weights, noted. Criterion: ``sparsity_criterion`` option, default ``wanda`` with
+calibration data and ``magnitude`` without (the OBS reconstruction of ``onnxprune sparsify``
+rewrites every layer sequentially and is not a per-step mask; use ``sparsify`` for it).
+
+The target ``sparsity=S`` asks that a share S of all Conv/ConvTranspose/Gemm/MatMul weights of
+the model be zero (skipped layers count as dense, as in ``sparsify``): the goal's measure is
+``weights`` (zeroed weights), its gap counts the zeros of the candidate model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from onnx import ModelProto, numpy_helper
+
+from onnxprune.errors import InputError
+from onnxprune.pipeline.goals import GoalContext, register_goal
+from onnxprune.pipeline.loop import LoopSettings, Measured
+from onnxprune.pipeline.plan import KindSetup, PlanContext, PlanKind, register_kind
+from onnxprune.pipeline.schedule import RemovalUnit
+
+SPARSITY = "sparsity"
+STEP = 0.1
+
+
+def _layer_scores(context: PlanContext, layers, criterion) -> dict[str, np.ndarray]:
+    from onnxprune.sparsity.calibration import collect_layer_stats
+
+    weights = {i.name: numpy_helper.to_array(i) for i in context.prepared.graph.initializer}
+    stats = {}
+    if criterion.needs_data:
+        context.progress(f"sparsity: calibrating {len(layers)} layers")
+        stats = collect_layer_stats(
+            context.prepared, layers, context.calibration, seed=context.options.get("seed", 0)
+        )
+    scores = {}
+    for layer in layers:
+        matrix = layer.to_matrix(weights[layer.weight]).astype(np.float64)
+        scores[layer.node] = np.asarray(criterion(matrix, stats.get(layer.node)), np.float64)
+    return scores
+
+
+@register_kind(SPARSITY)
+def sparsity_setup(context: PlanContext) -> KindSetup:
+    """Per-layer 10 % increments ranked by normalised criterion score (options:
+    ``sparsity_criterion``, ``ignore``, ``sparsity_max_ratio`` (default 0.95), ``min_size``)."""
+    from onnxprune.sparsity.criteria import resolve_criterion
+    from onnxprune.sparsity.targets import DEFAULT_MIN_SIZE, find_layers
+    from onnxprune.sparsity.units import apply_items, sparsity_units
+
+    options = context.options
+    name = options.get("sparsity_criterion") or (
+        "wanda" if context.calibration is not None else "magnitude"
+    )
+    criterion = resolve_criterion(name)
+    if criterion.needs_data and context.calibration is None:
+        raise InputError(f"sparsity criterion '{criterion.name}' needs calibration data (data=...)")
+    targets = find_layers(
+        context.prepared,
+        ignore=tuple(options.get("ignore", ())),
+        min_size=int(options.get("min_size", DEFAULT_MIN_SIZE)),
+    )
+    layers = targets.layers
+    scores = _layer_scores(context, layers, criterion)
+    max_ratio = float(options.get("sparsity_max_ratio", 0.95))
+    units = [
+        RemovalUnit(u.group, u.items, u.score, 0.0, 0.0, kind=SPARSITY, extra=u.extra)
+        for u in sparsity_units(layers, scores, step=STEP, max_ratio=max_ratio)
+    ]
+    shapes = {layer.node: tuple(layer.shape) for layer in layers}
+    context.shared["sparsity_targets"] = targets
+    notes = [
+        f"sparsity: {len(layers)} layers, criterion {criterion.name}; skipped "
+        f"{len(targets.skipped)} ({', '.join(sorted(set(targets.skipped.values())))})"
+        if targets.skipped
+        else f"sparsity: {len(layers)} layers, criterion {criterion.name}"
+    ]
+
+    def apply(model: ModelProto, items: frozenset) -> ModelProto:
+        weights = {i.name: i for i in model.graph.initializer}
+        current_layers, current_scores = [], dict(scores)
+        for layer in layers:
+            weight = weights.get(layer.weight)
+            if weight is not None and tuple(weight.dims) != shapes[layer.node]:
+                # channels were removed from this layer: magnitude on its remaining weights
+                layer = _resized(layer, tuple(int(d) for d in weight.dims))
+                array = numpy_helper.to_array(weight)
+                current_scores[layer.node] = np.abs(layer.to_matrix(array)).astype(np.float64)
+            current_layers.append(layer)
+        return apply_items(model, current_layers, current_scores, items, step=STEP)
+
+    def describe(items: frozenset) -> dict[str, Any]:
+        highest: dict[str, int] = {}
+        for _, node, k in items:
+            highest[node] = max(highest.get(node, 0), int(k))
+        return {
+            "criterion": criterion.name,
+            "layers": {node: round(min(1.0, k * STEP), 3) for node, k in sorted(highest.items())},
+            "eligible_layers": len(layers),
+            "skipped": dict(targets.skipped),
+        }
+
+    return KindSetup(
+        PlanKind(
+            SPARSITY,
+            apply,
+            order=20,
+            group_names={(SPARSITY, layer.node): f"{layer.node} (weights)" for layer in layers},
+            describe=describe,
+        ),
+        units,
+        notes=notes,
+    )
+
+
+def _resized(layer, shape: tuple[int, ...]):
+    """``layer`` for its channel-pruned weight of ``shape`` (rows/columns of a Conv follow)."""
+    from dataclasses import replace
+
+    if layer.op_type == "Conv":
+        columns = int(np.prod(shape[1:]))
+        return replace(layer, shape=shape, rows=shape[0], columns=columns, reduction=shape[1])
+    return replace(layer, shape=shape)
+
+
+def model_zeros(model: ModelProto, weight_names: set[str]) -> int:
+    """Zeros in the initializers named ``weight_names``."""
+    return sum(
+        int(np.count_nonzero(numpy_helper.to_array(init) == 0))
+        for init in model.graph.initializer
+        if init.name in weight_names
+    )
+
+
+@register_goal(SPARSITY)
+def sparsity_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Any]:
+    """``sparsity=S``: zero a share S of all counted weights (``weights`` measure); the gap is
+    S·total − zeros counted on the candidate's layer weights (0 within 0.1 % of the total)."""
+    from onnxprune.sparsity.targets import find_layers
+
+    model = ctx.extra["model"]
+    targets = find_layers(model)
+    names = {layer.weight for layer in targets.layers}
+    names |= {
+        i.input[1]
+        for i in model.graph.node
+        if i.name in targets.skipped and len(i.input) > 1 and targets.skipped[i.name] != "ignored"
+    }
+    total = max(targets.total_weights, 1)
+    goal = target.value * total
+    already = model_zeros(model, names)
+
+    def gap(measured: Measured) -> float:
+        missing = goal - model_zeros(measured.model, names)
+        return missing if missing > 0.001 * total else 0.0
+
+    return LoopSettings("weights", max(0.0, goal - already)), gap
