@@ -10,6 +10,7 @@ channels read zeros.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,8 @@ from onnxprune.analysis.groups import ChannelGroup
 from onnxprune.analysis.macs import node_macs
 from onnxprune.analysis.registry import lookup
 from onnxprune.analysis.rules.shape_taint import TAINT_RULES
+from onnxprune.graph.measured_shapes import fill_unknown_shapes, needs_measurement
+from onnxprune.graph.measured_shapes import measure_shapes as run_and_measure
 from onnxprune.graph.shapes import fix_input_shapes, infer_shapes, without_large_initializers
 
 
@@ -76,13 +79,26 @@ class ChannelAnalysis:
         return sum(self.node_macs.get(n, 0) for n in nodes)
 
 
-def analyze(model: ModelProto, input_shapes: dict[str, list[int]] | None = None) -> ChannelAnalysis:
-    """Run every op rule over ``model`` (preprocessed: weights as initializers, BN fused)."""
+def analyze(
+    model: ModelProto,
+    input_shapes: dict[str, list[int]] | None = None,
+    *,
+    measure_shapes: bool = True,
+    feeds: Mapping[str, np.ndarray] | None = None,
+) -> ChannelAnalysis:
+    """Run every op rule over ``model`` (preprocessed: weights as initializers, BN fused).
+
+    Shapes come from ONNX inference at ``input_shapes`` (other dynamic dims 1); where it
+    leaves some unknown and ``measure_shapes`` is on, the model runs once in ONNX Runtime on
+    ``feeds`` (at those shapes; default valid random inputs) and the measured shapes fill the
+    gaps (:mod:`onnxprune.graph.measured_shapes`); ``notes`` says so.
+    """
     named = ModelProto()
     named.CopyFrom(model)
     ensure_node_names(named)
     static = infer_shapes(fix_input_shapes(without_large_initializers(named), input_shapes))
     view = GraphView(named, static)
+    notes = _measure_missing_shapes(named, view, input_shapes, feeds) if measure_shapes else []
     ctx = AnalysisContext(view)
     for node in view.nodes:
         if any(name in ctx.taints for name in node.inputs):
@@ -107,7 +123,39 @@ def analyze(model: ModelProto, input_shapes: dict[str, list[int]] | None = None)
     for output in view.graph_outputs:
         ctx.block(ctx.labels_of(output), f"reaches graph output '{output}'")
     _check_shared_constants(ctx)
-    return _finalize(named, view, ctx)
+    analysis = _finalize(named, view, ctx)
+    analysis.notes.extend(notes)
+    return analysis
+
+
+def _measure_missing_shapes(
+    model: ModelProto,
+    view: GraphView,
+    input_shapes: dict[str, list[int]] | None,
+    feeds: Mapping[str, np.ndarray] | None,
+) -> list[str]:
+    """Fill ``view.shapes`` gaps with shapes measured in ONNX Runtime; notes for the report."""
+    if not needs_measurement(model, view.shapes):
+        return []
+    try:
+        measured = run_and_measure(fix_input_shapes(model, input_shapes), feeds)
+    except Exception as error:  # the model may not run here (custom ops): stay static
+        reason = " ".join(str(error).split())[:160]
+        return [f"static shape inference was incomplete and measuring shapes failed: {reason}"]
+    filled = fill_unknown_shapes(view.shapes, measured)
+    if not filled:
+        return []
+    at = ", ".join(f"{name}={list(dims)}" for name, dims in _feed_shapes(view, feeds).items())
+    return [
+        f"{len(filled)} tensor shape(s) static inference could not resolve were measured by "
+        f"running the model in ONNX Runtime at {at}"
+    ]
+
+
+def _feed_shapes(view: GraphView, feeds) -> dict[str, tuple]:
+    if feeds is not None:
+        return {name: tuple(np.shape(value)) for name, value in feeds.items()}
+    return {name: view.shapes.get(name) or () for name in view.graph_inputs}
 
 
 def _check_shared_constants(ctx: AnalysisContext) -> None:
