@@ -23,6 +23,7 @@ from onnxprune.evaluate.registry import (
 )
 from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset
 from onnxprune.evaluate.user_metric import resolve_metric
+from onnxprune.graph.input_ranges import input_ranges_of
 
 DEFAULT_SYNTHETIC = "synthetic:64"
 
@@ -152,6 +153,7 @@ def validate(
                 preprocess,
                 labels_key=labels_key,
                 seed=seed,
+                input_ranges=input_ranges_of(reference) if data is None else None,
             )
             if max_samples is not None:
                 dataset = dataset.take(max_samples)

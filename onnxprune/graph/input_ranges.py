@@ -16,6 +16,7 @@ embedding table, token-type ids a table of 2 rows, and an attention mask is 0/1.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -137,4 +138,18 @@ def random_integers(
     return rng.integers(value_range.low, high, size=shape).astype(dtype)
 
 
-__all__ = ["DEFAULT_HIGH", "InputRange", "integer_input_ranges", "random_integers"]
+def input_ranges_of(model: ModelProto | str | os.PathLike) -> dict[str, InputRange]:
+    """:func:`integer_input_ranges` of a ModelProto or a model file (graph only: external
+    weights are not loaded, initializer dims suffice)."""
+    if not isinstance(model, ModelProto):
+        model = onnx.load(os.fspath(model), load_external_data=False)
+    return integer_input_ranges(model)
+
+
+__all__ = [
+    "DEFAULT_HIGH",
+    "InputRange",
+    "input_ranges_of",
+    "integer_input_ranges",
+    "random_integers",
+]
