@@ -135,4 +135,4 @@ def _load_entry_point(name: str) -> None:
 
 
 def _load_builtins() -> None:
-    from onnxprune.evaluate import fidelity, metrics  # noqa: F401 - registers on import
+    from onnxprune.evaluate import embedding, fidelity, metrics  # noqa: F401 - registers
