@@ -188,12 +188,17 @@ def set_shape_entries(
         return True
 
     def apply(editor, keep: KeepFn) -> None:
+        owner = None
         for piece_index, entries in edits.items():
             piece = pieces[piece_index]
             values = np.array(piece.values, dtype=np.int64)
             for offset, count in entries:
                 values[offset] = count(keep)
-            editor.replace_constant_input(piece.owner, piece.input_index, values)
+            if piece.owner != node.name and owner is None:  # a Concat other nodes may read
+                owner = editor.private_producer(node.name, input_index)
+            editor.replace_constant_input(
+                node.name if piece.owner == node.name else owner, piece.input_index, values
+            )
 
     ctx.add_fixup(node, apply)
     return True
