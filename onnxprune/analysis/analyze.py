@@ -22,8 +22,10 @@ from onnxprune.analysis import rules  # noqa: F401 - registers the op rules
 from onnxprune.analysis.context import ROLE_IN, ROLE_OUT, AnalysisContext, MaskEdge, SliceRequest
 from onnxprune.analysis.graph_view import GraphView, ensure_node_names
 from onnxprune.analysis.groups import ChannelGroup
+from onnxprune.analysis.labels import varying_axes
 from onnxprune.analysis.macs import node_macs
 from onnxprune.analysis.registry import lookup
+from onnxprune.analysis.rules.layout import kept_along
 from onnxprune.analysis.rules.shape_taint import TAINT_RULES
 from onnxprune.graph.measured_shapes import fill_unknown_shapes, needs_measurement
 from onnxprune.graph.measured_shapes import measure_shapes as run_and_measure
@@ -85,6 +87,8 @@ def analyze(
     *,
     measure_shapes: bool = True,
     feeds: Mapping[str, np.ndarray] | None = None,
+    allow_norm_stats: bool = True,
+    allow_output_change: bool = False,
 ) -> ChannelAnalysis:
     """Run every op rule over ``model`` (preprocessed: weights as initializers, BN fused).
 
@@ -92,6 +96,12 @@ def analyze(
     leaves some unknown and ``measure_shapes`` is on, the model runs once in ONNX Runtime on
     ``feeds`` (at those shapes; default valid random inputs) and the measured shapes fill the
     gaps (:mod:`onnxprune.graph.measured_shapes`); ``notes`` says so.
+
+    ``allow_norm_stats``: channels that feed LayerNorm/GroupNorm statistics (a transformer's
+    residual stream) may be pruned — valid, not mask-equivalent (``stats_coupled``), to be
+    repaired by recovery and judged by the guard; off, such clusters are blocked.
+    ``allow_output_change``: channels that reach a graph output may be pruned, so the output's
+    width changes (an embedding model's hidden size); off (default), they are blocked.
     """
     named = ModelProto()
     named.CopyFrom(model)
@@ -120,12 +130,44 @@ def analyze(
                 )
             continue
         rule(node, ctx)
-    for output in view.graph_outputs:
-        ctx.block(ctx.labels_of(output), f"reaches graph output '{output}'")
+    if not allow_output_change:
+        for output in view.graph_outputs:
+            ctx.block(ctx.labels_of(output), f"reaches graph output '{output}'")
+    else:
+        changed = [name for name in view.graph_outputs if ctx.labels_of(name) is not None]
+        for name in changed:
+            _resize_output(ctx, view, name)
+        if changed:
+            notes.append(f"output width may change (allowed): {', '.join(changed)}")
+    if not allow_norm_stats:
+        for atoms, reason in ctx.stats_coupled:
+            ctx.block(atoms, f"{reason} would change (not allowed: allow_norm_stats)")
     _check_shared_constants(ctx)
     analysis = _finalize(named, view, ctx)
     analysis.notes.extend(notes)
     return analysis
+
+
+def _resize_output(ctx: AnalysisContext, view: GraphView, name: str) -> None:
+    """Fixup: the declared dims of graph output ``name`` along its channel axes become the
+    kept counts (its producer node owns the fixup)."""
+    labels = ctx.labels_of(name)
+    producer = view.producer.get(name)
+    if producer is None:
+        return
+    counters = {axis: kept_along(labels, axis) for axis in varying_axes(labels)}
+
+    def resize(editor, keep) -> None:
+        tensor = editor.tensors[name]
+        if tensor.shape is None:
+            return
+        shape = list(tensor.shape)
+        for axis, count in counters.items():
+            if axis < len(shape) and isinstance(shape[axis], int):
+                shape[axis] = count(keep)
+        tensor.shape = shape
+
+    ctx.add_fixup(producer, resize)
 
 
 def _measure_missing_shapes(
