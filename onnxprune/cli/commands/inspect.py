@@ -217,6 +217,7 @@ def command(
 
             payload["groups"] = describe_groups(analysis)
             payload["prunable_macs"] = analysis.prunable_macs()
+            payload["analysis_notes"] = list(analysis.notes)
         click.echo(json.dumps(payload, indent=2))
     else:
         print_report(summary, options)
@@ -224,6 +225,8 @@ def command(
             from onnxprune.analysis.report import print_groups
 
             print_groups(analysis)
+            for note in analysis.notes:
+                click.echo(f"note: {note}")
 
 
 def _channel_analysis(model, shapes):
