@@ -89,6 +89,7 @@ def analyze(
     feeds: Mapping[str, np.ndarray] | None = None,
     allow_norm_stats: bool = True,
     allow_output_change: bool = False,
+    head_dim: bool = False,
 ) -> ChannelAnalysis:
     """Run every op rule over ``model`` (preprocessed: weights as initializers, BN fused).
 
@@ -109,7 +110,7 @@ def analyze(
     static = infer_shapes(fix_input_shapes(without_large_initializers(named), input_shapes))
     view = GraphView(named, static)
     notes = _measure_missing_shapes(named, view, input_shapes, feeds) if measure_shapes else []
-    ctx = AnalysisContext(view)
+    ctx = AnalysisContext(view, head_dim=head_dim)
     for node in view.nodes:
         if any(name in ctx.taints for name in node.inputs):
             taint_rule = TAINT_RULES.get(node.op_type)

@@ -81,8 +81,10 @@ class Taint:
 class AnalysisContext:
     """Mutable analysis state plus the helpers the op rules use."""
 
-    def __init__(self, view: GraphView) -> None:
+    def __init__(self, view: GraphView, *, head_dim: bool = False) -> None:
         self.view = view
+        # Attention: prune the same head_dim positions in every head instead of whole heads.
+        self.head_dim = head_dim
         self.atoms = AtomTable()
         self.labels: dict[str, np.ndarray] = {}
         self.taints: dict[str, Taint] = {}

@@ -73,3 +73,19 @@ def test_norm_statistics_can_be_refused(encoder):
     residual = _residual_group(analysis)
     assert not residual.prunable
     assert any("allow_norm_stats" in reason for reason in residual.reasons)
+
+
+@pytest.mark.parametrize(("name", "exporter"), [("bert", "torchscript"), ("bert_sdpa", "dynamo")])
+def test_head_dim_option_prunes_the_same_positions_in_every_head(encoder, name, exporter):
+    """head_dim=True: per layer one group of q/k positions and one of v positions (head_dim
+    8 each), all 12 heads kept; mask-equivalent and runs at two sequence lengths."""
+    from tests.oracle import assert_mask_equivalent
+
+    analysis = analyze(encoder(name, exporter), head_dim=True)
+    sizes = sorted(g.size for g in analysis.groups if g.prunable)
+    assert sizes == [8, 8, 8, 8, 384, 384]
+    removed = random_removal(analysis, seed=3, share=0.4)
+    pruned = assert_mask_equivalent(analysis, removed, feeds=random_feeds(analysis.model, 3, 3))
+    for length in (2, 7):
+        hidden, _ = session(pruned).run(None, random_feeds(analysis.model, batch=length))
+        assert hidden.shape == (length, length, 96)
