@@ -107,7 +107,7 @@ def batch_shapes(
             else:
                 raise InputError(
                     f"input {spec.name!r} has a dynamic dimension {dim or '?'} at axis {axis}: "
-                    f"give --input-shape {spec.name}:D0,D1,..."
+                    f"give --input-shape {spec.name}:D0,D1,... (or time on data: bench --data)"
                 )
         shapes[spec.name] = shape
     return shapes
