@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import numpy as np  # noqa: E402
 from _markdown import markdown_table, write_section  # noqa: E402
+from transformer_probe import TEXT, ZOO_LENGTH  # noqa: E402
 
 SECTION = "transformer"
-TEXT = ("input_ids", "attention_mask", "token_type_ids")
 ZOO = (
     ("bert", "torchscript"),
     ("bert", "dynamo"),
@@ -46,33 +46,7 @@ ZOO = (
     ("vit_tiny", "torchscript"),
     ("vit_tiny", "dynamo"),
 )
-ZOO_LENGTH = 64
 CALIBRATION, EVALUATION, LENGTH = 96, 256, 32
-
-
-def input_shapes_for(path: str) -> dict[str, list[int]] | None:
-    """Batch 1 and sequence ZOO_LENGTH for token inputs; None (defaults) for images."""
-    import onnx
-
-    names = [value.name for value in onnx.load(path, load_external_data=False).graph.input]
-    if set(TEXT) <= set(names):
-        return {name: [1, ZOO_LENGTH] for name in TEXT}
-    return None
-
-
-def measure_coverage(path: str) -> dict:
-    """Counted MACs and prunable MACs of one model with the onnxprune on ``sys.path``."""
-    import onnx
-
-    from onnxprune.analysis import analyze
-    from onnxprune.passes import preprocess
-    from onnxprune.stats import count_macs
-
-    shapes = input_shapes_for(path)
-    model = onnx.load(path)
-    counted = count_macs(model, shapes).total
-    analysis = analyze(preprocess(model, input_shapes=shapes).model, shapes)
-    return {"counted": int(counted), "prunable": int(analysis.prunable_macs())}
 
 
 def _export_base(base: str, folder: Path) -> Path:
@@ -91,12 +65,19 @@ def _coverage_in(repo: Path, paths: list[str]) -> list[dict]:
     code = (
         "import json, sys, warnings; warnings.filterwarnings('ignore');"
         f"sys.path.insert(0, {str(ROOT / 'tools')!r});"
-        "from bench_transformer import measure_coverage;"
+        "import onnxprune;"
+        f"assert onnxprune.__file__.startswith({str(repo)!r}), onnxprune.__file__;"
+        "from transformer_probe import measure_coverage;"
         f"print(json.dumps([measure_coverage(p) for p in {paths!r}]))"
     )
     env = dict(os.environ, PYTHONPATH=str(repo))
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tempfile.gettempdir(),  # not the repository: '' on sys.path must not shadow repo
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -252,6 +233,13 @@ def pruning(paths: dict[str, Path], exporter: str, folder: Path) -> str:
     return markdown_table(header, rows) + "\n\n" + note
 
 
+def _footer(command: str, load: tuple[float, ...]) -> str:
+    return (
+        f"\n\nCommand: `{command}`; load average {load[0]:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at the end (2 shared CPU cores)."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="coverage,minilm,pruning")
@@ -259,35 +247,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exporter", default="dynamo", help="MiniLM export pruned in part 3")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    parts = set(args.parts.split(","))
+    parts = [part for part in args.parts.split(",") if part]
     warnings.filterwarnings("ignore")
-    load = os.getloadavg()
-    sections = []
+    write = (lambda name, body: None) if args.no_write else write_section
+    write(SECTION, "## Transformer encoders (issue 15)\n\nWritten by `tools/bench_transformer.py`.")
     with tempfile.TemporaryDirectory(prefix="onnxprune-transformer-") as name:
         folder = Path(name)
-        if "coverage" in parts:
-            sections.append("### Coverage of the zoo encoders\n\n" + coverage(args.base, folder))
         paths: dict[str, Path] = {}
-        if parts & {"minilm", "pruning"}:
-            table, paths = minilm_coverage(folder)
-            sections.append("### all-MiniLM-L6-v2: MAC count and coverage\n\n" + table)
-        if "pruning" in parts:
-            sections.append(
-                "### all-MiniLM-L6-v2 pruned\n\n" + pruning(paths, args.exporter, folder)
-            )
-    command = "python tools/bench_transformer.py" + (
-        f" --parts {args.parts}" if args.parts != "coverage,minilm,pruning" else ""
-    )
-    load_after = os.getloadavg()
-    body = (
-        "## Transformer encoders (issue 15)\n\n"
-        + "\n\n".join(sections)
-        + f"\n\nCommand: `{command}`; load average {load[0]:.1f} at start, "
-        f"{load_after[0]:.1f} at the end (2 shared CPU cores).\n"
-    )
-    print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
+        for part in parts:
+            load = os.getloadavg()
+            command = f"python tools/bench_transformer.py --parts {part}"
+            if part == "coverage":
+                body = "### Coverage of the zoo encoders\n\n" + coverage(args.base, folder)
+            elif part == "minilm":
+                table, paths = minilm_coverage(folder)
+                body = "### all-MiniLM-L6-v2: MAC count and coverage\n\n" + table
+            elif part == "pruning":
+                if not paths:
+                    _, paths = minilm_coverage(folder)
+                body = "### all-MiniLM-L6-v2 pruned\n\n" + pruning(paths, args.exporter, folder)
+            else:
+                raise SystemExit(f"unknown part {part!r}")
+            body += _footer(command, load)
+            print(body, flush=True)
+            write(f"{SECTION}-{part}", body)
     return 0
 
 

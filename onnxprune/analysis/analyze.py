@@ -47,6 +47,7 @@ class ChannelAnalysis:
     node_macs: dict[str, int]
     total_macs: int
     notes: list[str] = field(default_factory=list)
+    shrinking: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
     @property
     def n_clusters(self) -> int:
@@ -68,7 +69,9 @@ class ChannelAnalysis:
         return keep
 
     def prunable_macs(self) -> int:
-        """MACs of Conv/Gemm/MatMul layers that lose work when some free group shrinks."""
+        """MACs of Conv/Gemm/MatMul layers that lose work when some free group shrinks:
+        layers slicing a weight for a free cluster, and activation MatMuls (attention scores
+        and context) whose operands carry one."""
         nodes = set()
         free_clusters = {
             int(c) for g in self.groups for c, b in zip(g.clusters, g.blocked, strict=True) if not b
@@ -78,6 +81,9 @@ class ChannelAnalysis:
                 atoms = request.labels[request.labels >= 0]
                 if any(int(self.component_of[a]) in free_clusters for a in np.unique(atoms)):
                     nodes.add(request.node)
+        for node, atoms in self.shrinking:
+            if any(int(self.component_of[a]) in free_clusters for a in atoms):
+                nodes.add(node)
         return sum(self.node_macs.get(n, 0) for n in nodes)
 
 
@@ -259,6 +265,7 @@ def _finalize(model: ModelProto, view: GraphView, ctx: AnalysisContext) -> Chann
         atom_source=list(zip(ctx.atoms.source_node, ctx.atoms.source_channel, strict=True)),
         node_macs=macs,
         total_macs=int(sum(macs.values())),
+        shrinking=ctx.shrinking,
     )
 
 

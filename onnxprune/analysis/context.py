@@ -94,6 +94,8 @@ class AnalysisContext:
         self.slices: list[SliceRequest] = []
         self.fixups: list[tuple[str, Fixup]] = []
         self.mask_edges: list[MaskEdge] = []
+        # Weight-free nodes (attention MatMuls) whose work shrinks with these atoms' clusters.
+        self.shrinking: list[tuple[str, np.ndarray]] = []
         self.min_keep: list[np.ndarray] = []
         self.post_checks: list[Callable[[np.ndarray], list[tuple[np.ndarray, str]]]] = []
         self.source_nodes: dict[str, str] = {}  # node name -> op type of channel sources
@@ -155,6 +157,14 @@ class AnalysisContext:
 
     def add_fixup(self, node: NodeView, fixup: Fixup) -> None:
         self.fixups.append((node.name, fixup))
+
+    def shrinks_with(self, node: NodeView, labels: np.ndarray | None) -> None:
+        """``node`` (no weight to slice) does less work when the atoms of ``labels`` go."""
+        if labels is None:
+            return
+        atoms = np.unique(labels[labels >= 0])
+        if atoms.size:
+            self.shrinking.append((node.name, atoms))
 
     def add_mask_edge(self, node: NodeView, input_index: int, labels: np.ndarray) -> None:
         self.mask_edges.append(MaskEdge(node.name, input_index, labels))

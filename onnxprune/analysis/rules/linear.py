@@ -97,6 +97,8 @@ def _activation_matmul(node: NodeView, ctx: AnalysisContext) -> None:
     if a_shape is None or b_shape is None or len(a_shape) < 2 or len(b_shape) < 2:
         ctx.block_inputs(node, "MatMul operands of unknown or vector shape")
         return
+    ctx.shrinks_with(node, la)
+    ctx.shrinks_with(node, lb)
     rank = max(len(a_shape), len(b_shape))
     a_shape = (1,) * (rank - len(a_shape)) + a_shape
     b_shape = (1,) * (rank - len(b_shape)) + b_shape
