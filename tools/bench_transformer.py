@@ -46,6 +46,13 @@ ZOO = (
     ("vit_tiny", "torchscript"),
     ("vit_tiny", "dynamo"),
 )
+HEADER = (
+    "## Transformer encoders (issue 15)\n\n"
+    "Written by `tools/bench_transformer.py` (one marker section per part). *Prunable share* "
+    "= MACs of the Conv/Gemm/MatMul nodes that lose work when some prunable group shrinks, "
+    "over all counted MACs; since this issue it also counts the attention score/context "
+    "MatMuls that shrink when heads go (before, they were never counted)."
+)
 CALIBRATION, EVALUATION, LENGTH = 96, 256, 32
 
 
@@ -250,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = [part for part in args.parts.split(",") if part]
     warnings.filterwarnings("ignore")
     write = (lambda name, body: None) if args.no_write else write_section
-    write(SECTION, "## Transformer encoders (issue 15)\n\nWritten by `tools/bench_transformer.py`.")
+    write(SECTION, HEADER)
     with tempfile.TemporaryDirectory(prefix="onnxprune-transformer-") as name:
         folder = Path(name)
         paths: dict[str, Path] = {}
