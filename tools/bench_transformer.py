@@ -172,7 +172,16 @@ def _hidden(model, feeds) -> np.ndarray:
     return session.run(["last_hidden_state"], feeds)[0]
 
 
-def pruning(paths: dict[str, Path], exporter: str, folder: Path) -> str:
+def parse_runs(text: str) -> list[tuple[float, str, float, int]]:
+    """``"0.8:none:1.0:1,0.7:lsq:0.05:4"`` -> [(MACs kept, recovery, max drop, steps), ...]."""
+    runs = []
+    for item in text.split(","):
+        cut, recover, max_drop, steps = item.split(":")
+        runs.append((float(cut), recover, float(max_drop), int(steps)))
+    return runs
+
+
+def pruning(paths: dict[str, Path], exporter: str, folder: Path, runs: list[tuple]) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
 
@@ -187,11 +196,9 @@ def pruning(paths: dict[str, Path], exporter: str, folder: Path) -> str:
     reference = _hidden(path, evaluation)
     mask = evaluation["attention_mask"]
     shapes = {name: [1, LENGTH] for name in TEXT}
-    runs = [(cut, recover, 1.0) for cut in (0.8, 0.6) for recover in ("none", "lsq")]
-    runs.append((0.7, "lsq", 0.05))
     rows = []
-    for cut, recover, max_drop in runs:
-        start = time.perf_counter()
+    for cut, recover, max_drop, steps in runs:
+        start, cpu = time.perf_counter(), time.process_time()
         result = optimize(
             str(path),
             f"macs={cut}",
@@ -202,19 +209,24 @@ def pruning(paths: dict[str, Path], exporter: str, folder: Path) -> str:
             recover=recover,
             input_shapes=shapes,
             measure_latency=False,
+            criterion="obs",
+            allocation="global",
+            steps=steps,
         )
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         hidden = _hidden(result.model, evaluation)
-        ratio = result.report.macs_ratio
         rows.append(
             [
                 f"{cut:.1f}",
                 recover,
                 "off" if max_drop >= 1 else f"drop ≤ {max_drop}",
-                f"{ratio:.3f}",
+                steps,
+                f"{result.report.macs_ratio:.3f}",
                 f"{embedding_cosine(hidden, reference, mask):.4f}",
                 f"{retrieval_agreement(hidden, reference, mask):.1f} %",
+                result.report.status,
                 f"{seconds / 60:.1f}",
+                f"{cpu / 60:.1f}",
             ]
         )
         print(rows[-1], flush=True)
@@ -222,20 +234,23 @@ def pruning(paths: dict[str, Path], exporter: str, folder: Path) -> str:
         "target MACs",
         "recovery",
         "guard",
+        "steps",
         "MACs kept",
         "embedding cosine",
         "NN agreement",
-        "minutes",
+        "status",
+        "wall min",
+        "CPU min",
     ]
     note = (
-        f"{exporter} export; `optimize` with criterion obs, allocation global (sensitivity "
-        "allocation, the default with data, spent ~19 min wall of a 25 min run on this loaded "
-        "machine before its first step), metric embedding_cosine (the guard pools all "
-        "tokens, padding included), steps 1 with the guard off, 4 with it; calibration {CALIBRATION} sentences, "
-        f"evaluation {EVALUATION} other sentences (Python stdlib docstrings), {LENGTH} tokens, "
-        "cosine and nearest-neighbour agreement of masked mean-pooled embeddings vs the unpruned "
-        "model on the evaluation sentences; guard off = max drop 1.0. CPU min = this process's "
-        "CPU time (the machine is shared: wall time depends on the load)."
+        f"{exporter} export; `optimize` with criterion obs and allocation global (the default "
+        "with data, sensitivity allocation, took 19.4 min wall for one run here), metric "
+        "embedding_cosine (the guard pools every token, padding included); calibration "
+        f"{CALIBRATION} sentences, evaluation {EVALUATION} other sentences (Python stdlib "
+        f"docstrings), {LENGTH} tokens; the table's cosine and nearest-neighbour agreement are of "
+        "masked mean-pooled embeddings vs the unpruned model on the evaluation sentences. "
+        "Guard off = max drop 1.0. CPU min = this process's CPU time (shared machine: wall "
+        "time depends on the load)."
     )
     return markdown_table(header, rows) + "\n\n" + note
 
@@ -252,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="coverage,minilm,pruning")
     parser.add_argument("--base", default="11731cd", help="commit before issue 15")
     parser.add_argument("--exporter", default="dynamo", help="MiniLM export pruned in part 3")
+    parser.add_argument(
+        "--runs",
+        default="0.8:none:1.0:1,0.8:lsq:1.0:1,0.6:none:1.0:1,0.6:lsq:1.0:1,0.7:lsq:0.05:4",
+        help="pruning runs MACS:RECOVERY:MAX_DROP:STEPS, comma-separated",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = [part for part in args.parts.split(",") if part]
@@ -272,7 +292,12 @@ def main(argv: list[str] | None = None) -> int:
             elif part == "pruning":
                 if not paths:
                     _, paths = minilm_coverage(folder)
-                body = "### all-MiniLM-L6-v2 pruned\n\n" + pruning(paths, args.exporter, folder)
+                runs = parse_runs(args.runs)
+                body = "### all-MiniLM-L6-v2 pruned\n\n" + pruning(
+                    paths, args.exporter, folder, runs
+                )
+                command += f" --runs {args.runs}"
+                part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
             else:
                 raise SystemExit(f"unknown part {part!r}")
             body += _footer(command, load)
