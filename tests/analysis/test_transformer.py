@@ -43,6 +43,7 @@ def test_heads_and_feed_forward_are_prunable(encoder, name, exporter):
     assert any("graph output" in reason for reason in residual.reasons)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "exporter"), CASES)
 def test_hidden_size_pruned_when_output_change_allowed_runs_at_two_lengths(encoder, name, exporter):
     analysis = analyze(encoder(name, exporter), allow_output_change=True)
@@ -75,6 +76,7 @@ def test_norm_statistics_can_be_refused(encoder):
     assert any("allow_norm_stats" in reason for reason in residual.reasons)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "exporter"), [("bert", "torchscript"), ("bert_sdpa", "dynamo")])
 def test_head_dim_option_prunes_the_same_positions_in_every_head(encoder, name, exporter):
     """head_dim=True: per layer one group of q/k positions and one of v positions (head_dim

@@ -98,6 +98,7 @@ def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {"input": x})[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "exporter"),
     [case for case in CASES if case[0] in TEXT_MODELS],
