@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import zoo
-from .export import EXPORTERS, export_onnx
+from .export import EXPORTERS, export_onnx, export_onnx_inputs
 from .zoo._common import seeded_build
 
 Builder = Callable[..., nn.Module]
@@ -37,10 +37,17 @@ class ModelSpec:
     size_multiple: int = 1
     min_size: int = 1
 
+    @property
+    def is_text(self) -> bool:
+        """Token-id models (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``)."""
+        return self.task == "text-embedding"
+
     def shape_for(self, size: int | None) -> tuple[int, ...]:
         """Per-sample input shape at spatial (or sequence) size ``size`` (default if None)."""
         if size is None:
             return self.input_shape
+        if self.is_text:
+            return (int(size),)
         return (self.input_shape[0],) + (int(size),) * (len(self.input_shape) - 1)
 
 
@@ -75,6 +82,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "conv1d_mlp", zoo.build_conv1d_mlp, (12, 256), "sequence-classification", 10, 1, 4
         ),
+        ModelSpec("bert", zoo.build_bert, (128,), "text-embedding", 0, 1, 2),
+        ModelSpec("bert_sdpa", zoo.build_bert_sdpa, (128,), "text-embedding", 0, 1, 2),
     )
 }
 
@@ -97,6 +106,8 @@ SMALL_CONFIG: dict[str, dict[str, float | int]] = {
     "unet": dict(width=0.125, size=32),
     "yolo": dict(width=0.125, size=64, depth=0.17),
     "conv1d_mlp": dict(width=0.25, size=64),
+    "bert": dict(width=0.25, size=16, depth=0.34),
+    "bert_sdpa": dict(width=0.25, size=16, depth=0.34),
 }
 
 
@@ -165,6 +176,18 @@ def build_onnx(
     """Build zoo model ``name`` (see build_model) and export it to ``path`` (see export_onnx)."""
     spec = get_spec(name)
     model = build_model(name, width, num_classes, seed, size=size, depth=depth)
+    if spec.is_text:
+        return export_onnx_inputs(
+            model,
+            path,
+            exporter=exporter,  # type: ignore[arg-type]
+            example=text_inputs(name, batch=2, size=size, seed=0),
+            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in zoo.bert.INPUT_NAMES}
+            if dynamic_batch
+            else {},
+            output_names=zoo.bert.OUTPUT_NAMES,
+            opset=opset,
+        )
     return export_onnx(
         model,
         path,
@@ -182,6 +205,25 @@ def sample_input(name: str, batch: int = 2, size: int | None = None, seed: int =
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
+def text_inputs(
+    name: str, batch: int = 2, size: int | None = None, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Seeded inputs of a text model: ids in [0, 64) (valid at any width), a 0/1 attention mask whose first
+    token is always 1 (trailing padding per row), token types in {0, 1} (two segments)."""
+    spec = get_spec(name)
+    if not spec.is_text:
+        raise ValueError(f"{name} is not a text model")
+    length = spec.shape_for(size)[0]
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, zoo.bert.MIN_VOCAB, (batch, length), generator=generator)
+    lengths = torch.randint(max(1, length // 2), length + 1, (batch, 1), generator=generator)
+    positions = torch.arange(length)[None, :]
+    mask = (positions < lengths).long()
+    split = torch.randint(1, length + 1, (batch, 1), generator=generator)
+    types = (positions >= split).long() * mask
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
 __all__ = [
     "EXPORTERS",
     "MODELS",
@@ -192,4 +234,5 @@ __all__ = [
     "export_onnx",
     "get_spec",
     "sample_input",
+    "text_inputs",
 ]

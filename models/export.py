@@ -163,6 +163,76 @@ def _dynamo_call(
         )
 
 
+def export_onnx_inputs(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    exporter: Exporter,
+    example: dict[str, torch.Tensor],
+    dynamic_axes: dict[str, dict[int, str]],
+    output_names: Sequence[str],
+    opset: int = 17,
+) -> Path:
+    """Export ``model`` (eval mode) taking several named inputs (e.g. token ids and masks).
+
+    ``example`` maps input name -> example tensor, in the order of ``model.forward``'s
+    arguments; ``dynamic_axes`` maps input name -> {axis: dimension name} (outputs get the
+    dimensions of the same name through the exporter). One self-contained ONNX file.
+    """
+    if exporter not in EXPORTERS:
+        raise ValueError(f"unknown exporter {exporter!r}; expected one of {', '.join(EXPORTERS)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    names = list(example)
+    args = tuple(example.values())
+    with torch.no_grad(), warnings.catch_warnings(), _quiet_logger("torch.onnx"):
+        warnings.simplefilter("ignore")
+        if exporter == "torchscript":
+            torch.onnx.export(
+                model,
+                args,
+                str(path),
+                dynamo=False,
+                input_names=names,
+                output_names=list(output_names),
+                opset_version=opset,
+                dynamic_axes={name: dict(axes) for name, axes in dynamic_axes.items()},
+                do_constant_folding=True,
+            )
+        else:
+            dims: dict[str, torch.export.Dim] = {}
+            for axes in dynamic_axes.values():
+                for label in axes.values():
+                    dims.setdefault(label, torch.export.Dim(label, max=_max_dim(model, label)))
+            shapes = {
+                name: {axis: dims[label] for axis, label in dynamic_axes.get(name, {}).items()}
+                for name in names
+            }
+            torch.onnx.export(
+                model,
+                args,
+                str(path),
+                dynamo=True,
+                external_data=False,
+                input_names=names,
+                output_names=list(output_names),
+                opset_version=dynamo_opset(opset),
+                dynamic_shapes=shapes,
+                report=False,
+                verbose=False,
+            )
+    _embed_external_data(path)
+    return path
+
+
+def _max_dim(model: nn.Module, label: str) -> int | None:
+    """Upper bound of a dynamic dimension for torch.export: a ``max_<label>`` attribute of the
+    model when it has one (e.g. the position table size for the sequence axis)."""
+    value = getattr(model, f"max_{label}", None)
+    return int(value) if value is not None else None
+
+
 @contextlib.contextmanager
 def _quiet_logger(name: str) -> Iterator[None]:
     """Raise logger ``name`` to ERROR for the duration (the exporter logs chatty warnings)."""

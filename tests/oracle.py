@@ -8,6 +8,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxprune.analysis import ChannelAnalysis
+from onnxprune.graph.input_ranges import integer_input_ranges, random_integers
 from onnxprune.rewrite import apply_removal, check_model, masked_model
 
 
@@ -21,8 +22,11 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
 
 
 def random_feeds(model: onnx.ModelProto, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every dynamic dim = ``batch``; floats standard normal (float32), integer inputs in the
+    range the model accepts (token ids below the table size, 0/1 masks)."""
     rng = np.random.default_rng(seed)
     initializers = {i.name for i in model.graph.initializer}
+    ranges = integer_input_ranges(model)
     feeds = {}
     for value in model.graph.input:
         if value.name in initializers:
@@ -31,7 +35,11 @@ def random_feeds(model: onnx.ModelProto, batch: int = 2, seed: int = 0) -> dict[
             d.dim_value if d.HasField("dim_value") else batch
             for d in value.type.tensor_type.shape.dim
         ]
-        feeds[value.name] = rng.standard_normal(dims).astype(np.float32)
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+        if np.issubdtype(dtype, np.integer):
+            feeds[value.name] = random_integers(rng, tuple(dims), dtype, ranges[value.name])
+        else:
+            feeds[value.name] = rng.standard_normal(dims).astype(np.float32)
     return feeds
 
 

@@ -4,6 +4,7 @@ Every builder has the keyword-only signature
 ``build_x(*, width: float, num_classes: int, input_size: int, depth: float) -> nn.Module``.
 """
 
+from .bert import build_bert, build_bert_sdpa
 from .conv1d import build_conv1d_mlp
 from .convnext import build_convnext
 from .densenet import build_densenet
@@ -17,6 +18,8 @@ from .vit import build_vit_tiny
 from .yolo import build_yolo
 
 __all__ = [
+    "build_bert",
+    "build_bert_sdpa",
     "build_conv1d_mlp",
     "build_convnext",
     "build_densenet",

@@ -10,6 +10,7 @@ channels read zeros.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,9 +22,13 @@ from onnxprune.analysis import rules  # noqa: F401 - registers the op rules
 from onnxprune.analysis.context import ROLE_IN, ROLE_OUT, AnalysisContext, MaskEdge, SliceRequest
 from onnxprune.analysis.graph_view import GraphView, ensure_node_names
 from onnxprune.analysis.groups import ChannelGroup
+from onnxprune.analysis.labels import varying_axes
 from onnxprune.analysis.macs import node_macs
 from onnxprune.analysis.registry import lookup
+from onnxprune.analysis.rules.layout import kept_along
 from onnxprune.analysis.rules.shape_taint import TAINT_RULES
+from onnxprune.graph.measured_shapes import fill_unknown_shapes, needs_measurement
+from onnxprune.graph.measured_shapes import measure_shapes as run_and_measure
 from onnxprune.graph.shapes import fix_input_shapes, infer_shapes, without_large_initializers
 
 
@@ -42,6 +47,7 @@ class ChannelAnalysis:
     node_macs: dict[str, int]
     total_macs: int
     notes: list[str] = field(default_factory=list)
+    shrinking: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
     @property
     def n_clusters(self) -> int:
@@ -63,7 +69,9 @@ class ChannelAnalysis:
         return keep
 
     def prunable_macs(self) -> int:
-        """MACs of Conv/Gemm/MatMul layers that lose work when some free group shrinks."""
+        """MACs of Conv/Gemm/MatMul layers that lose work when some free group shrinks:
+        layers slicing a weight for a free cluster, and activation MatMuls (attention scores
+        and context) whose operands carry one."""
         nodes = set()
         free_clusters = {
             int(c) for g in self.groups for c, b in zip(g.clusters, g.blocked, strict=True) if not b
@@ -73,17 +81,42 @@ class ChannelAnalysis:
                 atoms = request.labels[request.labels >= 0]
                 if any(int(self.component_of[a]) in free_clusters for a in np.unique(atoms)):
                     nodes.add(request.node)
+        for node, atoms in self.shrinking:
+            if any(int(self.component_of[a]) in free_clusters for a in atoms):
+                nodes.add(node)
         return sum(self.node_macs.get(n, 0) for n in nodes)
 
 
-def analyze(model: ModelProto, input_shapes: dict[str, list[int]] | None = None) -> ChannelAnalysis:
-    """Run every op rule over ``model`` (preprocessed: weights as initializers, BN fused)."""
+def analyze(
+    model: ModelProto,
+    input_shapes: dict[str, list[int]] | None = None,
+    *,
+    measure_shapes: bool = True,
+    feeds: Mapping[str, np.ndarray] | None = None,
+    allow_norm_stats: bool = True,
+    allow_output_change: bool = False,
+    head_dim: bool = False,
+) -> ChannelAnalysis:
+    """Run every op rule over ``model`` (preprocessed: weights as initializers, BN fused).
+
+    Shapes come from ONNX inference at ``input_shapes`` (other dynamic dims 1); where it
+    leaves some unknown and ``measure_shapes`` is on, the model runs once in ONNX Runtime on
+    ``feeds`` (at those shapes; default valid random inputs) and the measured shapes fill the
+    gaps (:mod:`onnxprune.graph.measured_shapes`); ``notes`` says so.
+
+    ``allow_norm_stats``: channels that feed LayerNorm/GroupNorm statistics (a transformer's
+    residual stream) may be pruned — valid, not mask-equivalent (``stats_coupled``), to be
+    repaired by recovery and judged by the guard; off, such clusters are blocked.
+    ``allow_output_change``: channels that reach a graph output may be pruned, so the output's
+    width changes (an embedding model's hidden size); off (default), they are blocked.
+    """
     named = ModelProto()
     named.CopyFrom(model)
     ensure_node_names(named)
     static = infer_shapes(fix_input_shapes(without_large_initializers(named), input_shapes))
     view = GraphView(named, static)
-    ctx = AnalysisContext(view)
+    notes = _measure_missing_shapes(named, view, input_shapes, feeds) if measure_shapes else []
+    ctx = AnalysisContext(view, head_dim=head_dim)
     for node in view.nodes:
         if any(name in ctx.taints for name in node.inputs):
             taint_rule = TAINT_RULES.get(node.op_type)
@@ -104,10 +137,74 @@ def analyze(model: ModelProto, input_shapes: dict[str, list[int]] | None = None)
                 )
             continue
         rule(node, ctx)
-    for output in view.graph_outputs:
-        ctx.block(ctx.labels_of(output), f"reaches graph output '{output}'")
+    if not allow_output_change:
+        for output in view.graph_outputs:
+            ctx.block(ctx.labels_of(output), f"reaches graph output '{output}'")
+    else:
+        changed = [name for name in view.graph_outputs if ctx.labels_of(name) is not None]
+        for name in changed:
+            _resize_output(ctx, view, name)
+        if changed:
+            notes.append(f"output width may change (allowed): {', '.join(changed)}")
+    if not allow_norm_stats:
+        for atoms, reason in ctx.stats_coupled:
+            ctx.block(atoms, f"{reason} would change (not allowed: allow_norm_stats)")
     _check_shared_constants(ctx)
-    return _finalize(named, view, ctx)
+    analysis = _finalize(named, view, ctx)
+    analysis.notes.extend(notes)
+    return analysis
+
+
+def _resize_output(ctx: AnalysisContext, view: GraphView, name: str) -> None:
+    """Fixup: the declared dims of graph output ``name`` along its channel axes become the
+    kept counts (its producer node owns the fixup)."""
+    labels = ctx.labels_of(name)
+    producer = view.producer.get(name)
+    if producer is None:
+        return
+    counters = {axis: kept_along(labels, axis) for axis in varying_axes(labels)}
+
+    def resize(editor, keep) -> None:
+        tensor = editor.tensors[name]
+        if tensor.shape is None:
+            return
+        shape = list(tensor.shape)
+        for axis, count in counters.items():
+            if axis < len(shape) and isinstance(shape[axis], int):
+                shape[axis] = count(keep)
+        tensor.shape = shape
+
+    ctx.add_fixup(producer, resize)
+
+
+def _measure_missing_shapes(
+    model: ModelProto,
+    view: GraphView,
+    input_shapes: dict[str, list[int]] | None,
+    feeds: Mapping[str, np.ndarray] | None,
+) -> list[str]:
+    """Fill ``view.shapes`` gaps with shapes measured in ONNX Runtime; notes for the report."""
+    if not needs_measurement(model, view.shapes):
+        return []
+    try:
+        measured = run_and_measure(fix_input_shapes(model, input_shapes), feeds)
+    except Exception as error:  # the model may not run here (custom ops): stay static
+        reason = " ".join(str(error).split())[:160]
+        return [f"static shape inference was incomplete and measuring shapes failed: {reason}"]
+    filled = fill_unknown_shapes(view.shapes, measured)
+    if not filled:
+        return []
+    at = ", ".join(f"{name}={list(dims)}" for name, dims in _feed_shapes(view, feeds).items())
+    return [
+        f"{len(filled)} tensor shape(s) static inference could not resolve were measured by "
+        f"running the model in ONNX Runtime at {at}"
+    ]
+
+
+def _feed_shapes(view: GraphView, feeds) -> dict[str, tuple]:
+    if feeds is not None:
+        return {name: tuple(np.shape(value)) for name, value in feeds.items()}
+    return {name: view.shapes.get(name) or () for name in view.graph_inputs}
 
 
 def _check_shared_constants(ctx: AnalysisContext) -> None:
@@ -168,6 +265,7 @@ def _finalize(model: ModelProto, view: GraphView, ctx: AnalysisContext) -> Chann
         atom_source=list(zip(ctx.atoms.source_node, ctx.atoms.source_channel, strict=True)),
         node_macs=macs,
         total_macs=int(sum(macs.values())),
+        shrinking=ctx.shrinking,
     )
 
 

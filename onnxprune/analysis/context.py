@@ -81,8 +81,10 @@ class Taint:
 class AnalysisContext:
     """Mutable analysis state plus the helpers the op rules use."""
 
-    def __init__(self, view: GraphView) -> None:
+    def __init__(self, view: GraphView, *, head_dim: bool = False) -> None:
         self.view = view
+        # Attention: prune the same head_dim positions in every head instead of whole heads.
+        self.head_dim = head_dim
         self.atoms = AtomTable()
         self.labels: dict[str, np.ndarray] = {}
         self.taints: dict[str, Taint] = {}
@@ -92,6 +94,8 @@ class AnalysisContext:
         self.slices: list[SliceRequest] = []
         self.fixups: list[tuple[str, Fixup]] = []
         self.mask_edges: list[MaskEdge] = []
+        # Weight-free nodes (attention MatMuls) whose work shrinks with these atoms' clusters.
+        self.shrinking: list[tuple[str, np.ndarray]] = []
         self.min_keep: list[np.ndarray] = []
         self.post_checks: list[Callable[[np.ndarray], list[tuple[np.ndarray, str]]]] = []
         self.source_nodes: dict[str, str] = {}  # node name -> op type of channel sources
@@ -153,6 +157,14 @@ class AnalysisContext:
 
     def add_fixup(self, node: NodeView, fixup: Fixup) -> None:
         self.fixups.append((node.name, fixup))
+
+    def shrinks_with(self, node: NodeView, labels: np.ndarray | None) -> None:
+        """``node`` (no weight to slice) does less work when the atoms of ``labels`` go."""
+        if labels is None:
+            return
+        atoms = np.unique(labels[labels >= 0])
+        if atoms.size:
+            self.shrinking.append((node.name, atoms))
 
     def add_mask_edge(self, node: NodeView, input_index: int, labels: np.ndarray) -> None:
         self.mask_edges.append(MaskEdge(node.name, input_index, labels))

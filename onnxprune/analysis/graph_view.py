@@ -129,6 +129,13 @@ class GraphView:
         init = self._initializers.get(name) if name else None
         return None if init is None else tuple(int(d) for d in init.dims)
 
+    def constant_dtype(self, name: str) -> np.dtype | None:
+        """Numpy dtype of an initializer without converting its data, or None."""
+        init = self._initializers.get(name) if name else None
+        return (
+            None if init is None else np.dtype(onnx.helper.tensor_dtype_to_np_dtype(init.data_type))
+        )
+
     def static_shape(self, name: str) -> tuple[int, ...] | None:
         """Fully known shape of a tensor (from inference at fixed input shapes), else None."""
         if name in self._initializers:

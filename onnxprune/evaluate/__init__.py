@@ -7,7 +7,7 @@
   candidate, the engine of ``onnxprune validate``).
 """
 
-from onnxprune.evaluate import fidelity, metrics  # noqa: F401 - registers the built-ins
+from onnxprune.evaluate import embedding, fidelity, metrics  # noqa: F401 - registers built-ins
 from onnxprune.evaluate.data import Dataset, load_data, model_input_specs
 from onnxprune.evaluate.preprocess import Preprocess, read_preprocess
 from onnxprune.evaluate.registry import (

@@ -343,8 +343,12 @@ def load_data(
     *,
     labels_key: str | None = None,
     seed: int = 0,
+    input_ranges: Mapping[str, Any] | None = None,
 ) -> Dataset:
     """Load ``spec`` as a :class:`Dataset` conformed to the model inputs (see module doc).
+
+    ``input_ranges`` (:func:`onnxprune.graph.input_ranges.integer_input_ranges` of the model)
+    keeps synthetic integer inputs valid (token ids below the table size, 0/1 masks).
 
     ``spec``: a :class:`Dataset`; a path to a ``.npz`` (arrays keyed by input name, optional
     ``labels`` or ``labels_key``; ``boxes``/``box_labels``/``masks`` become ``targets``); a
@@ -359,7 +363,7 @@ def load_data(
     if isinstance(spec, Dataset):
         raw = spec
     elif isinstance(spec, str | os.PathLike):
-        raw = _load_path(spec, input_specs, input_shapes, preprocess, key, seed)
+        raw = _load_path(spec, input_specs, input_shapes, preprocess, key, seed, input_ranges)
     elif isinstance(spec, Mapping):
         raw = _from_mapping(dict(spec), key, "in-memory")
     elif isinstance(spec, np.ndarray):
@@ -374,13 +378,13 @@ def load_data(
     return conform(raw, input_specs, input_shapes)
 
 
-def _load_path(spec, input_specs, input_shapes, preprocess, key, seed) -> Dataset:
+def _load_path(spec, input_specs, input_shapes, preprocess, key, seed, ranges=None) -> Dataset:
     text = os.fspath(spec)
     if text == SYNTHETIC_PREFIX or text.startswith(SYNTHETIC_PREFIX + ":"):
         from onnxprune.evaluate.synthetic import synthetic_dataset
 
         count = _synthetic_count(text)
-        return synthetic_dataset(input_specs, count, input_shapes, seed=seed)
+        return synthetic_dataset(input_specs, count, input_shapes, seed=seed, ranges=ranges)
     path = Path(text)
     if not path.exists():
         raise InputError(f"data '{path}' does not exist")

@@ -162,6 +162,7 @@ def _load_entry_point(name: str) -> None:
 def _load_builtins() -> None:
     from onnxprune.evaluate import (  # noqa: F401 - registers on import
         detection,
+        embedding,
         fidelity,
         metrics,
         segmentation,

@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from onnxprune.errors import InputError, input_shape_hint
+from onnxprune.graph.input_ranges import DEFAULT_HIGH, InputRange, random_integers
 
 # Integer inputs (token ids, indices) get values in [0, INT_HIGH): small enough to be a valid
 # index for any embedding table or gather a real model would have.
-INT_HIGH = 10
+INT_HIGH = DEFAULT_HIGH
 
 
 def synthetic_dataset(
@@ -18,11 +19,15 @@ def synthetic_dataset(
     count: int,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     seed: int = 0,
+    ranges: Mapping[str, InputRange] | None = None,
 ):
     """A :class:`~onnxprune.evaluate.data.Dataset` of ``count`` random samples, no labels.
 
-    Per input: float dtypes draw standard normal values, integer dtypes uniform integers in
-    ``[0, INT_HIGH)``, bool a fair coin. The sample shape is the input's shape after the first
+    Per input: float dtypes draw standard normal values, bool a fair coin, integer dtypes
+    values in the input's range from ``ranges`` (read from the model by
+    :func:`onnxprune.graph.input_ranges.integer_input_ranges`: ``[0, table rows)`` for ids
+    indexing an embedding Gather, a 0/1 prefix-of-ones padding mask for masks), otherwise
+    uniform integers in ``[0, INT_HIGH)``. The sample shape is the input's shape after the first
     axis, with dynamic dimensions taken from ``input_shapes`` (missing -> InputError).
     """
     from onnxprune.evaluate.data import Dataset, expected_shape
@@ -47,7 +52,8 @@ def synthetic_dataset(
         elif np.issubdtype(dtype, np.floating):
             array = rng.standard_normal(shape).astype(dtype)
         elif np.issubdtype(dtype, np.integer):
-            array = rng.integers(0, INT_HIGH, size=shape).astype(dtype)
+            value_range = (ranges or {}).get(name) or InputRange(0, INT_HIGH, "unknown", "")
+            array = random_integers(rng, shape, dtype, value_range)
         else:
             raise InputError(f"model input '{name}': cannot make synthetic data of dtype {dtype}")
         inputs[name] = array

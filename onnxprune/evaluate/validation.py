@@ -13,6 +13,7 @@ import numpy as np
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import Dataset, load_data
+from onnxprune.evaluate.embedding import TEXT_METRICS, attention_mask
 from onnxprune.evaluate.fidelity import NotApplicable
 from onnxprune.evaluate.registry import (
     KIND_CUSTOM,
@@ -24,6 +25,7 @@ from onnxprune.evaluate.registry import (
 )
 from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset
 from onnxprune.evaluate.user_metric import resolve_metric
+from onnxprune.graph.input_ranges import input_ranges_of
 
 DEFAULT_SYNTHETIC = "synthetic:64"
 
@@ -69,11 +71,16 @@ def _label(model) -> str:
     return "<in-memory model>" if hasattr(model, "graph") else str(model)
 
 
-def select_metrics(specs: Sequence[str | Callable] | None, has_labels: bool) -> list[Metric]:
+def select_metrics(
+    specs: Sequence[str | Callable] | None, has_labels: bool, text_model: bool = False
+) -> list[Metric]:
     """Resolve ``specs``; by default every label metric (with labels) and every reference
-    metric. A label metric without labels is an InputError."""
+    metric (the text-encoder ones of :mod:`.embedding` only for a ``text_model``, one with
+    integer inputs). A label metric without labels is an InputError."""
     if not specs:
         names = (metric_names(KIND_LABELS) if has_labels else []) + metric_names(KIND_REFERENCE)
+        if not text_model:
+            names = [name for name in names if name not in TEXT_METRICS]
         return [resolve_metric(name) for name in names]
     metrics = []
     for spec in specs:
@@ -156,11 +163,16 @@ def validate(
                 preprocess,
                 labels_key=labels_key,
                 seed=seed,
+                input_ranges=input_ranges_of(reference) if data is None else None,
             )
             if max_samples is not None:
                 dataset = dataset.take(max_samples)
             notes += dataset.notes
-            chosen = select_metrics(metrics, dataset.has_labels)
+            text_model = any(
+                np.issubdtype(np.asarray(array).dtype, np.integer)
+                for array in dataset.inputs.values()
+            )
+            chosen = select_metrics(metrics, dataset.has_labels, text_model)
             ref_out = run_dataset(reference, dataset, batch_size=batch_size, runner=ref_runner)
             cand_out = run_dataset(candidate, dataset, batch_size=batch_size, runner=cand_runner)
             notes += [n for n in ref_out.notes + cand_out.notes if n not in notes]
@@ -174,6 +186,7 @@ def validate(
     units: dict[str, str] = {}
     accuracy: dict[str, dict[str, float]] = {"reference": {}, "candidate": {}}
     fidelity: dict[str, dict[str, float | None]] = {name: {} for name in names}
+    mask = attention_mask(dataset.inputs)
     for metric in chosen:
         if metric.kind == KIND_TASK:
             if task is None:
@@ -183,9 +196,10 @@ def validate(
                 )
             continue  # every task metric the data allows is added below
         if metric.kind == KIND_REFERENCE:
+            extra = {"mask": mask} if getattr(metric.fn, "uses_mask", False) else {}
             for position, name in enumerate(names):
                 try:
-                    value = metric.fn(cand_out.arrays[position], ref_out.arrays[position])
+                    value = metric.fn(cand_out.arrays[position], ref_out.arrays[position], **extra)
                 except NotApplicable:
                     value = None
                 fidelity[name][metric.name] = value

@@ -49,3 +49,34 @@ class GraphEditor:
             node.inputs.append(constant)
         else:
             node.inputs[index] = constant
+
+    def private_producer(self, node_name: str, index: int) -> str:
+        """Name of a node that produces input ``index`` of ``node_name`` for it alone.
+
+        The producer itself when this node is the only reader of that tensor; otherwise a copy
+        of the producer (same op, attributes and inputs) whose new output feeds only this
+        input, so editing the copy's constant inputs leaves the other readers untouched
+        (one Concat-built Reshape target shared by the q, k and v views of several layers).
+        """
+        node = self.nodes[node_name]
+        tensor = node.inputs[index]
+        if not tensor.inputs:
+            raise ValueError(f"input {index} of '{node_name}' has no producer")
+        producer = tensor.inputs[0]
+        readers = [n for n in tensor.outputs if n is not node]
+        if not readers and tensor not in self.graph.outputs:
+            return producer.name
+        suffix = next(self._counter)
+        output = gs.Variable(f"{tensor.name}__for_{node_name}_{suffix}", tensor.dtype, tensor.shape)
+        copy = gs.Node(
+            op=producer.op,
+            name=f"{producer.name}__for_{node_name}_{suffix}",
+            attrs=dict(producer.attrs),
+            inputs=list(producer.inputs),
+            outputs=[output],
+            domain=producer.domain,
+        )
+        self.graph.nodes.append(copy)
+        self.nodes[copy.name] = copy
+        node.inputs[index] = output
+        return copy.name

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,13 @@ import numpy as np
 import onnx
 
 from onnxprune.errors import InputError, input_shape_hint
-from onnxprune.runtime.session import InputSpec, create_session
+from onnxprune.graph.input_ranges import (
+    DEFAULT_HIGH,
+    InputRange,
+    integer_input_ranges,
+    random_integers,
+)
+from onnxprune.runtime.session import InputSpec, _load_graph, create_session
 
 #: Never fewer timed runs per model and batch size, even when the time budget is spent.
 MIN_RUNS = 3
@@ -101,21 +107,26 @@ def batch_shapes(
             else:
                 raise InputError(
                     f"input {spec.name!r} has a dynamic dimension {dim or '?'} at axis {axis}: "
-                    f"give {input_shape_hint(spec.name)}"
+                    f"give {input_shape_hint(spec.name)} (or time on data: data=...)"
                 )
         shapes[spec.name] = shape
     return shapes
 
 
 def synthetic_feeds(
-    specs: Sequence[InputSpec], shapes: dict[str, list[int]], seed: int = 0
+    specs: Sequence[InputSpec],
+    shapes: dict[str, list[int]],
+    seed: int = 0,
+    ranges: Mapping[str, InputRange] | None = None,
 ) -> dict[str, np.ndarray]:
     """Seeded random inputs of the given shapes, respecting dtypes.
 
-    Floats: standard normal; signed/unsigned integers: uniform in [0, 10) (small, so that
-    indices stay in range); bool: fair coin.
+    Floats: standard normal; bool: fair coin; integers: in the input's range from ``ranges``
+    (:func:`onnxprune.graph.input_ranges.integer_input_ranges`: embedding-table size for ids,
+    a 0/1 padding mask for masks), else uniform in [0, 10).
     """
     rng = np.random.default_rng(seed)
+    ranges = ranges or {}
     feeds = {}
     for spec in specs:
         shape = shapes[spec.name]
@@ -124,9 +135,33 @@ def synthetic_feeds(
         elif spec.dtype == np.bool_:
             array = rng.random(shape) < 0.5
         else:
-            array = rng.integers(0, 10, size=shape).astype(spec.dtype)
+            value_range = ranges.get(spec.name) or InputRange(0, DEFAULT_HIGH, "unknown", "")
+            array = random_integers(rng, tuple(shape), spec.dtype, value_range)
         feeds[spec.name] = array
     return feeds
+
+
+def data_feeds(
+    specs: Sequence[InputSpec], data: Mapping[str, np.ndarray], batch: int
+) -> dict[str, np.ndarray]:
+    """The first ``batch`` samples of the user's ``data`` (arrays by input name, first axis =
+    samples; repeated when there are fewer), cast to the model's dtypes."""
+    feeds = {}
+    for spec in specs:
+        if spec.name not in data:
+            raise InputError(f"data has no array for input {spec.name!r}")
+        array = np.asarray(data[spec.name])
+        if array.ndim == 0 or array.shape[0] == 0:
+            raise InputError(f"data for input {spec.name!r} has no samples")
+        rows = np.arange(batch) % array.shape[0]
+        feeds[spec.name] = np.ascontiguousarray(array[rows]).astype(spec.dtype, copy=False)
+    return feeds
+
+
+def _input_ranges(model: onnx.ModelProto | str | os.PathLike) -> dict[str, InputRange]:
+    """Integer input ranges of ``model`` (the graph only; weights are not loaded)."""
+    graph = model if isinstance(model, onnx.ModelProto) else _load_graph(model)
+    return integer_input_ranges(graph)
 
 
 @dataclass
@@ -254,8 +289,12 @@ def compare_latency(
     session_options: dict[str, Any] | None = None,
     clock: Clock = time.perf_counter,
     session_factory: Callable[..., Any] = create_session,
+    data: Mapping[str, np.ndarray] | None = None,
 ) -> LatencyComparison:
     """Benchmark ``models`` (paths or ModelProtos) on identical inputs; see the module docstring.
+
+    ``data`` (arrays by input name, first axis = samples): time on the first ``batch`` samples
+    of the user's data instead of random inputs (their shapes win over ``input_shapes``).
 
     ``session_options`` are passed to :func:`create_session` (e.g. ``cudnn_conv_algo_search``,
     ``cuda_graph``). ``clock`` and ``session_factory`` exist for tests.
@@ -283,10 +322,19 @@ def compare_latency(
         results: list[ModelLatency] = []
         order: list[str] = []
         shapes_used: dict[str, dict[str, list[int]]] = {}
+        feeds_used: dict[int, dict[str, np.ndarray]] = {}
+        ranges = {} if data is not None else _input_ranges(models[0])
+        if data is not None:
+            notes.append("timed on the given data (first samples of each batch size)")
         for batch in batches:
-            shapes = batch_shapes(specs, batch, input_shapes)
+            if data is not None:
+                feeds = data_feeds(specs, data, batch)
+                shapes = {name: list(array.shape) for name, array in feeds.items()}
+            else:
+                shapes = batch_shapes(specs, batch, input_shapes)
+                feeds = synthetic_feeds(specs, shapes, seed, ranges)
             shapes_used[str(batch)] = shapes
-            feeds = synthetic_feeds(specs, shapes, seed)
+            feeds_used[batch] = feeds
             first_ms = []
             for runner in runners:
                 runner.bind(feeds)
@@ -319,9 +367,7 @@ def compare_latency(
         for runner in runners:
             runner.close()
     if measure_memory:
-        _measure_memory(
-            models, results, shapes_used, specs, seed, provider, threads, options, notes
-        )
+        _measure_memory(models, results, feeds_used, provider, threads, options, notes)
     settings = {
         "warmup_runs": warmup_runs,
         "warmup_seconds": warmup_seconds,
@@ -393,9 +439,7 @@ def _ratios(rows: list[ModelLatency]) -> None:
 def _measure_memory(
     models: Sequence[Any],
     results: list[ModelLatency],
-    shapes_used: dict[str, dict[str, list[int]]],
-    specs: list[InputSpec],
-    seed: int,
+    feeds_used: dict[int, dict[str, np.ndarray]],
     provider: str,
     threads: int | None,
     options: dict[str, Any],
@@ -417,7 +461,7 @@ def _measure_memory(
                 files.append(Path(os.fspath(model)))
         by_name = dict(zip(_labels(models)[0], files, strict=True))
         for row in results:
-            feeds = synthetic_feeds(specs, shapes_used[str(row.batch)], seed)
+            feeds = feeds_used[row.batch]
             usage = measure_session_memory(
                 by_name[row.model],
                 feeds,

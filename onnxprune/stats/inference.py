@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from onnx import GraphProto, ModelProto, TensorProto, helper
 
 from onnxprune.errors import InputError
+from onnxprune.graph.measured_shapes import (
+    fill_unknown_shapes,
+    measure_shapes,
+    needs_measurement,
+)
 from onnxprune.graph.shapes import Shape, fix_input_shapes, infer_shapes, value_shapes
 
 _FLOAT_TYPES = {
@@ -93,7 +98,7 @@ def _dims(value) -> list:
 
 
 def infer_static_shapes(
-    model: ModelProto, input_shapes: dict[str, list[int]] | None = None
+    model: ModelProto, input_shapes: dict[str, list[int]] | None = None, *, measure: bool = True
 ) -> InferredShapes:
     """Shapes of all tensors with inputs fixed by ``input_shapes`` (other dynamic dims -> 1).
 
@@ -101,6 +106,8 @@ def infer_static_shapes(
     propagation on :func:`shape_skeleton`; if inference fails, retries without data
     propagation, then falls back to the shapes stored in the model, with a note each time.
     A dynamic dimension other than the first (batch) one that is set to 1 is noted too.
+    Shapes inference leaves unknown are measured by one ONNX Runtime run at the same input
+    shapes when ``measure`` is on (:mod:`onnxprune.graph.measured_shapes`), with a note.
     """
     input_shapes = dict(input_shapes or {})
     _check_names(model, input_shapes)
@@ -131,4 +138,23 @@ def infer_static_shapes(
                 f"shape inference failed{' with data propagation' if data_prop else ''}: "
                 f"{' '.join(str(error).split())[:200]}"
             )
-    return InferredShapes(value_shapes(inferred), used, notes)
+    shapes = value_shapes(inferred)
+    if measure and needs_measurement(model, shapes):
+        notes.extend(_measure(model, input_shapes, shapes))
+    return InferredShapes(shapes, used, notes)
+
+
+def _measure(model: ModelProto, input_shapes: dict[str, list[int]], shapes: dict) -> list[str]:
+    """Fill unknown ``shapes`` in place from one ONNX Runtime run; the notes to report."""
+    try:
+        measured = measure_shapes(fix_input_shapes(model, input_shapes))
+    except Exception as error:  # custom ops, invalid models: keep the static shapes
+        reason = " ".join(str(error).split())[:160]
+        return [f"static shape inference was incomplete and measuring shapes failed: {reason}"]
+    filled = fill_unknown_shapes(shapes, measured)
+    if not filled:
+        return []
+    return [
+        f"{len(filled)} tensor shape(s) static inference could not resolve were measured by "
+        "running the model once in ONNX Runtime (valid random inputs at the shapes above)"
+    ]

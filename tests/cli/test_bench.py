@@ -138,3 +138,31 @@ def test_shipped_digits_models() -> None:
     data = json.loads(result.stdout)
     assert len(data["results"]) == 4
     assert data["results"][0]["ratio_p50"] == 1.0
+
+
+def test_text_encoder_timed_on_given_data_without_input_shape(zoo_onnx, tmp_path: Path) -> None:
+    """Token ids from --data (no --input-shape): the sequence length comes from the data."""
+    import numpy as np
+
+    path = zoo_onnx("bert", "dynamo")
+    ids = np.random.default_rng(0).integers(0, 50, size=(3, 7))
+    data = tmp_path / "tokens.npz"
+    np.savez(
+        data,
+        input_ids=ids,
+        attention_mask=np.ones_like(ids),
+        token_type_ids=np.zeros_like(ids),
+    )
+    result = invoke("bench", path, "--provider", "cpu", *FAST, "--data", data, "--json", "-")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["input_shapes"]["1"]["input_ids"] == [1, 7]
+    assert any("given data" in note for note in payload["notes"])
+
+
+def test_text_encoder_random_ids_in_range(zoo_onnx) -> None:
+    path = zoo_onnx("bert", "torchscript")
+    shapes = [f"{name}:2,9" for name in ("input_ids", "attention_mask", "token_type_ids")]
+    args = [arg for shape in shapes for arg in ("--input-shape", shape)]
+    result = invoke("bench", path, "--provider", "cpu", *FAST, *args)
+    assert result.exit_code == 0, result.output

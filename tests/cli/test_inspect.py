@@ -175,3 +175,16 @@ def test_dynamic_spatial_dims_make_macs_unknown_with_a_hint(tmp_path):
         cli, ["inspect", str(path), "--json", "--input-shape", "x:1,3,12,10"]
     )
     assert json.loads(fixed.stdout)["macs"] > 0
+
+
+def test_text_encoder_without_input_shape(zoo_onnx):
+    """No --input-shape: shapes inference cannot resolve are measured (and said so); heads
+    and feed-forward groups are listed as prunable."""
+    result = invoke(zoo_onnx("bert", "torchscript"), "--json", "--groups")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["macs"] > 0
+    assert any("measured by running the model" in note for note in data["notes"])
+    assert data["prunable_macs"] >= 0.9 * data["macs"]
+    assert any("measured" in note for note in data["analysis_notes"])
+    assert sorted(g["clusters"] for g in data["groups"] if g["prunable"]) == [12, 12, 384, 384]

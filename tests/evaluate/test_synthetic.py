@@ -36,3 +36,20 @@ def test_default_count_and_errors():
         load_data("synthetic:many", specs)
     with pytest.raises(InputError, match=">= 1"):
         load_data("synthetic:0", specs)
+
+
+def test_integer_inputs_use_the_ranges_read_from_the_model():
+    from onnxprune.graph.input_ranges import InputRange
+
+    specs = [
+        ("ids", np.dtype(np.int64), ["batch", 6]),
+        ("attention_mask", np.dtype(np.int64), ["batch", 6]),
+    ]
+    ranges = {
+        "ids": InputRange(0, 3, "index", "table"),
+        "attention_mask": InputRange(0, 2, "mask", "name"),
+    }
+    data = synthetic_dataset(specs, 40, seed=1, ranges=ranges)
+    assert data.inputs["ids"].max() == 2
+    mask = data.inputs["attention_mask"]
+    assert mask[:, 0].all() and (np.diff(mask, axis=1) <= 0).all()

@@ -11,7 +11,16 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models import EXPORTERS, MODELS, SMALL_CONFIG, build_model, build_onnx, sample_input
+from models import (
+    EXPORTERS,
+    MODELS,
+    SMALL_CONFIG,
+    build_model,
+    build_onnx,
+    get_spec,
+    sample_input,
+    text_inputs,
+)
 from models.__main__ import main as zoo_cli
 
 RELATIVE_TOLERANCE = 1e-4
@@ -29,6 +38,8 @@ KNOWN_PARAMETER_COUNTS = {
     "resnext": 25_028_904,  # ResNeXt-50 32x4d
     "convnext": 28_589_128,  # ConvNeXt-Tiny
     "vit_tiny": 5_717_416,  # ViT-Ti/16 at 224
+    "bert": 22_713_216,  # all-MiniLM-L6-v2 (BertModel with pooler)
+    "bert_sdpa": 22_713_216,
 }
 
 # Op types that prove each small export still holds every block type, per exporter.
@@ -48,6 +59,8 @@ _COMMON_BLOCK_OPS = {
     "unet": {"Conv", "ConvTranspose", "Resize", "Concat", "MaxPool"},
     "yolo": {"Conv", "Sigmoid", "Concat", "MaxPool", "Resize", "Add"},
     "conv1d_mlp": {"Conv", "Gemm", "Relu"},
+    "bert": {"Gather", "Slice", "MatMul", "Softmax", "LayerNormalization", "Erf", "Tanh"},
+    "bert_sdpa": {"Gather", "Slice", "MatMul", "Softmax", "LayerNormalization", "Erf", "Tanh"},
 }
 _EXPORTER_BLOCK_OPS = {
     ("yolo", "dynamo"): {"Split"},  # chunk; TorchScript writes Shape/Slice chains instead
@@ -55,6 +68,7 @@ _EXPORTER_BLOCK_OPS = {
 }
 
 CASES = [(name, exporter) for name in MODELS for exporter in EXPORTERS]
+TEXT_MODELS = [name for name in MODELS if get_spec(name).is_text]
 
 
 def _small_model(name: str) -> torch.nn.Module:
@@ -84,7 +98,45 @@ def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {"input": x})[0]
 
 
-@pytest.mark.parametrize(("name", "exporter"), CASES, ids=[f"{n}-{e}" for n, e in CASES])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "exporter"),
+    [case for case in CASES if case[0] in TEXT_MODELS],
+    ids=[f"{n}-{e}" for n, e in CASES if n in TEXT_MODELS],
+)
+def test_text_export_checks_and_matches_torch_at_two_lengths(
+    zoo_onnx, name: str, exporter: str
+) -> None:
+    """Token-id inputs and both outputs with dynamic batch and sequence; equal to PyTorch at
+    two sequence lengths (the position-id slice really follows the input length)."""
+    path = zoo_onnx(name, exporter)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert [i.name for i in proto.graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert [o.name for o in proto.graph.output] == ["last_hidden_state", "pooler_output"]
+    for value in proto.graph.input:
+        assert value.type.tensor_type.elem_type == onnx.TensorProto.INT64
+        assert all(d.dim_param for d in value.type.tensor_type.shape.dim)
+    missing = _COMMON_BLOCK_OPS[name] - {node.op_type for node in proto.graph.node}
+    assert not missing, f"block types missing from the export: {missing}"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    model = _small_model(name)
+    for length in (SMALL_CONFIG[name]["size"], 7):
+        inputs = text_inputs(name, batch=3, size=length, seed=1)
+        actual = session.run(None, {key: value.numpy() for key, value in inputs.items()})
+        with torch.no_grad():
+            expected = [tensor.numpy() for tensor in model(**inputs)]
+        for got, want in zip(actual, expected, strict=True):
+            assert got.shape == want.shape
+            assert _relative_error(got, want) <= RELATIVE_TOLERANCE
+
+
+IMAGE_CASES = [case for case in CASES if case[0] not in TEXT_MODELS]
+
+
+@pytest.mark.parametrize(
+    ("name", "exporter"), IMAGE_CASES, ids=[f"{n}-{e}" for n, e in IMAGE_CASES]
+)
 def test_export_checks_and_matches_torch(zoo_onnx, name: str, exporter: str) -> None:
     path = zoo_onnx(name, exporter)
     proto = onnx.load(str(path))
@@ -162,7 +214,9 @@ def test_width_rounds_channels_to_multiples_of_eight(width: float) -> None:
 
 
 @pytest.mark.parametrize("size", [64, 224])
-@pytest.mark.parametrize("name", [n for n in MODELS if n not in ("yolo", "conv1d_mlp")])
+@pytest.mark.parametrize(
+    "name", [n for n in MODELS if n not in ("yolo", "conv1d_mlp", *TEXT_MODELS)]
+)
 def test_image_models_run_at_small_and_full_resolution(name: str, size: int) -> None:
     model = build_model(name, 0.125, num_classes=7, size=size, depth=0.1)
     outputs = _torch_outputs(model, sample_input(name, batch=1, size=size))

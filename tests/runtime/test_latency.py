@@ -211,3 +211,43 @@ def test_bad_arguments() -> None:
         compare_latency([])
     with pytest.raises(InputError, match="batch sizes must be positive"):
         compare_latency([relu_model()], batch_sizes=(0,))
+
+
+def _lookup_model(rows: int = 3) -> onnx.ModelProto:
+    """y = table[ids] with a ``rows``-row table: ids >= rows make ONNX Runtime fail."""
+    table = onnx.numpy_helper.from_array(np.ones((rows, 4), np.float32), "table")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Gather", ["table", "ids"], ["y"])],
+        "lookup",
+        [onnx.helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, ["N", "L"])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [table],
+    )
+    return onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", 17)], ir_version=8
+    )
+
+
+def test_random_token_ids_stay_inside_the_table() -> None:
+    result = compare_latency(
+        [_lookup_model(3)],
+        input_shapes={"ids": [2, 64]},
+        runs=3,
+        warmup_runs=0,
+        measure_memory=False,
+    )
+    assert result.results[0].runs == 3
+
+
+def test_latency_on_given_data_uses_its_shapes() -> None:
+    data = {"ids": np.array([[0, 1, 2, 1, 0]] * 3, dtype=np.int32)}
+    result = compare_latency(
+        [_lookup_model(3)],
+        data=data,
+        batch_sizes=(4,),
+        runs=3,
+        warmup_runs=0,
+        measure_memory=False,
+    )
+    assert any("given data" in note for note in result.notes)
+    assert result.input_shapes == {"4": {"ids": [4, 5]}}

@@ -10,6 +10,7 @@ from onnxprune.analysis.labels import reshape_labels, varying_axes
 from onnxprune.analysis.registry import register
 from onnxprune.analysis.rules._common import axes_of, normalize_axis
 from onnxprune.analysis.rules.shape_edit import set_shape_entries
+from onnxprune.analysis.rules.shape_taint import taint_rule
 
 
 def kept_along(labels: np.ndarray, axis: int):
@@ -66,7 +67,7 @@ def reshape(node: NodeView, ctx: AnalysisContext) -> None:
         return
     axes = varying_axes(out_labels)
     counts = {axis: kept_along(out_labels, axis) for axis in axes}
-    if not set_shape_entries(ctx, node, 1, [], counts=counts):
+    if not set_shape_entries(ctx, node, 1, [], counts=counts, labels=out_labels):
         ctx.block(
             labels, f"Reshape '{node.name}' target for a channel axis is computed at run time"
         )
@@ -139,3 +140,25 @@ def unsqueeze(node: NodeView, ctx: AnalysisContext) -> None:
     for axis in sorted(normalize_axis(a, out_rank) for a in axes):
         out = np.expand_dims(out, axis)
     ctx.set_labels(node.outputs[0], out)
+
+
+@taint_rule("Reshape")
+def reshape_to_copied_sizes(node: NodeView, ctx: AnalysisContext) -> bool:
+    """A Reshape whose target copies channel sizes at run time (``Shape(x)`` pieces, the
+    dynamo exporter's decomposed attention) is the plain :func:`reshape` when every tainted
+    target entry lies on a channel axis of the output: :func:`set_shape_entries` then checks
+    that each copies a tensor axis carrying the same channels, so it follows the pruning."""
+    taint = ctx.taints.get(node.input(1))
+    labels = ctx.labels_of(node.input(0))
+    if node.input(0) in ctx.taints or taint is None or taint.mask.ndim != 1 or labels is None:
+        return False
+    in_shape, out_shape = ctx.static_shape(node.input(0)), ctx.static_shape(node.outputs[0])
+    if in_shape is None or out_shape is None or len(taint.mask) != len(out_shape):
+        return False
+    out_labels = reshape_labels(labels, in_shape, out_shape)
+    if out_labels is None:
+        return False
+    if not set(np.flatnonzero(taint.mask).tolist()) <= set(varying_axes(out_labels)):
+        return False
+    reshape(node, ctx)
+    return ctx.labels_of(node.outputs[0]) is not None

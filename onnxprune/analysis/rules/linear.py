@@ -97,6 +97,8 @@ def _activation_matmul(node: NodeView, ctx: AnalysisContext) -> None:
     if a_shape is None or b_shape is None or len(a_shape) < 2 or len(b_shape) < 2:
         ctx.block_inputs(node, "MatMul operands of unknown or vector shape")
         return
+    ctx.shrinks_with(node, la)
+    ctx.shrinks_with(node, lb)
     rank = max(len(a_shape), len(b_shape))
     a_shape = (1,) * (rank - len(a_shape)) + a_shape
     b_shape = (1,) * (rank - len(b_shape)) + b_shape
@@ -121,7 +123,11 @@ def _activation_matmul(node: NodeView, ctx: AnalysisContext) -> None:
     if rows is not None and cols is not None:
         ctx.block_inputs(node, "MatMul output would carry channels on two axes")
         return
-    if batch_varies:
+    if batch_varies and ctx.head_dim:
+        _same_positions_in_every_head(node, ctx, la, lb, m_axis)
+        if rows is None and cols is None:
+            return
+    elif batch_varies:
         batch = np.broadcast_shapes(la.shape[:m_axis], lb.shape[:m_axis])
         flat_a = np.broadcast_to(la, batch + la.shape[m_axis:]).reshape(int(np.prod(batch)), -1)
         flat_b = np.broadcast_to(lb, batch + lb.shape[m_axis:]).reshape(int(np.prod(batch)), -1)
@@ -144,3 +150,18 @@ def _activation_matmul(node: NodeView, ctx: AnalysisContext) -> None:
         ctx.set_labels(node.outputs[0], rows[..., :, :1])
     elif cols is not None:
         ctx.set_labels(node.outputs[0], cols[..., :1, :])
+
+
+def _same_positions_in_every_head(
+    node: NodeView, ctx: AnalysisContext, la: np.ndarray, lb: np.ndarray, m_axis: int
+) -> None:
+    """head_dim mode: position j of every head (batch slice) is united with position j of
+    the first head, for each operand that carries channels along the batch axes, so every
+    head keeps the same head_dim positions (rectangular [heads, head_dim] keep masks). The
+    batch axes then carry no channel of their own: the product's heads all stay."""
+    for labels in (la, lb):
+        if not any(labels.shape[i] > 1 for i in range(m_axis)):
+            continue
+        flat = labels.reshape(int(np.prod(labels.shape[:m_axis])), -1)
+        for row in flat[1:]:
+            ctx.union(flat[0], row, f"MatMul '{node.name}' head_dim positions differ per head")

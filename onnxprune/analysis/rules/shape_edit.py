@@ -4,6 +4,13 @@ A shape input is editable when it is a constant, or a Concat (axis 0) of 1-D pie
 every entry to change lies in a constant piece — the TorchScript pattern
 ``Concat(Unsqueeze(Gather(Shape(x), 0)), [h], [d])`` keeps a dynamic batch next to constant
 channel sizes. Entries equal to -1 or 0 (infer / copy) need no change.
+
+A run-time piece that *copies* dimensions of a tensor — ``Shape(x)`` (with start/end),
+``Slice(Shape(x), s, e)``, ``Gather(Shape(x), i)`` or ``Unsqueeze(Gather(Shape(x), i), 0)``,
+as the dynamo exporter writes for decomposed attention — needs no edit either when ``x``
+carries the same channels along the copied axis as the entry's axis: its value follows the
+pruning at run time. "The same channels" is checked per index of the axis (the set of labels
+in each slab), so the kept counts agree for every removal.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ class ShapePiece:
     input_index: int
     start: int  # first entry of the full shape vector covered by this piece
     values: list[int] | None  # None: computed at run time
+    copies: list[tuple[str, int]] | None = None  # run time: (tensor, axis) read per entry
 
 
 def shape_pieces(ctx: AnalysisContext, node: NodeView, input_index: int) -> list[ShapePiece] | None:
@@ -48,9 +56,87 @@ def shape_pieces(ctx: AnalysisContext, node: NodeView, input_index: int) -> list
         shape = ctx.static_shape(piece_name)
         if shape is None or len(shape) != 1:
             return None
-        pieces.append(ShapePiece(producer.name, index, start, None))
+        pieces.append(ShapePiece(producer.name, index, start, None, copied_dims(ctx, piece_name)))
         start += shape[0]
     return pieces
+
+
+def _scalar(ctx: AnalysisContext, name: str) -> int | None:
+    value = ctx.constant(name)
+    return None if value is None or value.size != 1 else int(value.reshape(-1)[0])
+
+
+def _shape_of(ctx: AnalysisContext, name: str) -> tuple[str, list[int]] | None:
+    """``(x, axes)`` when ``name`` is ``Shape(x)`` (start/end attributes applied)."""
+    node = ctx.view.producer.get(name)
+    rank = None if node is None or node.op_type != "Shape" else ctx.rank(node.input(0))
+    if rank is None:
+        return None
+    start = int(node.attrs.get("start", 0))
+    end = int(node.attrs.get("end", rank))
+    start, end = (v + rank if v < 0 else v for v in (start, end))
+    return node.input(0), list(range(max(0, start), min(end, rank)))
+
+
+def copied_dims(ctx: AnalysisContext, name: str) -> list[tuple[str, int]] | None:
+    """Per entry of the 1-D tensor ``name``, the ``(tensor, axis)`` whose run-time size it
+    copies, or None when ``name`` is not such a copy (see the module docstring)."""
+    direct = _shape_of(ctx, name)
+    if direct is not None:
+        return [(direct[0], axis) for axis in direct[1]]
+    node = ctx.view.producer.get(name)
+    if node is None:
+        return None
+    if node.op_type == "Unsqueeze":
+        axes = ctx.constant(node.input(1)) if node.input(1) else node.attrs.get("axes")
+        if axes is None or list(np.asarray(axes).reshape(-1)) != [0]:
+            return None
+        inner = ctx.view.producer.get(node.input(0))
+        if inner is None or inner.op_type != "Gather":
+            return None
+        node = inner
+    if node.op_type == "Gather" and int(node.attrs.get("axis", 0)) == 0:
+        source = _shape_of(ctx, node.input(0))
+        indices = ctx.constant(node.input(1))
+        if source is None or indices is None:
+            return None
+        tensor, axes = source
+        picked = [int(i) for i in indices.reshape(-1)]
+        if any(not -len(axes) <= i < len(axes) for i in picked):
+            return None
+        return [(tensor, axes[i]) for i in picked]
+    if node.op_type == "Slice":
+        source = _shape_of(ctx, node.input(0))
+        start, end = _scalar(ctx, node.input(1)), _scalar(ctx, node.input(2))
+        axis = _scalar(ctx, node.input(3)) if node.input(3) else 0
+        step = _scalar(ctx, node.input(4)) if node.input(4) else 1
+        if source is None or start is None or end is None or axis != 0 or step != 1:
+            return None
+        tensor, axes = source
+        return [(tensor, axis) for axis in axes[slice(start, end)]]
+    return None
+
+
+def _slabs(labels: np.ndarray, axis: int) -> list[frozenset]:
+    """The set of labels in each index of ``axis`` (size-1 axes: one slab)."""
+    return [
+        frozenset(np.unique(labels.take([i], axis=axis)).tolist())
+        for i in range(labels.shape[axis])
+    ]
+
+
+def follows_channels(
+    ctx: AnalysisContext, copy: tuple[str, int], labels: np.ndarray, axis: int
+) -> bool:
+    """True when the size of ``copy`` = (tensor, axis) is the kept count of ``labels`` along
+    ``axis`` for every removal: the same label set in every slab of both axes."""
+    tensor, source_axis = copy
+    source = ctx.labels_of(tensor)
+    if source is None or source.ndim <= source_axis or labels.ndim <= axis:
+        return False
+    if source.shape[source_axis] != labels.shape[axis] or labels.shape[axis] == 1:
+        return False
+    return _slabs(source, source_axis) == _slabs(labels, axis)
 
 
 def set_shape_entries(
@@ -62,11 +148,14 @@ def set_shape_entries(
     *,
     counts: dict[int, CountFn] | None = None,
     keep_minus_one: bool = True,
+    labels: np.ndarray | None = None,
 ) -> bool:
     """Register a fixup setting shape entries at ``positions`` to the kept channel counts.
 
     Each position's new value is ``counts[position](keep)`` or, by default, the number of kept
-    entries of ``vector``. Returns False when an entry to change is computed at run time.
+    entries of ``vector``. Returns False when an entry to change is computed at run time,
+    unless it copies the run-time size of a tensor whose channels along that axis are the
+    ones of ``labels`` (the output labels, axis = position) — see :func:`follows_channels`.
     """
     pieces = shape_pieces(ctx, node, input_index)
     if pieces is None:
@@ -81,7 +170,16 @@ def set_shape_entries(
             return False
         piece = pieces[piece_index]
         if piece.values is None:
-            return False
+            copies = piece.copies
+            offset = position - piece.start
+            if (
+                labels is None
+                or copies is None
+                or offset >= len(copies)
+                or not follows_channels(ctx, copies[offset], labels, position)
+            ):
+                return False
+            continue
         original = piece.values[position - piece.start]
         if keep_minus_one and original in (-1, 0):
             continue
@@ -90,12 +188,17 @@ def set_shape_entries(
         return True
 
     def apply(editor, keep: KeepFn) -> None:
+        owner = None
         for piece_index, entries in edits.items():
             piece = pieces[piece_index]
             values = np.array(piece.values, dtype=np.int64)
             for offset, count in entries:
                 values[offset] = count(keep)
-            editor.replace_constant_input(piece.owner, piece.input_index, values)
+            if piece.owner != node.name and owner is None:  # a Concat other nodes may read
+                owner = editor.private_producer(node.name, input_index)
+            editor.replace_constant_input(
+                node.name if piece.owner == node.name else owner, piece.input_index, values
+            )
 
     ctx.add_fixup(node, apply)
     return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxprune.analysis.context import AnalysisContext
+from onnxprune.analysis.context import ROLE_OUT, AnalysisContext
 from onnxprune.analysis.graph_view import NodeView
 from onnxprune.analysis.labels import FIXED, axis_labels, pad_rank, varying_axes, vector_along
 from onnxprune.analysis.registry import register
@@ -159,6 +159,7 @@ def gather(node: NodeView, ctx: AnalysisContext) -> None:
         ctx.block_inputs(node, "channels used as gather indices")
         return
     if labels is None:
+        _embedding_lookup(node, ctx)
         return
     axis = normalize_axis(int(node.attrs.get("axis", 0)), labels.ndim)
     if labels.shape[axis] > 1:
@@ -170,3 +171,24 @@ def gather(node: NodeView, ctx: AnalysisContext) -> None:
         return
     shape = labels.shape[:axis] + (1,) * index_rank + labels.shape[axis + 1 :]
     ctx.set_labels(node.outputs[0], labels.reshape(shape))
+
+
+def _embedding_lookup(node: NodeView, ctx: AnalysisContext) -> None:
+    """Gather(table[V, H], ids, axis=0) with a constant float table and run-time ids (token,
+    position and type embeddings): a *source* like a dense layer. Each of the H columns is a
+    new atom written by table[:, h] (its rows are looked up, so slicing columns removes
+    exactly those output channels); the output [*ids.shape, H] carries them on its last axis.
+    """
+    table = ctx.weight_shape(node.input(0))
+    if table is None or len(table) != 2 or int(node.attrs.get("axis", 0)) not in (0, -2):
+        return
+    if ctx.weight_shape(node.input(1)) is not None or table[1] < 2:
+        return
+    if not np.issubdtype(ctx.view.constant_dtype(node.input(0)), np.floating):
+        return
+    out_rank = ctx.rank(node.outputs[0])
+    if out_rank is None:
+        return
+    atoms = ctx.new_atoms(node, int(table[1]))
+    ctx.request_slice(node.input(0), 1, atoms, node, ROLE_OUT)
+    ctx.set_labels(node.outputs[0], axis_labels(out_rank, out_rank - 1, atoms))

@@ -75,6 +75,16 @@ def print_comparison(comparison, console=None) -> None:
     )
 
 
+def _load_feeds(path: str, model: str, input_shapes) -> dict:
+    """The user's data as arrays by input name, checked against the first model's inputs."""
+    import onnx
+
+    from onnxprune.evaluate import load_data, model_input_specs
+
+    graph = onnx.load(model, load_external_data=False)
+    return load_data(path, model_input_specs(graph), input_shapes).inputs
+
+
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
@@ -105,6 +115,11 @@ def print_comparison(comparison, console=None) -> None:
 @click.option("--no-memory", is_flag=True, help="Skip the peak-memory measurement.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs.")
 @click.option(
+    "--data",
+    type=click.Path(),
+    help="Time on this data (.npz, image folder) instead of random inputs.",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False),
@@ -124,6 +139,7 @@ def command(
     trt_sparsity,
     no_memory,
     seed,
+    data,
     json_path,
 ) -> None:
     """Measure the latency of MODEL [MODEL...] on identical inputs, runs interleaved."""
@@ -156,6 +172,7 @@ def command(
         seed=seed,
         measure_memory=not no_memory,
         session_options=options,
+        data=_load_feeds(data, models[0], parse_input_shapes(input_shapes)) if data else None,
     )
     for note in comparison.notes:
         click.echo(f"note: {note}", err=True)

@@ -246,6 +246,7 @@ def command(
 
             payload["groups"] = describe_groups(analysis)
             payload["prunable_macs"] = analysis.prunable_macs()
+            payload["analysis_notes"] = list(analysis.notes)
         if search is not None:
             payload["blocks"] = search.to_dict()
         if show_sparsity:
@@ -262,6 +263,8 @@ def command(
                     "depend on them may block groups (" + cli_words(summary.macs_unknown) + ")"
                 )
             print_groups(analysis)
+            for note in analysis.notes:
+                click.echo(f"note: {note}")
         if search is not None:
             from onnxprune.blocks.report import print_units
 
