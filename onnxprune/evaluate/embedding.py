@@ -93,7 +93,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((norm_a == 0) & (norm_b == 0), 1.0, values)
 
 
-@builtin(EMBEDDING_COSINE, KIND_REFERENCE, aliases=("sentence_cosine",))
+@builtin(EMBEDDING_COSINE, KIND_REFERENCE, aliases=("sentence_cosine",), default_max_drop=0.01)
 @uses_mask
 def embedding_cosine(candidate, reference, mask: np.ndarray | None = None) -> float:
     """Mean over samples of cos(e_n, e'_n), e = :func:`mean_pool` of each output."""

@@ -250,8 +250,17 @@ class GuardEvaluator:
             notes = list(runner.notes)
         finally:
             runner.close()
+        from onnxprune.graph.input_ranges import integer_input_ranges
+
         calibration, evaluation, measured = _split_data(
-            data, eval_data, specs, input_shapes, eval_split, seed, notes
+            data,
+            eval_data,
+            specs,
+            input_shapes,
+            eval_split,
+            seed,
+            notes,
+            ranges=integer_input_ranges(original),
         )
         if max_eval_samples is not None and len(evaluation) > max_eval_samples:
             chosen = np.sort(
@@ -309,7 +318,12 @@ class GuardEvaluator:
     def _score(self, outputs: ModelOutputs, dataset: Dataset, reference=None) -> float:
         if self.metric.kind == KIND_REFERENCE:
             reference = reference if reference is not None else outputs
-            return float(self.metric.fn(outputs.arrays[0], reference.arrays[0]))
+            extra = {}
+            if getattr(self.metric.fn, "uses_mask", False) and dataset.inputs:
+                from onnxprune.evaluate.embedding import attention_mask
+
+                extra = {"mask": attention_mask(dataset.inputs)}
+            return float(self.metric.fn(outputs.arrays[0], reference.arrays[0], **extra))
         if self.metric.kind == KIND_TASK:
             from onnxprune.evaluate.tasks import score_task, task_targets
 
@@ -353,8 +367,21 @@ class GuardEvaluator:
             warmup_runs=LATENCY_WARMUP_RUNS,
             seed=self.seed,
             measure_memory=memory,
+            data=self.evaluation.inputs if self._time_on_data() else None,
         )
         return _latency_rows(comparison, batch, len(models))
+
+    def _time_on_data(self) -> bool:
+        """Latency is timed on the evaluation data when the model has integer inputs (random
+        ids could be out of range) or dynamic dimensions no input shape fixes."""
+        for spec in self.input_specs:
+            name, dtype, dims = spec[0], np.dtype(spec[1]), spec[2]
+            if np.issubdtype(dtype, np.integer) and name in self.evaluation.inputs:
+                return True
+            fixed = self.input_shapes.get(name)
+            if fixed is None and any(not isinstance(d, int) for d in list(dims)[1:]):
+                return True
+        return False
 
     def latency(self, model: ModelProto) -> float:
         """Median (p50) latency of ``model`` in ms at :meth:`latency_batch`."""
@@ -397,14 +424,16 @@ class GuardEvaluator:
         }
 
 
-def _split_data(data, eval_data, specs, input_shapes, eval_split, seed, notes):
+def _split_data(data, eval_data, specs, input_shapes, eval_split, seed, notes, ranges=None):
     """(calibration, evaluation, accuracy_measured) from the user's data arguments."""
     if data is None and eval_data is None:
         notes.append(
             "no data given: synthetic inputs, accuracy not measured "
             "(the guard compares outputs with the original model's)"
         )
-        evaluation = load_data(f"synthetic:{SYNTHETIC_SAMPLES}", specs, input_shapes, seed=seed)
+        evaluation = load_data(
+            f"synthetic:{SYNTHETIC_SAMPLES}", specs, input_shapes, seed=seed, input_ranges=ranges
+        )
         return None, evaluation, False
     if eval_data is None:
         full = load_data(data, specs, input_shapes, seed=seed)
@@ -435,7 +464,7 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
             probe = run_dataset(
                 original, evaluation.take(1), provider=provider, batch_size=batch_size
             )
-            spec = default_reference_metric(probe.arrays[0])
+            spec = _default_metric(original, evaluation, probe)
     metric = resolve_metric(spec)
     if metric.kind == KIND_LABELS and not evaluation.has_labels:
         raise InputError(
@@ -443,6 +472,23 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
             "(add a 'labels' array, or use a fidelity metric such as kl, cosine or agreement)"
         )
     return metric
+
+
+def _default_metric(original, evaluation: Dataset, probe: ModelOutputs) -> str:
+    """Without labels: for models with integer inputs (token ids) the text rule of
+    :func:`onnxprune.evaluate.embedding.default_metric_name` (embedding cosine for hidden
+    states, agreement for logits); otherwise the fidelity metric of the first output
+    (:func:`~onnxprune.evaluate.fidelity.default_reference_metric`)."""
+    from onnxprune.evaluate.embedding import default_metric_name
+
+    specs = [(name, array.dtype, list(array.shape)) for name, array in evaluation.inputs.items()]
+    if any(np.issubdtype(dtype, np.integer) for _, dtype, _ in specs):
+        first = probe.arrays[0]
+        outputs = [(probe.names[0], first.dtype, list(first.shape))]
+        name = default_metric_name(specs, outputs, has_labels=False)
+        if name != "agreement":
+            return name
+    return default_reference_metric(probe.arrays[0])
 
 
 def _quick_subset(evaluation: Dataset, seed: int) -> tuple[Dataset, np.ndarray]:

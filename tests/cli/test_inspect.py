@@ -178,13 +178,14 @@ def test_dynamic_spatial_dims_make_macs_unknown_with_a_hint(tmp_path):
 
 
 def test_text_encoder_without_input_shape(zoo_onnx):
-    """No --input-shape: shapes inference cannot resolve are measured (and said so); heads
-    and feed-forward groups are listed as prunable."""
+    """No --input-shape: the sequence length is unknown, so MACs are reported as unknown with
+    the flag to give; shapes inference cannot resolve are measured (and said so); heads and
+    feed-forward groups are listed as prunable."""
     result = invoke(zoo_onnx("bert", "torchscript"), "--json", "--groups")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["macs"] > 0
+    assert data["macs"] is None and "--input-shape" in data["macs_unknown"]
     assert any("measured by running the model" in note for note in data["notes"])
-    assert data["prunable_macs"] >= 0.9 * data["macs"]
+    assert data["prunable_macs"] > 0
     assert any("measured" in note for note in data["analysis_notes"])
     assert sorted(g["clusters"] for g in data["groups"] if g["prunable"]) == [12, 12, 384, 384]

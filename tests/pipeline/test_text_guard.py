@@ -1,0 +1,43 @@
+"""The guard on a text encoder: embedding cosine by default, in-range ids, latency on data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnxprune.graph.input_ranges import integer_input_ranges
+from onnxprune.pipeline.evaluation import GuardEvaluator
+
+
+@pytest.fixture(scope="module")
+def bert(zoo_onnx):
+    import onnx
+
+    return onnx.load(zoo_onnx("bert", "dynamo"))
+
+
+def _ids(model, n=12, length=16, seed=0):
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    ranges = integer_input_ranges(model)
+    for value in model.graph.input:
+        high = ranges[value.name].high if value.name in ranges else 2
+        feeds[value.name] = rng.integers(0, high, size=(n, length)).astype(np.int64)
+    return feeds
+
+
+def test_text_encoder_guard_defaults_to_embedding_cosine_and_times_on_data(bert):
+    evaluator = GuardEvaluator.create(bert, eval_data=_ids(bert))
+    assert evaluator.metric_name == "embedding_cosine"
+    assert evaluator.guard.max_drop == pytest.approx(max(0.01, 2 * evaluator.guard.noise.floor))
+    assert evaluator.baseline == pytest.approx(1.0, abs=1e-6)
+    assert evaluator._time_on_data()
+    assert evaluator.latency(bert) > 0
+
+
+def test_synthetic_text_inputs_stay_in_range(bert):
+    evaluator = GuardEvaluator.create(bert, input_shapes={n.name: [1, 8] for n in bert.graph.input})
+    ranges = integer_input_ranges(bert)
+    for name, array in evaluator.evaluation.inputs.items():
+        if name in ranges:
+            assert array.min() >= ranges[name].low and array.max() < ranges[name].high
