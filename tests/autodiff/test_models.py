@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from models import EXPORTERS, MODELS, SMALL_CONFIG, build_model, sample_input
+from models import EXPORTERS, MODELS, SMALL_CONFIG, build_model, get_spec, sample_input
 from onnxprune.autodiff import (
     GradientSession,
     build_gradient_model,
@@ -18,7 +18,10 @@ from onnxprune.autodiff import (
 from onnxprune.passes.pipeline import preprocess
 
 RELATIVE_TOLERANCE = 1e-4
-CASES = [(name, exporter) for name in MODELS for exporter in EXPORTERS]
+# Input gradients need a float input: token-id (text) models have none.
+CASES = [
+    (name, exporter) for name in MODELS if not get_spec(name).is_text for exporter in EXPORTERS
+]
 
 
 def _relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
