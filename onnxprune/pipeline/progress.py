@@ -44,7 +44,9 @@ def parse_count(message: str) -> tuple[str, int, int] | None:
 
 
 class Progress:
-    """Callable progress hook (see module docstring)."""
+    """Callable progress hook (see module docstring). On a console that is not a terminal
+    (a pipe, a CI log) bars cannot redraw: each new phase is printed once as a plain line, so
+    a pipeline sees the run's progress from its first second too."""
 
     def __init__(self, console: Console, enabled: bool = True) -> None:
         self.console = console
@@ -52,9 +54,11 @@ class Progress:
         self._bar: RichProgress | None = None
         self._task = None
         self._phase: str | None = None
+        self._plain = enabled and not console.is_terminal
+        self._last_plain: str | None = None
 
     def __enter__(self) -> Progress:
-        if self.enabled:
+        if self.enabled and not self._plain:
             self._bar = RichProgress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
@@ -76,6 +80,9 @@ class Progress:
             self._bar = None
 
     def __call__(self, message: str) -> None:
+        if self._plain:
+            self._print_plain(message)
+            return
         if self._bar is None:
             return
         count = parse_count(message)
@@ -92,6 +99,13 @@ class Progress:
             self._bar.update(self._task, description=message, completed=done, total=total)
         if message.startswith(_LOGGED):
             self._bar.console.print(f"  {message}", highlight=False)
+
+    def _print_plain(self, message: str) -> None:
+        count = parse_count(message)
+        phase = count[0] if count is not None else message
+        if message.startswith(_LOGGED) or phase != self._last_plain:
+            self.console.print(f"  {message}", highlight=False, soft_wrap=True)
+        self._last_plain = phase
 
     def _new_task(self, message: str, total: int | None) -> None:
         assert self._bar is not None

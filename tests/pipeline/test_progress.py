@@ -37,3 +37,21 @@ def test_progress_bars_and_log_lines():
     with Progress(Console(file=quiet), enabled=False) as progress:
         progress("step 1.1 (full): kept")
     assert quiet.getvalue() == ""
+
+
+def test_without_a_terminal_each_phase_is_one_plain_line():
+    stream = io.StringIO()
+    with Progress(Console(file=stream, force_terminal=False, width=200)) as progress:
+        progress("loading the model")
+        progress("evaluating the original 64/128 samples")
+        progress("evaluating the original 128/128 samples")
+        progress("sensitivity 1/3: a")
+        progress("sensitivity 2/3: b")
+        progress("step 1.1 (full): kept")
+    lines = [line.strip() for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "loading the model",
+        "evaluating the original 64/128 samples",
+        "sensitivity 1/3: a",
+        "step 1.1 (full): kept",
+    ]
