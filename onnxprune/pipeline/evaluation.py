@@ -438,6 +438,12 @@ def _split_data(data, eval_data, specs, input_shapes, eval_split, seed, notes, r
     if eval_data is None:
         full = load_data(data, specs, input_shapes, seed=seed)
         calibration, evaluation = full.split(eval_split, seed)
+        if not _synthetic(data):
+            notes.append(
+                "the guard is measured on a held-out share of --data, which also calibrates "
+                "the recovery: if --data holds crops or frames of few images, it cannot see "
+                "over-fitting to them; give --eval with other images for a guard that does"
+            )
         return calibration, evaluation, not _synthetic(data)
     evaluation = load_data(eval_data, specs, input_shapes, seed=seed + 1)
     calibration = None if data is None else load_data(data, specs, input_shapes, seed=seed)
