@@ -26,6 +26,7 @@ from onnxprune.pipeline.goals import GoalContext, make_goal
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, Measured
 from onnxprune.pipeline.outputs import default_output
 from onnxprune.pipeline.plan import CHANNELS, Plan, PlanContext, merge_units, setup_kinds
+from onnxprune.pipeline.progress import INPUTS_CHECKED
 from onnxprune.pipeline.schedule import Schedule
 from onnxprune.pipeline.target import DEFAULT_UNITS, Target, parse_target
 from onnxprune.report.schema import STATUS_OK, GroupWidth, Report
@@ -167,6 +168,7 @@ def optimize(
         progress=progress,
     )
     notes = list(evaluator.notes)
+    say(INPUTS_CHECKED)
     for note in evaluator.notes:
         say(f"warning: {note}")
     metric_before = evaluator.baseline

@@ -26,6 +26,9 @@ from rich.progress import Progress as RichProgress
 
 _COUNT = re.compile(r"^(?P<phase>.*?)(?P<done>\d+)\s*/\s*(?P<total>\d+)")
 _LOGGED = ("step", "protected", "warning", "guard")
+# Said once the model and the data passed their checks: before it, a run that fails on bad
+# input must leave exactly one line on stderr (its error), so plain lines wait for it.
+INPUTS_CHECKED = "model and data checked"
 
 
 def parse_count(message: str) -> tuple[str, int, int] | None:
@@ -45,8 +48,9 @@ def parse_count(message: str) -> tuple[str, int, int] | None:
 
 class Progress:
     """Callable progress hook (see module docstring). On a console that is not a terminal
-    (a pipe, a CI log) bars cannot redraw: each new phase is printed once as a plain line, so
-    a pipeline sees the run's progress from its first second too."""
+    (a pipe, a CI log) bars cannot redraw: each new phase is printed once as a plain line, from
+    :data:`INPUTS_CHECKED` on (seconds into the run; a bad-input error before it stays the only
+    line on stderr)."""
 
     def __init__(self, console: Console, enabled: bool = True) -> None:
         self.console = console
@@ -56,6 +60,7 @@ class Progress:
         self._phase: str | None = None
         self._plain = enabled and not console.is_terminal
         self._last_plain: str | None = None
+        self._checked = False
 
     def __enter__(self) -> Progress:
         if self.enabled and not self._plain:
@@ -101,6 +106,10 @@ class Progress:
             self._bar.console.print(f"  {message}", highlight=False)
 
     def _print_plain(self, message: str) -> None:
+        if message == INPUTS_CHECKED:
+            self._checked = True
+        if not self._checked:
+            return
         count = parse_count(message)
         phase = count[0] if count is not None else message
         if message.startswith(_LOGGED) or phase != self._last_plain:

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from onnxprune.pipeline.progress import Progress, parse_count
+from onnxprune.pipeline.progress import INPUTS_CHECKED, Progress, parse_count
 
 
 def test_parse_count():
@@ -42,7 +42,8 @@ def test_progress_bars_and_log_lines():
 def test_without_a_terminal_each_phase_is_one_plain_line():
     stream = io.StringIO()
     with Progress(Console(file=stream, force_terminal=False, width=200)) as progress:
-        progress("loading the model")
+        progress("loading the model")  # before the checks: a bad input leaves one line
+        progress(INPUTS_CHECKED)
         progress("evaluating the original 64/128 samples")
         progress("evaluating the original 128/128 samples")
         progress("sensitivity 1/3: a")
@@ -50,7 +51,7 @@ def test_without_a_terminal_each_phase_is_one_plain_line():
         progress("step 1.1 (full): kept")
     lines = [line.strip() for line in stream.getvalue().splitlines()]
     assert lines == [
-        "loading the model",
+        INPUTS_CHECKED,
         "evaluating the original 64/128 samples",
         "sensitivity 1/3: a",
         "step 1.1 (full): kept",
