@@ -147,6 +147,7 @@ def optimize(
     if allocation is not None and allocation not in ALLOCATIONS:
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     kinds = _unit_kinds(units, target)
+    _check_options_early(kinds, recover, data, allocation)
     input_shapes = dict(input_shapes or {})
     say("loading the model")
     original = load_model(model)
@@ -187,11 +188,6 @@ def optimize(
         criterion, allocation, recover, evaluator.calibration is not None
     )
     notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
-    if "sparsity" in kinds and len(kinds) > 1:
-        raise InputError(
-            "sparsity is optimized alone: prune channels or blocks first (optimize with a MAC "
-            "target), then run optimize --target sparsity=S on the result"
-        )
     if len(kinds) > 1 and evaluator.calibration is None:
         raise InputError(
             f"ranking {' and '.join(kinds)} against each other needs calibration data "
@@ -339,6 +335,35 @@ def optimize(
     report.plan = plan.describe(best.removed)
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
+
+
+def _check_options_early(kinds: list[str], recover, data, allocation) -> None:
+    """Option errors that need no model or data, raised before any work (exit 2, one line)."""
+    from onnxprune.pipeline.plan import KIND_FACTORIES
+    from onnxprune.recover.registry import lookup_recovery
+
+    unknown = [name for name in kinds if name not in KIND_FACTORIES]
+    if unknown:
+        raise InputError(
+            f"unknown kind of pruning '{unknown[0]}'; known: {', '.join(sorted(KIND_FACTORIES))}"
+        )
+    if "sparsity" in kinds and len(kinds) > 1:
+        raise InputError(
+            "sparsity is optimized alone: prune channels or blocks first (optimize with a MAC "
+            "target), then run optimize --target sparsity=S on the result"
+        )
+    if len(kinds) > 1 and data is None:
+        raise InputError(
+            f"ranking {' and '.join(kinds)} against each other needs calibration data "
+            "(data=...): their scores are measured drops"
+        )
+    if len(kinds) > 1 and "channels" in kinds and allocation not in (None, "sensitivity"):
+        raise InputError(
+            "ranking channels against other kinds needs allocation 'sensitivity' (measured drop "
+            f"per MAC), got '{allocation}'"
+        )
+    if isinstance(recover, str):
+        lookup_recovery(recover)
 
 
 def _unit_kinds(units, target: Target) -> list[str]:

@@ -291,3 +291,20 @@ def test_zoo_model_end_to_end(zoo_onnx, tmp_path):
     assert validate_report(report) == []
     assert report["macs_after"] < report["macs_before"]
     assert (tmp_path / "mobilenetv2.pruned.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--units", "foo"], "unknown kind of pruning 'foo'"),
+        (["--recover", "foo"], "unknown recovery 'foo'"),
+        (["--units", "channels,sparsity", "--target", "sparsity=0.5"], "optimized alone"),
+        (["--units", "channels,blocks"], "needs calibration data (--data PATH)"),
+    ],
+)
+def test_option_errors_come_first_as_one_line(vgg, tmp_path, args, message):
+    result = invoke("optimize", vgg, "-o", tmp_path / "o.onnx", *args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "o.onnx").exists()
