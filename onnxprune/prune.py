@@ -112,6 +112,8 @@ def prune(
     input_shapes: dict[str, list[int]] | None = None,
     scores: np.ndarray | None = None,
     data=None,
+    allow_norm_stats: bool | None = None,
+    allow_output_change: bool = False,
 ) -> PruneResult:
     """Prune channels of ``model`` (path or ModelProto, never modified).
 
@@ -120,7 +122,10 @@ def prune(
     name; ``ratio_for`` maps globs to per-layer ratios; ``round_to`` makes kept counts multiples
     of N (default: the CPU provider's channel block, as ``optimize``: :mod:`onnxprune.defaults`).
     ``data``: calibration data for data-driven criteria (``obs``, ``activation``, ``taylor``,
-    ``fisher``, ...), in any form ``optimize`` accepts. ``scores`` overrides the criterion (one score per cluster of the analysis).
+    ``fisher``, ...), in any form ``optimize`` accepts. ``allow_norm_stats``: prune groups whose
+    channels feed LayerNorm/GroupNorm statistics (not mask-equivalent: the statistics change);
+    default on with ``data``, off without (no guard checks the result).
+    ``allow_output_change``: let a graph output's width follow the pruning. ``scores`` overrides the criterion (one score per cluster of the analysis).
     """
     policy = AllocationPolicy(
         ratio=ratio,
@@ -136,7 +141,14 @@ def prune(
     original, prepared, notes = prepare(model, input_shapes)
     timings["preprocess"] = time.perf_counter() - start
     start = time.perf_counter()
-    analysis = analyze(prepared, input_shapes)
+    if allow_norm_stats is None:
+        allow_norm_stats = data is not None
+    analysis = analyze(
+        prepared,
+        input_shapes,
+        allow_norm_stats=allow_norm_stats,
+        allow_output_change=allow_output_change,
+    )
     timings["analyze"] = time.perf_counter() - start
     start = time.perf_counter()
     if scores is None:

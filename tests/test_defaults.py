@@ -24,3 +24,13 @@ def test_round_to_resolves_to_the_providers_channel_block():
     assert defaults.round_to("cpu") == channel_block("cpu")
     assert defaults.round_to("cuda") == 8
     assert defaults.round_to("cpu", 1) == 1
+
+
+def test_data_free_prune_leaves_normalization_coupled_groups_unless_allowed(zoo_onnx):
+    path = zoo_onnx("vit_tiny", "torchscript")
+    default = prune(str(path), ratio=0.3, round_to=1)
+    allowed = prune(str(path), ratio=0.3, round_to=1, allow_norm_stats=True)
+    coupled = [g for g in allowed.plan.groups if g.stats_coupled and g.kept < g.clusters]
+    assert coupled, "the residual stream feeds LayerNorm statistics and is pruned when allowed"
+    assert all(g.kept == g.clusters for g in default.plan.groups if g.stats_coupled)
+    assert allowed.plan.macs_after < default.plan.macs_after

@@ -98,6 +98,8 @@ def optimize(
     allocation: str | None = None,
     units: str | list[str] | None = None,
     noise_sigma: float = 0.01,
+    allow_norm_stats: bool = True,
+    allow_output_change: bool = False,
     plan_options: dict[str, Any] | None = None,
 ) -> OptimizeResult:
     """Prune ``model`` (path or ModelProto, never modified) toward ``target`` in ``steps``
@@ -126,6 +128,9 @@ def optimize(
     metric's noise floor) or None (1 point for label metrics, 10x the floor for fidelity
     metrics); ``noise_sigma``: the relative input noise the floor is measured with (0: no
     perturbation, only sampling noise). See :mod:`onnxprune.pipeline.evaluation`.
+    ``allow_norm_stats`` (default on: the guard checks the result): prune groups whose channels
+    feed LayerNorm/GroupNorm statistics; ``allow_output_change``: let a graph output's width
+    follow the pruning (off: such groups are blocked).
     ``plan_options``: kind-specific options passed to the kinds' factories.
     Returns an :class:`OptimizeResult`; its ``ok`` is False when the guard or the target was
     not met (the model is then the best one found within the guard).
@@ -201,7 +206,12 @@ def optimize(
 
     tick = time.perf_counter()
     say("analysing channel groups")
-    analysis = analyze(prepared, input_shapes)
+    analysis = analyze(
+        prepared,
+        input_shapes,
+        allow_norm_stats=allow_norm_stats,
+        allow_output_change=allow_output_change,
+    )
     scores = (
         score_clusters(analysis, criterion, original=original, calibration=evaluator.calibration)
         if CHANNELS in kinds

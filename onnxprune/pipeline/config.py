@@ -44,6 +44,8 @@ class OptimizeOptions:
     allocation: str | None = None  # sensitivity with --data, else global
     recover: str | None = None  # lsq with --data, else none
     units: str | None = None  # kinds of pruning, comma-separated (default: the target's)
+    allow_norm_stats: bool = True  # prune groups feeding LayerNorm/GroupNorm statistics
+    allow_output_change: bool = False  # let a graph output's width follow the pruning
     max_ratio: float = 0.8
     round_to: int | None = None  # the provider's channel block (onnxprune.defaults)
     ignore: list[str] = field(default_factory=list)
@@ -152,7 +154,9 @@ def merge_options(config: dict[str, Any], flags: dict[str, Any]) -> OptimizeOpti
     for source in (config, flags):
         for key, value in source.items():
             name = normalize_key(key)
-            if value is None or value == () or value == [] or value == {} or value is False:
+            explicit_off = value is False and getattr(OptimizeOptions(), name, False) is True
+            empty = value is None or value == () or value == [] or value == {}
+            if empty or (value is False and not explicit_off):
                 continue
             merged[name] = value
     unknown = set(merged) - set(OptimizeOptions.names())

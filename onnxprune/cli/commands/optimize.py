@@ -90,6 +90,17 @@ from onnxprune.errors import GuardNotMetError, InputError
     "mean output), or both, ranked by measured drop per MAC (needs --data). Default: channels.",
 )
 @click.option(
+    "--allow-norm-stats/--no-allow-norm-stats",
+    default=None,
+    help="Prune channel groups that feed LayerNorm/GroupNorm statistics (the transformer "
+    "residual stream; not mask-equivalent, so the guard decides). Default: on.",
+)
+@click.option(
+    "--allow-output-change",
+    is_flag=True,
+    help="Let a graph output's width follow the pruning (e.g. an encoder's hidden size).",
+)
+@click.option(
     "--max-ratio", type=float, help="Most of a group's channels that may go (default 0.8)."
 )
 @click.option(
@@ -180,6 +191,8 @@ def run(options) -> None:
             criterion=options.criterion,
             allocation=options.allocation,
             units=options.units,
+            allow_norm_stats=options.allow_norm_stats,
+            allow_output_change=options.allow_output_change,
             recover=options.recover,
             provider=options.provider,
             max_ratio=options.max_ratio,

@@ -91,6 +91,17 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     help="Calibration data (.npz or image folder) for data-driven criteria (obs, activation, "
     "taylor, fisher).",
 )
+@click.option(
+    "--allow-norm-stats/--no-allow-norm-stats",
+    default=None,
+    help="Prune channel groups that feed LayerNorm/GroupNorm statistics (not mask-equivalent). "
+    "Default: on with --data, off without.",
+)
+@click.option(
+    "--allow-output-change",
+    is_flag=True,
+    help="Let a graph output's width follow the pruning (e.g. an encoder's hidden size).",
+)
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across all groups.")
 @click.option(
     "--max-ratio",
@@ -137,6 +148,8 @@ def command(
     ratio,
     criterion,
     data,
+    allow_norm_stats,
+    allow_output_change,
     global_ranking,
     max_ratio,
     round_to,
@@ -184,6 +197,8 @@ def command(
         ratio_for=parse_ratio_for(ratio_for),
         input_shapes=parse_input_shapes(input_shapes),
         data=data,
+        allow_norm_stats=allow_norm_stats,
+        allow_output_change=allow_output_change,
     )
     result.save(out_path, force=force, input_path=model)
     if json_path:
