@@ -193,16 +193,6 @@ def optimize(
         criterion, allocation, recover, evaluator.calibration is not None
     )
     notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
-    if len(kinds) > 1 and evaluator.calibration is None:
-        raise InputError(
-            f"ranking {' and '.join(kinds)} against each other needs calibration data "
-            "(data=...): their scores are measured drops"
-        )
-    if len(kinds) > 1 and "channels" in kinds and allocation != "sensitivity":
-        raise InputError(
-            "ranking channels against other kinds needs allocation 'sensitivity' (measured drop "
-            f"per MAC), got '{allocation}'"
-        )
 
     tick = time.perf_counter()
     say("analysing channel groups")
