@@ -74,3 +74,9 @@ def residual_model(
     if internal_output:
         outputs.append(tensor("f1", SHAPE))
     return make_model(nodes, [tensor("input", SHAPE)], outputs, inits)
+
+
+def calibration_feeds(samples: int = 16, seed: int = 1) -> dict[str, np.ndarray]:
+    """Seeded standard-normal inputs for :func:`residual_model` (input shape (8, 6, 6))."""
+    rng = np.random.default_rng(seed)
+    return {"input": rng.standard_normal((samples, 8, 6, 6)).astype(np.float32)}

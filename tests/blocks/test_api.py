@@ -9,7 +9,7 @@ import pytest
 import onnxprune
 from onnxprune.blocks import block_candidates, find_units
 from onnxprune.errors import InputError
-from tests.blocks.graphs import residual_model
+from tests.blocks.graphs import calibration_feeds, residual_model
 from tests.oracle import random_feeds, session
 
 
@@ -20,8 +20,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def calibration():
-    rng = np.random.default_rng(1)
-    return {"input": rng.standard_normal((16, 8, 6, 6)).astype(np.float32)}
+    return calibration_feeds(16)
 
 
 def test_removes_the_lowest_scored_unit(model, calibration):

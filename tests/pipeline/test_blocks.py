@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from onnxprune.errors import InputError
 from onnxprune.pipeline.api import optimize
-from tests.blocks.graphs import residual_model
+from tests.blocks.graphs import calibration_feeds, residual_model
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +16,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def calibration():
-    rng = np.random.default_rng(1)
-    return {"input": rng.standard_normal((24, 8, 6, 6)).astype(np.float32)}
+    return calibration_feeds(24)
 
 
 def test_optimize_removes_the_quiet_block(model, calibration):
