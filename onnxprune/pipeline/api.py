@@ -137,7 +137,6 @@ def optimize(
     """
     from onnxprune.analysis import analyze
     from onnxprune.evaluate.data import shapes_from_data
-    from onnxprune.importance import score_clusters
     from onnxprune.io import load_model
     from onnxprune.pipeline.evaluation import GuardEvaluator
     from onnxprune.prune import prepare
@@ -202,42 +201,29 @@ def optimize(
         allow_norm_stats=allow_norm_stats,
         allow_output_change=allow_output_change,
     )
-    scores = (
-        score_clusters(analysis, criterion, original=original, calibration=evaluator.calibration)
-        if CHANNELS in kinds
-        else None
+    plan, ranked, setups = _set_up_plan(
+        kinds,
+        PlanContext(
+            original=original,
+            prepared=prepared,
+            analysis=analysis,
+            calibration=evaluator.calibration,
+            target=target,
+            input_shapes=input_shapes,
+            progress=say,
+            options=_plan_options(
+                kinds, provider, max_ratio, round_to, ignore, ratio_for, seed, plan_options
+            ),
+        ),
+        criterion=criterion,
+        allocation=allocation,
+        recover=recover,
+        recovery_name=recovery_name,
     )
-    if isinstance(recover, str) or recover is None:
-        from onnxprune.recover import make_recovery
-
-        recover = make_recovery(
-            recovery_name, analysis, evaluator.calibration, seed=seed, progress=say
-        )
-    context = PlanContext(
-        original=original,
-        prepared=prepared,
-        analysis=analysis,
-        calibration=evaluator.calibration,
-        target=target,
-        input_shapes=input_shapes,
-        progress=say,
-        options={
-            "max_ratio": max_ratio,
-            "round_to": defaults.round_to(provider, round_to),
-            "ignore": list(ignore),
-            "ratio_for": dict(ratio_for or {}),
-            "seed": seed,
-            "combined": len(kinds) > 1,
-            **dict(plan_options or {}),
-        },
-        shared={"scores": scores, "allocation": allocation, "recover": recover},
-    )
-    setups = setup_kinds(kinds, context)
     for setup in setups:
         notes.extend(setup.notes)
         seconds.update(setup.seconds)
-    plan = Plan(prepared, [setup.kind for setup in setups])
-    schedule = Schedule(analysis, merge_units([setup.units for setup in setups]))
+    schedule = Schedule(analysis, ranked)
     seconds["analyze"] = time.perf_counter() - tick
 
     macs_before = count_macs(original, input_shapes).total
@@ -335,6 +321,58 @@ def optimize(
     report.plan = plan.describe(best.removed)
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
+
+
+def _plan_options(
+    kinds, provider, max_ratio, round_to, ignore, ratio_for, seed, plan_options
+) -> dict[str, Any]:
+    """The run's options the kinds' factories read (:class:`PlanContext` ``options``)."""
+    return {
+        "max_ratio": max_ratio,
+        "round_to": defaults.round_to(provider, round_to),
+        "ignore": list(ignore),
+        "ratio_for": dict(ratio_for or {}),
+        "seed": seed,
+        "combined": len(kinds) > 1,
+        **dict(plan_options or {}),
+    }
+
+
+def _set_up_plan(
+    kinds: list[str],
+    context: PlanContext,
+    *,
+    criterion: str,
+    allocation: str,
+    recover,
+    recovery_name: str,
+) -> tuple[Plan, list, list]:
+    """The plan of a run and its candidate removals ranked together (:func:`merge_units`):
+    scores the clusters when the channel kind is asked for, makes the recovery (``recover``: a
+    callable, or None/a name resolved to ``recovery_name``) and runs the kinds' factories on
+    ``context`` (whose ``shared`` this fills). Returns (plan, ranked units, kind setups)."""
+    from onnxprune.importance import score_clusters
+
+    analysis, calibration = context.analysis, context.calibration
+    scores = (
+        score_clusters(analysis, criterion, original=context.original, calibration=calibration)
+        if CHANNELS in kinds
+        else None
+    )
+    if isinstance(recover, str) or recover is None:
+        from onnxprune.recover import make_recovery
+
+        recover = make_recovery(
+            recovery_name,
+            analysis,
+            calibration,
+            seed=context.options.get("seed", 0),
+            progress=context.progress,
+        )
+    context.shared.update({"scores": scores, "allocation": allocation, "recover": recover})
+    setups = setup_kinds(kinds, context)
+    plan = Plan(context.prepared, [setup.kind for setup in setups])
+    return plan, merge_units([setup.units for setup in setups]), setups
 
 
 def _check_options_early(kinds: list[str], recover, data, allocation) -> None:
