@@ -21,6 +21,7 @@ Every attempt, kept or rolled back, is recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -52,7 +53,7 @@ class Measured:
     """What is known about one candidate model."""
 
     removed: frozenset
-    model: ModelProto
+    model: ModelProto | None  # None: a rejected measurement kept only for its figures
     macs: int
     macs_estimated: int
     params: int
@@ -139,6 +140,8 @@ class GuardedPruning:
         self.group_names = group_names
         self.macs_of = macs_of
         self._estimated = 0.0
+        self._rejected: dict[tuple[frozenset, bool], Measured] = {}
+        self.reused = 0
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -158,6 +161,14 @@ class GuardedPruning:
         return drop is None or drop <= self.settings.max_drop + 1e-9
 
     def _measure(self, removed: frozenset[int], quick: bool = False) -> Measured:
+        """The candidate ``removed`` built and measured; a removed set already measured and
+        not kept (a halving that lands on an earlier failed step, a diagnosis of the same
+        group) is answered from memory without its model: the build and the metric are
+        deterministic, so the second measurement would repeat the first."""
+        known = self._rejected.get((removed, quick))
+        if known is not None:
+            self.reused += 1
+            return known
         build = self.hooks.build_quick if quick and self.hooks.build_quick else self.hooks.build
         model = build(removed)
         macs, params = self.hooks.count(model)
@@ -167,7 +178,10 @@ class GuardedPruning:
             if self.settings.time_steps and self.hooks.latency and not quick
             else None
         )
-        return Measured(removed, model, macs, self.macs_of(removed), params, metric, latency)
+        measured = Measured(removed, model, macs, self.macs_of(removed), params, metric, latency)
+        if quick:
+            self._rejected[(removed, quick)] = dataclasses.replace(measured, model=None)
+        return measured
 
     def _amount(self, units: list[RemovalUnit]) -> float:
         return sum(u.amount(self.settings.measure) for u in units)
@@ -213,10 +227,17 @@ class GuardedPruning:
         self._say(
             f"step {step}.{attempt} ({kind}): MACs {candidate.macs:,}, metric {metric_text}, "
             + ("kept" if kept else "rolled back")
+            + (
+                " (same removal as an earlier attempt, not rebuilt)"
+                if candidate.model is None
+                else ""
+            )
         )
         if kept:
             self.best = candidate
             self._estimated += self._amount(units)
+        else:
+            self._rejected[(removed, False)] = dataclasses.replace(candidate, model=None)
         return kept, candidate
 
     def _sensitivity(self, units: list[RemovalUnit]) -> dict[int, float]:

@@ -109,6 +109,7 @@ def _lsq(analysis, calibration, settings: RecoverySettings) -> Recovery:
                 batch_size=settings.batch_size,
                 max_samples=settings.max_samples,
                 positions=settings.positions,
+                frontier_mb=settings.frontier_mb,
                 seed=settings.seed,
             )
         return mark_made_by(model, "recover (lsq)")

@@ -42,8 +42,8 @@ from onnx import ModelProto
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.calibrate import ConsumerLayer, iter_feeds, sample_count
 from onnxprune.calibrate.im2col import CHUNK_ELEMENTS, sample_positions
-from onnxprune.calibrate.session import ExposedRunner
 from onnxprune.recover.edit import ModelEdits
+from onnxprune.recover.frontier import FrontierRunner
 from onnxprune.recover.targets import RefitTarget, levels
 
 
@@ -211,27 +211,32 @@ def refit_least_squares(
     positions: int | None = 64,
     rows_per_column: int | None = 32,
     stats_correction: bool = False,
+    frontier_mb: float = 1024.0,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> ModelProto:
-    """A copy of ``pruned`` with every target refitted (see module docstring)."""
+    """A copy of ``pruned`` with every target refitted (see module docstring). Each level
+    runs the original and the pruned model only from the tensors the previous level left
+    behind, while they fit ``frontier_mb`` MiB per model (:mod:`onnxprune.recover.frontier`;
+    0 runs both from the graph inputs every level, with the same result)."""
     say = progress or (lambda message: None)
     model = ModelProto()
     model.CopyFrom(pruned)
     staged = levels(analysis, targets)
     samples = sample_count(calibration, max_samples)
     rng = np.random.default_rng(seed)
+    budget = frontier_mb * (1 << 20)
+    original_runner = FrontierRunner(samples, budget)
+    current_runner = FrontierRunner(samples, budget)
+
+    def feeds():
+        return iter_feeds(
+            calibration, analysis.model, batch_size=batch_size, max_samples=max_samples
+        )
+
     for depth, level in enumerate(staged):
         edits = ModelEdits(model)
         layers = [_pruned_layer(target, edits) for target in level]
-        original = ExposedRunner(
-            analysis.model,
-            [t.layer.input for t in level],
-            {t.layer.input: t.layer.elem_type for t in level},
-        )
-        current = ExposedRunner(
-            model, [layer.input for layer in layers], {la.input: la.elem_type for la in layers}
-        )
         normals = [
             NormalEquations.empty(int(t.kept_features.sum()) * t.layer.kernel_size, len(t.weight))
             for t in level
@@ -240,12 +245,9 @@ def refit_least_squares(
             _positions_per_sample(normal.gram.shape[0], positions, rows_per_column, samples)
             for normal in normals
         ]
-        feeds = iter_feeds(
-            calibration, analysis.model, batch_size=batch_size, max_samples=max_samples
-        )
-        for batch in feeds:
-            values_original = original(batch)
-            values_pruned = current(batch)
+        originals = original_runner.run(analysis.model, [t.layer.input for t in level], feeds())
+        pruned_values = current_runner.run(model, [layer.input for layer in layers], feeds())
+        for values_original, values_pruned in zip(originals, pruned_values, strict=True):
             for target, layer, normal, count in zip(
                 level, layers, normals, per_sample, strict=True
             ):

@@ -28,7 +28,7 @@ class RecoverySettings:
     bound the cost; ``max_columns``: wider layers get bias compensation only (lsq);
     ``stats_correction``: match each refitted channel's mean/std to the target's;
     ``block_output``: fit layers feeding a residual Add to the Add's output (reconstruct);
-    ``frontier_mb``: activations kept between reconstruction levels (reconstruct);
+    ``frontier_mb``: activations kept between refit levels, per model (lsq, reconstruct);
     ``ridge_grid``: when given, each layer's ridge is chosen from it by two-fold
     cross-validation over calibration samples, and a layer no ridge improves on held-out
     samples is left as it is (reconstruct); ``min_rows_per_column``: a layer with fewer calibration rows per unknown is not refitted

@@ -139,3 +139,46 @@ def test_the_diagnosis_of_a_failed_step_builds_without_repair(analysis):
     outcome = loop.run()
     assert "quick" in built and "repaired" in built
     assert outcome.sensitivity[group(analysis, "c1").index] > 1.0
+
+
+def test_a_removal_measured_and_rejected_before_is_not_rebuilt(analysis):
+    """Build and metric are deterministic: the same rejected removed set is answered from
+    memory (full and quick alike), a new set is built."""
+    built: list[frozenset] = []
+    schedule = Schedule(analysis, removal_order(analysis, np.arange(analysis.n_clusters) + 1.0))
+    messages: list[str] = []
+
+    def build(removed):
+        built.append(frozenset(removed))
+        model = ModelProto()
+        model.doc_string = str(len(removed))
+        return model
+
+    hooks = LoopHooks(
+        build=build,
+        build_quick=build,
+        count=lambda model: (0, 0),
+        metric=lambda model, quick: 90.0 - int(model.doc_string),  # every cluster costs 1 point
+        gap=lambda measured: 1,
+        progress=messages.append,
+    )
+    loop = GuardedPruning(
+        schedule,
+        hooks,
+        LoopSettings(measure="clusters", total=12, steps=2, max_drop=1.0),
+        Measured(frozenset(), ModelProto(), 0, 0, 0, 90.0),
+        {g.index: g.name for g in analysis.groups},
+        macs_of=lambda removed: 0,
+    )
+    units = schedule.take(set(), 4, "clusters", set())
+    first, _ = loop._attempt(1, 1, "full", units)
+    again, record = loop._attempt(2, 1, "full", units)
+    assert not first and not again
+    assert len(built) == 1 and loop.reused == 1
+    assert record.metric == 86.0 and loop.records[-1].status == "rolled_back"
+    assert "not rebuilt" in messages[-1]
+    loop._measure(built[0], quick=True)
+    loop._measure(built[0], quick=True)
+    assert len(built) == 2 and loop.reused == 2  # quick is a separate measurement, once
+    kept, _ = loop._attempt(3, 1, "full", schedule.take(set(), 1, "clusters", set()))
+    assert kept and len(built) == 3

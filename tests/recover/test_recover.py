@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 
 from onnxprune.errors import InputError
 from onnxprune.recover import make_recovery, refit_targets
@@ -141,6 +142,16 @@ def test_sequential_levels_and_lsq_beats_no_recovery():
     assert errors["lsq"] < errors["none"], errors
     assert errors["bias"] < errors["none"], errors
     assert errors["stats"] < errors["none"], errors
+    # Level 2 runs from the tensors level 1 left behind; without that memory (frontier_mb=0)
+    # both models run from the graph inputs every level: the same refit.
+    from_inputs = make_recovery("lsq", analysis, calib, frontier_mb=0)(analysis, removed, pruned)
+    for mine, theirs in zip(
+        recovered.graph.initializer, from_inputs.graph.initializer, strict=True
+    ):
+        assert mine.name == theirs.name
+        np.testing.assert_allclose(
+            numpy_helper.to_array(mine), numpy_helper.to_array(theirs), rtol=1e-6, atol=1e-7
+        )
 
 
 def test_make_recovery_checks_its_inputs():
