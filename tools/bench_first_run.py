@@ -7,7 +7,8 @@ TorchScript export, dynamic batch) with 128 unlabeled random crops of real photo
 1. ``onnxprune optimize MODEL --data CROPS.npz`` with every default: seconds to the first
    byte on stderr, total seconds, exit code, MACs kept, guard, phase timings from the report;
    the pruned model's top-1 agreement / top-5 containment with the original on 256 crops of
-   OTHER photos (the guard never saw them);
+   OTHER photos (the guard never saw them); then the same with a ``groups`` array (the photo
+   each crop was cut from) in CROPS.npz, so that the guard holds out whole photos;
 2. a shape problem (crops of the wrong size): seconds to the exit-2 line;
 3. ``onnxprune prune MODEL`` data-free with defaults, then ``onnxprune bench`` batch 1: latency
    ratio pruned / original (target: never slower).
@@ -86,63 +87,88 @@ def main(argv: list[str] | None = None) -> None:
         wrong = random_crops(CALIBRATION_PHOTOS, 8, seed=1, size=224)
         np.savez(work / "wrong.npz", input=wrong)
 
-        run = timed_cli(
-            [
-                "optimize",
-                str(model_path),
-                "--data",
-                str(work / "crops.npz"),
-                "-o",
-                str(work / "pruned.onnx"),
-                "--report-json",
-                str(work / "report.json"),
-            ]
+        groups = np.array(
+            [CALIBRATION_PHOTOS[i % len(CALIBRATION_PHOTOS)] for i in range(len(crops))]
         )
-        report = json.loads((work / "report.json").read_text()) if run["code"] in (0, 3) else {}
+        np.savez(work / "crops_groups.npz", input=crops, groups=groups)
+        evaluation = random_crops(EVALUATION_PHOTOS, args.eval, seed=2, size=RESOLUTION)
+        import onnx
+
+        reference = logits(onnx.load(model_path), evaluation)
+        runs = {}
+        for label, data in (("plain", "crops.npz"), ("groups", "crops_groups.npz")):
+            pruned_path, report_path = work / f"pruned_{label}.onnx", work / f"{label}.json"
+            run = timed_cli(
+                [
+                    "optimize",
+                    str(model_path),
+                    "--data",
+                    str(work / data),
+                    "-o",
+                    str(pruned_path),
+                    "--report-json",
+                    str(report_path),
+                ]
+            )
+            run["report"] = json.loads(report_path.read_text()) if run["code"] in (0, 3) else {}
+            run["agreement"] = "-"
+            if pruned_path.exists():
+                pruned = logits(onnx.load(pruned_path), evaluation)
+                run["agreement"] = (
+                    f"{top1_agreement(pruned, reference):.1%} / "
+                    f"{top5_containment(pruned, reference):.1%}"
+                )
+            runs[label] = run
+            print(f"{label}: {run['seconds']:.0f} s, exit {run['code']}, {run['agreement']}")
         shape = timed_cli(["optimize", str(model_path), "--data", str(work / "wrong.npz")])
         timed_cli(["prune", str(model_path), "-o", str(work / "free.onnx"), "--quiet"])
         bench = timed_cli(
             ["bench", str(model_path), str(work / "free.onnx"), "--batch", "1", "--json", "-"]
         )
-        agreement = "-"
-        if (work / "pruned.onnx").exists():
-            import onnx
-
-            evaluation = random_crops(EVALUATION_PHOTOS, args.eval, seed=2, size=RESOLUTION)
-            reference = logits(onnx.load(model_path), evaluation)
-            pruned = logits(onnx.load(work / "pruned.onnx"), evaluation)
-            agreement = (
-                f"{top1_agreement(pruned, reference):.1f}% / "
-                f"{top5_containment(pruned, reference):.1f}%"
-            )
     bench_ratio = "-"
     if bench["code"] == 0:
         rows = json.loads(bench["stdout"]).get("results", [])
         p50 = [r["p50_ms"] for r in rows if r.get("batch") == 1]
         if len(p50) == 2:
             bench_ratio = f"{p50[1] / p50[0]:.3f}"
-    guard = report.get("guard", {})
-    seconds = report.get("seconds", {})
-    macs_kept = (
-        f"{report['macs_after'] / report['macs_before']:.3f}" if report.get("macs_before") else "-"
-    )
-    rows = [
-        ["optimize, all defaults: first stderr output (s)", f"{run['first_output']:.1f}"],
-        ["optimize: total wall time (s)", f"{run['seconds']:.0f}"],
-        ["optimize: exit code", run["code"]],
-        ["optimize: MACs kept (counted)", macs_kept],
-        [
-            "optimize: guard",
-            f"{guard.get('metric')} loss <= {guard.get('threshold', 0):.4g} "
-            f"({guard.get('max_drop_source')}; noise floor "
-            f"{guard.get('noise', {}).get('floor', 0):.4g})",
-        ],
-        [
-            "optimize: metric before / after",
-            f"{report.get('metric_before')} / {report.get('metric_after')}",
-        ],
-        ["optimize: phases (s)", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())],
-        ["pruned vs original on 256 crops of other photos: top-1 agreement / top-5", agreement],
+    rows = []
+    for label, run in runs.items():
+        report = run["report"]
+        guard = report.get("guard", {})
+        seconds = report.get("seconds", {})
+        macs_kept = (
+            f"{report['macs_after'] / report['macs_before']:.3f}"
+            if report.get("macs_before")
+            else "-"
+        )
+        which = "all defaults" if label == "plain" else "defaults, npz with 'groups'"
+        rows += [
+            [f"optimize ({which}): first stderr output (s)", f"{run['first_output']:.1f}"],
+            [f"optimize ({which}): total wall time (s)", f"{run['seconds']:.0f}"],
+            [f"optimize ({which}): exit code", run["code"]],
+            [f"optimize ({which}): MACs kept (counted)", macs_kept],
+            [
+                f"optimize ({which}): guard",
+                f"{guard.get('metric')} loss <= {guard.get('threshold', 0):.4g} "
+                f"({guard.get('max_drop_source')}; noise floor "
+                f"{guard.get('noise', {}).get('floor', 0):.4g}) on "
+                f"{report.get('data', {}).get('evaluation', {}).get('source', '?')}",
+            ],
+            [
+                f"optimize ({which}): metric before / after",
+                f"{report.get('metric_before')} / {report.get('metric_after')}",
+            ],
+            [
+                f"optimize ({which}): phases (s)",
+                ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()),
+            ],
+            [
+                f"optimize ({which}): top-1 agreement / top-5 containment with the original "
+                f"on {args.eval} crops of other photos",
+                run["agreement"],
+            ],
+        ]
+    rows += [
         [
             "shape problem (224 px crops): seconds to exit code",
             f"{shape['seconds']:.1f} -> {shape['code']}",
@@ -156,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         "on 2 cores.\n\n" + markdown_table(["measure", "value"], rows)
     )
     print(body)
-    print(run["stderr"][-3000:])
+    for run in runs.values():
+        print(run["stderr"][-3000:])
     if not args.no_write:
         write_section(SECTION, "## The first run on a real model (issue 11)\n\n" + body)
 

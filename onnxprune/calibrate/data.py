@@ -3,8 +3,8 @@
 Accepted forms (first axis = samples everywhere):
 
 * an object with ``batches(batch_size)`` yielding ``(feeds, labels)`` (a dataset object);
-* a mapping of arrays by input name (extra keys such as ``labels`` are ignored; a single array
-  is matched to a single-input model whatever its key);
+* a mapping of arrays by input name (extra keys such as ``labels`` or ``groups`` are ignored;
+  a single array is matched to a single-input model whatever its key);
 * a path to an ``.npz`` file holding such arrays.
 
 Batches are cut at ``max_samples`` samples in total; floating arrays are cast to the dtype the
@@ -58,7 +58,7 @@ def _match_inputs(arrays: Mapping[str, Any], names: list[str]) -> dict[str, np.n
         for name, array in found.items():
             check_array(name, array, "calibration data")
         return found
-    candidates = [key for key in arrays if key != "labels"]
+    candidates = [key for key in arrays if key not in ("labels", "groups")]
     if len(names) == 1 and len(candidates) == 1:
         array = np.asarray(arrays[candidates[0]])
         check_array(candidates[0], array, "calibration data")

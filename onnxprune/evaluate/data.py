@@ -25,6 +25,7 @@ from onnxprune.errors import InputError
 from onnxprune.io.arrays import check_array, first_nonfinite_sample, read_npz
 
 LABELS_KEY = "labels"
+GROUPS_KEY = "groups"
 SYNTHETIC_PREFIX = "synthetic"
 DEFAULT_SYNTHETIC_SAMPLES = 64
 
@@ -39,6 +40,9 @@ class Dataset:
     ``in-memory``); ``notes`` collects warnings made while loading (casts, ignored keys).
     ``targets`` keeps extra per-sample arrays that are not model inputs (detection boxes,
     segmentation masks: :mod:`onnxprune.evaluate.targets`); they follow every subset.
+    ``groups`` (optional, one id per sample: the photo, video or recording a sample was cut
+    from) makes :meth:`split` hold out whole groups, so that crops or frames of one source
+    never sit on both sides of a calibration / evaluation split.
     """
 
     inputs: dict[str, np.ndarray]
@@ -46,6 +50,7 @@ class Dataset:
     source: str = "in-memory"
     notes: list[str] = field(default_factory=list)
     targets: dict[str, np.ndarray] = field(default_factory=dict)
+    groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         where = f"data '{self.source}'"
@@ -69,6 +74,18 @@ class Dataset:
         for key, array in self.targets.items():
             if np.ndim(array) == 0 or len(array) != n:
                 raise InputError(f"{where}: array '{key}' does not have one entry per sample ({n})")
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups)
+            if self.groups.ndim != 1 or self.groups.shape[0] != n:
+                raise InputError(
+                    f"{where}: array '{GROUPS_KEY}' must hold one source id per sample "
+                    f"({n}), got shape {tuple(self.groups.shape)}"
+                )
+            if self.groups.dtype.kind not in "iuUSb":
+                raise InputError(
+                    f"{where}: array '{GROUPS_KEY}' must hold integer or string ids, "
+                    f"got dtype {self.groups.dtype}"
+                )
 
     def __len__(self) -> int:
         return int(next(iter(self.inputs.values())).shape[0])
@@ -97,6 +114,7 @@ class Dataset:
             source or self.source,
             list(self.notes),
             {key: array[index] for key, array in self.targets.items()},
+            None if self.groups is None else self.groups[index],
         )
 
     def take(self, count: int) -> Dataset:
@@ -107,21 +125,48 @@ class Dataset:
 
     def split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
         """``(calibration, held_out)``: a seeded random ``fraction`` of the samples is held out,
-        the rest is calibration. Disjoint, each non-empty, both in original sample order."""
+        the rest is calibration. Disjoint, each non-empty, both in original sample order.
+
+        With ``groups``, whole groups are held out: groups are taken in a seeded random order
+        until the held-out share first reaches ``fraction`` of the samples (at least one group
+        on each side). A single group cannot be split that way: the samples are then split
+        one by one and a note says so."""
         if not 0.0 < fraction < 1.0:
             raise InputError(f"eval split must be between 0 and 1 (exclusive), got {fraction}")
         n = len(self)
         if n < 2:
             raise InputError(f"cannot split {n} sample(s) into calibration and evaluation data")
+        rng = np.random.default_rng(seed)
+        label = f"split of {self.source}"
+        names = np.unique(self.groups) if self.groups is not None else np.array([])
+        if len(names) >= 2:
+            held_mask = np.zeros(n, dtype=bool)
+            for name in rng.permutation(names):
+                if held_mask.sum() >= fraction * n:
+                    break
+                candidate = held_mask | (self.groups == name)
+                if candidate.all():
+                    break
+                held_mask = candidate
+            held_index = np.flatnonzero(held_mask)
+            calib_index = np.flatnonzero(~held_mask)
+            held_groups = len(np.unique(self.groups[held_index]))
+            label = f"{label} by '{GROUPS_KEY}'"
+            return (
+                self.subset(calib_index, f"{label} ({len(names) - held_groups} groups calibrate)"),
+                self.subset(held_index, f"{label} ({held_groups} groups held out)"),
+            )
         held = min(max(round(fraction * n), 1), n - 1)
-        order = np.random.default_rng(seed).permutation(n)
+        order = rng.permutation(n)
         held_index = np.sort(order[:held])
         calib_index = np.sort(order[held:])
-        label = f"split of {self.source}"
-        return (
-            self.subset(calib_index, f"{label} ({1 - fraction:.0%} calibration)"),
-            self.subset(held_index, f"{label} ({fraction:.0%} held out)"),
-        )
+        calibration = self.subset(calib_index, f"{label} ({1 - fraction:.0%} calibration)")
+        evaluation = self.subset(held_index, f"{label} ({fraction:.0%} held out)")
+        if len(names) == 1:
+            note = f"'{GROUPS_KEY}' holds one group: the split is by sample, not by group"
+            calibration.notes.append(note)
+            evaluation.notes.append(note)
+        return calibration, evaluation
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary: source, samples, has_labels, classes, inputs (shape, dtype)."""
@@ -258,6 +303,7 @@ def conform(
         dataset.source,
         notes,
         dataset.targets,
+        dataset.groups,
     )
 
 
@@ -425,10 +471,13 @@ def _from_mapping(arrays: dict[str, Any], key: str, source: str) -> Dataset:
     from onnxprune.evaluate.targets import TARGET_KEYS
 
     targets = {name: np.asarray(arrays.pop(name)) for name in TARGET_KEYS if name in arrays}
+    groups = arrays.pop(GROUPS_KEY, None)
     labels = arrays.pop(key, None)
     if key != LABELS_KEY and labels is None:
         raise InputError(f"data '{source}' has no '{key}' array for labels")
     inputs = {str(name): np.asarray(value) for name, value in arrays.items()}
     if not inputs:
         raise InputError(f"data '{source}' has no input arrays")
-    return Dataset(inputs, None if labels is None else np.asarray(labels), source, [], targets)
+    return Dataset(
+        inputs, None if labels is None else np.asarray(labels), source, [], targets, groups
+    )

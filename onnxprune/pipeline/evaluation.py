@@ -438,11 +438,20 @@ def _split_data(data, eval_data, specs, input_shapes, eval_split, seed, notes, r
     if eval_data is None:
         full = load_data(data, specs, input_shapes, seed=seed)
         calibration, evaluation = full.split(eval_split, seed)
-        if not _synthetic(data):
+        by_group = full.groups is not None and len(np.unique(full.groups)) >= 2
+        notes.extend(note for note in evaluation.notes if note not in full.notes)
+        if by_group:
+            notes.append(
+                f"the guard is measured on {len(np.unique(evaluation.groups))} of the "
+                f"{len(np.unique(full.groups))} groups of --data (array 'groups'), held out "
+                "whole: calibration and recovery never see them"
+            )
+        elif not _synthetic(data):
             notes.append(
                 "the guard is measured on a held-out share of --data, which also calibrates "
                 "the recovery: if --data holds crops or frames of few images, it cannot see "
-                "over-fitting to them; give --eval with other images for a guard that does"
+                "over-fitting to them; give --eval with other images, or a 'groups' array "
+                "(one source id per sample) so that whole sources are held out"
             )
         return calibration, evaluation, not _synthetic(data)
     evaluation = load_data(eval_data, specs, input_shapes, seed=seed + 1)

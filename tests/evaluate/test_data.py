@@ -154,6 +154,45 @@ def test_split_is_disjoint_seeded_and_complete():
         Dataset({"x": x[:1]}).split(0.5)
 
 
+def test_split_with_groups_holds_out_whole_groups(tmp_path):
+    x = np.arange(30, dtype=np.float32).reshape(30, 1)
+    groups = np.repeat(["astronaut", "coffee", "retina", "hubble", "cells"], 6)
+    path = tmp_path / "crops.npz"
+    np.savez(path, x=x, groups=groups)
+    data = load_data(path, [("x", np.dtype(np.float32), [None, 1])])
+    assert "x" in data.inputs and "groups" not in data.inputs
+    calib, held = data.split(0.3, seed=0)
+    assert set(held.groups).isdisjoint(set(calib.groups))
+    assert len(held) == 12  # two groups of 6: the first share >= 30 % of 30 samples
+    assert set(held.inputs["x"][:, 0].tolist()) | set(calib.inputs["x"][:, 0].tolist()) == set(
+        range(30)
+    )
+    assert "by 'groups'" in held.source and "2 groups held out" in held.source
+    again = data.split(0.3, seed=0)[1]
+    assert np.array_equal(again.groups, held.groups)
+    # one group cannot be split by group: by sample, with a note
+    single = Dataset({"x": x}, groups=np.zeros(30, dtype=int))
+    calib, held = single.split(0.3)
+    assert len(held) == 9 and any("one group" in note for note in held.notes)
+    # a group as large as the data never leaves calibration empty
+    two = Dataset({"x": x[:4]}, groups=np.array([0, 0, 0, 1]))
+    calib, held = two.split(0.9)
+    assert len(calib) >= 1 and len(held) >= 1
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        (np.zeros((30, 2)), "one source id per sample"),
+        (np.zeros(29), "one source id"),
+        (np.linspace(0, 1, 30), "integer or string ids"),
+    ],
+)
+def test_bad_groups_are_input_errors(groups, message):
+    with pytest.raises(InputError, match=message):
+        Dataset({"x": np.zeros((30, 1), dtype=np.float32)}, groups=groups)
+
+
 def test_model_input_specs_skip_initializers():
     from onnx import TensorProto, helper, numpy_helper
 

@@ -47,6 +47,18 @@ def test_split_is_disjoint_and_baseline_is_measured_on_held_out_samples():
     assert "held out" in described["evaluation"]["source"]
 
 
+def test_groups_of_data_are_held_out_whole_by_the_guard():
+    x, _ = _labelled(40)
+    groups = np.arange(40) // 8  # 5 sources of 8 samples
+    evaluator = GuardEvaluator.create(linear_model(W), data={"x": x, "groups": groups})
+    held, calib = evaluator.evaluation, evaluator.calibration
+    assert set(held.groups).isdisjoint(set(calib.groups)) and len(held) == 16
+    assert any("groups of --data" in note for note in evaluator.notes)
+    assert not any("cannot see over-fitting" in note for note in evaluator.notes)
+    plain = GuardEvaluator.create(linear_model(W), data={"x": x})
+    assert any("'groups' array" in note for note in plain.notes)
+
+
 def test_eval_data_is_used_whole_and_data_is_calibration():
     x, _ = _labelled(10)
     ex, elabels = _labelled(12, seed=1)
