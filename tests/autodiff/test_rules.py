@@ -331,6 +331,14 @@ def test_reshape_flatten_squeeze_unsqueeze() -> None:
     _check("Unsqueeze", {"x": x}, {"a": np.array([0, 3])}, ["x", "a"], ["x"])
 
 
+@pytest.mark.parametrize(
+    ("x_shape", "shape"), [((1, 1, 4), (3, 2, 4)), ((3, 1), (2, 3, 5)), ((2, 3), (2, 3))]
+)
+def test_expand(x_shape, shape) -> None:
+    x = _rng().standard_normal(x_shape)
+    _check("Expand", {"x": x}, {"s": np.array(shape)}, ["x", "s"], ["x"])
+
+
 def test_transpose() -> None:
     x = _rng().standard_normal((2, 3, 4))
     _check("Transpose", {"x": x}, {}, ["x"], ["x"], perm=[2, 0, 1])

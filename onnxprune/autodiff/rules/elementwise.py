@@ -130,3 +130,10 @@ def reciprocal(node, b: GradientBuilder, grads, needed):
 def abs_(node, b: GradientBuilder, grads, needed):
     """z = |a|: ∂a = g · sign(a) (0 at a = 0)."""
     return [b.mul(grads[0], b.node("Sign", [node.inputs[0]]))]
+
+
+@register_vjp("Expand", since=8, inputs=(0,))
+def expand(node, b: GradientBuilder, grads, needed):
+    """Y = Expand(X, shape), X broadcast numpy-style to ``shape`` (a class token repeated over
+    the batch): ∂X = unbroadcast(g), the sum over the axes X was broadcast along."""
+    return [b.unbroadcast(grads[0], _out_dims(node, b), node.inputs[0]), None]
