@@ -19,6 +19,13 @@ its dependencies would pull the CPU onnxruntime: ``pip install --no-deps rapidoc
 normalisation, WITHOUT labels: ``--task segment --decoder probability`` so the guard uses
 ``mask_iou_vs_original`` (the original's thresholded text map as ground truth). To keep the
 run short on a shared machine it uses l1 + global + no recovery.
+
+``--third-party-yolo`` adds a YOLO-family detector nobody trained here: NudeNet 3.4.2's
+``320n.onnx`` (Ultralytics YOLOv8n, 18 classes of people's body parts and faces, exported by
+Ultralytics 8.2.46 from PyTorch 2.3.1; ``pip install --no-deps nudenet==3.4.2``), on 16 views
+of skimage.data photos (12 of the two photos of people, 4 other scenes) at 320×320, RGB in [0, 1], WITHOUT labels:
+``--task detect --decoder yolov8`` so the guard uses ``map50_vs_original`` (the original's
+boxes after NMS as ground truth); same short settings as the text detector.
 """
 
 from __future__ import annotations
@@ -125,6 +132,70 @@ def text_photos(path: Path) -> None:
     np.savez(path, x=array.transpose(0, 3, 1, 2).astype(np.float32))
 
 
+YOLO_PEOPLE = ("astronaut", "camera")  # photos with a person: the detector's domain
+YOLO_OTHERS = ("coffee", "chelsea", "rocket", "motorcycle")
+
+
+def yolo_detector_path() -> Path:
+    """NudeNet's YOLOv8n ONNX inside the installed nudenet wheel (not imported: it needs cv2)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nudenet")
+    if spec is None or spec.origin is None:
+        raise SystemExit("--third-party-yolo needs: pip install --no-deps nudenet==3.4.2")
+    return Path(spec.origin).parent / "320n.onnx"
+
+
+def yolo_photos(path: Path) -> None:
+    """16 images [16, 3, 320, 320] float32 in [0, 1] (RGB, Ultralytics' input): six views of
+    each YOLO_PEOPLE photo (whole, left / centre / right squares, mirrored whole and centre)
+    and the whole of each YOLO_OTHERS photo, resized."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    def load(name: str) -> np.ndarray:
+        photo = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else None
+        photo = getattr(skimage.data, name)() if photo is None else photo
+        return np.stack([photo] * 3, axis=-1) if photo.ndim == 2 else photo[..., :3]
+
+    views = []
+    for name in YOLO_PEOPLE:
+        photo = load(name)
+        height, width = photo.shape[:2]
+        side = min(height, width)
+        squares = [photo[:side, start : start + side] for start in (0, (width - side) // 2)]
+        squares.append(photo[height - side :, width - side :])
+        views += [photo, *squares, photo[:, ::-1], squares[1][:, ::-1]]
+    views += [load(name) for name in YOLO_OTHERS]
+    images = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(view).astype(np.uint8)).resize(
+                (TEXT_SIZE, TEXT_SIZE), Image.BILINEAR
+            ),
+            dtype=np.float32,
+        )
+        / 255.0
+        for view in views
+    ]
+    np.savez(path, images=np.stack(images).transpose(0, 3, 1, 2).astype(np.float32))
+
+
+def run_yolo_detector(target: str, max_drop: float, out: Path) -> dict:
+    """optimize on NudeNet's YOLOv8n without labels (module doc)."""
+    data = out / "yolo_photos.npz"
+    yolo_photos(data)
+    command = [
+        "onnxprune", "optimize", str(yolo_detector_path()), "--data", str(data),
+        "--input-shape", f"images:1,3,{TEXT_SIZE},{TEXT_SIZE}",
+        "--task", "detect", "--decoder", "yolov8", "--target", target,
+        "--max-drop", f"{max_drop:g}", "--criterion", "l1", "--allocation", "global",
+        "--recover", "none", "-o", str(out / "yolo.pruned.onnx"),
+        "--report-json", str(out / "yolov8n.json"), "--force", "--quiet",
+    ]  # fmt: skip
+    return _run_command(command, "nudenet 320n (YOLOv8n, Ultralytics export)", out)
+
+
 def run_text_detector(target: str, max_drop: float, out: Path) -> dict:
     """optimize on the PP-OCRv4 text detector without labels (module doc)."""
     model = text_detector_path()
@@ -179,11 +250,15 @@ def _guard(report: dict) -> str:
 
 
 THIRD_PARTY_INTRO = (
-    "PP-OCRv4 mobile text detector (DBNet, exported by Paddle2ONNX, shipped in the "
-    "rapidocr-onnxruntime 1.4.4 wheel) on 16 real photos from skimage.data at 320×320, no "
-    "labels: `--task segment --decoder probability`, guard on mask_iou_vs_original (the "
-    "original's text map thresholded at 0.5 as ground truth); l1 + global + no recovery to "
-    "keep the run short. Written by `python tools/bench_tasks.py --models --third-party-text`."
+    "Models nobody trained here, from PyPI wheels, on 16 views of real photos from "
+    "skimage.data at 320×320, no labels. PP-OCRv4 mobile text detector (DBNet, exported by "
+    "Paddle2ONNX, in the rapidocr-onnxruntime 1.4.4 wheel): `--task segment --decoder "
+    "probability`, guard on mask_iou_vs_original (the original's text map thresholded at 0.5 "
+    "as ground truth). NudeNet 3.4.2 `320n.onnx` (Ultralytics YOLOv8n, 18 classes, exported by "
+    "Ultralytics from PyTorch): `--task detect --decoder yolov8`, guard on map50_vs_original "
+    "(the original's boxes after NMS as ground truth). Both: l1 + global + no recovery to keep "
+    "the runs short. Written by `python tools/bench_tasks.py --models --third-party-text "
+    "--third-party-yolo`."
 )
 DEMO_INTRO = (
     "Shipped shapes demos (models/shapes, 64×64 synthetic shapes, 128 test images), default "
@@ -239,11 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-drop", type=float, default=2.0)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--third-party-text", action="store_true", help="add PP-OCRv4 det")
+    parser.add_argument("--third-party-yolo", action="store_true", help="add a YOLOv8n")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         results = [run(m, args.target, args.max_drop, Path(folder)) for m in args.models]
         if args.third_party_text:
             results.append(run_text_detector(args.target, args.max_drop, Path(folder)))
+        if args.third_party_yolo:
+            results.append(run_yolo_detector(args.target, args.max_drop, Path(folder)))
     body = table(results, args.max_drop, DEMO_INTRO if args.models else THIRD_PARTY_INTRO)
     print(body)
     section = SECTION if args.models else SECTION + "-third-party"
