@@ -318,7 +318,7 @@ def optimize(
         notes=notes,
         original=original,
     )
-    report.plan = plan.describe(best.removed)
+    report.plan = plan.describe(best.removed, before=prepared, after=best.model)
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
 

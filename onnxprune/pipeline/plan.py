@@ -48,7 +48,9 @@ class PlanKind:
     * ``estimate_macs(items) -> float`` — MACs the items remove, in the channel analysis'
       estimated units (0 when absent: e.g. masks, which save no MACs on dense runtimes);
     * ``apply_quick(model, items)`` — the same removal without repair (recovery), for the
-      loop's diagnosis of a failed step, which only ranks groups (``apply`` when absent).
+      loop's diagnosis of a failed step, which only ranks groups (``apply`` when absent);
+    * ``summarize(before, after) -> dict`` — figures measured on the model before the loop and
+      the written model, merged into ``describe``'s summary (e.g. per-layer weight sparsity).
     """
 
     name: str
@@ -58,6 +60,7 @@ class PlanKind:
     describe: Callable[[frozenset], dict[str, Any]] | None = None
     estimate_macs: Callable[[frozenset], float] | None = None
     apply_quick: Callable[[ModelProto, frozenset], ModelProto] | None = None
+    summarize: Callable[[ModelProto, ModelProto], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -184,11 +187,19 @@ class Plan:
             if kind.estimate_macs is not None and kind.name in parts
         )
 
-    def describe(self, removed: Iterable[Hashable]) -> dict[str, Any]:
-        """Per-kind report summaries of ``removed`` (kinds without ``describe`` give counts)."""
+    def describe(
+        self,
+        removed: Iterable[Hashable],
+        before: ModelProto | None = None,
+        after: ModelProto | None = None,
+    ) -> dict[str, Any]:
+        """Per-kind report summaries of ``removed`` (kinds without ``describe`` give counts),
+        with each kind's ``summarize(before, after)`` merged in when both models are given."""
         parts = self.split(removed)
         summary: dict[str, Any] = {}
         for kind in self.kinds:
             items = parts.get(kind.name, frozenset())
             summary[kind.name] = kind.describe(items) if kind.describe else {"items": len(items)}
+            if kind.summarize is not None and before is not None and after is not None:
+                summary[kind.name].update(kind.summarize(before, after))
         return summary

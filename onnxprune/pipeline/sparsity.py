@@ -114,10 +114,44 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
             order=20,
             group_names={(SPARSITY, layer.node): f"{layer.node} (weights)" for layer in layers},
             describe=describe,
+            summarize=per_layer_sparsity,
         ),
         units,
         notes=notes,
     )
+
+
+def per_layer_sparsity(before: ModelProto, after: ModelProto) -> dict[str, Any]:
+    """Measured zero share of every Conv/ConvTranspose/Gemm/MatMul weight before the loop and
+    in the written model (:func:`onnxprune.sparsity.measure.weight_sparsity`), graph order:
+    ``per_layer`` rows {node, op_type, weights, before, after} and the totals over them,
+    ``sparsity_before`` / ``sparsity_after`` = Σ zeros / Σ weights."""
+    from onnxprune.sparsity.measure import weight_sparsity
+
+    old = {row.node: row for row in weight_sparsity(before)}
+    rows, zeros_before, zeros_after, total = [], 0, 0, 0
+    for row in weight_sparsity(after):
+        base = old.get(row.node)
+        zeros = base.zeros if base is not None and base.size == row.size else 0
+        rows.append(
+            {
+                "node": row.node,
+                "op_type": row.op_type,
+                "weights": row.size,
+                "before": round(zeros / row.size, 4) if row.size else 0.0,
+                "after": round(row.sparsity, 4),
+            }
+        )
+        zeros_before, zeros_after, total = (
+            zeros_before + zeros,
+            zeros_after + row.zeros,
+            total + row.size,
+        )
+    return {
+        "per_layer": rows,
+        "sparsity_before": round(zeros_before / total, 4) if total else 0.0,
+        "sparsity_after": round(zeros_after / total, 4) if total else 0.0,
+    }
 
 
 def _resized(layer, shape: tuple[int, ...]):

@@ -11,10 +11,15 @@ from html import escape
 from pathlib import Path
 
 from onnxprune.errors import InputError
-from onnxprune.report.plots import metric_vs_macs_plot, png_data_uri, widths_plot
+from onnxprune.report.plots import (
+    metric_vs_macs_plot,
+    png_data_uri,
+    sparsity_plot,
+    widths_plot,
+)
 from onnxprune.report.schema import Report
 from onnxprune.report.task import task_html
-from onnxprune.report.terminal import summary_rows
+from onnxprune.report.terminal import sparsity_rows, summary_rows
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:70em;
@@ -51,6 +56,7 @@ def render_html(report: Report) -> str:
         task_html(report.task, report.task_grid_png) if report.task else "",
         "<h2>Metric vs MACs over the steps</h2>",
         f'<img alt="metric vs MACs" src="{png_data_uri(metric_vs_macs_plot(report))}">',
+        *_sparsity_section(report),
         "<h2>Channels per group</h2>",
         f'<img alt="channels per group" src="{png_data_uri(widths_plot(report))}">',
         "<h2>Steps</h2>",
@@ -69,6 +75,18 @@ def render_html(report: Report) -> str:
         f"v{report.schema_version}</small></p></body></html>"
     )
     return "\n".join(parts)
+
+
+def _sparsity_section(report: Report) -> list[str]:
+    """Per-layer weight sparsity (chart and table) of a run with weight masks, else nothing."""
+    rows = sparsity_rows(report)
+    if not rows:
+        return []
+    return [
+        "<h2>Weight sparsity per layer</h2>",
+        f'<img alt="weight sparsity per layer" src="{png_data_uri(sparsity_plot(report))}">',
+        _table(["layer", "op", "weights", "zeros before %", "zeros after %"], rows),
+    ]
 
 
 def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:

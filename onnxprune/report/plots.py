@@ -2,7 +2,9 @@
 
 * :func:`widths_plot` — channels per group before (light) and after (dark) pruning;
 * :func:`metric_vs_macs_plot` — the metric of every step against its MACs (% of the original),
-  kept steps joined by a line, rolled-back steps as crosses, the guard as a dashed line.
+  kept steps joined by a line, rolled-back steps as crosses, the guard as a dashed line;
+* :func:`sparsity_plot` — per-layer weight sparsity before (light) and after (dark) of a run
+  with weight masks.
 """
 
 from __future__ import annotations
@@ -113,3 +115,28 @@ def metric_vs_macs_plot(report: Report) -> bytes:
 
 def _short(name: str, limit: int = 28) -> str:
     return name if len(name) <= limit else "…" + name[-(limit - 1) :]
+
+
+def sparsity_plot(report: Report) -> bytes:
+    """Bar chart of per-layer weight sparsity (% zeros) before/after, graph order; the
+    :data:`MAX_GROUPS_PLOTTED` largest layers when there are more (PNG bytes)."""
+    layers = ((report.plan or {}).get("sparsity") or {}).get("per_layer") or []
+    if len(layers) > MAX_GROUPS_PLOTTED:
+        largest = sorted(layers, key=lambda r: -r["weights"])[:MAX_GROUPS_PLOTTED]
+        keep = {row["node"] for row in largest}
+        layers = [row for row in layers if row["node"] in keep]
+    figure = _figure(max(6.0, 0.25 * len(layers) + 2), 3.6)
+    axes = figure.add_subplot()
+    positions = list(range(len(layers)))
+    axes.bar(positions, [100 * r["after"] for r in layers], color="#2f5d9c", label="after")
+    axes.bar(positions, [100 * r["before"] for r in layers], color="#c6d4e8", label="before")
+    axes.set_xticks(positions)
+    axes.set_xticklabels([_short(r["node"]) for r in layers], rotation=90, fontsize=6)
+    axes.set_ylabel("zeros (%)")
+    axes.set_ylim(0, 100)
+    axes.set_title("Weight sparsity per layer")
+    if layers:
+        axes.legend(loc="upper left", fontsize=8)
+    else:
+        axes.text(0.5, 0.5, "no weight layers", ha="center", transform=axes.transAxes)
+    return _png(figure)

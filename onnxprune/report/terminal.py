@@ -82,6 +82,44 @@ def _number(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.4g}"
 
 
+MAX_SPARSITY_ROWS = 20
+
+
+def sparsity_rows(report: Report) -> list[list[str]]:
+    """Per-layer weight sparsity of a run with weight masks (``plan.sparsity.per_layer``):
+    [layer, op, weights, before %, after %] for the layers whose sparsity changed, largest
+    first (at most MAX_SPARSITY_ROWS), then the total over all weight layers."""
+    summary = (report.plan or {}).get("sparsity") or {}
+    layers = summary.get("per_layer") or []
+    changed = sorted(
+        (row for row in layers if row["after"] != row["before"]), key=lambda row: -row["weights"]
+    )
+    rows = [
+        [
+            row["node"],
+            row["op_type"],
+            _size(row["weights"]),
+            f"{100 * row['before']:.1f}",
+            f"{100 * row['after']:.1f}",
+        ]
+        for row in changed[:MAX_SPARSITY_ROWS]
+    ]
+    if len(changed) > MAX_SPARSITY_ROWS:
+        rows.append([f"... {len(changed) - MAX_SPARSITY_ROWS} more layers", "", "", "", ""])
+    if layers:
+        total = sum(row["weights"] for row in layers)
+        rows.append(
+            [
+                f"all {len(layers)} weight layers",
+                "",
+                _size(total),
+                f"{100 * summary.get('sparsity_before', 0.0):.1f}",
+                f"{100 * summary.get('sparsity_after', 0.0):.1f}",
+            ]
+        )
+    return rows
+
+
 def print_summary(report: Report, console=None) -> None:
     """Print the before/after table, the status line and the steps count."""
     from rich.console import Console
@@ -94,6 +132,14 @@ def print_summary(report: Report, console=None) -> None:
     for row in summary_rows(report):
         table.add_row(*row)
     console.print(table)
+    layers = sparsity_rows(report)
+    if layers:
+        sparsity = Table(title="weight sparsity per layer (% zeros)")
+        for column in ("layer", "op", "weights", "before", "after"):
+            sparsity.add_column(column, justify="left" if column in ("layer", "op") else "right")
+        for row in layers:
+            sparsity.add_row(*row)
+        console.print(sparsity)
     kept = sum(1 for s in report.steps if s.status == "kept")
     console.print(
         f"steps: {kept} kept, {len(report.steps) - kept} rolled back; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,33 @@ def test_optimize_reaches_a_sparsity_target_under_the_guard(digits):
     assert _sparsity(result.model) >= 0.45
     assert report.macs_after == report.macs_before  # masks change no shapes
     assert report.metric_drop <= report.max_drop
+    # per-layer sparsity measured on the written model, in the JSON, terminal and HTML reports
+    summary = report.plan["sparsity"]
+    layers = {row["node"]: row for row in summary["per_layer"]}
+    for node, share in summary["layers"].items():
+        assert layers[node]["before"] == 0.0 and layers[node]["after"] >= share - 0.01
+    written = {
+        node.name: numpy_helper.to_array(
+            next(i for i in result.model.graph.initializer if i.name == node.input[1])
+        )
+        for node in result.model.graph.node
+        if node.name in layers
+    }
+    for node, weight in written.items():
+        assert layers[node]["after"] == pytest.approx(float((weight == 0).mean()), abs=1e-4)
+    assert summary["sparsity_after"] > summary["sparsity_before"] == 0.0
+    from rich.console import Console
+
+    from onnxprune.report.html import render_html
+    from onnxprune.report.terminal import print_summary
+
+    console = Console(record=True, width=200)
+    print_summary(report, console)
+    text = console.export_text()
+    assert "weight sparsity per layer" in text and f"all {len(layers)} weight layers" in text
+    page = render_html(report)
+    assert "Weight sparsity per layer" in page and page.count("data:image/png") >= 3
+    assert "sparsity" in json.loads(report.to_json())["plan"]
 
 
 def test_sparsity_is_optimized_alone(digits):
