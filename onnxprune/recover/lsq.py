@@ -41,9 +41,9 @@ from onnx import ModelProto
 
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.calibrate import ConsumerLayer, iter_feeds, sample_count
+from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import CHUNK_ELEMENTS, sample_positions
 from onnxprune.recover.edit import ModelEdits
-from onnxprune.recover.frontier import FrontierRunner
 from onnxprune.recover.targets import RefitTarget, levels
 
 
@@ -217,7 +217,7 @@ def refit_least_squares(
 ) -> ModelProto:
     """A copy of ``pruned`` with every target refitted (see module docstring). Each level
     runs the original and the pruned model only from the tensors the previous level left
-    behind, while they fit ``frontier_mb`` MiB per model (:mod:`onnxprune.recover.frontier`;
+    behind, while they fit ``frontier_mb`` MiB per model (:mod:`onnxprune.calibrate.frontier`;
     0 runs both from the graph inputs every level, with the same result)."""
     say = progress or (lambda message: None)
     model = ModelProto()

@@ -18,7 +18,7 @@ already refitted upstream layers), Y the target rows and θ₀ = [W_Pᵀ; b_P] t
 * Order: a layer's level is the number of refittable layers on the longest path before it;
   levels are refitted in order, one pass over the calibration data per level through the
   pruned model's nodes between the previous level's frontier and this level's inputs
-  (:mod:`~onnxprune.recover.frontier`; from the graph inputs when the frontier is over
+  (:mod:`~onnxprune.calibrate.frontier`; from the graph inputs when the frontier is over
   ``frontier_mb``). The targets come from one pass of the unpruned model, at output
   positions sampled per sample and per layer (``positions``, capped at ``rows_per_column`` rows
   per unknown), stored as float32.
@@ -46,10 +46,10 @@ from onnx import ModelProto
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.analysis.graph_view import GraphView
 from onnxprune.calibrate import iter_feeds, sample_count
+from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import sample_positions
 from onnxprune.calibrate.session import ExposedRunner
 from onnxprune.recover.edit import ModelEdits, RecoveryError
-from onnxprune.recover.frontier import FrontierRunner
 from onnxprune.recover.grouped import (
     GroupedNormal,
     correct_statistics,

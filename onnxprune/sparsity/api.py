@@ -28,6 +28,8 @@ import numpy as np
 import scipy.linalg
 from onnx import ModelProto, numpy_helper
 
+from onnxprune.calibrate import sample_count
+from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.errors import InputError
 from onnxprune.io import load_model, normalize_model
 from onnxprune.sparsity.apply import apply_weights
@@ -45,6 +47,8 @@ from onnxprune.sparsity.patterns import (
 )
 from onnxprune.sparsity.plan import whole_model_counts
 from onnxprune.sparsity.targets import DEFAULT_MIN_SIZE, SparseLayer, TargetSet, find_layers
+
+FRONTIER_BYTES = 1 << 30  # activations kept between OBS levels, per model
 
 Progress = Callable[[str], None]
 
@@ -464,13 +468,18 @@ def _reconstruct(
     updated: dict[str, np.ndarray] = {}
     used: dict[str, tuple[str, str]] = {}
     current = model
+    samples = sample_count(data, max_samples)
+    frontiers = (
+        FrontierRunner(samples, FRONTIER_BYTES),
+        FrontierRunner(samples, FRONTIER_BYTES),
+    )
     for depth, level in enumerate(levels):
         say(f"obs: level {depth + 1}/{len(levels)} ({len(level)} layers)")
         gram_for = {layer.node for layer in level if not _obs_reason(layer, max_columns)}
         stats = collect_layer_stats(
             current, level, data, gram_for=gram_for, positions=positions,
             batch_size=batch_size, max_samples=max_samples, seed=seed + depth,
-            reference=model if correct_upstream and depth else None,
+            reference=model if correct_upstream and depth else None, frontiers=frontiers,
         )  # fmt: skip
         for layer in level:
             job = by_node[layer.node]

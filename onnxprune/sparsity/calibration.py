@@ -29,6 +29,7 @@ import numpy as np
 from onnx import ModelProto, TensorProto
 
 from onnxprune.calibrate.data import iter_feeds
+from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import conv_rows, matrix_rows, sample_positions
 from onnxprune.calibrate.session import ExposedRunner
 from onnxprune.sparsity.targets import SparseLayer
@@ -121,28 +122,44 @@ def collect_layer_stats(
     seed: int = 0,
     reference: ModelProto | None = None,
     progress: Progress | None = None,
+    frontiers: tuple[FrontierRunner, FrontierRunner] | None = None,
 ) -> dict[str, LayerStats]:
     """Statistics of every layer's input on ``model`` (see module docstring), keyed by node.
 
-    ``reference`` must have the same graph (tensor names) as ``model``."""
+    ``reference`` must have the same graph (tensor names) as ``model``. ``frontiers`` (one
+    runner for successive versions of ``model``, one for ``reference``): a level runs only the
+    nodes after the previous level's frontier (:mod:`onnxprune.calibrate.frontier`), valid when
+    the levels come in order and only layers of earlier levels changed."""
     if not layers:
         return {}
     rng = np.random.default_rng(seed)
     accumulators = {layer.node: _Accumulator(layer, layer.node in gram_for) for layer in layers}
     names = list(dict.fromkeys(layer.input for layer in layers))
     elem_types = {layer.input: _input_type(model, layer) for layer in layers}
-    runner = ExposedRunner(model, names, elem_types)
-    cross_names = [layer.input for layer in layers if layer.node in gram_for]
-    paired = (
-        ExposedRunner(reference, list(dict.fromkeys(cross_names)), elem_types)
-        if reference is not None and cross_names
-        else None
-    )
-    feeds = iter_feeds(data, model, batch_size=batch_size, max_samples=max_samples)
+    cross_names = list(dict.fromkeys(layer.input for layer in layers if layer.node in gram_for))
+    pairing = reference is not None and bool(cross_names)
+
+    def feeds():
+        return iter_feeds(data, model, batch_size=batch_size, max_samples=max_samples)
+
+    if frontiers is not None:
+        values_stream = frontiers[0].run(model, names, feeds())
+        original_stream = frontiers[1].run(reference, cross_names, feeds()) if pairing else None
+    else:
+        runner = ExposedRunner(model, names, elem_types)
+        paired = ExposedRunner(reference, cross_names, elem_types) if pairing else None
+        values_stream = (runner(batch) for batch in feeds())
+        original_stream = (paired(batch) for batch in feeds()) if paired is not None else None
+    batches = feeds()
     samples = 0
-    for batch in feeds:
-        values = runner(batch)
-        originals = paired(batch) if paired is not None else {}
+    # zip(strict=True) runs every stream to its end: a frontier runner keeps its tensors for
+    # the next level only once its generator is exhausted.
+    streams = (
+        zip(values_stream, original_stream, strict=True)
+        if original_stream is not None
+        else ((values, {}) for values in values_stream)
+    )
+    for batch, (values, originals) in zip(batches, streams, strict=True):
         for layer in layers:
             x = np.asarray(values[layer.input])
             chosen = sample_positions(x.shape[0], position_count(layer, x.shape), positions, rng)

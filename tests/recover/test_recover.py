@@ -144,6 +144,23 @@ def test_sequential_levels_and_lsq_beats_no_recovery():
     assert errors["stats"] < errors["none"], errors
     # Level 2 runs from the tensors level 1 left behind; without that memory (frontier_mb=0)
     # both models run from the graph inputs every level: the same refit.
+    import onnxprune.recover.lsq as lsq
+    from onnxprune.calibrate.frontier import FrontierRunner
+
+    from_frontier: list[bool] = []
+
+    class Recording(FrontierRunner):
+        def run(self, model, wanted, feeds):
+            from_frontier.append(self.cache is not None)
+            yield from super().run(model, wanted, feeds)
+
+    original_runner, lsq.FrontierRunner = lsq.FrontierRunner, Recording
+    try:
+        again = make_recovery("lsq", analysis, calib)(analysis, removed, pruned)
+    finally:
+        lsq.FrontierRunner = original_runner
+    assert from_frontier == [False, False, True, True]  # level 2 of both models
+    assert again.SerializeToString() == recovered.SerializeToString()
     from_inputs = make_recovery("lsq", analysis, calib, frontier_mb=0)(analysis, removed, pruned)
     for mine, theirs in zip(
         recovered.graph.initializer, from_inputs.graph.initializer, strict=True

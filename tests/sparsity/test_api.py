@@ -59,6 +59,34 @@ def test_obs_fits_calibration_outputs_better_than_magnitude(model, data):
     assert errors["obs"] < errors["magnitude"]
 
 
+def test_obs_levels_run_from_the_frontier_with_the_same_result(model, data, monkeypatch):
+    """Each OBS level runs only the nodes after the previous level's frontier; without that
+    memory (budget 0) every level runs from the graph inputs: the same weights."""
+    import onnxprune.sparsity.api as api
+    from onnxprune.calibrate.frontier import FrontierRunner
+
+    from_frontier: list[bool] = []
+
+    class Recording(FrontierRunner):
+        def run(self, model, wanted, feeds):
+            from_frontier.append(self.cache is not None)
+            yield from super().run(model, wanted, feeds)
+
+    monkeypatch.setattr(api, "FrontierRunner", Recording)
+    frontier = sparsify(model, 0.5, criterion="obs", data=data, min_size=0)
+    assert from_frontier.count(True) >= 4  # levels 2-5 of the pruned model (and the reference)
+    monkeypatch.setattr(api, "FRONTIER_BYTES", 0)
+    from_inputs = sparsify(model, 0.5, criterion="obs", data=data, min_size=0)
+    assert len(frontier.model.graph.initializer) == len(from_inputs.model.graph.initializer)
+    for mine, theirs in zip(
+        frontier.model.graph.initializer, from_inputs.model.graph.initializer, strict=True
+    ):
+        assert mine.name == theirs.name
+        np.testing.assert_allclose(
+            onnx.numpy_helper.to_array(mine), onnx.numpy_helper.to_array(theirs), atol=1e-6
+        )
+
+
 @pytest.mark.parametrize("criterion", ["magnitude", "obs"])
 def test_two_four_holds_on_every_layer_whose_reduction_allows_it(model, data, criterion):
     result = sparsify(model, pattern="2:4", criterion=criterion, data=data, min_size=0)

@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 import pytest
 
+from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.session import ExposedRunner
-from onnxprune.recover.frontier import FrontierRunner
 from tests.recover.test_reconstruct import residual_block
 
 LEVELS = [["x"], ["r0"], ["h"], ["ra"], ["rd", "h"], ["s"]]
