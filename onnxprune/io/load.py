@@ -71,8 +71,22 @@ def load_model(
         else:
             check_external_locations(model, folder, label)
     validate_model(model, label)
+    _decode_stored_weights(model, label)
     register_input_model(model, label, None if isinstance(source, ModelProto) else label)
     return model
+
+
+def _decode_stored_weights(model: ModelProto, label: str) -> None:
+    """Weights onnxprune wrote as bitmask + non-zeros (:mod:`onnxprune.io.bitmask`) become
+    dense initializers again, so every later step sees ordinary constant weights."""
+    from onnxprune.io.bitmask import decode_bitmask
+
+    try:
+        decode_bitmask(model.graph)
+    except (KeyError, ValueError, IndexError) as error:
+        raise ModelLoadError(
+            f"cannot load model '{label}': its bitmask-stored weights are incomplete ({error})"
+        ) from None
 
 
 def check_model_files(sources) -> None:

@@ -21,12 +21,17 @@ _SCALAR_ATTRIBUTES = {
 def normalize_model(model: ModelProto) -> ModelProto:
     """Return a normalized copy of ``model`` (the argument is not modified).
 
-    1. :func:`constants_to_initializers`, 2. :func:`drop_dead_nodes`,
-    3. :func:`drop_unused_initializers`, 4. :func:`drop_stale_value_info`, on the main graph.
+    0. :func:`~onnxprune.io.bitmask.decode_bitmask` (weights onnxprune stored as bitmask +
+    non-zeros become dense initializers again), 1. :func:`constants_to_initializers`,
+    2. :func:`drop_dead_nodes`, 3. :func:`drop_unused_initializers`,
+    4. :func:`drop_stale_value_info`, on the main graph.
     """
+    from onnxprune.io.bitmask import decode_bitmask
+
     normalized = ModelProto()
     normalized.CopyFrom(model)
     graph = normalized.graph
+    decode_bitmask(graph)
     constants_to_initializers(graph, list_as_inputs=normalized.ir_version < 4)
     drop_dead_nodes(graph)
     drop_unused_initializers(graph)

@@ -8,6 +8,11 @@ the dense shape. ONNX Runtime expands them to dense tensors when it loads the mo
 are identical and nothing runs faster: only the file shrinks. Each stored non-zero costs its
 value plus 8 index bytes, so for float32 the file shrinks only above 2/3 sparsity
 (12·(1−s) < 4) — the break-even is checked per tensor and denser ones stay dense.
+
+:func:`to_bitmask_storage` is the compact alternative (:mod:`onnxprune.io.bitmask`): the
+non-zeros plus one bit per weight, decoded by standard ops that ONNX Runtime folds at load,
+(1 − s)·b + n/8 bytes — 0.33× the dense float32 size at 70 % sparsity, smaller than dense from
+about 1/8 + 1/32 sparsity on.
 """
 
 from __future__ import annotations
@@ -82,11 +87,28 @@ def to_sparse_storage(
     return result, moved
 
 
+def to_bitmask_storage(
+    model: ModelProto, *, min_sparsity: float = 0.5, min_size: int = 1024
+) -> tuple[ModelProto, list[str]]:
+    """A copy of ``model`` with sparse-enough initializers stored as bitmask + non-zeros
+    (:func:`onnxprune.io.bitmask.encode_bitmask`), and the names stored that way."""
+    from onnxprune.io.bitmask import encode_bitmask
+
+    return encode_bitmask(model, min_sparsity=min_sparsity, min_size=min_size)
+
+
+STORAGE_FORMATS = {"coo": to_sparse_storage, "bitmask": to_bitmask_storage}
+
+
 def to_dense_storage(model: ModelProto) -> ModelProto:
-    """A copy of ``model`` whose sparse initializers are dense initializers again."""
+    """A copy of ``model`` whose sparse initializers (COO or bitmask) are dense initializers
+    again."""
+    from onnxprune.io.bitmask import decode_bitmask
+
     result = ModelProto()
     result.CopyFrom(model)
     graph = result.graph
+    decode_bitmask(graph)
     for sparse in graph.sparse_initializer:
         values = numpy_helper.to_array(sparse.values).reshape(-1)
         dense = np.zeros(int(np.prod(sparse.dims)), dtype=values.dtype)

@@ -46,6 +46,22 @@ def test_sparsify_with_obs_and_sparse_storage_writes_an_equal_model(files, tmp_p
         run(onnx.load(str(sparse_out)), feeds), run(onnx.load(str(dense_out)), feeds)
     )
     assert sparse_out.stat().st_size < dense_out.stat().st_size
+    bitmask_out = tmp_path / "bitmask.onnx"
+    result = invoke(
+        "sparsify", model, "-o", bitmask_out, *common, "--sparse-storage", "bitmask", "--json", "-"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["sizes"]["storage"] == "bitmask"
+    np.testing.assert_array_equal(
+        run(onnx.load(str(bitmask_out)), feeds), run(onnx.load(str(dense_out)), feeds)
+    )
+    assert bitmask_out.stat().st_size < sparse_out.stat().st_size
+    # onnxprune reads its own bitmask file back as dense weights
+    result = invoke("inspect", bitmask_out, "--sparsity", "--json")
+    assert result.exit_code == 0, result.output
+    layers = json.loads(result.output)["weight_sparsity"]["layers"]
+    assert {row["node"] for row in layers} >= {"a", "up", "g", "fc", "mm"}
+    assert all(row["sparsity"] >= 0.79 for row in layers if row["node"] in ("a", "fc", "mm"))
     assert hashlib.sha256(model.read_bytes()).hexdigest() == before
 
 

@@ -110,7 +110,13 @@ def _load_data(data: str | None, model_path: str):
 )
 @click.option("--include-depthwise", is_flag=True, help="Sparsify depthwise convolutions too.")
 @click.option(
-    "--sparse-storage", is_flag=True, help="Store sparse weights as ONNX sparse_initializer."
+    "--sparse-storage",
+    type=click.Choice(["coo", "bitmask"]),
+    is_flag=False,
+    flag_value="coo",
+    default=None,
+    help="Store sparse weights compactly: 'coo' (ONNX sparse_initializer, the flag alone) or "
+    "'bitmask' (non-zeros + 1 bit per weight, decoded by ops ONNX Runtime folds at load).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option(
@@ -125,7 +131,7 @@ def command(
     """Zero weights of MODEL's Conv/ConvTranspose/Gemm/MatMul layers and write the model."""
     from onnxprune.io import save_model
     from onnxprune.sparsity import sparsify
-    from onnxprune.sparsity.storage import model_sizes, to_sparse_storage
+    from onnxprune.sparsity.storage import STORAGE_FORMATS, model_sizes
 
     if threshold is not None and global_:
         raise InputError("--threshold and --global exclude each other: choose one mode")
@@ -145,8 +151,9 @@ def command(
     sizes = {"before": len(original), "gzip_before": len(gzip.compress(original, 6))}
     moved: list[str] = []
     if sparse_storage:
-        written, moved = to_sparse_storage(result.model)
+        written, moved = STORAGE_FORMATS[sparse_storage](result.model)
         sizes["sparse_tensors"] = len(moved)
+        sizes["storage"] = sparse_storage
     after = model_sizes(written)
     sizes.update(after=after.bytes, gzip_after=after.gzip_bytes)
     save_model(written, out_path, input_path=model, force=force)
