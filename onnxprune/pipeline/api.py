@@ -135,7 +135,6 @@ def optimize(
     Returns an :class:`OptimizeResult`; its ``ok`` is False when the guard or the target was
     not met (the model is then the best one found within the guard).
     """
-    from onnxprune.analysis import analyze
     from onnxprune.evaluate.data import shapes_from_data
     from onnxprune.io import load_model
     from onnxprune.pipeline.evaluation import GuardEvaluator
@@ -194,31 +193,20 @@ def optimize(
     notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
 
     tick = time.perf_counter()
-    say("analysing channel groups")
-    analysis = analyze(
-        prepared,
-        input_shapes,
+    analysis, plan, ranked, setups = _analyse_and_set_up(
+        kinds,
+        original=original,
+        prepared=prepared,
+        input_shapes=input_shapes,
+        calibration=evaluator.calibration,
+        target=target,
+        progress=say,
+        options=_plan_options(
+            kinds, provider, max_ratio, round_to, ignore, ratio_for, seed, plan_options
+        ),
+        methods=(criterion, allocation, recover, recovery_name),
         allow_norm_stats=allow_norm_stats,
         allow_output_change=allow_output_change,
-    )
-    plan, ranked, setups = _set_up_plan(
-        kinds,
-        PlanContext(
-            original=original,
-            prepared=prepared,
-            analysis=analysis,
-            calibration=evaluator.calibration,
-            target=target,
-            input_shapes=input_shapes,
-            progress=say,
-            options=_plan_options(
-                kinds, provider, max_ratio, round_to, ignore, ratio_for, seed, plan_options
-            ),
-        ),
-        criterion=criterion,
-        allocation=allocation,
-        recover=recover,
-        recovery_name=recovery_name,
     )
     for setup in setups:
         notes.extend(setup.notes)
@@ -338,24 +326,50 @@ def _plan_options(
     }
 
 
-def _set_up_plan(
+def _analyse_and_set_up(
     kinds: list[str],
-    context: PlanContext,
     *,
-    criterion: str,
-    allocation: str,
-    recover,
-    recovery_name: str,
-) -> tuple[Plan, list, list]:
-    """The plan of a run and its candidate removals ranked together (:func:`merge_units`):
-    scores the clusters when the channel kind is asked for, makes the recovery (``recover``: a
-    callable, or None/a name resolved to ``recovery_name``) and runs the kinds' factories on
-    ``context`` (whose ``shared`` this fills). Returns (plan, ranked units, kind setups)."""
+    original: ModelProto,
+    prepared: ModelProto,
+    input_shapes: dict[str, list[int]],
+    calibration,
+    target: Target,
+    progress: Callable[[str], None],
+    options: dict[str, Any],
+    methods: tuple,
+    allow_norm_stats: bool,
+    allow_output_change: bool,
+) -> tuple[Any, Plan, list, list]:
+    """The channel analysis of ``prepared``, the run's plan and its candidate removals ranked
+    together (:func:`merge_units`), shared by ``optimize`` and
+    :func:`onnxprune.pipeline.ranked.rank_units`. ``methods`` = (criterion, allocation,
+    recover, recovery name): clusters are scored when the channel kind is asked for, the
+    recovery is made (``recover``: a callable, or None/a name resolved to the recovery name)
+    and the kinds' factories run on one :class:`PlanContext`. Returns (analysis, plan, ranked
+    units, kind setups)."""
+    from onnxprune.analysis import analyze
     from onnxprune.importance import score_clusters
 
-    analysis, calibration = context.analysis, context.calibration
+    criterion, allocation, recover, recovery_name = methods
+    progress("analysing channel groups")
+    analysis = analyze(
+        prepared,
+        input_shapes,
+        allow_norm_stats=allow_norm_stats,
+        allow_output_change=allow_output_change,
+    )
+    context = PlanContext(
+        original=original,
+        prepared=prepared,
+        analysis=analysis,
+        calibration=calibration,
+        target=target,
+        input_shapes=input_shapes,
+        progress=progress,
+        options=options,
+    )
     scores = (
-        score_clusters(analysis, criterion, original=context.original, calibration=calibration)
+        score_clusters(analysis, criterion, original=original, calibration=calibration)
         if CHANNELS in kinds
         else None
     )
@@ -363,16 +377,12 @@ def _set_up_plan(
         from onnxprune.recover import make_recovery
 
         recover = make_recovery(
-            recovery_name,
-            analysis,
-            calibration,
-            seed=context.options.get("seed", 0),
-            progress=context.progress,
+            recovery_name, analysis, calibration, seed=options.get("seed", 0), progress=progress
         )
     context.shared.update({"scores": scores, "allocation": allocation, "recover": recover})
     setups = setup_kinds(kinds, context)
-    plan = Plan(context.prepared, [setup.kind for setup in setups])
-    return plan, merge_units([setup.units for setup in setups]), setups
+    plan = Plan(prepared, [setup.kind for setup in setups])
+    return analysis, plan, merge_units([setup.units for setup in setups]), setups
 
 
 def _check_options_early(kinds: list[str], recover, data, allocation) -> None:

@@ -22,7 +22,7 @@ from onnx import ModelProto
 
 from onnxprune import defaults
 from onnxprune.errors import InputError
-from onnxprune.pipeline.plan import CHANNELS, KindSetup, Plan, PlanContext, merge_units
+from onnxprune.pipeline.plan import CHANNELS, KindSetup, Plan, merge_units
 from onnxprune.pipeline.schedule import RemovalUnit
 from onnxprune.pipeline.target import Target, parse_target
 
@@ -112,17 +112,16 @@ def rank_units(
     measured on ``data`` (calibration data in any form ``optimize`` accepts; required).
     ``target`` only chooses the measure units are priced in (``macs`` for a MAC target).
     Returns a :class:`RankedPlan`; nothing is pruned yet."""
-    from onnxprune.analysis import analyze
     from onnxprune.evaluate.data import load_data, shapes_from_data
     from onnxprune.evaluate.runner import open_runner
     from onnxprune.graph.input_ranges import integer_input_ranges
     from onnxprune.io import load_model
     from onnxprune.pipeline.api import (
         ALLOCATIONS,
+        _analyse_and_set_up,
         _check_options_early,
         _plan_options,
         _resolve_methods,
-        _set_up_plan,
         _unit_kinds,
     )
     from onnxprune.prune import prepare
@@ -159,32 +158,20 @@ def rank_units(
     seconds["preprocess"] = time.perf_counter() - tick
     criterion, allocation, recovery_name = _resolve_methods(criterion, allocation, recover, True)
     tick = time.perf_counter()
-    say("analysing channel groups")
-    analysis = analyze(
-        prepared,
-        input_shapes,
-        allow_norm_stats=allow_norm_stats,
-        allow_output_change=allow_output_change,
-    )
-    context = PlanContext(
+    analysis, plan, ranked, setups = _analyse_and_set_up(
+        kinds,
         original=original,
         prepared=prepared,
-        analysis=analysis,
+        input_shapes=input_shapes,
         calibration=calibration,
         target=target,
-        input_shapes=input_shapes,
         progress=say,
         options=_plan_options(
             kinds, provider, max_ratio, round_to, ignore, ratio_for, seed, plan_options
         ),
-    )
-    plan, ranked, setups = _set_up_plan(
-        kinds,
-        context,
-        criterion=criterion,
-        allocation=allocation,
-        recover=recover,
-        recovery_name=recovery_name,
+        methods=(criterion, allocation, recover, recovery_name),
+        allow_norm_stats=allow_norm_stats,
+        allow_output_change=allow_output_change,
     )
     for setup in setups:
         notes.extend(setup.notes)
