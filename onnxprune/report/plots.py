@@ -15,6 +15,7 @@ import io
 from onnxprune.report.schema import STEP_KEPT, Report
 
 MAX_GROUPS_PLOTTED = 60
+LIGHT, DARK = "#c6d4e8", "#2f5d9c"  # before, after
 
 
 def _figure(width: float, height: float):
@@ -48,25 +49,49 @@ def plotted_groups(report: Report) -> list:
     return groups
 
 
+def _paired_bars(
+    names: list[str],
+    back: list[float],
+    front: list[float],
+    labels: tuple[str, str],
+    *,
+    ylabel: str,
+    title: str,
+    empty: str,
+    colors: tuple[str, str] = (LIGHT, DARK),
+):
+    """(figure, axes) of a bar per name: ``back`` (light by default), ``front`` on top."""
+    figure = _figure(max(6.0, 0.25 * len(names) + 2), 3.6)
+    axes = figure.add_subplot()
+    positions = list(range(len(names)))
+    axes.bar(positions, back, color=colors[0], label=labels[0])
+    axes.bar(positions, front, color=colors[1], label=labels[1])
+    axes.set_xticks(positions)
+    axes.set_xticklabels([_short(name) for name in names], rotation=90, fontsize=6)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    if names:
+        axes.legend(loc="upper left", fontsize=8)
+    else:
+        axes.text(0.5, 0.5, empty, ha="center", transform=axes.transAxes)
+    return figure, axes
+
+
 def widths_plot(report: Report) -> bytes:
     """Bar chart of per-group channel counts before/after (PNG bytes)."""
     groups = plotted_groups(report)
-    figure = _figure(max(6.0, 0.25 * len(groups) + 2), 3.6)
-    axes = figure.add_subplot()
-    positions = list(range(len(groups)))
-    axes.bar(positions, [g.channels_before for g in groups], color="#c6d4e8", label="before")
-    axes.bar(positions, [g.channels_after for g in groups], color="#2f5d9c", label="after")
-    for position, group in zip(positions, groups, strict=True):
+    figure, axes = _paired_bars(
+        [g.name for g in groups],
+        [g.channels_before for g in groups],
+        [g.channels_after for g in groups],
+        ("before", "after"),
+        ylabel="channels",
+        title="Channels per group (P = protected by the guard)",
+        empty="no prunable groups",
+    )
+    for position, group in enumerate(groups):
         if group.protected:
             axes.annotate("P", (position, group.channels_before), ha="center", fontsize=7)
-    axes.set_xticks(positions)
-    axes.set_xticklabels([_short(g.name) for g in groups], rotation=90, fontsize=6)
-    axes.set_ylabel("channels")
-    axes.set_title("Channels per group (P = protected by the guard)")
-    if groups:
-        axes.legend(loc="upper left", fontsize=8)
-    else:
-        axes.text(0.5, 0.5, "no prunable groups", ha="center", transform=axes.transAxes)
     return _png(figure)
 
 
@@ -125,18 +150,15 @@ def sparsity_plot(report: Report) -> bytes:
         largest = sorted(layers, key=lambda r: -r["weights"])[:MAX_GROUPS_PLOTTED]
         keep = {row["node"] for row in largest}
         layers = [row for row in layers if row["node"] in keep]
-    figure = _figure(max(6.0, 0.25 * len(layers) + 2), 3.6)
-    axes = figure.add_subplot()
-    positions = list(range(len(layers)))
-    axes.bar(positions, [100 * r["after"] for r in layers], color="#2f5d9c", label="after")
-    axes.bar(positions, [100 * r["before"] for r in layers], color="#c6d4e8", label="before")
-    axes.set_xticks(positions)
-    axes.set_xticklabels([_short(r["node"]) for r in layers], rotation=90, fontsize=6)
-    axes.set_ylabel("zeros (%)")
+    figure, axes = _paired_bars(
+        [r["node"] for r in layers],
+        [100 * r["after"] for r in layers],
+        [100 * r["before"] for r in layers],
+        ("after", "before"),
+        ylabel="zeros (%)",
+        title="Weight sparsity per layer",
+        empty="no weight layers",
+        colors=(DARK, LIGHT),  # before light, after dark, as in the channels plot
+    )
     axes.set_ylim(0, 100)
-    axes.set_title("Weight sparsity per layer")
-    if layers:
-        axes.legend(loc="upper left", fontsize=8)
-    else:
-        axes.text(0.5, 0.5, "no weight layers", ha="center", transform=axes.transAxes)
     return _png(figure)
