@@ -245,7 +245,7 @@ def pruning(paths: dict[str, Path], exporter: str, folder: Path, runs: list[tupl
     note = (
         f"{exporter} export; `optimize` with criterion obs and allocation global (the default "
         "with data, sensitivity allocation, took 19.4 min wall for one run here), metric "
-        "embedding_cosine (the guard pools every token, padding included); calibration "
+        "embedding_cosine (the guard mean-pools the real tokens: the data's attention_mask); calibration "
         f"{CALIBRATION} sentences, evaluation {EVALUATION} other sentences (Python stdlib "
         f"docstrings), {LENGTH} tokens; the table's cosine and nearest-neighbour agreement are of "
         "masked mean-pooled embeddings vs the unpruned model on the evaluation sentences. "
