@@ -120,8 +120,9 @@ def sparsity_rows(report: Report) -> list[list[str]]:
     return rows
 
 
-def print_summary(report: Report, console=None) -> None:
-    """Print the before/after table, the status line and the steps count."""
+def print_summary(report: Report, console=None, words=None) -> None:
+    """Print the before/after table, the status line and the steps count; ``words`` rewrites
+    the reason for the caller's audience (the CLI passes :func:`onnxprune.errors.cli_words`)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -167,6 +168,7 @@ def print_summary(report: Report, console=None) -> None:
         if note.startswith("SLOWER"):
             console.print(f"[red]warning:[/] {note}", highlight=False)
     if report.status != "ok":
-        console.print(f"[red]{report.status}[/]: {report.reason}")
+        reason = words(report.reason) if words and report.reason else report.reason
+        console.print(f"[red]{report.status}[/]: {reason}", highlight=False)
     if report.output_model:
         console.print(f"wrote {report.output_model}")

@@ -29,3 +29,14 @@ def test_print_summary_mentions_status_and_output(report):
     assert "guard_not_met" in text and "no step fits the guard" in text
     assert "wrote model.pruned.onnx" in text
     assert "3 kept, 1 rolled back" in text
+
+
+def test_print_summary_speaks_the_callers_words(report):
+    from onnxprune.errors import cli_words
+
+    report.status = "guard_not_met"
+    report.reason = "protect the sensitive layers (ignore=...) and prune the rest harder"
+    buffer = io.StringIO()
+    print_summary(report, Console(file=buffer, width=200), words=cli_words)
+    text = buffer.getvalue()
+    assert "(--ignore GLOB)" in text and "ignore=..." not in text

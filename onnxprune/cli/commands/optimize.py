@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from onnxprune.cli.task_options import attach_task_report, guard_metric, task_options
-from onnxprune.errors import GuardNotMetError, InputError
+from onnxprune.errors import GuardNotMetError, InputError, cli_words
 
 
 @click.command("optimize")
@@ -217,7 +217,7 @@ def run(options) -> None:
         sys.stdout.flush()
     if not options.quiet:
         summary_console = Console(stderr=options.json)
-        print_summary(result.report, summary_console)
+        print_summary(result.report, summary_console, words=cli_words)
     if not result.ok:
         raise GuardNotMetError(f"{result.report.reason}; best model written to {out_path}")
 
