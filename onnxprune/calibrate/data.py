@@ -8,7 +8,9 @@ Accepted forms (first axis = samples everywhere):
 * a path to an ``.npz`` file holding such arrays.
 
 Batches are cut at ``max_samples`` samples in total; floating arrays are cast to the dtype the
-model input declares. Nothing is copied beyond the current batch.
+model input declares. Nothing is copied beyond the current batch. A model whose inputs fix the
+batch dimension (an export at batch 1, say) gets batches of exactly that size: the batch size
+asked for is replaced by it and a shorter last batch is left out.
 """
 
 from __future__ import annotations
@@ -87,6 +89,21 @@ def _batch_len(feeds: Mapping[str, np.ndarray]) -> int:
     return int(next(iter(feeds.values())).shape[0]) if feeds else 0
 
 
+def fixed_batch_size(model: ModelProto) -> int | None:
+    """The batch size the model's inputs fix (a static first dimension > 0 shared by every
+    input that has one), None when the batch dimension is free."""
+    initializers = {init.name for init in model.graph.initializer}
+    sizes = {
+        value.type.tensor_type.shape.dim[0].dim_value
+        for value in model.graph.input
+        if value.name not in initializers
+        and value.type.tensor_type.shape.dim
+        and value.type.tensor_type.shape.dim[0].HasField("dim_value")
+        and value.type.tensor_type.shape.dim[0].dim_value > 0
+    }
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 def iter_feeds(
     calibration: Any,
     model: ModelProto,
@@ -101,6 +118,8 @@ def iter_feeds(
         raise InputError(f"batch size must be >= 1, got {batch_size}")
     dtypes = input_dtypes(model)
     source = _load(calibration)
+    fixed = fixed_batch_size(model)
+    batch_size = fixed or batch_size
     left = np.inf if max_samples is None else int(max_samples)
     if hasattr(source, "batches"):
         stream = (feeds for feeds, _labels in source.batches(batch_size))
@@ -125,7 +144,7 @@ def iter_feeds(
         if size > left:
             batch = {name: value[: int(left)] for name, value in batch.items()}
             size = int(left)
-        if size == 0:
+        if size == 0 or (fixed is not None and size != fixed):
             continue
         left -= size
         produced += size

@@ -71,3 +71,21 @@ def test_calibration_files_are_checked_at_the_door(model, tmp_path):
     bad[1, 0] = np.inf
     with pytest.raises(InputError, match=r"array 'x' holds NaN or Inf \(first in sample 1\)"):
         list(iter_feeds({"x": bad}, model))
+
+
+@pytest.mark.parametrize(("fixed", "expected"), [(1, [1] * 10), (4, [4, 4])])
+def test_a_fixed_batch_dimension_sets_the_batch_size(model, fixed, expected):
+    """A model exported at batch B gets batches of exactly B (a shorter tail is left out)."""
+    from onnx import ModelProto
+
+    from onnxprune.calibrate.data import fixed_batch_size
+
+    fixed_model = ModelProto()
+    fixed_model.CopyFrom(model)
+    first = fixed_model.graph.input[0].type.tensor_type.shape.dim[0]
+    first.Clear()
+    first.dim_value = fixed
+    assert fixed_batch_size(fixed_model) == fixed and fixed_batch_size(model) is None
+    data = {"x": np.zeros((10, 3), dtype=np.float32)}
+    sizes = [len(batch["x"]) for batch in iter_feeds(data, fixed_model, batch_size=32)]
+    assert sizes == expected

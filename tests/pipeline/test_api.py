@@ -173,3 +173,29 @@ def test_dynamic_height_and_width_are_taken_from_the_data():
     # the written model keeps its dynamic dimensions
     dims = result.model.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["N", "", "H", "W"] or not dims[2].HasField("dim_value")
+
+
+def test_a_model_exported_at_batch_1_is_calibrated_one_sample_at_a_time(digits):
+    """Every calibration path (OBS statistics, least-squares refit, guard) feeds batches the
+    model accepts when its batch dimension is fixed (exports at batch 1 are common)."""
+    model, calib, test = digits
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for value in [*fixed.graph.input, *fixed.graph.output]:
+        first = value.type.tensor_type.shape.dim[0]
+        first.Clear()
+        first.dim_value = 1
+    result = optimize(
+        fixed,
+        "macs=0.8",
+        data={"input": calib["input"][:24]},
+        eval_data=test,
+        criterion="obs",
+        allocation="global",
+        recover="lsq",
+        steps=1,
+        max_drop=100,
+        measure_latency=False,
+    )
+    assert result.report.macs_after < result.report.macs_before
+    assert result.model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
