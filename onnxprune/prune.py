@@ -159,6 +159,7 @@ def prune(
     pruned = apply_removal(analysis, removed)
     check_model(pruned)
     timings["rewrite"] = time.perf_counter() - start
+    notes += [note for note in analysis.notes if note not in notes]
     plan = build_plan(analysis, removed, criterion, policy, notes)
     plan.seconds = timings
     fill_plan_stats(plan, original, pruned, input_shapes, analysis)

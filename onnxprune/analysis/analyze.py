@@ -150,9 +150,38 @@ def analyze(
         for atoms, reason in ctx.stats_coupled:
             ctx.block(atoms, f"{reason} would change (not allowed: allow_norm_stats)")
     _check_shared_constants(ctx)
+    notes += _control_flow_notes(named)
     analysis = _finalize(named, view, ctx)
     analysis.notes.extend(notes)
     return analysis
+
+
+WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _control_flow_notes(model: ModelProto) -> list[str]:
+    """A note when weight layers sit inside If/Loop/Scan bodies: the analysis reads the main
+    graph only, so their channels stay whole (a model whose work is all inside control flow
+    has nothing prunable, and the user should know why)."""
+    counts: dict[str, int] = {}
+
+    def visit(graph, owner: str | None) -> None:
+        for node in graph.node:
+            if owner is not None and node.op_type in WEIGHT_OPS:
+                counts[owner] = counts.get(owner, 0) + 1
+            for attribute in node.attribute:
+                bodies = [attribute.g] if attribute.HasField("g") else list(attribute.graphs)
+                for body in bodies:
+                    visit(body, owner or node.op_type)
+
+    visit(model.graph, None)
+    if not counts:
+        return []
+    where = ", ".join(f"{count} under {op}" for op, count in sorted(counts.items()))
+    return [
+        f"{sum(counts.values())} Conv/Gemm/MatMul layer(s) inside control flow ({where}) are "
+        "not analysed: their channels are never pruned"
+    ]
 
 
 def _resize_output(ctx: AnalysisContext, view: GraphView, name: str) -> None:

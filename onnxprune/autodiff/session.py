@@ -25,7 +25,7 @@ class GradientSession:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4
         if threads is not None:
             options.intra_op_num_threads = threads
         # Worker threads that spin between the many small backward kernels steal the cores

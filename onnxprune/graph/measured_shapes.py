@@ -44,11 +44,12 @@ def valid_random_feeds(model: ModelProto, seed: int = 0) -> dict[str, np.ndarray
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
         shape = tuple(int(d.dim_value) for d in tensor_type.shape.dim)
         if dtype == np.bool_:
-            feeds[value.name] = rng.random(shape) < 0.5
+            feed = rng.random(shape) < 0.5
         elif np.issubdtype(dtype, np.integer):
-            feeds[value.name] = random_integers(rng, shape, dtype, ranges[value.name])
+            feed = random_integers(rng, shape, dtype, ranges[value.name])
         else:
-            feeds[value.name] = rng.standard_normal(shape).astype(dtype)
+            feed = rng.standard_normal(shape)
+        feeds[value.name] = np.asarray(feed, dtype=dtype)  # rank 0 gives a numpy scalar
     return feeds
 
 
@@ -71,7 +72,7 @@ def measure_shapes(
     exposed.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names)
     del exposed.graph.value_info[:]
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # failures come back as exceptions, not log lines
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(
         exposed.SerializeToString(), options, providers=["CPUExecutionProvider"]

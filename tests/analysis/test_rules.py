@@ -4,6 +4,7 @@ mask-equivalence of a random removal."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 
@@ -346,3 +347,50 @@ def test_subgraph_reference_blocks():
     )
     group = groups_by_source(analyze(model))[("c1",)]
     assert not group.prunable and any("If" in r for r in group.reasons)
+
+
+def _conv_inside_an_if():
+    """x -> Conv outer -> If(flag, a graph input): then Conv inner, else Identity -> out."""
+    body_conv, body_inits = conv("inner", "a", "y_then", 8, 8)
+    then_branch = helper.make_graph(
+        [body_conv], "then", [], [tensor("y_then", ["N", 8, 8, 8])], body_inits
+    )
+    else_branch = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["y_else"])],
+        "else",
+        [],
+        [tensor("y_else", ["N", 8, 8, 8])],
+    )
+    outer, outer_inits = conv("outer", "x", "a", 3, 8)
+    branch = helper.make_node(
+        "If", ["flag"], ["out"], name="if", then_branch=then_branch, else_branch=else_branch
+    )
+    flag = helper.make_tensor_value_info("flag", onnx.TensorProto.BOOL, [])
+    return make_model(
+        [outer, branch], [tensor("x", ["N", 3, 8, 8]), flag], [tensor("out", ["N", 8, 8, 8])],
+        outer_inits,
+    )  # fmt: skip
+
+
+def test_weight_layers_inside_control_flow_are_named_in_a_note():
+    """A Conv inside an If body is not analysed; the analysis says so (fail closed, loudly)."""
+    analysis = analyze(_conv_inside_an_if(), {"x": [1, 3, 8, 8]})
+    expected = "1 Conv/Gemm/MatMul layer(s) inside control flow (1 under If)"
+    assert any(expected in note for note in analysis.notes)
+    c1, c1_inits = conv("c1", "x", "out", 3, 5)
+    plain = analyze(build([c1], c1_inits), {"x": [1, 3, 8, 8]})
+    assert not any("control flow" in note for note in plain.notes)
+
+
+def test_prune_prints_why_nothing_was_pruned(tmp_path):
+    from click.testing import CliRunner
+
+    from onnxprune.cli import cli
+
+    path = tmp_path / "if.onnx"
+    onnx.save(_conv_inside_an_if(), str(path))
+    result = CliRunner().invoke(cli, ["prune", str(path), "-o", str(tmp_path / "out.onnx")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # rich wraps lines
+    assert "inside control flow" in text
+    assert "measuring shapes failed" not in text  # a rank-0 bool input is fed as an array

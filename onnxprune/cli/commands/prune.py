@@ -34,6 +34,7 @@ def default_output(model: str) -> Path:
 def print_plan(plan, out_path: Path | None, console=None) -> None:
     """Before/after table of a pruning plan."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -54,6 +55,9 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
         f"{plan.groups_blocked} blocked; prunable MAC share "
         f"{plan.prunable_macs / max(plan.macs_before, 1):.1%}"
     )
+    if not plan.groups_pruned:
+        for note in plan.notes:  # why nothing could be pruned
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if out_path is not None:
         console.print(f"wrote {out_path}")
         console.print(
