@@ -150,13 +150,30 @@ def analyze(
         for atoms, reason in ctx.stats_coupled:
             ctx.block(atoms, f"{reason} would change (not allowed: allow_norm_stats)")
     _check_shared_constants(ctx)
-    notes += _control_flow_notes(named)
+    notes += _control_flow_notes(named) + _quantized_notes(named)
     analysis = _finalize(named, view, ctx)
     analysis.notes.extend(notes)
     return analysis
 
 
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+QUANTIZED_OPS = (
+    "ConvInteger", "MatMulInteger", "QLinearConv", "QLinearMatMul", "DynamicQuantizeLinear",
+    "QuantizeLinear", "DequantizeLinear",
+)  # fmt: skip
+
+
+def _quantized_notes(model: ModelProto) -> list[str]:
+    """A note when the main graph holds quantized ops: their layers have no channel rule (or
+    read weights through DequantizeLinear), so they stay whole; prune the float model, then
+    quantize."""
+    found = sorted({node.op_type for node in model.graph.node if node.op_type in QUANTIZED_OPS})
+    if not found:
+        return []
+    return [
+        f"quantized graph ({', '.join(found)}): its quantized layers are not pruned; prune the "
+        "float model, then quantize it"
+    ]
 
 
 def _control_flow_notes(model: ModelProto) -> list[str]:

@@ -394,3 +394,19 @@ def test_prune_prints_why_nothing_was_pruned(tmp_path):
     text = " ".join(result.output.split())  # rich wraps lines
     assert "inside control flow" in text
     assert "measuring shapes failed" not in text  # a rank-0 bool input is fed as an array
+
+
+def test_a_quantized_graph_is_named_in_a_note():
+    """ConvInteger has no channel rule: the layer stays whole and a note says why."""
+    x_q = helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"], name="quantize")
+    conv_int = helper.make_node("ConvInteger", ["xq", "w"], ["acc"], name="conv_int")
+    cast = helper.make_node("Cast", ["acc"], ["out"], name="cast", to=onnx.TensorProto.FLOAT)
+    model = make_model(
+        [x_q, conv_int, cast], [tensor("x", ["N", 3, 8, 8])], [tensor("out", ["N", 4, 6, 6])],
+        [const("w", np.ones((4, 3, 3, 3), dtype=np.uint8))],
+    )  # fmt: skip
+    analysis = analyze(model, {"x": [1, 3, 8, 8]})
+    assert any(
+        "quantized graph (ConvInteger, DynamicQuantizeLinear)" in note for note in analysis.notes
+    )
+    assert not any(group.prunable for group in analysis.groups)
