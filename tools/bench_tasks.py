@@ -71,27 +71,7 @@ def command_for(model: str, target: str, max_drop: float, out: Path) -> list[str
 
 def run(model: str, target: str, max_drop: float, out: Path) -> dict:
     """Run one optimize through the CLI; the report plus command, wall time, load."""
-    command = command_for(model, target, max_drop, out)
-    load_before = load_average()
-    start = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.run(
-        [sys.executable, "-m", "onnxprune.cli", *command[1:]],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    seconds = time.perf_counter() - start
-    if process.returncode not in (0, 3):
-        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {process.stderr}")
-    report = json.loads((out / f"{model}.json").read_text())
-    printable = [c if not c.startswith(str(out)) else Path(c).name for c in command]
-    return {
-        "model": model,
-        "report": report,
-        "exit": process.returncode,
-        "seconds": seconds,
-        "load": f"{load_before} → {load_average()}",
-        "command": " ".join(printable),
-    }
+    return _run_command(command_for(model, target, max_drop, out), model, out)
 
 
 TEXT_IMAGES = ("page", "text", "camera", "coins", "astronaut", "coffee", "chelsea", "rocket")
