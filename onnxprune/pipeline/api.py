@@ -101,6 +101,7 @@ def optimize(
     allow_norm_stats: bool = True,
     allow_output_change: bool = False,
     plan_options: dict[str, Any] | None = None,
+    synthesize: str = "auto",
 ) -> OptimizeResult:
     """Prune ``model`` (path or ModelProto, never modified) toward ``target`` in ``steps``
     steps, keeping ``metric`` within ``max_drop`` of the original model's value.
@@ -116,8 +117,9 @@ def optimize(
     AVX-512 CPUs, 8 on AVX2 and GPUs): kept channel counts are multiples of it — ONNX Runtime's
     CPU convolutions leave their fast blocked (NCHWc) path for other counts, which made a pruned
     digits VGG at 70 % of the MACs 1.17× *slower* than the original (docs/benchmarks.md).
-    Defaults with calibration data: criterion ``obs``, allocation ``sensitivity``, recovery
-    ``lsq``; without data: ``l1``, ``global``, ``none``. ``allocation`` orders the removal:
+    Defaults with calibration data (given, or synthesized by inversion): criterion ``obs``,
+    allocation ``sensitivity``, recovery ``lsq``; with Gaussian inputs: ``l1``, ``global``,
+    ``none``. ``allocation`` orders the removal:
     ``global`` (criterion scores ranked across groups), ``uniform`` (all groups at about the same
     share) or ``sensitivity`` (measured per-group drops on the calibration data, cheapest drop per
     MAC first; :mod:`onnxprune.sensitivity`).
@@ -132,6 +134,10 @@ def optimize(
     feed LayerNorm/GroupNorm statistics; ``allow_output_change``: let a graph output's width
     follow the pruning (off: such groups are blocked).
     ``plan_options``: kind-specific options passed to the kinds' factories.
+    ``synthesize`` (no ``data`` and no ``eval_data`` only): ``auto`` (default) synthesizes
+    calibration and guard inputs by inverting a classifier whose inversion fits a budget, so
+    the data-driven methods run on them; ``inverted`` forces it, ``gaussian`` keeps random
+    inputs and the data-free methods (:func:`onnxprune.pipeline.evaluation.synthesize_inputs`).
     Returns an :class:`OptimizeResult`; its ``ok`` is False when the guard or the target was
     not met (the model is then the best one found within the guard).
     """
@@ -170,6 +176,7 @@ def optimize(
         max_drop=max_drop,
         noise_sigma=noise_sigma,
         progress=progress,
+        synthesize=synthesize,
     )
     notes = list(evaluator.notes)
     say(INPUTS_CHECKED)

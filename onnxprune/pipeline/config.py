@@ -39,6 +39,7 @@ class OptimizeOptions:
     mask_threshold: float | None = None
     max_drop: str | None = None  # number (metric's unit), 'Nx' (x noise floor), or default
     noise_sigma: float = 0.01  # relative input noise of the guard's noise floor (0: off)
+    synthesize: str = "auto"  # without data: auto | inverted | gaussian inputs
     steps: int = 4
     criterion: str | None = None  # obs with --data, else l1
     allocation: str | None = None  # sensitivity with --data, else global

@@ -36,6 +36,7 @@ so that its drop is the drop measured on that subset.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -235,8 +236,13 @@ class GuardEvaluator:
         max_drop: float | str | None = None,
         noise_sigma: float = DEFAULT_SIGMA,
         progress=None,
+        synthesize: str = "auto",
     ) -> GuardEvaluator:
-        """Load data, resolve the metric, run the original once (see module doc)."""
+        """Load data, resolve the metric, run the original once (see module doc).
+
+        ``synthesize`` (used only without ``data`` and ``eval_data``): ``auto`` inverts a
+        classifier when its estimated cost fits the budget, ``inverted`` always tries,
+        ``gaussian`` never (:func:`synthesize_inputs`)."""
         if batch_size < 1:
             raise InputError(f"batch-size must be >= 1, got {batch_size}")
         if not noise_sigma >= 0:
@@ -252,6 +258,11 @@ class GuardEvaluator:
             runner.close()
         from onnxprune.graph.input_ranges import integer_input_ranges
 
+        synthesized = None
+        if data is None and eval_data is None:
+            synthesized = synthesize_inputs(
+                original, specs, input_shapes, synthesize, seed, notes, progress
+            )
         calibration, evaluation, measured = _split_data(
             data,
             eval_data,
@@ -261,6 +272,7 @@ class GuardEvaluator:
             seed,
             notes,
             ranges=integer_input_ranges(original),
+            synthesized=synthesized,
         )
         if max_eval_samples is not None and len(evaluation) > max_eval_samples:
             chosen = np.sort(
@@ -424,8 +436,23 @@ class GuardEvaluator:
         }
 
 
-def _split_data(data, eval_data, specs, input_shapes, eval_split, seed, notes, ranges=None):
-    """(calibration, evaluation, accuracy_measured) from the user's data arguments."""
+def _split_data(
+    data,
+    eval_data,
+    specs,
+    input_shapes,
+    eval_split,
+    seed,
+    notes,
+    ranges=None,
+    synthesized: Dataset | None = None,
+):
+    """(calibration, evaluation, accuracy_measured) from the user's data arguments;
+    ``synthesized``: inputs made by inverting the model when no data is given (split like
+    ``data``: calibration and the guard's held-out share)."""
+    if data is None and eval_data is None and synthesized is not None:
+        calibration, evaluation = synthesized.split(eval_split, seed)
+        return calibration, evaluation, False
     if data is None and eval_data is None:
         notes.append(
             "no data given: synthetic inputs, accuracy not measured "
@@ -459,6 +486,83 @@ def _split_data(data, eval_data, specs, input_shapes, eval_split, seed, notes, r
     if calibration is None:
         notes.append("no calibration data: only --eval given")
     return calibration, evaluation, not _synthetic(eval_data)
+
+
+SYNTHESIZE_MODES = ("auto", "inverted", "gaussian")
+#: Inputs synthesized by inversion without data (split into calibration and guard samples).
+INVERTED_SAMPLES = 256
+
+
+def synthesize_inputs(
+    original: ModelProto,
+    specs,
+    input_shapes,
+    mode: str,
+    seed: int,
+    notes: list[str],
+    progress=None,
+    settings=None,
+) -> Dataset | None:
+    """Calibration inputs made by inverting ``original`` (:mod:`onnxprune.evaluate.inversion`)
+    when no data is given, or None (Gaussian inputs then; a note says why).
+
+    ``mode``: ``gaussian`` never inverts; ``inverted`` inverts every eligible model;
+    ``auto`` only when the estimated cost fits the budget of ``settings`` (an
+    :class:`~onnxprune.evaluate.inversion.InversionSettings`; default: its defaults, about
+    one to two minutes on two CPU cores for the digits models)."""
+    if mode not in SYNTHESIZE_MODES:
+        raise InputError(f"synthesize must be one of {', '.join(SYNTHESIZE_MODES)}, got {mode!r}")
+    if mode == "gaussian":
+        return None
+    from onnxprune.calibrate.data import fixed_batch_size
+    from onnxprune.evaluate.inversion import (
+        InversionSettings,
+        estimated_cost,
+        inversion_plan,
+        invert,
+    )
+    from onnxprune.stats import count_macs
+
+    plan = inversion_plan(original, specs, input_shapes)
+    if isinstance(plan, str):
+        notes.append(f"inputs not synthesized by inversion: {plan}")
+        return None
+    settings = settings or InversionSettings()
+    batch = fixed_batch_size(original) or 1
+    shapes = {plan.input: [batch, *plan.sample_shape]}
+    forward = count_macs(original, shapes).total / batch
+    cost = estimated_cost(forward, INVERTED_SAMPLES, settings)
+    if mode == "auto" and cost > settings.budget_macs:
+        notes.append(
+            f"inputs not synthesized by inversion: estimated {cost:.2g} MACs, over the "
+            f"automatic budget {settings.budget_macs:.2g} (--synthesize inverted forces it)"
+        )
+        return None
+    say = progress or (lambda _text: None)
+    say(f"synthesizing {INVERTED_SAMPLES} inputs by inverting the model (no data given)")
+    tick = time.perf_counter()
+    try:
+        inputs, _classes = invert(
+            original,
+            plan,
+            INVERTED_SAMPLES,
+            seed=seed,
+            settings=settings,
+            fixed_batch=fixed_batch_size(original),
+        )
+    except InputError as error:  # e.g. an op without a gradient rule
+        if mode == "inverted":
+            raise
+        notes.append(f"inputs not synthesized by inversion: {error}")
+        return None
+    notes.append(
+        f"no data given: {INVERTED_SAMPLES} inputs synthesized by inverting the model "
+        f"(class-conditional, smoothness prior, {settings.steps} steps, "
+        f"{time.perf_counter() - tick:.0f} s) calibrate the "
+        "recovery and the guard; accuracy not measured (the guard compares outputs with the "
+        "original model's on synthesized inputs, which overstates how well real inputs fare)"
+    )
+    return Dataset({plan.input: inputs}, None, f"inverted:{INVERTED_SAMPLES}")
 
 
 def _synthetic(spec) -> bool:

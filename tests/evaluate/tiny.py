@@ -29,3 +29,33 @@ def linear_model(weight: np.ndarray, batch: int | str = "batch", extra_output: b
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def conv_classifier(classes: int = 3, size: int = 12, seed: int = 0, batch: int | str = "batch"):
+    """Conv(1→4, 3×3) → Relu → GlobalAveragePool → Flatten → Gemm: class scores of a
+    (batch, 1, size, size) image; random filters, class k reads filter k (each class can win)."""
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "cw", "cb"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "gw", "gb"], ["logits"], transB=1),
+    ]
+    initializers = [
+        numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "cw"),
+        numpy_helper.from_array(np.zeros(4, np.float32), "cb"),
+        numpy_helper.from_array((3 * np.eye(classes, 4) - 1).astype(np.float32), "gw"),
+        numpy_helper.from_array(np.zeros(classes, np.float32), "gb"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv_classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

@@ -7,14 +7,17 @@ import pytest
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate.fidelity import kl_divergence
+from onnxprune.evaluate.inversion import InversionSettings
 from onnxprune.evaluate.metrics import top1
 from onnxprune.pipeline.evaluation import (
     DEFAULT_FLOOR_FACTOR,
+    INVERTED_SAMPLES,
     QUICK_SAMPLES,
     SYNTHETIC_SAMPLES,
     GuardEvaluator,
+    synthesize_inputs,
 )
-from tests.evaluate.tiny import linear_model
+from tests.evaluate.tiny import conv_classifier, linear_model
 
 W = np.eye(3, dtype=np.float32)
 
@@ -213,3 +216,42 @@ def test_bad_inputs():
         GuardEvaluator.create(linear_model(W), data={"x": x}, eval_split=0.0)
     with pytest.raises(InputError, match="max-eval-samples"):
         GuardEvaluator.create(linear_model(W), data={"x": x}, max_eval_samples=0)
+
+
+def test_no_data_inverts_a_small_classifier_for_calibration_and_guard():
+    evaluator = GuardEvaluator.create(conv_classifier())
+    assert evaluator.calibration is not None and not evaluator.accuracy_measured
+    total = len(evaluator.calibration) + len(evaluator.evaluation)
+    assert total == INVERTED_SAMPLES
+    assert "inverted" in evaluator.describe()["calibration"]["source"]
+    assert any("synthesized by inverting the model" in n for n in evaluator.notes)
+
+
+def test_gaussian_synthesis_keeps_random_inputs_and_no_calibration():
+    evaluator = GuardEvaluator.create(conv_classifier(), synthesize="gaussian")
+    assert evaluator.calibration is None and len(evaluator.evaluation) == SYNTHETIC_SAMPLES
+
+
+def test_auto_synthesis_over_budget_falls_back_to_gaussian_with_a_note():
+    notes: list[str] = []
+    specs = [("x", np.float32, ["batch", 1, 12, 12])]
+    small = InversionSettings(budget_macs=1.0)
+    assert synthesize_inputs(conv_classifier(), specs, None, "auto", 0, notes, None, small) is None
+    assert "over the automatic budget" in notes[0] and "--synthesize inverted" in notes[0]
+    forced = synthesize_inputs(
+        conv_classifier(), specs, None, "inverted", 0, [], None, InversionSettings(steps=2)
+    )
+    assert forced is not None and len(forced) == INVERTED_SAMPLES
+
+
+def test_a_model_that_cannot_be_inverted_gets_gaussian_inputs_and_says_why():
+    notes: list[str] = []
+    result = synthesize_inputs(
+        linear_model(W), [("x", np.float32, ["b", 3])], None, "auto", 0, notes
+    )
+    assert result is None and "not synthesized by inversion" in notes[0]
+
+
+def test_an_unknown_synthesis_mode_is_bad_input():
+    with pytest.raises(InputError, match="synthesize must be one of"):
+        GuardEvaluator.create(conv_classifier(), synthesize="dream")

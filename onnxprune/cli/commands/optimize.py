@@ -63,6 +63,14 @@ from onnxprune.errors import GuardNotMetError, InputError, cli_words
     help="Input noise (relative to each input's std) under which the unpruned model's metric "
     "change is measured as the guard's noise floor (default 0.01; 0 = sampling noise only).",
 )
+@click.option(
+    "--synthesize",
+    type=click.Choice(["auto", "inverted", "gaussian"]),
+    help="Without --data: inputs that calibrate the recovery and the guard. inverted: "
+    "synthesized by inverting a classifier (class-conditional, smoothness prior), so the "
+    "data-driven criterion and recovery run; gaussian: random inputs, data-free methods; auto "
+    "(default): inverted when the estimated cost fits a budget of about a minute on 2 cores.",
+)
 @click.option("--steps", type=int, help="Prune in N steps (default 4).")
 @click.option(
     "--criterion",
@@ -187,6 +195,7 @@ def run(options) -> None:
             metric=guard_metric(options),
             max_drop=options.max_drop,
             noise_sigma=options.noise_sigma,
+            synthesize=options.synthesize,
             steps=options.steps,
             criterion=options.criterion,
             allocation=options.allocation,
