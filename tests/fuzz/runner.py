@@ -58,8 +58,12 @@ def alarm(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def command_args(command: str, model: Path, data: Path | None, output: Path) -> list[str]:
-    """CLI arguments of ``command`` on a tiny model: one step, no channel rounding."""
+def command_args(
+    command: str, model: Path, data: Path | None, output: Path, synthesize: str = "gaussian"
+) -> list[str]:
+    """CLI arguments of ``command`` on a tiny model: one step, no channel rounding; without
+    data, ``optimize`` synthesizes its inputs as ``synthesize`` says (Gaussian by default:
+    inverting every case would multiply the corpus time; a sample runs inverted)."""
     if command == "inspect":
         return ["inspect", str(model)]
     if command == "prune":
@@ -68,6 +72,8 @@ def command_args(command: str, model: Path, data: Path | None, output: Path) -> 
     args += ["--report-json", str(output.with_suffix(".json")), "--quiet"]
     if data is not None:
         args += ["--data", str(data), "--recover", "lsq"]
+    else:
+        args += ["--synthesize", synthesize]
     return args
 
 
@@ -138,7 +144,14 @@ def check_outcome(
     return problems
 
 
-def run_case(case: Case, folder: Path, commands: tuple[str, ...], *, subprocess_run: bool = False):
+def run_case(
+    case: Case,
+    folder: Path,
+    commands: tuple[str, ...],
+    *,
+    subprocess_run: bool = False,
+    synthesize: str = "gaussian",
+):
     """Run ``case`` through ``commands``; returns (problems, exit codes by command)."""
     model, data = write_case(case, folder)
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
@@ -146,7 +159,7 @@ def run_case(case: Case, folder: Path, commands: tuple[str, ...], *, subprocess_
     exits: dict[str, int] = {}
     for command in commands:
         output = folder / f"out_{command}.onnx"
-        args = command_args(command, model, data, output)
+        args = command_args(command, model, data, output, synthesize)
         try:
             outcome = (run_subprocess if subprocess_run else run_in_process)(args)
         except CaseTimeout as timeout:

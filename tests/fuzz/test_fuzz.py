@@ -68,6 +68,25 @@ def test_subprocess_sample(tmp_path: Path) -> None:
     assert exits == {"optimize": 2}
 
 
+INVERTED_MODEL_CASES = 40
+
+
+@pytest.mark.slow
+def test_inverted_synthesis_sample(tmp_path: Path) -> None:
+    """Data-free optimize that inverts the model (the default for small classifiers) keeps the
+    same contract on a sample of the mutated models."""
+    problems: list[str] = []
+    exits: collections.Counter = collections.Counter()
+    for index, case in enumerate(model_cases(INVERTED_MODEL_CASES, seed=2)):
+        found, codes = run_case(
+            case, tmp_path / f"case{index}", ("optimize",), synthesize="inverted"
+        )
+        problems.extend(found)
+        exits.update(codes.values())
+    assert not problems, "\n".join(problems[:20])
+    assert exits[0] > 0 and exits[2] > 0
+
+
 @pytest.mark.slow
 def test_full_corpus(tmp_path: Path) -> None:
     cases = model_cases(SLOW_MODEL_CASES, seed=1) + data_cases(SLOW_DATA_CASES, seed=1)
