@@ -23,13 +23,17 @@ so those statistics are gone.
 
 Eligible models: exactly one floating input with at least one spatial axis (non-batch axes of
 size > 4 are spatial, the others channels) and a first output of rank 2 with at least two
-classes. :func:`inversion_plan` says why another model is not eligible. The work is bounded:
-:func:`estimated_cost` (forward MACs × 3 for the backward pass × samples × steps) must fit
-``budget_macs`` unless the caller forces the inversion.
+classes. :func:`inversion_plan` says why another model is not eligible. The work is bounded
+twice unless the caller forces the inversion: :func:`estimated_cost` (forward MACs × 3 for the
+backward pass × samples × steps) must fit ``budget_macs`` before anything is built, and the
+time of the first steps, extrapolated to the whole run, must fit ``budget_seconds``
+(:class:`InversionTooSlow` otherwise; MACs alone do not predict the time of graphs of many small
+ops: a 16 M-MAC Paddle classifier took 0.8 s per step where the 29 M-MAC digits VGG took 0.1 s).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -39,7 +43,17 @@ from onnx import ModelProto
 from onnxprune.errors import InputError
 
 #: MAC budget (forward MACs × 3 × samples × steps) of an inversion run automatically.
-DEFAULT_BUDGET_MACS = 4.0e12
+DEFAULT_BUDGET_MACS = 1.0e13
+#: Wall-time budget (seconds, extrapolated from the first steps) of an automatic inversion.
+DEFAULT_BUDGET_SECONDS = 120.0
+
+
+class InversionTooSlow(Exception):
+    """The extrapolated time of an inversion exceeds its budget (``estimate`` seconds)."""
+
+    def __init__(self, estimate: float, budget: float) -> None:
+        super().__init__(f"estimated {estimate:.0f} s, over the budget of {budget:.0f} s")
+        self.estimate = estimate
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class InversionSettings:
         jitter: largest circular shift per step, as a fraction of each spatial size.
         batch_size: samples per gradient run (a model with a fixed batch uses its own).
         budget_macs: largest estimated cost run without being forced.
+        budget_seconds: largest extrapolated wall time (None: no limit).
     """
 
     steps: int = 150
@@ -61,6 +76,7 @@ class InversionSettings:
     jitter: float = 1.0 / 16.0
     batch_size: int = 64
     budget_macs: float = DEFAULT_BUDGET_MACS
+    budget_seconds: float | None = DEFAULT_BUDGET_SECONDS
 
 
 @dataclass(frozen=True)
@@ -151,7 +167,9 @@ def invert(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` synthesized inputs (float32, shape (count, *plan.sample_shape)) and the class
-    each was pulled toward (int64). Deterministic for a seed and a machine."""
+    each was pulled toward (int64). Runs in batches of ``fixed_batch`` (a model whose batch is
+    fixed) or ``settings.batch_size``, the last one padded by repeating its samples.
+    Deterministic for a seed and a machine."""
     from onnxprune.autodiff import (
         GradientSession,
         build_gradient_model,
@@ -160,24 +178,34 @@ def invert(
         one_hot,
         target_name,
     )
+    from onnxprune.graph.shapes import fix_input_shapes
+    from onnxprune.passes.pipeline import preprocess
 
     settings = settings or InversionSettings()
     if count < 1:
         raise InputError(f"inversion needs at least one sample, got {count}")
-    loss = cross_entropy(model, outputs=[plan.output])
-    session = GradientSession(build_gradient_model(model, loss, [plan.input]))
+    batch = fixed_batch or max(1, min(settings.batch_size, count))
+    # Concrete shapes (batch included) so that every tensor of the backward graph has a
+    # known rank, whatever the exporter left dynamic; the last batch is padded.
+    fixed = fix_input_shapes(model, {plan.input: [batch, *plan.sample_shape]})
+    # Exporters' shape subgraphs (Shape -> Gather -> Concat -> Reshape) fold to constants at
+    # these shapes, so shape inference sees through them (the model's function is unchanged).
+    fixed = _outputs_inferred(preprocess(fixed).model)
+    loss = cross_entropy(fixed, outputs=[plan.output])
+    session = GradientSession(build_gradient_model(fixed, loss, [plan.input]))
     rng = np.random.default_rng(seed)
     classes = np.arange(count) % plan.classes
     inputs = standardize(
         rng.standard_normal((count, *plan.sample_shape)).astype(np.float32), plan.spatial
     )
-    batch = fixed_batch or max(1, settings.batch_size)
     grad_key = gradient_name(plan.input)
     target_key = target_name(plan.output)
     done = 0
+    batches = -(-count // batch)
+    clock = time.perf_counter()
     for start in range(0, count, batch):
         index = np.arange(start, min(start + batch, count))
-        padded = _pad(index, batch) if fixed_batch else index
+        padded = _pad(index, batch)
         x = inputs[padded].astype(np.float32)
         targets = one_hot(classes[padded], plan.classes)
         first = np.zeros_like(x)
@@ -187,7 +215,7 @@ def invert(
             axes = tuple(axis + 1 for axis in plan.spatial)
             moved = np.roll(x, shifts, axis=axes) if any(shifts) else x
             result = session.run({plan.input: moved, target_key: targets}, [grad_key])
-            grad = result[grad_key] * len(x)  # the loss is a batch mean: per-sample gradients
+            grad = result[grad_key] * batch  # the loss is a batch mean: per-sample gradients
             if any(shifts):
                 grad = np.roll(grad, tuple(-s for s in shifts), axis=axes)
             grad = grad + settings.tv_weight * smoothness_prior(x, plan.spatial)[1]
@@ -195,11 +223,32 @@ def invert(
             second = 0.999 * second + 0.001 * grad * grad
             update = (first / (1 - 0.9**step)) / (np.sqrt(second / (1 - 0.999**step)) + 1e-8)
             x = standardize(x - settings.lr * update, plan.spatial).astype(np.float32)
+            if start == 0 and step == 1:
+                clock = time.perf_counter()  # the first run includes session warm-up
+            elif start == 0 and step == min(3, settings.steps) and settings.budget_seconds:
+                per_step = (time.perf_counter() - clock) / (step - 1)
+                estimate = per_step * settings.steps * batches
+                if estimate > settings.budget_seconds:
+                    raise InversionTooSlow(estimate, settings.budget_seconds)
         inputs[index] = x[: len(index)]
         done += len(index)
         if progress is not None:
             progress(done, count)
     return inputs.astype(np.float32), classes.astype(np.int64)
+
+
+def _outputs_inferred(model: ModelProto) -> ModelProto:
+    """``model`` with the graph outputs' declared shapes dropped and shapes re-inferred:
+    some exporters declare a dynamic dimension as -1, which shape inference keeps and which
+    then hides the rank of everything the loss computes from it."""
+    from onnxprune.graph.shapes import infer_shapes
+
+    cleared = ModelProto()
+    cleared.CopyFrom(model)
+    for output in cleared.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    inferred = infer_shapes(cleared)
+    return inferred
 
 
 def _pad(index: np.ndarray, batch: int) -> np.ndarray:

@@ -35,6 +35,7 @@ so that its drop is the drop measured on that subset.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -517,6 +518,7 @@ def synthesize_inputs(
     from onnxprune.calibrate.data import fixed_batch_size
     from onnxprune.evaluate.inversion import (
         InversionSettings,
+        InversionTooSlow,
         estimated_cost,
         inversion_plan,
         invert,
@@ -528,6 +530,8 @@ def synthesize_inputs(
         notes.append(f"inputs not synthesized by inversion: {plan}")
         return None
     settings = settings or InversionSettings()
+    if mode == "inverted":
+        settings = dataclasses.replace(settings, budget_seconds=None)
     batch = fixed_batch_size(original) or 1
     shapes = {plan.input: [batch, *plan.sample_shape]}
     forward = count_macs(original, shapes).total / batch
@@ -554,6 +558,12 @@ def synthesize_inputs(
         if mode == "inverted":
             raise
         notes.append(f"inputs not synthesized by inversion: {error}")
+        return None
+    except InversionTooSlow as slow:
+        notes.append(
+            f"inputs not synthesized by inversion: {slow} on this machine "
+            "(--synthesize inverted forces it)"
+        )
         return None
     notes.append(
         f"no data given: {INVERTED_SAMPLES} inputs synthesized by inverting the model "

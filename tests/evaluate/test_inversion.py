@@ -9,6 +9,7 @@ import pytest
 from onnxprune.evaluate.inversion import (
     InversionPlan,
     InversionSettings,
+    InversionTooSlow,
     estimated_cost,
     inversion_plan,
     invert,
@@ -111,3 +112,12 @@ def test_a_model_with_a_fixed_batch_is_inverted_in_batches_of_that_size():
     plan = inversion_plan(model, [("x", np.float32, [4, 1, 12, 12])])
     x, classes = invert(model, plan, 6, settings=InversionSettings(steps=3), fixed_batch=4)
     assert x.shape == (6, 1, 12, 12) and len(classes) == 6
+
+
+def test_an_inversion_whose_extrapolated_time_exceeds_its_budget_stops_early():
+    model = conv_classifier()
+    plan = inversion_plan(model, [IMAGE])
+    with pytest.raises(InversionTooSlow, match="over the budget"):
+        invert(model, plan, 8, settings=InversionSettings(steps=50, budget_seconds=1e-9))
+    x, _ = invert(model, plan, 8, settings=InversionSettings(steps=5, budget_seconds=None))
+    assert x.shape == (8, 1, 12, 12)

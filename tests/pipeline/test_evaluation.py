@@ -238,8 +238,18 @@ def test_auto_synthesis_over_budget_falls_back_to_gaussian_with_a_note():
     small = InversionSettings(budget_macs=1.0)
     assert synthesize_inputs(conv_classifier(), specs, None, "auto", 0, notes, None, small) is None
     assert "over the automatic budget" in notes[0] and "--synthesize inverted" in notes[0]
+    slow = InversionSettings(budget_seconds=1e-9)
+    assert synthesize_inputs(conv_classifier(), specs, None, "auto", 0, notes, None, slow) is None
+    assert "over the budget" in notes[1]
     forced = synthesize_inputs(
-        conv_classifier(), specs, None, "inverted", 0, [], None, InversionSettings(steps=2)
+        conv_classifier(),
+        specs,
+        None,
+        "inverted",
+        0,
+        [],
+        None,
+        InversionSettings(steps=3, budget_seconds=1e-9),
     )
     assert forced is not None and len(forced) == INVERTED_SAMPLES
 
