@@ -43,6 +43,7 @@ from onnxprune.autodiff import (
     GradientSession,
     build_gradient_model,
     build_loss_model,
+    fold_zero_pads,
     gradient_name,
     kl_divergence,
     mean_squared_error,
@@ -215,8 +216,11 @@ def distill(
     train, held = _split(usable, holdout, seed, fixed or 1)
     if len(train) < batch_size:
         raise InputError(f"distill needs at least {batch_size} training samples, has {len(train)}")
-    gradient = GradientSession(build_gradient_model(pruned, loss, trainable))
-    evaluate = GradientSession(build_loss_model(pruned, loss, trainable))
+    # Same function of the same initializers, cheaper to differentiate (the result keeps
+    # the pruned model's graph: only values are written back).
+    training = fold_zero_pads(pruned, keep=[*outputs, *features])
+    gradient = GradientSession(build_gradient_model(training, loss, trainable))
+    evaluate = GradientSession(build_loss_model(training, loss, trainable))
     params = {name: value.copy() for name, value in initial.items()}
     target_of = {target_name(name): name for name in [*outputs, *features]}
 
