@@ -201,7 +201,6 @@ def profile(args) -> int:
     import onnxruntime as ort
 
     from onnxprune.autodiff import build_gradient_model, kl_divergence, reachable
-    from onnxprune.recover.distill import PARAMETER_SETS
 
     lines = []
     with tempfile.TemporaryDirectory(prefix="bench_distill_") as tmp:
@@ -209,9 +208,21 @@ def profile(args) -> int:
         pruned, _, _ = bench.lsq(args.profile_cut)
         loss = kl_divergence(pruned)
         floats = [init.name for init in pruned.graph.initializer if init.data_type == 1]
-        trainable = PARAMETER_SETS[args.parameters](pruned, reachable(pruned, loss, floats))
+        trainable = reachable(pruned, loss, floats)
+        training = pruned
+        # Imported here so that an older checkout (before/after timings) runs the same script.
+        if args.parameters != "all":
+            from onnxprune.recover.distill import PARAMETER_SETS
+
+            trainable = PARAMETER_SETS[args.parameters](pruned, trainable)
+        try:
+            from onnxprune.autodiff import fold_zero_pads
+
+            training = fold_zero_pads(pruned)  # what distill differentiates
+        except ImportError:
+            say("(this checkout has no fold_zero_pads: the pruned graph is differentiated)")
         tick = time.perf_counter()
-        model = build_gradient_model(pruned, loss, trainable)
+        model = build_gradient_model(training, loss, trainable)
         build_s = time.perf_counter() - tick
         output = pruned.graph.output[0].name
         say(f"gradient model: {len(model.graph.node)} nodes, built in {build_s:.1f} s")
@@ -287,6 +298,86 @@ def render_profile(args, lines, nodes: int, build_s: float) -> str:
             markdown_table(header, rows),
         ]
     )
+
+
+def save_gradient(args) -> int:
+    """Write the gradient model the profile times (to compare checkouts with ``interleave``)."""
+    import tempfile
+
+    import onnx
+
+    from onnxprune.autodiff import build_gradient_model, kl_divergence, reachable
+
+    with tempfile.TemporaryDirectory(prefix="bench_distill_") as tmp:
+        bench = Effnet(args, Path(tmp))
+        pruned, _, _ = bench.lsq(args.profile_cut)
+    loss = kl_divergence(pruned)
+    floats = [init.name for init in pruned.graph.initializer if init.data_type == 1]
+    trainable = reachable(pruned, loss, floats)
+    training = pruned
+    if args.parameters != "all":
+        from onnxprune.recover.distill import PARAMETER_SETS
+
+        trainable = PARAMETER_SETS[args.parameters](pruned, trainable)
+    try:
+        from onnxprune.autodiff import fold_zero_pads
+
+        training = fold_zero_pads(pruned)
+    except ImportError:
+        say("(this checkout has no fold_zero_pads: the pruned graph is differentiated)")
+    onnx.save(build_gradient_model(training, loss, trainable), args.out)
+    say(f"wrote {args.out} ({len(trainable)} trainable tensors)")
+    return 0
+
+
+def interleave(args) -> int:
+    """Median step time of several gradient models, run in turn in one process (so that the
+    load of a shared machine falls on all of them alike)."""
+    import numpy as np
+    import onnxruntime as ort
+    from effnet.crops import CALIBRATION_PHOTOS, random_crops
+    from effnet.model import RESOLUTION
+
+    crops = random_crops(
+        CALIBRATION_PHOTOS, max(args.batches), seed=CALIBRATION_SEED, size=RESOLUTION
+    )
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sessions = {
+        path: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        for path in args.models
+    }
+    header = ["batch", *(Path(p).name for p in args.models), "load avg"]
+    rows = []
+    for batch in args.batches:
+        times: dict[str, list[float]] = {path: [] for path in args.models}
+        for round_ in range(args.repeats + 1):
+            for path, session in sessions.items():
+                feeds = {}
+                for value in session.get_inputs():
+                    if value.name == "input":
+                        feeds[value.name] = crops[:batch]
+                    elif value.name.startswith("target/"):
+                        feeds[value.name] = np.zeros((batch, 1000), np.float32)
+                tick = time.perf_counter()
+                session.run(None, feeds)
+                if round_:  # the first round warms up
+                    times[path].append(time.perf_counter() - tick)
+        medians = [float(np.median(times[p])) for p in args.models]
+        say(f"batch {batch}: " + ", ".join(f"{m:.2f} s" for m in medians) + f", load {load()}")
+        rows.append([batch, *(f"{m:.2f}" for m in medians), load()])
+    command = "python tools/bench_distill_effnet.py " + shlex.join(sys.argv[1:])
+    body = "\n".join(
+        [
+            f"`{command}` — median seconds per gradient step over {args.repeats} rounds, the "
+            "models run in turn in one process.",
+            "",
+            markdown_table(header, rows),
+        ]
+    )
+    print(body)
+    return 0
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -467,7 +558,7 @@ def render_run(args, results, total: float, load_start: str, load_end: str) -> s
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["profile", "run"])
+    parser.add_argument("mode", choices=["profile", "run", "save-gradient", "interleave"])
     parser.add_argument("--cuts", default="0.2,0.3")
     parser.add_argument("--calib", type=int, default=64, help="crops for scores and lsq")
     parser.add_argument("--sens-samples", type=int, default=32)
@@ -500,19 +591,23 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="",
         help="profile: write the table to docs/benchmarks.md under this tag",
     )
+    parser.add_argument("--out", default="gradient.onnx", help="save-gradient: output file")
+    parser.add_argument("--models", default="", help="interleave: gradient models, comma-separated")
     args = parser.parse_args(argv)
+    args.models = [m for m in args.models.split(",") if m]
     args.cuts = [float(c) for c in args.cuts.split(",") if c]
     args.batches = [int(b) for b in args.batches.split(",") if b]
     defaults = {"steps": args.steps, "batch": args.batch}
     args.configs = [Config.parse(c.strip(), defaults) for c in args.configs.split(",") if c.strip()]
-    if args.mode == "profile":
+    if args.mode != "run":
         args.eval = 0
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return profile(args) if args.mode == "profile" else run(args)
+    modes = {"profile": profile, "run": run, "save-gradient": save_gradient}
+    return {**modes, "interleave": interleave}[args.mode](args)
 
 
 if __name__ == "__main__":

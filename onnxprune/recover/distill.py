@@ -81,9 +81,21 @@ def _skip_grouped(model: ModelProto, candidates: list[str]) -> list[str]:
     return [name for name in candidates if name not in grouped]
 
 
+def _biases(model: ModelProto, candidates: list[str]) -> list[str]:
+    """Only the bias inputs (position 2) of Conv/ConvTranspose/Gemm: per-channel shifts, where
+    BatchNormalization was folded; few values, so little room to overfit few images."""
+    biases = {
+        node.input[2]
+        for node in model.graph.node
+        if node.op_type in ("Conv", "ConvTranspose", "Gemm") and len(node.input) > 2
+    }
+    return [name for name in candidates if name in biases]
+
+
 PARAMETER_SETS: dict[str, Callable[[ModelProto, list[str]], list[str]]] = {
     "all": _all_parameters,
     "skip-grouped": _skip_grouped,
+    "biases": _biases,
 }
 
 
