@@ -176,12 +176,26 @@ class Effnet:
         model, lsq_s = self._stored(f"lsq_{cut}_{self.args.calib}", refit)
         return model, choose_s, lsq_s
 
-    def evaluate(self, model) -> tuple[float, float, float]:
+    def evaluate(self, model) -> tuple[float, float, float, float]:
+        """(top-1 agreement, top-5 containment, MAC cut, mean KL(reference ‖ model))."""
         from effnet.measure import count_macs, logits, top1_agreement, top5_containment
 
         out = logits(model, self.evaluation)
         cut = 1.0 - count_macs(model) / self.macs
-        return top1_agreement(out, self.reference), top5_containment(out, self.reference), cut
+        top1, top5 = top1_agreement(out, self.reference), top5_containment(out, self.reference)
+        return top1, top5, cut, _kl(self.reference, out)
+
+
+def _kl(reference, candidate) -> float:
+    """Mean over rows of KL(softmax(reference) ‖ softmax(candidate))."""
+    import numpy as np
+
+    def log_softmax(x):
+        shifted = x - x.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+    p, q = log_softmax(reference.astype(np.float64)), log_softmax(candidate.astype(np.float64))
+    return float(np.mean(np.sum(np.exp(p) * (p - q), axis=1)))
 
 
 def _timed(fn):
@@ -258,9 +272,15 @@ def profile(args) -> int:
             lines.append((batch, median, per_op, load()))
     body = render_profile(args, lines, len(model.graph.node), build_s)
     print(body)
-    if args.write_profile:
-        write_section(f"{SECTION}-profile-{args.write_profile}", body)
+    _save_md(args, body)
     return 0
+
+
+def _save_md(args, body: str) -> None:
+    """Keep a mode's markdown for ``run --include-md`` (one section, several measurements)."""
+    if args.save_md:
+        Path(args.save_md).write_text(body + "\n")
+        say(f"wrote {args.save_md}")
 
 
 def _per_op(events: list, runs: int) -> list[tuple[str, float, int]]:
@@ -332,7 +352,8 @@ def save_gradient(args) -> int:
 
 def interleave(args) -> int:
     """Median step time of several gradient models, run in turn in one process (so that the
-    load of a shared machine falls on all of them alike)."""
+    load of a shared machine falls on all of them alike): wall seconds and CPU seconds of
+    this process (both intra-op threads), the latter less sensitive to other jobs."""
     import numpy as np
     import onnxruntime as ort
     from effnet.crops import CALIBRATION_PHOTOS, random_crops
@@ -348,10 +369,13 @@ def interleave(args) -> int:
         path: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         for path in args.models
     }
-    header = ["batch", *(Path(p).name for p in args.models), "load avg"]
+    names = [Path(p).stem for p in args.models]
+    header = ["batch", *(f"{n}: wall s" for n in names), *(f"{n}: CPU s" for n in names)]
+    header.append("load avg")
     rows = []
     for batch in args.batches:
-        times: dict[str, list[float]] = {path: [] for path in args.models}
+        wall: dict[str, list[float]] = {path: [] for path in args.models}
+        cpu: dict[str, list[float]] = {path: [] for path in args.models}
         for round_ in range(args.repeats + 1):
             for path, session in sessions.items():
                 feeds = {}
@@ -360,23 +384,33 @@ def interleave(args) -> int:
                         feeds[value.name] = crops[:batch]
                     elif value.name.startswith("target/"):
                         feeds[value.name] = np.zeros((batch, 1000), np.float32)
-                tick = time.perf_counter()
+                tick, tock = time.perf_counter(), time.process_time()
                 session.run(None, feeds)
                 if round_:  # the first round warms up
-                    times[path].append(time.perf_counter() - tick)
-        medians = [float(np.median(times[p])) for p in args.models]
-        say(f"batch {batch}: " + ", ".join(f"{m:.2f} s" for m in medians) + f", load {load()}")
-        rows.append([batch, *(f"{m:.2f}" for m in medians), load()])
+                    wall[path].append(time.perf_counter() - tick)
+                    cpu[path].append(time.process_time() - tock)
+        walls = [float(np.median(wall[p])) for p in args.models]
+        cpus = [float(np.median(cpu[p])) for p in args.models]
+        say(
+            f"batch {batch}: wall "
+            + ", ".join(f"{m:.2f}" for m in walls)
+            + " s; CPU "
+            + ", ".join(f"{m:.2f}" for m in cpus)
+            + f" s; load {load()}"
+        )
+        rows.append([batch, *(f"{m:.2f}" for m in walls), *(f"{m:.2f}" for m in cpus), load()])
     command = "python tools/bench_distill_effnet.py " + shlex.join(sys.argv[1:])
     body = "\n".join(
         [
-            f"`{command}` — median seconds per gradient step over {args.repeats} rounds, the "
-            "models run in turn in one process.",
+            f"`{command}` — median seconds per gradient step (KL, batch of calibration crops) "
+            f"over {args.repeats} rounds after a warm-up round, the models run in turn in one "
+            "process; CPU s = CPU time of the process (2 intra-op threads).",
             "",
             markdown_table(header, rows),
         ]
     )
     print(body)
+    _save_md(args, body)
     return 0
 
 
@@ -402,8 +436,11 @@ def run(args) -> int:
         )
         for cut in args.cuts:
             base, choose_s, lsq_s = bench.lsq(cut)
-            top1, top5, measured = bench.evaluate(base)
-            say(f"[{cut:.0%}] lsq: top-1 {top1:.1%} top-5 {top5:.1%} (cut {measured:.1%})")
+            top1, top5, measured, eval_kl = bench.evaluate(base)
+            say(
+                f"[{cut:.0%}] lsq: top-1 {top1:.1%} top-5 {top5:.1%} (cut {measured:.1%}), "
+                f"evaluation KL {eval_kl:.4f}"
+            )
             results.append(
                 dict(
                     cut=cut,
@@ -469,6 +506,7 @@ def run(args) -> int:
                 results.append(row)
                 say(
                     f"[{cut:.0%}] {config.name}: top-1 {top1:.1%} top-5 {top5:.1%}, "
+                    f"evaluation KL {eval_kl:.4f}, "
                     f"{report.steps} steps (best {report.best_step}) in {distill_s:.0f} s, "
                     f"held-out KL {report.heldout_before:.4f} -> {report.heldout_after:.4f}, "
                     f"load {load()}"
@@ -507,6 +545,7 @@ def render_run(args, results, total: float, load_start: str, load_end: str) -> s
                 f"{r['cut']:.0%}",
                 r["name"],
                 f"{r['top1']:.1%} / {r['top5']:.1%} ({r['measured']:.1%})",
+                f"{r['eval_kl']:.4f}",
                 f"{r['choose_s']:.0f}",
                 f"{r['lsq_s']:.0f}",
                 f"{r['distill_s']:.0f}",
@@ -532,8 +571,10 @@ def render_run(args, results, total: float, load_start: str, load_end: str) -> s
             f"{'met' if best['top1'] >= goal else 'NOT met'} (best within 10 min: "
             f"{best['name']}, {best['top1']:.1%})"
         )
+    included = [Path(path).read_text().strip() for path in args.include_md.split(",") if path]
     return "\n".join(
         [
+            *(part + "\n" for part in included),
             f"`{command}` — whole run {total / 60:.1f} min, load average (1/5/15 min) "
             f"{load_start} at start, {load_end} at end (2 shared CPU cores).",
             "",
@@ -544,7 +585,8 @@ def render_run(args, results, total: float, load_start: str, load_end: str) -> s
             f"initializers, ONNX backward graph in ONNX Runtime) on {args.distill_crops} calibration "
             f"crops ({args.holdout:.0%} held out for early stopping; best held-out parameters kept). "
             f"Evaluation: {args.eval} crops from other photos. Cells: top-1 agreement / top-5 "
-            "containment with the unpruned model (measured MAC cut). Seconds: scores + table as "
+            "containment with the unpruned model (measured MAC cut); evaluation KL: mean "
+            "KL(unpruned ‖ pruned) of the softmax outputs on the evaluation crops. Seconds: scores + table as "
             "measured when first computed (shared by all cuts and rows), lsq per cut, distillation "
             "per row (gradient model + session + reference logits + steps + held-out scoring); "
             "total = their sum.",
@@ -587,9 +629,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--profile-cut", type=float, default=0.2)
     parser.add_argument("--parameters", default="all", help="profile: parameter set")
     parser.add_argument(
-        "--write-profile",
-        default="",
-        help="profile: write the table to docs/benchmarks.md under this tag",
+        "--save-md", default="", help="profile/interleave: write the markdown to this file"
+    )
+    parser.add_argument(
+        "--include-md", default="", help="run: markdown files (--save-md) put before the table"
     )
     parser.add_argument("--out", default="gradient.onnx", help="save-gradient: output file")
     parser.add_argument("--models", default="", help="interleave: gradient models, comma-separated")
