@@ -486,13 +486,14 @@ def run(args) -> int:
                 )
                 distill_s = time.perf_counter() - tick
                 check_model(model)
-                top1, top5, measured = bench.evaluate(model)
+                top1, top5, measured, eval_kl = bench.evaluate(model)
                 row = dict(
                     cut=cut,
                     name=config.name,
                     top1=top1,
                     top5=top5,
                     measured=measured,
+                    eval_kl=eval_kl,
                     choose_s=choose_s,
                     lsq_s=lsq_s,
                     distill_s=distill_s,
@@ -528,6 +529,7 @@ def render_run(args, results, total: float, load_start: str, load_end: str) -> s
         "MAC cut",
         "recovery",
         "top-1 / top-5 (cut)",
+        "evaluation KL",
         "scores+table s",
         "lsq s",
         "distill s",
