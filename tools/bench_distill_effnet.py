@@ -448,6 +448,7 @@ def run(args) -> int:
                     top1=top1,
                     top5=top5,
                     measured=measured,
+                    eval_kl=eval_kl,
                     choose_s=choose_s,
                     lsq_s=lsq_s,
                     distill_s=0.0,
@@ -505,6 +506,7 @@ def run(args) -> int:
                     load=load(),
                 )
                 results.append(row)
+                _save_json(args, results)
                 say(
                     f"[{cut:.0%}] {config.name}: top-1 {top1:.1%} top-5 {top5:.1%}, "
                     f"evaluation KL {eval_kl:.4f}, "
@@ -515,12 +517,16 @@ def run(args) -> int:
     total = time.perf_counter() - started
     body = render_run(args, results, total, load_start, load())
     print(body)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+    _save_json(args, results)
     if not args.no_write:
         write_section(SECTION, body)
         say("wrote docs/benchmarks.md")
     return 0
+
+
+def _save_json(args, results: list[dict]) -> None:
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
 
 
 def render_run(args, results, total: float, load_start: str, load_end: str) -> str:
