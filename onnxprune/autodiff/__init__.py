@@ -24,6 +24,7 @@ from onnxprune.autodiff.losses import (
 )
 from onnxprune.autodiff.registry import lookup_vjp, register_vjp, registered_vjp_ops
 from onnxprune.autodiff.session import GradientSession
+from onnxprune.autodiff.training_graph import fold_zero_pads
 
 __all__ = [
     "GradientSession",
@@ -32,6 +33,7 @@ __all__ = [
     "build_loss_model",
     "cross_entropy",
     "expose_edges",
+    "fold_zero_pads",
     "gradient_name",
     "kl_divergence",
     "lookup_vjp",

@@ -140,7 +140,8 @@ def _distill_factory(base: str):
         """Distillation (``recover/distill.py``): Adam in numpy on the pruned model's
         initializers minimizing KL(softmax(y_orig/T) ‖ softmax(y_pruned/T)) on unlabeled
         calibration mini-batches, early stopping on a held-out share; ``lsq+distill`` refits
-        by least squares first (then lr 1e-4)."""
+        by least squares first (then lr 3e-6, depthwise weights
+        left alone)."""
         from onnxprune.recover.distill import make_distill_recovery
 
         return make_distill_recovery(

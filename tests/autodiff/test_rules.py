@@ -100,6 +100,33 @@ def test_conv_large_kernel_uses_the_transposed_operand_conv(group: int) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("strides", "dilations", "pads"),
+    [
+        ([1, 1], [1, 1], [1, 1, 1, 1]),  # unit stride: shifted windows
+        ([1, 1], [2, 1], [0, 2, 1, 0]),
+        ([2, 2], [1, 1], [0, 0, 1, 1]),  # strided: the grouped transposed-operand Conv
+        ([2, 3], [1, 2], [1, 0, 0, 2]),
+    ],
+)
+def test_depthwise_conv_filter_gradient(strides, dilations, pads) -> None:
+    rng = _rng(11)
+    x = rng.standard_normal((2, 3, 9, 8))
+    w = rng.standard_normal((3, 1, 3, 3))
+    b = rng.standard_normal(3)
+    _check(
+        "Conv",
+        {"x": x},
+        {"w": w, "b": b},
+        ["x", "w", "b"],
+        ["x", "w", "b"],
+        group=3,
+        strides=strides,
+        dilations=dilations,
+        pads=pads,
+    )
+
+
 @FD_SETTINGS
 @given(
     st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID"]),

@@ -124,3 +124,97 @@ def test_distill_with_feature_loss_and_fixed_batch(batch) -> None:
     assert _weights(result).keys() == {"w1", "w2"}
     with pytest.raises(InputError, match="feature tensor"):
         distill(original, student, samples, features=["missing"])
+
+
+def _padded_depthwise(rng: np.random.Generator):
+    """x -> Pad -> depthwise Conv (bias) -> Relu -> 1x1 Conv (bias) -> GlobalAveragePool."""
+    from onnx import TensorProto, helper
+
+    def value(shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+    inits = {
+        "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+        "dw": value((4, 1, 3, 3)),
+        "dw_b": value(4),
+        "pw": value((3, 4, 1, 1)),
+        "pw_b": value(3),
+    }
+    graph = helper.make_graph(
+        [
+            helper.make_node("Pad", ["x", "pads"], ["padded"], name="pad"),
+            helper.make_node("Conv", ["padded", "dw", "dw_b"], ["d"], name="dw_conv", group=4),
+            helper.make_node("Relu", ["d"], ["r"], name="relu"),
+            helper.make_node("Conv", ["r", "pw", "pw_b"], ["p"], name="pw_conv"),
+            helper.make_node("GlobalAveragePool", ["p"], ["g"], name="pool"),
+            helper.make_node("Flatten", ["g"], ["y"], name="flatten"),
+        ],
+        "padded_depthwise",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.fixture(scope="module")
+def padded_depthwise():
+    rng = np.random.default_rng(3)
+    original = _padded_depthwise(rng)
+    student = _padded_depthwise(np.random.default_rng(3))
+    rng = np.random.default_rng(4)
+    for init in student.graph.initializer:
+        if init.data_type == 1:
+            value = numpy_helper.to_array(init)
+            noisy = value + 0.3 * rng.standard_normal(value.shape).astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(noisy, init.name))
+    samples = load_samples(
+        {"x": rng.standard_normal((40, 4, 6, 6)).astype(np.float32)}, original, max_samples=None
+    )
+    return original, student, samples
+
+
+@pytest.mark.parametrize(
+    ("parameters", "trained"),
+    [
+        ("all", {"dw", "dw_b", "pw", "pw_b"}),
+        ("skip-grouped", {"dw_b", "pw", "pw_b"}),
+        ("biases", {"dw_b", "pw_b"}),
+    ],
+)
+def test_distill_parameter_sets(padded_depthwise, parameters, trained) -> None:
+    original, student, samples = padded_depthwise
+    report = DistillReport()
+    options = dict(steps=30, batch_size=8, lr=1e-2, eval_every=10, patience=5, holdout=0.25)
+    result = distill(
+        original,
+        student,
+        samples,
+        parameters=parameters,
+        schedule="cosine",
+        report=report,
+        **options,
+    )
+    before, after = _weights(student), _weights(result)
+    changed = {k for k in before if not np.array_equal(before[k], after[k])}
+    assert changed == trained
+    assert report.heldout_after < report.heldout_before
+    # The graph that was differentiated had its Pad folded; the result keeps the Pad.
+    assert [n.op_type for n in result.graph.node] == [n.op_type for n in student.graph.node]
+
+
+def test_distill_stops_when_time_is_up(padded_depthwise) -> None:
+    original, student, samples = padded_depthwise
+    report = DistillReport()
+    distill(original, student, samples, steps=50, batch_size=8, max_seconds=0.0, report=report)
+    assert report.steps == 1 and len(report.history) == 2
+
+
+def test_distill_rejects_unknown_settings(padded_depthwise) -> None:
+    original, student, samples = padded_depthwise
+    with pytest.raises(InputError, match="parameters"):
+        distill(original, student, samples, parameters="depthwise")
+    with pytest.raises(InputError, match="schedule"):
+        distill(original, student, samples, schedule="linear")

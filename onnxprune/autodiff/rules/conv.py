@@ -9,6 +9,12 @@ Forward: Y[n, m, o] = Σ_{c ∈ group(m), k} W[m, c, k] · X_pad[n, c, o·s + k�
   "batch" is X's in-group channel axis (X reshaped to [C/G, G·N, *S]), whose weight is g
   transposed to [M, N, *O], with strides d, dilations s, the forward pads and group G; the
   result [C/G, M, *K'] (K' ≥ K) is cut to K and transposed to [M, C/G, *K];
+  a depthwise Conv (group = C = M) with stride 1 instead sums shifted windows elementwise
+  (:func:`depthwise_filter_gradient`), and an ungrouped Conv with few taps multiplies stacked
+  windows (:func:`windowed_filter_gradient`). Measured on ONNX Runtime's CPU kernels for
+  EfficientNet-Lite2's depthwise layers at batch 8: strided windows (step-2 Slices) are
+  1.5–2.4x slower than the grouped Conv, unit-stride windows up to 1.5x faster
+  (``tools/bench_distill_effnet.py``, docs/benchmarks.md);
 * ∂B = Σ_{n, o} g[n, m, o].
 
 ConvTranspose is the adjoint of a Conv with the same attributes, so its rules swap roles:
@@ -204,7 +210,8 @@ def conv(node, b: GradientBuilder, grads, needed):
             output_padding=output_padding if any(output_padding) else None,
         )
     channels = b.static_dims(x, [1], what)[0]
-    if needed[1] and group == channels == w_dims[0] and group > 1:
+    depthwise = group == channels == w_dims[0] and group > 1
+    if needed[1] and depthwise and all(s == 1 for s in strides):
         result[1] = depthwise_filter_gradient(
             b,
             x,
