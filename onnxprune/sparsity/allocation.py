@@ -7,7 +7,7 @@ them into per-layer counts:
 * ``uniform`` — one fraction f = needed / Σ n_l for every free layer, ⌈f·n_l⌉ each, at most
   ``max_ratio`` (the historical default; the total may exceed ``needed`` by rounding, never
   fall short unless the cap binds);
-* ``error`` — each layer l comes with an :class:`ErrorCurve` e_l(s): the normalized output error
+* ``error`` and ``output`` — each layer l comes with an :class:`ErrorCurve` e_l(s): the normalized output error
   of the layer sparsified to fraction s (measured on calibration rows,
   :mod:`~onnxprune.sparsity.curves`). The counts solve
 
@@ -18,7 +18,9 @@ them into per-layer counts:
   layers' hull segments in increasing slope order until ``needed`` zeros are reached (the last
   one partially) is then optimal for the hulls (a fractional knapsack). The total is exactly
   ``needed`` whenever the caps allow it. Layers without a curve get the uniform fraction of
-  what the others leave.
+  what the others leave. ``error`` uses the layer's own output error; ``output`` scales it by
+  the layer's measured gain to the model output (the curve is then an estimate of the
+  model-output error, :mod:`~onnxprune.sparsity.curves`).
 
 Plug-ins: :func:`register_allocation` with a function of the same signature as the built-ins.
 """
@@ -50,23 +52,25 @@ AllocateFn = Callable[[Sequence[int], int, float, Sequence[ErrorCurve | None]], 
 
 @dataclass(frozen=True)
 class Allocation:
-    """A named allocation; ``needs_curves``: it reads per-layer error curves (calibration)."""
+    """A named allocation; ``needs_curves``: it reads per-layer error curves (calibration),
+    ``output_gain``: curves scaled by each layer's gain to the model output."""
 
     name: str
     fn: AllocateFn
     needs_curves: bool = False
+    output_gain: bool = False
 
 
 ALLOCATIONS: dict[str, Allocation] = {}
 
 
 def register_allocation(
-    name: str, *, needs_curves: bool = False
+    name: str, *, needs_curves: bool = False, output_gain: bool = False
 ) -> Callable[[AllocateFn], AllocateFn]:
     """Decorator: ``fn(sizes, needed, max_ratio, curves) -> counts`` usable by name."""
 
     def decorate(fn: AllocateFn) -> AllocateFn:
-        ALLOCATIONS[name] = Allocation(name, fn, needs_curves)
+        ALLOCATIONS[name] = Allocation(name, fn, needs_curves, output_gain)
         return fn
 
     return decorate
@@ -177,3 +181,6 @@ def _capped_points(curve: ErrorCurve, size: int, cap: int) -> tuple[list[int], l
             errors.append(errors[-1] + max(slope, 0.0) * (cap - zeros[-1]))
         zeros.append(cap)
     return zeros, errors
+
+
+register_allocation("output", needs_curves=True, output_gain=True)(error_allocation)

@@ -254,8 +254,7 @@ def sparsify(
     |w| < t), ``keep`` (top-k kept per layer), ``pattern="N:M"`` (every layer whose reduction axis
     splits into groups of M). ``sparsity_for`` overrides the uniform/global fraction per glob.
     ``data``: calibration data (``.npz`` path, mapping, or dataset) for ``wanda`` and ``obs``.
-    ``allocation``: ``uniform`` or ``error`` (uniform mode only; None: ``error`` for criteria
-    that read data, else ``uniform``). ``bias_correction`` (reconstructing criteria only; None:
+    ``allocation``: ``uniform``, ``error`` or ``output`` (uniform mode only; None: ``uniform``). ``bias_correction`` (reconstructing criteria only; None:
     on for them).
     """
     started = time.perf_counter()
@@ -305,7 +304,7 @@ def sparsify(
         curves = error_curves(
             normalized, layers, weights, data, spec, positions=positions,
             batch_size=batch_size, max_samples=max_samples, seed=seed, damp=damp, block=block,
-            max_columns=max_columns, progress=say,
+            max_columns=max_columns, output_gain=split.output_gain, progress=say,
         )  # fmt: skip
     jobs = _jobs(
         layers, mode, scores, nm, sparsity, targets.total_weights, skipped_zeros,
@@ -375,9 +374,10 @@ def sparsify(
 def _choose_allocation(
     name: str | None, mode: str, spec: SparsityCriterion, data: Any
 ) -> Allocation:
-    """The allocation asked for, or the default: ``error`` when the criterion reads data."""
+    """The allocation asked for, or the default ``uniform`` (``error`` measured no better on
+    EfficientNet-Lite2, docs/benchmarks.md)."""
     if name is None:
-        return resolve_allocation("error" if spec.needs_data and data is not None else "uniform")
+        return resolve_allocation("uniform")
     chosen = resolve_allocation(str(name))
     if chosen.needs_curves and mode != "uniform":
         raise InputError(

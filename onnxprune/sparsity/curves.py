@@ -21,6 +21,18 @@ criterion scores zeroed (scores from the pooled statistics) without update. To k
 small the curve is measured on at most ``max_rows`` weight-matrix rows drawn at random (the
 error ratio is a sum over rows), at the sparsity ``levels``.
 
+**Output gains** (``output_gain=True``, the ``output`` allocation). Layers pass their error on
+to the model output with very different gains (a classifier's error lands on the logits
+unchanged; an early layer's error can be amplified by everything after it), so equal layer
+errors are not equal harm. For each layer a small probe perturbation is made: its weights move
+toward the magnitude mask at 50 % (ΔW = t·(W_mask − W), t set so the layer error
+tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) is ``probe`` = 1 %, small enough to stay in the linear regime), only that
+layer is changed, and the model outputs on the first ``gain_samples`` calibration samples are
+compared with the dense ones: gain_l = (‖Δy‖² / ‖y‖²) / probe over all float outputs. The curve
+is then gain_l · e_l(s), an estimate of the model-output error each layer's sparsity causes,
+so the allocator minimizes Σ_l gain_l·e_l. Cost: one forward pass of ``gain_samples`` samples
+per layer.
+
 One calibration pass runs the dense model with the layers' inputs exposed; layers are taken in
 chunks whose two Gram matrices (2·d² float64 each, d = columns) fit in ``budget_bytes``, one
 pass per chunk. Layers OBS cannot handle (grouped convs, ConvTranspose, more than
@@ -37,8 +49,9 @@ from onnx import ModelProto
 
 from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.im2col import sample_positions
-from onnxprune.calibrate.session import ExposedRunner
+from onnxprune.calibrate.session import ExposedRunner, make_session
 from onnxprune.sparsity.allocation import ErrorCurve
+from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, layer_rows, position_count
 from onnxprune.sparsity.criteria import SparsityCriterion
 from onnxprune.sparsity.obs import inverse_cholesky, sparsegpt
@@ -132,6 +145,55 @@ def layer_curve(
     return ErrorCurve((0.0, *levels), (0.0, *errors))
 
 
+def _outputs(model: ModelProto, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """All float outputs of ``model`` on ``feeds``, flattened into one float64 vector."""
+    session = make_session(model)
+    names = {value.name for value in session.get_inputs()}
+    parts = []
+    for batch in feeds:
+        for value in session.run(None, {k: v for k, v in batch.items() if k in names}):
+            value = np.asarray(value)
+            if np.issubdtype(value.dtype, np.floating):
+                parts.append(value.astype(np.float64).reshape(-1))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def output_gains(
+    model: ModelProto,
+    layers: Sequence[SparseLayer],
+    weights: dict[str, np.ndarray],
+    hessians: dict[str, np.ndarray],
+    data: Any,
+    *,
+    samples: int = 32,
+    batch_size: int = 32,
+    probe: float = 0.01,
+    progress: Progress | None = None,
+) -> dict[str, float]:
+    """Model-output error per unit of layer error, by node (module docstring)."""
+    feeds = list(iter_feeds(data, model, batch_size=batch_size, max_samples=samples))
+    reference = _outputs(model, feeds)
+    energy = max(float(reference @ reference), 1e-30)
+    gains = {}
+    for layer in layers:
+        h = hessians.get(layer.node)
+        if h is None:
+            continue
+        weight = weights[layer.weight]
+        matrix = layer.to_matrix(weight).astype(np.float64)
+        direction = np.where(lowest_mask(np.abs(matrix), matrix.size // 2), -matrix, 0.0)
+        layer_error = _normalized_error(direction, matrix, h)
+        if layer_error <= 0:
+            continue
+        step = np.sqrt(probe / layer_error)
+        probed = layer.from_matrix(matrix + step * direction).astype(weight.dtype)
+        change = _outputs(apply_weights(model, {layer.weight: probed}), feeds) - reference
+        gains[layer.node] = float(change @ change) / energy / probe
+        if progress:
+            progress(f"output gain {layer.node}: {gains[layer.node]:.3f}")
+    return gains
+
+
 def error_curves(
     model: ModelProto,
     layers: Sequence[SparseLayer],
@@ -149,9 +211,12 @@ def error_curves(
     max_rows: int = 128,
     levels: Sequence[float] = DEFAULT_LEVELS,
     budget_bytes: float = 1 << 30,
+    output_gain: bool = False,
+    gain_samples: int = 32,
     progress: Progress | None = None,
 ) -> dict[str, ErrorCurve]:
-    """Error curves of ``layers`` on ``model`` (module docstring), keyed by node."""
+    """Error curves of ``layers`` on ``model`` (module docstring), keyed by node; scaled by
+    each layer's output gain when ``output_gain``."""
     capable = [layer for layer in layers if curve_capable(layer, max_columns)]
     chunks: list[list[SparseLayer]] = [[]]
     used = 0.0
@@ -171,6 +236,15 @@ def error_curves(
             model, chunk, data, positions=positions, batch_size=batch_size,
             max_samples=max_samples, seed=seed,
         )  # fmt: skip
+        if output_gain:
+            hessians = {
+                node: (g0 + g1) / max(n0 + n1, 1) for node, ((g0, n0), (g1, n1)) in folds.items()
+            }
+            gains = output_gains(
+                model, chunk, weights, hessians, data, samples=gain_samples,
+                batch_size=batch_size, progress=progress,
+            )  # fmt: skip
+            del hessians
         for layer in chunk:
             matrix = layer.to_matrix(weights[layer.weight]).astype(np.float64)
             if matrix.shape[0] > max_rows:
@@ -178,9 +252,14 @@ def error_curves(
             (_, n0), (_, n1) = folds[layer.node]
             if n0 + n1 == 0:
                 continue
-            curves[layer.node] = layer_curve(
+            curve = layer_curve(
                 matrix, folds[layer.node], criterion, levels=levels, damp=damp, block=block
             )
+            if output_gain:
+                if layer.node not in gains:
+                    continue
+                curve = ErrorCurve(curve.levels, tuple(gains[layer.node] * e for e in curve.errors))
+            curves[layer.node] = curve
             if progress:
                 shown = ", ".join(f"{e:.3f}" for e in curves[layer.node].errors[1:])
                 progress(f"error curve {layer.node}: {shown}")

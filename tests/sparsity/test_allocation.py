@@ -96,3 +96,9 @@ def test_uniform_allocation_is_the_shared_fraction():
 def test_unknown_allocation_is_an_input_error():
     with pytest.raises(InputError, match="unknown sparsity allocation 'best'"):
         resolve_allocation("best")
+
+
+def test_output_allocation_is_registered_and_reads_gain_scaled_curves():
+    chosen = resolve_allocation("output")
+    assert chosen.needs_curves and chosen.output_gain
+    assert not resolve_allocation("error").output_gain
