@@ -109,8 +109,6 @@ def test_zero_bias_is_added_without_changing_outputs():
 @pytest.mark.parametrize("allocation", ["error", "output"])
 def test_measured_allocations_keep_the_whole_model_zero_count_exact(zoo, allocation):
     model, data = zoo
-    result = sparsify(
-        model, 0.55, criterion="obs", data=data, min_size=0, allocation=allocation
-    )
+    result = sparsify(model, 0.55, criterion="obs", data=data, min_size=0, allocation=allocation)
     assert result.total_zeros == -(-55 * result.total_weights // 100)
     assert result.allocation == allocation
