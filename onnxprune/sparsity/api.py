@@ -254,7 +254,8 @@ def sparsify(
     |w| < t), ``keep`` (top-k kept per layer), ``pattern="N:M"`` (every layer whose reduction axis
     splits into groups of M). ``sparsity_for`` overrides the uniform/global fraction per glob.
     ``data``: calibration data (``.npz`` path, mapping, or dataset) for ``wanda`` and ``obs``.
-    ``allocation``: ``uniform``, ``error`` or ``output`` (uniform mode only; None: ``uniform``). ``bias_correction`` (reconstructing criteria only; None:
+    ``allocation``: ``uniform``, ``error`` or ``output`` (uniform mode only; None: ``output``
+    for data-driven criteria with data, else ``uniform``). ``bias_correction`` (reconstructing criteria only; None:
     on for them).
     """
     started = time.perf_counter()
@@ -374,10 +375,12 @@ def sparsify(
 def _choose_allocation(
     name: str | None, mode: str, spec: SparsityCriterion, data: Any
 ) -> Allocation:
-    """The allocation asked for, or the default ``uniform`` (``error`` measured no better on
-    EfficientNet-Lite2, docs/benchmarks.md)."""
+    """The allocation asked for, or the default: ``output`` for a ``--sparsity`` budget with a
+    data-driven criterion and data (best measured on EfficientNet-Lite2, docs/benchmarks.md,
+    section sparsity-v2), else ``uniform``."""
     if name is None:
-        return resolve_allocation("uniform")
+        measured = mode == "uniform" and spec.needs_data and data is not None
+        return resolve_allocation("output" if measured else "uniform")
     chosen = resolve_allocation(str(name))
     if chosen.needs_curves and mode != "uniform":
         raise InputError(

@@ -33,6 +33,7 @@ def test_sparsify_with_obs_and_sparse_storage_writes_an_equal_model(files, tmp_p
     before = hashlib.sha256(model.read_bytes()).hexdigest()
     dense_out, sparse_out = tmp_path / "dense.onnx", tmp_path / "sparse.onnx"
     common = ["--sparsity", "0.8", "--criterion", "obs", "--data", data, "--min-size", "0"]
+    common += ["--allocation", "uniform"]  # every layer at the same share (checked below)
     result = invoke("sparsify", model, "-o", dense_out, *common, "--json", "-")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.output)

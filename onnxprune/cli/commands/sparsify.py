@@ -103,8 +103,10 @@ def _load_data(data: str | None, model_path: str):
 @click.option(
     "--allocation",
     metavar="NAME",
-    help="How --sparsity is split over layers: 'uniform' (one fraction) or 'error' (per-layer "
-    "fractions from measured error curves; needs --data). Default: uniform.",
+    help="How --sparsity is split over layers: 'uniform' (one fraction), 'error' (per-layer "
+    "fractions from measured layer-error curves) or 'output' (those curves times each layer's "
+    "measured gain to the model output). Default: output with --data and a data-driven "
+    "criterion, else uniform.",
 )
 @click.option(
     "--bias-correction/--no-bias-correction",
