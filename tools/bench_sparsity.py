@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--compare", action="store_true", help=f"write the '{COMPARE_SECTION}' section instead"
     )
     parser.add_argument("--rows-json", help="also write the measured rows to this JSON file")
+    parser.add_argument(
+        "--render-json",
+        metavar="FILE",
+        help="measure nothing: render FILE (written by --rows-json, which stores the command "
+        "and run time) into docs/benchmarks.md",
+    )
     args = parser.parse_args(argv)
     for key, known in (
         ("models", MODELS), ("criteria", CRITERIA), ("settings", SETTINGS),
@@ -240,9 +246,13 @@ def render(args, rows: list[dict], info: dict, total: float) -> str:
     return "\n".join(lines)
 
 
+def _command() -> str:
+    return "python tools/bench_sparsity.py " + " ".join(sys.argv[1:])
+
+
 def render_compare(args, rows: list[dict], info: dict, total: float) -> str:
     """The ``sparsity-v2`` table: option x setting x agreement, sparsity, seconds, load."""
-    command = "python tools/bench_sparsity.py " + " ".join(sys.argv[1:])
+    command = getattr(args, "recorded_command", None) or _command()
     header = [
         "model", "setting", "criterion", "allocation", "bias correction", "top-1 agreement",
         "weight sparsity", "2:4 layers / all weights", "sparsify s", "load avg (1/5/15 min)",
@@ -318,14 +328,22 @@ def verdicts(rows: list[dict], calib: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
-    rows, info = measure(args)
-    total = time.perf_counter() - started
-    if args.rows_json:
-        import json
+    import json
 
-        Path(args.rows_json).write_text(json.dumps({"rows": rows, "info": info}, indent=2))
+    args = parse_args(argv)
+    if args.render_json:
+        saved = json.loads(Path(args.render_json).read_text())
+        rows, info, total = saved["rows"], saved["info"], saved.get("total", 0.0)
+        args.recorded_command = saved.get("command")
+        args.calib = saved.get("calib", args.calib)
+    else:
+        started = time.perf_counter()
+        rows, info = measure(args)
+        total = time.perf_counter() - started
+    if args.rows_json and not args.render_json:
+        saved = {"rows": rows, "info": info, "total": total, "command": _command()}
+        saved["calib"] = args.calib
+        Path(args.rows_json).write_text(json.dumps(saved, indent=2))
     body = (render_compare if args.compare else render)(args, rows, info, total)
     print(body)
     if not args.no_write:
