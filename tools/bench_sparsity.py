@@ -62,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--render-json",
         metavar="FILE",
-        help="measure nothing: render FILE (written by --rows-json, which stores the command "
-        "and run time) into docs/benchmarks.md",
+        help="measure nothing: render FILE[,FILE...] (written by --rows-json, which stores the "
+        "command and run time) into docs/benchmarks.md, rows in order, each with its command",
     )
     args = parser.parse_args(argv)
     for key, known in (
@@ -252,14 +252,14 @@ def _command() -> str:
 
 def render_compare(args, rows: list[dict], info: dict, total: float) -> str:
     """The ``sparsity-v2`` table: option x setting x agreement, sparsity, seconds, load."""
-    command = getattr(args, "recorded_command", None) or _command()
+    command = getattr(args, "recorded_command", None) or f"`{_command()}`"
     header = [
-        "model", "setting", "criterion", "allocation", "bias correction", "top-1 agreement",
+        "run", "model", "setting", "criterion", "allocation", "bias correction", "top-1 agreement",
         "weight sparsity", "2:4 layers / all weights", "sparsify s", "load avg (1/5/15 min)",
     ]  # fmt: skip
     table = [
         [
-            r["model"], r["setting"], r["criterion"], r["allocation"],
+            str(r.get("run", 1)), r["model"], r["setting"], r["criterion"], r["allocation"],
             "on" if r["bias_correction"] else "off", f"{r['agreement']:.3f}",
             f"{r['sparsity']:.4f}", f"{r['nm_share']:.3f}" if r["setting"] == "2:4" else "-",
             f"{r['seconds']:.1f}", r["load"],
@@ -268,7 +268,7 @@ def render_compare(args, rows: list[dict], info: dict, total: float) -> str:
     ]  # fmt: skip
     images = info.get("effnet", {}).get("images", 0)
     lines = [
-        f"`{command}` — whole run {total / 60:.1f} min (2 CPU cores shared by several "
+        f"{command} — {total / 60:.1f} min in all (2 CPU cores shared by several "
         "engineers; the load average at the start of each row is in the table, and sparsify "
         "seconds grow with it).",
         "",
@@ -332,10 +332,18 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     if args.render_json:
-        saved = json.loads(Path(args.render_json).read_text())
-        rows, info, total = saved["rows"], saved["info"], saved.get("total", 0.0)
-        args.recorded_command = saved.get("command")
-        args.calib = saved.get("calib", args.calib)
+        rows, info, total, commands = [], {}, 0.0, []
+        for name in args.render_json.split(","):
+            saved = json.loads(Path(name).read_text())
+            number = len(commands) + 1
+            for row in saved["rows"]:
+                row["run"] = number
+            rows += saved["rows"]
+            info.update(saved["info"])
+            total += saved.get("total", 0.0)
+            commands.append(f"({number}) `{saved.get('command')}`" + saved.get("remark", ""))
+            args.calib = saved.get("calib", args.calib)
+        args.recorded_command = "; ".join(commands)
     else:
         started = time.perf_counter()
         rows, info = measure(args)
