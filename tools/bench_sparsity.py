@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rows-json", help="also write the measured rows to this JSON file")
     parser.add_argument(
+        "--notes", metavar="FILE", help="with --compare: Markdown appended after the table"
+    )
+    parser.add_argument(
         "--render-json",
         metavar="FILE",
         help="measure nothing: render FILE[,FILE...] (written by --rows-json, which stores the "
@@ -281,6 +284,8 @@ def render_compare(args, rows: list[dict], info: dict, total: float) -> str:
         "",
         *verdicts(rows, args.calib),
     ]
+    if args.notes:
+        lines += ["", Path(args.notes).read_text().rstrip()]
     return "\n".join(lines)
 
 
