@@ -257,12 +257,14 @@ def render_compare(args, rows: list[dict], info: dict, total: float) -> str:
     """The ``sparsity-v2`` table: option x setting x agreement, sparsity, seconds, load."""
     command = getattr(args, "recorded_command", None) or f"`{_command()}`"
     header = [
-        "run", "model", "setting", "criterion", "allocation", "bias correction", "top-1 agreement",
+        "run", "model", "calib crops", "setting", "criterion", "allocation", "bias correction",
+        "top-1 agreement",
         "weight sparsity", "2:4 layers / all weights", "sparsify s", "load avg (1/5/15 min)",
     ]  # fmt: skip
     table = [
         [
-            str(r.get("run", 1)), r["model"], r["setting"], r["criterion"], r["allocation"],
+            str(r.get("run", 1)), r["model"], str(r.get("calib") or args.calib), r["setting"],
+            r["criterion"], r["allocation"],
             "on" if r["bias_correction"] else "off", f"{r['agreement']:.3f}",
             f"{r['sparsity']:.4f}", f"{r['nm_share']:.3f}" if r["setting"] == "2:4" else "-",
             f"{r['seconds']:.1f}", r["load"],
@@ -276,7 +278,7 @@ def render_compare(args, rows: list[dict], info: dict, total: float) -> str:
         "seconds grow with it).",
         "",
         f"EfficientNet-Lite2: top-1 agreement with the dense model on {images} evaluation crops "
-        f"(chelsea/rocket/motorcycle), calibration {args.calib} crops of other photos "
+        "(chelsea/rocket/motorcycle), calibration crops (column) of other photos "
         "(astronaut/coffee/hubble/immunohistochemistry/retina). Weight sparsity over ALL "
         "Conv/Gemm weights (skipped depthwise and small layers count as dense).",
         "",
@@ -343,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             number = len(commands) + 1
             for row in saved["rows"]:
                 row["run"] = number
+                row["calib"] = saved.get("calib")
             rows += saved["rows"]
             info.update(saved["info"])
             total += saved.get("total", 0.0)
