@@ -17,9 +17,10 @@ Two options refine the data-driven path (``docs/ARCHITECTURE.md``, "Weight spars
 allocation and correction"):
 
 * ``allocation`` (uniform mode): how the whole-model budget is split over the layers —
-  ``uniform`` (one fraction) or ``error`` (per-layer fractions minimizing the summed held-out
-  output error, :mod:`~onnxprune.sparsity.allocation`, :mod:`~onnxprune.sparsity.curves`);
-  the whole-model zero count is exact either way;
+  ``uniform`` (one fraction), ``error`` (per-layer fractions minimizing the summed held-out
+  layer output error) or ``output`` (the same errors times each layer's measured gain to the
+  model output; the default with data-driven criteria), :mod:`~onnxprune.sparsity.allocation`,
+  :mod:`~onnxprune.sparsity.curves`; the whole-model zero count is exact either way;
 * ``bias_correction`` (OBS): after each layer is rewritten, its bias is shifted so its mean
   output on the calibration rows equals the dense model's (:mod:`~onnxprune.sparsity.correction`).
 
@@ -255,8 +256,8 @@ def sparsify(
     splits into groups of M). ``sparsity_for`` overrides the uniform/global fraction per glob.
     ``data``: calibration data (``.npz`` path, mapping, or dataset) for ``wanda`` and ``obs``.
     ``allocation``: ``uniform``, ``error`` or ``output`` (uniform mode only; None: ``output``
-    for data-driven criteria with data, else ``uniform``). ``bias_correction`` (reconstructing criteria only; None:
-    on for them).
+    for data-driven criteria with data, else ``uniform``). ``bias_correction``: reconstructing
+    criteria only (None: on for them).
     """
     started = time.perf_counter()
     say = progress or (lambda message: None)
