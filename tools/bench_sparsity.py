@@ -9,6 +9,12 @@ its calibration and evaluation crops come from different ``skimage.data`` photos
 
     python tools/bench_sparsity.py                          # everything, writes docs/benchmarks.md
     python tools/bench_sparsity.py --models effnet --criteria obs --settings 0.5 --no-write
+
+Allocation and bias correction (issue 13, second round) compare as a cross product and write
+their own section (``sparsity-v2``) with ``--compare``:
+
+    python tools/bench_sparsity.py --models effnet --criteria obs --settings 0.5,2:4 \
+        --allocation uniform,error --bias-correction off,on --calib 128 --eval 128 --compare
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 from _markdown import markdown_table, write_section  # noqa: E402
 
 SECTION = "sparsity"
+COMPARE_SECTION = "sparsity-v2"
+ALLOCATIONS = ("uniform", "error", "output")
+BIAS = {"off": False, "on": True, "default": None}
 SETTINGS = {"0.5": {"sparsity": 0.5}, "0.7": {"sparsity": 0.7}, "2:4": {"pattern": "2:4"}}
 CRITERIA = ("magnitude", "wanda", "obs")
 MODELS = ("digits_mbv2", "digits_vgg", "effnet")
@@ -40,9 +49,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calib", type=int, default=128, help="EfficientNet calibration crops")
     parser.add_argument("--eval", type=int, default=256, help="EfficientNet evaluation crops")
     parser.add_argument("--no-write", action="store_true", help="do not edit docs/benchmarks.md")
+    parser.add_argument(
+        "--allocation", default="uniform", help="comma list of allocations (uniform, error)"
+    )
+    parser.add_argument(
+        "--bias-correction", default="default", help="comma list of off, on, default"
+    )
+    parser.add_argument(
+        "--compare", action="store_true", help=f"write the '{COMPARE_SECTION}' section instead"
+    )
     parser.add_argument("--rows-json", help="also write the measured rows to this JSON file")
+    parser.add_argument(
+        "--notes", metavar="FILE", help="with --compare: Markdown appended after the table"
+    )
+    parser.add_argument(
+        "--render-json",
+        metavar="FILE",
+        help="measure nothing: render FILE[,FILE...] (written by --rows-json, which stores the "
+        "command and run time) into docs/benchmarks.md, rows in order, each with its command",
+    )
     args = parser.parse_args(argv)
-    for key, known in (("models", MODELS), ("criteria", CRITERIA), ("settings", SETTINGS)):
+    for key, known in (
+        ("models", MODELS), ("criteria", CRITERIA), ("settings", SETTINGS),
+        ("allocation", ALLOCATIONS), ("bias_correction", BIAS),
+    ):  # fmt: skip
         values = [v.strip() for v in getattr(args, key).split(",") if v.strip()]
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -118,50 +148,57 @@ def measure(args) -> tuple[list[dict], dict]:
             reference = outputs(dense, images)
             base = model_sizes(dense)
             info[name] = {"bytes": base.bytes, "gzip": base.gzip_bytes, "images": len(images)}
-            for setting in args.settings:
-                for criterion in args.criteria:
-                    load = load_average()
-                    tick = time.perf_counter()
-                    result = sparsify(
-                        dense, criterion=criterion, data=calibration, max_samples=args.calib,
-                        **SETTINGS[setting],
-                    )  # fmt: skip
-                    seconds = time.perf_counter() - tick
-                    out = outputs(result.model, images)
-                    stored, _ = to_sparse_storage(result.model)
-                    sparse_out = outputs(stored, images[:8])
-                    plain, packed = model_sizes(result.model), model_sizes(stored)
-                    nm_layers = [layer for layer in result.layers if layer.holds_nm is not None]
-                    row = {
-                        "model": name,
-                        "setting": setting,
-                        "criterion": criterion,
-                        "agreement": float(np.mean(out.argmax(1) == reference.argmax(1))),
-                        "accuracy": None
-                        if labels is None
-                        else float(np.mean(out.argmax(1) == labels)),
-                        "sparsity": result.sparsity,
-                        "seconds": seconds,
-                        "load": load,
-                        "bytes": plain.bytes,
-                        "gzip": plain.gzip_bytes,
-                        "sparse_bytes": packed.bytes,
-                        "sparse_gzip": packed.gzip_bytes,
-                        "storage_equal": bool(np.array_equal(sparse_out, out[:8])),
-                        "nm_share": sum(x.size for x in nm_layers if x.holds_nm)
-                        / max(1, result.total_weights),
-                        "fallbacks": sum(
-                            1 for x in result.layers if x.note.startswith("obs fallback")
-                        ),
-                    }
-                    rows.append(row)
-                    say(
-                        f"{name} {setting} {criterion}: agreement {row['agreement']:.3f}, "
-                        f"sparsity {row['sparsity']:.3f}, {seconds:.1f} s (load {load}), "
-                        f"size {plain.bytes / base.bytes:.2f}x dense-file, sparse storage "
-                        f"{packed.bytes / base.bytes:.2f}x, gzip {plain.gzip_bytes / base.bytes:.2f}x, "
-                        f"storage outputs equal {row['storage_equal']}"
-                    )
+            combos = [
+                (setting, criterion, allocation, bias)
+                for setting in args.settings
+                for criterion in args.criteria
+                for allocation in (args.allocation if "pattern" not in SETTINGS[setting]
+                                   else ["uniform"])
+                for bias in (args.bias_correction if criterion == "obs" else ["default"])
+            ]  # fmt: skip
+            for setting, criterion, allocation, bias in combos:
+                load = load_average()
+                tick = time.perf_counter()
+                result = sparsify(
+                    dense, criterion=criterion, data=calibration, max_samples=args.calib,
+                    allocation=allocation if "pattern" not in SETTINGS[setting] else None,
+                    bias_correction=BIAS[bias], **SETTINGS[setting],
+                )  # fmt: skip
+                seconds = time.perf_counter() - tick
+                out = outputs(result.model, images)
+                stored, _ = to_sparse_storage(result.model)
+                sparse_out = outputs(stored, images[:8])
+                plain, packed = model_sizes(result.model), model_sizes(stored)
+                nm_layers = [layer for layer in result.layers if layer.holds_nm is not None]
+                row = {
+                    "model": name,
+                    "setting": setting,
+                    "criterion": criterion,
+                    "allocation": result.allocation or "-",
+                    "bias_correction": result.bias_correction,
+                    "agreement": float(np.mean(out.argmax(1) == reference.argmax(1))),
+                    "accuracy": None if labels is None else float(np.mean(out.argmax(1) == labels)),
+                    "sparsity": result.sparsity,
+                    "seconds": seconds,
+                    "load": load,
+                    "bytes": plain.bytes,
+                    "gzip": plain.gzip_bytes,
+                    "sparse_bytes": packed.bytes,
+                    "sparse_gzip": packed.gzip_bytes,
+                    "storage_equal": bool(np.array_equal(sparse_out, out[:8])),
+                    "nm_share": sum(x.size for x in nm_layers if x.holds_nm)
+                    / max(1, result.total_weights),
+                    "fallbacks": sum(1 for x in result.layers if x.note.startswith("obs fallback")),
+                }
+                rows.append(row)
+                say(
+                    f"{name} {setting} {criterion} allocation {row['allocation']} bias "
+                    f"correction {row['bias_correction']}: agreement {row['agreement']:.3f}, "
+                    f"sparsity {row['sparsity']:.3f}, {seconds:.1f} s (load {load}), "
+                    f"size {plain.bytes / base.bytes:.2f}x dense-file, sparse storage "
+                    f"{packed.bytes / base.bytes:.2f}x, gzip {plain.gzip_bytes / base.bytes:.2f}x, "
+                    f"storage outputs equal {row['storage_equal']}"
+                )
     return rows, info
 
 
@@ -212,6 +249,48 @@ def render(args, rows: list[dict], info: dict, total: float) -> str:
     return "\n".join(lines)
 
 
+def _command() -> str:
+    return "python tools/bench_sparsity.py " + " ".join(sys.argv[1:])
+
+
+def render_compare(args, rows: list[dict], info: dict, total: float) -> str:
+    """The ``sparsity-v2`` table: option x setting x agreement, sparsity, seconds, load."""
+    command = getattr(args, "recorded_command", None) or f"`{_command()}`"
+    header = [
+        "run", "model", "calib crops", "setting", "criterion", "allocation", "bias correction",
+        "top-1 agreement",
+        "weight sparsity", "2:4 layers / all weights", "sparsify s", "load avg (1/5/15 min)",
+    ]  # fmt: skip
+    table = [
+        [
+            str(r.get("run", 1)), r["model"], str(r.get("calib") or args.calib), r["setting"],
+            r["criterion"], r["allocation"],
+            "on" if r["bias_correction"] else "off", f"{r['agreement']:.3f}",
+            f"{r['sparsity']:.4f}", f"{r['nm_share']:.3f}" if r["setting"] == "2:4" else "-",
+            f"{r['seconds']:.1f}", r["load"],
+        ]
+        for r in rows
+    ]  # fmt: skip
+    images = info.get("effnet", {}).get("images", 0)
+    lines = [
+        f"{command} — {total / 60:.1f} min in all (2 CPU cores shared by several "
+        "engineers; the load average at the start of each row is in the table, and sparsify "
+        "seconds grow with it).",
+        "",
+        f"EfficientNet-Lite2: top-1 agreement with the dense model on {images} evaluation crops "
+        "(chelsea/rocket/motorcycle), calibration crops (column) of other photos "
+        "(astronaut/coffee/hubble/immunohistochemistry/retina). Weight sparsity over ALL "
+        "Conv/Gemm weights (skipped depthwise and small layers count as dense).",
+        "",
+        markdown_table(header, table),
+        "",
+        *verdicts(rows, args.calib),
+    ]
+    if args.notes:
+        lines += ["", Path(args.notes).read_text().rstrip()]
+    return "\n".join(lines)
+
+
 def verdicts(rows: list[dict], calib: int) -> list[str]:
     """met / NOT met for each issue target that this run measured."""
     effnet = [r for r in rows if r["model"] == "effnet"]
@@ -256,18 +335,35 @@ def verdicts(rows: list[dict], calib: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
-    rows, info = measure(args)
-    total = time.perf_counter() - started
-    if args.rows_json:
-        import json
+    import json
 
-        Path(args.rows_json).write_text(json.dumps({"rows": rows, "info": info}, indent=2))
-    body = render(args, rows, info, total)
+    args = parse_args(argv)
+    if args.render_json:
+        rows, info, total, commands = [], {}, 0.0, []
+        for name in args.render_json.split(","):
+            saved = json.loads(Path(name).read_text())
+            number = len(commands) + 1
+            for row in saved["rows"]:
+                row["run"] = number
+                row["calib"] = saved.get("calib")
+            rows += saved["rows"]
+            info.update(saved["info"])
+            total += saved.get("total", 0.0)
+            commands.append(f"({number}) `{saved.get('command')}`" + saved.get("remark", ""))
+            args.calib = saved.get("calib", args.calib)
+        args.recorded_command = "; ".join(commands)
+    else:
+        started = time.perf_counter()
+        rows, info = measure(args)
+        total = time.perf_counter() - started
+    if args.rows_json and not args.render_json:
+        saved = {"rows": rows, "info": info, "total": total, "command": _command()}
+        saved["calib"] = args.calib
+        Path(args.rows_json).write_text(json.dumps(saved, indent=2))
+    body = (render_compare if args.compare else render)(args, rows, info, total)
     print(body)
     if not args.no_write:
-        write_section(SECTION, body)
+        write_section(COMPARE_SECTION if args.compare else SECTION, body)
         say("wrote docs/benchmarks.md")
     return 0
 

@@ -13,6 +13,17 @@ Steps: load and normalize (Constant weights → initializers) → find the layer
   recorded per layer. Memory bound per layer: 3·d² float64 for d ≤ ``max_columns`` columns
   (384 MiB at the default 4096) plus the weight matrix.
 
+Two options refine the data-driven path (``docs/ARCHITECTURE.md``, "Weight sparsity:
+allocation and correction"):
+
+* ``allocation`` (uniform mode): how the whole-model budget is split over the layers —
+  ``uniform`` (one fraction), ``error`` (per-layer fractions minimizing the summed held-out
+  layer output error) or ``output`` (the same errors times each layer's measured gain to the
+  model output; the default with data-driven criteria), :mod:`~onnxprune.sparsity.allocation`,
+  :mod:`~onnxprune.sparsity.curves`; the whole-model zero count is exact either way;
+* ``bias_correction`` (OBS): after each layer is rewritten, its bias is shifted so its mean
+  output on the calibration rows equals the dense model's (:mod:`~onnxprune.sparsity.correction`).
+
 Nothing changes shape, so the result needs no dependency analysis; it passes the ONNX checker.
 """
 
@@ -32,9 +43,12 @@ from onnxprune.calibrate import sample_count
 from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.errors import InputError
 from onnxprune.io import load_model, normalize_model
+from onnxprune.sparsity.allocation import Allocation, resolve_allocation
 from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, collect_layer_stats
+from onnxprune.sparsity.correction import add_zero_biases, bias_of, bias_shift, corrected_bias
 from onnxprune.sparsity.criteria import SparsityCriterion, resolve_criterion, wanda
+from onnxprune.sparsity.curves import error_curves
 from onnxprune.sparsity.levels import layer_levels
 from onnxprune.sparsity.obs import sparsegpt
 from onnxprune.sparsity.patterns import (
@@ -112,6 +126,8 @@ class SparsifyResult:
     pattern: str | None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    allocation: str | None = None
+    bias_correction: bool = False
 
     @property
     def sparsity(self) -> float:
@@ -123,6 +139,8 @@ class SparsifyResult:
             "mode": self.mode,
             "criterion": self.criterion,
             "pattern": self.pattern,
+            "allocation": self.allocation,
+            "bias_correction": self.bias_correction,
             "total_weights": self.total_weights,
             "zeros_before": self.zeros_before,
             "total_zeros": self.total_zeros,
@@ -226,6 +244,8 @@ def sparsify(
     max_columns: int = 4096,
     seed: int = 0,
     correct_upstream: bool = True,
+    allocation: str | None = None,
+    bias_correction: bool | None = None,
     progress: Progress | None = None,
 ) -> SparsifyResult:
     """Zero weights of ``model`` (see module docstring); returns the model and its plan.
@@ -235,6 +255,9 @@ def sparsify(
     |w| < t), ``keep`` (top-k kept per layer), ``pattern="N:M"`` (every layer whose reduction axis
     splits into groups of M). ``sparsity_for`` overrides the uniform/global fraction per glob.
     ``data``: calibration data (``.npz`` path, mapping, or dataset) for ``wanda`` and ``obs``.
+    ``allocation``: ``uniform``, ``error`` or ``output`` (uniform mode only; None: ``output``
+    for data-driven criteria with data, else ``uniform``). ``bias_correction``: reconstructing
+    criteria only (None: on for them).
     """
     started = time.perf_counter()
     say = progress or (lambda message: None)
@@ -246,6 +269,8 @@ def sparsify(
         raise InputError(f"criterion '{spec.name}' needs calibration data (give --data)")
     if min_size < 0:
         raise InputError(f"min_size must be >= 0, got {min_size}")
+    split = _choose_allocation(allocation, mode, spec, data)
+    bias_correction = _choose_bias_correction(bias_correction, spec)
     source = load_model(model)
     normalized = normalize_model(source)
     targets = find_layers(
@@ -275,17 +300,27 @@ def sparsify(
         for layer in layers:
             matrix = layer.to_matrix(weights[layer.weight]).astype(np.float64)
             scores[layer.node] = np.asarray(spec(matrix, stats.get(layer.node)), dtype=np.float64)
+    curves = {}
+    if split.needs_curves and mode == "uniform" and layers:
+        say(f"measuring error curves of {len(layers)} layers on the original model")
+        curves = error_curves(
+            normalized, layers, weights, data, spec, positions=positions,
+            batch_size=batch_size, max_samples=max_samples, seed=seed, damp=damp, block=block,
+            max_columns=max_columns, output_gain=split.output_gain, progress=say,
+        )  # fmt: skip
     jobs = _jobs(
         layers, mode, scores, nm, sparsity, targets.total_weights, skipped_zeros,
-        overrides, threshold, keep, max_ratio, notes,
+        overrides, threshold, keep, max_ratio, notes, split, curves,
     )  # fmt: skip
     first: dict[str, list[int]] = {}
     if spec.reconstructs:
+        if bias_correction:
+            normalized = add_zero_biases(normalized, layers)
         updated, used = _reconstruct(
             normalized, jobs, weights, data, say,
             positions=positions, batch_size=batch_size, max_samples=max_samples,
             block=block, damp=damp, max_columns=max_columns, seed=seed,
-            correct_upstream=correct_upstream,
+            correct_upstream=correct_upstream, bias_correction=bias_correction,
         )  # fmt: skip
     else:
         updated = {}
@@ -331,9 +366,42 @@ def sparsify(
         mode=mode,
         criterion=spec.name,
         pattern=pattern,
+        allocation=split.name if mode == "uniform" else None,
+        bias_correction=bias_correction,
         seconds=time.perf_counter() - started,
         notes=notes,
     )
+
+
+def _choose_allocation(
+    name: str | None, mode: str, spec: SparsityCriterion, data: Any
+) -> Allocation:
+    """The allocation asked for, or the default: ``output`` for a ``--sparsity`` budget with a
+    data-driven criterion and data (best measured on EfficientNet-Lite2, docs/benchmarks.md,
+    section sparsity-v2), else ``uniform``."""
+    if name is None:
+        measured = mode == "uniform" and spec.needs_data and data is not None
+        return resolve_allocation("output" if measured else "uniform")
+    chosen = resolve_allocation(str(name))
+    if chosen.needs_curves and mode != "uniform":
+        raise InputError(
+            f"allocation '{chosen.name}' splits a --sparsity budget; it does not apply to the "
+            f"{mode} mode (drop --allocation or the {mode} option)"
+        )
+    if chosen.needs_curves and data is None:
+        raise InputError(f"allocation '{chosen.name}' needs calibration data (give --data)")
+    return chosen
+
+
+def _choose_bias_correction(value: bool | None, spec: SparsityCriterion) -> bool:
+    if value is None:
+        return spec.reconstructs
+    if value and not spec.reconstructs:
+        raise InputError(
+            f"bias correction runs in the sequential reconstruction: use criterion 'obs', "
+            f"not '{spec.name}'"
+        )
+    return bool(value)
 
 
 def _drop_non_nm(targets: TargetSet, nm: tuple[int, int]) -> None:
@@ -371,7 +439,7 @@ def _skipped_zeros(model: ModelProto, targets: TargetSet) -> int:
 
 def _jobs(
     layers, mode, scores, nm, sparsity, total, skipped_zeros, overrides, threshold, keep,
-    max_ratio, notes,
+    max_ratio, notes, allocation=None, curves=None,
 ) -> list[_Job]:  # fmt: skip
     if nm is not None:
         return [_Job(layer, nm=nm) for layer in layers]
@@ -386,7 +454,8 @@ def _jobs(
     ranked = [scores[layer.node] for layer in layers] if mode == "global" else None
     counts, more = whole_model_counts(
         layers, sparsity, total, skipped_zeros,
-        overrides=overrides, scores=ranked, max_ratio=max_ratio,
+        overrides=overrides, scores=ranked, max_ratio=max_ratio, allocation=allocation,
+        curves=curves,
     )  # fmt: skip
     notes.extend(more)
     return [_Job(layer, count=count) for layer, count in zip(layers, counts, strict=True)]
@@ -446,6 +515,10 @@ def upstream_target(matrix: np.ndarray, stats: LayerStats, damp: float) -> np.nd
     return scipy.linalg.cho_solve(factor, rhs).T
 
 
+def _initializer(model: ModelProto, name: str) -> np.ndarray:
+    return next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == name)
+
+
 def _reconstruct(
     model: ModelProto,
     jobs: list[_Job],
@@ -461,6 +534,7 @@ def _reconstruct(
     max_columns: int,
     seed: int,
     correct_upstream: bool,
+    bias_correction: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
     """Sequential OBS over levels; returns new weights by initializer and (criterion, note)."""
     by_node = {job.layer.node: job for job in jobs}
@@ -479,7 +553,8 @@ def _reconstruct(
         stats = collect_layer_stats(
             current, level, data, gram_for=gram_for, positions=positions,
             batch_size=batch_size, max_samples=max_samples, seed=seed + depth,
-            reference=model if correct_upstream and depth else None, frontiers=frontiers,
+            reference=model if (correct_upstream or bias_correction) and depth else None,
+            frontiers=frontiers,
         )  # fmt: skip
         for layer in level:
             job = by_node[layer.node]
@@ -496,7 +571,8 @@ def _reconstruct(
                 used[layer.node] = ("wanda", f"obs fallback: {reason}")
             else:
                 order = layer.nm_order()
-                if layer_stats.cross is not None:
+                dense = matrix
+                if correct_upstream and layer_stats.cross is not None:
                     matrix = upstream_target(matrix, layer_stats, damp)
                 h = layer_stats.hessian()[np.ix_(order, order)]
                 kwargs: dict[str, Any] = {"nm": job.nm}
@@ -513,8 +589,16 @@ def _reconstruct(
                 error = np.einsum("ij,jk,ik->", delta, h, delta) / max(
                     np.einsum("ij,jk,ik->", matrix[:, order], h, matrix[:, order]), 1e-30
                 )
-                used[layer.node] = ("obs", f"relative output error {error:.4f}")
-                say(f"obs: {layer.node} ({layer.rows}x{layer.columns}): relative error {error:.4f}")
+                note = f"relative output error {error:.4f}"
+                bias = bias_of(model, layer) if bias_correction else None
+                if bias is not None:
+                    name, scale = bias
+                    current_bias = updated.get(name, _initializer(model, name))
+                    shift = bias_shift(dense, new, layer_stats)
+                    updated[name] = corrected_bias(current_bias, shift, scale)
+                    note += ", bias corrected"
+                used[layer.node] = ("obs", note)
+                say(f"obs: {layer.node} ({layer.rows}x{layer.columns}): {note}")
             updated[layer.weight] = layer.from_matrix(new).astype(weight.dtype)
         if depth + 1 < len(levels):
             current = apply_weights(model, updated)

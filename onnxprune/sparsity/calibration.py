@@ -12,7 +12,10 @@ sampled positions per sample):
   H = gram / rows is the layer's input second moment;
 * with a ``reference`` model (the original, for sequential calibration): ``cross`` = Σ rowᵀ·ref
   where ``ref`` is the same row (same sample, same position) of the reference model's input of
-  the layer, so the layer can be fitted to the *original* output (upstream error corrected).
+  the layer, so the layer can be fitted to the *original* output (upstream error corrected);
+* for Gram layers also ``row_sum`` = Σ row and ``reference_sum`` = Σ ref (the reference row;
+  the row itself without a reference), the means that bias correction matches
+  (:func:`~onnxprune.sparsity.correction.bias_shift`).
 
 Memory: one batch of the exposed activations, im2col chunks of at most
 :data:`~onnxprune.calibrate.im2col.CHUNK_ELEMENTS` values, and the accumulators (d² float64 per
@@ -45,6 +48,8 @@ class LayerStats:
     column_sq: np.ndarray  # (groups, columns)
     gram: np.ndarray | None = None
     cross: np.ndarray | None = None  # Σ rowᵀ·reference row
+    row_sum: np.ndarray | None = None  # Σ row (Gram layers)
+    reference_sum: np.ndarray | None = None  # Σ reference row (= row_sum without reference)
 
     def column_norms(self) -> np.ndarray:
         """sqrt(E[row_j²]) per group and column, shape (groups, columns)."""
@@ -87,6 +92,8 @@ class _Accumulator:
         self.column_sq: np.ndarray | None = None
         self.gram: np.ndarray | None = None
         self.cross: np.ndarray | None = None
+        self.row_sum: np.ndarray | None = None
+        self.reference_sum: np.ndarray | None = None
         self.want_gram = gram
 
     def add(self, chunk: np.ndarray, reference: np.ndarray | None = None) -> None:
@@ -94,11 +101,15 @@ class _Accumulator:
             self.column_sq = np.zeros(chunk.shape[1])
             if self.want_gram:
                 self.gram = np.zeros((chunk.shape[1], chunk.shape[1]))
+                self.row_sum = np.zeros(chunk.shape[1])
+                self.reference_sum = np.zeros(chunk.shape[1])
                 if reference is not None:
                     self.cross = np.zeros((chunk.shape[1], chunk.shape[1]))
         self.column_sq += np.einsum("ij,ij->j", chunk, chunk)
         if self.gram is not None:
             self.gram += chunk.T @ chunk
+            self.row_sum += chunk.sum(axis=0)
+            self.reference_sum += (chunk if reference is None else reference).sum(axis=0)
         if self.cross is not None and reference is not None:
             self.cross += chunk.T @ reference
         self.rows += chunk.shape[0]
@@ -107,7 +118,10 @@ class _Accumulator:
         layer = self.layer
         column_sq = self.column_sq if self.column_sq is not None else np.zeros(layer.columns)
         groups = layer.groups if layer.op_type == "Conv" else 1
-        return LayerStats(self.rows, column_sq.reshape(groups, -1), self.gram, self.cross)
+        return LayerStats(
+            self.rows, column_sq.reshape(groups, -1), self.gram, self.cross, self.row_sum,
+            self.reference_sum,
+        )  # fmt: skip
 
 
 def collect_layer_stats(

@@ -53,11 +53,14 @@ def sparsegpt(
     mask: np.ndarray | None = None,
     block: int = 128,
     damp: float = 0.01,
+    factor: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove weights of ``w`` (rows, cols) and compensate with H (cols, cols).
 
     Exactly one of ``count`` (unstructured), ``nm`` (N:M, columns in group order) and ``mask``
-    (fixed, True = removed) is given. Returns (new weights, removal mask), float64.
+    (fixed, True = removed) is given. ``factor``: :func:`inverse_cholesky` of (H, damp) when
+    the caller already has it (several sweeps over one H). Returns (new weights, removal
+    mask), float64.
     """
     if sum(x is not None for x in (count, nm, mask)) != 1:
         raise ValueError("give exactly one of count, nm, mask")
@@ -65,7 +68,7 @@ def sparsegpt(
     rows, cols = w.shape
     if nm is not None:
         block = max(nm[1], block - block % nm[1])
-    u = inverse_cholesky(np.asarray(h, dtype=np.float64), damp)
+    u = factor if factor is not None else inverse_cholesky(np.asarray(h, dtype=np.float64), damp)
     removed = np.zeros((rows, cols), dtype=bool) if mask is None else np.asarray(mask, bool)
     for start in range(0, cols, block):
         stop = min(cols, start + block)

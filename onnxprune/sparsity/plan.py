@@ -6,8 +6,10 @@ already present in layers that stay dense count as zeros. So a layer the targets
 up elsewhere:
 
 * uniform: layers with a ``sparsity_for`` override get exactly their fraction; the others share
-  one fraction f = (⌈s·total⌉ − zeros of skipped layers − override counts) / their weights,
-  at most ``max_ratio`` (a note says so when the cap binds);
+  needed = ⌈s·total⌉ − zeros of skipped layers − override counts through the ``allocation``
+  (:mod:`~onnxprune.sparsity.allocation`): ``uniform`` gives each one fraction
+  f = needed / their weights, at most ``max_ratio`` (a note says so when the cap binds);
+  ``error`` splits exactly ``needed`` by the layers' measured error curves;
 * global: the same amount, taken as the lowest scores of all non-overridden layers together,
   layer l giving at most ⌊max_ratio·n_l⌋;
 * keep K: n_l − K per layer; threshold t: the weights with score < t (the sparsity is ignored).
@@ -21,6 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from onnxprune.sparsity.allocation import ALLOCATIONS, Allocation, ErrorCurve
 from onnxprune.sparsity.patterns import global_counts, uniform_count
 from onnxprune.sparsity.targets import SparseLayer
 
@@ -42,8 +45,11 @@ def whole_model_counts(
     overrides: Mapping[str, float] | None = None,
     scores: Sequence[np.ndarray] | None = None,
     max_ratio: float = 0.95,
+    allocation: Allocation | None = None,
+    curves: Mapping[str, ErrorCurve] | None = None,
 ) -> tuple[list[int], list[str]]:
-    """Per-layer counts for uniform (``scores`` None) or global ranking, and notes."""
+    """Per-layer counts for uniform (``scores`` None: split by ``allocation``, default
+    ``uniform``, ``curves`` by node for those that read them) or global ranking, and notes."""
     overrides = overrides or {}
     counts = [0] * len(layers)
     free = []
@@ -59,15 +65,19 @@ def whole_model_counts(
     if needed <= 0 or not free:
         return counts, notes
     if scores is None:
+        allocation = allocation or ALLOCATIONS["uniform"]
         fraction = needed / free_weights
         if fraction > max_ratio:
             notes.append(
                 f"uniform share {fraction:.3f} capped at max_ratio {max_ratio}: the whole-model "
                 f"sparsity {sparsity} is not reached"
             )
-            fraction = max_ratio
-        for index in free:
-            counts[index] = uniform_count(layers[index].size, fraction)
+        chosen = allocation.fn(
+            [layers[i].size for i in free], needed, max_ratio,
+            [(curves or {}).get(layers[i].node) for i in free],
+        )  # fmt: skip
+        for index, count in zip(free, chosen, strict=True):
+            counts[index] = count
         return counts, notes
     chosen = global_counts([scores[i] for i in free], needed, max_ratio)
     if sum(chosen) < needed:

@@ -33,6 +33,7 @@ def test_sparsify_with_obs_and_sparse_storage_writes_an_equal_model(files, tmp_p
     before = hashlib.sha256(model.read_bytes()).hexdigest()
     dense_out, sparse_out = tmp_path / "dense.onnx", tmp_path / "sparse.onnx"
     common = ["--sparsity", "0.8", "--criterion", "obs", "--data", data, "--min-size", "0"]
+    common += ["--allocation", "uniform"]  # every layer at the same share (checked below)
     result = invoke("sparsify", model, "-o", dense_out, *common, "--json", "-")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.output)
@@ -79,6 +80,20 @@ def test_sparsify_two_four_and_inspect_reports_it(files, tmp_path):
     assert table.exit_code == 0 and "2:4" in table.output
 
 
+def test_error_allocation_and_bias_correction_from_the_cli(files, tmp_path):
+    model, data = files
+    out = tmp_path / "alloc.onnx"
+    result = invoke(
+        "sparsify", model, "-o", out, "--sparsity", "0.6", "--criterion", "obs", "--data", data,
+        "--min-size", "0", "--allocation", "error", "--bias-correction", "--json", "-",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["allocation"] == "error" and plan["bias_correction"] is True
+    assert plan["total_zeros"] == -(-6 * plan["total_weights"] // 10)  # ⌈0.6·total⌉ exactly
+    assert len({round(layer["sparsity_after"], 2) for layer in plan["layers"]}) > 1
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -88,6 +103,9 @@ def test_sparsify_two_four_and_inspect_reports_it(files, tmp_path):
         ["--threshold", "0.1", "--global"],
         ["--criterion", "wanda"],
         ["--sparsity-for", "nonsense"],
+        ["--allocation", "best"],
+        ["--allocation", "error"],
+        ["--bias-correction"],
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(files, tmp_path, args):

@@ -154,3 +154,26 @@ def test_the_plan_reports_which_weights_went_first(model):
     assert len(first) == 8
     assert list(np.abs(weight[first])) == sorted(np.abs(weight[first]))
     assert np.abs(weight[first[0]]) == np.abs(weight).min()
+
+
+@pytest.mark.parametrize("allocation", ["error", "output"])
+def test_measured_allocations_keep_the_whole_model_zero_count_exact(model, data, allocation):
+    result = sparsify(model, 0.55, criterion="obs", data=data, min_size=0, allocation=allocation)
+    assert result.total_zeros == -(-55 * result.total_weights // 100)
+    assert result.allocation == allocation
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"allocation": "nope"}, "unknown sparsity allocation"),
+        ({"allocation": "error"}, "needs calibration data"),
+        ({"allocation": "output", "pattern": "2:4", "with_data": True}, "does not apply"),
+    ],
+)
+def test_bad_allocations_are_input_errors(model, data, options, message):
+    options = dict(options)
+    if options.pop("with_data", False):
+        options.update(criterion="obs", data=data)
+    with pytest.raises(InputError, match=message):
+        sparsify(model, **options)

@@ -100,6 +100,20 @@ def _load_data(data: str | None, model_path: str):
 @click.option("--keep", type=int, help="Keep the K highest-scoring weights of each layer.")
 @click.option("--data", metavar="PATH", help="Calibration data (.npz or image folder).")
 @click.option("--samples", type=int, default=256, show_default=True, help="Calibration samples.")
+@click.option(
+    "--allocation",
+    metavar="NAME",
+    help="How --sparsity is split over layers: 'uniform' (one fraction), 'error' (per-layer "
+    "fractions from measured layer-error curves) or 'output' (those curves times each layer's "
+    "measured gain to the model output). Default: output with --data and a data-driven "
+    "criterion, else uniform.",
+)
+@click.option(
+    "--bias-correction/--no-bias-correction",
+    default=None,
+    help="After each OBS layer, shift its bias so its mean output on the calibration data "
+    "matches the dense model's (default: on with --criterion obs).",
+)
 @click.option("--ignore", multiple=True, metavar="GLOB", help="Leave matching layers out entirely.")
 @click.option(
     "--protect", multiple=True, metavar="GLOB", help="Keep matching layers dense (still counted)."
@@ -125,7 +139,7 @@ def _load_data(data: str | None, model_path: str):
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def command(
     model, output, sparsity, pattern, criterion, global_, max_ratio, threshold, keep, data,
-    samples, ignore, protect, sparsity_for, min_size, include_depthwise, sparse_storage, force,
+    samples, allocation, bias_correction, ignore, protect, sparsity_for, min_size, include_depthwise, sparse_storage, force,
     json_path, quiet,
 ) -> None:  # fmt: skip
     """Zero weights of MODEL's Conv/ConvTranspose/Gemm/MatMul layers and write the model."""
@@ -145,6 +159,7 @@ def command(
         threshold=threshold, keep=keep, data=_load_data(data, model), ignore=list(ignore),
         protected=list(protect), sparsity_for=list(sparsity_for), min_size=min_size,
         skip_depthwise=not include_depthwise, max_ratio=max_ratio, max_samples=samples,
+        allocation=allocation, bias_correction=bias_correction,
     )  # fmt: skip
     written = result.model
     original = Path(model).read_bytes()
