@@ -50,7 +50,7 @@ from onnxprune.sparsity.correction import add_zero_biases, bias_of, bias_shift, 
 from onnxprune.sparsity.criteria import SparsityCriterion, resolve_criterion, wanda
 from onnxprune.sparsity.curves import error_curves
 from onnxprune.sparsity.levels import layer_levels
-from onnxprune.sparsity.obs import sparsegpt
+from onnxprune.sparsity.obs import output_energy, sparsegpt
 from onnxprune.sparsity.patterns import (
     holds_nm,
     keep_mask,
@@ -586,9 +586,7 @@ def _reconstruct(
                 new = np.empty_like(solved)
                 new[:, order] = solved
                 delta = matrix[:, order] - solved
-                error = np.einsum("ij,jk,ik->", delta, h, delta) / max(
-                    np.einsum("ij,jk,ik->", matrix[:, order], h, matrix[:, order]), 1e-30
-                )
+                error = output_energy(delta, h) / max(output_energy(matrix[:, order], h), 1e-30)
                 note = f"relative output error {error:.4f}"
                 bias = bias_of(model, layer) if bias_correction else None
                 if bias is not None:

@@ -54,7 +54,7 @@ from onnxprune.sparsity.allocation import ErrorCurve
 from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, layer_rows, position_count
 from onnxprune.sparsity.criteria import SparsityCriterion
-from onnxprune.sparsity.obs import inverse_cholesky, sparsegpt
+from onnxprune.sparsity.obs import inverse_cholesky, output_energy, sparsegpt
 from onnxprune.sparsity.patterns import lowest_mask
 from onnxprune.sparsity.targets import SparseLayer
 
@@ -109,8 +109,7 @@ def fold_grams(
 
 
 def _normalized_error(delta: np.ndarray, matrix: np.ndarray, h: np.ndarray) -> float:
-    energy = float(np.einsum("ij,jk,ik->", matrix, h, matrix))
-    return float(np.einsum("ij,jk,ik->", delta, h, delta)) / max(energy, 1e-30)
+    return output_energy(delta, h) / max(output_energy(matrix, h), 1e-30)
 
 
 def layer_curve(

@@ -35,6 +35,12 @@ import scipy.linalg
 from onnxprune.sparsity.patterns import lowest_mask, nm_mask
 
 
+def output_energy(matrix: np.ndarray, h: np.ndarray) -> float:
+    """tr(M H Mᵀ) = Σ_rows m H mᵀ: the summed squared output of rows M on inputs with second
+    moment H (one BLAS product; a three-operand einsum loops in C without BLAS, ~50× slower)."""
+    return float(np.sum((matrix @ h) * matrix))
+
+
 def inverse_cholesky(h: np.ndarray, damp: float) -> np.ndarray:
     """Upper Cholesky factor U of (H + damp·mean(diag H)·I)⁻¹, i.e. (H + λI)⁻¹ = UᵀU."""
     diag = np.diag(h)

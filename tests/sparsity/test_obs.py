@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxprune.sparsity.obs import sparsegpt
+from onnxprune.sparsity.obs import output_energy, sparsegpt
 from onnxprune.sparsity.patterns import holds_nm
 
 
@@ -76,3 +76,12 @@ def test_upstream_target_maps_the_changed_input_back_to_the_original_output(laye
     np.testing.assert_allclose(changed @ target.T, x @ w.T, rtol=1e-5, atol=1e-5)
     same = LayerStats(len(x), np.zeros((1, 16)), x.T @ x, x.T @ x)
     np.testing.assert_allclose(upstream_target(w, same, damp=0.01), w, atol=1e-9)
+
+
+def test_output_energy_is_the_summed_squared_output_of_the_rows():
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((7, 11))
+    inputs = rng.standard_normal((50, 11))
+    h = inputs.T @ inputs / len(inputs)
+    expected = float(np.sum((inputs @ matrix.T) ** 2)) / len(inputs)
+    assert output_energy(matrix, h) == pytest.approx(expected, rel=1e-12)
