@@ -58,7 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compare", action="store_true", help=f"write the '{COMPARE_SECTION}' section instead"
     )
+    parser.add_argument(
+        "--damp", default="default", help="comma list of OBS dampings (floats) or default"
+    )
     parser.add_argument("--rows-json", help="also write the measured rows to this JSON file")
+    parser.add_argument(
+        "--section", help="docs/benchmarks.md section to write (default: by --compare)"
+    )
     parser.add_argument(
         "--notes", metavar="FILE", help="with --compare: Markdown appended after the table"
     )
@@ -78,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if unknown:
             parser.error(f"unknown {key}: {unknown}")
         setattr(args, key, values)
+    args.damp = [None if v.strip() == "default" else float(v) for v in args.damp.split(",")]
     return args
 
 
@@ -149,20 +156,22 @@ def measure(args) -> tuple[list[dict], dict]:
             base = model_sizes(dense)
             info[name] = {"bytes": base.bytes, "gzip": base.gzip_bytes, "images": len(images)}
             combos = [
-                (setting, criterion, allocation, bias)
+                (setting, criterion, allocation, bias, damp)
                 for setting in args.settings
                 for criterion in args.criteria
                 for allocation in (args.allocation if "pattern" not in SETTINGS[setting]
                                    else ["uniform"])
                 for bias in (args.bias_correction if criterion == "obs" else ["default"])
+                for damp in (args.damp if criterion == "obs" else [None])
             ]  # fmt: skip
-            for setting, criterion, allocation, bias in combos:
+            for setting, criterion, allocation, bias, damp in combos:
+                extra = {} if damp is None else {"damp": damp}
                 load = load_average()
                 tick = time.perf_counter()
                 result = sparsify(
                     dense, criterion=criterion, data=calibration, max_samples=args.calib,
                     allocation=allocation if "pattern" not in SETTINGS[setting] else None,
-                    bias_correction=BIAS[bias], **SETTINGS[setting],
+                    bias_correction=BIAS[bias], **SETTINGS[setting], **extra,
                 )  # fmt: skip
                 seconds = time.perf_counter() - tick
                 out = outputs(result.model, images)
@@ -176,6 +185,7 @@ def measure(args) -> tuple[list[dict], dict]:
                     "criterion": criterion,
                     "allocation": result.allocation or "-",
                     "bias_correction": result.bias_correction,
+                    "damp": result.damp if criterion == "obs" else None,
                     "agreement": float(np.mean(out.argmax(1) == reference.argmax(1))),
                     "accuracy": None if labels is None else float(np.mean(out.argmax(1) == labels)),
                     "sparsity": result.sparsity,
@@ -258,14 +268,15 @@ def render_compare(args, rows: list[dict], info: dict, total: float) -> str:
     command = getattr(args, "recorded_command", None) or f"`{_command()}`"
     header = [
         "run", "model", "calib crops", "setting", "criterion", "allocation", "bias correction",
-        "top-1 agreement",
+        "damp", "top-1 agreement",
         "weight sparsity", "2:4 layers / all weights", "sparsify s", "load avg (1/5/15 min)",
     ]  # fmt: skip
     table = [
         [
             str(r.get("run", 1)), r["model"], str(r.get("calib") or args.calib), r["setting"],
             r["criterion"], r["allocation"],
-            "on" if r["bias_correction"] else "off", f"{r['agreement']:.3f}",
+            "on" if r["bias_correction"] else "off",
+            "-" if r.get("damp") is None else f"{r['damp']:g}", f"{r['agreement']:.3f}",
             f"{r['sparsity']:.4f}", f"{r['nm_share']:.3f}" if r["setting"] == "2:4" else "-",
             f"{r['seconds']:.1f}", r["load"],
         ]
@@ -363,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     body = (render_compare if args.compare else render)(args, rows, info, total)
     print(body)
     if not args.no_write:
-        write_section(COMPARE_SECTION if args.compare else SECTION, body)
+        write_section(args.section or (COMPARE_SECTION if args.compare else SECTION), body)
         say("wrote docs/benchmarks.md")
     return 0
 

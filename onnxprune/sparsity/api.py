@@ -50,7 +50,7 @@ from onnxprune.sparsity.correction import add_zero_biases, bias_of, bias_shift, 
 from onnxprune.sparsity.criteria import SparsityCriterion, resolve_criterion, wanda
 from onnxprune.sparsity.curves import error_curves
 from onnxprune.sparsity.levels import layer_levels
-from onnxprune.sparsity.obs import output_energy, sparsegpt
+from onnxprune.sparsity.obs import DEFAULT_DAMP, output_energy, sparsegpt
 from onnxprune.sparsity.patterns import (
     holds_nm,
     keep_mask,
@@ -128,6 +128,7 @@ class SparsifyResult:
     notes: list[str] = field(default_factory=list)
     allocation: str | None = None
     bias_correction: bool = False
+    damp: float | None = None  # OBS damping used (None: no reconstruction)
 
     @property
     def sparsity(self) -> float:
@@ -141,6 +142,7 @@ class SparsifyResult:
             "pattern": self.pattern,
             "allocation": self.allocation,
             "bias_correction": self.bias_correction,
+            "damp": self.damp,
             "total_weights": self.total_weights,
             "zeros_before": self.zeros_before,
             "total_zeros": self.total_zeros,
@@ -240,7 +242,7 @@ def sparsify(
     positions: int | None = 64,
     batch_size: int = 32,
     block: int = 128,
-    damp: float = 0.01,
+    damp: float = DEFAULT_DAMP,
     max_columns: int = 4096,
     seed: int = 0,
     correct_upstream: bool = True,
@@ -269,6 +271,8 @@ def sparsify(
         raise InputError(f"criterion '{spec.name}' needs calibration data (give --data)")
     if min_size < 0:
         raise InputError(f"min_size must be >= 0, got {min_size}")
+    if not (isinstance(damp, (int, float)) and np.isfinite(damp) and damp > 0):
+        raise InputError(f"damp must be a finite number > 0, got {damp!r}")
     split = _choose_allocation(allocation, mode, spec, data)
     bias_correction = _choose_bias_correction(bias_correction, spec)
     source = load_model(model)
@@ -368,6 +372,7 @@ def sparsify(
         pattern=pattern,
         allocation=split.name if mode == "uniform" else None,
         bias_correction=bias_correction,
+        damp=damp if spec.reconstructs else None,
         seconds=time.perf_counter() - started,
         notes=notes,
     )
@@ -535,8 +540,10 @@ def _reconstruct(
     seed: int,
     correct_upstream: bool,
     bias_correction: bool = False,
+    layer_damps: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
-    """Sequential OBS over levels; returns new weights by initializer and (criterion, note)."""
+    """Sequential OBS over levels; returns new weights by initializer and (criterion, note).
+    ``layer_damps``: damping by node where it differs from ``damp``."""
     by_node = {job.layer.node: job for job in jobs}
     levels = layer_levels(model, [job.layer for job in jobs])
     updated: dict[str, np.ndarray] = {}
@@ -572,8 +579,9 @@ def _reconstruct(
             else:
                 order = layer.nm_order()
                 dense = matrix
+                layer_damp = (layer_damps or {}).get(layer.node, damp)
                 if correct_upstream and layer_stats.cross is not None:
-                    matrix = upstream_target(matrix, layer_stats, damp)
+                    matrix = upstream_target(matrix, layer_stats, layer_damp)
                 h = layer_stats.hessian()[np.ix_(order, order)]
                 kwargs: dict[str, Any] = {"nm": job.nm}
                 if job.nm is None:
@@ -582,7 +590,7 @@ def _reconstruct(
                         if job.mask is not None
                         else {"count": int(job.count or 0)}
                     )
-                solved, _ = sparsegpt(matrix[:, order], h, block=block, damp=damp, **kwargs)
+                solved, _ = sparsegpt(matrix[:, order], h, block=block, damp=layer_damp, **kwargs)
                 new = np.empty_like(solved)
                 new[:, order] = solved
                 delta = matrix[:, order] - solved

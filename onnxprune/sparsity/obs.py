@@ -34,6 +34,9 @@ import scipy.linalg
 
 from onnxprune.sparsity.patterns import lowest_mask, nm_mask
 
+#: Default ridge of the OBS Hessian, relative to mean(diag H) (see :func:`inverse_cholesky`).
+DEFAULT_DAMP = 0.01
+
 
 def output_energy(matrix: np.ndarray, h: np.ndarray) -> float:
     """tr(M H Mᵀ) = Σ_rows m H mᵀ: the summed squared output of rows M on inputs with second

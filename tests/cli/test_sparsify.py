@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from onnxprune.cli import cli
+from onnxprune.sparsity.obs import DEFAULT_DAMP
 from tests.sparsity.tiny import calibration, run, weight_zoo
 
 
@@ -92,6 +93,21 @@ def test_error_allocation_and_bias_correction_from_the_cli(files, tmp_path):
     assert plan["allocation"] == "error" and plan["bias_correction"] is True
     assert plan["total_zeros"] == -(-6 * plan["total_weights"] // 10)  # ⌈0.6·total⌉ exactly
     assert len({round(layer["sparsity_after"], 2) for layer in plan["layers"]}) > 1
+    assert plan["damp"] == DEFAULT_DAMP
+
+
+def test_damp_reaches_the_obs_solver(files, tmp_path):
+    model, data = files
+    common = ["--sparsity", "0.6", "--criterion", "obs", "--data", data, "--min-size", "0"]
+    common += ["--allocation", "uniform", "--quiet"]
+    outs = {}
+    for damp in ("0.001", "10"):
+        outs[damp] = tmp_path / f"d{damp}.onnx"
+        result = invoke("sparsify", model, "-o", outs[damp], *common, "--damp", damp)
+        assert result.exit_code == 0, result.output
+    feeds = calibration(8)
+    weak, strong = (run(onnx.load(str(outs[d])), feeds) for d in ("0.001", "10"))
+    assert not np.allclose(weak, strong)
 
 
 @pytest.mark.parametrize(
@@ -106,6 +122,8 @@ def test_error_allocation_and_bias_correction_from_the_cli(files, tmp_path):
         ["--allocation", "best"],
         ["--allocation", "error"],
         ["--bias-correction"],
+        ["--damp", "0"],
+        ["--damp", "-1", "--criterion", "obs"],
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(files, tmp_path, args):

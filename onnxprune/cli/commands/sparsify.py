@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from onnxprune.errors import InputError
+from onnxprune.sparsity.obs import DEFAULT_DAMP
 
 CPU_NOTE = (
     "ONNX Runtime's CPU and CUDA providers run no faster on zero weights: sparsity saves file "
@@ -114,6 +115,14 @@ def _load_data(data: str | None, model_path: str):
     help="After each OBS layer, shift its bias so its mean output on the calibration data "
     "matches the dense model's (default: on with --criterion obs).",
 )
+@click.option(
+    "--damp",
+    type=float,
+    default=DEFAULT_DAMP,
+    show_default=True,
+    help="OBS ridge: H + damp·mean(diag H)·I, also the pull toward the current weights when "
+    "upstream error is corrected. Larger trusts the calibration data less.",
+)
 @click.option("--ignore", multiple=True, metavar="GLOB", help="Leave matching layers out entirely.")
 @click.option(
     "--protect", multiple=True, metavar="GLOB", help="Keep matching layers dense (still counted)."
@@ -139,7 +148,7 @@ def _load_data(data: str | None, model_path: str):
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def command(
     model, output, sparsity, pattern, criterion, global_, max_ratio, threshold, keep, data,
-    samples, allocation, bias_correction, ignore, protect, sparsity_for, min_size, include_depthwise, sparse_storage, force,
+    samples, allocation, bias_correction, damp, ignore, protect, sparsity_for, min_size, include_depthwise, sparse_storage, force,
     json_path, quiet,
 ) -> None:  # fmt: skip
     """Zero weights of MODEL's Conv/ConvTranspose/Gemm/MatMul layers and write the model."""
@@ -159,7 +168,7 @@ def command(
         threshold=threshold, keep=keep, data=_load_data(data, model), ignore=list(ignore),
         protected=list(protect), sparsity_for=list(sparsity_for), min_size=min_size,
         skip_depthwise=not include_depthwise, max_ratio=max_ratio, max_samples=samples,
-        allocation=allocation, bias_correction=bias_correction,
+        allocation=allocation, bias_correction=bias_correction, damp=damp,
     )  # fmt: skip
     written = result.model
     original = Path(model).read_bytes()
