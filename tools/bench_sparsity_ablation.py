@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--criterion", default="obs")
     parser.add_argument("--calib", type=int, default=128)
     parser.add_argument("--eval", type=int, default=128)
+    parser.add_argument("--calib-seed", type=int, default=1, help="seed of the calibration crops")
+    parser.add_argument("--eval-seed", type=int, default=2, help="seed of the evaluation crops")
     parser.add_argument("--ablate", action="store_true", help="each layer alone, too")
     parser.add_argument("--write", action="store_true", help="write the docs section")
     args = parser.parse_args(argv)
@@ -62,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         import onnx
 
         dense = normalize_model(onnx.load(str(export(load_pretrained(), Path(tmp) / "m.onnx"))))
-    calibration = {"input": random_crops(CALIBRATION_PHOTOS, args.calib, seed=1, size=RESOLUTION)}
-    images = random_crops(EVALUATION_PHOTOS, args.eval, seed=2, size=RESOLUTION)
+    calibration = {
+        "input": random_crops(CALIBRATION_PHOTOS, args.calib, seed=args.calib_seed, size=RESOLUTION)
+    }
+    images = random_crops(EVALUATION_PHOTOS, args.eval, seed=args.eval_seed, size=RESOLUTION)
 
     def top1(model) -> np.ndarray:
         session = make_session(model)

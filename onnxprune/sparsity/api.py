@@ -22,7 +22,11 @@ allocation and correction"):
   model output; the default with data-driven criteria), :mod:`~onnxprune.sparsity.allocation`,
   :mod:`~onnxprune.sparsity.curves`; the whole-model zero count is exact either way;
 * ``bias_correction`` (OBS): after each layer is rewritten, its bias is shifted so its mean
-  output on the calibration rows equals the dense model's (:mod:`~onnxprune.sparsity.correction`).
+  output on the calibration rows equals the dense model's (:mod:`~onnxprune.sparsity.correction`);
+* ``damp`` (OBS): the ridge λ = damp·mean(diag H) added to every layer's Hessian and used as the
+  pull toward the current weights in the upstream target; default
+  :data:`~onnxprune.sparsity.obs.DEFAULT_DAMP` = 0.3, chosen by measurement on photos other
+  than the calibration ones (``docs/ARCHITECTURE.md``, "Weight sparsity: damping").
 
 Nothing changes shape, so the result needs no dependency analysis; it passes the ONNX checker.
 """

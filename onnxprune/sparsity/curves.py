@@ -54,7 +54,7 @@ from onnxprune.sparsity.allocation import ErrorCurve
 from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, layer_rows, position_count
 from onnxprune.sparsity.criteria import SparsityCriterion
-from onnxprune.sparsity.obs import inverse_cholesky, output_energy, sparsegpt
+from onnxprune.sparsity.obs import DEFAULT_DAMP, inverse_cholesky, output_energy, sparsegpt
 from onnxprune.sparsity.patterns import lowest_mask
 from onnxprune.sparsity.targets import SparseLayer
 
@@ -118,7 +118,7 @@ def layer_curve(
     criterion: SparsityCriterion,
     *,
     levels: Sequence[float] = DEFAULT_LEVELS,
-    damp: float = 0.01,
+    damp: float = DEFAULT_DAMP,
     block: int = 128,
 ) -> ErrorCurve:
     """The held-out error curve of one (rows, columns) weight matrix (module docstring)."""
@@ -204,7 +204,7 @@ def error_curves(
     batch_size: int = 32,
     max_samples: int | None = 256,
     seed: int = 0,
-    damp: float = 0.01,
+    damp: float = DEFAULT_DAMP,
     block: int = 128,
     max_columns: int = 4096,
     max_rows: int = 128,

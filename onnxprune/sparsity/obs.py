@@ -35,7 +35,7 @@ import scipy.linalg
 from onnxprune.sparsity.patterns import lowest_mask, nm_mask
 
 #: Default ridge of the OBS Hessian, relative to mean(diag H) (see :func:`inverse_cholesky`).
-DEFAULT_DAMP = 0.01
+DEFAULT_DAMP = 0.3
 
 
 def output_energy(matrix: np.ndarray, h: np.ndarray) -> float:
