@@ -4,11 +4,19 @@
 (:func:`onnxprune.runtime.blocks.channel_block`: 16 on AVX-512 CPUs, 8 on AVX2, 8 on GPUs), so
 a pruned model keeps ONNX Runtime's fast kernels; ``max_ratio`` caps the share of a group that
 may go; without calibration data the criterion is ``l1``.
+
+``OBS_DAMP`` is the ridge of every OBS Hessian (channel scores in
+:mod:`onnxprune.importance.obs`, weight sparsity in :mod:`onnxprune.sparsity.obs`):
+H + OBS_DAMP·mean(diag H)·I. 0.3, not SparseGPT's 0.01: the calibration images of a user are
+few and need not look like the images the model will see, and on photos other than the
+calibration ones 0.3 kept the most agreement for both kinds of pruning (docs/ARCHITECTURE.md,
+"OBS damping").
 """
 
 from __future__ import annotations
 
 MAX_RATIO = 0.8
+OBS_DAMP = 0.3
 DATA_FREE_CRITERION = "l1"
 
 

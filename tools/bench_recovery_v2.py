@@ -50,6 +50,11 @@ VARIANTS = {
     for v in [
         Variant("none", "none"),
         Variant("lsq (today)", "lsq"),
+        Variant("lsq (ridge 0.01)", "lsq", {"ridge": 0.01}),
+        Variant("lsq (ridge 0.1)", "lsq", {"ridge": 0.1}),
+        Variant("lsq (ridge 1)", "lsq", {"ridge": 1.0}),
+        Variant("lsq (ridge 3)", "lsq", {"ridge": 3.0}),
+        Variant("lsq (ridge 10)", "lsq", {"ridge": 10.0}),
         Variant("reconstruct (plain targets)", "reconstruct", {"block_output": False}),
         Variant("reconstruct", "reconstruct"),
         Variant("reconstruct + stats", "reconstruct", {"stats_correction": True}),
@@ -71,18 +76,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--eval", type=int, default=256, help="evaluation crops")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument(
+        "--digits-variants", default="lsq (today),reconstruct", help="rows of the digits table"
+    )
     parser.add_argument("--sens-samples", type=int, default=32)
     parser.add_argument("--cache", default=None, help="folder to keep removal sets between runs")
     parser.add_argument("--skip-digits", action="store_true")
     parser.add_argument("--skip-effnet", action="store_true")
     parser.add_argument("--section", default=SECTION, help="docs/benchmarks.md marker name")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--damp",
+        type=float,
+        default=None,
+        help="OBS damping of the channel scores (default: the "
+        "library's, onnxprune.defaults.OBS_DAMP)",
+    )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        metavar="C,E",
+        help="seeds of the calibration and evaluation "
+        f"crops (default {CALIBRATION_SEED},{EVALUATION_SEED})",
+    )
     args = parser.parse_args(argv)
     args.cuts = [float(c) for c in args.cuts.split(",") if c]
     args.calib_sizes = [int(c) for c in args.calib_sizes.split(",") if c]
     args.augment = [tuple(int(v) for v in a.split(":")) for a in args.augment.split(",") if a]
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(args.variants) - set(VARIANTS))
+    args.digits_variants = [v.strip() for v in args.digits_variants.split(",") if v.strip()]
+    unknown = sorted(set(args.variants + args.digits_variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}")
     return args
@@ -147,10 +170,11 @@ class Effnet:
                     "obs",
                     original=self.original,
                     calibration=self.calibration(self.args.calib),
+                    **damp_option(self.args),
                 )
             )
 
-        return self._stored(f"scores_{self.args.calib}", make)
+        return self._stored(f"scores_{self.args.calib}{damp_key(self.args)}", make)
 
     def table(self, recovery: str):
         from onnxprune.recover import make_recovery
@@ -175,7 +199,9 @@ class Effnet:
                 )
             )
 
-        return self._stored(f"table_{recovery}_{samples}_{self.args.calib}", make)
+        return self._stored(
+            f"table_{recovery}_{samples}_{self.args.calib}{damp_key(self.args)}", make
+        )
 
     def removal(self, cut: float, allocation: str) -> tuple[set[int], float]:
         """(removed clusters, seconds of the data work that chose them)."""
@@ -242,6 +268,9 @@ def main(argv=None) -> int:
     import tempfile
 
     args = parse_args(argv)
+    if args.seeds:
+        global CALIBRATION_SEED, EVALUATION_SEED
+        CALIBRATION_SEED, EVALUATION_SEED = (int(v) for v in args.seeds.split(","))
     started = time.perf_counter()
     load = os.getloadavg()
     results: dict = {}
@@ -269,7 +298,7 @@ def main(argv=None) -> int:
                 key = f"{crops} + augmentation to {images}"
                 sizes[key] = run_variant(bench, 0.2, VARIANTS[best], crops, augment=images)
                 say(f"[20%] {best}, {key}: {_cell(sizes[key])}")
-    digits = None if args.skip_digits else run_digits()
+    digits = None if args.skip_digits else run_digits(args)
     total = time.perf_counter() - started
     body = render(args, results, sizes, digits, total, load, os.getloadavg())
     print(body)
@@ -283,8 +312,20 @@ def _cell(row: dict) -> str:
     return f"{row['top1']:.1%} / {row['top5']:.1%} ({row['cut']:.1%})"
 
 
-def run_digits(methods=("lsq", "reconstruct")) -> list[str]:
-    """Digits models (bench_recovery_digits protocol, OBS scores): test accuracy per method."""
+def damp_option(args) -> dict:
+    """``{"damp": D}`` when --damp was given (else the library default applies)."""
+    return {} if args.damp is None else {"damp": args.damp}
+
+
+def damp_key(args) -> str:
+    """Cache-key suffix: scores and tables depend on the damping and the crop seeds."""
+    damp = "" if args.damp is None else f"_damp{args.damp:g}"
+    return damp + ("" if args.seeds is None else f"_seeds{args.seeds.replace(',', '-')}")
+
+
+def run_digits(args) -> list[str]:
+    """Digits models (bench_recovery_digits protocol, OBS scores): test accuracy per variant of
+    ``--digits-variants`` (method and options of :data:`VARIANTS`)."""
     import numpy as np
     from bench_recovery_digits import ROOT as DIGITS
     from bench_recovery_digits import SHAPES, accuracy, removal_for
@@ -303,18 +344,20 @@ def run_digits(methods=("lsq", "reconstruct")) -> list[str]:
         original, prepared, _ = prepare(DIGITS / f"{name}.onnx", SHAPES)
         analysis = analyze(prepared, SHAPES)
         macs = count_macs(original, SHAPES).total
-        scores = score_clusters(analysis, "obs", original=original, calibration=calib)
+        scores = score_clusters(
+            analysis, "obs", original=original, calibration=calib, **damp_option(args)
+        )
         for target in (0.7, 0.5):
             removed, _, kept = removal_for(analysis, scores, macs, target)
             pruned = apply_removal(analysis, removed)
             cells = []
-            for method in methods:
-                recover = make_recovery(method, analysis, calib)
+            for variant in (VARIANTS[v] for v in args.digits_variants):
+                recover = make_recovery(variant.method, analysis, calib, **variant.options)
                 model, seconds = _timed(partial(recover, analysis, removed, pruned))
                 cells.append(f"{accuracy(model, test):.4f} ({seconds:.1f} s)")
-                say(f"digits {name} {kept:.3f} {method}: {cells[-1]}")
+                say(f"digits {name} {kept:.3f} {variant.name}: {cells[-1]}")
             rows.append([name, f"{kept:.3f}", f"{accuracy(original, test):.4f}", *cells])
-    header = ["model", "MACs kept", "unpruned", *(f"obs + {m}" for m in methods)]
+    header = ["model", "MACs kept", "unpruned", *(f"obs + {v}" for v in args.digits_variants)]
     return markdown_table(header, rows).splitlines()
 
 

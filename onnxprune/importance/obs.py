@@ -9,8 +9,8 @@ mean squared reconstruction error of the consumer's output by
 
 (the Optimal Brain Surgeon result for a block of weights of every output row; the optimal
 update of the kept columns is −W_S ([H⁻¹]_SS)⁻¹ [H⁻¹]_S,:). H is damped before inversion:
-H + damp · mean(diag H) · I. Columns that are zero on all calibration rows (dead channels,
-diag H ≤ 1e-12 · mean diag) are dropped from H first: they carry no signal, so removing them
+H + damp · mean(diag H) · I (damp: ``defaults.OBS_DAMP``). Columns that are zero on all
+calibration rows (dead channels, diag H ≤ 1e-12 · mean diag) are dropped from H first: they carry no signal, so removing them
 costs exactly nothing (ΔL = 0 for an all-dead block) and damping must not invent a cost for
 them. Consumers too wide for a Gram matrix (``max_columns``) use a diagonal H instead.
 Member scores are aggregated over the group like the other criteria
@@ -28,6 +28,7 @@ import scipy.linalg
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.analysis.graph_view import GraphView
 from onnxprune.calibrate import CalibrationStats, ConsumerLayer
+from onnxprune.defaults import OBS_DAMP
 from onnxprune.importance.activation import statistics_for, weight_matrix
 from onnxprune.importance.aggregate import aggregate_members
 from onnxprune.importance.norms import l1, register_criterion
@@ -98,7 +99,7 @@ def obs(
     analysis: ChannelAnalysis,
     *,
     calibration: Any = None,
-    damp: float = 1e-2,
+    damp: float = OBS_DAMP,
     aggregate: str = "sum",
     normalize: bool = True,
     **options,

@@ -32,10 +32,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from onnxprune.defaults import OBS_DAMP
 from onnxprune.sparsity.patterns import lowest_mask, nm_mask
 
 #: Default ridge of the OBS Hessian, relative to mean(diag H) (see :func:`inverse_cholesky`).
-DEFAULT_DAMP = 0.3
+DEFAULT_DAMP = OBS_DAMP
 
 
 def output_energy(matrix: np.ndarray, h: np.ndarray) -> float:
