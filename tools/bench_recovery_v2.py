@@ -50,6 +50,7 @@ VARIANTS = {
     for v in [
         Variant("none", "none"),
         Variant("lsq (today)", "lsq"),
+        Variant("lsq (ridge 0.001)", "lsq", {"ridge": 0.001}),
         Variant("lsq (ridge 0.01)", "lsq", {"ridge": 0.01}),
         Variant("lsq (ridge 0.1)", "lsq", {"ridge": 0.1}),
         Variant("lsq (ridge 1)", "lsq", {"ridge": 1.0}),

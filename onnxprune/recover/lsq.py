@@ -43,6 +43,7 @@ from onnxprune.analysis import ChannelAnalysis
 from onnxprune.calibrate import ConsumerLayer, iter_feeds, sample_count
 from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import CHUNK_ELEMENTS, sample_positions
+from onnxprune.defaults import LSQ_RIDGE
 from onnxprune.recover.edit import ModelEdits
 from onnxprune.recover.targets import RefitTarget, levels
 
@@ -205,7 +206,7 @@ def refit_least_squares(
     targets: list[RefitTarget],
     calibration: Any,
     *,
-    ridge: float = 1e-3,
+    ridge: float = LSQ_RIDGE,
     batch_size: int = 32,
     max_samples: int | None = 512,
     positions: int | None = 64,

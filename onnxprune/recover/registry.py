@@ -14,6 +14,7 @@ from typing import Any
 
 from onnx import ModelProto
 
+from onnxprune.defaults import LSQ_RIDGE
 from onnxprune.errors import InputError
 
 Recovery = Callable[[Any, Any, ModelProto], ModelProto]
@@ -36,7 +37,7 @@ class RecoverySettings:
     the calibration images and generalizes worse).
     """
 
-    ridge: float = 1e-3
+    ridge: float = LSQ_RIDGE
     max_samples: int | None = 512
     batch_size: int = 32
     positions: int | None = 64
