@@ -93,7 +93,13 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((norm_a == 0) & (norm_b == 0), 1.0, values)
 
 
-@builtin(EMBEDDING_COSINE, KIND_REFERENCE, aliases=("sentence_cosine",), default_max_drop=0.01)
+@builtin(
+    EMBEDDING_COSINE,
+    KIND_REFERENCE,
+    aliases=("sentence_cosine",),
+    default_max_drop=0.01,
+    distill_loss="mse",
+)
 @uses_mask
 def embedding_cosine(candidate, reference, mask: np.ndarray | None = None) -> float:
     """Mean over samples of cos(e_n, e'_n), e = :func:`mean_pool` of each output."""
@@ -110,7 +116,13 @@ def nearest_neighbours(embeddings: np.ndarray) -> np.ndarray:
     return similarity.argmax(axis=1)
 
 
-@builtin(RETRIEVAL, KIND_REFERENCE, unit="%", aliases=("nn_agreement", "retrieval_agreement"))
+@builtin(
+    RETRIEVAL,
+    KIND_REFERENCE,
+    unit="%",
+    aliases=("nn_agreement", "retrieval_agreement"),
+    distill_loss="mse",
+)
 @uses_mask
 def retrieval_agreement(candidate, reference, mask: np.ndarray | None = None) -> float:
     """100 · mean over samples of [NN_cand(n) == NN_ref(n)], NN = :func:`nearest_neighbours`
@@ -123,7 +135,7 @@ def retrieval_agreement(candidate, reference, mask: np.ndarray | None = None) ->
     return float(100.0 * np.mean(ours == theirs))
 
 
-@builtin(TOKEN_AGREEMENT, KIND_REFERENCE, unit="%")
+@builtin(TOKEN_AGREEMENT, KIND_REFERENCE, unit="%", distill_loss="kl_last_axis")
 @uses_mask
 def token_agreement(candidate, reference, mask: np.ndarray | None = None) -> float:
     """100 · share of unmasked (sample, token) positions where argmax over the last axis of

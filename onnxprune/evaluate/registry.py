@@ -48,6 +48,7 @@ class Metric:
     default_max_drop: float | None = None  # the guard's default tolerance, in ``unit``
     task: str = ""
     spec: Any = None
+    distill_loss: str = "kl"  # the distillation loss serving this metric (recover/distill_losses)
 
     def __call__(self, *args):
         return self.fn(*args)
@@ -72,10 +73,12 @@ def builtin(
     aliases: tuple[str, ...] = (),
     default_max_drop: float | None = None,
     task: str = "",
+    distill_loss: str = "kl",
 ) -> Callable[[Callable], Callable]:
     """Decorator registering a built-in metric function under ``name`` (``default_max_drop``:
     the guard's default tolerance in the metric's unit, when it has one; ``task``: the task of
-    a ``task`` metric, ``detect`` or ``segment``)."""
+    a ``task`` metric, ``detect`` or ``segment``; ``distill_loss``: the registered
+    distillation loss that ``--recover distill`` minimizes for this metric)."""
 
     def decorate(fn: Callable) -> Callable:
         metric = Metric(
@@ -86,6 +89,7 @@ def builtin(
             unit,
             default_max_drop=default_max_drop,
             task=task,
+            distill_loss=distill_loss,
         )
         _add(metric, aliases)
         return fn

@@ -208,9 +208,12 @@ def optimize(
         calibration=evaluator.calibration,
         target=target,
         progress=say,
-        options=_plan_options(
-            kinds, provider, max_ratio, round_to, ignore, ratio_for, seed, plan_options
-        ),
+        options={
+            **_plan_options(
+                kinds, provider, max_ratio, round_to, ignore, ratio_for, seed, plan_options
+            ),
+            "distill_loss": evaluator.metric.distill_loss,
+        },
         methods=(criterion, allocation, recover, recovery_name),
         allow_norm_stats=allow_norm_stats,
         allow_output_change=allow_output_change,
@@ -384,7 +387,12 @@ def _analyse_and_set_up(
         from onnxprune.recover import make_recovery
 
         recover = make_recovery(
-            recovery_name, analysis, calibration, seed=options.get("seed", 0), progress=progress
+            recovery_name,
+            analysis,
+            calibration,
+            seed=options.get("seed", 0),
+            progress=progress,
+            distill_loss=options.get("distill_loss", "kl"),
         )
     context.shared.update({"scores": scores, "allocation": allocation, "recover": recover})
     setups = setup_kinds(kinds, context)

@@ -138,10 +138,10 @@ def _reconstruct(analysis, calibration, settings: RecoverySettings) -> Recovery:
 def _distill_factory(base: str):
     def factory(analysis, calibration, settings: RecoverySettings) -> Recovery:
         """Distillation (``recover/distill.py``): Adam in numpy on the pruned model's
-        initializers minimizing KL(softmax(y_orig/T) ‖ softmax(y_pruned/T)) on unlabeled
+        initializers minimizing the output loss ``settings.distill_loss`` (default
+        KL(softmax(y_orig/T) ‖ softmax(y_pruned/T)); ``mse`` for embeddings) on unlabeled
         calibration mini-batches, early stopping on a held-out share; ``lsq+distill`` refits
-        by least squares first (then lr 3e-6, depthwise weights
-        left alone)."""
+        by least squares first (then lr 3e-6, depthwise weights left alone)."""
         from onnxprune.recover.distill import make_distill_recovery
 
         return make_distill_recovery(
@@ -151,6 +151,7 @@ def _distill_factory(base: str):
             max_samples=settings.max_samples,
             seed=settings.seed,
             progress=settings.progress,
+            loss=settings.distill_loss,
         )
 
     return factory

@@ -4,9 +4,11 @@ ONNX gradients (no training framework).
 The pruned model (its graph never changes, only initializer values) is trained to match the
 unpruned model on unlabeled calibration mini-batches:
 
-    L = T² · mean KL(softmax(r/T) ‖ softmax(y/T))  [+ w · Σ_t mean((f_t − f_t^ref)²)]
+    L = ℓ(y, r)  [+ w · Σ_t mean((f_t − f_t^ref)²)]
 
-with r the unpruned model's outputs (computed once per sample) and optional feature tensors
+with ℓ the registered output loss named by ``loss`` (:mod:`onnxprune.recover.distill_losses`:
+``kl`` = T² · mean KL(softmax(r/T) ‖ softmax(y/T)) for logits, ``mse`` for embeddings), r the
+unpruned model's outputs (computed once per sample) and optional feature tensors
 f_t present with the same shape in both models. One ONNX Runtime session of the gradient
 model (:func:`onnxprune.autodiff.build_gradient_model`, trainable initializers fed as inputs)
 serves every step; a second session of the loss alone scores a held-out share of the
@@ -24,6 +26,9 @@ gradient is the most expensive part of the backward graph on compact CNNs and wh
 values; ``schedule`` "cosine" lowers the learning rate as lr·(1 + cos(π·t/steps))/2;
 ``max_seconds`` stops the steps when the time is up (the held-out loss is then scored once
 more, and the best parameters are kept as always).
+
+Initializers that a Gather reads with run-time indices (token and position embedding
+tables) never train (:func:`_lookup_tables`).
 
 ``base="lsq"`` first applies the least-squares refit (``lsq+distill``).
 """
@@ -45,7 +50,6 @@ from onnxprune.autodiff import (
     build_loss_model,
     fold_zero_pads,
     gradient_name,
-    kl_divergence,
     mean_squared_error,
     reachable,
     sum_losses,
@@ -54,6 +58,7 @@ from onnxprune.autodiff import (
 from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.session import exposed_model, make_session
 from onnxprune.errors import InputError
+from onnxprune.recover.distill_losses import lookup_distill_loss
 
 FLOAT = 1
 LSQ_START_LR = 3e-6  # Adam step size when distillation starts from a least-squares refit
@@ -68,6 +73,19 @@ def _grouped_conv_weights(model: ModelProto) -> set[str]:
             if group > 1:
                 names.add(node.input[1])
     return names
+
+
+def _lookup_tables(model: ModelProto) -> set[str]:
+    """Initializers read by a Gather whose indices are computed at run time (token and
+    position embedding tables). They never train: a batch moves only the rows it looks up,
+    which fits the calibration vocabulary, and the gradient would be a scatter into the
+    whole table on every step."""
+    constants = {init.name for init in model.graph.initializer}
+    return {
+        node.input[0]
+        for node in model.graph.node
+        if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] not in constants
+    }
 
 
 def _all_parameters(model: ModelProto, candidates: list[str]) -> list[str]:
@@ -182,6 +200,7 @@ def distill(
     temperature: float = 1.0,
     features: Sequence[str] = (),
     feature_weight: float = 1.0,
+    loss: str = "kl",
     holdout: float = 0.1,
     eval_every: int = 25,
     patience: int = 3,
@@ -207,11 +226,16 @@ def distill(
     missing = [name for name in features if name not in pruned_names or name not in original_names]
     if missing:
         raise InputError(f"feature tensor(s) not in both models: {', '.join(missing)}")
-    loss = kl_divergence(pruned, outputs=outputs, temperature=temperature)
+    loss = lookup_distill_loss(loss)(pruned, outputs, temperature)
     if features:
         mse = mean_squared_error(pruned, list(features))
         loss = sum_losses(pruned, [loss, mse], [1.0, feature_weight])
-    candidates = [init.name for init in pruned.graph.initializer if init.data_type == FLOAT]
+    tables = _lookup_tables(pruned)
+    candidates = [
+        init.name
+        for init in pruned.graph.initializer
+        if init.data_type == FLOAT and init.name not in tables
+    ]
     trainable = PARAMETER_SETS[parameters](pruned, reachable(pruned, loss, candidates))
     if not trainable or steps == 0:
         return pruned
@@ -227,6 +251,8 @@ def distill(
     reference = _reference_outputs(original, samples, [*outputs, *features], batch_size, fixed)
     usable = len(next(iter(reference.values())))
     train, held = _split(usable, holdout, seed, fixed or 1)
+    if fixed is None:
+        batch_size = min(batch_size, max(len(train), 1))  # few samples: smaller batches
     if len(train) < batch_size:
         raise InputError(f"distill needs at least {batch_size} training samples, has {len(train)}")
     # Same function of the same initializers, cheaper to differentiate (the result keeps

@@ -32,7 +32,9 @@ class RecoverySettings:
     ``frontier_mb``: activations kept between refit levels, per model (lsq, reconstruct);
     ``ridge_grid``: when given, each layer's ridge is chosen from it by two-fold
     cross-validation over calibration samples, and a layer no ridge improves on held-out
-    samples is left as it is (reconstruct); ``min_rows_per_column``: a layer with fewer calibration rows per unknown is not refitted
+    samples is left as it is (reconstruct); ``distill_loss``: the registered output loss
+    distillation minimizes (:mod:`onnxprune.recover.distill_losses`; the pipeline takes the
+    guard metric's); ``min_rows_per_column``: a layer with fewer calibration rows per unknown is not refitted
     (reconstruct: an underdetermined refit, e.g. a classifier with one row per image, fits
     the calibration images and generalizes worse).
     """
@@ -48,6 +50,7 @@ class RecoverySettings:
     frontier_mb: float = 1024.0
     min_rows_per_column: float = 2.0
     ridge_grid: tuple[float, ...] = ()
+    distill_loss: str = "kl"
     seed: int = 0
     progress: Callable[[str], None] | None = None
 

@@ -233,6 +233,17 @@ def test_binary_broadcast(op: str, a_shape, b_shape) -> None:
     _check(op, {"a": a}, {"b": b}, ["a", "b"], ["a", "b"])
 
 
+@pytest.mark.parametrize(
+    ("c_shape", "x_shape", "y_shape"),
+    [((3, 4), (3, 4), (3, 4)), ((1, 4), (3, 4), (1,)), ((3, 1), (1, 4), (3, 4))],
+)
+def test_where(c_shape, x_shape, y_shape) -> None:
+    rng = _rng()
+    condition = rng.random(c_shape) < 0.5
+    x, y = rng.standard_normal(x_shape), rng.standard_normal(y_shape)
+    _check("Where", {"x": x, "y": y}, {"c": condition}, ["c", "x", "y"], ["x", "y"])
+
+
 UNARY = {
     "Relu": {},
     "LeakyRelu": {"alpha": 0.1},
@@ -407,6 +418,20 @@ def test_pad() -> None:
 def test_gather(indices) -> None:
     x = _rng().standard_normal((2, 4, 3))
     _check("Gather", {"x": x}, {"i": indices}, ["x", "i"], ["x"], axis=1)
+
+
+@pytest.mark.parametrize("indices", [np.array(0), np.array(-1), np.array([3, -4, 1])])
+def test_gather_along_an_axis_known_only_at_run_time(indices) -> None:
+    """A class token taken from a [batch, tokens, hidden] tensor whose token count is dynamic."""
+    import onnx
+
+    x = _rng().standard_normal((2, 4, 3))
+    model = one_node_model("Gather", {"x": x}, {"i": indices}, ["x", "i"], axis=1)
+    del model.graph.value_info[:]
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "tokens"
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    model = onnx.shape_inference.infer_shapes(model)
+    check_gradients(model, {"x": x}, ["x"])
 
 
 @pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum"])

@@ -41,3 +41,43 @@ def test_synthetic_text_inputs_stay_in_range(bert):
     for name, array in evaluator.evaluation.inputs.items():
         if name in ranges:
             assert array.min() >= ranges[name].low and array.max() < ranges[name].high
+
+
+def test_embedding_metrics_name_the_mse_distillation_loss(bert):
+    evaluator = GuardEvaluator.create(bert, eval_data=_ids(bert))
+    assert evaluator.metric.distill_loss == "mse"
+    from onnxprune.evaluate.registry import get_metric
+
+    assert get_metric("retrieval").distill_loss == "mse"
+    assert get_metric("top1").distill_loss == "kl"
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_optimize_distills_a_text_encoder_on_its_hidden_states(zoo_onnx, exporter, monkeypatch):
+    import onnx
+
+    from onnxprune import optimize
+    from onnxprune.recover import distill as distill_module
+
+    model = onnx.load(zoo_onnx("bert", exporter))
+    seen = []
+    original_distill = distill_module.distill
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["loss"])
+        return original_distill(*args, **{**kwargs, "steps": 4, "eval_every": 2})
+
+    monkeypatch.setattr(distill_module, "distill", spy)
+    result = optimize(
+        model,
+        "macs=0.8",
+        data=_ids(model, n=48),
+        recover="lsq+distill",
+        criterion="l1",
+        allocation="global",
+        steps=1,
+        max_drop=1.0,
+        measure_latency=False,
+    )
+    assert seen and set(seen) == {"mse"}
+    assert result.report.macs_ratio < 0.95

@@ -218,3 +218,44 @@ def test_distill_rejects_unknown_settings(padded_depthwise) -> None:
         distill(original, student, samples, parameters="depthwise")
     with pytest.raises(InputError, match="schedule"):
         distill(original, student, samples, schedule="linear")
+    with pytest.raises(InputError, match="distillation loss"):
+        distill(original, student, samples, loss="cosine-typo")
+
+
+def _token_encoder(table: np.ndarray, weight: np.ndarray):
+    """ids [n, 5] -> Gather(table) -> MatMul(weight) -> hidden [n, 5, 3] (an embedding model)."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "ids"], ["embedded"], name="embed"),
+            helper.make_node("MatMul", ["embedded", "weight"], ["hidden"], name="proj"),
+        ],
+        "encoder",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", 5])],
+        [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["n", 5, 3])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(weight, "weight")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_distill_mse_on_hidden_states_leaves_lookup_tables() -> None:
+    rng = np.random.default_rng(5)
+    table = rng.standard_normal((11, 4)).astype(np.float32)
+    weight = rng.standard_normal((4, 3)).astype(np.float32)
+    original = _token_encoder(table, weight)
+    student = _token_encoder(table, weight + 0.5 * rng.standard_normal((4, 3)).astype(np.float32))
+    samples = load_samples({"ids": rng.integers(0, 11, (48, 5))}, original, max_samples=None)
+    report = DistillReport()
+    options = dict(steps=40, batch_size=8, lr=3e-2, eval_every=10, patience=4, holdout=0.25)
+    result = distill(original, student, samples, loss="mse", report=report, **options)
+    after = _weights(result)
+    assert np.array_equal(after["table"], table)  # looked up at run time: never trained
+    assert report.heldout_after < 0.5 * report.heldout_before
+    # The registered losses state their math; an unknown name lists the known ones.
+    from onnxprune.recover.distill_losses import describe_distill_loss, distill_loss_names
+
+    assert {"kl", "mse"} <= set(distill_loss_names())
+    assert "mean" in describe_distill_loss("mse")

@@ -137,3 +137,18 @@ def expand(node, b: GradientBuilder, grads, needed):
     """Y = Expand(X, shape), X broadcast numpy-style to ``shape`` (a class token repeated over
     the batch): ∂X = unbroadcast(g), the sum over the axes X was broadcast along."""
     return [b.unbroadcast(grads[0], _out_dims(node, b), node.inputs[0]), None]
+
+
+@register_vjp("Where", since=9, inputs=(1, 2))
+def where(node, b: GradientBuilder, grads, needed):
+    """z = c ? x : y (broadcast; the condition c is not differentiable):
+    ∂x = unbroadcast(c ? g : 0), ∂y = unbroadcast(c ? 0 : g)."""
+    g, dims = grads[0], _out_dims(node, b)
+    condition, first, second = node.inputs
+    zero = b.scalar(0.0, node.outputs[0])
+    out = [None, None, None]
+    if needed[1]:
+        out[1] = b.unbroadcast(b.node("Where", [condition, g, zero]), dims, first)
+    if needed[2]:
+        out[2] = b.unbroadcast(b.node("Where", [condition, zero, g]), dims, second)
+    return out

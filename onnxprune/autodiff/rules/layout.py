@@ -136,18 +136,37 @@ def pad(node, b: GradientBuilder, grads, needed):
     return [grad] + [None] * (len(node.inputs) - 1)
 
 
+def _runtime_onehot(b: GradientBuilder, x: str, axis: int, flat: np.ndarray) -> str:
+    """[K, D] one-hot rows of the constant ``flat`` indices over D = Shape(x)[axis] (known
+    only at run time); a negative index counts from the end (index mod D)."""
+    size = b.node("Gather", [b.shape_of(x), b.const(np.array(axis, np.int64), "axis")])
+    positions = b.node(
+        "Range",
+        [b.const(np.array(0, np.int64), "zero"), size, b.const(np.array(1, np.int64), "one")],
+    )
+    wrapped = b.node("Mod", [b.const(flat.reshape(-1, 1), "gather_indices"), size])
+    return b.node("Cast", [b.node("Equal", [wrapped, positions])], to=b.elem_type(x))
+
+
 @register_vjp("Gather", since=1, inputs=(0,))
 def gather(node, b: GradientBuilder, grads, needed):
-    """∂X = g · onehot(indices) along the gathered axis (constant indices)."""
+    """∂X = g · onehot(indices) along the gathered axis (constant indices). The one-hot matrix
+    [K, D] is a constant when the axis size D is known, else built at run time as
+    Cast(Equal(indices mod D, Range(0, D))) from D = Shape(X)[axis]."""
     x = node.inputs[0]
     what = f"Gather '{node.name}'"
     rank = b.rank(x)
     axis = int(node.attrs.get("axis", 0)) % rank
     indices = b.constant(node.input(1), what).astype(np.int64)
-    size = b.static_dims(x, [axis], what)[0]
-    flat = np.where(indices < 0, indices + size, indices).reshape(-1)
-    onehot = np.zeros((flat.size, size), dtype=b.np_dtype(x))
-    onehot[np.arange(flat.size), flat] = 1.0
+    size = b.dims(x, what)[axis]
+    flat = indices.reshape(-1)
+    if size is not None:
+        flat = np.where(flat < 0, flat + size, flat)
+        table = np.zeros((flat.size, size), dtype=b.np_dtype(x))
+        table[np.arange(flat.size), flat] = 1.0
+        onehot = b.const(table, "gather_onehot")
+    else:
+        onehot = _runtime_onehot(b, x, axis, flat)
     out_rank = rank - 1 + indices.ndim
     # Bring the index axes of g together at the end: [..., K] then contract with onehot [K, D].
     index_axes = list(range(axis, axis + indices.ndim))
@@ -159,7 +178,7 @@ def gather(node, b: GradientBuilder, grads, needed):
     if None in kept[1:]:
         raise InputError(f"gradient of {what}: dims other than the first must be static")
     merged = b.node("Reshape", [moved, b.ints(shape)]) if indices.ndim != 1 else moved
-    contracted = b.node("MatMul", [merged, b.const(onehot, "gather_onehot")])
+    contracted = b.node("MatMul", [merged, onehot])
     back = list(range(rank - 1))
     back.insert(axis, rank - 1)
     return [b.transpose(contracted, back), None]
