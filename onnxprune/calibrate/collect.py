@@ -29,6 +29,7 @@ from onnxprune.calibrate.accumulate import FeatureStats, GramAccumulator, Moment
 from onnxprune.calibrate.consumers import ConsumerLayer, consumer_layers
 from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.im2col import sample_positions
+from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.calibrate.session import run_exposed
 
 Progress = Callable[[str], None]
@@ -129,14 +130,20 @@ def collect_statistics(
     names = list(dict.fromkeys(layer.input for layer in layers))
     elem_types = {layer.input: layer.elem_type for layer in layers}
     feeds = iter_feeds(calibration, analysis.model, batch_size=batch_size, max_samples=max_samples)
+    mask_name = mask_input(analysis.model)
+    exposed = names + ([mask_name] if mask_name and grams else [])
     samples = 0
-    for values in run_exposed(analysis.model, names, elem_types, feeds):
+    for values in run_exposed(analysis.model, exposed, elem_types, feeds):
+        mask = values.get(mask_name) if mask_name else None
         for (name, _axis), acc in moments.items():
             acc.add(values[name])
         for key, acc in grams.items():
             layer = by_key[key]
             x = values[layer.input]
-            chosen = sample_positions(x.shape[0], layer.position_count(x.shape), positions, rng)
+            count = layer.position_count(x.shape)
+            chosen = sample_positions(
+                x.shape[0], count, positions, rng, real_positions(mask, count)
+            )
             for rows in layer.rows(x, chosen):
                 acc.add(rows)
         samples += next(iter(values.values())).shape[0] if values else 0

@@ -76,14 +76,36 @@ class ConvGeometry:
 
 
 def sample_positions(
-    n_samples: int, n_positions: int, positions: int | None, rng: np.random.Generator
+    n_samples: int,
+    n_positions: int,
+    positions: int | None,
+    rng: np.random.Generator,
+    valid: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n_samples, P) flat output positions per sample, P = min(positions, n_positions)."""
-    if positions is None or positions >= n_positions:
-        return np.broadcast_to(np.arange(n_positions), (n_samples, n_positions))
-    return np.stack(
-        [rng.choice(n_positions, size=positions, replace=False) for _ in range(n_samples)]
-    )
+    """(n_samples, P) flat output positions per sample, P = min(positions, n_positions).
+
+    ``valid`` (bool [n_samples, n_positions], :func:`onnxprune.calibrate.padding.real_positions`)
+    restricts each sample to its valid positions: P of them drawn without replacement, or, when
+    a sample has fewer, all of them repeated in a random order up to P, so every sample keeps
+    the same weight (a short sentence counts as much as a long one, as in mean pooling). A
+    sample with no valid position keeps all of its positions."""
+    count = n_positions if positions is None else min(positions, n_positions)
+    if valid is None:
+        if count == n_positions:
+            return np.broadcast_to(np.arange(n_positions), (n_samples, n_positions))
+        return np.stack(
+            [rng.choice(n_positions, size=count, replace=False) for _ in range(n_samples)]
+        )
+    rows = []
+    for sample in range(n_samples):
+        candidates = np.flatnonzero(valid[sample])
+        if not len(candidates):
+            candidates = np.arange(n_positions)
+        if len(candidates) >= count:
+            rows.append(np.sort(rng.choice(candidates, size=count, replace=False)))
+        else:
+            rows.append(np.resize(rng.permutation(candidates), count))
+    return np.stack(rows)
 
 
 def conv_rows(

@@ -70,18 +70,25 @@ class ExposedRunner:
     tensors by name."""
 
     def __init__(self, model: ModelProto, names: list[str], elem_types: dict[str, int]) -> None:
-        self.names = list(dict.fromkeys(names))
-        self.model = exposed_model(model, self.names, elem_types)
-        self.session = make_session(self.model)
-        self.inputs = {value.name for value in self.session.get_inputs()}
+        graph_inputs = {value.name for value in model.graph.input}
+        self.passed = [name for name in dict.fromkeys(names) if name in graph_inputs]
+        self.names = [name for name in dict.fromkeys(names) if name not in graph_inputs]
+        self.model = exposed_model(model, self.names, elem_types) if self.names else None
+        self.session = make_session(self.model) if self.model is not None else None
+        self.inputs = {value.name for value in self.session.get_inputs()} if self.session else set()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The exposed tensors of ``batch``; a requested graph input is the batch's own."""
+        result = {name: batch[name] for name in self.passed}
+        if self.session is None:
+            return result
         feeds = {key: value for key, value in batch.items() if key in self.inputs}
         try:
             outputs = self.session.run(self.names, feeds)
         except Exception as error:
             raise run_failure(self.model, error, feeds) from None
-        return dict(zip(self.names, outputs, strict=True))
+        result.update(zip(self.names, outputs, strict=True))
+        return result
 
 
 def run_exposed(

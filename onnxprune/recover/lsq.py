@@ -43,6 +43,7 @@ from onnxprune.analysis import ChannelAnalysis
 from onnxprune.calibrate import ConsumerLayer, iter_feeds, sample_count
 from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import CHUNK_ELEMENTS, sample_positions
+from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.defaults import LSQ_RIDGE
 from onnxprune.recover.edit import ModelEdits
 from onnxprune.recover.targets import RefitTarget, levels
@@ -176,11 +177,13 @@ def _accumulate(
     normal: NormalEquations,
     per_sample: int | None,
     rng: np.random.Generator,
+    mask: np.ndarray | None = None,
 ) -> None:
     count = target.layer.position_count(x_original.shape)
     if layer.position_count(x_pruned.shape) != count:
         raise ValueError(f"'{layer.node}': pruned and original inputs differ in positions")
-    chosen = sample_positions(x_original.shape[0], count, per_sample, rng)
+    valid = real_positions(mask, count)
+    chosen = sample_positions(x_original.shape[0], count, per_sample, rng, valid)
     width = target.weight.shape[1] + target.weight.shape[0]
     step = max(1, CHUNK_ELEMENTS // max(1, chosen.shape[1] * width))
     for start in range(0, x_original.shape[0], step):
@@ -228,6 +231,7 @@ def refit_least_squares(
     rng = np.random.default_rng(seed)
     budget = frontier_mb * (1 << 20)
     original_runner = FrontierRunner(samples, budget)
+    mask_name = mask_input(analysis.model)  # padding rows are left out (calibrate/padding)
     current_runner = FrontierRunner(samples, budget)
 
     def feeds():
@@ -246,9 +250,11 @@ def refit_least_squares(
             _positions_per_sample(normal.gram.shape[0], positions, rows_per_column, samples)
             for normal in normals
         ]
-        originals = original_runner.run(analysis.model, [t.layer.input for t in level], feeds())
+        wanted = [t.layer.input for t in level] + ([mask_name] if mask_name else [])
+        originals = original_runner.run(analysis.model, wanted, feeds())
         pruned_values = current_runner.run(model, [layer.input for layer in layers], feeds())
         for values_original, values_pruned in zip(originals, pruned_values, strict=True):
+            mask = values_original.get(mask_name) if mask_name else None
             for target, layer, normal, count in zip(
                 level, layers, normals, per_sample, strict=True
             ):
@@ -260,6 +266,7 @@ def refit_least_squares(
                     normal,
                     count,
                     rng,
+                    mask,
                 )
         for target, layer, normal in zip(level, layers, normals, strict=True):
             theta, note = solve_with_fallback(normal, ridge, kept_prior(target))

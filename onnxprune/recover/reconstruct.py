@@ -48,6 +48,7 @@ from onnxprune.analysis.graph_view import GraphView
 from onnxprune.calibrate import iter_feeds, sample_count
 from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import sample_positions
+from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.calibrate.session import ExposedRunner
 from onnxprune.recover.edit import ModelEdits, RecoveryError
 from onnxprune.recover.grouped import (
@@ -196,12 +197,15 @@ def collect_targets(
         batch_size=min(settings.batch_size, ORIGINAL_BATCH),
         max_samples=settings.max_samples,
     )
+    mask_name = mask_input(original)  # padding rows are left out (calibrate/padding)
     for batch in feeds:
         tensors = runner(batch)
+        mask = batch.get(mask_name) if mask_name else None
         for index, plan in enumerate(plans):
             tensor = tensors[plan.target]
             count = int(np.prod(np.moveaxis(tensor, plan.fit.output_axis, -1).shape[1:-1]))
-            picked = sample_positions(tensor.shape[0], count, caps[index], rng)
+            valid = real_positions(mask, count)
+            picked = sample_positions(tensor.shape[0], count, caps[index], rng, valid)
             chosen[index].append(np.array(picked))
             part = _at_positions(tensor, plan.fit.output_axis, picked, plan.kept_out)
             values[index].append(part.astype(np.float32))

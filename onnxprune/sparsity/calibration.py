@@ -34,6 +34,7 @@ from onnx import ModelProto, TensorProto
 from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import conv_rows, matrix_rows, sample_positions
+from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.calibrate.session import ExposedRunner
 from onnxprune.sparsity.targets import SparseLayer
 
@@ -173,10 +174,15 @@ def collect_layer_stats(
         if original_stream is not None
         else ((values, {}) for values in values_stream)
     )
+    mask_name = mask_input(model)
     for batch, (values, originals) in zip(batches, streams, strict=True):
+        mask = batch.get(mask_name) if mask_name else None
         for layer in layers:
             x = np.asarray(values[layer.input])
-            chosen = sample_positions(x.shape[0], position_count(layer, x.shape), positions, rng)
+            count = position_count(layer, x.shape)
+            chosen = sample_positions(
+                x.shape[0], count, positions, rng, real_positions(mask, count)
+            )
             if layer.input in originals and layer.node in gram_for:
                 pairs = zip(
                     layer_rows(layer, x, chosen),

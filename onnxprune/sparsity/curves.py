@@ -49,6 +49,7 @@ from onnx import ModelProto
 
 from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.im2col import sample_positions
+from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.calibrate.session import ExposedRunner, make_session
 from onnxprune.sparsity.allocation import ErrorCurve
 from onnxprune.sparsity.apply import apply_weights
@@ -89,13 +90,16 @@ def fold_grams(
     grams = {layer.node: [np.zeros((layer.columns,) * 2), 0, np.zeros((layer.columns,) * 2), 0]
              for layer in layers}  # fmt: skip
     offset = 0  # samples seen before this batch: the fold of a sample is its global parity
+    mask_name = mask_input(model)
     for batch in iter_feeds(data, model, batch_size=batch_size, max_samples=max_samples):
         values = runner(batch)
+        mask = batch.get(mask_name) if mask_name else None
         size = 0
         for layer in layers:
             x = np.asarray(values[layer.input])
             size = x.shape[0]
-            chosen = sample_positions(size, position_count(layer, x.shape), positions, rng)
+            count = position_count(layer, x.shape)
+            chosen = sample_positions(size, count, positions, rng, real_positions(mask, count))
             for fold in (0, 1):
                 pick = np.arange((offset + fold) % 2, size, 2)
                 if not len(pick):
