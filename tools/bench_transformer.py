@@ -181,7 +181,13 @@ def parse_runs(text: str) -> list[tuple[float, str, float, int]]:
     return runs
 
 
-def pruning(paths: dict[str, Path], exporter: str, folder: Path, runs: list[tuple]) -> str:
+def pruning(
+    paths: dict[str, Path],
+    exporter: str,
+    folder: Path,
+    runs: list[tuple],
+    allocation: str = "global",
+) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
 
@@ -210,7 +216,7 @@ def pruning(paths: dict[str, Path], exporter: str, folder: Path, runs: list[tupl
             input_shapes=shapes,
             measure_latency=False,
             criterion="obs",
-            allocation="global",
+            allocation=allocation,
             steps=steps,
         )
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -243,8 +249,14 @@ def pruning(paths: dict[str, Path], exporter: str, folder: Path, runs: list[tupl
         "CPU min",
     ]
     note = (
-        f"{exporter} export; `optimize` with criterion obs and allocation global (the default "
-        "with data, sensitivity allocation, took 19.4 min wall for one run here), metric "
+        f"{exporter} export; `optimize` with criterion obs and allocation {allocation}"
+        + (
+            " (the default with data, sensitivity allocation, took 19.4 min wall for one run "
+            "at load average 17 here)"
+            if allocation == "global"
+            else ""
+        )
+        + ", metric "
         "embedding_cosine (the guard mean-pools the real tokens: the data's attention_mask); calibration "
         f"{CALIBRATION} sentences, evaluation {EVALUATION} other sentences (Python stdlib "
         f"docstrings), {LENGTH} tokens; the table's cosine and nearest-neighbour agreement are of "
@@ -272,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         default="0.8:none:1.0:1,0.8:lsq:1.0:1,0.6:none:1.0:1,0.6:lsq:1.0:1,0.7:lsq:0.05:4",
         help="pruning runs MACS:RECOVERY:MAX_DROP:STEPS, comma-separated",
     )
+    parser.add_argument(
+        "--allocation", default="global", help="optimize allocation of the pruning runs"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = [part for part in args.parts.split(",") if part]
@@ -294,10 +309,13 @@ def main(argv: list[str] | None = None) -> int:
                     _, paths = minilm_coverage(folder)
                 runs = parse_runs(args.runs)
                 body = "### all-MiniLM-L6-v2 pruned\n\n" + pruning(
-                    paths, args.exporter, folder, runs
+                    paths, args.exporter, folder, runs, args.allocation
                 )
                 command += f" --runs {args.runs}"
                 part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
+                if args.allocation != "global":
+                    command += f" --allocation {args.allocation}"
+                    part += f"-{args.allocation}"
             else:
                 raise SystemExit(f"unknown part {part!r}")
             body += _footer(command, load)

@@ -82,7 +82,8 @@ from onnxprune.errors import GuardNotMetError, InputError, cli_words
     metavar="METHOD",
     help="Post-training recovery on --data: none, bias (bias compensation), lsq (least-squares "
     "refit of the readers of removed channels), reconstruct (refit of every layer against the "
-    "unpruned model), distill, lsq+distill (Adam on the initializers, KL to the unpruned model), "
+    "unpruned model), distill, lsq+distill (Adam on the initializers toward the unpruned model: "
+    "KL on logits, squared error on embeddings), "
     "or a registered plug-in (default lsq with --data, else none).",
 )
 @click.option(
