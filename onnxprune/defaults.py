@@ -16,6 +16,13 @@ calibration ones 0.3 kept the most agreement for both kinds of pruning (docs/ARC
 λ = LSQ_RIDGE·tr(G)/d pulls each refitted layer toward its pruned weights. 0.1 (was 1e-3) for
 the same reason: it kept more agreement on photos other than the calibration ones at every
 measured cut and left the digits models unchanged (docs/ARCHITECTURE.md, "OBS damping").
+
+``RECONSTRUCT_MIN_SAMPLES``: with at least this many calibration samples, ``optimize``'s
+default recovery is ``reconstruct`` (every linear layer refitted against the unpruned model),
+with fewer it is ``lsq`` (only the readers of removed channels). ``reconstruct`` has many more
+unknowns: on EfficientNet-Lite2 it lost to ``lsq`` with 64 calibration crops and beat it at
+a 30 % cut with 256 and 512 crops on two draws of photos (docs/benchmarks.md, "Calibration
+size with the new defaults").
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 MAX_RATIO = 0.8
 OBS_DAMP = 0.3
 LSQ_RIDGE = 0.1
+RECONSTRUCT_MIN_SAMPLES = 256
 DATA_FREE_CRITERION = "l1"
 
 

@@ -118,7 +118,8 @@ def optimize(
     CPU convolutions leave their fast blocked (NCHWc) path for other counts, which made a pruned
     digits VGG at 70 % of the MACs 1.17× *slower* than the original (docs/benchmarks.md).
     Defaults with calibration data (given, or synthesized by inversion): criterion ``obs``,
-    allocation ``sensitivity``, recovery ``lsq``; with Gaussian inputs: ``l1``, ``global``,
+    allocation ``sensitivity``, recovery ``lsq`` (``reconstruct`` with at least
+    ``defaults.RECONSTRUCT_MIN_SAMPLES`` = 256 calibration samples); with Gaussian inputs: ``l1``, ``global``,
     ``none``. ``allocation`` orders the removal:
     ``global`` (criterion scores ranked across groups), ``uniform`` (all groups at about the same
     share) or ``sensitivity`` (measured per-group drops on the calibration data, cheapest drop per
@@ -195,7 +196,11 @@ def optimize(
     notes += pass_notes
     seconds["preprocess"] = time.perf_counter() - tick
     criterion, allocation, recovery_name = _resolve_methods(
-        criterion, allocation, recover, evaluator.calibration is not None
+        criterion,
+        allocation,
+        recover,
+        evaluator.calibration is not None,
+        len(evaluator.calibration) if evaluator.calibration is not None else None,
     )
     notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
 
@@ -447,13 +452,22 @@ def _eligible_items(analysis, schedule: Schedule) -> int:
     return sum(g.size for g in analysis.groups if g.index in eligible)
 
 
-def _resolve_methods(criterion, allocation, recover, has_data: bool) -> tuple[str, str, str]:
-    """Fill unset methods: data-driven ones (obs, sensitivity, lsq) when calibration data exists,
-    data-free ones (l1, global, none) otherwise. Returns criterion, allocation, recovery name."""
+def _resolve_methods(
+    criterion, allocation, recover, has_data: bool, samples: int | None = None
+) -> tuple[str, str, str]:
+    """Fill unset methods: data-driven ones (obs, sensitivity, and lsq — reconstruct from
+    ``defaults.RECONSTRUCT_MIN_SAMPLES`` calibration ``samples`` on) when calibration data
+    exists, data-free ones (l1, global, none) otherwise. Returns criterion, allocation,
+    recovery name."""
     if callable(recover):
         recovery_name = getattr(recover, "__name__", "custom")
+    elif recover:
+        recovery_name = recover
+    elif not has_data:
+        recovery_name = "none"
     else:
-        recovery_name = recover or ("lsq" if has_data else "none")
+        many = samples is not None and samples >= defaults.RECONSTRUCT_MIN_SAMPLES
+        recovery_name = "reconstruct" if many else "lsq"
     return (
         criterion or ("obs" if has_data else defaults.DATA_FREE_CRITERION),
         allocation or ("sensitivity" if has_data else "global"),

@@ -43,7 +43,7 @@ class OptimizeOptions:
     steps: int = 4
     criterion: str | None = None  # obs with --data, else l1
     allocation: str | None = None  # sensitivity with --data, else global
-    recover: str | None = None  # lsq with --data, else none
+    recover: str | None = None  # lsq / reconstruct (>= 256 samples) with --data, else none
     units: str | None = None  # kinds of pruning, comma-separated (default: the target's)
     allow_norm_stats: bool = True  # prune groups feeding LayerNorm/GroupNorm statistics
     allow_output_change: bool = False  # let a graph output's width follow the pruning

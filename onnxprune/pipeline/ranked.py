@@ -108,7 +108,7 @@ def rank_units(
     progress: Callable[[str], None] | None = None,
 ) -> RankedPlan:
     """Rank the candidate removals of ``units`` on ``model`` as ``optimize`` would (same options,
-    same defaults with data: criterion ``obs``, allocation ``sensitivity``, recovery ``lsq``),
+    same defaults with data: criterion ``obs``, allocation ``sensitivity``, recovery ``lsq``, ``reconstruct`` from 256 calibration samples),
     measured on ``data`` (calibration data in any form ``optimize`` accepts; required).
     ``target`` only chooses the measure units are priced in (``macs`` for a MAC target).
     Returns a :class:`RankedPlan`; nothing is pruned yet."""
@@ -156,7 +156,9 @@ def rank_units(
     _, prepared, pass_notes = prepare(original, input_shapes)
     notes += pass_notes
     seconds["preprocess"] = time.perf_counter() - tick
-    criterion, allocation, recovery_name = _resolve_methods(criterion, allocation, recover, True)
+    criterion, allocation, recovery_name = _resolve_methods(
+        criterion, allocation, recover, True, len(calibration)
+    )
     tick = time.perf_counter()
     analysis, plan, ranked, setups = _analyse_and_set_up(
         kinds,

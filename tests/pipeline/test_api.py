@@ -117,6 +117,10 @@ def test_data_driven_methods_are_the_default_only_with_calibration_data():
     from onnxprune.pipeline.api import _resolve_methods
 
     assert _resolve_methods(None, None, None, True) == ("obs", "sensitivity", "lsq")
+    # Many calibration samples: every layer is refitted (reconstruct), few: lsq.
+    assert _resolve_methods(None, None, None, True, 255)[2] == "lsq"
+    assert _resolve_methods(None, None, None, True, 256)[2] == "reconstruct"
+    assert _resolve_methods(None, None, "lsq", True, 512)[2] == "lsq"
     assert _resolve_methods(None, None, None, False) == ("l1", "global", "none")
     assert _resolve_methods("l2", "uniform", "bias", True) == ("l2", "uniform", "bias")
 
