@@ -1,0 +1,89 @@
+"""Issue 12's targets through ``onnxprune.optimize`` itself, every method left at its default.
+
+EfficientNet-Lite2 (packaged ImageNet weights, TorchScript export) is pruned by
+``optimize(model, "macs=1-cut", data=CALIBRATION, eval_data=EVALUATION, max_drop=1.0,
+steps=1, measure_latency=False)``: criterion, allocation and recovery are chosen by
+``optimize`` from the data (with >= 256 calibration crops the recovery is ``reconstruct``).
+The guard is off (max drop 1.0, one step) so the row shows what the default methods keep at
+that cut. Calibration crops come from the calibration photos, evaluation crops from other
+photos (``tools/effnet/crops.py``); the cells are top-1 agreement / top-5 containment of the
+pruned model with the unpruned one on the evaluation crops, with the wall time of the whole
+``optimize`` call (loading, scores, sensitivity table, recovery, evaluation).
+
+    python tools/bench_optimize_defaults.py --calib 512 --cuts 0.2,0.3 --seeds 1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from effnet.crops import CALIBRATION_PHOTOS, EVALUATION_PHOTOS, random_crops  # noqa: E402
+from effnet.measure import logits, top1_agreement, top5_containment  # noqa: E402
+from effnet.model import RESOLUTION, export, load_pretrained  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calib", type=int, default=512, help="calibration crops")
+    parser.add_argument("--eval", type=int, default=128, help="evaluation crops")
+    parser.add_argument("--cuts", default="0.2,0.3", help="MAC cuts, comma-separated")
+    parser.add_argument("--seeds", default="1,2", help="calibration and evaluation crop seeds")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    from onnxprune import optimize
+
+    calib_seed, eval_seed = (int(s) for s in args.seeds.split(","))
+    with tempfile.TemporaryDirectory(prefix="onnxprune-defaults-") as name:
+        folder = Path(name)
+        model = export(load_pretrained(), folder / "effnet.onnx")
+        calibration = random_crops(CALIBRATION_PHOTOS, args.calib, seed=calib_seed, size=RESOLUTION)
+        evaluation = random_crops(EVALUATION_PHOTOS, args.eval, seed=eval_seed, size=RESOLUTION)
+        np.savez(folder / "calibration.npz", input=calibration)
+        np.savez(folder / "evaluation.npz", input=evaluation)
+        reference = logits(onnx.load(str(model)), evaluation)
+        print(
+            "| MAC cut | calibration crops | seeds | methods | MACs kept | top-1 agreement | "
+            "top-5 | optimize s | load average |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for cut in (float(c) for c in args.cuts.split(",")):
+            load = os.getloadavg()[0]
+            started = time.perf_counter()
+            result = optimize(
+                str(model),
+                f"macs={1 - cut:.4g}",
+                data=str(folder / "calibration.npz"),
+                eval_data=str(folder / "evaluation.npz"),
+                max_drop=1.0,
+                steps=1,
+                measure_latency=False,
+            )
+            seconds = time.perf_counter() - started
+            candidate = logits(result.model, evaluation)
+            methods = next(n for n in result.report.notes if n.startswith("criterion "))
+            print(
+                f"| {cut:.0%} | {args.calib} | {args.seeds.replace(',', ', ')} | {methods} | "
+                f"{result.report.macs_ratio:.3f} | "
+                f"{100 * top1_agreement(candidate, reference):.1f} % | "
+                f"{100 * top5_containment(candidate, reference):.1f} % | {seconds:.0f} | "
+                f"{load:.1f}–{os.getloadavg()[0]:.1f} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
