@@ -1,11 +1,12 @@
 """Issue 12's targets through ``onnxprune.optimize`` itself, every method left at its default.
 
 EfficientNet-Lite2 (packaged ImageNet weights, TorchScript export) is pruned by
-``optimize(model, "macs=1-cut", data=CALIBRATION, eval_data=EVALUATION, max_drop=1.0,
+``optimize(model, "macs=1-cut", data=CALIBRATION, eval_data=EVALUATION, max_drop=100,
 steps=1, measure_latency=False)``: criterion, allocation and recovery are chosen by
 ``optimize`` from the data (with >= 256 calibration crops the recovery is ``reconstruct``).
-The guard is off (max drop 1.0, one step) so the row shows what the default methods keep at
-that cut. Calibration crops come from the calibration photos, evaluation crops from other
+The guard is off (top-1 agreement is in points: a max drop of 100 admits any step; the
+guard's threshold is never below its noise floor, so a small max drop would not be "off") so
+the row shows what the default methods keep at that cut. Calibration crops come from the calibration photos, evaluation crops from other
 photos (``tools/effnet/crops.py``); the cells are top-1 agreement / top-5 containment of the
 pruned model with the unpruned one on the evaluation crops, with the wall time of the whole
 ``optimize`` call (loading, scores, sensitivity table, recovery, evaluation).
@@ -56,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         reference = logits(onnx.load(str(model)), evaluation)
         print(
             "| MAC cut | calibration crops | seeds | methods | MACs kept | top-1 agreement | "
-            "top-5 | optimize s | load average |"
+            "top-5 | optimize s | status | load average |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for cut in (float(c) for c in args.cuts.split(",")):
             load = os.getloadavg()[0]
             started = time.perf_counter()
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"macs={1 - cut:.4g}",
                 data=str(folder / "calibration.npz"),
                 eval_data=str(folder / "evaluation.npz"),
-                max_drop=1.0,
+                max_drop=100.0,
                 steps=1,
                 measure_latency=False,
             )
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result.report.macs_ratio:.3f} | "
                 f"{100 * top1_agreement(candidate, reference):.1f} % | "
                 f"{100 * top5_containment(candidate, reference):.1f} % | {seconds:.0f} | "
+                f"{result.report.status} ({len(result.report.steps)} attempts) | "
                 f"{load:.1f}–{os.getloadavg()[0]:.1f} |",
                 flush=True,
             )

@@ -255,14 +255,21 @@ def optimize(
     settings.max_drop = evaluator.guard.threshold
     settings.higher_is_better = evaluator.metric.higher_is_better
     say(f"guard: {evaluator.guard.describe()}")
+
+    def count(m: ModelProto) -> tuple[int, int]:
+        return count_macs(m, input_shapes).total, count_params(m)[0]
+
     hooks = LoopHooks(
         build=plan.build,
         build_quick=plan.build_quick,
-        count=lambda m: (count_macs(m, input_shapes).total, count_params(m)[0]),
+        count=count,
         metric=lambda m, quick: evaluator.evaluate(m, quick=quick),
         gap=gap,
         latency=evaluator.latency,
         progress=say,
+        removed_amount=_counted_removal(
+            settings.measure, plan, count, (macs_before, params_before), analysis.total_macs
+        ),
     )
     start_state = Measured(
         frozenset(),
@@ -324,6 +331,31 @@ def optimize(
     report.plan = plan.describe(best.removed, before=prepared, after=best.model)
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
+
+
+def _counted_removal(
+    measure: str,
+    plan: Plan,
+    count: Callable[[ModelProto], tuple[int, int]],
+    before: tuple[int, int],
+    estimated_macs: float,
+) -> Callable[[frozenset], float] | None:
+    """The loop's ``removed_amount`` hook: MACs (scaled to the analysis' estimated units, the
+    units of ``LoopSettings.total``) or parameters that a removal takes away, counted on the
+    plan's repair-free build. None for other measures, or when a kind of the plan has no cheap
+    repair-free build (:attr:`Plan.counts_quickly`): steps are then sized on estimates."""
+    if measure not in ("macs", "params") or not plan.counts_quickly:
+        return None
+    macs_before, params_before = before
+    scale = estimated_macs / max(macs_before, 1)
+
+    def removed_amount(removed: frozenset) -> float:
+        if not removed:
+            return 0.0
+        macs, params = count(plan.build_quick(removed))
+        return (macs_before - macs) * scale if measure == "macs" else float(params_before - params)
+
+    return removed_amount
 
 
 def _plan_options(
@@ -399,7 +431,14 @@ def _analyse_and_set_up(
             progress=progress,
             distill_loss=options.get("distill_loss", "kl"),
         )
-    context.shared.update({"scores": scores, "allocation": allocation, "recover": recover})
+    context.shared.update(
+        {
+            "scores": scores,
+            "allocation": allocation,
+            "recover": recover,
+            "recovery_name": recovery_name,
+        }
+    )
     setups = setup_kinds(kinds, context)
     plan = Plan(prepared, [setup.kind for setup in setups])
     return analysis, plan, merge_units([setup.units for setup in setups]), setups

@@ -91,18 +91,37 @@ def channel_setup(context: PlanContext) -> KindSetup:
 
 
 def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> list:
-    """The removal order of ``allocation="sensitivity"`` (measured on calibration data)."""
+    """The removal order of ``allocation="sensitivity"``: a table measured on the first
+    ``defaults.SENSITIVITY_SAMPLES`` calibration samples, each point repaired by
+    ``defaults.SENSITIVITY_RECOVERY`` before its drop is measured (not repaired when the run's
+    recovery is ``none``: the table then ranks what the run will keep)."""
+    from onnxprune import defaults
+    from onnxprune.recover import make_recovery
     from onnxprune.sensitivity import measure_sensitivity
     from onnxprune.sensitivity.allocate import sensitivity_order
 
     if context.calibration is None:
         raise InputError("allocation 'sensitivity' needs calibration data (give data=...)")
+    samples = defaults.SENSITIVITY_SAMPLES
+    repaired = context.shared.get("recovery_name", "none") != "none"
+    repair = (
+        make_recovery(
+            defaults.SENSITIVITY_RECOVERY,
+            context.analysis,
+            context.calibration,
+            max_samples=samples,
+        )
+        if repaired
+        else None
+    )
     table = measure_sensitivity(
         context.analysis,
         context.calibration,
         scores=scores,
         original=context.original,
         progress=context.progress,
+        max_samples=samples,
+        recover=repair,
     )
     measure = {"params": "params", "ratio": "clusters"}.get(context.target.kind, "macs")
     return sensitivity_order(

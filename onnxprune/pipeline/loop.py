@@ -2,7 +2,9 @@
 
 The model is analysed once; the state is the set of removed clusters. Step k of N removes
 the next units of the ranking (:class:`~onnxprune.pipeline.schedule.Schedule`) worth
-``total × k / N`` of the target's measure in all, so each step is one increment. A candidate
+``total × k / N`` of the target's measure in all, so each step is one increment (counted on
+the model without repair when the hooks can count it, ``LoopHooks.removed_amount``; else the
+sum of the units' estimates). A candidate
 is kept when ``metric_before - metric(candidate) <= max_drop``. A step that breaks the guard
 is rolled back (its items leave the removed set) and retried (the drop is signed by the
 metric's direction: ``value - original`` for lower-is-better metrics such as KL):
@@ -73,7 +75,13 @@ class LoopHooks:
       the target on measured values (<= 0: met);
     * ``latency(model) -> float | None`` — p50 in ms, only called when ``time_steps``;
     * ``build_quick(removed)`` — the model without repair, for the diagnosis of a failed step
-      (it only ranks groups; ``build`` when absent).
+      (it only ranks groups; ``build`` when absent);
+    * ``removed_amount(removed) -> float`` — the amount of the settings' measure that
+      ``removed`` takes away, *counted* (on the model built without repair), in the units of
+      ``LoopSettings.total``. When given, every step is sized on it instead of on the sum of
+      the units' estimates: a per-cluster MAC estimate counts a convolution's saving once for
+      its input channels and once for its output channels, so a sum over both overstates what
+      goes (by 8 % of a 30 % cut on EfficientNet-Lite2) and a one-step run stops short.
     """
 
     build: Callable[[frozenset[int]], ModelProto]
@@ -83,6 +91,7 @@ class LoopHooks:
     latency: Callable[[ModelProto], float | None] | None = None
     progress: Callable[[str], None] | None = None
     build_quick: Callable[[frozenset], ModelProto] | None = None
+    removed_amount: Callable[[frozenset], float] | None = None
 
 
 @dataclass
@@ -141,6 +150,7 @@ class GuardedPruning:
         self.macs_of = macs_of
         self._estimated = 0.0
         self._rejected: dict[tuple[frozenset, bool], Measured] = {}
+        self._counted_amounts: dict[frozenset, float] = {}
         self.reused = 0
 
     # -- helpers --------------------------------------------------------------------------
@@ -185,6 +195,44 @@ class GuardedPruning:
 
     def _amount(self, units: list[RemovalUnit]) -> float:
         return sum(u.amount(self.settings.measure) for u in units)
+
+    def _counted(self, removed: frozenset) -> float:
+        """``hooks.removed_amount(removed)``, remembered per removed set."""
+        if removed not in self._counted_amounts:
+            self._counted_amounts[removed] = float(self.hooks.removed_amount(removed))
+        return self._counted_amounts[removed]
+
+    def _take(self, amount: float) -> list[RemovalUnit]:
+        """The next units of the ranking worth ``amount`` of the measure on top of the kept
+        state: by their estimates (:meth:`Schedule.take`), or, with ``removed_amount``, the
+        shortest prefix of the available units whose *counted* amount reaches it (bisection:
+        removing more never counts less), all of them when none does."""
+        removed = set(self.best.removed)
+        measure = self.settings.measure
+        units = self.schedule.take(removed, amount, measure, self.protected)
+        if self.hooks.removed_amount is None or not units:
+            return units
+        available = self.schedule.available(removed, self.protected)
+        base = self._counted(frozenset(removed))
+
+        def reaches(count: int) -> bool:
+            items = {c for u in available[:count] for c in u.items}
+            return self._counted(frozenset(removed | items)) - base >= amount * (1 - 1e-9)
+
+        low, high = 1, len(available)  # the answer lies in [low, high]
+        if reaches(len(units)):
+            high = len(units)
+        else:
+            low = len(units) + 1
+            if low > high or not reaches(high):
+                return available
+        while low < high:
+            middle = (low + high) // 2
+            if reaches(middle):
+                high = middle
+            else:
+                low = middle + 1
+        return available[:low]
 
     def _attempt(
         self, step: int, attempt: int, kind: str, units: list[RemovalUnit]
@@ -235,7 +283,10 @@ class GuardedPruning:
         )
         if kept:
             self.best = candidate
-            self._estimated += self._amount(units)
+            if self.hooks.removed_amount is not None:
+                self._estimated = self._counted(candidate.removed)
+            else:
+                self._estimated += self._amount(units)
         else:
             self._rejected[(removed, False)] = dataclasses.replace(candidate, model=None)
         return kept, candidate
@@ -265,13 +316,10 @@ class GuardedPruning:
 
     def _step(self, step: int, amount: float, kind: str = "full") -> str:
         """One planned increment with its retries: 'kept', 'failed' or 'exhausted'."""
-        measure = self.settings.measure
         attempt = 0
         first_failed: list[RemovalUnit] | None = None
         for halving in range(self.settings.max_halvings + 1):
-            units = self.schedule.take(
-                set(self.best.removed), amount / 2**halving, measure, self.protected
-            )
+            units = self._take(amount / 2**halving)
             if not units:
                 return "exhausted" if first_failed is None else "failed"
             attempt += 1
@@ -294,7 +342,7 @@ class GuardedPruning:
                 continue
             self.protected |= newly
             self._say("protected: " + ", ".join(sorted(self.group_names[g] for g in newly)))
-            units = self.schedule.take(set(self.best.removed), amount, measure, self.protected)
+            units = self._take(amount)
             if not units:
                 return "failed"
             attempt += 1

@@ -47,8 +47,11 @@ class PlanKind:
     * ``describe(items) -> dict`` — the report's summary of a set of this kind's items;
     * ``estimate_macs(items) -> float`` — MACs the items remove, in the channel analysis'
       estimated units (0 when absent: e.g. masks, which save no MACs on dense runtimes);
-    * ``apply_quick(model, items)`` — the same removal without repair (recovery), for the
-      loop's diagnosis of a failed step, which only ranks groups (``apply`` when absent);
+    * ``apply_quick(model, items)`` — the same removal without repair (recovery): a graph
+      rewrite that reads no data, fast enough to be called a few times per step. The loop
+      ranks the groups of a failed step on it, and counts (MACs, parameters) what a removal
+      takes away to size its steps (``apply`` when absent: then steps are sized on the
+      estimates, :meth:`Plan.counts_quickly`);
     * ``summarize(before, after) -> dict`` — figures measured on the model before the loop and
       the written model, merged into ``describe``'s summary (e.g. per-layer weight sparsity).
     """
@@ -166,6 +169,12 @@ class Plan:
                 apply = kind.apply_quick if quick and kind.apply_quick else kind.apply
                 model = apply(model, items)
         return model
+
+    @property
+    def counts_quickly(self) -> bool:
+        """Every kind has a repair-free ``apply_quick``, so :meth:`build_quick` is cheap
+        enough to count the MACs and parameters of candidate removals."""
+        return all(kind.apply_quick is not None for kind in self.kinds)
 
     @property
     def group_names(self) -> dict[Hashable, str]:

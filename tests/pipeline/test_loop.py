@@ -182,3 +182,45 @@ def test_a_removal_measured_and_rejected_before_is_not_rebuilt(analysis):
     assert len(built) == 2 and loop.reused == 2  # quick is a separate measurement, once
     kept, _ = loop._attempt(3, 1, "full", schedule.take(set(), 1, "clusters", set()))
     assert kept and len(built) == 3
+
+
+def _counted_loop(analysis, *, counted: bool, total: float = 16.0) -> GuardedPruning:
+    """A loop whose units' estimates (1 per cluster) overstate the counted amount (0.8 per
+    cluster, as a per-cluster MAC estimate double-counts a layer shrinking on both sides)."""
+    scores = np.arange(analysis.n_clusters, dtype=float) + 1
+    schedule = Schedule(analysis, removal_order(analysis, scores))
+    hooks = LoopHooks(
+        build=lambda removed: ModelProto(),
+        count=lambda model: (0, 0),
+        metric=lambda model, quick: 90.0,
+        gap=lambda measured: max(0.0, total - 0.8 * len(measured.removed)),
+        removed_amount=(lambda removed: 0.8 * len(removed)) if counted else None,
+    )
+    return GuardedPruning(
+        schedule,
+        hooks,
+        LoopSettings(measure="clusters", total=total, steps=1, max_drop=1.0),
+        Measured(frozenset(), ModelProto(), 0, 0, 0, 90.0),
+        {g.index: g.name for g in analysis.groups},
+        macs_of=lambda removed: 0,
+    )
+
+
+def test_steps_sized_on_estimates_need_a_correction(analysis):
+    outcome = _counted_loop(analysis, counted=False).run()
+    assert outcome.status == STATUS_OK
+    assert [r.kind for r in outcome.records] == ["full", "correction"]
+    assert outcome.records[0].removed_clusters == 16  # 12.8 counted: short of 16
+
+
+def test_steps_sized_on_counted_amounts_meet_the_target_in_one_build(analysis):
+    outcome = _counted_loop(analysis, counted=True).run()
+    assert outcome.status == STATUS_OK
+    assert [r.kind for r in outcome.records] == ["full"]
+    assert outcome.records[0].removed_clusters == 20  # the shortest prefix counting 16
+
+
+def test_counted_take_returns_everything_when_nothing_reaches(analysis):
+    loop = _counted_loop(analysis, counted=True, total=1e6)
+    available = loop.schedule.available(set(), set())
+    assert loop._take(1e6) == available

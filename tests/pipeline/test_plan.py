@@ -132,3 +132,79 @@ def test_one_loop_grows_items_of_two_kinds():
         if i.name.startswith("loud_w1")
     }
     assert weights and all(np.all(w[..., :4] == 0) for w in weights.values())
+
+
+def test_plans_count_quickly_only_when_every_kind_builds_without_repair():
+    quick = PlanKind("channels", lambda m, i: m, apply_quick=lambda m, i: m)
+    slow = PlanKind("blocks", lambda m, i: m, order=10)
+    assert Plan(two_branch_model(), [quick]).counts_quickly
+    assert not Plan(two_branch_model(), [quick, slow]).counts_quickly
+
+
+def _conv_chain():
+    """x -> c1 (3→16) -> c2 (16→32) -> c3 (32→32) -> head: c2 shrinks on both sides, so the
+    per-cluster estimates of its two groups count the saving of the same weights twice."""
+    from tests.analysis.test_rules import build, chain, conv, head
+
+    nodes, inits = chain(
+        conv("c1", "x", "a", 3, 16),
+        conv("c2", "a", "b", 16, 32, seed=1),
+        conv("c3", "b", "c", 32, 32, seed=2),
+    )
+    head_nodes, head_inits = head("c", 32, 8)
+    return build(nodes + head_nodes, inits + head_inits)
+
+
+@pytest.mark.parametrize("target", ["macs=0.6", "params=0.6"])
+def test_one_step_meets_a_counted_target_without_corrections(target):
+    """Steps are sized on MACs/parameters counted on the repair-free build, so one planned
+    step lands on the target (no correction step) and the written model meets it."""
+    rng = np.random.default_rng(0)
+    result = optimize(
+        _conv_chain(),
+        target,
+        data={"x": rng.standard_normal((40, 3, 8, 8)).astype(np.float32)},
+        criterion="l1",
+        allocation="global",
+        recover="none",
+        max_drop=100,
+        steps=1,
+        round_to=1,
+        measure_latency=False,
+    )
+    assert result.ok
+    assert [s.kind for s in result.report.steps] == ["full"]
+    before, after = (
+        (result.report.macs_before, result.report.macs_after)
+        if target.startswith("macs")
+        else (result.report.params_before, result.report.params_after)
+    )
+    assert after <= 0.6 * before * 1.001
+
+
+@pytest.mark.parametrize(("recover", "repaired"), [(None, True), ("none", False)])
+def test_sensitivity_table_uses_the_default_samples_and_repair(monkeypatch, recover, repaired):
+    import onnxprune.sensitivity as sensitivity
+    from onnxprune import defaults
+
+    seen = {}
+    measure = sensitivity.measure_sensitivity
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(sensitivity, "measure_sensitivity", spy)
+    optimize(
+        two_branch_model(),
+        "macs=0.8",
+        data=calibration(40),
+        allocation="sensitivity",
+        recover=recover,
+        max_drop=100,
+        steps=1,
+        round_to=1,
+        measure_latency=False,
+    )
+    assert seen["max_samples"] == defaults.SENSITIVITY_SAMPLES
+    assert (seen["recover"] is not None) == repaired
