@@ -26,11 +26,18 @@ size with the new defaults").
 
 ``SENSITIVITY_SAMPLES`` / ``SENSITIVITY_RECOVERY``: ``optimize``'s sensitivity table (allocation
 ``sensitivity``) measures every group's drop on the first 32 calibration samples, each point
-repaired by a bias correction first. The table costs groups × ratios model runs; on
-EfficientNet-Lite2, scores and table took 443 s with a 128-sample table against 138–156 s
-with a 32-sample one, for +2.4 / +0.8 points of top-1 agreement at 20 / 30 % MAC cuts (one
-draw), so the 5-minute budget goes to the refit instead (a run whose recovery is ``none``
-measures its table unrepaired) (docs/benchmarks.md, "Calibration size with the new defaults").
+repaired by a bias correction first (``none`` would leave the points unrepaired; a run whose
+recovery is ``none`` always measures them unrepaired). The table costs groups × ratios model
+runs: on EfficientNet-Lite2, scores and table took 443 s with a 128-sample table against
+138–156 s with a 32-sample one, for +2.4 / +0.8 points of top-1 agreement at 20 / 30 % MAC
+cuts (one draw), so the 5-minute budget goes to the refit instead. The repair: with 512
+calibration crops and evaluation on other photos, a default ``optimize`` kept 75.8 / 65.6 %
+top-1 agreement at 20 / 30 % cuts with it and 69.5 / 58.6 % without (seeds 11, 12). In the
+guarded first run with ``groups`` (the guard on 51 crops of 2 held-out photos) it went the
+other way: the unrepaired table's first step lost 0.55 points of the guard's metric where the
+repaired one lost 1.93, and that run stopped at 0.763 of the MACs unrepaired, 0.936 repaired.
+The larger, two-draw measurement on other photos decides (docs/benchmarks.md,
+"`optimize()` with its own defaults").
 """
 
 from __future__ import annotations

@@ -93,8 +93,8 @@ def channel_setup(context: PlanContext) -> KindSetup:
 def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> list:
     """The removal order of ``allocation="sensitivity"``: a table measured on the first
     ``defaults.SENSITIVITY_SAMPLES`` calibration samples, each point repaired by
-    ``defaults.SENSITIVITY_RECOVERY`` before its drop is measured (not repaired when the run's
-    recovery is ``none``: the table then ranks what the run will keep)."""
+    ``defaults.SENSITIVITY_RECOVERY`` (``bias``) before its drop is measured (``none`` there:
+    unrepaired; never repaired when the run's recovery is ``none``)."""
     from onnxprune import defaults
     from onnxprune.recover import make_recovery
     from onnxprune.sensitivity import measure_sensitivity
@@ -103,7 +103,10 @@ def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> lis
     if context.calibration is None:
         raise InputError("allocation 'sensitivity' needs calibration data (give data=...)")
     samples = defaults.SENSITIVITY_SAMPLES
-    repaired = context.shared.get("recovery_name", "none") != "none"
+    repaired = (
+        defaults.SENSITIVITY_RECOVERY != "none"
+        and context.shared.get("recovery_name", "none") != "none"
+    )
     repair = (
         make_recovery(
             defaults.SENSITIVITY_RECOVERY,

@@ -182,11 +182,20 @@ def test_one_step_meets_a_counted_target_without_corrections(target):
     assert after <= 0.6 * before * 1.001
 
 
-@pytest.mark.parametrize(("recover", "repaired"), [(None, True), ("none", False)])
-def test_sensitivity_table_uses_the_default_samples_and_repair(monkeypatch, recover, repaired):
+@pytest.mark.parametrize(
+    ("table_repair", "recover", "repaired"),
+    [("none", None, False), ("bias", None, True), ("bias", "none", False)],
+)
+def test_sensitivity_table_uses_the_default_samples_and_repair(
+    monkeypatch, table_repair, recover, repaired
+):
+    """The table reads ``defaults.SENSITIVITY_SAMPLES`` samples and repairs its points with
+    ``defaults.SENSITIVITY_RECOVERY`` (``none``: unrepaired), never when the run repairs
+    nothing."""
     import onnxprune.sensitivity as sensitivity
     from onnxprune import defaults
 
+    monkeypatch.setattr(defaults, "SENSITIVITY_RECOVERY", table_repair)
     seen = {}
     measure = sensitivity.measure_sensitivity
 
