@@ -59,6 +59,7 @@ VARIANTS = {
         Variant("reconstruct (plain targets)", "reconstruct", {"block_output": False}),
         Variant("reconstruct", "reconstruct"),
         Variant("reconstruct + stats", "reconstruct", {"stats_correction": True}),
+        Variant("reconstruct (activation fit)", "reconstruct", {"activation_fit": True}),
         Variant("reconstruct (ridge 0.1)", "reconstruct", {"ridge": 0.1}),
         Variant("reconstruct (CV ridge)", "reconstruct", {"ridge_grid": CV_GRID}),
         Variant("reconstruct (all layers)", "reconstruct", {"min_rows_per_column": 0.0}),

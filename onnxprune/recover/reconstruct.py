@@ -50,6 +50,7 @@ from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import sample_positions
 from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.calibrate.session import ExposedRunner
+from onnxprune.recover.activation_fit import Monotone, fit_scale_shift, monotone_reader
 from onnxprune.recover.edit import ModelEdits, RecoveryError
 from onnxprune.recover.grouped import (
     GroupedNormal,
@@ -63,6 +64,7 @@ from onnxprune.recover.layers import WeightLayer, output_channels, weight_layers
 from onnxprune.recover.registry import RecoverySettings
 
 ORIGINAL_BATCH = 8  # the unpruned pass exposes every target: keep its batches small
+ACTIVATION_ROWS = 8192  # rows kept per layer for the scale/shift fit through its activation
 
 
 @dataclass
@@ -76,6 +78,7 @@ class LayerFit:
     level: int
     columns: int  # unknowns per group, without the intercept
     outputs: int  # outputs per group
+    activation: Monotone | None = None  # the only reader, for ``activation_fit``
 
 
 def _position_cap(columns: int, settings: RecoverySettings, samples: int | None) -> int | None:
@@ -156,7 +159,14 @@ def plan_fits(
             else None
         )
         target, other = block if block is not None else (fit.output, None)
-        plans.append(LayerFit(fit, kept, target, other, level, matrix_columns, count // fit.groups))
+        activation = (
+            monotone_reader(view, fit.output) if settings.activation_fit and other is None else None
+        )
+        plans.append(
+            LayerFit(
+                fit, kept, target, other, level, matrix_columns, count // fit.groups, activation
+            )
+        )
     return plans
 
 
@@ -257,6 +267,13 @@ def _refit_level(
         tuple(GroupedNormal.empty(plan.fit.groups, plan.columns, plan.outputs) for _ in range(2))
         for _, plan in level
     ]
+    kept_rows: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {
+        index: ([], []) for index, plan in level if plan.activation is not None
+    }
+    strides = {
+        index: max(1, -(-int(np.prod(targets.values[index].shape[:2])) // ACTIVATION_ROWS))
+        for index in kept_rows
+    }
     offset = 0
     feeds = iter_feeds(
         calibration, model, batch_size=settings.batch_size, max_samples=settings.max_samples
@@ -282,9 +299,14 @@ def _refit_level(
                 part = sample % 2 == parity
                 if part.any():
                     fold.add(rows[part], y[part])
+            if index in kept_rows:
+                first = offset * chosen.shape[1]
+                every = (first + np.arange(rows.shape[0])) % strides[index] == 0
+                kept_rows[index][0].append(rows[every])
+                kept_rows[index][1].append(y[every])
         offset += size
     edits = ModelEdits(model)
-    for (_, plan), pair in zip(level, folds, strict=True):
+    for (index, plan), pair in zip(level, folds, strict=True):
         current = _current(edits, plan)
         normal = merged(*pair)
         if current is None or normal.rows < settings.min_rows_per_column * (plan.columns + 1):
@@ -299,8 +321,29 @@ def _refit_level(
         theta = keep_better(normal, theta, prior)
         if settings.stats_correction:
             theta = correct_statistics(normal, theta)
+        if index in kept_rows and kept_rows[index][0]:
+            rows, y = (np.concatenate(part) for part in kept_rows[index])
+            theta = _through_activation(plan, theta, rows, y, settings.ridge)
         _write(edits, plan, theta, bias)
     edits.drop_unused()
+
+
+def _through_activation(
+    plan: LayerFit, theta: np.ndarray, rows: np.ndarray, y: np.ndarray, ridge: float
+) -> np.ndarray:
+    """θ (G, d+1, m) with each output's scale and shift refitted through the layer's
+    activation on the kept ``rows`` (R, G·d) and targets ``y`` (R, G·m)
+    (:func:`~onnxprune.recover.activation_fit.fit_scale_shift`), folded into θ."""
+    groups, width, outputs = theta.shape
+    count = rows.shape[0]
+    x = np.ones((groups, count, width))
+    x[:, :, :-1] = rows.reshape(count, groups, width - 1).transpose(1, 0, 2)
+    predicted = np.matmul(x, theta).transpose(1, 0, 2).reshape(count, groups * outputs)
+    assert plan.activation is not None
+    scale, shift = fit_scale_shift(predicted, y.astype(np.float64), plan.activation, ridge)
+    folded = theta * scale.reshape(groups, 1, outputs)
+    folded[:, -1, :] += shift.reshape(groups, outputs)
+    return folded
 
 
 def reconstruct(

@@ -29,6 +29,8 @@ class RecoverySettings:
     bound the cost; ``max_columns``: wider layers get bias compensation only (lsq);
     ``stats_correction``: match each refitted channel's mean/std to the target's;
     ``block_output``: fit layers feeding a residual Add to the Add's output (reconstruct);
+    ``activation_fit``: after the refit, a per-channel scale and shift fitted where the
+    layer's monotone activation is not flat (reconstruct; :mod:`onnxprune.recover.activation_fit`);
     ``frontier_mb``: activations kept between refit levels, per model (lsq, reconstruct);
     ``ridge_grid``: when given, each layer's ridge is chosen from it by two-fold
     cross-validation over calibration samples, and a layer no ridge improves on held-out
@@ -47,6 +49,7 @@ class RecoverySettings:
     max_columns: int = 6144
     stats_correction: bool = False
     block_output: bool = True
+    activation_fit: bool = False
     frontier_mb: float = 1024.0
     min_rows_per_column: float = 2.0
     ridge_grid: tuple[float, ...] = ()
