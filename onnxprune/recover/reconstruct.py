@@ -15,6 +15,11 @@ already refitted upstream layers), Y the target rows and θ₀ = [W_Pᵀ; b_P] t
   layer is fitted to the original Add output minus the pruned model's R: Y = A_orig − R_pruned.
   The Add then reproduces the original residual stream as well as a linear layer can, which
   corrects the errors that the skip path carries where they enter.
+* Through an activation (``activation_fit=True``): when the layer's only reader is a
+  registered monotone activation (Relu, Clip, ...), each output channel then gets a scale and
+  shift fitted where the activation is not flat at the target, kept only where the error after
+  the activation falls (:mod:`~onnxprune.recover.activation_fit`; on at most
+  ``ACTIVATION_ROWS`` of the level's sampled rows).
 * Order: a layer's level is the number of refittable layers on the longest path before it;
   levels are refitted in order, one pass over the calibration data per level through the
   pruned model's nodes between the previous level's frontier and this level's inputs
