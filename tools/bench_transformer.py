@@ -187,6 +187,7 @@ def pruning(
     folder: Path,
     runs: list[tuple],
     allocation: str = "global",
+    norm_stats: bool = True,
 ) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
@@ -218,6 +219,7 @@ def pruning(
             criterion="obs",
             allocation=allocation,
             steps=steps,
+            allow_norm_stats=norm_stats,
         )
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         hidden = _hidden(result.model, evaluation)
@@ -250,6 +252,7 @@ def pruning(
     ]
     note = (
         f"{exporter} export; `optimize` with criterion obs and allocation {allocation}"
+        + ("" if norm_stats else ", hidden size kept (`allow_norm_stats=False`)")
         + (
             " (the default with data, sensitivity allocation, took 19.4 min wall for one run "
             "at load average 17 here)"
@@ -287,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--allocation", default="global", help="optimize allocation of the pruning runs"
     )
+    parser.add_argument(
+        "--no-norm-stats",
+        action="store_true",
+        help="keep the hidden size (groups feeding LayerNorm statistics are not pruned)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = [part for part in args.parts.split(",") if part]
@@ -309,13 +317,16 @@ def main(argv: list[str] | None = None) -> int:
                     _, paths = minilm_coverage(folder)
                 runs = parse_runs(args.runs)
                 body = "### all-MiniLM-L6-v2 pruned\n\n" + pruning(
-                    paths, args.exporter, folder, runs, args.allocation
+                    paths, args.exporter, folder, runs, args.allocation, not args.no_norm_stats
                 )
                 command += f" --runs {args.runs}"
                 part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
                 if args.allocation != "global":
                     command += f" --allocation {args.allocation}"
                     part += f"-{args.allocation}"
+                if args.no_norm_stats:
+                    command += " --no-norm-stats"
+                    part += "-no-norm-stats"
             else:
                 raise SystemExit(f"unknown part {part!r}")
             body += _footer(command, load)
