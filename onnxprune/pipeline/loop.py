@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from onnx import ModelProto
 
 from onnxprune.pipeline.plan import CHANNELS, item_kind
-from onnxprune.pipeline.schedule import RemovalUnit, Schedule
+from onnxprune.pipeline.schedule import RemovalUnit, Schedule, estimated_prefix
 from onnxprune.report.schema import (
     STATUS_GUARD_NOT_MET,
     STATUS_OK,
@@ -204,15 +204,14 @@ class GuardedPruning:
 
     def _take(self, amount: float) -> list[RemovalUnit]:
         """The next units of the ranking worth ``amount`` of the measure on top of the kept
-        state: by their estimates (:meth:`Schedule.take`), or, with ``removed_amount``, the
+        state: by their estimates (:func:`estimated_prefix`), or, with ``removed_amount``, the
         shortest prefix of the available units whose *counted* amount reaches it (bisection:
         removing more never counts less), all of them when none does."""
         removed = set(self.best.removed)
-        measure = self.settings.measure
-        units = self.schedule.take(removed, amount, measure, self.protected)
+        available = self.schedule.available(removed, self.protected)
+        units = estimated_prefix(available, amount, self.settings.measure)
         if self.hooks.removed_amount is None or not units:
             return units
-        available = self.schedule.available(removed, self.protected)
         base = self._counted(frozenset(removed))
 
         def reaches(count: int) -> bool:

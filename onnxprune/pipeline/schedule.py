@@ -208,6 +208,19 @@ def uniform_order(analysis: ChannelAnalysis, units: list[RemovalUnit]) -> list[R
     return [item[-1] for item in keyed]
 
 
+def estimated_prefix(units: list[RemovalUnit], amount: float, measure: str) -> list[RemovalUnit]:
+    """The shortest prefix of ``units`` whose summed estimated ``measure`` reaches ``amount``
+    (all of them when none does)."""
+    picked: list[RemovalUnit] = []
+    total = 0.0
+    for unit in units:
+        if total >= amount:
+            break
+        picked.append(unit)
+        total += unit.amount(measure)
+    return picked
+
+
 class Schedule:
     """Picks the next units of the ranking for a step (see module docstring)."""
 
@@ -242,14 +255,7 @@ class Schedule:
         self, removed: set[int], amount: float, measure: str, protected: set[int]
     ) -> list[RemovalUnit]:
         """The next units whose summed estimated ``measure`` first reaches ``amount``."""
-        picked: list[RemovalUnit] = []
-        total = 0.0
-        for unit in self.available(removed, protected):
-            if total >= amount:
-                break
-            picked.append(unit)
-            total += unit.amount(measure)
-        return picked
+        return estimated_prefix(self.available(removed, protected), amount, measure)
 
     def remaining(self, removed: set[int], measure: str, protected: set[int]) -> float:
         """Estimated ``measure`` still removable."""
