@@ -12,6 +12,10 @@ pruned model with the unpruned one on the evaluation crops, with the wall time o
 ``optimize`` call (loading, scores, sensitivity table, recovery, evaluation).
 
     python tools/bench_optimize_defaults.py --calib 512 --cuts 0.2,0.3 --seeds 1,2
+    python tools/bench_optimize_defaults.py --calib 512 --seeds 11,12 --table-repair none
+
+``--table-repair`` replaces ``onnxprune.defaults.SENSITIVITY_RECOVERY`` (how each point of the
+sensitivity table is repaired) for the run, to measure that default against an alternative.
 """
 
 from __future__ import annotations
@@ -42,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", type=int, default=128, help="evaluation crops")
     parser.add_argument("--cuts", default="0.2,0.3", help="MAC cuts, comma-separated")
     parser.add_argument("--seeds", default="1,2", help="calibration and evaluation crop seeds")
+    parser.add_argument("--table-repair", help="recovery of each sensitivity-table point")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    from onnxprune import optimize
+    from onnxprune import defaults, optimize
+
+    if args.table_repair is not None:
+        defaults.SENSITIVITY_RECOVERY = args.table_repair
 
     calib_seed, eval_seed = (int(s) for s in args.seeds.split(","))
     with tempfile.TemporaryDirectory(prefix="onnxprune-defaults-") as name:
