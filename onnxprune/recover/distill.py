@@ -31,6 +31,12 @@ Initializers that a Gather reads with run-time indices (token and position embed
 tables) never train (:func:`_lookup_tables`).
 
 ``base="lsq"`` first applies the least-squares refit (``lsq+distill``).
+
+``keep_zeros`` (default on): every trainable weight that is exactly zero at the start stays
+zero (projected Adam on the fixed support: after each step w ← w ⊙ m, m = [w₀ ≠ 0]), so the
+masks of a sparsified model (unstructured or N:M) survive distillation. Trained dense weights
+are almost never exactly zero, so the projection costs a dense model nothing; arrays without a
+zero are not projected at all.
 """
 
 from __future__ import annotations
@@ -208,6 +214,7 @@ def distill(
     parameters: str = "all",
     schedule: str = "constant",
     max_seconds: float | None = None,
+    keep_zeros: bool = True,
     progress: Callable[[str], None] | None = None,
     report: DistillReport | None = None,
 ) -> ModelProto:
@@ -261,6 +268,7 @@ def distill(
     gradient = GradientSession(build_gradient_model(training, loss, trainable))
     evaluate = GradientSession(build_loss_model(training, loss, trainable))
     params = {name: value.copy() for name, value in initial.items()}
+    support = _supports(initial) if keep_zeros else {}
     target_of = {target_name(name): name for name in [*outputs, *features]}
 
     def feeds_for(index: np.ndarray) -> dict[str, np.ndarray]:
@@ -298,6 +306,8 @@ def distill(
         if schedule == "cosine":
             adam.lr = lr * 0.5 * (1.0 + np.cos(np.pi * (step - 1) / steps))
         adam.step(params, {name: result[gradient_name(name)] for name in trainable})
+        for name, kept in support.items():
+            params[name] *= kept
         out_of_time = max_seconds is not None and time.perf_counter() - start >= max_seconds
         if step % eval_every == 0 or step == steps or out_of_time:
             current = heldout_loss() if len(held) else float(result[loss.output])
@@ -320,6 +330,16 @@ def distill(
     report.seconds = time.perf_counter() - start
     report.heldout_after = best_loss
     return _with_values(pruned, best)
+
+
+def _supports(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Float 0/1 masks of the non-zero entries of the arrays that hold at least one exact zero
+    (arrays without zeros need no projection)."""
+    return {
+        name: (value != 0).astype(value.dtype)
+        for name, value in values.items()
+        if value.size and not np.all(value != 0)
+    }
 
 
 def _with_values(model: ModelProto, values: dict[str, np.ndarray]) -> ModelProto:

@@ -259,3 +259,23 @@ def test_distill_mse_on_hidden_states_leaves_lookup_tables() -> None:
 
     assert {"kl", "mse"} <= set(distill_loss_names())
     assert "mean" in describe_distill_loss("mse")
+
+
+@pytest.mark.parametrize("keep_zeros", [True, False])
+def test_distill_keeps_the_zeros_of_a_sparse_model(padded_depthwise, keep_zeros) -> None:
+    original, student, samples = padded_depthwise
+    sparse = student.__class__()
+    sparse.CopyFrom(student)
+    for init in sparse.graph.initializer:
+        if init.name == "pw":
+            value = numpy_helper.to_array(init).copy()
+            value.reshape(-1)[::2] = 0.0  # every other weight zeroed, like a 1:2 mask
+            init.CopyFrom(numpy_helper.from_array(value, "pw"))
+    zeros = _weights(sparse)["pw"] == 0
+    report = DistillReport()
+    options = dict(steps=20, batch_size=8, lr=1e-2, eval_every=10, patience=5, holdout=0.25)
+    result = distill(original, sparse, samples, keep_zeros=keep_zeros, report=report, **options)
+    after = _weights(result)["pw"]
+    assert not np.array_equal(after[~zeros], _weights(sparse)["pw"][~zeros])
+    assert np.all(after[zeros] == 0) == keep_zeros
+    assert report.heldout_after < report.heldout_before
