@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
               + " ".join(f"{e:.4f}" for e in errors) + ")", flush=True)  # fmt: skip
     print(f"selection {time.perf_counter() - tick:.0f} s", flush=True)
 
-    api._reconstruct = functools.partial(api._reconstruct, layer_damps=chosen)
+    api.reconstruct_sequential = functools.partial(api.reconstruct_sequential, layer_damps=chosen)
     options = {"pattern": "2:4"} if args.sparsity is None else {"sparsity": args.sparsity}
     reference_crops = random_crops(CALIBRATION_PHOTOS, 128, seed=1, size=RESOLUTION)
     result = api.sparsify(

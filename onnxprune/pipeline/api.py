@@ -158,6 +158,7 @@ def optimize(
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     kinds = _unit_kinds(units, target)
     _check_options_early(kinds, recover, data, allocation)
+    plan_options = _kind_criterion(kinds, criterion, plan_options)
     input_shapes = dict(input_shapes or {})
     say("loading the model")
     original = load_model(model)
@@ -202,7 +203,8 @@ def optimize(
         evaluator.calibration is not None,
         len(evaluator.calibration) if evaluator.calibration is not None else None,
     )
-    notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
+    if CHANNELS in kinds:
+        notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
 
     tick = time.perf_counter()
     analysis, plan, ranked, setups = _analyse_and_set_up(
@@ -295,10 +297,15 @@ def optimize(
         latency_detail = evaluator.compare_latency(original, best.model)
         ratio = latency_detail.get("ratio_p50")
         if ratio is not None and ratio > 1.0 and best.removed:
+            hint = (
+                "channel counts off the provider's block? try round_to=16 or 8, or a latency target"
+                if CHANNELS in kinds
+                else "weight masks change no tensor shape, and this provider runs zeros at "
+                "dense speed: expect no speed-up from them"
+            )
             notes.append(
                 f"SLOWER: the pruned model ran {ratio:.2f}x the original's p50 latency at batch "
-                f"{latency_detail['batch']} on {latency_detail['provider']} (channel counts off "
-                "the provider's block? try round_to=16 or 8, or a latency target)"
+                f"{latency_detail['batch']} on {latency_detail['provider']} ({hint})"
             )
     else:
         latency_detail = None
@@ -329,6 +336,9 @@ def optimize(
         original=original,
     )
     report.plan = plan.describe(best.removed, before=prepared, after=best.model)
+    if CHANNELS not in kinds:
+        named = [str(part["criterion"]) for part in report.plan.values() if "criterion" in part]
+        report.criterion = ", ".join(named) or report.criterion
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
 
@@ -464,6 +474,11 @@ def _check_options_early(kinds: list[str], recover, data, allocation) -> None:
             f"ranking {' and '.join(kinds)} against each other needs calibration data "
             "(data=...): their scores are measured drops"
         )
+    if CHANNELS not in kinds and allocation is not None:
+        raise InputError(
+            f"allocation orders channel removal; this run prunes {', '.join(kinds)} (leave "
+            "allocation unset)"
+        )
     if len(kinds) > 1 and "channels" in kinds and allocation not in (None, "sensitivity"):
         raise InputError(
             "ranking channels against other kinds needs allocation 'sensitivity' (measured drop "
@@ -471,6 +486,22 @@ def _check_options_early(kinds: list[str], recover, data, allocation) -> None:
         )
     if isinstance(recover, str):
         lookup_recovery(recover)
+
+
+def _kind_criterion(
+    kinds: list[str], criterion: str | None, plan_options: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """``criterion`` names the channel criterion; in a run of weight masks alone it names the
+    sparsity criterion (``sparsity_criterion``, checked by the kind: an unknown name is bad
+    input). A run of blocks alone takes ``block_criterion``: a criterion there is bad input."""
+    if criterion is None or CHANNELS in kinds:
+        return plan_options
+    if kinds == ["sparsity"]:
+        return {"sparsity_criterion": criterion, **dict(plan_options or {})}
+    raise InputError(
+        f"criterion '{criterion}' scores channels; this run prunes {', '.join(kinds)} "
+        "(use block_criterion for blocks)"
+    )
 
 
 def _unit_kinds(units, target: Target) -> list[str]:

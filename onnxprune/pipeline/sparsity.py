@@ -5,8 +5,26 @@ Items are ``("sparsity", node, k)``: layer ``node`` zeroes its ``k`` lowest-scor
 Masks are built last (order 20), on the weights the structural kinds left: a layer whose
 weight changed shape since it was scored (channels removed) is re-scored by magnitude on its
 current weights, noted. Criterion: ``sparsity_criterion`` option, default ``wanda`` with
-calibration data and ``magnitude`` without (the OBS reconstruction of ``onnxprune sparsify``
-rewrites every layer sequentially and is not a per-step mask; use ``sparsify`` for it).
+calibration data and ``magnitude`` without.
+
+Ranking (``sparsity_ranking``): ``criterion`` orders the increments by the mean criterion
+score of their weights over the layer's mean (cheap, blind to how layers pass errors on);
+``output``, the default when the run refits, by the rise of the layer's measured
+model-output error per weight zeroed (:func:`_measured_scores`: the error curves and output
+gains of ``sparsify``'s ``output`` allocation, so the loop takes layers in the order that
+allocation would fill them).
+
+Recovery: with calibration data and any recovery but ``none`` (``context.shared
+["recovery_name"]``), each candidate is rebuilt by the sequential OBS reconstruction of
+``sparsify --criterion obs`` at the zero count the items give each layer
+(:func:`onnxprune.sparsity.reconstruct.refit_masked` with ``keep_positions=False``, bias
+corrected): the plan decides how many weights of each layer go, the sweep decides which and
+refits the rest — the recovery of weight masks, as lsq is that of removed channels. On
+EfficientNet-Lite2 at 50 % it keeps 48.4 % top-1 agreement where re-fitting the criterion's
+own positions kept 10.9 % (docs/benchmarks.md, optimize-sparsity). The quick build
+(``apply_quick``: counting, ranking a failed step's groups) applies the criterion's masks
+alone: the same zero counts. Option ``sparsity_keep_positions`` (plan option, default off)
+keeps the criterion's positions and refits only the other weights.
 
 The target ``sparsity=S`` asks that a share S of all Conv/ConvTranspose/Gemm/MatMul weights of
 the model be zero (skipped layers count as dense, as in ``sparsify``): the goal's measure is
@@ -15,6 +33,9 @@ the model be zero (skipped layers count as dense, as in ``sparsify``): the goal'
 
 from __future__ import annotations
 
+import math
+import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,10 +68,62 @@ def _layer_scores(context: PlanContext, layers, criterion) -> dict[str, np.ndarr
     return scores
 
 
+def _measured_scores(
+    context: PlanContext, layers, max_ratio: float
+) -> dict[tuple[str, int], float]:
+    """Score of increment k of each layer = the rise of its measured model-output error per
+    weight zeroed: c_l(b_k) − c_l(b_{k−1}) over b_k − b_{k−1}, with c_l the lower convex hull of
+    gain_l · e_l (the ``output`` error curve of the OBS reconstruction,
+    :func:`onnxprune.sparsity.curves.error_curves`) and b_k the weights zeroed after k
+    increments. Layers without a curve are left out."""
+    from onnxprune.sparsity.allocation import hull_costs
+    from onnxprune.sparsity.criteria import resolve_criterion
+    from onnxprune.sparsity.curves import error_curves
+    from onnxprune.sparsity.units import increment_bound
+
+    weights = {i.name: numpy_helper.to_array(i) for i in context.prepared.graph.initializer}
+    curves = error_curves(
+        context.prepared, layers, weights, context.calibration, resolve_criterion("obs"),
+        seed=context.options.get("seed", 0), output_gain=True, progress=context.progress,
+    )  # fmt: skip
+    steps = math.floor(max_ratio / STEP + 1e-9)
+    scores: dict[tuple[str, int], float] = {}
+    for layer in layers:
+        curve = curves.get(layer.node)
+        if curve is None:
+            continue
+        bounds = [increment_bound(layer.size, STEP, k) for k in range(steps + 1)]
+        cap = math.floor(max_ratio * layer.size + 1e-9)
+        costs = hull_costs(curve, layer.size, cap, bounds)
+        for k in range(1, steps + 1):
+            if bounds[k] > bounds[k - 1]:
+                scores[(layer.node, k)] = (costs[k] - costs[k - 1]) / (bounds[k] - bounds[k - 1])
+    return scores
+
+
+def _ranked_by_measure(units: list[RemovalUnit], measured: dict) -> list[RemovalUnit]:
+    """``units`` re-scored by ``measured`` (per (node, k)); an increment of a layer without a
+    curve takes the mean measured score of the same increment over the measured layers."""
+    by_step: dict[int, list[float]] = {}
+    for (_, k), value in measured.items():
+        by_step.setdefault(k, []).append(value)
+    ranked = []
+    for unit in units:
+        _, node, k = unit.items[0]
+        score = measured.get((node, k))
+        if score is None:
+            score = float(np.mean(by_step[k])) if by_step.get(k) else unit.score
+        ranked.append(replace(unit, score=score))
+    return sorted(ranked, key=lambda unit: (unit.score, unit.items))
+
+
 @register_kind(SPARSITY)
 def sparsity_setup(context: PlanContext) -> KindSetup:
-    """Per-layer 10 % increments ranked by normalised criterion score (options:
-    ``sparsity_criterion``, ``ignore``, ``sparsity_max_ratio`` (default 0.95), ``min_size``)."""
+    """Per-layer 10 % increments, ranked by measured output error per weight (``output``) or by
+    normalised criterion score (``criterion``); options: ``sparsity_criterion``,
+    ``sparsity_ranking`` (default ``output`` when the run refits, else ``criterion``),
+    ``sparsity_keep_positions``, ``ignore``, ``sparsity_max_ratio`` (default 0.95),
+    ``min_size``."""
     from onnxprune.sparsity.criteria import resolve_criterion
     from onnxprune.sparsity.targets import DEFAULT_MIN_SIZE, find_layers
     from onnxprune.sparsity.units import apply_items, sparsity_units
@@ -74,6 +147,20 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
         RemovalUnit(u.group, u.items, u.score, 0.0, 0.0, kind=SPARSITY, extra=u.extra)
         for u in sparsity_units(layers, scores, step=STEP, max_ratio=max_ratio)
     ]
+    refit = (
+        context.calibration is not None and context.shared.get("recovery_name", "none") != "none"
+    )
+    keep_positions = bool(options.get("sparsity_keep_positions", False))
+    ranking = options.get("sparsity_ranking") or ("output" if refit else "criterion")
+    if ranking not in ("output", "criterion"):
+        raise InputError(f"sparsity_ranking must be 'output' or 'criterion', got {ranking!r}")
+    if ranking == "output" and context.calibration is None:
+        raise InputError("sparsity_ranking 'output' measures error curves: give data=...")
+    seconds: dict[str, float] = {}
+    if ranking == "output" and layers:
+        tick = time.perf_counter()
+        units = _ranked_by_measure(units, _measured_scores(context, layers, max_ratio))
+        seconds["sparsity_curves"] = time.perf_counter() - tick
     shapes = {layer.node: tuple(layer.shape) for layer in layers}
     context.shared["sparsity_targets"] = targets
     notes = [
@@ -83,7 +170,23 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
         else f"sparsity: {len(layers)} layers, criterion {criterion.name}"
     ]
 
-    def apply(model: ModelProto, items: frozenset) -> ModelProto:
+    notes.append(
+        "sparsity ranking: measured model-output error per weight (OBS error curves times "
+        "each layer's output gain)"
+        if ranking == "output"
+        else f"sparsity ranking: normalised {criterion.name} score"
+    )
+    notes.append(
+        "sparsity recovery: the criterion's masks kept, the other weights refitted by sequential "
+        "least squares (bias corrected)"
+        if refit and keep_positions
+        else "sparsity recovery: sequential OBS reconstruction at each layer's zero count (the "
+        "sweep re-chooses which weights are zero and refits the rest; bias corrected)"
+        if refit
+        else "sparsity recovery: none (masks only)"
+    )
+
+    def masked(model: ModelProto, items: frozenset) -> tuple[ModelProto, list]:
         weights = {i.name: i for i in model.graph.initializer}
         current_layers, current_scores = [], dict(scores)
         for layer in layers:
@@ -94,7 +197,26 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
                 array = numpy_helper.to_array(weight)
                 current_scores[layer.node] = np.abs(layer.to_matrix(array)).astype(np.float64)
             current_layers.append(layer)
-        return apply_items(model, current_layers, current_scores, items, step=STEP)
+        return apply_items(model, current_layers, current_scores, items, step=STEP), current_layers
+
+    def apply_quick(model: ModelProto, items: frozenset) -> ModelProto:
+        return masked(model, items)[0]
+
+    def apply(model: ModelProto, items: frozenset) -> ModelProto:
+        candidate, current_layers = masked(model, items)
+        if not refit or not items:
+            return candidate
+        from onnxprune.sparsity.reconstruct import refit_masked
+
+        refitted, _ = refit_masked(
+            model,
+            current_layers,
+            candidate,
+            context.calibration,
+            seed=options.get("seed", 0),
+            keep_positions=keep_positions,
+        )
+        return refitted
 
     def describe(items: frozenset) -> dict[str, Any]:
         highest: dict[str, int] = {}
@@ -114,10 +236,12 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
             order=20,
             group_names={(SPARSITY, layer.node): f"{layer.node} (weights)" for layer in layers},
             describe=describe,
+            apply_quick=apply_quick,
             summarize=per_layer_sparsity,
         ),
         units,
         notes=notes,
+        seconds=seconds,
     )
 
 

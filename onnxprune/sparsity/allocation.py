@@ -183,4 +183,24 @@ def _capped_points(curve: ErrorCurve, size: int, cap: int) -> tuple[list[int], l
     return zeros, errors
 
 
+def hull_costs(curve: ErrorCurve, size: int, cap: int, zeros: Sequence[int]) -> list[float]:
+    """The lower convex hull of ``curve`` (as the allocator sees it: points in zeros, cut at
+    ``cap``) evaluated at each zero count of ``zeros`` (linear between hull points, the last
+    slope beyond the cap). Differences of consecutive values are non-decreasing per zero, so
+    increments ranked by cost per zero stay in order within a layer."""
+    points, errors = _capped_points(curve, size, cap)
+    x, y = [points[0]], [errors[0]]
+    for dz, slope in convex_segments(points, errors):
+        x.append(x[-1] + dz)
+        y.append(y[-1] + slope * dz)
+    last = (y[-1] - y[-2]) / (x[-1] - x[-2]) if len(x) > 1 else 0.0
+    costs = []
+    for z in zeros:
+        if z <= x[-1]:
+            costs.append(float(np.interp(z, x, y)))
+        else:
+            costs.append(y[-1] + max(last, 0.0) * (z - x[-1]))
+    return costs
+
+
 register_allocation("output", needs_curves=True, output_gain=True)(error_allocation)

@@ -40,33 +40,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 from onnx import ModelProto, numpy_helper
 
-from onnxprune.calibrate import sample_count
-from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.errors import InputError
 from onnxprune.io import load_model, normalize_model
 from onnxprune.sparsity.allocation import Allocation, resolve_allocation
 from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, collect_layer_stats
-from onnxprune.sparsity.correction import add_zero_biases, bias_of, bias_shift, corrected_bias
-from onnxprune.sparsity.criteria import SparsityCriterion, resolve_criterion, wanda
+from onnxprune.sparsity.correction import add_zero_biases
+from onnxprune.sparsity.criteria import SparsityCriterion, resolve_criterion
 from onnxprune.sparsity.curves import error_curves
-from onnxprune.sparsity.levels import layer_levels
-from onnxprune.sparsity.obs import DEFAULT_DAMP, output_energy, sparsegpt
+from onnxprune.sparsity.obs import DEFAULT_DAMP
 from onnxprune.sparsity.patterns import (
     holds_nm,
-    keep_mask,
-    lowest_mask,
-    nm_mask,
     parse_nm,
     threshold_mask,
 )
 from onnxprune.sparsity.plan import whole_model_counts
+from onnxprune.sparsity.reconstruct import LayerJob, mask_from_scores, reconstruct_sequential
 from onnxprune.sparsity.targets import DEFAULT_MIN_SIZE, SparseLayer, TargetSet, find_layers
-
-FRONTIER_BYTES = 1 << 30  # activations kept between OBS levels, per model
 
 Progress = Callable[[str], None]
 
@@ -216,16 +208,6 @@ def _zeros(array: np.ndarray) -> int:
     return int(array.size - np.count_nonzero(array))
 
 
-@dataclass
-class _Job:
-    """Inputs of one layer's realization."""
-
-    layer: SparseLayer
-    count: int | None = None  # zeros wanted (unstructured)
-    mask: np.ndarray | None = None  # fixed removal mask over the weight matrix
-    nm: tuple[int, int] | None = None
-
-
 def sparsify(
     model: str | os.PathLike | ModelProto,
     sparsity: float = 0.5,
@@ -324,7 +306,7 @@ def sparsify(
     if spec.reconstructs:
         if bias_correction:
             normalized = add_zero_biases(normalized, layers)
-        updated, used = _reconstruct(
+        updated, used = reconstruct_sequential(
             normalized, jobs, weights, data, say,
             positions=positions, batch_size=batch_size, max_samples=max_samples,
             block=block, damp=damp, max_columns=max_columns, seed=seed,
@@ -336,7 +318,7 @@ def sparsify(
         for job in jobs:
             mask = job.mask
             if mask is None:
-                mask = _mask_from_scores(job, scores[job.layer.node])
+                mask = mask_from_scores(job, scores[job.layer.node])
             updated[job.layer.weight] = _masked(job.layer, weights[job.layer.weight], mask)
             used[job.layer.node] = (spec.name, "")
             first[job.layer.node] = removal_order(job.layer, scores[job.layer.node], mask)
@@ -449,17 +431,17 @@ def _skipped_zeros(model: ModelProto, targets: TargetSet) -> int:
 def _jobs(
     layers, mode, scores, nm, sparsity, total, skipped_zeros, overrides, threshold, keep,
     max_ratio, notes, allocation=None, curves=None,
-) -> list[_Job]:  # fmt: skip
+) -> list[LayerJob]:  # fmt: skip
     if nm is not None:
-        return [_Job(layer, nm=nm) for layer in layers]
+        return [LayerJob(layer, nm=nm) for layer in layers]
     if mode == "threshold":
         jobs = []
         for layer in layers:
             mask = threshold_mask(scores[layer.node], threshold)
-            jobs.append(_Job(layer, count=int(mask.sum()), mask=mask))
+            jobs.append(LayerJob(layer, count=int(mask.sum()), mask=mask))
         return jobs
     if mode == "keep":
-        return [_Job(layer, count=max(0, layer.size - int(keep))) for layer in layers]
+        return [LayerJob(layer, count=max(0, layer.size - int(keep))) for layer in layers]
     ranked = [scores[layer.node] for layer in layers] if mode == "global" else None
     counts, more = whole_model_counts(
         layers, sparsity, total, skipped_zeros,
@@ -467,18 +449,7 @@ def _jobs(
         curves=curves,
     )  # fmt: skip
     notes.extend(more)
-    return [_Job(layer, count=count) for layer, count in zip(layers, counts, strict=True)]
-
-
-def _mask_from_scores(job: _Job, scores: np.ndarray) -> np.ndarray:
-    if job.nm is not None:
-        order = job.layer.nm_order()
-        mask = np.zeros(scores.shape, dtype=bool)
-        mask[:, order] = nm_mask(scores[:, order], *job.nm)
-        return mask
-    if job.count is not None and job.count >= scores.size:
-        return keep_mask(scores, 0)
-    return lowest_mask(scores, job.count or 0)
+    return [LayerJob(layer, count=count) for layer, count in zip(layers, counts, strict=True)]
 
 
 def removal_order(
@@ -496,120 +467,3 @@ def _masked(layer: SparseLayer, weight: np.ndarray, mask: np.ndarray) -> np.ndar
     matrix = layer.to_matrix(weight.copy())
     matrix = np.where(mask, 0, matrix).astype(weight.dtype)
     return layer.from_matrix(matrix)
-
-
-def _obs_reason(layer: SparseLayer, max_columns: int) -> str:
-    """Why OBS cannot rewrite ``layer`` ('' when it can)."""
-    if layer.op_type == "ConvTranspose":
-        return "ConvTranspose"
-    if layer.op_type == "Conv" and layer.groups > 1:
-        return "grouped conv"
-    if layer.columns > max_columns:
-        return f"{layer.columns} columns > max_columns {max_columns}"
-    return ""
-
-
-def upstream_target(matrix: np.ndarray, stats: LayerStats, damp: float) -> np.ndarray:
-    """The dense weights W_t that best map the sparsified model's input rows X̃ to the original
-    output X·Wᵀ: (H̃ + λI) W_tᵀ = (X̃ᵀX/n) Wᵀ + λWᵀ, λ = damp·mean(diag H̃) (ridge toward W).
-
-    Since ‖XWᵀ − X̃W'ᵀ‖² = ‖XWᵀ − X̃W_tᵀ‖² + ‖X̃(W_t − W')ᵀ‖² (up to λ), sparsifying W_t with
-    H̃ minimizes the error against the original output, compensating upstream layers' errors.
-    """
-    h = stats.hessian()
-    cross = stats.cross / max(stats.rows, 1)
-    lam = damp * max(float(np.mean(np.diag(h))), 1e-12)
-    rhs = cross @ matrix.T + lam * matrix.T
-    factor = scipy.linalg.cho_factor(h + lam * np.eye(len(h)), lower=True)
-    return scipy.linalg.cho_solve(factor, rhs).T
-
-
-def _initializer(model: ModelProto, name: str) -> np.ndarray:
-    return next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == name)
-
-
-def _reconstruct(
-    model: ModelProto,
-    jobs: list[_Job],
-    weights: dict[str, np.ndarray],
-    data: Any,
-    say: Progress,
-    *,
-    positions: int | None,
-    batch_size: int,
-    max_samples: int | None,
-    block: int,
-    damp: float,
-    max_columns: int,
-    seed: int,
-    correct_upstream: bool,
-    bias_correction: bool = False,
-    layer_damps: Mapping[str, float] | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
-    """Sequential OBS over levels; returns new weights by initializer and (criterion, note).
-    ``layer_damps``: damping by node where it differs from ``damp``."""
-    by_node = {job.layer.node: job for job in jobs}
-    levels = layer_levels(model, [job.layer for job in jobs])
-    updated: dict[str, np.ndarray] = {}
-    used: dict[str, tuple[str, str]] = {}
-    current = model
-    samples = sample_count(data, max_samples)
-    frontiers = (
-        FrontierRunner(samples, FRONTIER_BYTES),
-        FrontierRunner(samples, FRONTIER_BYTES),
-    )
-    for depth, level in enumerate(levels):
-        say(f"obs: level {depth + 1}/{len(levels)} ({len(level)} layers)")
-        gram_for = {layer.node for layer in level if not _obs_reason(layer, max_columns)}
-        stats = collect_layer_stats(
-            current, level, data, gram_for=gram_for, positions=positions,
-            batch_size=batch_size, max_samples=max_samples, seed=seed + depth,
-            reference=model if (correct_upstream or bias_correction) and depth else None,
-            frontiers=frontiers,
-        )  # fmt: skip
-        for layer in level:
-            job = by_node[layer.node]
-            weight = weights[layer.weight]
-            matrix = layer.to_matrix(weight).astype(np.float64)
-            layer_stats = stats.get(layer.node)
-            reason = _obs_reason(layer, max_columns)
-            if not reason and (layer_stats is None or layer_stats.rows == 0):
-                reason = "no calibration rows"
-            if reason:
-                scores = wanda(matrix, layer_stats)
-                mask = job.mask if job.mask is not None else _mask_from_scores(job, scores)
-                new = np.where(mask, 0.0, matrix)
-                used[layer.node] = ("wanda", f"obs fallback: {reason}")
-            else:
-                order = layer.nm_order()
-                dense = matrix
-                layer_damp = (layer_damps or {}).get(layer.node, damp)
-                if correct_upstream and layer_stats.cross is not None:
-                    matrix = upstream_target(matrix, layer_stats, layer_damp)
-                h = layer_stats.hessian()[np.ix_(order, order)]
-                kwargs: dict[str, Any] = {"nm": job.nm}
-                if job.nm is None:
-                    kwargs = (
-                        {"mask": job.mask[:, order]}
-                        if job.mask is not None
-                        else {"count": int(job.count or 0)}
-                    )
-                solved, _ = sparsegpt(matrix[:, order], h, block=block, damp=layer_damp, **kwargs)
-                new = np.empty_like(solved)
-                new[:, order] = solved
-                delta = matrix[:, order] - solved
-                error = output_energy(delta, h) / max(output_energy(matrix[:, order], h), 1e-30)
-                note = f"relative output error {error:.4f}"
-                bias = bias_of(model, layer) if bias_correction else None
-                if bias is not None:
-                    name, scale = bias
-                    current_bias = updated.get(name, _initializer(model, name))
-                    shift = bias_shift(dense, new, layer_stats)
-                    updated[name] = corrected_bias(current_bias, shift, scale)
-                    note += ", bias corrected"
-                used[layer.node] = ("obs", note)
-                say(f"obs: {layer.node} ({layer.rows}x{layer.columns}): {note}")
-            updated[layer.weight] = layer.from_matrix(new).astype(weight.dtype)
-        if depth + 1 < len(levels):
-            current = apply_weights(model, updated)
-    return updated, used

@@ -49,7 +49,8 @@ class SparsityUnit:
         return (("weights", self.weights),)
 
 
-def _bounds(size: int, step: float, k: int) -> int:
+def increment_bound(size: int, step: float, k: int) -> int:
+    """Weights zeroed after ``k`` increments of ``step`` of a layer of ``size`` weights."""
     return min(size, math.ceil(k * step * size - 1e-9))
 
 
@@ -67,7 +68,10 @@ def sparsity_units(
         mean = float(flat.mean()) if flat.size and flat.mean() > 0 else 1.0
         steps = math.floor(max_ratio / step + 1e-9)
         for k in range(1, steps + 1):
-            start, stop = _bounds(layer.size, step, k - 1), _bounds(layer.size, step, k)
+            start, stop = (
+                increment_bound(layer.size, step, k - 1),
+                increment_bound(layer.size, step, k),
+            )
             if stop <= start:
                 continue
             score = float(flat[start:stop].mean()) / mean
@@ -94,7 +98,7 @@ def apply_items(
     for node, k in highest.items():
         layer = by_node[node]
         value = numpy_helper.to_array(arrays[layer.weight])
-        mask = lowest_mask(np.asarray(scores[node]), _bounds(layer.size, step, k))
+        mask = lowest_mask(np.asarray(scores[node]), increment_bound(layer.size, step, k))
         matrix = np.where(mask, 0, layer.to_matrix(value)).astype(value.dtype)
         weights[layer.weight] = layer.from_matrix(matrix)
     return apply_weights(model, weights) if weights else model

@@ -86,3 +86,78 @@ def test_sparsity_is_optimized_alone(digits):
     model, calib, _ = digits
     with pytest.raises(InputError, match="sparsity is optimized alone"):
         optimize(model, "sparsity=0.5", data=calib, units="channels,sparsity")
+
+
+def test_sparsity_recovery_rebuilds_each_layer_at_its_zero_count(digits):
+    """Any recovery but none rebuilds the candidate by sequential OBS at the zero count of each
+    layer (the quick build's counts: the masks alone), and the report names what ran: the
+    sparsity criterion, not the channel methods."""
+    model, calib, evaluation = digits
+    options = dict(data=calib, eval_data=evaluation, max_drop=100.0, steps=1)
+    options["plan_options"] = {"sparsity_ranking": "criterion"}  # the same counts in both runs
+    runs = {
+        recover: optimize(model, "sparsity=0.7", recover=recover, measure_latency=False, **options)
+        for recover in ("none", "lsq")
+    }
+    plain, refitted = runs["none"], runs["lsq"]
+    assert plain.report.criterion == refitted.report.criterion == "wanda"
+    assert any("sparsity recovery: none" in note for note in plain.report.notes)
+    assert any("sequential OBS reconstruction" in note for note in refitted.report.notes)
+    assert not any(note.startswith("criterion ") for note in refitted.report.notes)
+    layers = [row["node"] for row in refitted.report.plan["sparsity"]["per_layer"]]
+    weight_of = {n.name: n.input[1] for n in model.graph.node if n.name in layers}
+    before, after = (
+        {i.name: numpy_helper.to_array(i) for i in run.model.graph.initializer}
+        for run in (plain, refitted)
+    )
+    changed = 0
+    for name in weight_of.values():
+        assert np.count_nonzero(before[name] == 0) == np.count_nonzero(after[name] == 0)
+        changed += not np.array_equal(before[name], after[name])
+    assert changed >= 3
+    assert refitted.report.metric_after > plain.report.metric_after
+
+
+def test_a_sparsity_run_takes_its_criterion_and_refuses_an_allocation(digits):
+    model, calib, _ = digits
+    result = optimize(
+        model, "sparsity=0.3", data=calib, criterion="magnitude", recover="none", steps=1,
+        measure_latency=False,
+    )  # fmt: skip
+    assert result.report.plan["sparsity"]["criterion"] == "magnitude"
+    with pytest.raises(InputError, match="unknown sparsity criterion 'l1'"):
+        optimize(model, "sparsity=0.3", data=calib, criterion="l1", measure_latency=False)
+    with pytest.raises(InputError, match="allocation orders channel removal"):
+        optimize(model, "sparsity=0.3", data=calib, allocation="global", measure_latency=False)
+    with pytest.raises(InputError, match="criterion 'l1' scores channels"):
+        optimize(model, "macs=0.8", data=calib, units="blocks", criterion="l1")
+
+
+def test_measured_ranking_orders_increments_by_error_per_weight() -> None:
+    from onnxprune.pipeline.schedule import RemovalUnit
+    from onnxprune.pipeline.sparsity import _ranked_by_measure
+
+    def unit(node, k, score):
+        return RemovalUnit(("sparsity", node), (("sparsity", node, k),), score, 0.0, 0.0)
+
+    units = [unit("a", 1, 0.1), unit("a", 2, 0.2), unit("b", 1, 0.3), unit("c", 1, 0.05)]
+    measured = {("a", 1): 4.0, ("a", 2): 6.0, ("b", 1): 1.0}  # c has no curve
+    ranked = _ranked_by_measure(units, measured)
+    assert [u.items[0][1:] for u in ranked] == [("b", 1), ("c", 1), ("a", 1), ("a", 2)]
+    assert ranked[1].score == pytest.approx(2.5)  # mean of the measured first increments
+
+
+def test_a_refitting_sparsity_run_ranks_by_measured_curves(digits):
+    model, calib, _ = digits
+    options = dict(data=calib, max_drop=100.0, steps=1, measure_latency=False)
+    measured = optimize(model, "sparsity=0.5", recover="lsq", **options)
+    assert any("sparsity ranking: measured" in note for note in measured.report.notes)
+    assert measured.report.seconds["sparsity_curves"] > 0
+    plain = optimize(
+        model, "sparsity=0.5", recover="lsq", plan_options={"sparsity_ranking": "criterion"},
+        **options,
+    )  # fmt: skip
+    assert "sparsity_curves" not in plain.report.seconds
+    assert any("normalised wanda score" in note for note in plain.report.notes)
+    with pytest.raises(InputError, match="sparsity_ranking must be"):
+        optimize(model, "sparsity=0.5", plan_options={"sparsity_ranking": "best"}, **options)

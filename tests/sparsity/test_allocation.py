@@ -102,3 +102,18 @@ def test_output_allocation_is_registered_and_reads_gain_scaled_curves():
     chosen = resolve_allocation("output")
     assert chosen.needs_curves and chosen.output_gain
     assert not resolve_allocation("error").output_gain
+
+
+def test_hull_costs_are_convex_in_zeros_and_touch_the_curve_on_the_hull() -> None:
+    from onnxprune.sparsity.allocation import ErrorCurve, hull_costs
+
+    curve = ErrorCurve((0.0, 0.25, 0.5, 0.75), (0.0, 0.30, 0.32, 0.90))  # bump at 0.25
+    size, cap = 100, 90
+    zeros = list(range(0, 91, 10))
+    costs = hull_costs(curve, size, cap, zeros)
+    assert costs[0] == 0.0
+    steps = np.diff(costs)
+    assert np.all(np.diff(steps) >= -1e-12)  # cost per increment never falls
+    assert costs[5] == pytest.approx(0.32)  # the point at 50 % lies on the hull
+    assert costs[2] < 0.30 * 20 / 25  # the bump at 25 % lies above it: interpolated below
+    assert costs[-1] > costs[-2]  # beyond the last level: the last slope, extrapolated

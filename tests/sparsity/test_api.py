@@ -62,7 +62,7 @@ def test_obs_fits_calibration_outputs_better_than_magnitude(model, data):
 def test_obs_levels_run_from_the_frontier_with_the_same_result(model, data, monkeypatch):
     """Each OBS level runs only the nodes after the previous level's frontier; without that
     memory (budget 0) every level runs from the graph inputs: the same weights."""
-    import onnxprune.sparsity.api as api
+    import onnxprune.sparsity.reconstruct as api
     from onnxprune.calibrate.frontier import FrontierRunner
 
     from_frontier: list[bool] = []
