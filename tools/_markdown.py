@@ -25,3 +25,12 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def publish(name: str, body: str, write: bool) -> None:
+    """Write ``body`` into section ``name`` of docs/benchmarks.md (``write``), else print it."""
+    if write:
+        write_section(name, body)
+        print("wrote docs/benchmarks.md")
+    else:
+        print(body)

@@ -178,24 +178,12 @@ class Effnet:
 
     def evaluate(self, model) -> tuple[float, float, float, float]:
         """(top-1 agreement, top-5 containment, MAC cut, mean KL(reference ‖ model))."""
-        from effnet.measure import count_macs, logits, top1_agreement, top5_containment
+        from effnet.measure import count_macs, logits, mean_kl, top1_agreement, top5_containment
 
         out = logits(model, self.evaluation)
         cut = 1.0 - count_macs(model) / self.macs
         top1, top5 = top1_agreement(out, self.reference), top5_containment(out, self.reference)
-        return top1, top5, cut, _kl(self.reference, out)
-
-
-def _kl(reference, candidate) -> float:
-    """Mean over rows of KL(softmax(reference) ‖ softmax(candidate))."""
-    import numpy as np
-
-    def log_softmax(x):
-        shifted = x - x.max(axis=1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-    p, q = log_softmax(reference.astype(np.float64)), log_softmax(candidate.astype(np.float64))
-    return float(np.mean(np.sum(np.exp(p) * (p - q), axis=1)))
+        return top1, top5, cut, mean_kl(self.reference, out)
 
 
 def _timed(fn):

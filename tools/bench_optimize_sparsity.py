@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from _markdown import markdown_table, write_section  # noqa: E402
+from _markdown import markdown_table, publish  # noqa: E402
 
 SECTION = "optimize-sparsity"
 DIGITS = ROOT / "models" / "digits"
@@ -133,18 +133,17 @@ def main(argv: list[str] | None = None) -> int:
         + " (bias corrected). Weight sparsity over "
         "all Conv/Gemm/MatMul weights (skipped layers count as dense). Digits: top-1 accuracy "
         "on the labelled test split (%); effnet: top-1 agreement with the dense model on "
-        f"{args.eval} crops of photos other than the {args.calib} calibration crops' (%).",
+        f"{args.eval} crops of photos other than the {args.calib} calibration crops' (%; crop "
+        f"seeds {args.seeds}).",
         "",
         markdown_table(header, rows),
     ])  # fmt: skip
-    if args.write:
-        suffix = ("-kept-positions" if args.keep_positions else "") + (
-            f"-ranking-{args.ranking}" if args.ranking else ""
-        )
-        write_section(SECTION + suffix, body)
-        print("wrote docs/benchmarks.md")
-    else:
-        print(body)
+    suffix = (
+        ("-kept-positions" if args.keep_positions else "")
+        + (f"-ranking-{args.ranking}" if args.ranking else "")
+        + (f"-seeds-{args.seeds.replace(',', '-')}" if args.seeds != "1,2" else "")
+    )
+    publish(SECTION + suffix, body, args.write)
     return 0
 
 

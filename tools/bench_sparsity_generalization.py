@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from _markdown import markdown_table, write_section  # noqa: E402
+from _markdown import markdown_table, publish  # noqa: E402
 
 SECTION = "sparsity-generalization"
 CALIBRATION_SEED, OTHER_CROPS_SEED, EVALUATION_SEED = 1, 7, 2
@@ -36,17 +36,6 @@ CALIBRATION_SEED, OTHER_CROPS_SEED, EVALUATION_SEED = 1, 7, 2
 
 def load_average() -> str:
     return "/".join(f"{value:.2f}" for value in os.getloadavg())
-
-
-def _kl(reference, candidate) -> float:
-    import numpy as np
-
-    def log_softmax(x):
-        shifted = x - x.max(axis=1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-    p, q = log_softmax(reference.astype(np.float64)), log_softmax(candidate.astype(np.float64))
-    return float(np.mean(np.sum(np.exp(p) * (p - q), axis=1)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import onnx
     from effnet.crops import CALIBRATION_PHOTOS, EVALUATION_PHOTOS, random_crops
-    from effnet.measure import INPUT, logits
+    from effnet.measure import INPUT, logits, mean_kl
     from effnet.model import RESOLUTION, export, load_pretrained
     from onnx import numpy_helper
 
@@ -96,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, images in crops.items():
             out = logits(model, images)
             agreement = float(np.mean(out.argmax(1) == references[name].argmax(1)))
-            cells.append(f"{_kl(references[name], out):.4f} / {agreement:.3f}")
+            cells.append(f"{mean_kl(references[name], out):.4f} / {agreement:.3f}")
         return cells
 
     rows = []
@@ -164,11 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         markdown_table(header, rows),
     ])  # fmt: skip
-    if args.write:
-        write_section(SECTION, body)
-        print("wrote docs/benchmarks.md")
-    else:
-        print(body)
+    publish(SECTION, body, args.write)
     return 0
 
 

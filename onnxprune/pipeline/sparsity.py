@@ -20,8 +20,9 @@ Recovery: with calibration data and any recovery but ``none`` (``context.shared
 (:func:`onnxprune.sparsity.reconstruct.refit_masked` with ``keep_positions=False``, bias
 corrected): the plan decides how many weights of each layer go, the sweep decides which and
 refits the rest — the recovery of weight masks, as lsq is that of removed channels. On
-EfficientNet-Lite2 at 50 % it keeps 48.4 % top-1 agreement where re-fitting the criterion's
-own positions kept 10.9 % (docs/benchmarks.md, optimize-sparsity). The quick build
+EfficientNet-Lite2 at 50 % (criterion ranking) it keeps 48.4 % top-1 agreement where
+re-fitting the criterion's own positions kept 10.9 %; with the measured ranking 85.2 %
+(docs/benchmarks.md, optimize-sparsity*). The quick build
 (``apply_quick``: counting, ranking a failed step's groups) applies the criterion's masks
 alone: the same zero counts. Option ``sparsity_keep_positions`` (plan option, default off)
 keeps the criterion's positions and refits only the other weights.
@@ -181,7 +182,8 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
         "least squares (bias corrected)"
         if refit and keep_positions
         else "sparsity recovery: sequential OBS reconstruction at each layer's zero count (the "
-        "sweep re-chooses which weights are zero and refits the rest; bias corrected)"
+        f"sweep re-chooses which weights are zero and refits the rest; bias corrected; the "
+        f"{criterion.name} masks serve the quick builds only)"
         if refit
         else "sparsity recovery: none (masks only)"
     )
@@ -223,7 +225,9 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
         for _, node, k in items:
             highest[node] = max(highest.get(node, 0), int(k))
         return {
-            "criterion": criterion.name,
+            # with the OBS rebuild the written zeros are the sweep's: the criterion's masks
+            # serve the quick builds only
+            "criterion": "obs" if refit and not keep_positions else criterion.name,
             "layers": {node: round(min(1.0, k * STEP), 3) for node, k in sorted(highest.items())},
             "eligible_layers": len(layers),
             "skipped": dict(targets.skipped),

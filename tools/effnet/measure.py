@@ -65,3 +65,14 @@ def top5_containment(candidate: np.ndarray, reference: np.ndarray) -> float:
     """Share of rows where the reference's argmax is among the candidate's 5 largest logits."""
     top5 = np.argsort(-candidate, axis=1)[:, :5]
     return float(np.mean((top5 == reference.argmax(1)[:, None]).any(1)))
+
+
+def mean_kl(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Mean over rows of KL(softmax(reference) ‖ softmax(candidate)), in float64."""
+
+    def log_softmax(x):
+        shifted = x - x.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+    p, q = log_softmax(reference.astype(np.float64)), log_softmax(candidate.astype(np.float64))
+    return float(np.mean(np.sum(np.exp(p) * (p - q), axis=1)))
