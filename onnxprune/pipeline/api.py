@@ -25,7 +25,14 @@ from onnxprune.pipeline import sparsity as _sparsity  # noqa: F401 - registers k
 from onnxprune.pipeline.goals import GoalContext, make_goal
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, Measured
 from onnxprune.pipeline.outputs import default_output
-from onnxprune.pipeline.plan import CHANNELS, Plan, PlanContext, merge_units, setup_kinds
+from onnxprune.pipeline.plan import (
+    CHANNELS,
+    Plan,
+    PlanContext,
+    check_kind_options,
+    merge_units,
+    setup_kinds,
+)
 from onnxprune.pipeline.progress import INPUTS_CHECKED
 from onnxprune.pipeline.schedule import Schedule
 from onnxprune.pipeline.target import DEFAULT_UNITS, Target, parse_target
@@ -158,6 +165,7 @@ def optimize(
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     kinds = _unit_kinds(units, target)
     _check_options_early(kinds, recover, data, allocation)
+    check_kind_options(kinds, plan_options)
     plan_options = _kind_criterion(kinds, criterion, plan_options)
     input_shapes = dict(input_shapes or {})
     say("loading the model")

@@ -28,7 +28,7 @@ from onnxprune.pipeline.schedule import RemovalUnit
 BLOCKS = "blocks"
 
 
-@register_kind(BLOCKS)
+@register_kind(BLOCKS, options=("block_criterion",))
 def block_setup(context: PlanContext) -> KindSetup:
     """Units of the analysed model, scored (options ``block_criterion``; ``combined``: scores
     as drop per MAC, see module docstring)."""

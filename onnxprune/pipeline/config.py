@@ -10,6 +10,7 @@ options: ``name`` (or ``task``) = detect | segment, ``decoder``, ``score-thresho
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -51,6 +52,7 @@ class OptimizeOptions:
     round_to: int | None = None  # the provider's channel block (onnxprune.defaults)
     ignore: list[str] = field(default_factory=list)
     ratio_for: dict[str, float] = field(default_factory=dict)
+    kind_options: dict[str, Any] = field(default_factory=dict)  # a kind's own options
     input_shape: dict[str, list[int]] = field(default_factory=dict)
     provider: str = "cpu"
     batch_size: int = 64
@@ -179,6 +181,8 @@ def _convert(name: str, value: Any, default: Any) -> Any:
             return _ratio_for(value)
         if name == "input_shape":
             return _input_shapes(value)
+        if name == "kind_options":
+            return parse_kind_options(value)
         if name in ("max_eval_samples", "round_to"):
             return int(value)
         if name in TASK_THRESHOLDS:
@@ -210,6 +214,24 @@ def _ratio_for(value: Any) -> dict[str, float]:
         return {str(k): float(v) for k, v in value.items()}
     items = [value] if isinstance(value, str) else list(value)
     return parse_ratio_for(tuple(str(v) for v in items))
+
+
+def parse_kind_options(value: Any) -> dict[str, Any]:
+    """A mapping (config file) or ``KEY=VALUE`` strings (flags) of kind options; a value is
+    read as JSON when it parses (numbers, true/false, null), else kept as text."""
+    if isinstance(value, dict):
+        return {normalize_key(k): v for k, v in value.items()}
+    items = [value] if isinstance(value, str) else list(value)
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ValueError
+        try:
+            options[normalize_key(key)] = json.loads(text)
+        except json.JSONDecodeError:
+            options[normalize_key(key)] = text.strip()
+    return options
 
 
 def _input_shapes(value: Any) -> dict[str, list[int]]:

@@ -99,16 +99,34 @@ class KindSetup:
 
 KindFactory = Callable[[PlanContext], KindSetup]
 KIND_FACTORIES: dict[str, KindFactory] = {}
+#: The kind-specific option names each kind reads from ``PlanContext.options`` (besides the
+#: run's shared ones), so that a misspelt option is bad input instead of silently unused.
+KIND_OPTIONS: dict[str, frozenset[str]] = {}
 
 
-def register_kind(name: str) -> Callable[[KindFactory], KindFactory]:
-    """Decorator registering the factory of the plan kind ``name``."""
+def register_kind(name: str, options: Iterable[str] = ()) -> Callable[[KindFactory], KindFactory]:
+    """Decorator registering the factory of the plan kind ``name`` and the kind-specific
+    option names it reads (``options``)."""
 
     def decorate(factory: KindFactory) -> KindFactory:
         KIND_FACTORIES[name] = factory
+        KIND_OPTIONS[name] = frozenset(options)
         return factory
 
     return decorate
+
+
+def check_kind_options(kinds: Iterable[str], options: dict[str, Any] | None) -> None:
+    """Every key of ``options`` is read by one of ``kinds``; else :class:`InputError` naming
+    the known ones."""
+    kinds = list(kinds)
+    known = set().union(*(KIND_OPTIONS.get(kind, frozenset()) for kind in kinds))
+    unknown = sorted(set(options or {}) - known)
+    if unknown:
+        raise InputError(
+            f"unknown kind option(s) {', '.join(unknown)} for {', '.join(kinds)}; known: "
+            f"{', '.join(sorted(known)) or '(none)'}"
+        )
 
 
 def setup_kinds(names: Iterable[str], context: PlanContext) -> list[KindSetup]:

@@ -118,7 +118,16 @@ def _ranked_by_measure(units: list[RemovalUnit], measured: dict) -> list[Removal
     return sorted(ranked, key=lambda unit: (unit.score, unit.items))
 
 
-@register_kind(SPARSITY)
+@register_kind(
+    SPARSITY,
+    options=(
+        "sparsity_criterion",
+        "sparsity_ranking",
+        "sparsity_keep_positions",
+        "sparsity_max_ratio",
+        "min_size",
+    ),
+)
 def sparsity_setup(context: PlanContext) -> KindSetup:
     """Per-layer 10 % increments, ranked by measured output error per weight (``output``) or by
     normalised criterion score (``criterion``); options: ``sparsity_criterion``,

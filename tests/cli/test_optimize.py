@@ -344,6 +344,12 @@ def test_zoo_model_end_to_end(zoo_onnx, tmp_path):
         (["--recover", "foo"], "unknown recovery 'foo'"),
         (["--units", "channels,sparsity", "--target", "sparsity=0.5"], "optimized alone"),
         (["--units", "channels,blocks"], "needs calibration data (--data PATH)"),
+        (
+            ["--target", "sparsity=0.5", "--kind-option", "sparsity_rank=output"],
+            "unknown kind option(s) sparsity_rank for sparsity",
+        ),
+        (["--kind-option", "block_criterion=drop"], "unknown kind option(s) block_criterion"),
+        (["--kind-option", "no-equals-sign"], "option kind-options: invalid value"),
     ],
 )
 def test_option_errors_come_first_as_one_line(vgg, tmp_path, args, message):
@@ -352,3 +358,20 @@ def test_option_errors_come_first_as_one_line(vgg, tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_kind_options_reach_the_kind_from_flags_and_config(vgg, tmp_path):
+    data = DIGITS / "digits_calib.npz"
+    common = ["--target", "sparsity=0.3", "--data", data, "--steps", "1", "--json", "--quiet"]
+    result = invoke(
+        "optimize", vgg, "-o", tmp_path / "a.onnx", *common,
+        "--kind-option", "sparsity_ranking=criterion", "--kind-option", "sparsity_max_ratio=0.9",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]
+    assert any("sparsity ranking: normalised wanda score" in note for note in notes)
+    config = tmp_path / "run.toml"
+    config.write_text('[kind_options]\nsparsity_ranking = "criterion"\n')
+    result = invoke("optimize", vgg, "-o", tmp_path / "b.onnx", *common, "--config", config)
+    assert result.exit_code == 0, result.output
+    assert any("normalised wanda score" in note for note in json.loads(result.stdout)["notes"])

@@ -129,6 +129,15 @@ from onnxprune.errors import GuardNotMetError, InputError, cli_words
     help="Per-layer cap on the share removed. Repeatable.",
 )
 @click.option(
+    "--kind-option",
+    "kind_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option of one kind of pruning, e.g. sparsity_ranking=criterion, "
+    "sparsity_keep_positions=true, sparsity_max_ratio=0.9, min_size=4096, block_criterion=drop "
+    "(an unknown key exits 2). Repeatable.",
+)
+@click.option(
     "--input-shape",
     "input_shape",
     multiple=True,
@@ -210,6 +219,7 @@ def run(options) -> None:
             round_to=options.round_to,
             ignore=options.ignore,
             ratio_for=options.ratio_for,
+            plan_options=options.kind_options or None,
             input_shapes=options.input_shape,
             batch_size=options.batch_size,
             max_eval_samples=options.max_eval_samples,
