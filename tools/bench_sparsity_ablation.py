@@ -84,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     seconds = time.perf_counter() - tick
     agreement = float(np.mean(top1(result.model) == reference))
+    patterned = sum(layer.size for layer in result.layers if layer.holds_nm)
     print(
-        f"{options}: agreement {agreement:.3f}, sparsity {result.sparsity:.4f}, {seconds:.1f} s "
+        f"{options}: agreement {agreement:.3f}, sparsity {result.sparsity:.4f}, 2:4 layers hold "
+        f"{patterned / max(result.total_weights, 1):.1%} of the weights, {seconds:.1f} s "
         f"(load {load})",
         flush=True,
     )
+    for note in result.notes:
+        print(f"  note: {note}", flush=True)
     rows = []
     if args.ablate:
         sparse = {init.name: numpy_helper.to_array(init) for init in result.model.graph.initializer}

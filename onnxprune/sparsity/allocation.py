@@ -204,3 +204,21 @@ def hull_costs(curve: ErrorCurve, size: int, cap: int, zeros: Sequence[int]) -> 
 
 
 register_allocation("output", needs_curves=True, output_gain=True)(error_allocation)
+
+
+def exempt_by_cost(sizes: Sequence[int], costs: Sequence[float | None], budget: int) -> list[int]:
+    """Indices of the layers to keep dense: the highest cost per weight first (a layer's cost
+    is the output error its pattern causes; per weight, because the budget is in weights),
+    each taken when it still fits in ``budget`` weights (greedy fractional-knapsack order;
+    a layer that does not fit is passed over for smaller ones). Layers without a cost are
+    never exempted."""
+    ranked = sorted(
+        (i for i, cost in enumerate(costs) if cost is not None and cost > 0 and sizes[i] > 0),
+        key=lambda i: -costs[i] / sizes[i],
+    )
+    chosen, left = [], budget
+    for index in ranked:
+        if sizes[index] <= left:
+            chosen.append(index)
+            left -= sizes[index]
+    return sorted(chosen)

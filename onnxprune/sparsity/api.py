@@ -33,6 +33,7 @@ Nothing changes shape, so the result needs no dependency analysis; it passes the
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,12 +45,12 @@ from onnx import ModelProto, numpy_helper
 
 from onnxprune.errors import InputError
 from onnxprune.io import load_model, normalize_model
-from onnxprune.sparsity.allocation import Allocation, resolve_allocation
+from onnxprune.sparsity.allocation import Allocation, exempt_by_cost, resolve_allocation
 from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, collect_layer_stats
 from onnxprune.sparsity.correction import add_zero_biases
 from onnxprune.sparsity.criteria import SparsityCriterion, resolve_criterion
-from onnxprune.sparsity.curves import error_curves
+from onnxprune.sparsity.curves import error_curves, nm_costs
 from onnxprune.sparsity.obs import DEFAULT_DAMP
 from onnxprune.sparsity.patterns import (
     holds_nm,
@@ -234,6 +235,7 @@ def sparsify(
     correct_upstream: bool = True,
     allocation: str | None = None,
     bias_correction: bool | None = None,
+    nm_coverage: float = 1.0,
     progress: Progress | None = None,
 ) -> SparsifyResult:
     """Zero weights of ``model`` (see module docstring); returns the model and its plan.
@@ -245,7 +247,10 @@ def sparsify(
     ``data``: calibration data (``.npz`` path, mapping, or dataset) for ``wanda`` and ``obs``.
     ``allocation``: ``uniform``, ``error`` or ``output`` (uniform mode only; None: ``output``
     for data-driven criteria with data, else ``uniform``). ``bias_correction``: reconstructing
-    criteria only (None: on for them).
+    criteria only (None: on for them). ``nm_coverage`` (N:M only, needs ``data``): the share of
+    all counted weights that must hold the pattern; below the share every eligible layer
+    gives, the layers whose pattern costs the most measured output error per weight stay dense
+    until the share is reached (:func:`_keep_costly_dense`).
     """
     started = time.perf_counter()
     say = progress or (lambda message: None)
@@ -259,6 +264,7 @@ def sparsify(
         raise InputError(f"min_size must be >= 0, got {min_size}")
     if not (isinstance(damp, (int, float)) and np.isfinite(damp) and damp > 0):
         raise InputError(f"damp must be a finite number > 0, got {damp!r}")
+    _check_nm_coverage(nm_coverage, nm, data)
     split = _choose_allocation(allocation, mode, spec, data)
     bias_correction = _choose_bias_correction(bias_correction, spec)
     source = load_model(model)
@@ -273,6 +279,12 @@ def sparsify(
     notes: list[str] = []
     if nm is not None:
         _drop_non_nm(targets, nm)
+    if nm_coverage < 1.0:
+        _keep_costly_dense(
+            normalized, targets, data, nm, nm_coverage, notes, say,
+            positions=positions, batch_size=batch_size, max_samples=max_samples, seed=seed,
+            damp=damp, block=block, max_columns=max_columns,
+        )  # fmt: skip
     layers = targets.layers
     weights = _weights(normalized, layers)
     zeros_before = {layer.node: _zeros(weights[layer.weight]) for layer in layers}
@@ -393,6 +405,59 @@ def _choose_bias_correction(value: bool | None, spec: SparsityCriterion) -> bool
             f"not '{spec.name}'"
         )
     return bool(value)
+
+
+def _check_nm_coverage(coverage: float, nm: tuple[int, int] | None, data: Any) -> None:
+    if not (isinstance(coverage, (int, float)) and 0 <= coverage <= 1):
+        raise InputError(f"nm_coverage must be in [0, 1], got {coverage!r}")
+    if coverage < 1 and nm is None:
+        raise InputError("nm_coverage applies to an N:M pattern (give pattern='N:M')")
+    if coverage < 1 and data is None:
+        raise InputError(
+            "nm_coverage below 1 keeps the layers with the most measured error dense: give "
+            "calibration data"
+        )
+
+
+def _keep_costly_dense(
+    model: ModelProto,
+    targets: TargetSet,
+    data: Any,
+    nm: tuple[int, int],
+    coverage: float,
+    notes: list[str],
+    say: Progress,
+    **options,
+) -> None:
+    """Move the layers whose N:M pattern costs the most measured output error per weight
+    (:func:`~onnxprune.sparsity.curves.nm_costs`) from ``targets.layers`` to its skipped
+    layers, while the layers left hold at least ``coverage`` of all counted weights
+    (:func:`~onnxprune.sparsity.allocation.exempt_by_cost`)."""
+    layers = targets.layers
+    budget = sum(layer.size for layer in layers) - math.ceil(coverage * targets.total_weights)
+    if budget <= 0:
+        notes.append(
+            f"N:M coverage {coverage:.0%}: every eligible layer is needed to reach it, none kept "
+            "dense"
+        )
+        return
+    say(f"measuring the N:M cost of {len(layers)} layers")
+    costs = nm_costs(model, layers, _weights(model, layers), data, nm, **options)
+    chosen = exempt_by_cost(
+        [layer.size for layer in layers], [costs.get(layer.node) for layer in layers], budget
+    )
+    for index in chosen:
+        layer = layers[index]
+        targets.skipped[layer.node] = (
+            f"N:M coverage: kept dense (measured output error {costs[layer.node]:.3g})"
+        )
+        targets.skipped_sizes[layer.node] = layer.size
+    targets.layers = [layer for i, layer in enumerate(layers) if i not in set(chosen)]
+    held = sum(layer.size for layer in targets.layers) / max(targets.total_weights, 1)
+    notes.append(
+        f"N:M coverage {coverage:.0%}: {len(chosen)} layer(s) kept dense by measured cost per "
+        f"weight; N:M layers hold {held:.1%} of the weights"
+    )
 
 
 def _drop_non_nm(targets: TargetSet, nm: tuple[int, int]) -> None:

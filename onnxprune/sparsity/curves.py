@@ -197,6 +197,80 @@ def output_gains(
     return gains
 
 
+def _gram_chunks(
+    layers: Sequence[SparseLayer], max_columns: int, budget_bytes: float
+) -> list[list[SparseLayer]]:
+    """The curve-capable layers in chunks whose two Gram matrices (2·d² float64 each) fit in
+    ``budget_bytes`` (one calibration pass per chunk)."""
+    chunks: list[list[SparseLayer]] = [[]]
+    used = 0.0
+    for layer in (layer for layer in layers if curve_capable(layer, max_columns)):
+        cost = 2 * 8.0 * layer.columns**2
+        if chunks[-1] and used + cost > budget_bytes:
+            chunks.append([])
+            used = 0.0
+        chunks[-1].append(layer)
+        used += cost
+    return [chunk for chunk in chunks if chunk]
+
+
+def nm_costs(
+    model: ModelProto,
+    layers: Sequence[SparseLayer],
+    weights: dict[str, np.ndarray],
+    data: Any,
+    nm: tuple[int, int],
+    *,
+    positions: int | None = 64,
+    batch_size: int = 32,
+    max_samples: int | None = 256,
+    seed: int = 0,
+    damp: float = DEFAULT_DAMP,
+    block: int = 128,
+    max_columns: int = 4096,
+    max_rows: int = 128,
+    budget_bytes: float = 1 << 30,
+    gain_samples: int = 32,
+    progress: Progress | None = None,
+) -> dict[str, float]:
+    """Estimated model-output error of each layer alone at the N:M pattern, by node:
+    gain_l · e_l with e_l the held-out normalized error of the OBS N:M solution (fitted on
+    one half of the calibration samples, scored on the other, both ways; columns in N:M group
+    order) and gain_l the layer's output gain (module docstring). Layers OBS cannot handle get
+    no cost."""
+    rng = np.random.default_rng(seed)
+    costs: dict[str, float] = {}
+    for chunk in _gram_chunks(layers, max_columns, budget_bytes):
+        folds = fold_grams(
+            model, chunk, data, positions=positions, batch_size=batch_size,
+            max_samples=max_samples, seed=seed,
+        )  # fmt: skip
+        hessians = {
+            node: (g0 + g1) / max(n0 + n1, 1) for node, ((g0, n0), (g1, n1)) in folds.items()
+        }
+        gains = output_gains(
+            model, chunk, weights, hessians, data, samples=gain_samples, batch_size=batch_size,
+            progress=progress,
+        )  # fmt: skip
+        for layer in chunk:
+            (g0, n0), (g1, n1) = folds[layer.node]
+            if layer.node not in gains or not (n0 and n1):
+                continue
+            order = layer.nm_order()
+            matrix = layer.to_matrix(weights[layer.weight]).astype(np.float64)[:, order]
+            if matrix.shape[0] > max_rows:
+                matrix = matrix[np.sort(rng.choice(matrix.shape[0], max_rows, replace=False))]
+            halves = [g[np.ix_(order, order)] / n for g, n in ((g0, n0), (g1, n1))]
+            error = 0.0
+            for fit, held_out in ((halves[0], halves[1]), (halves[1], halves[0])):
+                solved, _ = sparsegpt(matrix, fit, nm=nm, block=block, damp=damp)
+                error += _normalized_error(matrix - solved, matrix, held_out) / 2
+            costs[layer.node] = gains[layer.node] * error
+            if progress:
+                progress(f"N:M cost {layer.node}: {costs[layer.node]:.4f}")
+    return costs
+
+
 def error_curves(
     model: ModelProto,
     layers: Sequence[SparseLayer],
@@ -220,19 +294,10 @@ def error_curves(
 ) -> dict[str, ErrorCurve]:
     """Error curves of ``layers`` on ``model`` (module docstring), keyed by node; scaled by
     each layer's output gain when ``output_gain``."""
-    capable = [layer for layer in layers if curve_capable(layer, max_columns)]
-    chunks: list[list[SparseLayer]] = [[]]
-    used = 0.0
-    for layer in capable:
-        cost = 2 * 8.0 * layer.columns**2
-        if chunks[-1] and used + cost > budget_bytes:
-            chunks.append([])
-            used = 0.0
-        chunks[-1].append(layer)
-        used += cost
+    chunks = _gram_chunks(layers, max_columns, budget_bytes)
     rng = np.random.default_rng(seed)
     curves: dict[str, ErrorCurve] = {}
-    for number, chunk in enumerate(c for c in chunks if c):
+    for number, chunk in enumerate(chunks):
         if progress:
             progress(f"error curves: calibration pass {number + 1} ({len(chunk)} layers)")
         folds = fold_grams(

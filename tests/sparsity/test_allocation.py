@@ -117,3 +117,14 @@ def test_hull_costs_are_convex_in_zeros_and_touch_the_curve_on_the_hull() -> Non
     assert costs[5] == pytest.approx(0.32)  # the point at 50 % lies on the hull
     assert costs[2] < 0.30 * 20 / 25  # the bump at 25 % lies above it: interpolated below
     assert costs[-1] > costs[-2]  # beyond the last level: the last slope, extrapolated
+
+
+def test_exempt_by_cost_takes_the_highest_cost_per_weight_that_fits() -> None:
+    from onnxprune.sparsity.allocation import exempt_by_cost
+
+    sizes = [100, 10, 50, 40, 5]
+    costs = [1.0, 0.5, 0.1, None, 0.0]  # per weight: 0.01, 0.05, 0.002, none, 0
+    assert exempt_by_cost(sizes, costs, 120) == [0, 1]  # 10 first, then 100
+    assert exempt_by_cost(sizes, costs, 60) == [1, 2]  # 100 does not fit: 50 does
+    assert exempt_by_cost(sizes, costs, 5) == []  # nothing with a positive cost fits
+    assert exempt_by_cost(sizes, costs, 0) == []

@@ -177,3 +177,34 @@ def test_bad_allocations_are_input_errors(model, data, options, message):
         options.update(criterion="obs", data=data)
     with pytest.raises(InputError, match=message):
         sparsify(model, **options)
+
+
+def test_nm_coverage_keeps_the_costliest_layers_dense_down_to_the_share(model, data):
+    full = sparsify(model, pattern="2:4", criterion="obs", data=data, min_size=0)
+    share = sum(layer.size for layer in full.layers) / full.total_weights
+    partial = sparsify(
+        model, pattern="2:4", criterion="obs", data=data, min_size=0, nm_coverage=share - 0.2
+    )
+    kept = {node for node, reason in partial.skipped.items() if reason.startswith("N:M coverage")}
+    assert kept and kept < {layer.node for layer in full.layers}
+    held = sum(layer.size for layer in partial.layers) / partial.total_weights
+    assert share - 0.2 <= held < share
+    assert all(layer.holds_nm for layer in partial.layers)
+    assert any("N:M coverage" in note for note in partial.notes)
+    unchanged = sparsify(model, pattern="2:4", criterion="obs", data=data, min_size=0,
+                         nm_coverage=share + 0.01)  # fmt: skip
+    assert {layer.node for layer in unchanged.layers} == {layer.node for layer in full.layers}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pattern": "2:4", "nm_coverage": 1.5}, "nm_coverage must be in"),
+        ({"nm_coverage": 0.9}, "applies to an N:M pattern"),
+        ({"pattern": "2:4", "nm_coverage": 0.9, "data": None}, "give calibration data"),
+    ],
+)
+def test_nm_coverage_bad_input(model, data, options, message):
+    options = {"data": data, **options}
+    with pytest.raises(InputError, match=message):
+        sparsify(model, **options)

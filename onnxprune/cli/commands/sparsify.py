@@ -123,6 +123,15 @@ def _load_data(data: str | None, model_path: str):
     help="OBS ridge: H + damp·mean(diag H)·I, also the pull toward the current weights when "
     "upstream error is corrected. Larger trusts the calibration data less.",
 )
+@click.option(
+    "--nm-coverage",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="With --pattern N:M and --data: the share of all counted weights that must hold the "
+    "pattern; below what the eligible layers give, the layers whose pattern costs the most "
+    "measured output error per weight stay dense until the share is reached.",
+)
 @click.option("--ignore", multiple=True, metavar="GLOB", help="Leave matching layers out entirely.")
 @click.option(
     "--protect", multiple=True, metavar="GLOB", help="Keep matching layers dense (still counted)."
@@ -148,8 +157,8 @@ def _load_data(data: str | None, model_path: str):
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def command(
     model, output, sparsity, pattern, criterion, global_, max_ratio, threshold, keep, data,
-    samples, allocation, bias_correction, damp, ignore, protect, sparsity_for, min_size, include_depthwise, sparse_storage, force,
-    json_path, quiet,
+    samples, allocation, bias_correction, damp, nm_coverage, ignore, protect, sparsity_for,
+    min_size, include_depthwise, sparse_storage, force, json_path, quiet,
 ) -> None:  # fmt: skip
     """Zero weights of MODEL's Conv/ConvTranspose/Gemm/MatMul layers and write the model."""
     from onnxprune.io import save_model
@@ -169,6 +178,7 @@ def command(
         protected=list(protect), sparsity_for=list(sparsity_for), min_size=min_size,
         skip_depthwise=not include_depthwise, max_ratio=max_ratio, max_samples=samples,
         allocation=allocation, bias_correction=bias_correction, damp=damp,
+        nm_coverage=nm_coverage,
     )  # fmt: skip
     written = result.model
     original = Path(model).read_bytes()
