@@ -60,6 +60,8 @@ def cli_words(message: str) -> str:
     message = re.sub(r"\binput_shapes\b", "--input-shape", message)
     message = re.sub(r"\bignore=\.\.\.", "--ignore GLOB", message)
     message = re.sub(r"\bround_to=", "--round-to ", message)
+    message = re.sub(r"\bnm_coverage\b", "--nm-coverage", message)
+    message = re.sub(r"\(give pattern='N:M'\)", "(give --pattern N:M)", message)
     return re.sub(r"\bdata=\.\.\.", "--data PATH", message)
 
 

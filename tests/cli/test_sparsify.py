@@ -124,6 +124,9 @@ def test_damp_reaches_the_obs_solver(files, tmp_path):
         ["--bias-correction"],
         ["--damp", "0"],
         ["--damp", "-1", "--criterion", "obs"],
+        ["--pattern", "2:4", "--nm-coverage", "1.5"],
+        ["--nm-coverage", "0.9"],
+        ["--pattern", "2:4", "--nm-coverage", "0.9"],
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(files, tmp_path, args):
