@@ -102,6 +102,22 @@ def _measured_scores(
     return scores
 
 
+def _recovery_note(refit: bool, keep_positions: bool, criterion: str) -> str:
+    """The report's line on what repairs the masks."""
+    if not refit:
+        return "sparsity recovery: none (masks only)"
+    if keep_positions:
+        return (
+            "sparsity recovery: the criterion's masks kept, the other weights refitted by "
+            "sequential least squares (bias corrected)"
+        )
+    return (
+        "sparsity recovery: sequential OBS reconstruction at each layer's zero count (the sweep "
+        f"re-chooses which weights are zero and refits the rest; bias corrected; the {criterion} "
+        "masks serve the quick builds only)"
+    )
+
+
 def _ranked_by_measure(units: list[RemovalUnit], measured: dict) -> list[RemovalUnit]:
     """``units`` re-scored by ``measured`` (per (node, k)); an increment of a layer without a
     curve takes the mean measured score of the same increment over the measured layers."""
@@ -186,16 +202,7 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
         if ranking == "output"
         else f"sparsity ranking: normalised {criterion.name} score"
     )
-    notes.append(
-        "sparsity recovery: the criterion's masks kept, the other weights refitted by sequential "
-        "least squares (bias corrected)"
-        if refit and keep_positions
-        else "sparsity recovery: sequential OBS reconstruction at each layer's zero count (the "
-        f"sweep re-chooses which weights are zero and refits the rest; bias corrected; the "
-        f"{criterion.name} masks serve the quick builds only)"
-        if refit
-        else "sparsity recovery: none (masks only)"
-    )
+    notes.append(_recovery_note(refit, keep_positions, criterion.name))
 
     def masked(model: ModelProto, items: frozenset) -> tuple[ModelProto, list]:
         weights = {i.name: i for i in model.graph.initializer}
