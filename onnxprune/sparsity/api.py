@@ -23,6 +23,9 @@ allocation and correction"):
   :mod:`~onnxprune.sparsity.curves`; the whole-model zero count is exact either way;
 * ``bias_correction`` (OBS): after each layer is rewritten, its bias is shifted so its mean
   output on the calibration rows equals the dense model's (:mod:`~onnxprune.sparsity.correction`);
+* ``nm_coverage`` (N:M with data): the share of all counted weights that must hold the
+  pattern; the layers whose pattern costs the most measured output error per weight
+  (:func:`~onnxprune.sparsity.curves.nm_costs`) stay dense down to that share;
 * ``damp`` (OBS): the ridge λ = damp·mean(diag H) added to every layer's Hessian and used as the
   pull toward the current weights in the upstream target; default
   :data:`~onnxprune.sparsity.obs.DEFAULT_DAMP` = 0.3, chosen by measurement on photos other
