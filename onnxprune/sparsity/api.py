@@ -452,7 +452,7 @@ def _keep_costly_dense(
     for index in chosen:
         layer = layers[index]
         targets.skipped[layer.node] = (
-            f"N:M coverage: kept dense (measured output error {costs[layer.node]:.3g})"
+            f"kept dense for coverage: N:M would cost {costs[layer.node]:.3g} output error"
         )
         targets.skipped_sizes[layer.node] = layer.size
     targets.layers = [layer for i, layer in enumerate(layers) if i not in set(chosen)]
