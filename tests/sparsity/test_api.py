@@ -185,7 +185,11 @@ def test_nm_coverage_keeps_the_costliest_layers_dense_down_to_the_share(model, d
     partial = sparsify(
         model, pattern="2:4", criterion="obs", data=data, min_size=0, nm_coverage=share - 0.2
     )
-    kept = {node for node, reason in partial.skipped.items() if reason.startswith("kept dense for coverage")}
+    kept = {
+        node
+        for node, reason in partial.skipped.items()
+        if reason.startswith("kept dense for coverage")
+    }
     assert kept and kept < {layer.node for layer in full.layers}
     held = sum(layer.size for layer in partial.layers) / partial.total_weights
     assert share - 0.2 <= held < share

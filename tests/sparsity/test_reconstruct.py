@@ -98,3 +98,29 @@ def test_refit_without_zeros_returns_the_model_unchanged() -> None:
     layers = find_layers(model, min_size=0).layers
     refitted, used = refit_masked(model, layers, model, calibration(8))
     assert refitted is model and used == {}
+
+
+def test_refit_at_the_zero_counts_rechooses_positions_on_every_kind_of_layer() -> None:
+    """keep_positions=False: each layer keeps its zero count (plain, grouped and transposed
+    convs, Gemm, MatMul), OBS layers move their zeros, and the output error falls below half
+    of the masked model's."""
+    model = weight_zoo()
+    data = calibration(48)
+    layers = find_layers(model, min_size=0).layers
+    masked = _masked(model, [layer.weight for layer in layers], 0.5, seed=3)
+    moved, used = refit_masked(model, layers, masked, data, keep_positions=False, damp=0.01)
+    onnx.checker.check_model(moved)
+    before, after = _weights(masked), _weights(moved)
+    for layer in layers:
+        assert np.count_nonzero(after[layer.weight] == 0) == np.count_nonzero(
+            before[layer.weight] == 0
+        ), layer.node
+    obs_layers = [layer for layer in layers if used[layer.node][0] == "obs"]
+    assert obs_layers
+    assert any(
+        not np.array_equal(after[layer.weight] == 0, before[layer.weight] == 0)
+        for layer in obs_layers
+    )
+    reference = run(model, data)
+    error_masked = np.mean((run(masked, data) - reference) ** 2)
+    assert np.mean((run(moved, data) - reference) ** 2) < 0.5 * error_masked
