@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sparsity", default="0.5,0.7", help="targets, comma-separated")
     parser.add_argument("--recoveries", default="none,lsq")
     parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument(
+        "--max-drop", default="100", help="guard threshold ('default': the metric's own)"
+    )
     parser.add_argument("--calib", type=int, default=128, help="EfficientNet calibration crops")
     parser.add_argument("--eval", type=int, default=128, help="EfficientNet evaluation crops")
     parser.add_argument("--seeds", default="1,2", help="EfficientNet calibration, evaluation seeds")
@@ -77,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     from onnxprune import optimize
 
     seeds = tuple(int(s) for s in args.seeds.split(","))
+    max_drop = None if args.max_drop == "default" else float(args.max_drop)
+    guard = "guard off (max drop 100)" if max_drop == 100 else f"guard max drop {args.max_drop}"
     rows = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-optimize-sparsity-") as name:
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                     result = optimize(
                         str(model), f"sparsity={target}", data=str(calibration),
                         eval_data=str(evaluation), metric=metric, recover=recovery,
-                        max_drop=100.0, steps=args.steps, measure_latency=False,
+                        max_drop=max_drop, steps=args.steps, measure_latency=False,
                         plan_options={
                             "sparsity_keep_positions": args.keep_positions,
                             "sparsity_ranking": args.ranking,
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n".join([
         f"`{command}` — {(time.perf_counter() - started) / 60:.1f} min (2 shared CPU cores).",
         "",
-        f"`optimize --target sparsity=S`, guard off (max drop 100), {args.steps} step(s), "
+        f"`optimize --target sparsity=S`, {guard}, {args.steps} step(s), "
         f"increments ranked by {args.ranking or 'the default (output with lsq, criterion with none)'}; "
         "recovery `none`: the criterion's masks alone; `lsq`: "
         + (
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         ("-kept-positions" if args.keep_positions else "")
         + (f"-ranking-{args.ranking}" if args.ranking else "")
         + (f"-seeds-{args.seeds.replace(',', '-')}" if args.seeds != "1,2" else "")
+        + (f"-steps-{args.steps}-drop-{args.max_drop}" if max_drop != 100 else "")
     )
     publish(SECTION + suffix, body, args.write)
     return 0
