@@ -164,8 +164,7 @@ def optimize(
     if allocation is not None and allocation not in ALLOCATIONS:
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     kinds = _unit_kinds(units, target)
-    _check_options_early(kinds, recover, data, allocation)
-    check_kind_options(kinds, plan_options)
+    _check_options_early(kinds, recover, data, allocation, plan_options)
     plan_options = _kind_criterion(kinds, criterion, plan_options)
     input_shapes = dict(input_shapes or {})
     say("loading the model")
@@ -462,7 +461,7 @@ def _analyse_and_set_up(
     return analysis, plan, merge_units([setup.units for setup in setups]), setups
 
 
-def _check_options_early(kinds: list[str], recover, data, allocation) -> None:
+def _check_options_early(kinds: list[str], recover, data, allocation, plan_options=None) -> None:
     """Option errors that need no model or data, raised before any work (exit 2, one line)."""
     from onnxprune.pipeline.plan import KIND_FACTORIES
     from onnxprune.recover.registry import lookup_recovery
@@ -494,6 +493,7 @@ def _check_options_early(kinds: list[str], recover, data, allocation) -> None:
         )
     if isinstance(recover, str):
         lookup_recovery(recover)
+    check_kind_options(kinds, plan_options)
 
 
 def _kind_criterion(

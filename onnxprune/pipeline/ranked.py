@@ -133,7 +133,7 @@ def rank_units(
     if allocation is not None and allocation not in ALLOCATIONS:
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     kinds = _unit_kinds(units, target)
-    _check_options_early(kinds, recover, data, allocation)
+    _check_options_early(kinds, recover, data, allocation, plan_options)
     seconds: dict[str, float] = {}
     original = load_model(model)
     runner = open_runner(original, provider)
