@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-seed", type=int, default=2, help="seed of the evaluation crops")
     parser.add_argument("--ablate", action="store_true", help="each layer alone, too")
     parser.add_argument("--write", action="store_true", help="write the docs section")
+    parser.add_argument(
+        "--preprocess",
+        action="store_true",
+        help="fold constants and fuse BatchNorm first (what permute=true does itself)",
+    )
     args = parser.parse_args(argv)
     options = json.loads(args.options)
 
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     from effnet.crops import CALIBRATION_PHOTOS, EVALUATION_PHOTOS, random_crops
+    from effnet.measure import mean_kl
     from effnet.model import RESOLUTION, export, load_pretrained
     from onnx import numpy_helper
 
@@ -64,29 +70,39 @@ def main(argv: list[str] | None = None) -> int:
         import onnx
 
         dense = normalize_model(onnx.load(str(export(load_pretrained(), Path(tmp) / "m.onnx"))))
+    if args.preprocess:
+        from onnxprune.passes import preprocess
+
+        dense = preprocess(dense).model
     calibration = {
         "input": random_crops(CALIBRATION_PHOTOS, args.calib, seed=args.calib_seed, size=RESOLUTION)
     }
     images = random_crops(EVALUATION_PHOTOS, args.eval, seed=args.eval_seed, size=RESOLUTION)
 
-    def top1(model) -> np.ndarray:
+    def logits(model) -> np.ndarray:
         session = make_session(model)
         return np.concatenate(
-            [session.run(None, {"input": images[i : i + 32]})[0].argmax(1)
+            [session.run(None, {"input": images[i : i + 32]})[0]
              for i in range(0, len(images), 32)]
         )  # fmt: skip
 
-    reference = top1(dense)
+    def top1(model) -> np.ndarray:
+        return logits(model).argmax(1)
+
+    dense_logits = logits(dense)
+    reference = dense_logits.argmax(1)
     load = load_average()
     tick = time.perf_counter()
     result = sparsify(
         dense, criterion=args.criterion, data=calibration, max_samples=args.calib, **options
     )
     seconds = time.perf_counter() - tick
-    agreement = float(np.mean(top1(result.model) == reference))
+    sparse_logits = logits(result.model)
+    agreement = float(np.mean(sparse_logits.argmax(1) == reference))
+    kl = mean_kl(dense_logits, sparse_logits)
     patterned = sum(layer.size for layer in result.layers if layer.holds_nm)
     print(
-        f"{options}: agreement {agreement:.3f}, sparsity {result.sparsity:.4f}, 2:4 layers hold "
+        f"{options}: agreement {agreement:.3f}, mean KL {kl:.3f}, sparsity {result.sparsity:.4f}, 2:4 layers hold "
         f"{patterned / max(result.total_weights, 1):.1%} of the weights, {seconds:.1f} s "
         f"(load {load})",
         flush=True,

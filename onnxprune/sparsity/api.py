@@ -48,6 +48,7 @@ from onnx import ModelProto, numpy_helper
 
 from onnxprune.errors import InputError
 from onnxprune.io import load_model, normalize_model
+from onnxprune.passes import preprocess
 from onnxprune.sparsity.allocation import Allocation, exempt_by_cost, resolve_allocation
 from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, collect_layer_stats
@@ -60,6 +61,7 @@ from onnxprune.sparsity.patterns import (
     parse_nm,
     threshold_mask,
 )
+from onnxprune.sparsity.permutation import PermutedModel, permute_for_nm
 from onnxprune.sparsity.plan import whole_model_counts
 from onnxprune.sparsity.reconstruct import LayerJob, mask_from_scores, reconstruct_sequential
 from onnxprune.sparsity.targets import DEFAULT_MIN_SIZE, SparseLayer, TargetSet, find_layers
@@ -129,6 +131,7 @@ class SparsifyResult:
     allocation: str | None = None
     bias_correction: bool = False
     damp: float | None = None  # OBS damping used (None: no reconstruction)
+    permutation: PermutedModel | None = None  # the N:M channel reorder, when asked for
 
     @property
     def sparsity(self) -> float:
@@ -151,6 +154,7 @@ class SparsifyResult:
             "layers": [layer.to_dict() for layer in self.layers],
             "skipped": dict(self.skipped),
             "notes": list(self.notes),
+            "permutation": None if self.permutation is None else self.permutation.to_dict(),
         }
 
 
@@ -239,6 +243,8 @@ def sparsify(
     allocation: str | None = None,
     bias_correction: bool | None = None,
     nm_coverage: float = 1.0,
+    permute: bool | None = None,
+    permute_saliency: str = "obs",
     progress: Progress | None = None,
 ) -> SparsifyResult:
     """Zero weights of ``model`` (see module docstring); returns the model and its plan.
@@ -253,7 +259,13 @@ def sparsify(
     criteria only (None: on for them). ``nm_coverage`` (N:M only, needs ``data``): the share of
     all counted weights that must hold the pattern; below the share every eligible layer
     gives, the layers whose pattern costs the most measured output error per weight stay dense
-    until the share is reached (:func:`_keep_costly_dense`).
+    until the share is reached (:func:`_keep_costly_dense`). ``permute`` (N:M only): reorder
+    the channel groups the N:M layers read first, so that each run of M holds channels that
+    complement each other (:mod:`~onnxprune.sparsity.permutation`); the dense outputs are
+    unchanged, proven on a batch; the model is preprocessed first (constants folded,
+    BatchNorm fused) so the channel analysis sees through exporter shape arithmetic. None (the
+    default): on with a pattern. ``permute_saliency`` (with data): ``obs`` or ``diag``, the
+    per-weight cost the reorder minimizes.
     """
     started = time.perf_counter()
     say = progress or (lambda message: None)
@@ -270,8 +282,15 @@ def sparsify(
     _check_nm_coverage(nm_coverage, nm, data)
     split = _choose_allocation(allocation, mode, spec, data)
     bias_correction = _choose_bias_correction(bias_correction, spec)
+    if permute is None:
+        permute = nm is not None
+    elif permute and nm is None:
+        raise InputError("permute reorders channels for an N:M pattern (give pattern='N:M')")
     source = load_model(model)
     normalized = normalize_model(source)
+    if permute:
+        say("preprocessing (constants folded, BatchNorm fused) for the channel analysis")
+        normalized = preprocess(normalized).model
     targets = find_layers(
         normalized,
         ignore=tuple(ignore),
@@ -282,6 +301,15 @@ def sparsify(
     notes: list[str] = []
     if nm is not None:
         _drop_non_nm(targets, nm)
+    permutation = None
+    if permute and targets.layers:
+        permutation = permute_for_nm(
+            normalized, {layer.node for layer in targets.layers}, *nm, data,
+            batch_size=batch_size, max_samples=max_samples, positions=positions, seed=seed,
+            saliency=permute_saliency, damp=damp, progress=say,
+        )  # fmt: skip
+        normalized = permutation.model
+        notes.append(permutation.summary())
     if nm_coverage < 1.0:
         _keep_costly_dense(
             normalized, targets, data, nm, nm_coverage, notes, say,
@@ -376,6 +404,7 @@ def sparsify(
         damp=damp if spec.reconstructs else None,
         seconds=time.perf_counter() - started,
         notes=notes,
+        permutation=permutation,
     )
 
 

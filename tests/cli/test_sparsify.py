@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -13,6 +14,8 @@ from click.testing import CliRunner
 from onnxprune.cli import cli
 from onnxprune.sparsity.obs import DEFAULT_DAMP
 from tests.sparsity.tiny import calibration, run, weight_zoo
+
+DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +84,24 @@ def test_sparsify_two_four_and_inspect_reports_it(files, tmp_path):
     assert table.exit_code == 0 and "2:4" in table.output
 
 
+def test_two_four_reorders_channels_unless_told_not_to(tmp_path):
+    """On the digits MobileNetV2 the default 2:4 run reorders channel groups (reported in the
+    JSON plan, with a measured output difference); ``--no-permute`` leaves them."""
+    model = DIGITS / "digits_mbv2.onnx"
+    plans = {}
+    for flag in ("--permute", "--no-permute"):
+        out = tmp_path / f"{flag}.onnx"
+        result = invoke("sparsify", model, "-o", out, "--pattern", "2:4", flag, "--json", "-")
+        assert result.exit_code == 0, result.output
+        plans[flag] = json.loads(result.output)
+    permutation = plans["--permute"]["permutation"]
+    assert permutation["max_relative_error"] <= 1e-4
+    assert any(group["reordered"] for group in permutation["groups"])
+    assert all(g["removed_after"] <= g["removed_before"] for g in permutation["groups"]
+               if g["removed_before"] is not None)  # fmt: skip
+    assert plans["--no-permute"]["permutation"] is None
+
+
 def test_error_allocation_and_bias_correction_from_the_cli(files, tmp_path):
     model, data = files
     out = tmp_path / "alloc.onnx"
@@ -127,6 +148,7 @@ def test_damp_reaches_the_obs_solver(files, tmp_path):
         ["--pattern", "2:4", "--nm-coverage", "1.5"],
         ["--nm-coverage", "0.9"],
         ["--pattern", "2:4", "--nm-coverage", "0.9"],
+        ["--sparsity", "0.5", "--permute"],
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(files, tmp_path, args):

@@ -132,6 +132,14 @@ def _load_data(data: str | None, model_path: str):
     "pattern; below what the eligible layers give, the layers whose pattern costs the most "
     "measured output error per weight stay dense until the share is reached.",
 )
+@click.option(
+    "--permute/--no-permute",
+    default=None,
+    help="With --pattern N:M: reorder each coupled channel group first (producers, consumers "
+    "and per-channel parameters together; outputs unchanged, checked) so that every run of M "
+    "channels holds channels that complement each other. The written model is the "
+    "preprocessed one (constants folded, BatchNorm fused). Default: on with --pattern.",
+)
 @click.option("--ignore", multiple=True, metavar="GLOB", help="Leave matching layers out entirely.")
 @click.option(
     "--protect", multiple=True, metavar="GLOB", help="Keep matching layers dense (still counted)."
@@ -157,7 +165,7 @@ def _load_data(data: str | None, model_path: str):
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def command(
     model, output, sparsity, pattern, criterion, global_, max_ratio, threshold, keep, data,
-    samples, allocation, bias_correction, damp, nm_coverage, ignore, protect, sparsity_for,
+    samples, allocation, bias_correction, damp, nm_coverage, permute, ignore, protect, sparsity_for,
     min_size, include_depthwise, sparse_storage, force, json_path, quiet,
 ) -> None:  # fmt: skip
     """Zero weights of MODEL's Conv/ConvTranspose/Gemm/MatMul layers and write the model."""
@@ -178,7 +186,7 @@ def command(
         protected=list(protect), sparsity_for=list(sparsity_for), min_size=min_size,
         skip_depthwise=not include_depthwise, max_ratio=max_ratio, max_samples=samples,
         allocation=allocation, bias_correction=bias_correction, damp=damp,
-        nm_coverage=nm_coverage,
+        nm_coverage=nm_coverage, permute=permute,
     )  # fmt: skip
     written = result.model
     original = Path(model).read_bytes()
