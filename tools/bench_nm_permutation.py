@@ -5,9 +5,9 @@ evaluation crops of 4 others, tools/effnet/crops.py) and each N:M coverage, runs
 ``onnxprune.sparsify(pattern="2:4", criterion="obs")`` on the preprocessed model (constants
 folded, BatchNorm fused: what ``permute`` writes, so every row starts from the same dense
 weights) with ``permute`` off, with the ``diag`` saliency and with the ``obs`` saliency, and
-reports top-1 agreement and mean KL to the dense model on the evaluation crops, the diagonal
-saliency share 2:4 removes before and after the reorder (mean over searched groups) and the
-wall time. ``--write`` puts the table in the ``nm-permutation`` section of docs/benchmarks.md.
+reports top-1 agreement and mean KL to the dense model on the evaluation crops, the share of
+the search's own saliency (``diag``: w²·E[x²]; ``obs``: w²/[(H + λI)⁻¹]_jj) that 2:4 removes
+before and after the reorder (mean over searched groups) and the wall time. ``--write`` puts the table in the ``nm-permutation`` section of docs/benchmarks.md.
 
     python tools/bench_nm_permutation.py --write
 """
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         f"average {load_start} at start, {load_average()} at end (2 shared CPU cores). "
         f"EfficientNet-Lite2, 2:4 OBS (damp {args.damp}), {args.calib} calibration crops, "
         f"{args.eval} evaluation crops of other photos; agreement and KL against the dense "
-        "model; removed = diagonal saliency share 2:4 removes, mean over the searched groups.",
+        "model; removed = share of the search's saliency (diag: w²·E[x²]; obs: w²/[(H + λI)⁻¹]_jj) "
+        "that 2:4 removes, mean over the searched groups.",
         "",
         markdown_table(
             ["draw", "coverage asked", "2:4 share", "permutation", "agreement", "mean KL",

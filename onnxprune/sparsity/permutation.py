@@ -307,9 +307,10 @@ class PermutedModel:
     model: ModelProto
     plan: PermutationPlan
     max_error: float  # largest relative output change measured against the input model
+    saliency: str = "magnitude"  # what the search kept: obs, diag or magnitude (no data)
 
     def to_dict(self) -> dict:
-        """JSON form: per group the removed diagonal saliency share before and after."""
+        """JSON form: per group the share of the saliency N:M removes, before and after."""
         groups = []
         for g in self.plan.groups:
             share = max(len(g.consumers), 1)
@@ -326,7 +327,7 @@ class PermutedModel:
                     "reason": g.reason,
                 }
             )
-        return {"max_relative_error": self.max_error, "groups": groups}
+        return {"saliency": self.saliency, "max_relative_error": self.max_error, "groups": groups}
 
     def summary(self) -> str:
         moved = [g for g in self.plan.groups if g.order is not None and g.after > g.before]
@@ -339,7 +340,8 @@ class PermutedModel:
         ) / len(searched)
         return (
             f"N:M channel permutation: {len(moved)} of {len(self.plan.groups)} channel groups "
-            f"reordered; diagonal saliency N:M removes {100 * before:.2f} % → {100 * after:.2f} % "
+            f"reordered; N:M removes {100 * before:.2f} % → {100 * after:.2f} % of the "
+            f"{self.saliency} saliency "
             f"(mean over {len(searched)} searched groups); outputs unchanged "
             f"(largest relative difference {self.max_error:.1e})"
         )
@@ -375,11 +377,12 @@ def permute_for_nm(
             analysis, data, saliency, damp, batch_size=batch_size, max_samples=max_samples,
             positions=positions, seed=seed,
         )  # fmt: skip
+    kind = saliency if data is not None else "magnitude"
     say("searching channel orders for N:M")
     plan = plan_orders(analysis, n, m, eligible, blockers=blockers, curvature=curvature, seed=seed)
     sources = plan.sources
     if not sources:
-        return PermutedModel(model, plan, 0.0)
+        return PermutedModel(model, plan, 0.0, kind)
     permuted = permute_channels(analysis, sources)
     error = _output_difference(analysis.model, permuted, data, batch_size)
     if not error <= EQUIVALENCE_TOL:
@@ -387,7 +390,7 @@ def permute_for_nm(
             f"internal error: the N:M channel permutation changed the outputs (relative "
             f"difference {error:.2e}); please report this model"
         )
-    return PermutedModel(permuted, plan, error)
+    return PermutedModel(permuted, plan, error, kind)
 
 
 def _curvatures(

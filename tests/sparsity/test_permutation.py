@@ -104,3 +104,9 @@ def test_permute_without_a_pattern_is_an_input_error(digits):
     model, _ = digits
     with pytest.raises(InputError, match="N:M"):
         sparsify(model, sparsity=0.5, permute=True)
+
+
+def test_unknown_saliency_is_an_input_error(digits):
+    model, _ = digits
+    with pytest.raises(InputError, match="saliency"):
+        sparsify(model, pattern="2:4", permute_saliency="best")
