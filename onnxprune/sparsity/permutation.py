@@ -50,6 +50,7 @@ from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
 from onnxprune.graph.measured_shapes import valid_random_feeds
+from onnxprune.graph.shapes import fix_input_shapes
 from onnxprune.rewrite.apply import RewriteError
 from onnxprune.rewrite.permute import permutation_blockers, permute_channels
 
@@ -308,6 +309,7 @@ class PermutedModel:
     plan: PermutationPlan
     max_error: float  # largest relative output change measured against the input model
     saliency: str = "magnitude"  # what the search kept: obs, diag or magnitude (no data)
+    skipped: str | None = None  # why nothing was reordered, when the reorder could not be proven
 
     def to_dict(self) -> dict:
         """JSON form: per group the share of the saliency N:M removes, before and after."""
@@ -327,9 +329,16 @@ class PermutedModel:
                     "reason": g.reason,
                 }
             )
-        return {"saliency": self.saliency, "max_relative_error": self.max_error, "groups": groups}
+        return {
+            "saliency": self.saliency,
+            "max_relative_error": self.max_error,
+            "skipped": self.skipped,
+            "groups": groups,
+        }
 
     def summary(self) -> str:
+        if self.skipped:
+            return f"N:M channel permutation skipped: {self.skipped}"
         moved = [g for g in self.plan.groups if g.order is not None and g.after > g.before]
         searched = [g for g in self.plan.groups if g.order is not None]
         if not searched:
@@ -369,6 +378,16 @@ def permute_for_nm(
     say = progress or (lambda message: None)
     say("analysing channel groups for the N:M permutation")
     analysis = analyze(model)
+    kind = saliency if data is not None else "magnitude"
+    feeds = _proof_feeds(analysis.model, data, batch_size)
+    try:
+        want = make_session(analysis.model).run(None, feeds)
+    except Exception as error:
+        reason = str(error).splitlines()[0][:160]
+        return PermutedModel(model, PermutationPlan(), 0.0, kind, skipped=(
+            f"the model does not run on synthetic inputs at the analysed shapes, so a reorder "
+            f"could not be proven (give data=...): {reason}"
+        ))  # fmt: skip
     blockers = permutation_blockers(analysis)
     curvature = None
     if data is not None:
@@ -377,14 +396,24 @@ def permute_for_nm(
             analysis, data, saliency, damp, batch_size=batch_size, max_samples=max_samples,
             positions=positions, seed=seed,
         )  # fmt: skip
-    kind = saliency if data is not None else "magnitude"
     say("searching channel orders for N:M")
     plan = plan_orders(analysis, n, m, eligible, blockers=blockers, curvature=curvature, seed=seed)
     sources = plan.sources
     if not sources:
         return PermutedModel(model, plan, 0.0, kind)
     permuted = permute_channels(analysis, sources)
-    error = _output_difference(analysis.model, permuted, data, batch_size)
+    try:
+        got = make_session(permuted).run(None, feeds)
+        error = max(
+            (float(np.linalg.norm(np.asarray(g, np.float64) - w) / max(np.linalg.norm(w), 1e-30))
+             for g, w in zip(got, want, strict=True)),
+            default=0.0,
+        )  # fmt: skip
+    except Exception as failure:
+        raise RewriteError(
+            f"internal error: the N:M channel permutation made a model that does not run "
+            f"({str(failure).splitlines()[0][:160]}); please report this model"
+        ) from None
     if not error <= EQUIVALENCE_TOL:
         raise RewriteError(
             f"internal error: the N:M channel permutation changed the outputs (relative "
@@ -417,16 +446,9 @@ def _curvatures(
     return curvature
 
 
-def _output_difference(original: ModelProto, permuted: ModelProto, data: Any, batch_size: int):
-    """max over outputs of ‖y' − y‖ / ‖y‖ on one batch of ``data`` or of valid random inputs."""
+def _proof_feeds(model: ModelProto, data: Any, batch_size: int) -> dict[str, np.ndarray]:
+    """One batch (at most 8 samples) of ``data``, else valid random inputs at the shapes the
+    analysis uses (dynamic dimensions 1)."""
     if data is not None:
-        feeds = next(iter_feeds(data, original, batch_size=min(batch_size, 8), max_samples=8))
-    else:
-        feeds = valid_random_feeds(original, seed=0)
-    want = make_session(original).run(None, feeds)
-    got = make_session(permuted).run(None, feeds)
-    errors = [
-        float(np.linalg.norm(np.asarray(g, np.float64) - w) / max(np.linalg.norm(w), 1e-30))
-        for g, w in zip(got, want, strict=True)
-    ]
-    return max(errors, default=0.0)
+        return next(iter_feeds(data, model, batch_size=min(batch_size, 8), max_samples=8))
+    return valid_random_feeds(fix_input_shapes(model), seed=0)

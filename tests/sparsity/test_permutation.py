@@ -14,7 +14,7 @@ from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
 from onnxprune.passes import preprocess
 from onnxprune.sparsity.patterns import nm_mask
-from onnxprune.sparsity.permutation import retained, search_order
+from onnxprune.sparsity.permutation import _proof_feeds, retained, search_order
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
 
@@ -110,3 +110,29 @@ def test_unknown_saliency_is_an_input_error(digits):
     model, _ = digits
     with pytest.raises(InputError, match="saliency"):
         sparsify(model, pattern="2:4", permute_saliency="best")
+
+
+@pytest.mark.parametrize("name", ["convnext", "vit_tiny", "bert"])
+def test_default_two_four_on_zoo_models_with_dynamic_axes(zoo_onnx, name):
+    """Data-free, the reorder is proven on valid random inputs at the analysed shapes (dynamic
+    dims 1, never an empty batch): a real, non-zero comparison."""
+    result = sparsify(zoo_onnx(name), pattern="2:4")
+    assert result.permutation is not None and result.permutation.skipped is None
+    feeds = _proof_feeds(result.permutation.model, None, 8)
+    assert all(min(np.shape(value), default=1) >= 1 for value in feeds.values())
+    assert 0 < result.permutation.max_error <= 1e-4
+
+
+def test_a_model_that_cannot_run_is_left_in_order_with_a_note(digits, monkeypatch):
+    import onnxprune.sparsity.permutation as permutation
+
+    class Broken:
+        def run(self, *args, **kwargs):
+            raise RuntimeError("cannot run")
+
+    monkeypatch.setattr(permutation, "make_session", lambda model: Broken())
+    model, _ = digits
+    result = sparsify(model, pattern="2:4")
+    assert result.permutation.skipped and "cannot run" in result.permutation.skipped
+    assert any("permutation skipped" in note for note in result.notes)
+    assert all(layer.holds_nm for layer in result.layers)
