@@ -61,7 +61,7 @@ from onnxprune.sparsity.patterns import (
     parse_nm,
     threshold_mask,
 )
-from onnxprune.sparsity.permutation import SALIENCIES, PermutedModel, permute_for_nm
+from onnxprune.sparsity.permutation import PermutedModel, check_saliency, permute_for_nm
 from onnxprune.sparsity.plan import whole_model_counts
 from onnxprune.sparsity.reconstruct import LayerJob, mask_from_scores, reconstruct_sequential
 from onnxprune.sparsity.targets import DEFAULT_MIN_SIZE, SparseLayer, TargetSet, find_layers
@@ -282,10 +282,7 @@ def sparsify(
     _check_nm_coverage(nm_coverage, nm, data)
     split = _choose_allocation(allocation, mode, spec, data)
     bias_correction = _choose_bias_correction(bias_correction, spec)
-    if permute_saliency not in SALIENCIES:
-        raise InputError(
-            f"unknown permutation saliency {permute_saliency!r} (use {', '.join(SALIENCIES)})"
-        )
+    check_saliency(permute_saliency)
     if permute is None:
         permute = nm is not None
     elif permute and nm is None:

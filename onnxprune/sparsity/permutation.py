@@ -53,6 +53,7 @@ from onnxprune.graph.measured_shapes import valid_random_feeds
 from onnxprune.graph.shapes import fix_input_shapes
 from onnxprune.rewrite.apply import RewriteError
 from onnxprune.rewrite.permute import permutation_blockers, permute_channels
+from onnxprune.sparsity.obs import inverse_cholesky
 
 #: Runs per search window (each window's swap gains are computed in full).
 DEFAULT_WINDOW = 16
@@ -422,6 +423,12 @@ def permute_for_nm(
     return PermutedModel(permuted, plan, error, kind)
 
 
+def check_saliency(saliency: str) -> None:
+    """An unknown permutation saliency is bad input."""
+    if saliency not in SALIENCIES:
+        raise InputError(f"unknown permutation saliency {saliency!r} (use {', '.join(SALIENCIES)})")
+
+
 def _curvatures(
     analysis: ChannelAnalysis, data: Any, saliency: str, damp: float, **settings
 ) -> dict[str, np.ndarray]:
@@ -429,17 +436,13 @@ def _curvatures(
     of zeroing one weight is w²·κ: correlated columns that the others can stand in for cost
     less), λ = damp·mean(diag H); ``diag`` H_jj = E[x_j²] (Wanda², no correlations). Consumers
     too wide for a Gram matrix get ``diag``."""
-    if saliency not in SALIENCIES:
-        raise InputError(f"unknown permutation saliency {saliency!r} (use {', '.join(SALIENCIES)})")
+    check_saliency(saliency)
     stats = collect_statistics(analysis, data, gram=saliency == "obs", **settings)
     curvature = {}
     for layer in stats.consumers:
         if layer.node in stats.grams:
-            h = stats.hessian(layer.node)
-            diag = np.diag(h)
-            scale = float(diag.mean()) if diag.size and diag.mean() > 0 else 1.0
-            inverse = np.linalg.inv(h + damp * scale * np.eye(len(h)))
-            curvature[layer.node] = 1.0 / np.diag(inverse)
+            factor = inverse_cholesky(stats.hessian(layer.node), damp)  # (H + λI)⁻¹ = UᵀU
+            curvature[layer.node] = 1.0 / (factor**2).sum(axis=0)
         elif layer.node in stats.features:
             energy = stats.features[layer.node].rms ** 2
             curvature[layer.node] = np.repeat(energy, layer.kernel_size)
