@@ -59,6 +59,8 @@ class PruningPlan:
     prunable_macs: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: said on every run: dynamic input dimensions analysed at size 1 (:func:`shape_warning`)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def groups_pruned(self) -> int:
@@ -163,7 +165,27 @@ def prune(
     plan = build_plan(analysis, removed, criterion, policy, notes)
     plan.seconds = timings
     fill_plan_stats(plan, original, pruned, input_shapes, analysis)
+    warning = shape_warning(original, input_shapes)
+    if warning:
+        plan.warnings.append(warning)
     return PruneResult(pruned, plan, analysis)
+
+
+def shape_warning(model: ModelProto, input_shapes: dict[str, list[int]] | None) -> str | None:
+    """Why MACs and groups may be wrong when inputs have dynamic dimensions after the batch
+    axis that ``input_shapes`` does not fix: the analysis sets them to 1, so a convolutional
+    network is analysed on a 1×1 image (MACs at that size; groups whose shapes break there are
+    blocked). None when every such dimension is known."""
+    from onnxprune.stats.summary import dynamic_dims_hint
+
+    hint = dynamic_dims_hint(model, dict(input_shapes or {}))
+    if hint is None:
+        return None
+    fix = hint.removeprefix("dynamic input dimensions: ")
+    return (
+        "dynamic input dimensions after the batch axis were set to 1: MACs are counted at "
+        f"that size and groups whose shapes break there are blocked; {fix}"
+    )
 
 
 def build_plan(analysis: ChannelAnalysis, removed, criterion: str, policy, notes) -> PruningPlan:

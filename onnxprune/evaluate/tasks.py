@@ -6,11 +6,23 @@ can run on every output of a candidate and its reference model.
 
 1. decode the candidate's outputs with ``spec.decoder`` (:mod:`onnxprune.evaluate.decoders`);
 2. the truth: for a ``NAME_vs_original`` metric, the reference's decoded outputs (detections
-   with score ≥ ``spec.score_threshold``, or its label map) — pseudo ground truth for data
+   with score ≥ the pseudo-truth threshold, or its label map) — pseudo ground truth for data
    without labels; otherwise the data's ``boxes``/``box_labels`` or ``masks``
    (:mod:`onnxprune.evaluate.targets`);
 3. the metric's formula on (predictions, truth). Segmentation maps at another resolution than
    the masks are resized to the masks' size (nearest neighbour) first.
+
+Pseudo-truth threshold (:func:`reference_threshold`): ``spec.score_threshold``, unless the
+reference finds fewer than ``MIN_REFERENCE_BOXES_PER_IMAGE`` boxes per image above it on the
+scored images (a detector shown photos without its classes). Then it is lowered to the score
+of the reference's k-th best box over those images, k = ⌈n · MIN_REFERENCE_BOXES_PER_IMAGE⌉
+(all its boxes when it has fewer), and a ``_vs_original`` metric compares the candidate's most
+confident boxes with the reference's: P/R/F1 count the candidate's boxes at the same lowered
+threshold. Without the lowering the pseudo truth is empty, every candidate that predicts any
+box scores 0 — the original against itself included — and a guard on that metric is blind.
+The original against itself always scores 100: its boxes above the threshold are the truth and
+rank first. A reference with no box at all (not even of ``min_score``) leaves the metric
+undefined: :func:`check_reference` says so.
 
 Defaults (:func:`default_metric_name`): ``map50`` / ``miou`` / ``mask_iou`` with ground truth,
 their ``_vs_original`` forms without.
@@ -156,8 +168,57 @@ def decode(spec: TaskSpec, outputs: Any) -> Any:
     return get_decoder(spec.decoder, spec.task)(arrays, names, spec)
 
 
+#: the reference must find this many boxes per image on average above the pseudo-truth threshold
+MIN_REFERENCE_BOXES_PER_IMAGE = 1.0
+
+
+def reference_threshold(spec: TaskSpec, decoded: Sequence[Any]) -> float:
+    """The score from which the reference's detections are pseudo ground truth (module doc):
+    ``spec.score_threshold``, or the score of its k-th best box when fewer pass it."""
+    scores = np.sort(np.concatenate([d.scores for d in decoded] or [np.zeros(0)]))[::-1]
+    wanted = int(np.ceil(len(decoded) * MIN_REFERENCE_BOXES_PER_IMAGE))
+    if scores.size == 0 or int(np.sum(scores >= spec.score_threshold)) >= wanted:
+        return float(spec.score_threshold)
+    return float(scores[min(wanted, scores.size) - 1])
+
+
+def reference_spec(spec: TaskSpec, decoded_reference: Sequence[Any]) -> TaskSpec:
+    """``spec`` with the pseudo-truth threshold of ``decoded_reference`` (detection only)."""
+    if spec.task != TASK_DETECT:
+        return spec
+    threshold = reference_threshold(spec, decoded_reference)
+    if threshold == spec.score_threshold:
+        return spec
+    return dataclasses.replace(spec, score_threshold=threshold)
+
+
+def check_reference(spec: TaskSpec, reference: Any, what: str) -> str | None:
+    """A note when the pseudo-truth threshold on ``reference`` (every output of the original
+    on ``what``) is lowered; InputError when the original detects nothing at all there."""
+    if spec.task != TASK_DETECT:
+        return None
+    decoded = decode(spec, reference)
+    if not any(len(d) for d in decoded):
+        raise InputError(
+            f"the original model detects no box of score >= {spec.min_score:g} on {what} "
+            f"({len(decoded)} images): a *_vs_original detection metric has nothing to compare; "
+            "give other images or ground-truth boxes"
+        )
+    threshold = reference_threshold(spec, decoded)
+    if threshold == spec.score_threshold:
+        return None
+    above = sum(int(np.sum(d.scores >= spec.score_threshold)) for d in decoded)
+    return (
+        f"the original finds {above} box(es) of score >= {spec.score_threshold:g} on {what} "
+        f"({len(decoded)} images): *_vs_original metrics take its boxes of score >= "
+        f"{threshold:.4g} as the truth there (its most confident, "
+        f"{MIN_REFERENCE_BOXES_PER_IMAGE:g} per image)"
+    )
+
+
 def pseudo_truth(spec: TaskSpec, decoded: Any) -> Any:
-    """The reference's decoded predictions as ground truth (score ≥ score_threshold)."""
+    """The reference's decoded predictions as ground truth (detections: score ≥ the
+    ``spec.score_threshold`` of :func:`reference_spec`)."""
     if spec.task == TASK_DETECT:
         return [d.above(spec.score_threshold) for d in decoded]
     return decoded
@@ -171,12 +232,17 @@ def resize_nearest(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return maps[:, rows][:, :, cols]
 
 
-def _truth(metric: Metric, spec: TaskSpec, reference: Any, targets: Mapping[str, Any]) -> Any:
+def _truth(
+    metric: Metric, spec: TaskSpec, reference: Any, targets: Mapping[str, Any]
+) -> tuple[Any, TaskSpec]:
+    """(truth, the spec to score with): see the module doc."""
     if metric.name.endswith(VS_ORIGINAL):
-        return pseudo_truth(spec, decode(spec, reference))
+        decoded = decode(spec, reference)
+        spec = reference_spec(spec, decoded)
+        return pseudo_truth(spec, decoded), spec
     if spec.task == TASK_DETECT:
-        return truth_detections(targets)
-    return truth_masks(targets)
+        return truth_detections(targets), spec
+    return truth_masks(targets), spec
 
 
 def evaluate_decoded(metric: Metric, spec: TaskSpec, predictions: Any, truth: Any) -> float:
@@ -203,8 +269,8 @@ def score_task(
             f"metric '{metric.name}' is a {metric.task} metric: give --task {metric.task} and "
             "--decoder NAME so the outputs can be decoded"
         )
-    truth = _truth(metric, spec, reference, dict(targets or {}))
-    return evaluate_decoded(metric, spec, decode(spec, candidate), truth)
+    truth, scoring = _truth(metric, spec, reference, dict(targets or {}))
+    return evaluate_decoded(metric, scoring, decode(spec, candidate), truth)
 
 
 def task_values(
@@ -218,20 +284,23 @@ def task_values(
     adds ``iou_class_K`` (percent) per class. Decodes each model once."""
     targets = dict(targets or {})
     predictions = decode(spec, candidate)
-    truths: dict[str, Any] = {}
+    truths: dict[str, tuple[Any, TaskSpec]] = {}
     if has_truth(spec, targets):
-        truths[""] = truth_detections(targets) if spec.task == TASK_DETECT else truth_masks(targets)
+        found = truth_detections(targets) if spec.task == TASK_DETECT else truth_masks(targets)
+        truths[""] = (found, spec)
     if reference is not None:
-        truths[VS_ORIGINAL] = pseudo_truth(spec, decode(spec, reference))
+        decoded = decode(spec, reference)
+        scoring = reference_spec(spec, decoded)
+        truths[VS_ORIGINAL] = (pseudo_truth(scoring, decoded), scoring)
     values: dict[str, float] = {}
-    for suffix, truth in truths.items():
+    for suffix, (truth, scoring) in truths.items():
         for name in task_metric_names(spec.task):
             if name.endswith(VS_ORIGINAL) or (
                 spec.task == TASK_SEGMENT and _skip_for_decoder(name, spec)
             ):
                 continue
             metric = get_metric(name)
-            values[name + suffix] = evaluate_decoded(metric, spec, predictions, truth)
+            values[name + suffix] = evaluate_decoded(metric, scoring, predictions, truth)
         if spec.task == TASK_SEGMENT and not suffix:
             from onnxprune.evaluate.segmentation import per_class_iou
 

@@ -207,9 +207,12 @@ def validate(
             accuracy["reference"][metric.name] = apply_metric(metric, ref_out, dataset.labels)
             accuracy["candidate"][metric.name] = apply_metric(metric, cand_out, dataset.labels)
     if task is not None:
-        from onnxprune.evaluate.tasks import task_targets, task_values
+        from onnxprune.evaluate.tasks import check_reference, task_targets, task_values
 
         targets = task_targets(dataset)
+        note = check_reference(task, ref_out, f"'{dataset.source}'")
+        if note:
+            notes.append(note)
         for model, outputs in (("reference", ref_out), ("candidate", cand_out)):
             values = task_values(task, outputs, targets, reference=ref_out)
             accuracy[model].update(values)

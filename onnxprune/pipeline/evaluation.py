@@ -50,6 +50,7 @@ from onnxprune.evaluate.fidelity import default_reference_metric
 from onnxprune.evaluate.noise import DEFAULT_SIGMA, NoiseFloor, measure_noise_floor, perturb_inputs
 from onnxprune.evaluate.registry import KIND_LABELS, KIND_REFERENCE, KIND_TASK, Metric
 from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset, static_batch
+from onnxprune.evaluate.tasks import VS_ORIGINAL
 from onnxprune.evaluate.user_metric import resolve_metric
 from onnxprune.evaluate.validation import apply_metric
 
@@ -163,6 +164,7 @@ class GuardEvaluator:
         self.notes = list(notes or [])
         self.quick_set = _quick_subset(evaluation, seed)
         self._reference = self._outputs(original, evaluation, "evaluating the original")
+        self._check_pseudo_truth()
         self._quick_reference = _subset_outputs(self._reference, self.quick_set[1])
         self.baseline = self._score(self._reference, evaluation)
         self.quick_baseline = self._score(self._quick_reference, self.quick_set[0])
@@ -177,6 +179,19 @@ class GuardEvaluator:
             noise=self.noise,
             threshold=max(limit, self.noise.floor),
         )
+
+    def _check_pseudo_truth(self) -> None:
+        """A ``*_vs_original`` detection guard needs boxes from the original: note a lowered
+        pseudo-truth threshold, refuse (InputError) when the original detects nothing
+        (:func:`~onnxprune.evaluate.tasks.check_reference`)."""
+        if self.metric.kind != KIND_TASK or not self.metric.name.endswith(VS_ORIGINAL):
+            return
+        from onnxprune.evaluate.tasks import check_reference
+
+        what = f"the evaluation data '{self.evaluation.source}'"
+        note = check_reference(self.metric.spec, self._reference, what)
+        if note and note not in self.notes:
+            self.notes.append(note)
 
     def loss(self, value: float | None, baseline: float | None = None) -> float | None:
         """Quality lost from ``baseline`` (default: the original's) to ``value``, signed by the

@@ -139,11 +139,11 @@ def summarize(model: ModelProto, input_shapes: dict[str, list[int]] | None = Non
         nodes=len(model.graph.node),
         input_shapes=macs.input_shapes,
         notes=[n for n in macs.notes if "was set to 1" not in n],
-        macs_unknown=_unresolved_dims(model, input_shapes or {}),
+        macs_unknown=dynamic_dims_hint(model, input_shapes or {}),
     )
 
 
-def _unresolved_dims(model: ModelProto, input_shapes: dict[str, list[int]]) -> str | None:
+def dynamic_dims_hint(model: ModelProto, input_shapes: dict[str, list[int]]) -> str | None:
     """A hint naming the inputs whose dimensions after the batch axis are dynamic and not in
     ``input_shapes`` (MACs depend on them), or None when every such dimension is known."""
     from onnxprune.errors import input_shape_hint

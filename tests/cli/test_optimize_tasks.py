@@ -141,3 +141,42 @@ def test_config_task_section(tmp_path):
 
     with pytest.raises(InputError, match="unknown option 'threshold' in \\[task\\]"):
         read_config(path)
+
+
+@pytest.fixture(scope="module")
+def images_only(tmp_path_factory, small_eval) -> Path:
+    """The small evaluation images without boxes or masks (so *_vs_original metrics)."""
+    path = tmp_path_factory.mktemp("shapes_images") / "images.npz"
+    with np.load(small_eval) as data:
+        np.savez(path, images=data["images"][:24])
+    return path
+
+
+def test_validate_lowers_the_pseudo_truth_threshold_and_says_so(tmp_path, images_only):
+    # no box of the shipped detector scores 0.99999: the pseudo truth would be empty and the
+    # original would score 0 against itself
+    result = invoke(
+        "validate", SHAPES / "shapes_detector.onnx", SHAPES / "shapes_detector.onnx",
+        "--data", images_only, "--task", "detect", "--decoder", "yolov8",
+        "--score-threshold", "0.99999", "--json", tmp_path / "v.json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["accuracy"]["candidate"]["map50_vs_original"] == pytest.approx(100.0)
+    assert report["accuracy"]["candidate"]["det_recall_vs_original"] == pytest.approx(100.0)
+    assert any("as the truth there" in note for note in report["notes"])
+
+
+def test_optimize_guard_is_not_blind_when_the_original_finds_few_boxes(tmp_path, images_only):
+    report_json = tmp_path / "r.json"
+    result = invoke(
+        "optimize", SHAPES / "shapes_detector.onnx", "-o", tmp_path / "out.onnx",
+        "--data", images_only, "--task", "detect", "--decoder", "yolov8",
+        "--score-threshold", "0.99999", "--target", "macs=0.9", "--steps", "1",
+        "--max-drop", "100", *FAST, "--report-json", report_json, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code in (0, 3), result.output
+    report = json.loads(report_json.read_text())
+    assert report["metric_name"] == "map50_vs_original"
+    assert report["metric_before"] == pytest.approx(100.0)
+    assert any("as the truth there" in note for note in report["notes"])

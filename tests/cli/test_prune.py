@@ -116,3 +116,25 @@ def test_prune_with_data_uses_a_data_driven_criterion(tmp_path):
         ],
     )
     assert missing.exit_code == 2 and "--data" in missing.stderr
+
+
+def test_dynamic_spatial_dims_are_warned_about_on_every_run(model, tmp_path):
+    import onnx
+
+    proto = onnx.load(model)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    dynamic = tmp_path / "dynamic.onnx"
+    onnx.save(proto, dynamic)
+    result = invoke("prune", dynamic, "-o", tmp_path / "out.onnx", "--ratio", "0.3")
+    assert result.exit_code == 0, result.output
+    assert "warning: dynamic input dimensions after the batch axis were set to 1" in result.output
+    assert "--input-shape" in result.output
+    static = onnx.load(model).graph.input[0].type.tensor_type.shape.dim
+    shape = ",".join(["1", *(str(d.dim_value) for d in list(static)[1:])])
+    fixed = invoke(
+        "prune", dynamic, "-o", tmp_path / "out2.onnx", "--ratio", "0.3", "--force",
+        "--input-shape", f"{proto.graph.input[0].name}:{shape}", "--json", "-",
+    )  # fmt: skip
+    assert fixed.exit_code == 0, fixed.output
+    assert json.loads(fixed.output)["warnings"] == []

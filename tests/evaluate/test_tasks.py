@@ -86,3 +86,56 @@ def test_detection_values_names():
     values = task_values(DETECT, GOOD, TARGETS, reference=HALF)
     assert values["map50"] == pytest.approx(100.0)
     assert set(values) >= {"map50_95", "det_f1", "map50_vs_original"}
+
+
+def images(*outputs) -> list[np.ndarray]:
+    """One yolov8 output for several images (each from :func:`head`)."""
+    return [np.concatenate([output[0] for output in outputs])]
+
+
+# a detector shown photos without its classes: no box reaches the 0.25 score threshold
+QUIET = images(
+    head([[15, 15, 10, 10, 0.05, 0.0], [45, 45, 10, 10, 0.0, 0.04]]),
+    head([[30, 30, 8, 8, 0.0, 0.06], [5, 5, 4, 4, 0.02, 0.0]]),
+)
+
+
+def test_pseudo_truth_threshold_is_lowered_when_the_original_finds_too_few_boxes():
+    from onnxprune.evaluate.tasks import decode, reference_threshold
+
+    # 2 images want 2 boxes: the second best score (0.05) becomes the threshold
+    assert reference_threshold(DETECT, decode(DETECT, QUIET)) == pytest.approx(0.05)
+    # enough confident boxes: the declared threshold stays
+    assert reference_threshold(DETECT, decode(DETECT, GOOD)) == pytest.approx(0.25)
+
+
+def test_the_original_against_itself_scores_100_even_without_confident_boxes():
+    values = task_values(DETECT, QUIET, reference=QUIET)
+    names = ["map50", "map50_95", "det_precision", "det_recall", "det_f1"]
+    for name in names:
+        assert values[name + "_vs_original"] == pytest.approx(100.0), name
+        metric = bind_task_metric(name + "_vs_original", DETECT)
+        assert score_task(metric, QUIET, QUIET, {}) == pytest.approx(100.0), name
+
+
+def test_a_candidate_that_loses_the_originals_best_boxes_scores_lower():
+    swapped = images(  # the confident boxes of the original now score lowest
+        head([[15, 15, 10, 10, 0.01, 0.0], [45, 45, 10, 10, 0.0, 0.04]]),
+        head([[30, 30, 8, 8, 0.0, 0.01], [5, 5, 4, 4, 0.06, 0.0]]),
+    )
+    values = task_values(DETECT, swapped, reference=QUIET)
+    assert values["det_recall_vs_original"] == pytest.approx(0.0)
+    # each class: a false positive ranks above its one true positive -> AP 1/2
+    assert values["map50_vs_original"] == pytest.approx(50.0)
+
+
+def test_check_reference_notes_the_lowered_threshold_and_refuses_an_empty_original():
+    from onnxprune.evaluate.tasks import check_reference
+
+    assert check_reference(DETECT, GOOD, "d.npz") is None
+    note = check_reference(DETECT, QUIET, "d.npz")
+    assert "0 box(es) of score >= 0.25 on d.npz (2 images)" in note and ">= 0.05" in note
+    silent = images(head([[15, 15, 10, 10, 0.0001, 0.0]]))
+    with pytest.raises(InputError, match=r"detects no box of score >= 0\.001 on d\.npz"):
+        check_reference(DETECT, silent, "d.npz")
+    assert check_reference(SEGMENT, [np.zeros((1, 2, 2, 2), np.float32)], "d.npz") is None

@@ -151,7 +151,7 @@ def section_layers(summary: ModelSummary, console: Console, options: InspectOpti
         table.add_row(
             escape(layer.name),
             layer.op_type,
-            _shape_text(layer.output_shape),
+            "?" if summary.macs_unknown else _shape_text(layer.output_shape),
             f"{layer.params:,}",
             "?" if layer.macs is None or summary.macs_unknown else f"{layer.macs:,}",
             share,

@@ -9,7 +9,7 @@ import click
 
 from onnxprune import defaults
 from onnxprune.cli.options import input_shape_option, parse_input_shapes
-from onnxprune.errors import InputError
+from onnxprune.errors import InputError, cli_words
 
 
 def parse_ratio_for(values: tuple[str, ...]) -> dict[str, float]:
@@ -55,6 +55,8 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
         f"{plan.groups_blocked} blocked; prunable MAC share "
         f"{plan.prunable_macs / max(plan.macs_before, 1):.1%}"
     )
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {escape(cli_words(warning))}", highlight=False)
     if not plan.groups_pruned:
         for note in plan.notes:  # why nothing could be pruned
             console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
