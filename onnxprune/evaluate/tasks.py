@@ -21,8 +21,9 @@ confident boxes with the reference's: P/R/F1 count the candidate's boxes at the 
 threshold. Without the lowering the pseudo truth is empty, every candidate that predicts any
 box scores 0 — the original against itself included — and a guard on that metric is blind.
 The original against itself always scores 100: its boxes above the threshold are the truth and
-rank first. A reference with no box at all (not even of ``min_score``) leaves the metric
-undefined: :func:`check_reference` says so.
+rank first. A reference with no box at all (not even of ``min_score``), or a single-channel
+segmentation map without a foreground pixel, leaves the metric undefined:
+:func:`check_reference` says so.
 
 Defaults (:func:`default_metric_name`): ``map50`` / ``miou`` / ``mask_iou`` with ground truth,
 their ``_vs_original`` forms without.
@@ -194,10 +195,18 @@ def reference_spec(spec: TaskSpec, decoded_reference: Sequence[Any]) -> TaskSpec
 
 def check_reference(spec: TaskSpec, reference: Any, what: str) -> str | None:
     """A note when the pseudo-truth threshold on ``reference`` (every output of the original
-    on ``what``) is lowered; InputError when the original detects nothing at all there."""
-    if spec.task != TASK_DETECT:
-        return None
+    on ``what``) is lowered; InputError when the original detects nothing at all there, or
+    (single-channel segmentation decoders) marks no foreground pixel: binary IoU/F1 against an
+    empty truth are 100 for an empty map and 0 for any other, so they measure nothing."""
     decoded = decode(spec, reference)
+    if spec.task == TASK_SEGMENT:
+        if spec.decoder in BINARY_DECODERS and not np.any(np.asarray(decoded) != 0):
+            raise InputError(
+                f"the original model marks no foreground pixel on {what} "
+                f"({len(decoded)} images): *_vs_original mask metrics have nothing to compare; "
+                "give other images or ground-truth masks"
+            )
+        return None
     if not any(len(d) for d in decoded):
         raise InputError(
             f"the original model detects no box of score >= {spec.min_score:g} on {what} "

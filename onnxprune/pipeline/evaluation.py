@@ -181,7 +181,7 @@ class GuardEvaluator:
         )
 
     def _check_pseudo_truth(self) -> None:
-        """A ``*_vs_original`` detection guard needs boxes from the original: note a lowered
+        """A ``*_vs_original`` task guard needs something from the original: note a lowered
         pseudo-truth threshold, refuse (InputError) when the original detects nothing
         (:func:`~onnxprune.evaluate.tasks.check_reference`)."""
         if self.metric.kind != KIND_TASK or not self.metric.name.endswith(VS_ORIGINAL):
