@@ -140,6 +140,6 @@ def test_check_reference_notes_the_lowered_threshold_and_refuses_an_empty_origin
         check_reference(DETECT, silent, "d.npz")
     assert check_reference(SEGMENT, [np.zeros((1, 2, 2, 2), np.float32)], "d.npz") is None
     binary = TaskSpec("segment", "probability")
-    with pytest.raises(InputError, match="marks no foreground pixel on d.npz"):
+    with pytest.raises(InputError, match=r"marks no foreground pixel on d\.npz"):
         check_reference(binary, [np.zeros((1, 1, 4, 4), np.float32)], "d.npz")
     assert check_reference(binary, [np.full((1, 1, 4, 4), 0.9, np.float32)], "d.npz") is None
