@@ -1,7 +1,8 @@
 """Metrics against labels: top-1, top-5, macro precision, recall and F1 (in %, 0-100).
 
 Each takes ``(outputs, labels)``: the model's output tensors (a list, or one array) and the
-labels; the first output holds the class scores. Scores and labels are aligned by
+labels; the class scores are the first floating-point output of rank ≥ 2
+(:func:`score_output_index`; output 0 when there is none). Scores and labels are aligned by
 :func:`class_scores`:
 
 * scores ``(N, C)`` with labels ``(N,)``: one prediction per sample;
@@ -24,13 +25,35 @@ from onnxprune.errors import InputError
 from onnxprune.evaluate.registry import KIND_LABELS, builtin
 
 
+def score_output_index(outputs: Sequence[np.ndarray]) -> int:
+    """Which output holds the class scores: the first floating-point array of rank ≥ 2, else
+    output 0. A classifier may put its predicted labels first (skl2onnx: ``label`` (N,) int64,
+    then ``probabilities`` (N, C)); a label is not a score."""
+    for index, array in enumerate(outputs):
+        if (
+            isinstance(array, np.ndarray)
+            and array.ndim >= 2
+            and np.issubdtype(array.dtype, np.floating)
+        ):
+            return index
+    return 0
+
+
 def first_output(outputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-    """The class-score tensor: ``outputs`` itself when an array, else its first element."""
+    """The class-score tensor: ``outputs`` itself when an array, else the output named by
+    :func:`score_output_index`."""
     if isinstance(outputs, np.ndarray):
         return outputs
     if len(outputs) == 0:
         raise InputError("the model has no outputs to score")
-    return np.asarray(outputs[0])
+    return np.asarray(outputs[score_output_index(outputs)])
+
+
+def _describe(array) -> str:
+    array = np.asarray(array)
+    if array.dtype == object:
+        return f"{tuple(array.shape)} of non-tensor values (a sequence or map, e.g. ZipMap's)"
+    return f"{tuple(array.shape)} {array.dtype}"
 
 
 def class_scores(
@@ -42,8 +65,11 @@ def class_scores(
     scores = first_output(outputs)
     labels = np.asarray(labels)
     if scores.ndim < 2:
+        arrays = [outputs] if isinstance(outputs, np.ndarray) else list(outputs)
         raise InputError(
-            f"label metrics need class scores (N, C, ...); the output has shape {scores.shape}"
+            "label metrics need class scores (N, C, ...) and no output is a float tensor of "
+            f"rank >= 2 (outputs: {'; '.join(_describe(a) for a in arrays)}); export the class "
+            "scores as a tensor output"
         )
     if labels.shape == scores.shape and scores.shape[1] > 1:
         labels = labels.argmax(axis=1)

@@ -47,6 +47,7 @@ from onnx import ModelProto
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import Dataset, load_data
 from onnxprune.evaluate.fidelity import default_reference_metric
+from onnxprune.evaluate.metrics import score_output_index
 from onnxprune.evaluate.noise import DEFAULT_SIGMA, NoiseFloor, measure_noise_floor, perturb_inputs
 from onnxprune.evaluate.registry import KIND_LABELS, KIND_REFERENCE, KIND_TASK, Metric
 from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset, static_batch
@@ -351,7 +352,8 @@ class GuardEvaluator:
                 from onnxprune.evaluate.embedding import attention_mask
 
                 extra = {"mask": attention_mask(dataset.inputs)}
-            return float(self.metric.fn(outputs.arrays[0], reference.arrays[0], **extra))
+            index = score_output_index(reference.arrays)
+            return float(self.metric.fn(outputs.arrays[index], reference.arrays[index], **extra))
         if self.metric.kind == KIND_TASK:
             from onnxprune.evaluate.tasks import score_task, task_targets
 
@@ -626,13 +628,14 @@ def _default_metric(original, evaluation: Dataset, probe: ModelOutputs) -> str:
     from onnxprune.evaluate.embedding import default_metric_name
 
     specs = [(name, array.dtype, list(array.shape)) for name, array in evaluation.inputs.items()]
+    index = score_output_index(probe.arrays)
     if any(np.issubdtype(dtype, np.integer) for _, dtype, _ in specs):
-        first = probe.arrays[0]
-        outputs = [(probe.names[0], first.dtype, list(first.shape))]
+        first = probe.arrays[index]
+        outputs = [(probe.names[index], first.dtype, list(first.shape))]
         name = default_metric_name(specs, outputs, has_labels=False)
         if name != "agreement":
             return name
-    return default_reference_metric(probe.arrays[0])
+    return default_reference_metric(probe.arrays[index])
 
 
 def _quick_subset(evaluation: Dataset, seed: int) -> tuple[Dataset, np.ndarray]:

@@ -227,7 +227,7 @@ def distill(
     if schedule not in ("constant", "cosine"):
         raise InputError(f"distill schedule must be 'constant' or 'cosine', got '{schedule}'")
     report = report if report is not None else DistillReport()
-    outputs = [value.name for value in pruned.graph.output]
+    outputs = _float_outputs(pruned)
     pruned_names = {out for node in pruned.graph.node for out in node.output}
     original_names = {out for node in original.graph.node for out in node.output}
     missing = [name for name in features if name not in pruned_names or name not in original_names]
@@ -330,6 +330,19 @@ def distill(
     report.seconds = time.perf_counter() - start
     report.heldout_after = best_loss
     return _with_values(pruned, best)
+
+
+def _float_outputs(model: ModelProto) -> list[str]:
+    """The graph outputs the loss compares: float32 tensors. Integer outputs (a classifier's
+    predicted label) and non-tensor ones (ZipMap's maps) have no gradient."""
+    names = [
+        value.name
+        for value in model.graph.output
+        if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type == FLOAT
+    ]
+    if not names:
+        raise InputError("distill needs a float32 tensor output to compare; the model has none")
+    return names
 
 
 def _supports(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -79,6 +79,17 @@ def test_bare_array_is_the_first_output():
     assert top1(SCORES, LABELS) == top1([SCORES, np.zeros(4)], LABELS)
 
 
+def test_scores_are_the_first_float_output_of_rank_two_not_a_label_output():
+    # skl2onnx classifiers: predicted label (N,) int64 first, probabilities (N, C) second
+    predicted = SCORES.argmax(axis=1).astype(np.int64)
+    assert top1([predicted, SCORES], LABELS) == top1([SCORES], LABELS)
+    assert top5([predicted, SCORES], LABELS) == top5([SCORES], LABELS)
+    maps = np.empty(4, dtype=object)
+    maps[:] = [{0: 1.0}] * 4  # a ZipMap output: no tensor
+    with pytest.raises(InputError, match=r"no output is a float tensor.*non-tensor values"):
+        top1([predicted, maps], LABELS)
+
+
 def test_errors_are_input_errors():
     with pytest.raises(InputError, match="needs labels"):
         top1([SCORES], None)

@@ -7,12 +7,21 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def linear_model(weight: np.ndarray, batch: int | str = "batch", extra_output: bool = False):
+def linear_model(
+    weight: np.ndarray,
+    batch: int | str = "batch",
+    extra_output: bool = False,
+    label_first: bool = False,
+):
     """``logits = x @ weight`` for x of shape (batch, F); optionally a second output
-    ``double = 2 * logits``."""
+    ``double = 2 * logits``; ``label_first``: an output ``label = argmax(logits)`` (batch,)
+    int64 before the logits, as skl2onnx classifiers have."""
     features, classes = weight.shape
     nodes = [helper.make_node("MatMul", ["x", "w"], ["logits"])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])]
+    if label_first:
+        nodes.append(helper.make_node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0))
+        outputs.insert(0, helper.make_tensor_value_info("label", TensorProto.INT64, [batch]))
     initializers = [numpy_helper.from_array(weight.astype(np.float32), "w")]
     if extra_output:
         nodes.append(helper.make_node("Mul", ["logits", "two"], ["double"]))

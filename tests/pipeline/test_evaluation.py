@@ -89,6 +89,20 @@ def test_no_labels_means_expected_top1_against_the_original():
     assert evaluator.guard.higher_is_better and evaluator.guard.unit == "%"
 
 
+def test_class_scores_come_from_the_first_float_output_when_a_label_output_is_first():
+    x, labels = _labelled(30)
+    model = linear_model(W, label_first=True)
+    labelled = GuardEvaluator.create(model, data={"x": x, "labels": labels})
+    held = labelled.evaluation
+    assert labelled.metric_name == "top1"
+    assert labelled.baseline == pytest.approx(top1([held.inputs["x"]], held.labels))
+    unlabelled = GuardEvaluator.create(model, data={"x": x})
+    assert unlabelled.metric_name == "expected_top1"
+    rows = unlabelled.evaluation.inputs["x"]
+    probabilities = np.exp(rows) / np.exp(rows).sum(axis=1, keepdims=True)
+    assert unlabelled.baseline == pytest.approx(100 * probabilities.max(axis=1).mean())
+
+
 def test_a_lower_is_better_metric_guards_its_rise():
     x, _ = _labelled(20)
     evaluator = GuardEvaluator.create(linear_model(W), data={"x": x}, metric="kl")

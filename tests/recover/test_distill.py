@@ -78,18 +78,25 @@ def test_distill_recovery_needs_data() -> None:
         make_distill_recovery(None, {"input": np.zeros((1, 1, 32, 32))}, base="bias")
 
 
-def _mlp(w1: np.ndarray, w2: np.ndarray, batch: int | str = "n"):
+def _mlp(w1: np.ndarray, w2: np.ndarray, batch: int | str = "n", label_first: bool = False):
+    """x → Gemm → Relu → Gemm → y; ``label_first``: an int64 output argmax(y) before y (as
+    skl2onnx classifiers have)."""
     from onnx import TensorProto, helper
 
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1"], ["h"], name="fc1"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("Gemm", ["r", "w2"], ["y"], name="fc2"),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 5])]
+    if label_first:
+        nodes.append(helper.make_node("ArgMax", ["y"], ["label"], axis=1, keepdims=0))
+        outputs.insert(0, helper.make_tensor_value_info("label", TensorProto.INT64, [batch]))
     graph = helper.make_graph(
-        [
-            helper.make_node("Gemm", ["x", "w1"], ["h"], name="fc1"),
-            helper.make_node("Relu", ["h"], ["r"], name="relu"),
-            helper.make_node("Gemm", ["r", "w2"], ["y"], name="fc2"),
-        ],
+        nodes,
         "mlp",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 5])],
+        outputs,
         [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -278,4 +285,22 @@ def test_distill_keeps_the_zeros_of_a_sparse_model(padded_depthwise, keep_zeros)
     after = _weights(result)["pw"]
     assert not np.array_equal(after[~zeros], _weights(sparse)["pw"][~zeros])
     assert np.all(after[zeros] == 0) == keep_zeros
+    assert report.heldout_after < report.heldout_before
+
+
+def test_distill_compares_float_outputs_only() -> None:
+    # an integer label output has no gradient: the loss reads the scores beside it
+    rng = np.random.default_rng(1)
+    w1 = rng.standard_normal((6, 7)).astype(np.float32)
+    w2 = rng.standard_normal((7, 5)).astype(np.float32)
+    original = _mlp(w1, w2, label_first=True)
+    student = _mlp(
+        w1 + 0.3 * rng.standard_normal(w1.shape).astype(np.float32), w2, label_first=True
+    )
+    samples = load_samples(
+        {"x": rng.standard_normal((60, 6)).astype(np.float32)}, original, max_samples=None
+    )
+    report = DistillReport()
+    distill(original, student, samples, steps=30, batch_size=8, lr=1e-2, eval_every=10,
+            report=report)  # fmt: skip
     assert report.heldout_after < report.heldout_before
