@@ -62,12 +62,13 @@ def channel_kind(analysis, recover) -> PlanKind:
     )
 
 
-@register_kind(CHANNELS)
+@register_kind(CHANNELS, options=("sensitivity_metric",))
 def channel_setup(context: PlanContext) -> KindSetup:
     """Channel units ranked by the run's allocation (see module docstring).
 
     Reads ``context.shared``: ``scores`` (criterion scores per cluster), ``recover`` (callable or
-    None), ``allocation``; options ``max_ratio``, ``round_to``, ``ignore``, ``ratio_for``.
+    None), ``allocation``; options ``max_ratio``, ``round_to``, ``ignore``, ``ratio_for``,
+    ``sensitivity_metric`` (the table's drop metric: :mod:`onnxprune.pipeline.drop_metric`).
     """
     analysis = context.analysis
     options = context.options
@@ -80,14 +81,17 @@ def channel_setup(context: PlanContext) -> KindSetup:
     }
     units = removal_order(analysis, scores, ignore=options.get("ignore", ()), **shape_options)
     seconds: dict[str, float] = {}
+    notes: list[str] = []
     if allocation == "uniform":
         units = uniform_order(analysis, units)
     elif allocation == "sensitivity":
         started = time.perf_counter()
         units = _sensitivity_units(context, scores, shape_options)
         seconds["sensitivity"] = time.perf_counter() - started
+        metric = options.get("sensitivity_metric", "kl")
+        notes.append(f"sensitivity table: drop metric {getattr(metric, '__name__', metric)}")
     kind = channel_kind(analysis, context.shared.get("recover"))
-    return KindSetup(kind, units, seconds=seconds)
+    return KindSetup(kind, units, notes=notes, seconds=seconds)
 
 
 def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> list:
@@ -125,6 +129,7 @@ def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> lis
         progress=context.progress,
         max_samples=samples,
         recover=repair,
+        metric=context.options.get("sensitivity_metric", "kl"),
     )
     measure = {"params": "params", "ratio": "clusters"}.get(context.target.kind, "macs")
     return sensitivity_order(

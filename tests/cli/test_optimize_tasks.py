@@ -180,3 +180,25 @@ def test_optimize_guard_is_not_blind_when_the_original_finds_few_boxes(tmp_path,
     assert report["metric_name"] == "map50_vs_original"
     assert report["metric_before"] == pytest.approx(100.0)
     assert any("as the truth there" in note for note in report["notes"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ((), "drop metric 100 - map50_vs_original"),
+        (("--kind-option", "sensitivity_metric=kl"), "drop metric kl"),
+    ],
+)
+def test_the_sensitivity_table_measures_the_task(tmp_path, images_only, extra, expected):
+    report_json = tmp_path / "r.json"
+    result = invoke(
+        "optimize", SHAPES / "shapes_detector.onnx", "-o", tmp_path / "out.onnx",
+        "--data", images_only, "--task", "detect", "--decoder", "yolov8",
+        "--target", "macs=0.9", "--steps", "1", "--max-drop", "100", "--criterion", "l1",
+        "--allocation", "sensitivity", "--recover", "none", *extra,
+        "--report-json", report_json, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code in (0, 3), result.output
+    notes = json.loads(report_json.read_text())["notes"]
+    assert any(expected in note for note in notes), notes

@@ -1,0 +1,62 @@
+"""The sensitivity table's drop metric, chosen from the guard's metric.
+
+The table measures, on calibration samples, how much each group's removal changes the model
+(:mod:`onnxprune.sensitivity`). Its default drop is ``kl``: a softmax along axis 1 of every
+float output. That reads class scores well, and a detector's raw head badly: a YOLO output
+[N, 4 + C, A] holds box coordinates in pixels beside class scores in [0, 1], so the softmax
+(or a squared error) over axis 1 sees the coordinates only, and the class branch — the part a
+detection guard is most sensitive to — looks free to prune.
+
+So when the guard measures a declared task (``--task``), the drop is that task's metric on the
+same calibration samples, against the original's own predictions:
+
+    drop = 100 − M_vs_original(candidate outputs; original outputs)
+
+with M the guard's task metric (its ``_vs_original`` form: calibration data carries no ground
+truth) and the pseudo truth of :mod:`onnxprune.evaluate.tasks`. Other guard metrics keep ``kl``.
+The channel kind's option ``sensitivity_metric`` (``--kind-option sensitivity_metric=NAME``)
+overrides the choice: a registered drop metric (``kl``, ``top1``, ``rel_mse``, ...) or ``task``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from onnxprune.errors import InputError
+from onnxprune.evaluate.registry import KIND_TASK, Metric
+from onnxprune.evaluate.tasks import VS_ORIGINAL, bind_task_metric, score_task
+from onnxprune.sensitivity.metrics import DropMetric, resolve_drop_metric
+
+DEFAULT_DROP_METRIC = "kl"
+
+
+def guard_drop_metric(metric: Metric) -> str | DropMetric:
+    """``kl``, or for a task guard ``100 − M_vs_original`` (module doc)."""
+    if metric.kind != KIND_TASK or metric.spec is None:
+        return DEFAULT_DROP_METRIC
+    name = metric.name if metric.name.endswith(VS_ORIGINAL) else metric.name + VS_ORIGINAL
+    bound = bind_task_metric(name, metric.spec)
+    higher_is_better = bound.higher_is_better
+
+    def task_drop(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
+        value = score_task(bound, list(outputs), list(reference), {})
+        return 100.0 - value if higher_is_better else value
+
+    task_drop.__name__ = f"100 - {name}"
+    return task_drop
+
+
+def choose_drop_metric(metric: Metric, requested: str | None) -> str | DropMetric:
+    """The run's drop metric: ``requested`` when given (a registered name, or ``task``: the
+    guard's task metric, an InputError for another guard), else :func:`guard_drop_metric`."""
+    if requested is None:
+        return guard_drop_metric(metric)
+    if requested == "task":
+        if metric.kind != KIND_TASK:
+            raise InputError(
+                f"sensitivity_metric=task needs a task guard (--task); the guard is {metric.name}"
+            )
+        return guard_drop_metric(metric)
+    return resolve_drop_metric(requested)[0]

@@ -1,0 +1,48 @@
+"""The sensitivity table's drop metric follows the guard: ``kl`` for classifiers, the task
+metric against the original for a declared task; ``sensitivity_metric`` overrides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnxprune.errors import InputError
+from onnxprune.evaluate import get_metric
+from onnxprune.evaluate.tasks import TaskSpec, bind_task_metric
+from onnxprune.pipeline.drop_metric import choose_drop_metric, guard_drop_metric
+from onnxprune.sensitivity.metrics import kl_divergence
+
+DETECT = TaskSpec("detect", "yolov8")
+
+
+def head(rows) -> list[np.ndarray]:
+    """yolov8 output [1, 4 + 2, A] from rows (cx, cy, w, h, s0, s1)."""
+    return [np.array(rows, dtype=np.float32).T[None]]
+
+
+ORIGINAL = head([[15, 15, 10, 10, 0.9, 0.0], [45, 45, 10, 10, 0.0, 0.8]])
+# the second box's class score collapses; its coordinates do not move
+LOST_CLASS = head([[15, 15, 10, 10, 0.9, 0.0], [45, 45, 10, 10, 0.0, 0.0001]])
+
+
+def test_a_task_guard_measures_the_task_not_a_softmax_over_the_raw_head():
+    drop = guard_drop_metric(bind_task_metric("map50", DETECT))
+    assert callable(drop) and drop.__name__ == "100 - map50_vs_original"
+    assert drop(ORIGINAL, ORIGINAL) == pytest.approx(0.0)
+    assert drop(ORIGINAL, LOST_CLASS) == pytest.approx(50.0)  # one of two classes lost
+    # the softmax over axis 1 is dominated by the pixel coordinates: it barely moves
+    assert kl_divergence(ORIGINAL, LOST_CLASS) < 1e-3
+
+
+def test_other_guards_keep_kl_and_the_option_overrides():
+    top1 = get_metric("top1")
+    assert guard_drop_metric(top1) == "kl"
+    assert choose_drop_metric(top1, None) == "kl"
+    assert choose_drop_metric(top1, "rel_mse") == "rel_mse"
+    task = bind_task_metric("map50_vs_original", DETECT)
+    assert choose_drop_metric(task, "kl") == "kl"
+    assert callable(choose_drop_metric(task, "task"))
+    with pytest.raises(InputError, match="needs a task guard"):
+        choose_drop_metric(top1, "task")
+    with pytest.raises(InputError, match="unknown sensitivity metric 'nope'"):
+        choose_drop_metric(top1, "nope")
