@@ -188,6 +188,7 @@ def pruning(
     runs: list[tuple],
     allocation: str = "global",
     norm_stats: bool = True,
+    sensitivity_metric: str | None = None,
 ) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
@@ -220,6 +221,7 @@ def pruning(
             allocation=allocation,
             steps=steps,
             allow_norm_stats=norm_stats,
+            plan_options={"sensitivity_metric": sensitivity_metric} if sensitivity_metric else None,
         )
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         hidden = _hidden(result.model, evaluation)
@@ -253,6 +255,7 @@ def pruning(
     note = (
         f"{exporter} export; `optimize` with criterion obs and allocation {allocation}"
         + ("" if norm_stats else ", hidden size kept (`allow_norm_stats=False`)")
+        + (f", sensitivity table drop metric {sensitivity_metric}" if sensitivity_metric else "")
         + (
             " (the default with data, sensitivity allocation, took 19.4 min wall for one run "
             "at load average 17 here)"
@@ -295,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the hidden size (groups feeding LayerNorm statistics are not pruned)",
     )
+    parser.add_argument(
+        "--sensitivity-metric",
+        default=None,
+        help="drop metric of the sensitivity table (default: optimize's choice from the guard)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = [part for part in args.parts.split(",") if part]
@@ -317,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
                     _, paths = minilm_coverage(folder)
                 runs = parse_runs(args.runs)
                 body = "### all-MiniLM-L6-v2 pruned\n\n" + pruning(
-                    paths, args.exporter, folder, runs, args.allocation, not args.no_norm_stats
+                    paths,
+                    args.exporter,
+                    folder,
+                    runs,
+                    args.allocation,
+                    not args.no_norm_stats,
+                    args.sensitivity_metric,
                 )
                 command += f" --runs {args.runs}"
                 part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
@@ -327,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.no_norm_stats:
                     command += " --no-norm-stats"
                     part += "-no-norm-stats"
+                if args.sensitivity_metric:
+                    command += f" --sensitivity-metric {args.sensitivity_metric}"
+                    part += f"-table-{args.sensitivity_metric}"
             else:
                 raise SystemExit(f"unknown part {part!r}")
             body += _footer(command, load)

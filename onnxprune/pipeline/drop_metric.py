@@ -13,7 +13,13 @@ same calibration samples, against the original's own predictions:
     drop = 100 − M_vs_original(candidate outputs; original outputs)
 
 with M the guard's task metric (its ``_vs_original`` form: calibration data carries no ground
-truth) and the pseudo truth of :mod:`onnxprune.evaluate.tasks`. Other guard metrics keep ``kl``.
+truth) and the pseudo truth of :mod:`onnxprune.evaluate.tasks`.
+
+Other guards: the drop is measured with the loss that distillation minimizes for the guard's
+metric (``Metric.distill_loss``, which already says what the outputs are):
+``kl`` → ``kl`` (class scores along axis 1), ``mse`` → ``rel_mse`` (embeddings: hidden states
+[N, T, H], where a softmax along axis 1 would compare distributions over tokens),
+``kl_last_axis`` → ``kl_last_axis`` (token logits).
 The channel kind's option ``sensitivity_metric`` (``--kind-option sensitivity_metric=NAME``)
 overrides the choice: a registered drop metric (``kl``, ``top1``, ``rel_mse``, ...) or ``task``.
 """
@@ -30,12 +36,16 @@ from onnxprune.evaluate.tasks import VS_ORIGINAL, bind_task_metric, score_task
 from onnxprune.sensitivity.metrics import DropMetric, resolve_drop_metric
 
 DEFAULT_DROP_METRIC = "kl"
+#: drop metric by the guard metric's distillation loss (module doc)
+DROP_FOR_DISTILL_LOSS = {"kl": "kl", "mse": "rel_mse", "kl_last_axis": "kl_last_axis"}
 
 
 def guard_drop_metric(metric: Metric) -> str | DropMetric:
-    """``kl``, or for a task guard ``100 − M_vs_original`` (module doc)."""
+    """For a task guard ``100 − M_vs_original``, else the drop metric of the guard metric's
+    distillation loss (module doc; ``kl`` when it has none listed)."""
     if metric.kind != KIND_TASK or metric.spec is None:
-        return DEFAULT_DROP_METRIC
+        loss = getattr(metric, "distill_loss", None) or DEFAULT_DROP_METRIC
+        return DROP_FOR_DISTILL_LOSS.get(loss, DEFAULT_DROP_METRIC)
     name = metric.name if metric.name.endswith(VS_ORIGINAL) else metric.name + VS_ORIGINAL
     bound = bind_task_metric(name, metric.spec)
     higher_is_better = bound.higher_is_better

@@ -61,6 +61,17 @@ def kl_divergence(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]
     return float(np.mean(values)) if values else 0.0
 
 
+@register_drop_metric("kl_last_axis")
+def kl_last_axis(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
+    """Token logits [N, T, C]: mean KL(p_ref ‖ p) with the softmax along the last axis,
+    averaged over samples and positions, then over float outputs; in nats."""
+    values = []
+    for ref, out in _float_pairs(reference, outputs):
+        log_p, log_q = _log_softmax(ref, -1), _log_softmax(out, -1)
+        values.append(float((np.exp(log_p) * (log_p - log_q)).sum(axis=-1).mean()))
+    return float(np.mean(values)) if values else 0.0
+
+
 @register_drop_metric("top1")
 def top1_disagreement(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
     """Drop of top-1 agreement in points: 100 × (1 − mean[argmax p_ref = argmax p]) along the

@@ -46,3 +46,23 @@ def test_other_guards_keep_kl_and_the_option_overrides():
         choose_drop_metric(top1, "task")
     with pytest.raises(InputError, match="unknown sensitivity metric 'nope'"):
         choose_drop_metric(top1, "nope")
+
+
+def test_embedding_and_token_guards_use_the_drop_of_their_distillation_loss():
+    assert guard_drop_metric(get_metric("embedding_cosine")) == "rel_mse"
+    assert guard_drop_metric(get_metric("token_agreement")) == "kl_last_axis"
+    assert guard_drop_metric(get_metric("expected_top1")) == "kl"
+
+
+def test_kl_last_axis_reads_the_last_axis():
+    from onnxprune.sensitivity.metrics import kl_last_axis
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((2, 5, 3))
+    assert kl_last_axis([logits], [logits]) == pytest.approx(0.0)
+    moved = logits.copy()
+    moved[:, :, 0] += 1.0
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    q = np.exp(moved) / np.exp(moved).sum(-1, keepdims=True)
+    expected = float((p * (np.log(p) - np.log(q))).sum(-1).mean())
+    assert kl_last_axis([logits], [moved]) == pytest.approx(expected)

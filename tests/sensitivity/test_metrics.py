@@ -46,5 +46,5 @@ def test_mismatches_and_registry():
     with pytest.raises(InputError, match="outputs"):
         kl_divergence([np.zeros((2, 3))], [])
     assert resolve_drop_metric("kl") == ("kl", kl_divergence)
-    with pytest.raises(InputError, match="known: kl, rel_mse, top1"):
+    with pytest.raises(InputError, match="known: kl, kl_last_axis, rel_mse, top1"):
         resolve_drop_metric("accuracy")
