@@ -7,8 +7,11 @@ float output. That reads class scores well, and a detector's raw head badly: a Y
 (or a squared error) over axis 1 sees the coordinates only, and the class branch — the part a
 detection guard is most sensitive to — looks free to prune.
 
-So when the guard measures a declared task (``--task``), the drop is that task's metric on the
-same calibration samples, against the original's own predictions:
+A single-channel segmentation map is worse still: the softmax over one channel is 1 and the KL
+is 0 whatever changes. So when the guard measures a declared task (``--task``) other than
+multi-class segmentation logits (where axis 1 *is* the class axis and ``kl`` is the smooth
+measure of the same thing), the drop is that task's metric on the same calibration samples,
+against the original's own predictions:
 
     drop = 100 − M_vs_original(candidate outputs; original outputs)
 
@@ -31,8 +34,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from onnxprune.errors import InputError
+from onnxprune.evaluate.decoders import TASK_SEGMENT
 from onnxprune.evaluate.registry import KIND_TASK, Metric
-from onnxprune.evaluate.tasks import VS_ORIGINAL, bind_task_metric, score_task
+from onnxprune.evaluate.tasks import BINARY_DECODERS, VS_ORIGINAL, bind_task_metric, score_task
 from onnxprune.sensitivity.metrics import DropMetric, resolve_drop_metric
 
 DEFAULT_DROP_METRIC = "kl"
@@ -46,6 +50,8 @@ def guard_drop_metric(metric: Metric) -> str | DropMetric:
     if metric.kind != KIND_TASK or metric.spec is None:
         loss = getattr(metric, "distill_loss", None) or DEFAULT_DROP_METRIC
         return DROP_FOR_DISTILL_LOSS.get(loss, DEFAULT_DROP_METRIC)
+    if metric.spec.task == TASK_SEGMENT and metric.spec.decoder not in BINARY_DECODERS:
+        return DEFAULT_DROP_METRIC
     name = metric.name if metric.name.endswith(VS_ORIGINAL) else metric.name + VS_ORIGINAL
     bound = bind_task_metric(name, metric.spec)
     higher_is_better = bound.higher_is_better

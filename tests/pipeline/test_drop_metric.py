@@ -66,3 +66,15 @@ def test_kl_last_axis_reads_the_last_axis():
     q = np.exp(moved) / np.exp(moved).sum(-1, keepdims=True)
     expected = float((p * (np.log(p) - np.log(q))).sum(-1).mean())
     assert kl_last_axis([logits], [moved]) == pytest.approx(expected)
+
+
+def test_segmentation_logits_keep_kl_and_single_channel_maps_use_the_task():
+    logits = bind_task_metric("miou_vs_original", TaskSpec("segment", "logits"))
+    assert guard_drop_metric(logits) == "kl"
+    binary = bind_task_metric("mask_iou_vs_original", TaskSpec("segment", "probability"))
+    drop = guard_drop_metric(binary)
+    assert callable(drop)
+    original = [np.array([[[[0.9, 0.1], [0.8, 0.2]]]], dtype=np.float32)]
+    half = [np.array([[[[0.9, 0.1], [0.2, 0.2]]]], dtype=np.float32)]
+    assert kl_divergence(original, half) == 0.0  # one channel: softmax is 1, kl is blind
+    assert drop(original, half) == pytest.approx(50.0)  # foreground 2 pixels -> 1
