@@ -133,6 +133,12 @@ def run(name: str, model: Path, calibration: Path, work: Path) -> list:
     table = [n.removeprefix("sensitivity table: ") for n in report["notes"] if "drop metric" in n]
     steps = report.get("steps", [])
     kept = sum(1 for step in steps if step.get("status") == "kept")
+    macs = report["macs_before"]
+    full = "; ".join(
+        f"{step['macs'] / macs:.3f}: {step['metric']:.2f}"
+        for step in steps
+        if step.get("kind") == "full"
+    )
     after = report["task"]["after"]
     return [
         name,
@@ -144,6 +150,7 @@ def run(name: str, model: Path, calibration: Path, work: Path) -> list:
         lowered[0] if lowered else "no (threshold 0.25)",
         f"{report['guard']['noise']['floor']:.2f} / {report['guard']['threshold']:.2f}",
         f"{kept} of {len(steps)}",
+        full or "-",
         f"{report['macs_ratio']:.3f}",
         f"{report['metric_before']:.2f} → {report['metric_after']:.2f}",
         f"{after.get('det_recall_vs_original', float('nan')):.1f}",
@@ -167,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     header = [
         "run", "evaluation photos", "target", "options", "sensitivity table", "exit",
         "pseudo truth lowered",
-        "noise floor / guard threshold (points)", "steps kept", "MACs kept",
+        "noise floor / guard threshold (points)", "steps kept",
+        "full steps tried (MACs kept: map50_vs_original)", "MACs kept",
         "map50_vs_original before → after", "det_recall_vs_original after", "wall s",
         "load avg",
     ]  # fmt: skip
