@@ -124,13 +124,15 @@ def block_kind(
     *,
     criterion: str | None = None,
     max_samples: int | None = 128,
+    drop=None,
 ) -> BlockKind:
     """Search ``prepared`` (a preprocessed model), score its units by ``criterion`` (default
     :func:`default_criterion`) and return the kind; scores are per unit (for a ranking by drop
-    per MAC divide ``candidate.score`` by ``candidate.macs``)."""
+    per MAC divide ``candidate.score`` by ``candidate.macs``). ``drop``: the drop metric of the
+    ``drop`` criterion (:class:`~onnxprune.blocks.score.BlockScoring`)."""
     criterion = criterion or default_criterion(calibration)
     search = find_units(prepared, input_shapes)
-    scoring = BlockScoring(search, calibration, max_samples=max_samples)
+    scoring = BlockScoring(search, calibration, max_samples=max_samples, drop=drop)
     scores = score_units(scoring, criterion)
     return BlockKind(search, scoring, block_candidates(search, scores), criterion)
 

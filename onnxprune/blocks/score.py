@@ -28,13 +28,15 @@ from onnxprune.errors import InputError
 
 @dataclass
 class BlockScoring:
-    """What criteria read: the search, calibration data (None = data-free), and the cached
+    """What criteria read: the search, calibration data (None = data-free), the drop metric of
+    ``drop`` (``fn(reference, outputs) -> float``; None = :func:`kl_drop`) and the cached
     observations and per-unit constants (computed on first use)."""
 
     search: BlockSearch
     calibration: Any = None
     max_samples: int | None = 128
     batch_size: int = 16
+    drop: Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], float] | None = None
     _observations: dict[int, UnitObservation] | None = field(default=None, repr=False)
 
     @property
@@ -138,16 +140,19 @@ def _run_all(model, data, search: BlockSearch, max_samples, batch_size) -> list[
 @register_block_criterion("drop", needs_data=True)
 def end_to_end_drop(scoring: BlockScoring) -> np.ndarray:
     """End-to-end drop of removing each unit alone (branch replaced by its mean constant):
-    :func:`kl_drop` between the unpruned and the unit-removed model's outputs on the
-    calibration samples. One model run per unit."""
+    ``scoring.drop`` (default :func:`kl_drop`; ``optimize`` passes the drop metric of its
+    sensitivity table, so blocks and channels ranked together share a unit) between the
+    unpruned and the unit-removed model's outputs on the calibration samples. One model run
+    per unit."""
     search, data = scoring.search, scoring.data
+    measure = scoring.drop or kl_drop
     reference = _run_all(search.model, data, search, scoring.max_samples, scoring.batch_size)
     constants = scoring.constants()
     scores = []
     for unit in search.units:
         model = remove_units(search, [unit.index], constants, check=False)
         outputs = _run_all(model, data, search, scoring.max_samples, scoring.batch_size)
-        scores.append(kl_drop(reference, outputs))
+        scores.append(measure(reference, outputs))
     return np.array(scores)
 
 

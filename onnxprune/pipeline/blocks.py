@@ -8,7 +8,8 @@ lost channels.
 
 Ranking. Alone, units go lowest criterion score first. Ranked with other kinds
 (``optimize(units=["channels", "blocks"])``), scores must share a unit: the block criterion is
-then ``drop`` (KL to the unpruned model with the unit removed alone) and a unit's score is its
+then ``drop`` (the run's sensitivity drop metric, :mod:`onnxprune.pipeline.drop_metric`, between
+the unpruned model and the model with the unit removed alone) and a unit's score is its
 drop per MAC, the unit of the channel kind's sensitivity allocation — so a block is taken
 where it costs less accuracy per MAC saved than the next channel step. The MAC estimates of a
 block and of channels inside its branch overlap; the loop's correction steps close the gap on
@@ -24,11 +25,12 @@ from onnx import ModelProto
 from onnxprune.errors import InputError
 from onnxprune.pipeline.plan import KindSetup, PlanContext, PlanKind, register_kind
 from onnxprune.pipeline.schedule import RemovalUnit
+from onnxprune.sensitivity.metrics import resolve_drop_metric
 
 BLOCKS = "blocks"
 
 
-@register_kind(BLOCKS, options=("block_criterion",))
+@register_kind(BLOCKS, options=("block_criterion", "sensitivity_metric"))
 def block_setup(context: PlanContext) -> KindSetup:
     """Units of the analysed model, scored (options ``block_criterion``; ``combined``: scores
     as drop per MAC, see module docstring)."""
@@ -44,7 +46,11 @@ def block_setup(context: PlanContext) -> KindSetup:
             )
         criterion = criterion or "drop"
     kind = block_kind(
-        context.prepared, context.input_shapes, context.calibration, criterion=criterion
+        context.prepared,
+        context.input_shapes,
+        context.calibration,
+        criterion=criterion,
+        drop=resolve_drop_metric(context.options.get("sensitivity_metric", "kl"))[1],
     )
     search = kind.search
     units = []

@@ -30,6 +30,20 @@ def test_small_branch_scores_lowest(search, calibration, criterion):
     assert scores[1] < scores[0] * 0.1
 
 
+def test_drop_criterion_measures_with_the_given_drop_metric(search, calibration):
+    from onnxprune.sensitivity.metrics import relative_squared_error
+
+    seen = []
+
+    def drop(reference, outputs):
+        seen.append(len(reference))
+        return relative_squared_error(reference, outputs)
+
+    scores = score_units(BlockScoring(search, calibration, batch_size=5, drop=drop), "drop")
+    assert len(seen) == 2  # one measurement per unit
+    assert scores[1] < scores[0] * 0.1
+
+
 def test_norm_ratio_runs_without_data_and_is_flagged_weak(search):
     scores = score_units(BlockScoring(search), "norm_ratio")
     assert scores[1] < scores[0]
