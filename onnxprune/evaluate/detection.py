@@ -204,12 +204,22 @@ def _same_length(predictions: Sequence, truths: Sequence) -> None:
 
 
 def _register(name: str, aliases: tuple[str, ...] = ()):
-    """Register ``fn`` as ``name`` and ``name_vs_original`` (a detect task metric, in %)."""
+    """Register ``fn`` as ``name`` and ``name_vs_original`` (a detect task metric, in %). No
+    distillation loss serves detection metrics (``distill_loss=""``): a raw head holds box
+    coordinates in pixels beside class scores in [0, 1], so a KL along axis 1 reads the
+    coordinates only and a squared error is dominated by them."""
 
     def decorate(fn):
-        builtin(name, KIND_TASK, unit="%", aliases=aliases, task="detect")(fn)
+        builtin(name, KIND_TASK, unit="%", aliases=aliases, task="detect", distill_loss="")(fn)
         vs_aliases = tuple(f"{a}_vs_original" for a in aliases)
-        builtin(f"{name}_vs_original", KIND_TASK, unit="%", aliases=vs_aliases, task="detect")(fn)
+        builtin(
+            f"{name}_vs_original",
+            KIND_TASK,
+            unit="%",
+            aliases=vs_aliases,
+            task="detect",
+            distill_loss="",
+        )(fn)
         return fn
 
     return decorate

@@ -82,12 +82,17 @@ def binary_iou_f1(predictions: np.ndarray, truths: np.ndarray) -> tuple[float, f
     return iou, f1
 
 
-def _register(name: str):
-    """Register ``fn`` as ``name`` and ``name_vs_original`` (a segment task metric, in %)."""
+def _register(name: str, distill_loss: str = "kl"):
+    """Register ``fn`` as ``name`` and ``name_vs_original`` (a segment task metric, in %).
+    ``distill_loss``: ``kl`` along the class axis for multi-class maps; the binary metrics
+    read single-channel maps, where a softmax over one channel is 1 and the KL is 0 whatever
+    the model does, so they distill by squared error (``mse``)."""
 
     def decorate(fn):
-        builtin(name, KIND_TASK, unit="%", task="segment")(fn)
-        builtin(f"{name}_vs_original", KIND_TASK, unit="%", task="segment")(fn)
+        builtin(name, KIND_TASK, unit="%", task="segment", distill_loss=distill_loss)(fn)
+        builtin(
+            f"{name}_vs_original", KIND_TASK, unit="%", task="segment", distill_loss=distill_loss
+        )(fn)
         return fn
 
     return decorate
@@ -105,13 +110,13 @@ def pixel_accuracy(predictions: np.ndarray, truths: np.ndarray, spec=None) -> fl
     return 100.0 * pixel_accuracy_fraction(predictions, truths)
 
 
-@_register("mask_iou")
+@_register("mask_iou", distill_loss="mse")
 def mask_iou(predictions: np.ndarray, truths: np.ndarray, spec=None) -> float:
     """100 · |P ∧ T| / |P ∨ T| of foreground maps (label ≠ 0)."""
     return 100.0 * binary_iou_f1(predictions, truths)[0]
 
 
-@_register("mask_f1")
+@_register("mask_f1", distill_loss="mse")
 def mask_f1(predictions: np.ndarray, truths: np.ndarray, spec=None) -> float:
     """100 · 2|P ∧ T| / (|P| + |T|) of foreground maps (Dice)."""
     return 100.0 * binary_iou_f1(predictions, truths)[1]

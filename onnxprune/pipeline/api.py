@@ -213,6 +213,7 @@ def optimize(
     )
     if CHANNELS in kinds:
         notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
+    _check_distill_loss(recovery_name, evaluator.metric)
 
     tick = time.perf_counter()
     analysis, plan, ranked, setups = _analyse_and_set_up(
@@ -532,6 +533,19 @@ def _eligible_items(analysis, schedule: Schedule) -> int:
     """Clusters of the groups that have channel units (the ``ratio`` target's base)."""
     eligible = {u.group for u in schedule.units if u.kind == CHANNELS}
     return sum(g.size for g in analysis.groups if g.index in eligible)
+
+
+def _check_distill_loss(recovery_name: str, metric) -> None:
+    """A distilling recovery needs a loss that serves the guard's metric
+    (``Metric.distill_loss``); detection metrics have none (:mod:`onnxprune.evaluate.detection`):
+    InputError before any pruning work."""
+    if "distill" in str(recovery_name) and not metric.distill_loss:
+        raise InputError(
+            f"--recover {recovery_name}: no distillation loss serves the guard metric "
+            f"'{metric.name}' (a detection head holds box coordinates beside class scores, and "
+            "KL or squared error over it reads the coordinates only); use --recover lsq or "
+            "reconstruct"
+        )
 
 
 def _resolve_methods(

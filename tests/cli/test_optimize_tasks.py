@@ -202,3 +202,23 @@ def test_the_sensitivity_table_measures_the_task(tmp_path, images_only, extra, e
     assert result.exit_code in (0, 3), result.output
     notes = json.loads(report_json.read_text())["notes"]
     assert any(expected in note for note in notes), notes
+
+
+def test_distillation_of_a_detector_fails_closed_before_any_work(tmp_path, images_only):
+    out = tmp_path / "out.onnx"
+    result = invoke(
+        "optimize", SHAPES / "shapes_detector.onnx", "-o", out, "--data", images_only,
+        "--task", "detect", "--decoder", "yolov8", "--target", "macs=0.9",
+        "--recover", "lsq+distill",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "no distillation loss serves the guard metric 'map50_vs_original'" in result.output
+    assert not out.exists()
+
+
+def test_task_metrics_name_the_distillation_loss_that_serves_them():
+    from onnxprune.evaluate import get_metric
+
+    assert get_metric("map50").distill_loss == "" == get_metric("det_f1_vs_original").distill_loss
+    assert get_metric("mask_iou_vs_original").distill_loss == "mse"
+    assert get_metric("miou").distill_loss == "kl"
