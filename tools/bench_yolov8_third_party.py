@@ -1,4 +1,4 @@
-"""`onnxprune optimize --task detect` on an unseen ultralytics YOLOv8n export, real photos.
+"""`onnxprune optimize --task detect` with its defaults on an ultralytics YOLOv8n export, real photos.
 
 The model is ``320n.onnx`` from the ``nudenet`` 3.4.2 wheel (``pip install --no-deps
 nudenet==3.4.2``): ultralytics 8.2.46 exported it with PyTorch 2.3.1, opset 17, dynamic batch,
@@ -6,7 +6,9 @@ height and width, one output [N, 4 + 18, A] (the ``yolov8`` decoder). Its 18 cla
 body-part classes, so most skimage photos give it nothing to find: only the faces of
 ``astronaut`` and ``camera`` reach the 0.25 score threshold. That makes it a test of the
 ``*_vs_original`` guard when the original is quiet (docs/ARCHITECTURE.md, "the pseudo-truth
-threshold falls when the original is quiet").
+threshold falls when the original is quiet"). ``tools/bench_tasks.py --third-party-yolo`` runs
+the same model with l1, global allocation and no recovery on views of the people photos; this
+tool runs ``optimize``'s defaults (obs, sensitivity table, lsq) on crops of other photos.
 
 Runs with every option default but the task, the decoder and the target (and the options
 named), the calibration crops (96) from other photos than the evaluation crops (64):
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     ]  # fmt: skip
     body = "\n".join(
         [
-            "## An unseen ultralytics YOLOv8n export: the guard when the original is quiet",
+            "## An ultralytics YOLOv8n export with optimize's defaults: a quiet original, the task-measured sensitivity table",
             "",
             "`320n.onnx` of the nudenet 3.4.2 wheel (ultralytics 8.2.46, PyTorch 2.3.1, opset "
             "17, dynamic height and width; 18 body-part classes). `onnxprune optimize --task "
