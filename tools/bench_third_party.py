@@ -121,7 +121,7 @@ def photo_crops(
     return np.stack(images).astype(np.float32), np.array(groups)
 
 
-def run(name: str, work: Path) -> list:
+def run(name: str, work: Path, kind_options: tuple[str, ...] = ()) -> list:
     package, relative, input_name, size, count, photos, target = MODELS[name]
     path = model_path(package, relative)
     crops, groups = photo_crops(photos, count, size, seed=1)
@@ -131,7 +131,7 @@ def run(name: str, work: Path) -> list:
     command = [
         "optimize", str(path), "--data", str(data), "--target", target,
         "-o", str(work / f"{name}.pruned.onnx"), "--report-json", str(report_path),
-        "--force", "--quiet",
+        "--force", "--quiet", *(f"--kind-option={option}" for option in kind_options),
     ]  # fmt: skip
     started = time.perf_counter()
     process = subprocess.run(
@@ -199,11 +199,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--prune-models", nargs="*", choices=sorted(PRUNE_MODELS), default=list(PRUNE_MODELS)
     )
+    parser.add_argument(
+        "--kind-option", action="append", default=[], help="passed to optimize (KEY=VALUE)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
-        rows = [run(name, Path(folder)) for name in args.models]
+        rows = [run(name, Path(folder), tuple(args.kind_option)) for name in args.models]
         prune_rows = [prune_and_bench(name, Path(folder)) for name in args.prune_models]
     header = [
         "model", "file", "target", "exit", "MACs kept", "guard metric before → after",

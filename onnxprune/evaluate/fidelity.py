@@ -6,6 +6,12 @@ position is one prediction, so ``(N, C)`` classifier scores, ``(N, C, H, W)`` se
 maps and ``(N, C, A)`` detection heads are handled alike; a rank-1 output is compared value by
 value (agreement only). A metric that does not apply to a tensor (KL of an integer output)
 raises :class:`NotApplicable`.
+
+Distillation loss (``Metric.distill_loss``) and so the sensitivity table's drop metric: ``kl``
+for the class-score metrics (agreement, containment, expected top-1, KL); ``mse`` — and
+``rel_mse`` for the table — for ``cosine`` and the error metrics, which the guard uses for
+outputs that are not class scores along axis 1 (feature maps, sequence scores [N, T, C],
+raw detection heads), where a softmax along axis 1 means nothing.
 """
 
 from __future__ import annotations
@@ -87,7 +93,13 @@ def expected_top1(candidate, reference) -> float:
     return float(100.0 * np.mean(probabilities[np.arange(len(chosen)), chosen]))
 
 
-@builtin("cosine", KIND_REFERENCE, aliases=("cosine_similarity",), default_max_drop=0.01)
+@builtin(
+    "cosine",
+    KIND_REFERENCE,
+    aliases=("cosine_similarity",),
+    default_max_drop=0.01,
+    distill_loss="mse",
+)
 def cosine(candidate, reference) -> float:
     """Mean over samples n of cos(a_n, b_n) = a_n·b_n / (‖a_n‖ ‖b_n‖), a_n and b_n the
     flattened sample n of candidate and reference (1 when both are zero, 0 when one is)."""
@@ -102,14 +114,14 @@ def cosine(candidate, reference) -> float:
     return float(values.mean())
 
 
-@builtin("max_abs_error", KIND_REFERENCE, higher_is_better=False)
+@builtin("max_abs_error", KIND_REFERENCE, higher_is_better=False, distill_loss="mse")
 def max_abs_error(candidate, reference) -> float:
     """max_i |cand_i - ref_i| over every element."""
     candidate, reference = _float_pair(candidate, reference)
     return float(np.abs(candidate - reference).max()) if candidate.size else 0.0
 
 
-@builtin("mean_abs_error", KIND_REFERENCE, higher_is_better=False)
+@builtin("mean_abs_error", KIND_REFERENCE, higher_is_better=False, distill_loss="mse")
 def mean_abs_error(candidate, reference) -> float:
     """mean_i |cand_i - ref_i| over every element."""
     candidate, reference = _float_pair(candidate, reference)
@@ -122,7 +134,7 @@ def _relative(numerator: float, denominator: float) -> float:
     return numerator / denominator
 
 
-@builtin("max_rel_error", KIND_REFERENCE, higher_is_better=False)
+@builtin("max_rel_error", KIND_REFERENCE, higher_is_better=False, distill_loss="mse")
 def max_rel_error(candidate, reference) -> float:
     """max_i |cand_i - ref_i| / max_i |ref_i| (relative to the reference's largest magnitude,
     so near-zero elements do not explode it; 0/0 = 0)."""
@@ -132,7 +144,7 @@ def max_rel_error(candidate, reference) -> float:
     return _relative(float(np.abs(candidate - reference).max()), float(np.abs(reference).max()))
 
 
-@builtin("mean_rel_error", KIND_REFERENCE, higher_is_better=False)
+@builtin("mean_rel_error", KIND_REFERENCE, higher_is_better=False, distill_loss="mse")
 def mean_rel_error(candidate, reference) -> float:
     """mean_i |cand_i - ref_i| / mean_i |ref_i| (0/0 = 0)."""
     candidate, reference = _float_pair(candidate, reference)

@@ -52,6 +52,9 @@ def test_embedding_and_token_guards_use_the_drop_of_their_distillation_loss():
     assert guard_drop_metric(get_metric("embedding_cosine")) == "rel_mse"
     assert guard_drop_metric(get_metric("token_agreement")) == "kl_last_axis"
     assert guard_drop_metric(get_metric("expected_top1")) == "kl"
+    # cosine: the guard of outputs that are not class scores along axis 1
+    assert guard_drop_metric(get_metric("cosine")) == "rel_mse"
+    assert get_metric("cosine").distill_loss == "mse"
 
 
 def test_kl_last_axis_reads_the_last_axis():
