@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 from _markdown import markdown_table, write_section  # noqa: E402
+from _optimize_report import full_steps, kept_steps, sensitivity_drop_metric  # noqa: E402
 from bench_tasks import TEXT_SIZE, _run_command, text_detector_path, text_photos  # noqa: E402
 
 SECTION = "ppocrv4-det-defaults"
@@ -43,21 +44,13 @@ def run(label: str, extra: tuple[str, ...], target: str, max_drop: float, out: P
     ]  # fmt: skip
     result = _run_command(command, label, out)
     report = result["report"]
-    steps = report.get("steps", [])
-    macs = report["macs_before"]
-    full = "; ".join(
-        f"{step['macs'] / macs:.3f}: {step['metric']:.2f}"
-        for step in steps
-        if step.get("kind") == "full"
-    )
-    table = [n.removeprefix("sensitivity table: ") for n in report["notes"] if "drop metric" in n]
     return [
         label,
-        table[0] if table else "-",
+        sensitivity_drop_metric(report),
         result["exit"],
         f"{report['guard']['threshold']:.2f}",
-        f"{sum(1 for s in steps if s.get('status') == 'kept')} of {len(steps)}",
-        full or "-",
+        kept_steps(report),
+        full_steps(report),
         f"{report['macs_ratio']:.3f}",
         f"{report['metric_before']:.2f} → {report['metric_after']:.2f}",
         f"{result['seconds']:.0f}",

@@ -30,13 +30,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import math
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 from _markdown import markdown_table, write_section  # noqa: E402
+from _optimize_report import full_steps, kept_steps, sensitivity_drop_metric  # noqa: E402
+from bench_tasks import _run_command  # noqa: E402
 
 SECTION = "yolov8-third-party"
 INSTALL = "pip install --no-deps nudenet==3.4.2"
@@ -111,53 +109,35 @@ def run(name: str, model: Path, calibration: Path, work: Path) -> list:
     np.savez(evaluation, images=images, groups=groups)
     report_path = work / f"{name}.json"
     command = [
-        "optimize", str(model), "--data", str(calibration), "--eval", str(evaluation),
-        "--task", "detect", "--decoder", "yolov8", "--target", target,
+        "onnxprune", "optimize", str(model), "--data", str(calibration),
+        "--eval", str(evaluation), "--task", "detect", "--decoder", "yolov8", "--target", target,
         "-o", str(work / f"{name}.onnx"), "--report-json", str(report_path), "--force", "--quiet",
         *extra,
     ]  # fmt: skip
-    load = os.getloadavg()[0]
-    started = time.perf_counter()
-    process = subprocess.run(
-        [sys.executable, "-m", "onnxprune.cli", *command],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
-    if process.returncode not in (0, 3):
-        return [name, ", ".join(photos), target, " ".join(extra), process.stderr.strip()[-200:]]
-    report = json.loads(report_path.read_text())
+    result = _run_command(command, name, work)
+    report = result["report"]
     lowered = [
         note.split(" on the evaluation data")[0] + note.split(" (64 images)")[-1]
         for note in report.get("notes", [])
         if "as the truth there" in note
     ]
-    table = [n.removeprefix("sensitivity table: ") for n in report["notes"] if "drop metric" in n]
-    steps = report.get("steps", [])
-    kept = sum(1 for step in steps if step.get("status") == "kept")
-    macs = report["macs_before"]
-    full = "; ".join(
-        f"{step['macs'] / macs:.3f}: {step['metric']:.2f}"
-        for step in steps
-        if step.get("kind") == "full"
-    )
     after = report["task"]["after"]
     return [
         name,
         ", ".join(photos),
         target,
         " ".join(extra) or "-",
-        table[0] if table else "-",
-        process.returncode,
+        sensitivity_drop_metric(report),
+        result["exit"],
         lowered[0] if lowered else "no (threshold 0.25)",
         f"{report['guard']['noise']['floor']:.2f} / {report['guard']['threshold']:.2f}",
-        f"{kept} of {len(steps)}",
-        full or "-",
+        kept_steps(report),
+        full_steps(report),
         f"{report['macs_ratio']:.3f}",
         f"{report['metric_before']:.2f} → {report['metric_after']:.2f}",
         f"{after.get('det_recall_vs_original', float('nan')):.1f}",
-        f"{seconds:.0f}",
-        f"{load:.1f}",
+        f"{result['seconds']:.0f}",
+        result["load"],
     ]
 
 
