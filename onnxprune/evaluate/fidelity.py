@@ -187,14 +187,35 @@ def _is_distribution(rows: np.ndarray) -> bool:
     )
 
 
+#: how far from 1 a row's sum may be for :func:`is_distribution` (float32 softmax rounding)
+DISTRIBUTION_TOLERANCE = 1e-3
+
+
+def is_distribution(array: np.ndarray, axis: int) -> bool:
+    """Whether every slice along ``axis`` is a probability distribution: values in [0, 1]
+    summing to 1 (within :data:`DISTRIBUTION_TOLERANCE`), over at least 2 entries."""
+    array = np.asarray(array, dtype=np.float64)
+    if array.size == 0 or array.shape[axis] < 2:
+        return False
+    if array.min() < 0.0 or array.max() > 1.0:
+        return False
+    return bool(np.all(np.abs(array.sum(axis=axis) - 1.0) <= DISTRIBUTION_TOLERANCE))
+
+
 def default_reference_metric(reference: np.ndarray) -> str:
     """The fidelity metric the guard uses without labels, from the reference output:
     ``expected_top1`` for float class scores of shape (N, C) with C >= 2 (a classifier's
-    logits or probabilities), ``cosine`` for any other float output (feature maps, detection
-    heads, embeddings), ``top1_agreement`` for integer outputs (already decoded labels)."""
+    logits or probabilities); ``token_agreement`` (``onnxprune.evaluate.embedding``) for a
+    rank-3 output whose last axis holds a probability distribution at every position and
+    axis 1 does not (per-position class probabilities [N, T, C], e.g. a CTC text recognizer:
+    its output is read as a string of argmaxes, so agreement per position is what changes
+    it); ``cosine`` for any other float output (feature maps, detection heads, embeddings);
+    ``top1_agreement`` for integer outputs (already decoded labels)."""
     array = np.asarray(reference)
     if not np.issubdtype(array.dtype, np.floating):
         return "top1_agreement"
     if array.ndim == 2 and array.shape[1] >= 2:
         return "expected_top1"
+    if array.ndim == 3 and is_distribution(array, -1) and not is_distribution(array, 1):
+        return "token_agreement"
     return "cosine"

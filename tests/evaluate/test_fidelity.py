@@ -97,3 +97,17 @@ def test_not_applicable_and_shape_mismatch():
         top5_containment(np.zeros(3), np.zeros(3))
     with pytest.raises(InputError, match="shapes differ"):
         mean_abs_error(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_default_reference_metric_reads_what_the_output_holds():
+    from onnxprune.evaluate.fidelity import default_reference_metric
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((4, 6, 5))
+    per_position = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)  # [N, T, C]
+    assert default_reference_metric(per_position) == "token_agreement"
+    assert default_reference_metric(logits) == "cosine"  # which axis is the class: unknown
+    maps = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)  # distribution along axis 1
+    assert default_reference_metric(maps) == "cosine"
+    assert default_reference_metric(logits[:, 0]) == "expected_top1"
+    assert default_reference_metric(np.arange(4)) == "top1_agreement"
