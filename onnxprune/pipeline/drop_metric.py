@@ -21,8 +21,9 @@ truth) and the pseudo truth of :mod:`onnxprune.evaluate.tasks`.
 Other guards: the drop is measured with the loss that distillation minimizes for the guard's
 metric (``Metric.distill_loss``, which already says what the outputs are):
 ``kl`` → ``kl`` (class scores along axis 1), ``mse`` → ``rel_mse`` (embeddings: hidden states
-[N, T, H], where a softmax along axis 1 would compare distributions over tokens),
-``kl_last_axis`` → ``kl_last_axis`` (token logits).
+[N, T, H], where a softmax along axis 1 would compare distributions over tokens; ``cosine``
+and the error metrics, the guard of outputs that are not class scores), ``kl_last_axis`` →
+``kl_last_axis`` (per-position class scores [N, T, C]: token logits, a CTC recognizer).
 The channel kind's option ``sensitivity_metric`` (``--kind-option sensitivity_metric=NAME``)
 overrides the choice: a registered drop metric (``kl``, ``top1``, ``rel_mse``, ...) or ``task``.
 """
