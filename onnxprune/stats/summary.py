@@ -67,12 +67,14 @@ class ModelSummary:
         ops {op: count}, layers [{name, op_type, macs, params, output_shape}], nodes,
         input_shapes (shapes MACs were counted at) and notes; with ``macs_unknown`` set (an
         input has dynamic dimensions after the batch axis that were not given) ``macs`` and
-        every layer's ``macs`` are null and ``macs_unknown`` says how to fix it."""
+        every layer's ``macs`` and ``output_shape`` are null (they would be those of a size-1
+        input) and ``macs_unknown`` says how to fix it."""
         data = asdict(self)
         if self.macs_unknown:
             data["macs"] = None
             for layer in data["layers"]:
                 layer["macs"] = None
+                layer["output_shape"] = None
         return data
 
     def top_layers(self, count: int | None) -> list[LayerInfo]:

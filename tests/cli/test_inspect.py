@@ -170,6 +170,8 @@ def test_dynamic_spatial_dims_make_macs_unknown_with_a_hint(tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["macs"] is None and all(layer["macs"] is None for layer in payload["layers"])
+    # shapes at a 1x1 image would mislead: unknown as well
+    assert all(layer["output_shape"] is None for layer in payload["layers"])
     assert "--input-shape x:1,3,H,W" in payload["macs_unknown"]
     fixed = CliRunner().invoke(
         cli, ["inspect", str(path), "--json", "--input-shape", "x:1,3,12,10"]
