@@ -24,6 +24,7 @@ from onnxprune.blocks.observe import (
 from onnxprune.calibrate import iter_feeds
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
+from onnxprune.stats.probabilities import log_probability_pair
 
 
 @dataclass
@@ -109,23 +110,19 @@ def norm_ratio(scoring: BlockScoring) -> np.ndarray:
 
 def kl_drop(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
     """Mean over outputs of the mean KL(softmax(y_ref) ‖ softmax(y)) along axis 1 (the last
-    axis of rank-2 outputs); outputs of rank < 2 use Σ‖y − y_ref‖² / Σ‖y_ref‖²."""
+    axis of rank-2 outputs; the values themselves when y_ref already is a distribution there:
+    :func:`~onnxprune.stats.probabilities.log_probability_pair`); outputs of rank < 2 use
+    Σ‖y − y_ref‖² / Σ‖y_ref‖²."""
     drops = []
     for ref, out in zip(reference, outputs, strict=True):
         if ref.ndim < 2 or not np.issubdtype(ref.dtype, np.floating):
             denominator = float(np.sum(np.square(ref.astype(np.float64)))) or 1.0
             drops.append(float(np.sum(np.square(out - ref.astype(np.float64)))) / denominator)
             continue
-        log_p = _log_softmax(ref, 1)
-        log_q = _log_softmax(out, 1)
+        log_p, log_q = log_probability_pair(ref, out, 1)
         kl = np.sum(np.exp(log_p) * (log_p - log_q), axis=1)
         drops.append(float(np.mean(kl)))
     return float(np.mean(drops)) if drops else 0.0
-
-
-def _log_softmax(array: np.ndarray, axis: int) -> np.ndarray:
-    shifted = array.astype(np.float64) - array.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def _run_all(model, data, search: BlockSearch, max_samples, batch_size) -> list[np.ndarray]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate.registry import KIND_REFERENCE, builtin
+from onnxprune.stats.probabilities import is_distribution, log_probability_pair
 
 
 class NotApplicable(ValueError):
@@ -88,7 +89,7 @@ def expected_top1(candidate, reference) -> float:
         raise NotApplicable("needs float class scores")
     candidate, reference = _float_pair(candidate, reference)
     cand, ref = _classes_last(candidate), _classes_last(reference)
-    probabilities = ref if _is_distribution(ref) else np.exp(log_softmax(ref))
+    probabilities = ref if is_distribution(ref, 1) else np.exp(log_softmax(ref))
     chosen = cand.argmax(axis=1)
     return float(100.0 * np.mean(probabilities[np.arange(len(chosen)), chosen]))
 
@@ -169,37 +170,8 @@ def kl_divergence(candidate, reference) -> float:
         raise NotApplicable("needs float outputs (logits)")
     candidate, reference = _float_pair(candidate, reference)
     cand, ref = _classes_last(candidate), _classes_last(reference)
-    if _is_distribution(ref):
-        log_p = np.log(np.clip(ref, 1e-12, None))
-        log_q = np.log(np.clip(cand, 1e-12, None))
-    else:
-        log_q = log_softmax(cand)
-        log_p = log_softmax(ref)
+    log_p, log_q = log_probability_pair(ref, cand, 1)
     return float(np.mean((np.exp(log_p) * (log_p - log_q)).sum(axis=1)))
-
-
-def _is_distribution(rows: np.ndarray) -> bool:
-    return bool(
-        rows.size
-        and rows.min() >= 0.0
-        and rows.max() <= 1.0
-        and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3)
-    )
-
-
-#: how far from 1 a row's sum may be for :func:`is_distribution` (float32 softmax rounding)
-DISTRIBUTION_TOLERANCE = 1e-3
-
-
-def is_distribution(array: np.ndarray, axis: int) -> bool:
-    """Whether every slice along ``axis`` is a probability distribution: values in [0, 1]
-    summing to 1 (within :data:`DISTRIBUTION_TOLERANCE`), over at least 2 entries."""
-    array = np.asarray(array, dtype=np.float64)
-    if array.size == 0 or array.shape[axis] < 2:
-        return False
-    if array.min() < 0.0 or array.max() > 1.0:
-        return False
-    return bool(np.all(np.abs(array.sum(axis=axis) - 1.0) <= DISTRIBUTION_TOLERANCE))
 
 
 def default_reference_metric(reference: np.ndarray) -> str:

@@ -32,6 +32,11 @@ tables) never train (:func:`_lookup_tables`).
 
 ``base="lsq"`` first applies the least-squares refit (``lsq+distill``).
 
+Outputs compared: the float32 graph outputs; for the KL losses, an output produced by a
+Softmax over the loss's class axis is replaced by that Softmax's input, the logits
+(:func:`logits_behind_softmax`), and the loss is built on a copy of the pruned model that
+exposes them.
+
 ``keep_zeros`` (default on): every trainable weight that is exactly zero at the start stays
 zero (projected Adam on the fixed support: after each step w ← w ⊙ m, m = [w₀ ≠ 0]), so the
 masks of a sparsified model (unstructured or N:M) survive distillation. Trained dense weights
@@ -227,23 +232,37 @@ def distill(
     if schedule not in ("constant", "cosine"):
         raise InputError(f"distill schedule must be 'constant' or 'cosine', got '{schedule}'")
     report = report if report is not None else DistillReport()
-    outputs = _float_outputs(pruned)
+    graph_outputs = _float_outputs(pruned)
     pruned_names = {out for node in pruned.graph.node for out in node.output}
     original_names = {out for node in original.graph.node for out in node.output}
+    outputs = [  # the logits only where the unpruned model has the same tensor
+        logits if logits in original_names else output
+        for output, logits in zip(
+            graph_outputs, logits_behind_softmax(pruned, graph_outputs, loss), strict=True
+        )
+    ]
     missing = [name for name in features if name not in pruned_names or name not in original_names]
     if missing:
         raise InputError(f"feature tensor(s) not in both models: {', '.join(missing)}")
-    loss = lookup_distill_loss(loss)(pruned, outputs, temperature)
+    # the loss and the training graph read the logits as graph outputs (values are written
+    # back to ``pruned`` itself, whose graph never changes)
+    exposed = list(dict.fromkeys([*outputs, *features]))
+    scored = (
+        pruned
+        if outputs == graph_outputs
+        else exposed_model(pruned, exposed, dict.fromkeys(exposed, FLOAT))
+    )
+    loss = lookup_distill_loss(loss)(scored, outputs, temperature)
     if features:
-        mse = mean_squared_error(pruned, list(features))
-        loss = sum_losses(pruned, [loss, mse], [1.0, feature_weight])
+        mse = mean_squared_error(scored, list(features))
+        loss = sum_losses(scored, [loss, mse], [1.0, feature_weight])
     tables = _lookup_tables(pruned)
     candidates = [
         init.name
         for init in pruned.graph.initializer
         if init.data_type == FLOAT and init.name not in tables
     ]
-    trainable = PARAMETER_SETS[parameters](pruned, reachable(pruned, loss, candidates))
+    trainable = PARAMETER_SETS[parameters](pruned, reachable(scored, loss, candidates))
     if not trainable or steps == 0:
         return pruned
     initial = {
@@ -264,7 +283,7 @@ def distill(
         raise InputError(f"distill needs at least {batch_size} training samples, has {len(train)}")
     # Same function of the same initializers, cheaper to differentiate (the result keeps
     # the pruned model's graph: only values are written back).
-    training = fold_zero_pads(pruned, keep=[*outputs, *features])
+    training = fold_zero_pads(scored, keep=[*outputs, *features])
     gradient = GradientSession(build_gradient_model(training, loss, trainable))
     evaluate = GradientSession(build_loss_model(training, loss, trainable))
     params = {name: value.copy() for name, value in initial.items()}
@@ -343,6 +362,41 @@ def _float_outputs(model: ModelProto) -> list[str]:
     if not names:
         raise InputError("distill needs a float32 tensor output to compare; the model has none")
     return names
+
+
+#: the class axis each KL loss reads (``None``: the output's last axis)
+_KL_CLASS_AXIS = {"kl": 1, "kl_last_axis": None}
+
+
+def logits_behind_softmax(model: ModelProto, outputs: list[str], loss: str) -> list[str]:
+    """``outputs`` with every one that a Softmax over the loss's class axis produces replaced
+    by that Softmax's input, for the KL losses. A model exported with its softmax hands out
+    probabilities; the KL loss applies its own softmax, and softmax(p) is nearly uniform over
+    many classes (its gradient nearly 0). KL(softmax(r/T) ‖ softmax(y/T)) on the logits is the
+    distillation loss itself (Hinton et al.). Names are kept by pruning, so the unpruned model
+    has the same tensor."""
+    if loss not in _KL_CLASS_AXIS:
+        return outputs
+    producers = {name: node for node in model.graph.node for name in node.output}
+    ranks = {
+        value.name: len(value.type.tensor_type.shape.dim)
+        for value in model.graph.output
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape")
+    }
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    result = []
+    for name in outputs:
+        node, rank = producers.get(name), ranks.get(name)
+        if node is None or node.op_type != "Softmax" or not rank:
+            result.append(name)
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), -1 if opset >= 13 else 1)
+        wanted = _KL_CLASS_AXIS[loss]
+        wanted = rank - 1 if wanted is None else wanted
+        # before opset 13 a Softmax normalizes over every axis from ``axis`` on (flattened)
+        per_axis = opset >= 13 or axis % rank == rank - 1
+        result.append(node.input[0] if per_axis and axis % rank == wanted else name)
+    return result
 
 
 def _supports(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from onnxprune.errors import InputError
+from onnxprune.stats.probabilities import log_probability_pair
 
 DropMetric = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], float]
 DROP_METRICS: dict[str, DropMetric] = {}
@@ -33,11 +34,6 @@ def _class_axis(array: np.ndarray) -> int:
     return 1 if array.ndim >= 2 else 0
 
 
-def _log_softmax(array: np.ndarray, axis: int) -> np.ndarray:
-    shifted = array.astype(np.float64) - array.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
 def _float_pairs(reference, outputs):
     if len(reference) != len(outputs):
         raise InputError(f"expected {len(reference)} outputs, got {len(outputs)}")
@@ -52,11 +48,13 @@ def _float_pairs(reference, outputs):
 @register_drop_metric("kl")
 def kl_divergence(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> float:
     """Mean KL(p_ref ‖ p) = Σ_k p_ref,k (log p_ref,k − log p_k), p = softmax along the class
-    axis, averaged over samples (and spatial positions), then over float outputs; in nats."""
+    axis — or the values themselves when the reference already is a distribution there (a
+    model exported with its softmax: :func:`~onnxprune.stats.probabilities.log_probability_pair`) —
+    averaged over samples (and spatial positions), then over float outputs; in nats."""
     values = []
     for ref, out in _float_pairs(reference, outputs):
         axis = _class_axis(ref)
-        log_p, log_q = _log_softmax(ref, axis), _log_softmax(out, axis)
+        log_p, log_q = log_probability_pair(ref, out, axis)
         values.append(float((np.exp(log_p) * (log_p - log_q)).sum(axis=axis).mean()))
     return float(np.mean(values)) if values else 0.0
 
@@ -67,7 +65,7 @@ def kl_last_axis(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray])
     averaged over samples and positions, then over float outputs; in nats."""
     values = []
     for ref, out in _float_pairs(reference, outputs):
-        log_p, log_q = _log_softmax(ref, -1), _log_softmax(out, -1)
+        log_p, log_q = log_probability_pair(ref, out, -1)
         values.append(float((np.exp(log_p) * (log_p - log_q)).sum(axis=-1).mean()))
     return float(np.mean(values)) if values else 0.0
 

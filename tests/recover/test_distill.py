@@ -304,3 +304,35 @@ def test_distill_compares_float_outputs_only() -> None:
     distill(original, student, samples, steps=30, batch_size=8, lr=1e-2, eval_every=10,
             report=report)  # fmt: skip
     assert report.heldout_after < report.heldout_before
+
+
+def _softmax_mlp(w1: np.ndarray, w2: np.ndarray):
+    """:func:`_mlp` exported with its softmax: the output is probabilities."""
+    from onnx import TensorProto, helper
+
+    model = _mlp(w1, w2)
+    model.graph.node.append(helper.make_node("Softmax", ["y"], ["probabilities"], axis=1))
+    del model.graph.output[:]
+    model.graph.output.append(
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", 5])
+    )
+    return model
+
+
+def test_a_softmax_output_is_distilled_on_its_logits() -> None:
+    from onnxprune.recover.distill import logits_behind_softmax
+
+    rng = np.random.default_rng(2)
+    w1 = rng.standard_normal((6, 7)).astype(np.float32)
+    w2 = 3.0 * rng.standard_normal((7, 5)).astype(np.float32)
+    original = _softmax_mlp(w1, w2)
+    assert logits_behind_softmax(original, ["probabilities"], "kl") == ["y"]
+    assert logits_behind_softmax(original, ["probabilities"], "mse") == ["probabilities"]
+    student = _softmax_mlp(w1 + 0.3 * rng.standard_normal(w1.shape).astype(np.float32), w2)
+    samples = load_samples(
+        {"x": rng.standard_normal((60, 6)).astype(np.float32)}, original, max_samples=None
+    )
+    report = DistillReport()
+    distill(original, student, samples, steps=40, batch_size=8, lr=1e-2, eval_every=10,
+            report=report)  # fmt: skip
+    assert report.heldout_after < 0.5 * report.heldout_before
