@@ -20,6 +20,7 @@ import numpy as np
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate.registry import KIND_REFERENCE, builtin
+from onnxprune.stats import probabilities
 from onnxprune.stats.probabilities import is_distribution, log_probability_pair
 
 
@@ -155,9 +156,8 @@ def mean_rel_error(candidate, reference) -> float:
 
 
 def log_softmax(rows: np.ndarray) -> np.ndarray:
-    """log softmax along the last axis: x - max - log Σ exp(x - max)."""
-    shifted = rows - rows.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    """log softmax along the last axis (:func:`onnxprune.stats.probabilities.log_softmax`)."""
+    return probabilities.log_softmax(rows, -1)
 
 
 @builtin("kl", KIND_REFERENCE, higher_is_better=False, unit="nats", aliases=("kl_divergence",))
