@@ -410,3 +410,80 @@ def test_a_quantized_graph_is_named_in_a_note():
         "quantized graph (ConvInteger, DynamicQuantizeLinear)" in note for note in analysis.notes
     )
     assert not any(group.prunable for group in analysis.groups)
+
+
+def _channel_pad_block(pads, opset=17, mode=None, value=None, pad_opset10=False):
+    """c1 (3 -> 6) -> Relu -> [Pad channels 6 -> 6 + pads] + c2 (-> 6 + pads) -> Relu -> head:
+    a residual stream widened by zero channels, as TFLite models do."""
+    width = 6 + pads[1] + pads[5]
+    nodes, inits = chain(conv("c1", "x", "a0", 3, 6))
+    nodes.append(helper.make_node("Relu", ["a0"], ["a"], name="relu1"))
+    attrs = {} if mode is None else {"mode": mode}
+    if pad_opset10:
+        attrs["pads"] = list(pads)
+        if value is not None:
+            attrs["value"] = value
+        nodes.append(helper.make_node("Pad", ["a"], ["p"], name="channel_pad", **attrs))
+    else:
+        inputs = ["a", "pads"] + (["value"] if value is not None else [])
+        nodes.append(helper.make_node("Pad", inputs, ["p"], name="channel_pad", **attrs))
+        inits.append(const("pads", np.array(pads, dtype=np.int64)))
+        if value is not None:
+            inits.append(const("value", np.array(value, dtype=np.float32)))
+    node, c2_inits = conv("c2", "a", "b", 6, width, seed=1)
+    nodes += [node, helper.make_node("Add", ["p", "b"], ["s0"], name="add")]
+    nodes.append(helper.make_node("Relu", ["s0"], ["s"], name="relu2"))
+    h_nodes, h_inits = head("s", width, 8)
+    return make_model(
+        nodes + h_nodes,
+        [tensor("x", ["N", 3, 8, 8])],
+        [tensor("out", ["N", 5])],
+        inits + c2_inits + h_inits,
+        opset=opset,
+    )
+
+
+@pytest.mark.parametrize(
+    ("pads", "opset", "attribute"),
+    [
+        ([0, 0, 0, 0, 0, 3, 0, 0], 17, False),  # zeros after: the TFLite form
+        ([0, 2, 0, 0, 0, 1, 0, 0], 17, False),  # zeros before and after
+        ([0, 0, 0, 0, 0, 3, 0, 0], 10, True),  # pads as an attribute
+    ],
+)
+def test_zero_channel_pad_makes_prunable_zero_channels(pads, opset, attribute):
+    model = _channel_pad_block(pads, opset=opset, pad_opset10=attribute)
+    analysis = analyze(model)
+    groups = groups_by_source(analysis)
+    joined = groups[("c1", "c2")]  # the input's channels meet c2's first six channels
+    zeros = groups[("c2", "channel_pad")]  # the padded zeros meet c2's other channels
+    assert joined.prunable and joined.size == 6
+    assert zeros.prunable and zeros.size == pads[1] + pads[5]
+    for seed in range(3):
+        pruned = assert_mask_equivalent(analysis, random_removal(analysis, seed=seed))
+        onnx.checker.check_model(pruned, full_check=True)
+
+
+def test_zero_channel_pad_can_lose_all_its_zeros():
+    model = _channel_pad_block([0, 0, 0, 0, 0, 3, 0, 0])
+    analysis = analyze(model)
+    zeros = groups_by_source(analysis)[("c2", "channel_pad")]
+    pruned = assert_mask_equivalent(analysis, {int(c) for c in zeros.clusters})
+    pads = {i.name: onnx.numpy_helper.to_array(i) for i in pruned.graph.initializer}
+    pad_node = next(n for n in pruned.graph.node if n.op_type == "Pad")
+    assert pads[pad_node.input[1]].tolist() == [0] * 8
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "pads", "reason"),
+    [
+        ("reflect", None, [0, 0, 0, 0, 0, 3, 0, 0], "mode 'reflect'"),
+        (None, 1.5, [0, 0, 0, 0, 0, 3, 0, 0], "value 1.5"),
+    ],
+)
+def test_other_channel_padding_blocks(mode, value, pads, reason):
+    model = _channel_pad_block(pads, mode=mode, value=value)
+    analysis = analyze(model)
+    blocked = [g for g in analysis.groups if not g.prunable]
+    assert any(reason in r for g in blocked for r in g.reasons)
+    assert_mask_equivalent(analysis, random_removal(analysis))
