@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ranking", choices=("output", "criterion"), help="sparsity_ranking (default: the kind's)"
     )
+    parser.add_argument(
+        "--gain-metric",
+        help="the kind option gain_metric: the measure of the sparsity kind's output gains "
+        "(default: chosen from the guard)",
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -106,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
                         plan_options={
                             "sparsity_keep_positions": args.keep_positions,
                             "sparsity_ranking": args.ranking,
+                            **(
+                                {"gain_metric": args.gain_metric}
+                                if args.gain_metric
+                                else {}
+                            ),
                         },
                     )  # fmt: skip
                     seconds = time.perf_counter() - tick
@@ -127,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         f"`{command}` — {(time.perf_counter() - started) / 60:.1f} min (2 shared CPU cores).",
         "",
         f"`optimize --target sparsity=S`, {guard}, {args.steps} step(s), "
-        f"increments ranked by {args.ranking or 'the default (output with lsq, criterion with none)'}; "
+        f"increments ranked by {args.ranking or 'the default (output with lsq, criterion with none)'}"
+        + (f", output gains measured by {args.gain_metric}" if args.gain_metric else "")
+        + "; "
         "recovery `none`: the criterion's masks alone; `lsq`: "
         + (
             "the masks kept, the other weights refitted by sequential least squares"
@@ -148,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f"-ranking-{args.ranking}" if args.ranking else "")
         + (f"-seeds-{args.seeds.replace(',', '-')}" if args.seeds != "1,2" else "")
         + (f"-steps-{args.steps}-drop-{args.max_drop}" if max_drop != 100 else "")
+        + (f"-gain-{args.gain_metric}" if args.gain_metric else "")
     )
     publish(SECTION + suffix, body, args.write)
     return 0

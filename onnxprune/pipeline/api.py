@@ -22,7 +22,7 @@ from onnxprune.errors import InputError
 from onnxprune.pipeline import blocks as _blocks  # noqa: F401 - registers the kind
 from onnxprune.pipeline import channels as _channels  # noqa: F401 - registers the kind
 from onnxprune.pipeline import sparsity as _sparsity  # noqa: F401 - registers kind and goal
-from onnxprune.pipeline.drop_metric import choose_drop_metric
+from onnxprune.pipeline.drop_metric import choose_drop_metric, choose_gain_metric
 from onnxprune.pipeline.goals import GoalContext, make_goal
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, Measured
 from onnxprune.pipeline.outputs import default_output
@@ -231,6 +231,9 @@ def optimize(
             "distill_loss": evaluator.metric.distill_loss,
             "sensitivity_metric": choose_drop_metric(
                 evaluator.metric, (plan_options or {}).get("sensitivity_metric")
+            ),
+            "gain_metric": choose_gain_metric(
+                evaluator.metric, (plan_options or {}).get("gain_metric")
             ),
         },
         methods=(criterion, allocation, recover, recovery_name),

@@ -43,10 +43,12 @@ import numpy as np
 from onnx import ModelProto, numpy_helper
 
 from onnxprune.errors import InputError
+from onnxprune.pipeline.drop_metric import GAIN_METRIC_DEFAULT
 from onnxprune.pipeline.goals import GoalContext, register_goal
 from onnxprune.pipeline.loop import LoopSettings, Measured
 from onnxprune.pipeline.plan import KindSetup, PlanContext, PlanKind, register_kind
 from onnxprune.pipeline.schedule import RemovalUnit
+from onnxprune.sensitivity.metrics import resolve_drop_metric
 
 SPARSITY = "sparsity"
 STEP = 0.1
@@ -76,16 +78,20 @@ def _measured_scores(
     weight zeroed: c_l(b_k) − c_l(b_{k−1}) over b_k − b_{k−1}, with c_l the lower convex hull of
     gain_l · e_l (the ``output`` error curve of the OBS reconstruction,
     :func:`onnxprune.sparsity.curves.error_curves`) and b_k the weights zeroed after k
-    increments. Layers without a curve are left out."""
+    increments. The gains are measured by the ``gain_metric`` option (chosen from the guard:
+    :func:`onnxprune.pipeline.drop_metric.choose_gain_metric`). Layers without a curve are
+    left out."""
     from onnxprune.sparsity.allocation import hull_costs
     from onnxprune.sparsity.criteria import resolve_criterion
     from onnxprune.sparsity.curves import error_curves
     from onnxprune.sparsity.units import increment_bound
 
     weights = {i.name: numpy_helper.to_array(i) for i in context.prepared.graph.initializer}
+    _, measure = resolve_drop_metric(context.options.get("gain_metric", GAIN_METRIC_DEFAULT))
     curves = error_curves(
         context.prepared, layers, weights, context.calibration, resolve_criterion("obs"),
-        seed=context.options.get("seed", 0), output_gain=True, progress=context.progress,
+        seed=context.options.get("seed", 0), output_gain=True, gain_metric=measure,
+        progress=context.progress,
     )  # fmt: skip
     steps = math.floor(max_ratio / STEP + 1e-9)
     scores: dict[tuple[str, int], float] = {}
@@ -142,6 +148,7 @@ def _ranked_by_measure(units: list[RemovalUnit], measured: dict) -> list[Removal
         "sparsity_keep_positions",
         "sparsity_max_ratio",
         "min_size",
+        "gain_metric",
     ),
 )
 def sparsity_setup(context: PlanContext) -> KindSetup:
@@ -149,7 +156,8 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
     normalised criterion score (``criterion``); options: ``sparsity_criterion``,
     ``sparsity_ranking`` (default ``output`` when the run refits, else ``criterion``),
     ``sparsity_keep_positions``, ``ignore``, ``sparsity_max_ratio`` (default 0.95),
-    ``min_size``."""
+    ``min_size``, ``gain_metric`` (the measure of the output gains: a smooth drop metric;
+    default chosen from the guard)."""
     from onnxprune.sparsity.criteria import resolve_criterion
     from onnxprune.sparsity.targets import DEFAULT_MIN_SIZE, find_layers
     from onnxprune.sparsity.units import apply_items, sparsity_units
@@ -198,7 +206,8 @@ def sparsity_setup(context: PlanContext) -> KindSetup:
 
     notes.append(
         "sparsity ranking: measured model-output error per weight (OBS error curves times "
-        "each layer's output gain)"
+        "each layer's output gain, measured by "
+        f"{options.get('gain_metric', GAIN_METRIC_DEFAULT)})"
         if ranking == "output"
         else f"sparsity ranking: normalised {criterion.name} score"
     )

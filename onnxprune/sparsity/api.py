@@ -49,6 +49,7 @@ from onnx import ModelProto, numpy_helper
 from onnxprune.errors import InputError
 from onnxprune.io import load_model, normalize_model
 from onnxprune.passes import preprocess
+from onnxprune.sensitivity.metrics import resolve_smooth_drop_metric
 from onnxprune.sparsity.allocation import Allocation, exempt_by_cost, resolve_allocation
 from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, collect_layer_stats
@@ -245,6 +246,7 @@ def sparsify(
     nm_coverage: float = 1.0,
     permute: bool | None = None,
     permute_saliency: str = "obs",
+    gain_metric: str = "rel_mse",
     progress: Progress | None = None,
 ) -> SparsifyResult:
     """Zero weights of ``model`` (see module docstring); returns the model and its plan.
@@ -265,7 +267,10 @@ def sparsify(
     unchanged, proven on a batch; the model is preprocessed first (constants folded,
     BatchNorm fused) so the channel analysis sees through exporter shape arithmetic. None (the
     default): on with a pattern. ``permute_saliency`` (with data): ``obs`` or ``diag``, the
-    per-weight cost the reorder minimizes.
+    per-weight cost the reorder minimizes. ``gain_metric``: the smooth drop metric that
+    measures each layer's gain to the outputs for the ``output`` allocation and the N:M
+    coverage (:mod:`~onnxprune.sparsity.curves`): ``rel_mse`` (default) or ``std_mse`` for a
+    head whose output channels have different scales (a raw detection head).
     """
     started = time.perf_counter()
     say = progress or (lambda message: None)
@@ -283,6 +288,7 @@ def sparsify(
     split = _choose_allocation(allocation, mode, spec, data)
     bias_correction = _choose_bias_correction(bias_correction, spec)
     check_saliency(permute_saliency)
+    _, gain = resolve_smooth_drop_metric(gain_metric)
     if permute is None:
         permute = nm is not None
     elif permute and nm is None:
@@ -315,7 +321,7 @@ def sparsify(
         _keep_costly_dense(
             normalized, targets, data, nm, nm_coverage, notes, say,
             positions=positions, batch_size=batch_size, max_samples=max_samples, seed=seed,
-            damp=damp, block=block, max_columns=max_columns,
+            damp=damp, block=block, max_columns=max_columns, gain_metric=gain,
         )  # fmt: skip
     layers = targets.layers
     weights = _weights(normalized, layers)
@@ -340,8 +346,11 @@ def sparsify(
         curves = error_curves(
             normalized, layers, weights, data, spec, positions=positions,
             batch_size=batch_size, max_samples=max_samples, seed=seed, damp=damp, block=block,
-            max_columns=max_columns, output_gain=split.output_gain, progress=say,
+            max_columns=max_columns, output_gain=split.output_gain, gain_metric=gain,
+            progress=say,
         )  # fmt: skip
+        if split.output_gain:
+            notes.append(f"output gains measured by {gain_metric}")
     jobs = _jobs(
         layers, mode, scores, nm, sparsity, targets.total_weights, skipped_zeros,
         overrides, threshold, keep, max_ratio, notes, split, curves,

@@ -28,10 +28,16 @@ errors are not equal harm. For each layer a small probe perturbation is made: it
 toward the magnitude mask at 50 % (ΔW = t·(W_mask − W), t set so the layer error
 tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) is ``probe`` = 1 %, small enough to stay in the linear regime), only that
 layer is changed, and the model outputs on the first ``gain_samples`` calibration samples are
-compared with the dense ones: gain_l = (‖Δy‖² / ‖y‖²) / probe over all float outputs. The curve
-is then gain_l · e_l(s), an estimate of the model-output error each layer's sparsity causes,
-so the allocator minimizes Σ_l gain_l·e_l. Cost: one forward pass of ``gain_samples`` samples
-per layer.
+compared with the dense ones: gain_l = D(y, y + Δy) / probe. D is ``gain_metric``, a smooth drop
+metric (:mod:`onnxprune.sensitivity.metrics`; quadratic in small output changes, as e_l is in
+ΔW, so the ratio is a gain): by default ``rel_mse``, ‖Δy‖² / ‖y‖² per float output. That
+misleads on heads whose channels have different scales: on a YOLO output [N, 4 + C, A] box
+coordinates in pixels fill ‖y‖², the class branch measures a gain of ~0 and is sparsified
+first. ``std_mse`` weighs each output channel by its own spread; ``optimize`` uses it under a
+task guard (:func:`onnxprune.pipeline.drop_metric.choose_gain_metric`), ``sparsify`` with
+``gain_metric="std_mse"``. The curve is then gain_l · e_l(s), an estimate of the model-output
+error each layer's sparsity causes, so the allocator minimizes Σ_l gain_l·e_l. Cost: one
+forward pass of ``gain_samples`` samples per layer.
 
 One calibration pass runs the dense model with the layers' inputs exposed; layers are taken in
 chunks whose two Gram matrices (2·d² float64 each, d = columns) fit in ``budget_bytes``, one
@@ -51,6 +57,7 @@ from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.im2col import sample_positions
 from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.calibrate.session import ExposedRunner, make_session
+from onnxprune.sensitivity.metrics import DropMetric, relative_squared_error
 from onnxprune.sparsity.allocation import ErrorCurve
 from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, layer_rows, position_count
@@ -148,17 +155,18 @@ def layer_curve(
     return ErrorCurve((0.0, *levels), (0.0, *errors))
 
 
-def _outputs(model: ModelProto, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """All float outputs of ``model`` on ``feeds``, flattened into one float64 vector."""
+def _outputs(model: ModelProto, feeds: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    """The float outputs of ``model`` on ``feeds``, each with the batches joined on axis 0."""
     session = make_session(model)
     names = {value.name for value in session.get_inputs()}
-    parts = []
+    parts: list[list[np.ndarray]] = []
     for batch in feeds:
-        for value in session.run(None, {k: v for k, v in batch.items() if k in names}):
-            value = np.asarray(value)
-            if np.issubdtype(value.dtype, np.floating):
-                parts.append(value.astype(np.float64).reshape(-1))
-    return np.concatenate(parts) if parts else np.zeros(0)
+        values = session.run(None, {k: v for k, v in batch.items() if k in names})
+        values = [v for v in map(np.asarray, values) if np.issubdtype(v.dtype, np.floating)]
+        parts = parts or [[] for _ in values]
+        for part, value in zip(parts, values, strict=True):
+            part.append(value)
+    return [np.concatenate(part, axis=0) for part in parts]
 
 
 def output_gains(
@@ -171,12 +179,14 @@ def output_gains(
     samples: int = 32,
     batch_size: int = 32,
     probe: float = 0.01,
+    gain_metric: DropMetric | None = None,
     progress: Progress | None = None,
 ) -> dict[str, float]:
-    """Model-output error per unit of layer error, by node (module docstring)."""
+    """Model-output error per unit of layer error, by node: ``gain_metric`` (reference outputs,
+    probed outputs) over the probe (module docstring; None: ``rel_mse``)."""
+    measure = gain_metric or relative_squared_error
     feeds = list(iter_feeds(data, model, batch_size=batch_size, max_samples=samples))
     reference = _outputs(model, feeds)
-    energy = max(float(reference @ reference), 1e-30)
     gains = {}
     for layer in layers:
         h = hessians.get(layer.node)
@@ -190,8 +200,8 @@ def output_gains(
             continue
         step = np.sqrt(probe / layer_error)
         probed = layer.from_matrix(matrix + step * direction).astype(weight.dtype)
-        change = _outputs(apply_weights(model, {layer.weight: probed}), feeds) - reference
-        gains[layer.node] = float(change @ change) / energy / probe
+        probed_outputs = _outputs(apply_weights(model, {layer.weight: probed}), feeds)
+        gains[layer.node] = float(measure(reference, probed_outputs)) / probe
         if progress:
             progress(f"output gain {layer.node}: {gains[layer.node]:.3f}")
     return gains
@@ -231,6 +241,7 @@ def nm_costs(
     max_rows: int = 128,
     budget_bytes: float = 1 << 30,
     gain_samples: int = 32,
+    gain_metric: DropMetric | None = None,
     progress: Progress | None = None,
 ) -> dict[str, float]:
     """Estimated model-output error of each layer alone at the N:M pattern, by node:
@@ -250,7 +261,7 @@ def nm_costs(
         }
         gains = output_gains(
             model, chunk, weights, hessians, data, samples=gain_samples, batch_size=batch_size,
-            progress=progress,
+            gain_metric=gain_metric, progress=progress,
         )  # fmt: skip
         for layer in chunk:
             (g0, n0), (g1, n1) = folds[layer.node]
@@ -290,6 +301,7 @@ def error_curves(
     budget_bytes: float = 1 << 30,
     output_gain: bool = False,
     gain_samples: int = 32,
+    gain_metric: DropMetric | None = None,
     progress: Progress | None = None,
 ) -> dict[str, ErrorCurve]:
     """Error curves of ``layers`` on ``model`` (module docstring), keyed by node; scaled by
@@ -310,7 +322,7 @@ def error_curves(
             }
             gains = output_gains(
                 model, chunk, weights, hessians, data, samples=gain_samples,
-                batch_size=batch_size, progress=progress,
+                batch_size=batch_size, gain_metric=gain_metric, progress=progress,
             )  # fmt: skip
             del hessians
         for layer in chunk:

@@ -149,6 +149,8 @@ def test_damp_reaches_the_obs_solver(files, tmp_path):
         ["--nm-coverage", "0.9"],
         ["--pattern", "2:4", "--nm-coverage", "0.9"],
         ["--sparsity", "0.5", "--permute"],
+        ["--gain-metric", "top1"],
+        ["--gain-metric", "nope"],
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(files, tmp_path, args):
@@ -159,3 +161,20 @@ def test_bad_inputs_exit_2_with_one_line(files, tmp_path, args):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+def test_gain_metric_reaches_the_output_allocation(files, tmp_path):
+    """std_mse and rel_mse measure different gains, so the output allocation may split the
+    sparsity differently; both runs reach the whole-model count."""
+    model, data = files
+    common = ["--sparsity", "0.5", "--criterion", "obs", "--data", data, "--min-size", "0"]
+    common += ["--allocation", "output", "--quiet", "--json", "-"]
+    plans = {}
+    for metric in ("rel_mse", "std_mse"):
+        out = tmp_path / f"{metric}.onnx"
+        result = invoke("sparsify", model, "-o", out, *common, "--gain-metric", metric)
+        assert result.exit_code == 0, result.output
+        plans[metric] = json.loads(result.output)
+    for metric, plan in plans.items():
+        assert plan["sparsity"] == pytest.approx(0.5, abs=0.01)
+        assert f"output gains measured by {metric}" in plan["notes"]

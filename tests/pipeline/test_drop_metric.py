@@ -9,8 +9,12 @@ import pytest
 from onnxprune.errors import InputError
 from onnxprune.evaluate import get_metric
 from onnxprune.evaluate.tasks import TaskSpec, bind_task_metric
-from onnxprune.pipeline.drop_metric import choose_drop_metric, guard_drop_metric
-from onnxprune.sensitivity.metrics import kl_divergence
+from onnxprune.pipeline.drop_metric import (
+    choose_drop_metric,
+    choose_gain_metric,
+    guard_drop_metric,
+)
+from onnxprune.sensitivity.metrics import DROP_METRICS, kl_divergence
 
 DETECT = TaskSpec("detect", "yolov8")
 
@@ -81,3 +85,19 @@ def test_segmentation_logits_keep_kl_and_single_channel_maps_use_the_task():
     half = [np.array([[[[0.9, 0.1], [0.2, 0.2]]]], dtype=np.float32)]
     assert kl_divergence(original, half) == 0.0  # one channel: softmax is 1, kl is blind
     assert drop(original, half) == pytest.approx(50.0)  # foreground 2 pixels -> 1
+
+
+def test_gain_metric_is_std_mse_for_task_guards_and_rel_mse_otherwise():
+    """A 1 % probe moves a task metric or top-1 by nothing: gains need a smooth measure, and a
+    detection head needs its channels weighed alike."""
+    task = bind_task_metric("map50_vs_original", DETECT)
+    assert choose_gain_metric(task, None) == "std_mse"
+    assert choose_gain_metric(get_metric("top1"), None) == "rel_mse"
+    assert choose_gain_metric(get_metric("top1"), "kl") == "kl"
+    with pytest.raises(InputError, match="gain metric 'top1' is not smooth"):
+        choose_gain_metric(task, "top1")
+    with pytest.raises(InputError, match="unknown sensitivity metric 'nope'"):
+        choose_gain_metric(task, "nope")
+    # the lost class score registers under std_mse; the coordinates hide it from rel_mse
+    assert DROP_METRICS["std_mse"](ORIGINAL, LOST_CLASS) > 0.1
+    assert DROP_METRICS["rel_mse"](ORIGINAL, LOST_CLASS) < 1e-3

@@ -153,6 +153,8 @@ def test_a_refitting_sparsity_run_ranks_by_measured_curves(digits):
     options = dict(data=calib, max_drop=100.0, steps=1, measure_latency=False)
     measured = optimize(model, "sparsity=0.5", recover="lsq", **options)
     assert any("sparsity ranking: measured" in note for note in measured.report.notes)
+    # a top-1 guard: the gains are the relative squared error of the outputs
+    assert any("output gain, measured by rel_mse)" in note for note in measured.report.notes)
     assert measured.report.seconds["sparsity_curves"] > 0
     plain = optimize(
         model, "sparsity=0.5", recover="lsq", plan_options={"sparsity_ranking": "criterion"},

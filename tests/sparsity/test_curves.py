@@ -60,3 +60,54 @@ def test_the_last_linear_layer_passes_its_error_on_with_gain_one(setup):
         gain_samples=32,
     )  # fmt: skip
     np.testing.assert_allclose(scaled["mm"].errors, plain["mm"].errors, rtol=1e-3)
+
+
+def _two_scale_head() -> onnx.ModelProto:
+    """x (N, 8) -> MatMul box (8x4) -> ×1000 ┐
+                 -> MatMul cls (8x4) -> Sigmoid ┴ Concat(axis 1) -> y (N, 8): pixel-sized
+    coordinates beside scores in [0, 1], as in a raw YOLO head."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(8, 4)).astype(np.float32), "wbox"),
+        numpy_helper.from_array(rng.normal(size=(8, 4)).astype(np.float32), "wcls"),
+        numpy_helper.from_array(np.array(1000.0, np.float32), "scale"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "wbox"], ["b0"], name="box"),
+        helper.make_node("Mul", ["b0", "scale"], ["b"], name="pixels"),
+        helper.make_node("MatMul", ["x", "wcls"], ["c0"], name="cls"),
+        helper.make_node("Sigmoid", ["c0"], ["c"], name="score"),
+        helper.make_node("Concat", ["b", "c"], ["y"], name="head", axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two_scale_head",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_gains_by_a_standardized_measure_see_the_score_branch():
+    """The default gain (‖Δy‖²/‖y‖² over the outputs) reads the score branch as free next to
+    pixel coordinates; ``std_mse`` gives both branches gains of the same order."""
+    from onnxprune.sensitivity.metrics import standardized_squared_error
+    from onnxprune.sparsity.curves import fold_grams, output_gains
+
+    model = _two_scale_head()
+    layers = find_layers(model, min_size=0).layers
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    data = {"x": np.random.default_rng(4).normal(size=(64, 8)).astype(np.float32)}
+    folds = fold_grams(model, layers, data, positions=None, batch_size=32, max_samples=None, seed=0)
+    hessians = {node: (g0 + g1) / (n0 + n1) for node, ((g0, n0), (g1, n1)) in folds.items()}
+    raw = output_gains(model, layers, weights, hessians, data, samples=64)
+    standardized = output_gains(
+        model, layers, weights, hessians, data, samples=64, gain_metric=standardized_squared_error
+    )
+    assert raw["cls"] < 1e-6 * raw["box"]
+    assert 0.05 < standardized["cls"] / standardized["box"] < 20

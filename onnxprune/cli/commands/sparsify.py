@@ -140,6 +140,16 @@ def _load_data(data: str | None, model_path: str):
     "channels holds channels that complement each other. The written model is the "
     "preprocessed one (constants folded, BatchNorm fused). Default: on with --pattern.",
 )
+@click.option(
+    "--gain-metric",
+    default="rel_mse",
+    show_default=True,
+    metavar="NAME",
+    help="How each layer's gain to the model outputs is measured (--allocation output, "
+    "--nm-coverage): 'rel_mse' (relative squared error of the outputs) or 'std_mse' (each "
+    "output channel's error over its own spread: for raw detection heads, whose box "
+    "coordinates in pixels would hide the class scores).",
+)
 @click.option("--ignore", multiple=True, metavar="GLOB", help="Leave matching layers out entirely.")
 @click.option(
     "--protect", multiple=True, metavar="GLOB", help="Keep matching layers dense (still counted)."
@@ -165,7 +175,8 @@ def _load_data(data: str | None, model_path: str):
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def command(
     model, output, sparsity, pattern, criterion, global_, max_ratio, threshold, keep, data,
-    samples, allocation, bias_correction, damp, nm_coverage, permute, ignore, protect, sparsity_for,
+    samples, allocation, bias_correction, damp, nm_coverage, permute, gain_metric, ignore, protect,
+    sparsity_for,
     min_size, include_depthwise, sparse_storage, force, json_path, quiet,
 ) -> None:  # fmt: skip
     """Zero weights of MODEL's Conv/ConvTranspose/Gemm/MatMul layers and write the model."""
@@ -186,7 +197,7 @@ def command(
         protected=list(protect), sparsity_for=list(sparsity_for), min_size=min_size,
         skip_depthwise=not include_depthwise, max_ratio=max_ratio, max_samples=samples,
         allocation=allocation, bias_correction=bias_correction, damp=damp,
-        nm_coverage=nm_coverage, permute=permute,
+        nm_coverage=nm_coverage, permute=permute, gain_metric=gain_metric,
     )  # fmt: skip
     written = result.model
     original = Path(model).read_bytes()
