@@ -49,6 +49,7 @@ class Metric:
     task: str = ""
     spec: Any = None
     distill_loss: str = "kl"  # the distillation loss serving this metric (recover/distill_losses)
+    drop_metric: str | None = None  # the sensitivity drop serving it (None: by distill_loss)
 
     def __call__(self, *args):
         return self.fn(*args)
@@ -74,11 +75,14 @@ def builtin(
     default_max_drop: float | None = None,
     task: str = "",
     distill_loss: str = "kl",
+    drop_metric: str | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorator registering a built-in metric function under ``name`` (``default_max_drop``:
     the guard's default tolerance in the metric's unit, when it has one; ``task``: the task of
     a ``task`` metric, ``detect`` or ``segment``; ``distill_loss``: the registered
-    distillation loss that ``--recover distill`` minimizes for this metric)."""
+    distillation loss that ``--recover distill`` minimizes for this metric; ``drop_metric``:
+    the sensitivity drop metric that measures what it measures, when the one of its
+    distillation loss does not: :mod:`onnxprune.pipeline.drop_metric`)."""
 
     def decorate(fn: Callable) -> Callable:
         metric = Metric(
@@ -90,6 +94,7 @@ def builtin(
             default_max_drop=default_max_drop,
             task=task,
             distill_loss=distill_loss,
+            drop_metric=drop_metric,
         )
         _add(metric, aliases)
         return fn

@@ -65,8 +65,11 @@ GAIN_METRIC_TASK, GAIN_METRIC_DEFAULT = "std_mse", "rel_mse"
 
 
 def guard_drop_metric(metric: Metric) -> str | DropMetric:
-    """For a task guard ``100 − M_vs_original``, else the drop metric of the guard metric's
+    """The guard metric's own ``drop_metric`` when it names one (``r2``: ``std_mse``); for a
+    task guard ``100 − M_vs_original``; else the drop metric of the guard metric's
     distillation loss (module doc; ``kl`` when it has none listed)."""
+    if getattr(metric, "drop_metric", None):
+        return metric.drop_metric
     if metric.kind != KIND_TASK or metric.spec is None:
         loss = getattr(metric, "distill_loss", None) or DEFAULT_DROP_METRIC
         return DROP_FOR_DISTILL_LOSS.get(loss, DEFAULT_DROP_METRIC)
@@ -100,8 +103,9 @@ def choose_drop_metric(metric: Metric, requested: str | None) -> str | DropMetri
 
 def choose_gain_metric(metric: Metric, requested: str | None) -> str:
     """The measure of the sparsity kind's output gains: ``requested`` when given (a registered
-    drop metric that is smooth, else an InputError), ``std_mse`` for a task guard, else
-    ``rel_mse`` (module doc)."""
+    drop metric that is smooth, else an InputError), ``std_mse`` for a task guard or a guard
+    whose drop is ``std_mse`` (``r2``), else ``rel_mse`` (module doc)."""
     if requested is None:
-        return GAIN_METRIC_TASK if metric.kind == KIND_TASK else GAIN_METRIC_DEFAULT
+        centered = metric.kind == KIND_TASK or getattr(metric, "drop_metric", None) == "std_mse"
+        return GAIN_METRIC_TASK if centered else GAIN_METRIC_DEFAULT
     return resolve_smooth_drop_metric(requested)[0]

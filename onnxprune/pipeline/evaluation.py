@@ -57,6 +57,8 @@ from onnxprune.evaluate.validation import apply_metric
 
 SYNTHETIC_SAMPLES = 64
 QUICK_SAMPLES = 128
+#: samples run to choose the default guard metric (how much the output varies between inputs)
+DEFAULT_METRIC_SAMPLES = 16
 LATENCY_RUNS = 50
 # A default tolerance is at least this many noise floors (a noisier metric gets more room).
 DEFAULT_FLOOR_FACTOR = 2.0
@@ -598,7 +600,8 @@ def _synthetic(spec) -> bool:
 
 def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size: int) -> Metric:
     """The metric asked for, or the default: ``top1`` with labels, else the fidelity metric
-    that fits the original's first output (one sample is run to see it)."""
+    that fits the original's first output (``DEFAULT_METRIC_SAMPLES`` samples are run to see
+    it and how much of it varies between inputs)."""
     from onnxprune.evaluate.tasks import TaskSpec, bind_task_metric, task_targets
 
     if isinstance(spec, TaskSpec):
@@ -608,9 +611,12 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
             spec = "top1"
         else:
             probe = run_dataset(
-                original, evaluation.take(1), provider=provider, batch_size=batch_size
+                original,
+                evaluation.take(min(len(evaluation), DEFAULT_METRIC_SAMPLES)),
+                provider=provider,
+                batch_size=batch_size,
             )
-            spec = _default_metric(original, evaluation, probe)
+            spec = _default_metric(original, evaluation, probe, real=not _synthesized(evaluation))
     metric = resolve_metric(spec)
     if metric.kind == KIND_LABELS and not evaluation.has_labels:
         raise InputError(
@@ -620,11 +626,18 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
     return metric
 
 
-def _default_metric(original, evaluation: Dataset, probe: ModelOutputs) -> str:
+def _synthesized(evaluation: Dataset) -> bool:
+    """Inputs made up by ``--synthesize`` (Gaussian or inverted), not the user's data."""
+    return any(tag in str(evaluation.source) for tag in ("synthetic:", "inverted:"))
+
+
+def _default_metric(original, evaluation: Dataset, probe: ModelOutputs, *, real: bool) -> str:
     """Without labels: for models with integer inputs (token ids) the text rule of
     :func:`onnxprune.evaluate.embedding.default_metric_name` (embedding cosine for hidden
     states, agreement for logits); otherwise the fidelity metric of the first output
-    (:func:`~onnxprune.evaluate.fidelity.default_reference_metric`)."""
+    (:func:`~onnxprune.evaluate.fidelity.default_reference_metric`; how much the output varies
+    between inputs is read on ``real`` data only: a classifier shown Gaussian noise answers
+    nearly the same logits to every input, which says nothing about what its output is)."""
     from onnxprune.evaluate.embedding import default_metric_name
 
     specs = [(name, array.dtype, list(array.shape)) for name, array in evaluation.inputs.items()]
@@ -635,7 +648,7 @@ def _default_metric(original, evaluation: Dataset, probe: ModelOutputs) -> str:
         name = default_metric_name(specs, outputs, has_labels=False)
         if name != "agreement":
             return name
-    return default_reference_metric(probe.arrays[index])
+    return default_reference_metric(probe.arrays[index], read_variation=real)
 
 
 def _quick_subset(evaluation: Dataset, seed: int) -> tuple[Dataset, np.ndarray]:

@@ -111,3 +111,45 @@ def test_default_reference_metric_reads_what_the_output_holds():
     assert default_reference_metric(maps) == "cosine"
     assert default_reference_metric(logits[:, 0]) == "expected_top1"
     assert default_reference_metric(np.arange(4)) == "top1_agreement"
+
+
+def test_r2_hand_computed():
+    from onnxprune.evaluate.fidelity import explained_variance
+
+    reference = np.array([[1.0, 10.0], [3.0, 14.0]])  # means 2, 12; spread 1+1+4+4 = 10
+    candidate = reference + np.array([[1.0, 0.0], [0.0, -2.0]])  # error 1 + 4 = 5
+    assert explained_variance(candidate, reference) == pytest.approx(100 * (1 - 5 / 10))
+    assert explained_variance(reference, reference) == 100.0
+    one = reference[:1]  # one sample: nothing varies, the denominator is the energy 101
+    assert explained_variance(one + 1, one) == pytest.approx(100 * (1 - 2 / 101))
+
+
+def test_r2_sees_an_error_that_cosine_does_not():
+    """Landmarks around a common offset: a few pixels of error leave the cosine near 1."""
+    from onnxprune.evaluate.fidelity import cosine, explained_variance
+
+    rng = np.random.default_rng(1)
+    layout = rng.uniform(60, 130, size=(1, 200))  # where the points sit in every sample
+    reference = layout + rng.normal(0, 8, size=(32, 200))  # how they move between samples
+    candidate = reference + rng.normal(0, 6, size=reference.shape)
+    assert cosine(candidate, reference) > 0.99
+    assert explained_variance(candidate, reference) < 60
+
+
+def test_default_metric_of_offset_outputs_and_embeddings():
+    from onnxprune.evaluate.fidelity import default_reference_metric, varying_share
+
+    rng = np.random.default_rng(2)
+    landmarks = rng.uniform(60, 130, size=(1, 63)) + rng.normal(0, 8, size=(16, 63))
+    assert varying_share(landmarks) < 0.05
+    assert default_reference_metric(landmarks) == "r2"  # (N, C) but not class scores
+    head = rng.uniform(0, 320, size=(1, 22, 50)) + rng.normal(0, 2, size=(16, 22, 50))
+    assert default_reference_metric(head) == "r2"
+    logits = rng.normal(size=(16, 1000))
+    assert default_reference_metric(logits) == "expected_top1"
+    unit = logits / np.linalg.norm(logits, axis=1, keepdims=True)  # a normalized embedding
+    assert default_reference_metric(unit) == "cosine"
+    assert varying_share(landmarks[:1]) is None  # one sample says nothing about variation
+    assert default_reference_metric(landmarks[:1]) == "expected_top1"
+    # synthesized inputs: a classifier shown noise barely varies, which says nothing
+    assert default_reference_metric(landmarks, read_variation=False) == "expected_top1"

@@ -101,3 +101,11 @@ def test_gain_metric_is_std_mse_for_task_guards_and_rel_mse_otherwise():
     # the lost class score registers under std_mse; the coordinates hide it from rel_mse
     assert DROP_METRICS["std_mse"](ORIGINAL, LOST_CLASS) > 0.1
     assert DROP_METRICS["rel_mse"](ORIGINAL, LOST_CLASS) < 1e-3
+
+
+def test_r2_guard_measures_its_drops_and_gains_per_channel():
+    r2 = get_metric("r2")
+    assert r2.higher_is_better and r2.unit == "%" and r2.distill_loss == "mse"
+    assert guard_drop_metric(r2) == "std_mse"
+    assert choose_gain_metric(r2, None) == "std_mse"
+    assert guard_drop_metric(get_metric("cosine")) == "rel_mse"
