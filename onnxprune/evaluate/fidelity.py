@@ -235,15 +235,18 @@ def _unit_rows(array: np.ndarray) -> bool:
     return bool(len(norms) >= 2 and norms.mean() > 0 and norms.std() <= 1e-3 * norms.mean())
 
 
-def default_reference_metric(reference: np.ndarray, *, read_variation: bool = True) -> str:
+def default_reference_metric(
+    reference: np.ndarray, *, read_variation: bool = True, embedding_head: bool = False
+) -> str:
     """The fidelity metric the guard uses without labels, from the reference output on a few
     samples (``read_variation``: whether they are real inputs, whose variation says what the
-    output holds; not for synthesized ones):
+    output holds; not for synthesized ones; ``embedding_head``: the graph computes the output
+    by a feature normalization, :mod:`onnxprune.graph.output_producer`):
 
     * ``top1_agreement`` for integer outputs (already decoded labels);
     * ``expected_top1`` for float class scores (N, C) with C >= 2 — a distribution along
-      axis 1, or logits — unless they are a normalized embedding (every row of the same
-      L2 norm, C >= 8: ``cosine``) or mostly an offset (below);
+      axis 1, or logits — unless they are an embedding (every row of the same L2 norm with
+      C >= 8, or ``embedding_head``: ``cosine``) or mostly an offset (below);
     * ``token_agreement`` (``onnxprune.evaluate.embedding``) for a rank-3 output whose last
       axis holds a probability distribution at every position and axis 1 does not
       (per-position class probabilities [N, T, C], e.g. a CTC text recognizer: its output is
@@ -267,5 +270,6 @@ def default_reference_metric(reference: np.ndarray, *, read_variation: bool = Tr
     if share is not None and share < VARYING_SHARE_MIN:
         return "r2"
     if array.ndim == 2 and array.shape[1] >= 2:
-        return "cosine" if array.shape[1] >= 8 and _unit_rows(array) else "expected_top1"
+        embedding = embedding_head or (array.shape[1] >= 8 and _unit_rows(array))
+        return "cosine" if embedding else "expected_top1"
     return "cosine"

@@ -54,6 +54,7 @@ from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset, st
 from onnxprune.evaluate.tasks import VS_ORIGINAL
 from onnxprune.evaluate.user_metric import resolve_metric
 from onnxprune.evaluate.validation import apply_metric
+from onnxprune.graph.output_producer import is_embedding_head
 
 SYNTHETIC_SAMPLES = 64
 QUICK_SAMPLES = 128
@@ -648,7 +649,12 @@ def _default_metric(original, evaluation: Dataset, probe: ModelOutputs, *, real:
         name = default_metric_name(specs, outputs, has_labels=False)
         if name != "agreement":
             return name
-    return default_reference_metric(probe.arrays[index], read_variation=real)
+    return default_reference_metric(
+        probe.arrays[index],
+        read_variation=real,
+        embedding_head=isinstance(original, ModelProto)
+        and is_embedding_head(original, probe.names[index]),
+    )
 
 
 def _quick_subset(evaluation: Dataset, seed: int) -> tuple[Dataset, np.ndarray]:

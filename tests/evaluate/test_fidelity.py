@@ -153,3 +153,11 @@ def test_default_metric_of_offset_outputs_and_embeddings():
     assert default_reference_metric(landmarks[:1]) == "expected_top1"
     # synthesized inputs: a classifier shown noise barely varies, which says nothing
     assert default_reference_metric(landmarks, read_variation=False) == "expected_top1"
+
+
+def test_an_embedding_head_is_guarded_by_cosine():
+    from onnxprune.evaluate.fidelity import default_reference_metric
+
+    features = np.random.default_rng(3).normal(size=(16, 128))  # not normalized: looks like logits
+    assert default_reference_metric(features) == "expected_top1"
+    assert default_reference_metric(features, embedding_head=True) == "cosine"

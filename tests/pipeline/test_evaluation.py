@@ -279,3 +279,39 @@ def test_a_model_that_cannot_be_inverted_gets_gaussian_inputs_and_says_why():
 def test_an_unknown_synthesis_mode_is_bad_input():
     with pytest.raises(InputError, match="synthesize must be one of"):
         GuardEvaluator.create(conv_classifier(), synthesize="dream")
+
+
+def _offset_model():
+    """y = 0.05 · x + (100, 120, 80): outputs that sit around a fixed layout."""
+    from onnx import helper
+
+    from tests.oracle import const, make_model, tensor
+
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+        helper.make_node("Add", ["h", "layout"], ["y"], name="add"),
+    ]
+    inits = [
+        const("w", np.eye(3, dtype=np.float32) * 0.05),
+        const("layout", np.array([100.0, 120.0, 80.0], np.float32)),
+    ]
+    return make_model(nodes, [tensor("x", ["N", 3])], [tensor("y", ["N", 3])], inits)
+
+
+def test_default_guard_reads_offsets_and_embedding_heads_from_data_and_graph():
+    """Landmark-like outputs (a fixed layout plus a little movement) get r2; features normalized
+    by a BatchNormalization get cosine; plain logits keep expected_top1; Gaussian inputs say
+    nothing about what an output is."""
+    from tests.graph.test_output_producer import _head
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 3)).astype(np.float32)
+    offset = _offset_model()
+    assert GuardEvaluator.create(offset, data={"x": x}).metric_name == "r2"
+    gaussian = GuardEvaluator.create(offset, synthesize="gaussian")
+    assert gaussian.metric_name == "expected_top1"
+    features = rng.standard_normal((40, 6)).astype(np.float32)
+    embedding = GuardEvaluator.create(_head("BatchNormalization"), data={"x": features})
+    assert embedding.metric_name == "cosine"
+    logits = GuardEvaluator.create(_head("Relu"), data={"x": features})
+    assert logits.metric_name == "expected_top1"
