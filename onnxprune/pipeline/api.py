@@ -590,6 +590,8 @@ def _stop_reason(target, reason, outcome, plan, evaluator, best, macs_before) ->
             "most sensitive: "
             + ", ".join(f"{names.get(g, g)} (loss {loss:.3g} alone)" for g, loss in ranked)
         )
+    if not outcome.records:  # nothing was ever tried: the plan had no unit (loop reason)
+        return "; ".join(parts)
     hints = []
     if evaluator.calibration is None:
         hints.append(

@@ -368,7 +368,7 @@ class GuardedPruning:
             if gap <= 0:
                 return self._stop(STATUS_OK, None)
             if not self.schedule.available(set(self.best.removed), self.protected):
-                return self._stop(STATUS_TARGET_NOT_REACHED, "no prunable channels left")
+                return self._stop(STATUS_TARGET_NOT_REACHED, self._exhausted_reason())
             if _ == settings.max_corrections:
                 break
             step += 1
@@ -376,8 +376,18 @@ class GuardedPruning:
             if result == "failed":
                 return self._stop(STATUS_GUARD_NOT_MET, self._guard_reason())
             if result == "exhausted":
-                return self._stop(STATUS_TARGET_NOT_REACHED, "no prunable channels left")
+                return self._stop(STATUS_TARGET_NOT_REACHED, self._exhausted_reason())
         return self._stop(STATUS_TARGET_NOT_REACHED, "target not reached after corrections")
+
+    def _exhausted_reason(self) -> str:
+        """Why the loop ran out of units: none left, or none from the start (every channel
+        group blocked: the analysis, not the guard, stopped it)."""
+        if self.records:
+            return "no prunable units left"
+        return (
+            "nothing to prune: the plan has no prunable unit (for channels, "
+            "'onnxprune inspect MODEL --groups' shows why each group is blocked)"
+        )
 
     def _guard_reason(self) -> str:
         return (

@@ -203,3 +203,16 @@ def test_a_model_exported_at_batch_1_is_calibrated_one_sample_at_a_time(digits):
     )
     assert result.report.macs_after < result.report.macs_before
     assert result.model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+
+
+def test_a_model_with_nothing_prunable_says_so_not_to_loosen_the_guard():
+    """Every group blocked (a Gemm straight to the output): the stop reason names the analysis
+    and gives no guard advice, since no step was ever tried."""
+    from tests.graph.test_output_producer import _head
+
+    x = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
+    result = optimize(_head("Relu"), "macs=0.9", data={"x": x}, measure_latency=False, steps=1)
+    reason = result.report.reason
+    assert result.report.status == "target_not_reached"
+    assert "nothing to prune" in reason and "inspect MODEL --groups" in reason
+    assert "to go further" not in reason and "max-drop" not in reason
