@@ -24,7 +24,7 @@ ZooOnnx = Callable[..., Path]
 @pytest.fixture(scope="session")
 def zoo_onnx(tmp_path_factory: pytest.TempPathFactory) -> ZooOnnx:
     """Factory ``zoo_onnx(name, exporter="torchscript", width=None, size=None, depth=None,
-    keep_batchnorm=False) -> Path`` of an exported zoo model.
+    keep_batchnorm=False, opset=17) -> Path`` of an exported zoo model.
 
     Unset width/size/depth come from ``SMALL[name]`` (depth 1.0 if SMALL has none). Files are
     exported once per session into a shared temporary folder and re-used by every test module;
@@ -40,14 +40,15 @@ def zoo_onnx(tmp_path_factory: pytest.TempPathFactory) -> ZooOnnx:
         size: int | None = None,
         depth: float | None = None,
         keep_batchnorm: bool = False,
+        opset: int = 17,
     ) -> Path:
         small = SMALL[name]
         width = float(small["width"] if width is None else width)
         size = int(small["size"] if size is None else size)
         depth = float(small.get("depth", 1.0) if depth is None else depth)
-        key = (name, exporter, width, size, depth, keep_batchnorm)
+        key = (name, exporter, width, size, depth, keep_batchnorm, opset)
         if key not in cache:
-            suffix = "-bn" if keep_batchnorm else ""
+            suffix = ("-bn" if keep_batchnorm else "") + ("" if opset == 17 else f"-op{opset}")
             path = folder / f"{name}-{exporter}-w{width}-s{size}-d{depth}{suffix}.onnx"
             cache[key] = build_onnx(
                 name,
@@ -57,6 +58,7 @@ def zoo_onnx(tmp_path_factory: pytest.TempPathFactory) -> ZooOnnx:
                 size=size,
                 depth=depth,
                 keep_batchnorm=keep_batchnorm,
+                opset=opset,
             )
         return cache[key]
 

@@ -109,3 +109,34 @@ class NameGen:
             name = f"{base}_{index}"
         self._taken.add(name)
         return name
+
+
+def slice_arguments(
+    node: gs.Node,
+) -> tuple[list[int], list[int], list[int] | None, list[int] | None] | None:
+    """(starts, ends, axes, steps) of a Slice with constant bounds, or None. Slice-10 and later
+    take them as inputs 1-4 (axes, steps optional: None); Slice-1 (opsets 1-9) as the
+    attributes ``starts``, ``ends``, ``axes`` (no steps)."""
+    if len(node.inputs) == 1:
+        starts, ends = node.attrs.get("starts"), node.attrs.get("ends")
+        if starts is None or ends is None:
+            return None
+        axes = node.attrs.get("axes")
+        return (
+            [int(v) for v in starts],
+            [int(v) for v in ends],
+            (None if axes is None else [int(v) for v in axes]),
+            None,
+        )
+    arrays = [constant_array(tensor) for tensor in node.inputs[1:5]]
+    if len(arrays) < 2 or arrays[0] is None or arrays[1] is None:
+        return None
+    if any(array is None for array in arrays[2:]):
+        return None
+    lists = [[int(v) for v in array.reshape(-1)] for array in arrays]
+    return (
+        lists[0],
+        lists[1],
+        lists[2] if len(lists) > 2 else None,
+        lists[3] if len(lists) > 3 else None,
+    )

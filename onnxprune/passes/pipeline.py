@@ -127,6 +127,10 @@ def _run(model, input_shapes, passes, allow_opset_raise) -> tuple[PreprocessResu
     return PreprocessResult(model=result, notes=ctx.notes, applied=applied), ctx.opset
 
 
+#: rounds of the passes at most (see :func:`preprocess`)
+MAX_ROUNDS = 16
+
+
 def preprocess(
     model: ModelProto,
     *,
@@ -136,8 +140,13 @@ def preprocess(
     """Normalize exporter output for the analysis; ``model`` itself is never modified.
 
     Runs ``passes`` (names from ``PASSES``, in order) on one onnx-graphsurgeon import, exports
-    once and re-infers every intermediate shape. Graph input/output names, dtypes and dims are
-    kept exactly. ``input_shapes`` are validated and available to passes, never baked in.
+    once and re-infers every intermediate shape; while a round changed the graph, another round
+    runs on its result, up to ``MAX_ROUNDS`` in all: a fold can make shapes known that an
+    earlier pass of the same round needed (a TorchScript ViT at opset 13 computes the class
+    token's Expand shape at run time, so its token count is unknown until that is folded, and
+    only then can the attention Reshape targets that read it be folded). Graph input/output
+    names, dtypes and dims are kept exactly. ``input_shapes`` are validated and available to
+    passes, never baked in.
     """
     if not isinstance(model, ModelProto):
         raise InputError(f"preprocess expects an onnx.ModelProto, got {type(model).__name__}")
@@ -147,5 +156,21 @@ def preprocess(
     if opset != _default_opset(model) and not _validates(result.model) and _validates(model):
         result, _ = _run(model, input_shapes, passes, allow_opset_raise=False)
         result.notes.append("opset raise reverted: the raised model did not validate")
+    for _ in range(MAX_ROUNDS - 1):
+        if not _changed(result):
+            break
+        again, _ = _run(result.model, input_shapes, passes, allow_opset_raise=False)
+        if not _changed(again):
+            break
+        result = PreprocessResult(
+            model=again.model,
+            notes=[*result.notes, *(n for n in again.notes if n not in result.notes)],
+            applied={k: v or again.applied.get(k, False) for k, v in result.applied.items()},
+        )
     mark_made_by(result.model, "preprocess")
     return result
+
+
+def _changed(result: PreprocessResult) -> bool:
+    """Whether any pass changed the graph (shape inference alone does not count)."""
+    return any(value for name, value in result.applied.items() if name != "infer_shapes")

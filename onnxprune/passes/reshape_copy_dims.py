@@ -5,15 +5,40 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxprune.passes._graph import constant_array, producer
+from onnxprune.passes._graph import constant_array, producer, slice_arguments
 from onnxprune.passes.context import PassContext
 from onnxprune.passes.registry import register_pass
 
 
-def _copied_dims(piece: gs.Tensor, data: gs.Tensor) -> list[int] | None:
-    """Indices of ``data``'s dims that ``piece`` reads as ``Shape(data)[i]`` (in order), or None.
+def _same_dims(source: gs.Tensor, data: gs.Tensor, indices: list[int]) -> bool:
+    """Whether dims ``indices`` of ``source`` equal those of ``data`` for every input: the same
+    tensor, or both dims inferred with the same symbol or the same number (ONNX shape
+    inference gives one symbol to dims it proved equal, e.g. the batch dim through a
+    MatMul)."""
+    if source is data:
+        return True
+    shapes = source.shape, data.shape
+    if any(shape is None for shape in shapes):
+        return False
+    for index in indices:
+        if index >= len(shapes[0]) or index >= len(shapes[1]):
+            return False
+        first, second = shapes[0][index], shapes[1][index]
+        if isinstance(first, str) and isinstance(second, str):
+            if not first or first != second:
+                return False
+        elif not (isinstance(first, int) and isinstance(second, int) and first == second >= 0):
+            return False
+    return True
 
-    Recognised: ``Slice(Shape(data), starts, ends[, axes=0][, steps=1])`` and
+
+def _copied_dims(piece: gs.Tensor, data: gs.Tensor) -> list[int] | None:
+    """Indices of ``data``'s dims that ``piece`` reads as ``Shape(data)[i]`` (in order), or None;
+    ``Shape(other)[i]`` counts when dim i of ``other`` is provably dim i of ``data``
+    (:func:`_same_dims`).
+
+    Recognised: ``Slice(Shape(data), starts, ends[, axes=0][, steps=1])`` (bounds as inputs, or
+    as attributes in opsets before 10) and
     ``Unsqueeze(Gather(Shape(data), i), 0)``; only non-negative, in-range indices.
     """
     node = producer(piece)
@@ -22,17 +47,24 @@ def _copied_dims(piece: gs.Tensor, data: gs.Tensor) -> list[int] | None:
     rank = len(data.shape) if data.shape is not None else None
     if node.op == "Slice":
         shape_of = producer(node.inputs[0], "Shape")
-        if shape_of is None or shape_of.inputs[0] is not data or shape_of.attrs:
+        if shape_of is None or shape_of.attrs:
             return None
-        bounds = [constant_array(t) for t in node.inputs[1:]]
-        if any(b is None or b.size != 1 for b in bounds):
+        arguments = slice_arguments(node)
+        if arguments is None:
             return None
-        start, end, *rest = (int(b.reshape(-1)[0]) for b in bounds)
-        if (rest and rest[0] != 0) or (len(rest) > 1 and rest[1] != 1):
+        starts, ends, axes, steps = arguments
+        if (
+            len(starts) != 1
+            or len(ends) != 1
+            or axes not in (None, [0])
+            or steps not in (None, [1])
+        ):
             return None
+        start, end = starts[0], ends[0]
         if rank is None or start < 0 or end < start:
             return None
-        return list(range(start, min(end, rank)))
+        copied = list(range(start, min(end, rank)))
+        return copied if _same_dims(shape_of.inputs[0], data, copied) else None
     if node.op == "Unsqueeze":
         axes = constant_array(node.inputs[1]) if len(node.inputs) > 1 else None
         axes = axes if axes is not None else node.attrs.get("axes")
@@ -41,11 +73,12 @@ def _copied_dims(piece: gs.Tensor, data: gs.Tensor) -> list[int] | None:
             return None
         shape_of = producer(gather.inputs[0], "Shape")
         index = constant_array(gather.inputs[1])
-        if shape_of is None or shape_of.inputs[0] is not data or shape_of.attrs:
+        if shape_of is None or shape_of.attrs:
             return None
         if index is None or index.size != 1 or int(index.reshape(-1)[0]) < 0:
             return None
-        return [int(index.reshape(-1)[0])]
+        copied = [int(index.reshape(-1)[0])]
+        return copied if _same_dims(shape_of.inputs[0], data, copied) else None
     return None
 
 
@@ -79,7 +112,11 @@ def reshape_copy_dims(graph: gs.Graph, ctx: PassContext) -> bool:
     Contract: with allowzero=0 a 0 in the target copies the input dim at the same position, which
     is exactly what ``Shape(x)[i]`` at position i supplies, so outputs are unchanged for every
     input shape; the target no longer reads the channel count at run time (TorchScript's
-    ``flatten(2)`` of a conv output), so the channel analysis need not block it.
+    ``flatten(2)`` of a conv output), so the channel analysis need not block it. The piece may
+    read another tensor's shape when shape inference proved that dim equal to x's (the same
+    symbol: TorchScript attention reads ``B, N, C = x.shape`` of the LayerNorm output and
+    reshapes the qkv projection with it); without that the Reshape's output shape stays unknown
+    and so does every shape after it (a ViT at opset 13 lost its later attention heads).
     """
     changed = False
     for node in graph.nodes:

@@ -50,3 +50,55 @@ def test_allowzero_reshape_is_left_alone():
     proto.opset_import[0].version = 18
     result = preprocess(proto, passes=["reshape_copy_dims"])
     assert result.applied["reshape_copy_dims"] is False
+
+
+def test_opset_9_slice_with_attribute_bounds():
+    """Slice-1 (opsets 1-9) carries starts/ends/axes as attributes: read them, not inputs
+    (the pass used to unpack the missing inputs and crash on an opset-9 ViT export)."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Slice", ["s"], ["lead"], starts=[0], ends=[2], axes=[0]),
+        helper.make_node("Concat", ["lead", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    proto = model(
+        nodes, [("x", ["N", 4, 3, 3])], [("y", ["N", 4, 9])], [int_const("minus_one", [-1])],
+        opset=9,
+    )  # fmt: skip
+    result = check_preprocess(proto, {"x": [2, 4, 3, 3]}, exact=True)
+    assert reshape_target(result.model) == [0, 0, -1]
+    assert result.applied["reshape_copy_dims"] is True
+
+
+def _batch_read_from(source: str):
+    """y = x @ w [N, 4, 6] reshaped to [N(from Shape(source)[0]), 24]."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"]),
+        helper.make_node("Shape", [source], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
+        helper.make_node("Concat", ["n1", "rest"], ["target"], axis=0),
+        helper.make_node("Reshape", ["h", "target"], ["y"]),
+    ]
+    inits = [
+        const("w", np.ones((3, 6), np.float32)),
+        int_const("zero", 0),
+        int_const("axes", [0]),
+        int_const("rest", [24]),
+    ]
+    inputs = [("x", ["N", 4, 3]), ("z", ["M", 4, 3])]
+    return model(nodes, inputs, [("y", ["N", 24])], inits)
+
+
+def test_a_dim_read_from_another_tensor_with_the_same_symbol_becomes_zero():
+    """Shape(x)[0] copies dim 0 of x @ w: inference gives both the symbol N."""
+    proto = _batch_read_from("x")
+    result = preprocess(proto, passes=["reshape_copy_dims"])
+    assert result.applied["reshape_copy_dims"] is True
+    assert reshape_target(result.model) == [0, 24]
+
+
+def test_a_dim_of_an_unrelated_tensor_is_kept_dynamic():
+    proto = _batch_read_from("z")  # z's batch M need not equal N
+    result = preprocess(proto, passes=["reshape_copy_dims"])
+    assert result.applied["reshape_copy_dims"] is False
