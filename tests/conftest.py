@@ -48,8 +48,9 @@ def zoo_onnx(tmp_path_factory: pytest.TempPathFactory) -> ZooOnnx:
         depth = float(small.get("depth", 1.0) if depth is None else depth)
         key = (name, exporter, width, size, depth, keep_batchnorm, opset)
         if key not in cache:
-            suffix = ("-bn" if keep_batchnorm else "") + ("" if opset == 17 else f"-op{opset}")
-            path = folder / f"{name}-{exporter}-w{width}-s{size}-d{depth}{suffix}.onnx"
+            suffix = "-bn" if keep_batchnorm else ""
+            version = "" if opset == 17 else f"-op{opset}"  # no file name prefixes another
+            path = folder / f"{name}-{exporter}{version}-w{width}-s{size}-d{depth}{suffix}.onnx"
             cache[key] = build_onnx(
                 name,
                 path,
