@@ -124,6 +124,7 @@ def cosine(candidate, reference) -> float:
     default_max_drop=1.0,
     distill_loss="mse",
     drop_metric="std_mse",
+    all_outputs=True,
 )
 def explained_variance(candidate, reference) -> float:
     """Share of the reference's variation across samples that the candidate reproduces, in %:
@@ -136,7 +137,11 @@ def explained_variance(candidate, reference) -> float:
     coordinates around an offset (a 192-pixel face mesh, a detector's anchor grid) keep a
     cosine above 0.997 under an error of 6 pixels, and r2 reads that error against how much the
     coordinates move between inputs. 100 for identical outputs; may go below 0. With one
-    sample, or a reference that never changes, the denominator is Σ ref² instead."""
+    sample, or a reference that never changes, the denominator is Σ ref² instead. As the
+    guard, r2 reads every float output and keeps the worst (``all_outputs``): the models it is
+    chosen for return coordinates beside scores (a face detector's regressors and
+    classificators, a landmark model's points and face flag), and a guard that read the first
+    output only would let the others go."""
     candidate, reference = _float_pair(candidate, reference)
     if not reference.size:
         return 100.0

@@ -50,6 +50,7 @@ class Metric:
     spec: Any = None
     distill_loss: str = "kl"  # the distillation loss serving this metric (recover/distill_losses)
     drop_metric: str | None = None  # the sensitivity drop serving it (None: by distill_loss)
+    all_outputs: bool = False  # a reference metric read on every float output, the worst kept
 
     def __call__(self, *args):
         return self.fn(*args)
@@ -76,13 +77,16 @@ def builtin(
     task: str = "",
     distill_loss: str = "kl",
     drop_metric: str | None = None,
+    all_outputs: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Decorator registering a built-in metric function under ``name`` (``default_max_drop``:
     the guard's default tolerance in the metric's unit, when it has one; ``task``: the task of
     a ``task`` metric, ``detect`` or ``segment``; ``distill_loss``: the registered
     distillation loss that ``--recover distill`` minimizes for this metric; ``drop_metric``:
     the sensitivity drop metric that measures what it measures, when the one of its
-    distillation loss does not: :mod:`onnxprune.pipeline.drop_metric`)."""
+    distillation loss does not: :mod:`onnxprune.pipeline.drop_metric`; ``all_outputs``: a
+    reference metric that the guard reads on every float output, keeping the worst value,
+    instead of on the score output alone)."""
 
     def decorate(fn: Callable) -> Callable:
         metric = Metric(
@@ -95,6 +99,7 @@ def builtin(
             task=task,
             distill_loss=distill_loss,
             drop_metric=drop_metric,
+            all_outputs=all_outputs,
         )
         _add(metric, aliases)
         return fn

@@ -355,6 +355,8 @@ class GuardEvaluator:
                 from onnxprune.evaluate.embedding import attention_mask
 
                 extra = {"mask": attention_mask(dataset.inputs)}
+            if self.metric.all_outputs:
+                return _worst_over_outputs(self.metric, outputs.arrays, reference.arrays, extra)
             index = score_output_index(reference.arrays)
             return float(self.metric.fn(outputs.arrays[index], reference.arrays[index], **extra))
         if self.metric.kind == KIND_TASK:
@@ -625,6 +627,19 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
             "(add a 'labels' array, or use a fidelity metric such as kl, cosine or agreement)"
         )
     return metric
+
+
+def _worst_over_outputs(metric: Metric, outputs, reference, extra) -> float:
+    """The metric on every float output of the reference (and the candidate's same output),
+    the worst value kept (``Metric.all_outputs``)."""
+    values = [
+        float(metric.fn(candidate, original, **extra))
+        for candidate, original in zip(outputs, reference, strict=True)
+        if np.issubdtype(np.asarray(original).dtype, np.floating)
+    ]
+    if not values:
+        raise InputError(f"metric '{metric.name}' needs a float output; the model has none")
+    return min(values) if metric.higher_is_better else max(values)
 
 
 def _synthesized(evaluation: Dataset) -> bool:

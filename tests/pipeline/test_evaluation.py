@@ -315,3 +315,35 @@ def test_default_guard_reads_offsets_and_embedding_heads_from_data_and_graph():
     assert embedding.metric_name == "cosine"
     logits = GuardEvaluator.create(_head("Relu"), data={"x": features})
     assert logits.metric_name == "expected_top1"
+
+
+def _points_and_flag(flag_weight: float):
+    """y = 0.05 · x + layout (points around a fixed layout) and f = flag_weight · x[:, :1]
+    (a score beside them), as a landmark model returns."""
+    from onnx import helper
+
+    from tests.oracle import const, make_model, tensor
+
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+        helper.make_node("Add", ["h", "layout"], ["y"], name="add"),
+        helper.make_node("MatMul", ["x", "wf"], ["f"], name="flag"),
+    ]
+    inits = [
+        const("w", np.eye(3, dtype=np.float32) * 0.05),
+        const("layout", np.array([100.0, 120.0, 80.0], np.float32)),
+        const("wf", np.array([[flag_weight], [0.0], [0.0]], np.float32)),
+    ]
+    outputs = [tensor("y", ["N", 3]), tensor("f", ["N", 1])]
+    return make_model(nodes, [tensor("x", ["N", 3])], outputs, inits)
+
+
+def test_r2_guards_every_float_output():
+    """The points are the score output; a change of the flag alone must still count."""
+    x = np.random.default_rng(6).standard_normal((40, 3)).astype(np.float32)
+    evaluator = GuardEvaluator.create(_points_and_flag(1.0), data={"x": x}, metric="r2")
+    assert evaluator.baseline == pytest.approx(100.0)
+    flag = evaluator.evaluation.inputs["x"][:, 0].astype(np.float64)  # f on the held-out rows
+    expected = 100 * (1 - ((0.5 * flag) ** 2).sum() / ((flag - flag.mean()) ** 2).sum())
+    assert evaluator.evaluate(_points_and_flag(0.5)) == pytest.approx(expected, rel=1e-4)
+    assert expected < 80  # the points alone would read 100
