@@ -12,15 +12,17 @@ converted once to ONNX, outside this repo's environment (TensorFlow is not a dep
 They test two things TFLite graphs do and exporters of PyTorch do not: residual streams
 widened by a zero ``Pad`` of the channel axis (docs/ARCHITECTURE.md, "Zero channels widened by
 Pad"), and regression outputs — landmark and box coordinates around a fixed layout — for which
-the default guard is ``r2`` (docs/ARCHITECTURE.md, "`r2` guards outputs that are mostly an
-offset"). Fixed batch 1, NHWC.
+the default guard is ``r2`` unless the output is an (N, C) matrix, which is read as class
+scores (docs/ARCHITECTURE.md, "`r2` guards outputs that are mostly an offset"). Fixed batch 1,
+NHWC.
 
 Data: random-resized crops (``tools/bench_yolov8_third_party.crops``) of six skimage photos for
 calibration (96) and of two others, with faces, for evaluation (64), in each model's input
 range. For each model: ``optimize --target macs=0.8`` with every option default, and the same
-with ``--metric cosine`` (the guard before). The written model is then compared with the
-original on the evaluation crops by measures no guard used: the mean absolute error of the
-first output in its own unit (pixels for landmarks), its spread between crops, and r2.
+with ``--metric r2`` and with ``--metric cosine`` (the guard before). The written model is
+then compared with the original on the evaluation crops by measures no guard used: the mean
+absolute error of the first output in its own unit (pixels for landmarks), its spread between
+crops, and r2.
 
     python tools/bench_mediapipe.py DIR            # writes the mediapipe section
     python tools/bench_mediapipe.py DIR --no-write
@@ -51,7 +53,7 @@ MODELS = {
     "face_landmark": (192, (0.0, 1.0)),
     "hand_landmark_lite": (224, (0.0, 1.0)),
 }
-GUARDS = {"default": (), "cosine": ("--metric", "cosine")}
+GUARDS = {"default": (), "r2": ("--metric", "r2"), "cosine": ("--metric", "cosine")}
 
 
 def crops(names: tuple[str, ...], count: int, seed: int, size: int, low: float, high: float):
@@ -118,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         "Google's pretrained face detector (BlazeFace short range), face landmark (468 "
         "points) and hand landmark (lite) models from the `mediapipe` 0.10.14 wheel, "
         "converted by tf2onnx 1.17 at opset 17 (fixed batch 1, NHWC). `onnxprune optimize "
-        "--target macs=0.8`, every other option default (`default`), or with `--metric cosine` "
-        "(the guard these outputs got before). 96 calibration crops of "
+        "--target macs=0.8`, every other option default (`default`), with `--metric r2`, or "
+        "with `--metric cosine` (the guard these outputs got before). 96 calibration crops of "
         f"{', '.join(CALIBRATION)}; 64 evaluation crops of {', '.join(EVALUATION)}; exit 3: "
         "the guard stopped before the target. The last columns compare the written model's "
         "first output with the original's on the evaluation crops (landmarks: pixels of the "

@@ -251,18 +251,21 @@ def default_reference_metric(
     * ``top1_agreement`` for integer outputs (already decoded labels);
     * ``expected_top1`` for float class scores (N, C) with C >= 2 — a distribution along
       axis 1, or logits — unless they are an embedding (every row of the same L2 norm with
-      C >= 8, or ``embedding_head``: ``cosine``) or mostly an offset (below);
+      C >= 8, or ``embedding_head``: ``cosine``). The offset rule below does not apply to
+      (N, C): a classifier shown images of one class answers logits that vary little between
+      them (the digits models 0.01–0.09 on one digit, EfficientNet-Lite2 0.21–0.26 on crops of
+      one photo), so an (N, C) regression such as 21 hand landmarks × 3 keeps
+      ``expected_top1`` and needs ``--metric r2`` from the user;
     * ``token_agreement`` (``onnxprune.evaluate.embedding``) for a rank-3 output whose last
       axis holds a probability distribution at every position and axis 1 does not
       (per-position class probabilities [N, T, C], e.g. a CTC text recognizer: its output is
       read as a string of argmaxes, so agreement per position is what changes it);
-    * ``r2`` when less than ``VARYING_SHARE_MIN`` of the output's energy varies between
-      samples (:func:`varying_share`; needs 2 samples): coordinates around an offset — face
-      or hand landmarks, a detector's raw head — where the cosine of two samples' outputs is
-      already above 0.97 and an error of several pixels moves it by less than its default
-      tolerance. Measured on real models: MediaPipe face and hand landmarks 0.007 and 0.021,
-      BlazeFace regressors 0.056, a YOLOv8n head 0.012; the logits of EfficientNet-Lite2
-      and of the digits models 0.76–0.95;
+    * ``r2`` for any other float output of which less than ``VARYING_SHARE_MIN`` of the
+      energy varies between samples (:func:`varying_share`; needs 2 samples): coordinates
+      around an offset — a face mesh [N, 1, 1, 1404], a detector's raw head — where the cosine
+      of two samples' outputs is already above 0.97 and an error of several pixels moves it by
+      less than its default tolerance. Measured on real models: MediaPipe face landmarks
+      0.007, BlazeFace regressors 0.056, a YOLOv8n head 0.012, PicoDet's scores 0.135;
     * ``cosine`` for any other float output (feature maps, embeddings)."""
     array = np.asarray(reference)
     if not np.issubdtype(array.dtype, np.floating):
@@ -271,10 +274,10 @@ def default_reference_metric(
         return "expected_top1"
     if array.ndim == 3 and is_distribution(array, -1) and not is_distribution(array, 1):
         return "token_agreement"
-    share = varying_share(array) if read_variation else None
-    if share is not None and share < VARYING_SHARE_MIN:
-        return "r2"
     if array.ndim == 2 and array.shape[1] >= 2:
         embedding = embedding_head or (array.shape[1] >= 8 and _unit_rows(array))
         return "cosine" if embedding else "expected_top1"
+    share = varying_share(array) if read_variation else None
+    if share is not None and share < VARYING_SHARE_MIN:
+        return "r2"
     return "cosine"

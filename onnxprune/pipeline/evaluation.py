@@ -614,10 +614,7 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
             spec = "top1"
         else:
             probe = run_dataset(
-                original,
-                evaluation.take(min(len(evaluation), DEFAULT_METRIC_SAMPLES)),
-                provider=provider,
-                batch_size=batch_size,
+                original, _spread_sample(evaluation), provider=provider, batch_size=batch_size
             )
             spec = _default_metric(original, evaluation, probe, real=not _synthesized(evaluation))
     metric = resolve_metric(spec)
@@ -627,6 +624,16 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
             "(add a 'labels' array, or use a fidelity metric such as kl, cosine or agreement)"
         )
     return metric
+
+
+def _spread_sample(evaluation: Dataset) -> Dataset:
+    """At most ``DEFAULT_METRIC_SAMPLES`` evaluation samples spread evenly over the data (the
+    first ones may all be frames of one clip or crops of one photo)."""
+    count = len(evaluation)
+    if count <= DEFAULT_METRIC_SAMPLES:
+        return evaluation
+    index = np.unique(np.linspace(0, count - 1, DEFAULT_METRIC_SAMPLES).round().astype(np.int64))
+    return evaluation.subset(index, f"{len(index)} samples of {evaluation.source}")
 
 
 def _worst_over_outputs(metric: Metric, outputs, reference, extra) -> float:

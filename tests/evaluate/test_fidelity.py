@@ -140,19 +140,23 @@ def test_default_metric_of_offset_outputs_and_embeddings():
     from onnxprune.evaluate.fidelity import default_reference_metric, varying_share
 
     rng = np.random.default_rng(2)
-    landmarks = rng.uniform(60, 130, size=(1, 63)) + rng.normal(0, 8, size=(16, 63))
-    assert varying_share(landmarks) < 0.05
-    assert default_reference_metric(landmarks) == "r2"  # (N, C) but not class scores
+    mesh = rng.uniform(60, 130, size=(1, 1, 1, 63)) + rng.normal(0, 8, size=(16, 1, 1, 63))
+    assert varying_share(mesh) < 0.05
+    assert default_reference_metric(mesh) == "r2"  # a face mesh [N, 1, 1, 3k]
     head = rng.uniform(0, 320, size=(1, 22, 50)) + rng.normal(0, 2, size=(16, 22, 50))
     assert default_reference_metric(head) == "r2"
+    assert varying_share(mesh[:1]) is None  # one sample says nothing about variation
+    assert default_reference_metric(mesh[:1]) == "cosine"
+    # synthesized inputs: a model shown noise barely varies, which says nothing
+    assert default_reference_metric(mesh, read_variation=False) == "cosine"
+    # (N, C) stays class scores even when it varies little: a classifier shown one class
+    one_class = np.array([8.0, -1, -2, 0, -3])[None] + rng.normal(0, 0.3, size=(16, 5))
+    assert varying_share(one_class) < 0.25
+    assert default_reference_metric(one_class) == "expected_top1"
     logits = rng.normal(size=(16, 1000))
     assert default_reference_metric(logits) == "expected_top1"
     unit = logits / np.linalg.norm(logits, axis=1, keepdims=True)  # a normalized embedding
     assert default_reference_metric(unit) == "cosine"
-    assert varying_share(landmarks[:1]) is None  # one sample says nothing about variation
-    assert default_reference_metric(landmarks[:1]) == "expected_top1"
-    # synthesized inputs: a classifier shown noise barely varies, which says nothing
-    assert default_reference_metric(landmarks, read_variation=False) == "expected_top1"
 
 
 def test_an_embedding_head_is_guarded_by_cosine():

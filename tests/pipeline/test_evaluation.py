@@ -282,7 +282,8 @@ def test_an_unknown_synthesis_mode_is_bad_input():
 
 
 def _offset_model():
-    """y = 0.05 · x + (100, 120, 80): outputs that sit around a fixed layout."""
+    """y = 0.05 · x + (100, 120, 80) for x (N, 1, 3): points [N, 1, 3] that sit around a fixed
+    layout."""
     from onnx import helper
 
     from tests.oracle import const, make_model, tensor
@@ -295,21 +296,21 @@ def _offset_model():
         const("w", np.eye(3, dtype=np.float32) * 0.05),
         const("layout", np.array([100.0, 120.0, 80.0], np.float32)),
     ]
-    return make_model(nodes, [tensor("x", ["N", 3])], [tensor("y", ["N", 3])], inits)
+    return make_model(nodes, [tensor("x", ["N", 1, 3])], [tensor("y", ["N", 1, 3])], inits)
 
 
 def test_default_guard_reads_offsets_and_embedding_heads_from_data_and_graph():
-    """Landmark-like outputs (a fixed layout plus a little movement) get r2; features normalized
-    by a BatchNormalization get cosine; plain logits keep expected_top1; Gaussian inputs say
-    nothing about what an output is."""
+    """Points around a fixed layout get r2; features normalized by a BatchNormalization get
+    cosine; plain (N, C) logits keep expected_top1; Gaussian inputs say nothing about what an
+    output is."""
     from tests.graph.test_output_producer import _head
 
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((40, 3)).astype(np.float32)
+    x = rng.standard_normal((40, 1, 3)).astype(np.float32)
     offset = _offset_model()
     assert GuardEvaluator.create(offset, data={"x": x}).metric_name == "r2"
     gaussian = GuardEvaluator.create(offset, synthesize="gaussian")
-    assert gaussian.metric_name == "expected_top1"
+    assert gaussian.metric_name == "cosine"
     features = rng.standard_normal((40, 6)).astype(np.float32)
     embedding = GuardEvaluator.create(_head("BatchNormalization"), data={"x": features})
     assert embedding.metric_name == "cosine"
@@ -347,3 +348,14 @@ def test_r2_guards_every_float_output():
     expected = 100 * (1 - ((0.5 * flag) ** 2).sum() / ((flag - flag.mean()) ** 2).sum())
     assert evaluator.evaluate(_points_and_flag(0.5)) == pytest.approx(expected, rel=1e-4)
     assert expected < 80  # the points alone would read 100
+
+
+def test_the_default_metric_probe_spreads_over_the_data():
+    from onnxprune.evaluate.data import Dataset
+    from onnxprune.pipeline.evaluation import DEFAULT_METRIC_SAMPLES, _spread_sample
+
+    data = Dataset({"x": np.arange(100, dtype=np.float32)[:, None]}, None, "test")
+    picked = _spread_sample(data).inputs["x"][:, 0]
+    assert len(picked) == DEFAULT_METRIC_SAMPLES and picked[0] == 0 and picked[-1] == 99
+    small = Dataset({"x": np.zeros((5, 1), np.float32)}, None, "test")
+    assert len(_spread_sample(small)) == 5
