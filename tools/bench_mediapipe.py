@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 import bench_yolov8_third_party as photos  # noqa: E402
-from _markdown import markdown_table, write_section  # noqa: E402
+from _markdown import markdown_table, publish  # noqa: E402
 from bench_tasks import _run_command  # noqa: E402
 
 SECTION = "mediapipe"
@@ -131,9 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "Command: `python tools/bench_mediapipe.py DIR` (conversion: the module docstring).",
     ])  # fmt: skip
-    print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not args.no_write)
 
 
 if __name__ == "__main__":

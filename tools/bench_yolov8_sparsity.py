@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-from _markdown import markdown_table, write_section  # noqa: E402
+from _markdown import markdown_table, publish  # noqa: E402
 from bench_tasks import _run_command  # noqa: E402
 from bench_yolov8_third_party import CALIBRATION, FACES, INSTALL, crops, model_path  # noqa: E402
 
@@ -100,9 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             f"(needs `{INSTALL}`).",
         ]
     )
-    print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from _markdown import markdown_table, write_section  # noqa: E402
+from _markdown import markdown_table, publish  # noqa: E402
 
 SECTION = "opset-coverage"
 RUNS = ("torchscript:9", "torchscript:11", "torchscript:13", "torchscript:17", "dynamo:20")
@@ -95,9 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Command: `python tools/opset_coverage.py --runs {' '.join(args.runs)}` — "
         f"{(time.perf_counter() - started) / 60:.1f} min, 2 CPU cores.",
     ])  # fmt: skip
-    print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not args.no_write)
 
 
 if __name__ == "__main__":
