@@ -359,3 +359,30 @@ def test_the_default_metric_probe_spreads_over_the_data():
     assert len(picked) == DEFAULT_METRIC_SAMPLES and picked[0] == 0 and picked[-1] == 99
     small = Dataset({"x": np.zeros((5, 1), np.float32)}, None, "test")
     assert len(_spread_sample(small)) == 5
+
+
+def test_class_scores_that_noise_reorders_are_not_class_scores():
+    """y = 50 · x (N, 20) with x a fixed layout whose two largest values tie, scaled per sample:
+    read as class scores by shape, but 1 % input noise reorders the tied largest values, so
+    expected_top1's own noise floor is far above a classifier's (0.02-0.07 points on photo
+    crops, 17 points on a pose model's landmarks); the guard falls back to r2 and says why."""
+    from onnx import helper
+
+    from onnxprune.pipeline.evaluation import CLASS_SCORE_MAX_FLOOR
+    from tests.oracle import const, make_model, tensor
+
+    nodes = [helper.make_node("Mul", ["x", "gain"], ["y"], name="gain")]
+    inits = [const("gain", np.float32(50.0))]
+    model = make_model(nodes, [tensor("x", ["N", 20])], [tensor("y", ["N", 20])], inits)
+    rng = np.random.default_rng(7)
+    layout = np.linspace(0, 19, 20)
+    layout[-2:] = 19.0
+    x = layout * rng.uniform(0.5, 1.5, (64, 1)) + rng.normal(0, 0.01, (64, 20))
+    x = x.astype(np.float32)
+    evaluator = GuardEvaluator.create(model, data={"x": x}, eval_data={"x": x})
+    assert evaluator.metric_name == "r2"
+    note = next(n for n in evaluator.notes if "read the output as class scores" in n)
+    floor = float(note.split("moved by ")[1].split(" points")[0])
+    assert floor > CLASS_SCORE_MAX_FLOOR
+    asked = GuardEvaluator.create(model, data={"x": x}, eval_data={"x": x}, metric="expected_top1")
+    assert asked.metric_name == "expected_top1"  # a metric the user names is kept
