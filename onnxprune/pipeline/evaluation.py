@@ -333,19 +333,8 @@ class GuardEvaluator:
 
         evaluator = build(chosen_metric, notes)
         defaulted = metric is None or (isinstance(metric, str) and not metric.strip())
-        floor = evaluator.noise.floor
-        if (
-            defaulted
-            and chosen_metric.name == CLASS_SCORE_DEFAULT
-            and floor > CLASS_SCORE_MAX_FLOOR
-        ):
-            note = (
-                f"the default guard read the output as class scores, but {CLASS_SCORE_DEFAULT} "
-                f"moved by {floor:.3g} points under {evaluator.noise_sigma:.0%} input noise "
-                f"alone (more than {CLASS_SCORE_MAX_FLOOR:g}): an argmax that noise flips is "
-                "not a class (coordinates or an embedding?); the guard is r2 (variance "
-                "explained) instead; give --metric to choose"
-            )
+        note = _not_class_scores(evaluator) if defaulted else None
+        if note:
             evaluator = build(resolve_metric("r2"), [*notes, note])
         return evaluator
 
@@ -649,6 +638,22 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
             "(add a 'labels' array, or use a fidelity metric such as kl, cosine or agreement)"
         )
     return metric
+
+
+def _not_class_scores(evaluator: GuardEvaluator) -> str | None:
+    """Why a guard that read an output as class scores by default should not (a note), or
+    None: ``expected_top1``'s own noise floor above ``CLASS_SCORE_MAX_FLOOR`` points means
+    1 % input noise reorders the argmax, which a class does not do (module constants)."""
+    floor = evaluator.noise.floor
+    if evaluator.metric.name != CLASS_SCORE_DEFAULT or not floor > CLASS_SCORE_MAX_FLOOR:
+        return None
+    return (
+        f"the default guard read the output as class scores, but {CLASS_SCORE_DEFAULT} moved "
+        f"by {floor:.3g} points under {evaluator.noise_sigma:.0%} input noise alone (more than "
+        f"{CLASS_SCORE_MAX_FLOOR:g}): an argmax that noise flips is not a class (coordinates "
+        "or an embedding?); the guard is r2 (variance explained) instead; give --metric to "
+        "choose"
+    )
 
 
 def _spread_sample(evaluation: Dataset) -> Dataset:
