@@ -61,7 +61,7 @@ QUICK_SAMPLES = 128
 #: samples run to choose the default guard metric (how much the output varies between inputs)
 DEFAULT_METRIC_SAMPLES = 16
 #: the default metric of (N, C) outputs read as class scores, and the noise floor (points)
-#: above which it is not: a classifier's expected top-1 moves by 0.02-0.07 points under 1 %
+#: above which it is not: a classifier's expected top-1 moves by 0-0.05 points under 1 %
 #: input noise on random photo crops, a pose model's 195 landmark coordinates by 17 points
 CLASS_SCORE_DEFAULT = "expected_top1"
 CLASS_SCORE_MAX_FLOOR = 5.0
