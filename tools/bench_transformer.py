@@ -189,6 +189,7 @@ def pruning(
     allocation: str = "global",
     norm_stats: bool = True,
     sensitivity_metric: str | None = None,
+    criterion: str = "obs",
 ) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
@@ -217,7 +218,7 @@ def pruning(
             recover=recover,
             input_shapes=shapes,
             measure_latency=False,
-            criterion="obs",
+            criterion=criterion,
             allocation=allocation,
             steps=steps,
             allow_norm_stats=norm_stats,
@@ -253,7 +254,7 @@ def pruning(
         "CPU min",
     ]
     note = (
-        f"{exporter} export; `optimize` with criterion obs and allocation {allocation}"
+        f"{exporter} export; `optimize` with criterion {criterion} and allocation {allocation}"
         + ("" if norm_stats else ", hidden size kept (`allow_norm_stats=False`)")
         + (f", sensitivity table drop metric {sensitivity_metric}" if sensitivity_metric else "")
         + (
@@ -303,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="drop metric of the sensitivity table (default: optimize's choice from the guard)",
     )
+    parser.add_argument("--criterion", default="obs", help="channel criterion of the pruning runs")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = [part for part in args.parts.split(",") if part]
@@ -332,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.allocation,
                     not args.no_norm_stats,
                     args.sensitivity_metric,
+                    args.criterion,
                 )
                 command += f" --runs {args.runs}"
                 part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
@@ -344,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.sensitivity_metric:
                     command += f" --sensitivity-metric {args.sensitivity_metric}"
                     part += f"-table-{args.sensitivity_metric}"
+                if args.criterion != "obs":
+                    command += f" --criterion {args.criterion}"
+                    part += f"-{args.criterion}"
             else:
                 raise SystemExit(f"unknown part {part!r}")
             body += _footer(command, load)

@@ -19,12 +19,26 @@ supported consumer reads get the ``l1`` score rescaled to the mean gradient scor
 
 The loss. With labels in the calibration data: cross-entropy to the labels. Without labels,
 the natural loss — KL divergence to the unpruned model — is zero at the unpruned model with a
-zero gradient (the model is its own optimum), so every score would be 0. Instead the targets
-are the unpruned model's own hard predictions (argmax over the class axis, axis 1), smoothed
-with ``smoothing`` (default 0): the gradient then measures how much each channel supports the
-model's decisions, the quantity a pruned model must keep. ``targets="labels" | "predictions"``
-forces one of the two; ``max_samples`` (default 256) and ``batch_size`` bound the cost: one
-forward and one gradient run per batch, in one ONNX Runtime session each.
+zero gradient (the model is its own optimum), so every score would be 0. Instead:
+
+* ``predictions`` (the default when every output is [N, classes]): the targets are the
+  unpruned model's own hard predictions (argmax over axis 1), smoothed with ``smoothing``
+  (default 0): the gradient measures how much each channel supports the model's decisions.
+* ``probe`` (the default for any other output: hidden states, landmarks, boxes, dense maps,
+  where an argmax over axis 1 means nothing): random output directions (Gauss–Newton, as in
+  Hutchinson's estimator). The loss is ½‖y − t‖² with t = y − ε/σ, ε ~ N(0, I) drawn per
+  element, σ the spread of each output channel over the batch (axis 1; the last axis of a
+  token output [N, T, H]); so ∂L/∂y = ε/σ and s_{n,c} = εᵀ diag(1/σ) J_c with J_c the
+  output's derivative along the cluster's mask. Over the draws E[s²] = ‖diag(1/σ) J_c‖²: the
+  first-order squared change of the outputs, each channel in units of its own spread (the
+  ``std_mse`` drop), when the cluster goes. Padding tokens (the attention mask,
+  :mod:`onnxprune.calibrate.padding`) get ε = 0. ``probes`` draws per sample (default 4);
+  the draws are seeded, so scores are deterministic. ``taylor`` under probes reads
+  E|s| = √(2/π)·‖diag(1/σ) J_c‖, the same order.
+
+``targets="labels" | "predictions" | "probe"`` forces one; ``max_samples`` (default 256) and
+``batch_size`` bound the cost: one forward and one gradient run per batch (and per probe), in
+one ONNX Runtime session each.
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from onnx import ModelProto
 
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.autodiff import (
@@ -40,10 +55,12 @@ from onnxprune.autodiff import (
     cross_entropy,
     expose_edges,
     gradient_name,
+    mean_squared_error,
     target_name,
 )
 from onnxprune.calibrate import ConsumerLayer, consumer_layers
 from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
+from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
 from onnxprune.importance.norms import l1, register_criterion
@@ -68,6 +85,85 @@ def label_targets(labels: np.ndarray, outputs: np.ndarray, smoothing: float) -> 
     return ((1.0 - smoothing) * onehot + smoothing / classes).astype(outputs.dtype)
 
 
+TARGETS = ("auto", "labels", "predictions", "probe")
+PROBE_SEED = 0
+SPREAD_FLOOR = 1e-3  # a constant output channel weighs as one of spread 1e-3 × the mean spread
+
+
+def probe_offsets(
+    value: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
+    """ε/σ of the ``probe`` targets (module docstring) for one output of a batch: ε ~ N(0, I)
+    per element, σ each channel's spread over the batch (floored), ε = 0 at padding tokens."""
+    real = real_positions(mask, value.shape[1]) if value.ndim == 3 else None
+    channel_axis = value.ndim - 1 if real is not None else min(1, value.ndim - 1)
+    moved = np.moveaxis(value.astype(np.float64), channel_axis, -1)
+    rows = moved.reshape(-1, moved.shape[-1])
+    if real is not None:
+        rows = rows[real.reshape(-1)] if real.any() else rows
+    spread = rows.std(axis=0) if rows.shape[0] > 1 else np.abs(rows).mean(axis=0)
+    floor = SPREAD_FLOOR * max(float(spread.mean()), 1e-12)
+    spread = np.maximum(spread, floor)
+    shape = [1] * value.ndim
+    shape[channel_axis] = spread.size
+    offsets = rng.standard_normal(value.shape) / spread.reshape(shape)
+    if real is not None:
+        offsets = offsets * real[:, :, None]
+    return offsets.astype(value.dtype)
+
+
+def resolve_targets(targets: str, samples: Samples, output_ranks: list[int]) -> str:
+    """The targets ``auto`` stands for: labels when the data has them, ``predictions`` when
+    every output is [N, classes], else ``probe``."""
+    if targets not in TARGETS:
+        raise InputError(f"unknown gradient targets '{targets}'; known: {', '.join(TARGETS)}")
+    if targets == "labels" and samples.labels is None:
+        raise InputError("criterion targets 'labels' need labels in the calibration data")
+    if targets != "auto":
+        return targets
+    if samples.labels is not None:
+        return "labels"
+    return "predictions" if all(rank == 2 for rank in output_ranks) else "probe"
+
+
+def output_ranks(model: ModelProto) -> list[int]:
+    """Declared rank of every graph output."""
+    return [len(value.type.tensor_type.shape.dim) for value in model.graph.output]
+
+
+def target_loss(model: ModelProto, outputs: list[str], mode: str):
+    """The loss of resolved targets ``mode``: squared error for probes, else cross-entropy
+    (of the first output only with labels)."""
+    if mode == "probe":
+        return mean_squared_error(model, outputs)
+    return cross_entropy(model, outputs=outputs[:1] if mode == "labels" else outputs)
+
+
+def batch_targets(
+    mode: str,
+    predicted: dict[str, np.ndarray],
+    *,
+    labels: np.ndarray | None,
+    smoothing: float,
+    mask: np.ndarray | None,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Target feeds of one batch for :func:`target_loss` (``predicted``: the unpruned
+    model's outputs by name). Probe targets are scaled so that ∂L/∂y = ε/σ per sample
+    (mean_squared_error's ∂/∂y is 2(y − t)/size)."""
+    feeds = {}
+    for position, (name, value) in enumerate(predicted.items()):
+        if mode == "probe":
+            offsets = probe_offsets(value, mask, rng)
+            feeds[target_name(name)] = value - offsets * (value.size / 2)
+        elif mode == "labels":
+            if position == 0:
+                feeds[target_name(name)] = label_targets(labels, value, smoothing)
+        else:
+            feeds[target_name(name)] = hard_targets(value, smoothing)
+    return feeds
+
+
 def _per_feature(layer: ConsumerLayer, x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Σ over positions of x·g per sample and input feature: [N, features]."""
     product = x.astype(np.float64) * g.astype(np.float64)
@@ -83,55 +179,63 @@ def mask_gradients(
     targets: str = "auto",
     smoothing: float = 0.0,
     batch_size: int = 32,
+    probes: int = 4,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """s_{n,c} for every sample and cluster ([samples, clusters], see the module docstring)
-    and the mask of clusters some supported consumer reads."""
+    """s_{n,c} for every sample and cluster ([samples, clusters]; under ``probe`` targets
+    [probes × samples, clusters], one row per draw: see the module docstring) and the mask
+    of clusters some supported consumer reads."""
     layers = consumer_layers(analysis)
     model = analysis.model
     node_inputs = {node.name: list(node.input) for node in model.graph.node}
     edges = [(layer.node, node_inputs[layer.node].index(layer.input)) for layer in layers]
     exposed, edge_names = expose_edges(model, edges)
     outputs = [value.name for value in model.graph.output]
-    use_labels = targets == "labels" or (targets == "auto" and samples.labels is not None)
-    if use_labels and samples.labels is None:
-        raise InputError("criterion targets 'labels' need labels in the calibration data")
-    if targets not in ("auto", "labels", "predictions"):
-        raise InputError(f"unknown gradient targets '{targets}'; known: auto, labels, predictions")
-    loss = cross_entropy(exposed, outputs=outputs[:1] if use_labels else outputs)
+    mode = resolve_targets(targets, samples, output_ranks(model))
+    loss = target_loss(exposed, outputs, mode)
     gradient = GradientSession(
         build_gradient_model(exposed, loss, edge_names, keep_outputs=edge_names)
     )
     forward = make_session(model)
     n = analysis.n_clusters
-    saliency = np.zeros((len(samples), n))
+    draws = probes if mode == "probe" else 1
+    saliency = np.zeros((draws, len(samples), n))
     hit = np.zeros(n, dtype=bool)
     for layer in layers:
         hit[analysis.component_of[layer.labels[layer.labels >= 0]]] = True
     batches = batch_starts(len(samples), batch_size, fixed_batch(model))
     if not batches:
         raise InputError(f"fewer calibration samples than the model's fixed batch ({len(samples)})")
+    mask_name = mask_input(model)
+    rng = np.random.default_rng(PROBE_SEED)
     for start, stop in batches:
         index = np.arange(start, stop)
         feeds = samples.take(index)
         predicted = forward.run(outputs, feeds)
         feeds = dict(feeds)
-        for name, value in zip(outputs, predicted, strict=True):
-            if use_labels and name != outputs[0]:
-                continue
-            feeds[target_name(name)] = (
-                label_targets(samples.labels[index], value, smoothing)
-                if use_labels
-                else hard_targets(value, smoothing)
+        for draw in range(draws):
+            feeds.update(
+                batch_targets(
+                    mode,
+                    dict(zip(outputs, predicted, strict=True)),
+                    labels=None if samples.labels is None else samples.labels[index],
+                    smoothing=smoothing,
+                    mask=feeds.get(mask_name) if mask_name else None,
+                    rng=rng,
+                )
             )
-        result = gradient.run(feeds)
-        per_sample = saliency[index]
-        for layer, edge in zip(layers, edge_names, strict=True):
-            # The loss is a mean over the batch: N·∂L/∂x is the per-sample gradient.
-            s = _per_feature(layer, result[edge], result[gradient_name(edge)]) * len(index)
-            valid = layer.labels >= 0
-            clusters = analysis.component_of[layer.labels[valid]]
-            np.add.at(per_sample, (slice(None), clusters), s[:, valid])
-        saliency[index] = per_sample
+            result = gradient.run(feeds)
+            per_sample = saliency[draw, index]
+            for layer, edge in zip(layers, edge_names, strict=True):
+                # Cross-entropy is a mean over the batch: N·∂L/∂x is the per-sample gradient
+                # (the probe targets are scaled to per-sample gradients already).
+                per_batch = 1 if mode == "probe" else len(index)
+                s = _per_feature(layer, result[edge], result[gradient_name(edge)]) * per_batch
+                valid = layer.labels >= 0
+                clusters = analysis.component_of[layer.labels[valid]]
+                np.add.at(per_sample, (slice(None), clusters), s[:, valid])
+            saliency[draw, index] = per_sample
+    # Draws are extra samples of the same expectation: [draws × samples, clusters].
+    saliency = saliency.reshape(-1, n)
     return saliency, hit
 
 
@@ -145,6 +249,7 @@ def _scores(analysis, calibration, options: dict, which: str) -> np.ndarray:
         targets=options.get("targets", "auto"),
         smoothing=float(options.get("smoothing", 0.0)),
         batch_size=int(options.get("batch_size", 32)),
+        probes=int(options.get("probes", 4)),
     )
     if which == "taylor":
         scores = np.abs(saliency).mean(axis=0)

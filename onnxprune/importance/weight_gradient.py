@@ -12,8 +12,9 @@ Runtime session of the gradient model, :mod:`onnxprune.autodiff`):
 
 Per mini-batch rather than over the whole set: at a trained model the mean gradient is near
 zero, while its mini-batch fluctuations measure how much the loss leans on the weight. The
-loss follows the channel criteria (:mod:`onnxprune.importance.gradient`): cross-entropy to the
-labels when the data has them, else to the unpruned model's own predictions. Registered by
+loss and targets follow the channel criteria (:mod:`onnxprune.importance.gradient`):
+cross-entropy to the labels when the data has them, else to the unpruned model's own
+predictions when every output is [N, classes], else random output probes (one draw per batch). Registered by
 name in ``WEIGHT_CRITERIA`` (``register_weight_criterion``) for the sparsity kind.
 """
 
@@ -28,15 +29,20 @@ from onnx import ModelProto, numpy_helper
 from onnxprune.autodiff import (
     GradientSession,
     build_gradient_model,
-    cross_entropy,
     gradient_name,
     reachable,
-    target_name,
 )
 from onnxprune.calibrate.labelled import batch_starts, fixed_batch, load_samples
+from onnxprune.calibrate.padding import mask_input
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
-from onnxprune.importance.gradient import hard_targets, label_targets
+from onnxprune.importance.gradient import (
+    PROBE_SEED,
+    batch_targets,
+    output_ranks,
+    resolve_targets,
+    target_loss,
+)
 
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 WeightCriterion = Callable[[np.ndarray, list[np.ndarray]], np.ndarray]
@@ -99,23 +105,28 @@ def weight_scores(
         raise InputError(f"weight criterion '{criterion}' needs calibration data (give --data)")
     samples = load_samples(calibration, model, max_samples=max_samples)
     outputs = [value.name for value in model.graph.output]
-    use_labels = targets == "labels" or (targets == "auto" and samples.labels is not None)
-    loss = cross_entropy(model, outputs=outputs[:1] if use_labels else outputs)
+    mode = resolve_targets(targets, samples, output_ranks(model))
+    loss = target_loss(model, outputs, mode)
     weights = reachable(model, loss, layer_weights(model))
     session = GradientSession(build_gradient_model(model, loss, weights))
     forward = make_session(model)
+    mask_name = mask_input(model)
+    rng = np.random.default_rng(PROBE_SEED)
     grads: dict[str, list[np.ndarray]] = {name: [] for name in weights}
     for start, stop in batch_starts(len(samples), batch_size, fixed_batch(model)):
         index = np.arange(start, stop)
         feeds = dict(samples.take(index))
-        for name, value in zip(outputs, forward.run(outputs, feeds), strict=True):
-            if use_labels:
-                if name == outputs[0]:
-                    feeds[target_name(name)] = label_targets(
-                        samples.labels[index], value, smoothing
-                    )
-            else:
-                feeds[target_name(name)] = hard_targets(value, smoothing)
+        predicted = dict(zip(outputs, forward.run(outputs, feeds), strict=True))
+        feeds.update(
+            batch_targets(
+                mode,
+                predicted,
+                labels=None if samples.labels is None else samples.labels[index],
+                smoothing=smoothing,
+                mask=feeds.get(mask_name) if mask_name else None,
+                rng=rng,
+            )
+        )
         result = session.run(feeds)
         for name in weights:
             grads[name].append(result[gradient_name(name)].astype(np.float64))

@@ -56,19 +56,18 @@ STEP = 0.1
 
 def _layer_scores(context: PlanContext, layers, criterion) -> dict[str, np.ndarray]:
     from onnxprune.sparsity.calibration import collect_layer_stats
+    from onnxprune.sparsity.criteria import criterion_scores
 
     weights = {i.name: numpy_helper.to_array(i) for i in context.prepared.graph.initializer}
     stats = {}
-    if criterion.needs_data:
+    if criterion.needs_data and criterion.model_fn is None:
         context.progress(f"sparsity: calibrating {len(layers)} layers")
         stats = collect_layer_stats(
             context.prepared, layers, context.calibration, seed=context.options.get("seed", 0)
         )
-    scores = {}
-    for layer in layers:
-        matrix = layer.to_matrix(weights[layer.weight]).astype(np.float64)
-        scores[layer.node] = np.asarray(criterion(matrix, stats.get(layer.node)), np.float64)
-    return scores
+    return criterion_scores(
+        criterion, context.prepared, layers, weights, context.calibration, stats
+    )
 
 
 def _measured_scores(

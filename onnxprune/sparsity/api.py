@@ -54,7 +54,7 @@ from onnxprune.sparsity.allocation import Allocation, exempt_by_cost, resolve_al
 from onnxprune.sparsity.apply import apply_weights
 from onnxprune.sparsity.calibration import LayerStats, collect_layer_stats
 from onnxprune.sparsity.correction import add_zero_biases
-from onnxprune.sparsity.criteria import SparsityCriterion, resolve_criterion
+from onnxprune.sparsity.criteria import SparsityCriterion, criterion_scores, resolve_criterion
 from onnxprune.sparsity.curves import error_curves, nm_costs
 from onnxprune.sparsity.obs import DEFAULT_DAMP
 from onnxprune.sparsity.patterns import (
@@ -329,7 +329,7 @@ def sparsify(
     skipped_zeros = _skipped_zeros(normalized, targets)
     needs_scores = mode in ("global", "threshold") or not spec.reconstructs
     stats: dict[str, LayerStats] = {}
-    if spec.needs_data and needs_scores:
+    if spec.needs_data and needs_scores and spec.model_fn is None:
         say(f"calibrating {len(layers)} layers on the original model")
         stats = collect_layer_stats(
             normalized, layers, data, positions=positions, batch_size=batch_size,
@@ -337,9 +337,12 @@ def sparsify(
         )  # fmt: skip
     scores = {}
     if needs_scores:
-        for layer in layers:
-            matrix = layer.to_matrix(weights[layer.weight]).astype(np.float64)
-            scores[layer.node] = np.asarray(spec(matrix, stats.get(layer.node)), dtype=np.float64)
+        if spec.model_fn is not None:
+            say(f"scoring the weights of {len(layers)} layers by {spec.name} (gradients)")
+        scores = criterion_scores(
+            spec, normalized, layers, weights, data, stats,
+            max_samples=max_samples, batch_size=batch_size,
+        )  # fmt: skip
     curves = {}
     if split.needs_curves and mode == "uniform" and layers:
         say(f"measuring error curves of {len(layers)} layers on the original model")
@@ -347,7 +350,7 @@ def sparsify(
             normalized, layers, weights, data, spec, positions=positions,
             batch_size=batch_size, max_samples=max_samples, seed=seed, damp=damp, block=block,
             max_columns=max_columns, output_gain=split.output_gain, gain_metric=gain,
-            progress=say,
+            scores=scores if spec.model_fn is not None else None, progress=say,
         )  # fmt: skip
         if split.output_gain:
             notes.append(f"output gains measured by {gain_metric}")

@@ -8,6 +8,15 @@ that also rewrite the kept weights (OBS) with ``reconstructs`` — their scores 
 layers against each other (global and threshold modes), the weights themselves are chosen
 during the reconstruction sweep (:mod:`onnxprune.sparsity.obs`).
 
+Gradient criteria score every weight of the model at once, from one backward model run by
+ONNX Runtime (:mod:`onnxprune.importance.weight_gradient`): they are registered with a
+``model_fn(model, data, *, max_samples, batch_size) -> {weight name: scores}`` (scores shaped
+like the weight tensor) and read through :func:`criterion_scores`, which turns them into each
+layer's matrix layout. ``gradient`` = mean_b |g_b|, ``taylor`` = mean_b |w·g_b|, ``fisher`` =
+mean_b (w·g_b)²/2 over calibration mini-batches b (g_b = ∂L_b/∂W; the loss: cross-entropy to
+labels, to the model's own predictions, or random output probes, as the channel criteria).
+A layer the loss does not reach scores 0 everywhere (its weights change no output).
+
 Plug-ins: :func:`register_sparsity_criterion` in Python, ``package.module:function`` from the CLI
 (imported on demand), or an entry point in the group ``onnxprune.sparsity_criteria``.
 """
@@ -15,15 +24,19 @@ Plug-ins: :func:`register_sparsity_criterion` in Python, ``package.module:functi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from onnx import ModelProto
 
-from onnxprune.errors import InputError
+from onnxprune.errors import InputError, InternalError
 from onnxprune.sparsity.calibration import LayerStats
+from onnxprune.sparsity.targets import SparseLayer
 
 ScoreFn = Callable[[np.ndarray, LayerStats | None], np.ndarray]
+ModelScoreFn = Callable[..., dict[str, np.ndarray]]
 ENTRY_POINT_GROUP = "onnxprune.sparsity_criteria"
 
 
@@ -35,8 +48,14 @@ class SparsityCriterion:
     fn: ScoreFn
     needs_data: bool = False
     reconstructs: bool = False
+    model_fn: ModelScoreFn | None = None
 
     def __call__(self, matrix: np.ndarray, stats: LayerStats | None) -> np.ndarray:
+        if self.model_fn is not None:
+            raise InternalError(
+                f"criterion '{self.name}' scores the whole model: read it through "
+                "criterion_scores (a bug in onnxprune)"
+            )
         return self.fn(matrix, stats)
 
 
@@ -84,6 +103,58 @@ def obs(matrix: np.ndarray, stats: LayerStats | None) -> np.ndarray:
     removing w_ij alone with a diagonal H = E[x xᵀ]; the reconstruction sweep then uses the
     full H⁻¹). Equals Wanda's score squared."""
     return np.square(wanda(matrix, stats))
+
+
+def _weight_gradient(name: str) -> ModelScoreFn:
+    def model_fn(model, data, *, max_samples=256, batch_size=32) -> dict[str, np.ndarray]:
+        from onnxprune.importance.weight_gradient import weight_scores
+
+        return weight_scores(model, data, name, max_samples=max_samples, batch_size=batch_size)
+
+    return model_fn
+
+
+for _name, _weight_name in (
+    ("gradient", "gradient"),
+    ("taylor", "weight_taylor"),
+    ("fisher", "weight_fisher"),
+):
+    CRITERIA[_name] = SparsityCriterion(
+        _name, magnitude, needs_data=True, model_fn=_weight_gradient(_weight_name)
+    )
+
+
+def criterion_scores(
+    spec: SparsityCriterion,
+    model: ModelProto,
+    layers: Sequence[SparseLayer],
+    weights: dict[str, np.ndarray],
+    data: Any,
+    stats: dict[str, LayerStats],
+    *,
+    max_samples: int | None = 256,
+    batch_size: int = 32,
+) -> dict[str, np.ndarray]:
+    """Scores of every layer in its (rows, columns) matrix layout, keyed by node: per layer
+    from ``stats``, or once for the whole model for a gradient criterion (module docstring)."""
+    if spec.model_fn is None:
+        return {
+            layer.node: np.asarray(
+                spec(
+                    layer.to_matrix(weights[layer.weight]).astype(np.float64), stats.get(layer.node)
+                ),
+                dtype=np.float64,
+            )
+            for layer in layers
+        }
+    per_weight = spec.model_fn(model, data, max_samples=max_samples, batch_size=batch_size)
+    scores = {}
+    for layer in layers:
+        value = per_weight.get(layer.weight)
+        if value is None:
+            value = np.zeros(weights[layer.weight].shape)
+        scores[layer.node] = layer.to_matrix(np.asarray(value)).astype(np.float64)
+    return scores
 
 
 def resolve_criterion(spec: str | ScoreFn | SparsityCriterion) -> SparsityCriterion:

@@ -131,15 +131,19 @@ def layer_curve(
     levels: Sequence[float] = DEFAULT_LEVELS,
     damp: float = DEFAULT_DAMP,
     block: int = 128,
+    scores: np.ndarray | None = None,
 ) -> ErrorCurve:
-    """The held-out error curve of one (rows, columns) weight matrix (module docstring)."""
+    """The held-out error curve of one (rows, columns) weight matrix (module docstring);
+    ``scores``: the criterion's scores of ``matrix`` when they come from the whole model
+    (gradient criteria), else computed here."""
     (g0, n0), (g1, n1) = folds
     pooled = (g0 + g1) / max(n0 + n1, 1)
     halves = [g0 / n0, g1 / n1] if n0 and n1 else [pooled, pooled]
     pairs = ((halves[0], halves[1]), (halves[1], halves[0]))
     factors = [inverse_cholesky(fit, damp) for fit, _ in pairs] if criterion.reconstructs else []
     stats = LayerStats(n0 + n1, np.diag(g0 + g1)[None, :].copy(), g0 + g1)
-    scores = None if criterion.reconstructs else np.asarray(criterion(matrix, stats))
+    if scores is None and not criterion.reconstructs:
+        scores = np.asarray(criterion(matrix, stats))
     errors = []
     for level in levels:
         count = round(level * matrix.size)
@@ -302,10 +306,12 @@ def error_curves(
     output_gain: bool = False,
     gain_samples: int = 32,
     gain_metric: DropMetric | None = None,
+    scores: dict[str, np.ndarray] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, ErrorCurve]:
     """Error curves of ``layers`` on ``model`` (module docstring), keyed by node; scaled by
-    each layer's output gain when ``output_gain``."""
+    each layer's output gain when ``output_gain``. ``scores``: per node, the criterion's
+    matrix-layout scores when it scores the whole model (gradient criteria)."""
     chunks = _gram_chunks(layers, max_columns, budget_bytes)
     rng = np.random.default_rng(seed)
     curves: dict[str, ErrorCurve] = {}
@@ -327,14 +333,18 @@ def error_curves(
             del hessians
         for layer in chunk:
             matrix = layer.to_matrix(weights[layer.weight]).astype(np.float64)
+            layer_scores = None if scores is None else scores[layer.node]
             if matrix.shape[0] > max_rows:
-                matrix = matrix[np.sort(rng.choice(matrix.shape[0], max_rows, replace=False))]
+                rows = np.sort(rng.choice(matrix.shape[0], max_rows, replace=False))
+                matrix = matrix[rows]
+                layer_scores = None if layer_scores is None else layer_scores[rows]
             (_, n0), (_, n1) = folds[layer.node]
             if n0 + n1 == 0:
                 continue
             curve = layer_curve(
-                matrix, folds[layer.node], criterion, levels=levels, damp=damp, block=block
-            )
+                matrix, folds[layer.node], criterion, levels=levels, damp=damp, block=block,
+                scores=layer_scores,
+            )  # fmt: skip
             if output_gain:
                 if layer.node not in gains:
                     continue

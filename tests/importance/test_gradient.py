@@ -109,3 +109,37 @@ def test_hard_targets_smoothing() -> None:
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
     assert targets[0].argmax() == 1 and targets[1].argmax() == 0
     assert targets[0, 0] == pytest.approx(0.1)
+
+
+def test_probe_targets_estimate_the_scaled_output_change(dense_model) -> None:
+    """E[s²] under probe targets = ‖diag(1/σ) J_c‖² (module docstring), J_c by central
+    differences of the outputs along the cluster's mask."""
+    from onnxprune.importance.gradient import resolve_targets
+
+    shapes = {"x": [1, 2, 6, 6]}
+    _, prepared, _ = prepare(dense_model, shapes)
+    analysis = analyze(prepared, shapes)
+    x = np.random.default_rng(4).standard_normal((8, 2, 6, 6)).astype(np.float32)
+    samples = load_samples({"x": x}, analysis.model, max_samples=None)
+    assert resolve_targets("auto", samples, [4]) == "probe"
+    assert resolve_targets("auto", samples, [2]) == "predictions"
+    saliency, hit = mask_gradients(analysis, samples, targets="probe", probes=400, batch_size=8)
+    assert saliency.shape == (400 * 8, analysis.n_clusters) and hit.sum() == 8
+    estimate = np.square(saliency).mean(axis=0)
+
+    def outputs(model):
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        return session.run(None, {"x": x})[0].astype(np.float64)
+
+    y = outputs(analysis.model)
+    spread = y.transpose(0, 2, 3, 1).reshape(-1, 3).std(axis=0)
+    eps = 1e-3
+    for cluster in np.flatnonzero(hit):
+        jacobian = (
+            outputs(_scaled_reads(analysis, cluster, 1 + eps))
+            - outputs(_scaled_reads(analysis, cluster, 1 - eps))
+        ) / (2 * eps)
+        exact = np.square(jacobian / spread.reshape(1, 3, 1, 1)).sum(axis=(1, 2, 3)).mean()
+        assert estimate[cluster] == pytest.approx(exact, rel=0.15)

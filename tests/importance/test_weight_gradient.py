@@ -58,3 +58,22 @@ def test_unknown_weight_criterion_and_missing_data() -> None:
         weight_scores(model, {"x": np.ones((2, 2), np.float32)}, "nope")
     with pytest.raises(InputError, match="needs calibration data"):
         weight_scores(model, None)
+
+
+def test_probe_targets_give_the_batch_gradient_of_random_output_directions() -> None:
+    """Under ``probe`` targets the batch gradient is xᵀ(ε/σ): the seeded draws of
+    :func:`probe_offsets`, replayed here."""
+    from onnxprune.importance.gradient import PROBE_SEED, probe_offsets
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((5, 3)).astype(np.float32)
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    replay = np.random.default_rng(PROBE_SEED)
+    batch_grads = []
+    for start in (0, 8):
+        xb = x[start : start + 8]
+        offsets = probe_offsets((xb @ w).astype(np.float32), None, replay)
+        batch_grads.append(xb.astype(np.float64).T @ offsets.astype(np.float64))
+    got = weight_scores(_linear(w), {"x": x}, "gradient", targets="probe", batch_size=8)["w"]
+    want = np.mean([np.abs(g) for g in batch_grads], axis=0)
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-6)

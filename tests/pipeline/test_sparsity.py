@@ -126,6 +126,12 @@ def test_a_sparsity_run_takes_its_criterion_and_refuses_an_allocation(digits):
         measure_latency=False,
     )  # fmt: skip
     assert result.report.plan["sparsity"]["criterion"] == "magnitude"
+    gradient = optimize(
+        model, "sparsity=0.3", data=calib, criterion="taylor", recover="none", steps=1,
+        measure_latency=False,
+    )  # fmt: skip
+    assert gradient.report.plan["sparsity"]["criterion"] == "taylor"
+    assert gradient.report.plan["sparsity"]["sparsity_after"] >= 0.29
     with pytest.raises(InputError, match="unknown sparsity criterion 'l1'"):
         optimize(model, "sparsity=0.3", data=calib, criterion="l1", measure_latency=False)
     with pytest.raises(InputError, match="allocation orders channel removal"):

@@ -27,7 +27,7 @@ def _zeros(model, node):
     return next(row for row in weight_sparsity(model) if row.node == node).zeros
 
 
-@pytest.mark.parametrize("criterion", ["magnitude", "wanda", "obs"])
+@pytest.mark.parametrize("criterion", ["magnitude", "wanda", "obs", "taylor"])
 def test_whole_model_sparsity_is_reached_with_skipped_layers_made_up(model, data, criterion):
     result = sparsify(model, 0.5, criterion=criterion, data=data)
     onnx.checker.check_model(result.model, full_check=True)
@@ -48,6 +48,36 @@ def test_magnitude_zeroes_the_smallest_weights(model):
             zero = new == 0
             assert np.abs(original[init.name][zero]).max() <= np.abs(new[~zero]).min()
             np.testing.assert_array_equal(new[~zero], original[init.name][~zero])
+
+
+@pytest.mark.parametrize(
+    ("criterion", "weight_criterion"),
+    [("gradient", "gradient"), ("taylor", "weight_taylor"), ("fisher", "weight_fisher")],
+)
+def test_gradient_criteria_zero_the_lowest_scored_weights(model, data, criterion, weight_criterion):
+    """The whole-model gradient scores reach each layer in its own layout (Gemm transB=1
+    included): every zeroed weight scores no higher than every kept one."""
+    from onnxprune.importance.weight_gradient import weight_scores
+
+    scores = weight_scores(model, data, weight_criterion)
+    result = sparsify(
+        model, 0.3, criterion=criterion, data=data, allocation="uniform", min_size=0,
+        skip_depthwise=False,
+    )  # fmt: skip
+    assert result.criterion == criterion
+    for init in result.model.graph.initializer:
+        if init.name in ("wa", "wfc", "wmm", "wup"):
+            zero = onnx.numpy_helper.to_array(init) == 0
+            assert zero.mean() == pytest.approx(0.3, abs=0.01)
+            assert scores[init.name][zero].max() <= scores[init.name][~zero].min()
+
+
+def test_a_gradient_criterion_is_never_called_per_layer() -> None:
+    from onnxprune.errors import InternalError
+    from onnxprune.sparsity.criteria import resolve_criterion
+
+    with pytest.raises(InternalError, match="bug"):
+        resolve_criterion("taylor")(np.ones((2, 2)), None)
 
 
 def test_obs_fits_calibration_outputs_better_than_magnitude(model, data):

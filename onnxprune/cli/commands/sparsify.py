@@ -93,7 +93,8 @@ def _load_data(data: str | None, model_path: str):
     "--criterion",
     default="magnitude",
     show_default=True,
-    help="magnitude, wanda, obs, a registered name or package.module:function.",
+    help="magnitude, wanda, obs, gradient, taylor, fisher, a registered name or "
+    "package.module:function.",
 )
 @click.option("--global", "global_", is_flag=True, help="One ranking across all layers.")
 @click.option("--max-ratio", type=float, default=0.95, show_default=True, help="Per-layer cap.")
