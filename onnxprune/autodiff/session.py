@@ -37,10 +37,19 @@ class GradientSession:
         self.output_names = [value.name for value in self.session.get_outputs()]
         self.input_names = {value.name for value in self.session.get_inputs()}
         self.input_names |= {value.name for value in self.session.get_overridable_initializers()}
+        declared = [*self.session.get_inputs(), *self.session.get_overridable_initializers()]
+        # float16 feeds of a model differentiated in float32 (autodiff.precision)
+        self.float_inputs = {value.name for value in declared if value.type == "tensor(float)"}
 
     def run(
         self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
     ) -> dict[str, np.ndarray]:
         names = list(outputs) if outputs is not None else self.output_names
-        usable = {key: value for key, value in feeds.items() if key in self.input_names}
+        usable = {
+            key: value.astype(np.float32)
+            if key in self.float_inputs and value.dtype == np.float16
+            else value
+            for key, value in feeds.items()
+            if key in self.input_names
+        }
         return dict(zip(names, self.session.run(names, usable), strict=True))

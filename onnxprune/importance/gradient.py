@@ -58,6 +58,7 @@ from onnxprune.autodiff import (
     mean_squared_error,
     target_name,
 )
+from onnxprune.autodiff.precision import float32_copy, float32_feeds
 from onnxprune.calibrate import ConsumerLayer, consumer_layers
 from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.padding import mask_input, real_positions
@@ -185,7 +186,7 @@ def mask_gradients(
     [probes × samples, clusters], one row per draw: see the module docstring) and the mask
     of clusters some supported consumer reads."""
     layers = consumer_layers(analysis)
-    model = analysis.model
+    model = float32_copy(analysis.model)
     node_inputs = {node.name: list(node.input) for node in model.graph.node}
     edges = [(layer.node, node_inputs[layer.node].index(layer.input)) for layer in layers]
     exposed, edge_names = expose_edges(model, edges)
@@ -209,9 +210,8 @@ def mask_gradients(
     rng = np.random.default_rng(PROBE_SEED)
     for start, stop in batches:
         index = np.arange(start, stop)
-        feeds = samples.take(index)
+        feeds = float32_feeds(samples.take(index))
         predicted = forward.run(outputs, feeds)
-        feeds = dict(feeds)
         for draw in range(draws):
             feeds.update(
                 batch_targets(

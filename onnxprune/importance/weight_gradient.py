@@ -32,6 +32,7 @@ from onnxprune.autodiff import (
     gradient_name,
     reachable,
 )
+from onnxprune.autodiff.precision import float32_copy, float32_feeds
 from onnxprune.calibrate.labelled import batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.padding import mask_input
 from onnxprune.calibrate.session import make_session
@@ -104,6 +105,7 @@ def weight_scores(
     if calibration is None:
         raise InputError(f"weight criterion '{criterion}' needs calibration data (give --data)")
     samples = load_samples(calibration, model, max_samples=max_samples)
+    model = float32_copy(model)
     outputs = [value.name for value in model.graph.output]
     mode = resolve_targets(targets, samples, output_ranks(model))
     loss = target_loss(model, outputs, mode)
@@ -115,7 +117,7 @@ def weight_scores(
     grads: dict[str, list[np.ndarray]] = {name: [] for name in weights}
     for start, stop in batch_starts(len(samples), batch_size, fixed_batch(model)):
         index = np.arange(start, stop)
-        feeds = dict(samples.take(index))
+        feeds = float32_feeds(samples.take(index))
         predicted = dict(zip(outputs, forward.run(outputs, feeds), strict=True))
         feeds.update(
             batch_targets(

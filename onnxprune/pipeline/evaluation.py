@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import onnx
 from onnx import ModelProto
 
 from onnxprune.errors import InputError
@@ -608,7 +609,10 @@ def synthesize_inputs(
         "recovery and the guard; accuracy not measured (the guard compares outputs with the "
         "original model's on synthesized inputs, which overstates how well real inputs fare)"
     )
-    return Dataset({plan.input: inputs}, None, f"inverted:{INVERTED_SAMPLES}")
+    # Inversion runs in float32 (autodiff.precision); the model reads its own input type.
+    declared = next(value for value in original.graph.input if value.name == plan.input)
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(declared.type.tensor_type.elem_type)
+    return Dataset({plan.input: inputs.astype(dtype)}, None, f"inverted:{INVERTED_SAMPLES}")
 
 
 def _synthetic(spec) -> bool:

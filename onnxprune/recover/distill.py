@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from onnx import ModelProto, numpy_helper
+from onnx import ModelProto, helper, numpy_helper
 
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.autodiff import (
@@ -66,6 +66,7 @@ from onnxprune.autodiff import (
     sum_losses,
     target_name,
 )
+from onnxprune.autodiff.precision import float32_copy, float32_feeds
 from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.session import exposed_model, make_session
 from onnxprune.errors import InputError
@@ -191,7 +192,8 @@ def _reference_outputs(
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start, stop in batch_starts(len(samples), batch, fixed):
         index = np.arange(start, stop)
-        for name, value in zip(names, session.run(names, samples.take(index)), strict=True):
+        feeds = float32_feeds(samples.take(index))
+        for name, value in zip(names, session.run(names, feeds), strict=True):
             parts[name].append(value)
     return {name: np.concatenate(values) for name, values in parts.items()}
 
@@ -232,6 +234,9 @@ def distill(
     if schedule not in ("constant", "cosine"):
         raise InputError(f"distill schedule must be 'constant' or 'cosine', got '{schedule}'")
     report = report if report is not None else DistillReport()
+    # Half-precision models train float32 copies; the values go back in the model's own
+    # types (autodiff.precision).
+    written, original, pruned = pruned, float32_copy(original), float32_copy(pruned)
     graph_outputs = _float_outputs(pruned)
     pruned_names = {out for node in pruned.graph.node for out in node.output}
     original_names = {out for node in original.graph.node for out in node.output}
@@ -264,7 +269,7 @@ def distill(
     ]
     trainable = PARAMETER_SETS[parameters](pruned, reachable(scored, loss, candidates))
     if not trainable or steps == 0:
-        return pruned
+        return written
     initial = {
         init.name: numpy_helper.to_array(init).copy()
         for init in pruned.graph.initializer
@@ -348,7 +353,7 @@ def distill(
     report.steps = step
     report.seconds = time.perf_counter() - start
     report.heldout_after = best_loss
-    return _with_values(pruned, best)
+    return _with_values(written, best)
 
 
 def _float_outputs(model: ModelProto) -> list[str]:
@@ -414,7 +419,8 @@ def _with_values(model: ModelProto, values: dict[str, np.ndarray]) -> ModelProto
     result.CopyFrom(model)
     for init in result.graph.initializer:
         if init.name in values:
-            init.CopyFrom(numpy_helper.from_array(values[init.name].astype(np.float32), init.name))
+            dtype = helper.tensor_dtype_to_np_dtype(init.data_type)
+            init.CopyFrom(numpy_helper.from_array(values[init.name].astype(dtype), init.name))
     return result
 
 

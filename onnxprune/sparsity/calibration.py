@@ -150,7 +150,7 @@ def collect_layer_stats(
     rng = np.random.default_rng(seed)
     accumulators = {layer.node: _Accumulator(layer, layer.node in gram_for) for layer in layers}
     names = list(dict.fromkeys(layer.input for layer in layers))
-    elem_types = {layer.input: _input_type(model, layer) for layer in layers}
+    elem_types = {layer.input: input_elem_type(model, layer) for layer in layers}
     cross_names = list(dict.fromkeys(layer.input for layer in layers if layer.node in gram_for))
     pairing = reference is not None and bool(cross_names)
 
@@ -200,7 +200,8 @@ def collect_layer_stats(
     return {node: acc.result() for node, acc in accumulators.items()}
 
 
-def _input_type(model: ModelProto, layer: SparseLayer) -> int:
+def input_elem_type(model: ModelProto, layer: SparseLayer) -> int:
+    """ONNX element type of the layer's input: its weight's (float16 models read float16)."""
     for init in model.graph.initializer:
         if init.name == layer.weight:
             return int(init.data_type)

@@ -60,7 +60,12 @@ from onnxprune.calibrate.session import ExposedRunner, make_session
 from onnxprune.sensitivity.metrics import DropMetric, relative_squared_error
 from onnxprune.sparsity.allocation import ErrorCurve
 from onnxprune.sparsity.apply import apply_weights
-from onnxprune.sparsity.calibration import LayerStats, layer_rows, position_count
+from onnxprune.sparsity.calibration import (
+    LayerStats,
+    input_elem_type,
+    layer_rows,
+    position_count,
+)
 from onnxprune.sparsity.criteria import SparsityCriterion
 from onnxprune.sparsity.obs import DEFAULT_DAMP, inverse_cholesky, output_energy, sparsegpt
 from onnxprune.sparsity.patterns import lowest_mask
@@ -93,7 +98,9 @@ def fold_grams(
     """``{node: ((Σ rowᵀrow, rows) of even samples, (…) of odd samples)}`` on ``model``."""
     rng = np.random.default_rng(seed)
     names = list(dict.fromkeys(layer.input for layer in layers))
-    runner = ExposedRunner(model, names, {layer.input: 1 for layer in layers})
+    runner = ExposedRunner(
+        model, names, {layer.input: input_elem_type(model, layer) for layer in layers}
+    )
     grams = {layer.node: [np.zeros((layer.columns,) * 2), 0, np.zeros((layer.columns,) * 2), 0]
              for layer in layers}  # fmt: skip
     offset = 0  # samples seen before this batch: the fold of a sample is its global parity

@@ -121,3 +121,12 @@ def test_an_inversion_whose_extrapolated_time_exceeds_its_budget_stops_early():
         invert(model, plan, 8, settings=InversionSettings(steps=50, budget_seconds=1e-9))
     x, _ = invert(model, plan, 8, settings=InversionSettings(steps=5, budget_seconds=None))
     assert x.shape == (8, 1, 12, 12)
+
+
+def test_a_float16_model_is_inverted_in_float32() -> None:
+    from tests.half import to_float16
+
+    model = to_float16(conv_classifier(classes=3))
+    plan = inversion_plan(model, [("x", np.float16, ["batch", 1, 12, 12])])
+    x, classes = invert(model, plan, 6, seed=1, settings=InversionSettings(steps=5, batch_size=6))
+    assert x.shape == (6, 1, 12, 12) and np.isfinite(x).all() and len(classes) == 6
