@@ -47,6 +47,9 @@ class ChannelAnalysis:
     node_macs: dict[str, int]
     total_macs: int
     notes: list[str] = field(default_factory=list)
+    #: notes on layers the analysis leaves whole (quantized layers, control flow): why a
+    #: model may have nothing to prune
+    uncovered: list[str] = field(default_factory=list)
     shrinking: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
     @property
@@ -150,9 +153,10 @@ def analyze(
         for atoms, reason in ctx.stats_coupled:
             ctx.block(atoms, f"{reason} would change (not allowed: allow_norm_stats)")
     _check_shared_constants(ctx)
-    notes += _control_flow_notes(named) + _quantized_notes(named)
+    uncovered = _control_flow_notes(named) + _quantized_notes(named)
     analysis = _finalize(named, view, ctx)
-    analysis.notes.extend(notes)
+    analysis.notes.extend(notes + uncovered)
+    analysis.uncovered.extend(uncovered)
     return analysis
 
 

@@ -240,6 +240,10 @@ def optimize(
         allow_norm_stats=allow_norm_stats,
         allow_output_change=allow_output_change,
     )
+    for note in analysis.notes:  # e.g. quantized layers or control flow left whole
+        if note not in notes:
+            notes.append(note)
+            say(f"note: {note}")
     for setup in setups:
         notes.extend(setup.notes)
         seconds.update(setup.seconds)
@@ -328,6 +332,8 @@ def optimize(
     seconds["total"] = time.perf_counter() - started
 
     reason = outcome.reason
+    if reason is not None and not outcome.records and analysis is not None and analysis.uncovered:
+        reason += " (" + "; ".join(analysis.uncovered) + ")"  # why nothing could be pruned
     if reason is not None:
         reason = _stop_reason(target, reason, outcome, plan, evaluator, best, macs_before)
     report = _report(

@@ -63,12 +63,16 @@ def make_goal(target, context: GoalContext) -> tuple[LoopSettings, Gap]:
 @register_goal("macs")
 def macs_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Gap]:
     """Keep a share F of the counted MACs: remove (1 - F)·estimated total; the gap is
-    (counted MACs - F·MACs_before) scaled to estimated units, 0 within 0.1 %."""
+    (counted MACs - F·MACs_before) scaled to estimated units, 0 within 0.1 %, and at least 1
+    while the target is missed (a model whose counted MACs the analysis cannot reach — layers
+    it has no rule for, e.g. QLinearConv — estimates 0: the gap must still say "not met")."""
     scale = ctx.estimated_macs / max(ctx.macs_before, 1)
     goal = target.value * ctx.macs_before
 
     def gap(measured: Measured) -> float:
-        return (measured.macs - goal) * scale if measured.macs > goal * 1.001 else 0.0
+        if measured.macs <= goal * 1.001:
+            return 0.0
+        return max((measured.macs - goal) * scale, 1.0)
 
     return LoopSettings("macs", (1 - target.value) * ctx.estimated_macs), gap
 

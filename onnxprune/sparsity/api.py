@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -305,6 +306,7 @@ def sparsify(
         min_size=min_size,
         skip_depthwise=skip_depthwise,
     )
+    _check_something_to_sparsify(normalized, targets)
     notes: list[str] = []
     if nm is not None:
         _drop_non_nm(targets, nm)
@@ -419,6 +421,36 @@ def sparsify(
         notes=notes,
         permutation=permutation,
     )
+
+
+def _check_something_to_sparsify(model: ModelProto, targets) -> None:
+    """An InputError when no Conv/ConvTranspose/Gemm/MatMul of the model holds a weight the
+    sparsity kind can zero (a quantized model, weights computed at run time): asked for a
+    sparsity, the run would otherwise write an unchanged model and report 0 of 0 weights."""
+    from onnxprune.stats.macs import OPERANDS
+
+    if targets.total_weights > 0:
+        return
+    if not targets.skipped:
+        quantized = sorted(
+            {
+                node.op_type
+                for node in model.graph.node
+                if OPERANDS.get(node.op_type, (node.op_type,))[0] != node.op_type
+            }
+        )
+        hint = (
+            f" (quantized layers: {', '.join(quantized)}; sparsify the float model, then "
+            "quantize it)"
+            if quantized
+            else ""
+        )
+        raise InputError(
+            f"nothing to sparsify: the model has no Conv, ConvTranspose, Gemm or MatMul{hint}"
+        )
+    reasons = Counter(reason.removeprefix("unsupported: ") for reason in targets.skipped.values())
+    listed = "; ".join(f"{count} × {reason}" for reason, count in reasons.most_common())
+    raise InputError(f"nothing to sparsify: no layer has a float constant weight ({listed})")
 
 
 def _choose_allocation(

@@ -132,8 +132,26 @@ class TargetSet:
         return sum(layer.size for layer in self.layers)
 
 
+QUANTIZED_WEIGHT = (
+    "quantized weight (DequantizeLinear of an integer constant): sparsify the float model, "
+    "then quantize it"
+)
+
+
+def _dequantized_operand(node: NodeView, view: GraphView) -> bool:
+    """Whether a weight operand of ``node`` is computed by a DequantizeLinear (QDQ models)."""
+    operands = (1,) if node.op_type in ("Conv", "ConvTranspose", "Gemm") else (0, 1)
+    for position in operands:
+        producer = view.producer.get(node.input(position))
+        if producer is not None and producer.op_type == "DequantizeLinear":
+            return True
+    return False
+
+
 def _describe(node: NodeView, view: GraphView) -> tuple[SparseLayer | None, str]:
     """The layer for ``node`` or (None, reason)."""
+    if _dequantized_operand(node, view):
+        return None, QUANTIZED_WEIGHT
     if node.op_type == "Conv" or node.op_type == "ConvTranspose":
         weight = node.input(1)
         shape = view.constant_shape(weight)

@@ -1,7 +1,10 @@
 """Multiply-accumulate (MAC) counts of Conv, ConvTranspose, Gemm and MatMul nodes.
 
 Only these four op types are counted (the ones pruning shrinks and that dominate CNN/transformer
-compute); element-wise ops, pools, norms and nodes inside If/Loop/Scan subgraphs count 0.
+compute), and their quantized forms with the same formula: ``ConvInteger`` and
+``QLinearConv`` as Conv, ``MatMulInteger`` and ``QLinearMatMul`` as MatMul (operands at the
+inputs :data:`OPERANDS` names); element-wise ops, pools, norms and nodes inside If/Loop/Scan
+subgraphs count 0.
 Shapes come from ONNX shape inference with data propagation at fixed input shapes; dynamic
 dimensions not given in ``input_shapes`` (the batch included) are taken as 1.
 """
@@ -17,7 +20,18 @@ from onnxprune.graph.shapes import Shape
 from onnxprune.stats.inference import infer_static_shapes
 from onnxprune.stats.naming import node_names
 
-MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: op type -> (the float op whose formula it follows, input index of operand A, of operand B)
+OPERANDS = {
+    "Conv": ("Conv", 0, 1),
+    "ConvTranspose": ("ConvTranspose", 0, 1),
+    "Gemm": ("Gemm", 0, 1),
+    "MatMul": ("MatMul", 0, 1),
+    "ConvInteger": ("Conv", 0, 1),
+    "QLinearConv": ("Conv", 0, 3),
+    "MatMulInteger": ("MatMul", 0, 1),
+    "QLinearMatMul": ("MatMul", 0, 3),
+}
+MAC_OPS = tuple(OPERANDS)
 
 
 @dataclass
@@ -100,21 +114,22 @@ def matmul_macs(a: list[int], b: list[int]) -> int:
 
 def node_macs(node: NodeProto, shapes: dict[str, Shape]) -> int | None:
     """MACs of ``node`` from static ``shapes``; None when a needed shape is unknown."""
-    if len(node.input) < 2:
+    formula, a, b = OPERANDS.get(node.op_type, (node.op_type, 0, 1))
+    if len(node.input) <= b:
         return None
-    first = _static(shapes.get(node.input[0]))
-    second = _static(shapes.get(node.input[1]))
+    first = _static(shapes.get(node.input[a]))
+    second = _static(shapes.get(node.input[b]))
     if first is None or second is None:
         return None
-    if node.op_type == "Conv":
+    if formula == "Conv":
         output = _static(shapes.get(node.output[0]))
         return None if output is None else conv_macs(output, second)
-    if node.op_type == "ConvTranspose":
+    if formula == "ConvTranspose":
         return conv_transpose_macs(first, second)
-    if node.op_type == "Gemm":
+    if formula == "Gemm":
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         return gemm_macs(first, second, attributes.get("transA", 0), attributes.get("transB", 0))
-    if node.op_type == "MatMul":
+    if formula == "MatMul":
         return matmul_macs(first, second)
     return None
 

@@ -30,13 +30,21 @@ def param_tensors(model: ModelProto) -> Iterator[TensorProto]:
 
     Counted: main-graph initializers of float types (float64/32/16, bfloat16, float8/4), float
     tensors held in main-graph ``Constant`` nodes (weights of Paddle2ONNX-style models), and
-    integer initializers read as the data input of a ``DequantizeLinear`` (quantized weights).
-    Not counted: integer tensors otherwise (shapes, indices, axes), subgraph tensors.
+    integer initializers read as the data input of a ``DequantizeLinear`` or as an operand of
+    a quantized layer (``QLinearConv``, ``ConvInteger``, ``QLinearMatMul``, ``MatMulInteger``:
+    quantized weights). Not counted: integer tensors otherwise (shapes, indices, axes, zero
+    points), subgraph tensors.
     """
+    from onnxprune.stats.macs import OPERANDS
+
     graph = model.graph
     dequantized = {
         node.input[0] for node in graph.node if node.op_type == "DequantizeLinear" and node.input
     }
+    for node in graph.node:
+        formula, a, b = OPERANDS.get(node.op_type, (node.op_type, 0, 1))
+        if formula != node.op_type:  # a quantized layer: its operands may be stored weights
+            dequantized.update(node.input[i] for i in (a, b) if i < len(node.input))
     for init in graph.initializer:
         if init.data_type in FLOAT_TYPES or init.name in dequantized:
             yield init
