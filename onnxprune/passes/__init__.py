@@ -16,6 +16,7 @@ from onnxprune.passes import (  # noqa: F401  (importing registers the passes)
     fuse_hardswish,
     fuse_layernorm,
     reshape_copy_dims,
+    unshare_uniform_constants,
 )
 from onnxprune.passes.context import PassContext, PreprocessResult
 from onnxprune.passes.pipeline import preprocess

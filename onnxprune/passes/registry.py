@@ -41,5 +41,6 @@ DEFAULT_PASSES: tuple[str, ...] = (
     "fuse_hardsigmoid",
     "fuse_hardswish",
     "fuse_layernorm",
+    "unshare_uniform_constants",
     "cleanup",
 )

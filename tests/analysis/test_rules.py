@@ -487,3 +487,27 @@ def test_other_channel_padding_blocks(mode, value, pads, reason):
     blocked = [g for g in analysis.groups if not g.prunable]
     assert any(reason in r for g in blocked for r in g.reasons)
     assert_mask_equivalent(analysis, random_removal(analysis))
+
+
+@pytest.mark.parametrize(
+    ("target", "prunable"),
+    [([1, 1, 1, 1], True), ([2, 1, 1, 1], True), ([1, 8, 1, 1], False)],
+)
+def test_expand_keeps_channels_where_its_target_is_one(target, prunable):
+    """Expand(conv output, target) then Add: the channels pass when the target leaves the
+    channel axis at 1 (a broadcast of the other axes); a target stating the channel count
+    would have to change with it, and blocks."""
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes += [
+        helper.make_node("Expand", ["a", "shape"], ["e"], name="expand"),
+        helper.make_node("ReduceMean", ["e"], ["m"], name="mean", axes=[0], keepdims=1),
+    ]
+    inits.append(const("shape", np.array(target, dtype=np.int64)))
+    h_nodes, h_inits = head("m", 8, 8)
+    analysis = analyze(build(nodes + h_nodes, inits + h_inits))
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable is prunable
+    if prunable:
+        assert_mask_equivalent(analysis, random_removal(analysis))
+    else:
+        assert any("not proven to be 1" in reason for reason in group.reasons)

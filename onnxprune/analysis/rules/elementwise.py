@@ -157,3 +157,32 @@ def _fix_expand_shape(ctx, expand_node, combined, full_axes, out_rank) -> None:
 
 
 __all__ = ["BROADCAST_OPS", "FIXED", "UNARY_OPS"]
+
+
+@register("Expand")
+def expand(node: NodeView, ctx: AnalysisContext) -> None:
+    """Expand(x, shape): x broadcast to ``shape`` (numpy rules, aligned from the right).
+
+    An axis x carries channels on keeps its size — and its labels at the aligned output axis —
+    when the target entry there is proven to be 1 (:func:`shape_values`; exporters write 1, or
+    ``Where(shape == -1, 1, shape)`` for -1) or the target does not reach that axis; nothing
+    is sliced. A target entry that is unknown or states the size itself would have to change
+    with the channel count: blocked. The shape operand never carries channels.
+    """
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    out_rank = ctx.rank(node.outputs[0])
+    target = shape_values(ctx, node.input(1))
+    if out_rank is None or target is None:
+        ctx.block(labels, f"Expand '{node.name}' has an unknown target shape")
+        return
+    padded = pad_rank(labels, out_rank)
+    offset = out_rank - len(target)
+    for axis in varying_axes(padded):
+        if axis >= offset and target[axis - offset] != 1:
+            ctx.block(
+                labels, f"Expand '{node.name}' target on a channel axis is not proven to be 1"
+            )
+            return
+    ctx.set_labels(node.outputs[0], padded)

@@ -1,0 +1,162 @@
+"""Hugging Face architectures exported by torch.onnx: prunable MAC share and mask equivalence.
+
+Sixteen ``transformers`` models (extra ``bench``) built from small configs with random weights
+(nothing is downloaded), exported by the TorchScript exporter at opset 17 with a dynamic
+batch: BERT-family text encoders (BERT, RoBERTa, XLM-R, ELECTRA, ALBERT, DistilBERT, DeBERTa-v2,
+MPNet; inputs ``input_ids`` and ``attention_mask``, 16 tokens) and vision backbones (ViT, DeiT,
+Swin, ConvNeXt, MobileViT, SegFormer, ResNet, RegNet). Random weights matter here: zero biases
+and unit norm scales are equal across layers, and torch.onnx merges equal initializers into
+one tensor — the case the preprocessing pass ``unshare_uniform_constants`` exists for. Each
+model is analysed with and without that pass (``before`` / ``after``), with norm statistics
+allowed (text encoders prune their hidden size through LayerNorm), and the mask-equivalence
+oracle runs on two random removals of the analysis without norm statistics.
+
+    python tools/hf_coverage.py            # writes the hf-coverage section
+    python tools/hf_coverage.py --no-write --models bert,swin
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from _markdown import markdown_table, publish  # noqa: E402
+
+SECTION = "hf-coverage"
+TOKENS = 16
+SMALL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "intermediate_size": 128}  # fmt: skip
+STAGES = {"hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 1, 1]}
+TEXT = {
+    "bert": ("BertConfig", "BertModel", SMALL),
+    "roberta": ("RobertaConfig", "RobertaModel", SMALL),
+    "xlm_roberta": ("XLMRobertaConfig", "XLMRobertaModel", SMALL),
+    "electra": ("ElectraConfig", "ElectraModel", {**SMALL, "embedding_size": 32}),
+    "albert": ("AlbertConfig", "AlbertModel", {**SMALL, "embedding_size": 32}),
+    "distilbert": ("DistilBertConfig", "DistilBertModel",
+                   {"dim": 64, "n_layers": 2, "n_heads": 4, "hidden_dim": 128}),
+    "deberta_v2": ("DebertaV2Config", "DebertaV2Model", SMALL),
+    "mpnet": ("MPNetConfig", "MPNetModel", SMALL),
+}  # fmt: skip
+VISION = {
+    "vit": ("ViTConfig", "ViTModel", {**SMALL, "image_size": 32, "patch_size": 8}),
+    "deit": ("DeiTConfig", "DeiTModel", {**SMALL, "image_size": 32, "patch_size": 8}),
+    "swin": ("SwinConfig", "SwinModel", {"image_size": 32, "patch_size": 2, "embed_dim": 16,
+                                         "depths": [1, 1], "num_heads": [2, 4], "window_size": 4}),
+    "convnext": ("ConvNextConfig", "ConvNextModel", STAGES),
+    "mobilevit": ("MobileViTConfig", "MobileViTModel", {"image_size": 64}),
+    "segformer": ("SegformerConfig", "SegformerModel", {**STAGES, "decoder_hidden_size": 64}),
+    "resnet": ("ResNetConfig", "ResNetModel", {**STAGES, "embedding_size": 16}),
+    "regnet": ("RegNetConfig", "RegNetModel", {**STAGES, "embedding_size": 16, "groups_width": 8}),
+}  # fmt: skip
+
+
+def export(name: str, path: Path) -> dict[str, list[int]]:
+    """Export ``name`` to ``path``; returns the input shapes the analysis uses (batch 1)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config_name, model_name, options = {**TEXT, **VISION}[name]
+    inner = getattr(transformers, model_name)(getattr(transformers, config_name)(**options))
+    inner.eval()
+    if name in TEXT:
+
+        class Encoder(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, ids, mask):
+                return self.inner(input_ids=ids, attention_mask=mask).last_hidden_state
+
+        module, names = Encoder(), ["input_ids", "attention_mask"]
+        args = (torch.randint(5, 100, (2, TOKENS)), torch.ones(2, TOKENS, dtype=torch.long))
+        axes = {n: {0: "batch", 1: "tokens"} for n in names}
+        shapes = {n: [1, TOKENS] for n in names}
+    else:
+        size = options.get("image_size", 64)
+        module, names = inner, ["pixel_values"]
+        args = (torch.randn(2, 3, size, size),)
+        axes = {"pixel_values": {0: "batch"}}
+        shapes = {"pixel_values": [1, 3, size, size]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, args, str(path), input_names=names, output_names=["last_hidden_state"],
+            dynamic_axes={**axes, "last_hidden_state": {0: "batch"}}, opset_version=17,
+            dynamo=False,
+        )  # fmt: skip
+    return shapes
+
+
+def probe(name: str, folder: Path) -> list[str]:
+    from onnxprune.analysis import analyze
+    from onnxprune.io import load_model
+    from onnxprune.passes import DEFAULT_PASSES, preprocess
+    from tests.oracle import prove_random_removals
+
+    tick = time.perf_counter()
+    path = folder / f"{name}.onnx"
+    shapes = export(name, path)
+    model = load_model(str(path))
+    cells = []
+    without = tuple(p for p in DEFAULT_PASSES if p != "unshare_uniform_constants")
+    for passes in (without, DEFAULT_PASSES):
+        prepared = preprocess(model, input_shapes=shapes, passes=passes).model
+        analysis = analyze(prepared, shapes, allow_norm_stats=True)
+        share = analysis.prunable_macs() / max(analysis.total_macs, 1)
+        prunable = sum(group.prunable for group in analysis.groups)
+        cells.append(f"{share:.1%} ({prunable}/{len(analysis.groups)})")
+    blocked = sorted(
+        {
+            re.sub(r" '[^']*'", "", reason)
+            for group in analysis.groups
+            if not group.prunable
+            for reason in group.reasons
+        }
+    )
+    proof = prove_random_removals(analyze(prepared, shapes, allow_norm_stats=False))
+    return [name, *cells, "; ".join(blocked) or "-", proof, f"{time.perf_counter() - tick:.1f}"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join([*TEXT, *VISION]))
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="onnxprune-hf-") as name:
+        for model in args.models.split(","):
+            rows.append(probe(model, Path(name)))
+            print(" | ".join(rows[-1]), flush=True)
+    header = [
+        "model", "prunable MAC share (groups) before", "after", "still blocked (after)",
+        "mask equivalence", "s",
+    ]  # fmt: skip
+    command = "python tools/hf_coverage.py" + (
+        "" if args.models == ",".join([*TEXT, *VISION]) else f" --models {args.models}"
+    )
+    body = (
+        "### Hugging Face architectures through torch.onnx\n\n"
+        + markdown_table(header, rows)
+        + "\n\nBefore = preprocessing without `unshare_uniform_constants`, after = with it; "
+        "analysis with norm statistics allowed; mask equivalence on two random removals of "
+        "the analysis without them (tests/oracle.py). s = export, two analyses and the proof."
+        f"\n\nCommand: `{command}`."
+    )
+    publish(SECTION, body, not args.no_write)
+
+
+if __name__ == "__main__":
+    main()
