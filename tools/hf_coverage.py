@@ -1,10 +1,11 @@
 """Hugging Face architectures exported by torch.onnx: prunable MAC share and mask equivalence.
 
-Sixteen ``transformers`` models (extra ``bench``) built from small configs with random weights
+Twenty-one ``transformers`` models (extra ``bench``) built from small configs with random weights
 (nothing is downloaded), exported by the TorchScript exporter at opset 17 with a dynamic
 batch: BERT-family text encoders (BERT, RoBERTa, XLM-R, ELECTRA, ALBERT, DistilBERT, DeBERTa-v2,
 MPNet; inputs ``input_ids`` and ``attention_mask``, 16 tokens) and vision backbones (ViT, DeiT,
-Swin, ConvNeXt, MobileViT, SegFormer, ResNet, RegNet). Random weights matter here: zero biases
+Swin, ConvNeXt, MobileViT, SegFormer, ResNet, RegNet) and task heads (DETR and YOLOS
+detectors, DPT depth, SegFormer and MobileViT segmentation; 64×64 inputs). Random weights matter here: zero biases
 and unit norm scales are equal across layers, and torch.onnx merges equal initializers into
 one tensor — the case the preprocessing pass ``unshare_uniform_constants`` exists for. Each
 model is analysed with and without that pass (``before`` / ``after``), with norm statistics
@@ -58,6 +59,38 @@ VISION = {
     "resnet": ("ResNetConfig", "ResNetModel", {**STAGES, "embedding_size": 16}),
     "regnet": ("RegNetConfig", "RegNetModel", {**STAGES, "embedding_size": 16, "groups_width": 8}),
 }  # fmt: skip
+RESNET_BACKBONE = {**STAGES, "embedding_size": 16, "out_features": ["stage4"]}
+HEADS = {  # task models: (config, model, options, outputs read)
+    "detr": ("DetrConfig", "DetrForObjectDetection", {
+        "use_timm_backbone": False, "use_pretrained_backbone": False, "d_model": 32,
+        "backbone_config": ("ResNetConfig", RESNET_BACKBONE), "encoder_layers": 1,
+        "decoder_layers": 1, "encoder_attention_heads": 4, "decoder_attention_heads": 4,
+        "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "num_queries": 10, "num_labels": 5,
+    }, ("logits", "pred_boxes")),
+    "yolos": ("YolosConfig", "YolosForObjectDetection", {
+        **SMALL, "image_size": [64, 64], "patch_size": 16, "num_detection_tokens": 10,
+        "num_labels": 5,
+    }, ("logits", "pred_boxes")),
+    "dpt": ("DPTConfig", "DPTForDepthEstimation", {
+        **SMALL, "num_hidden_layers": 4, "image_size": 64, "patch_size": 16,
+        "backbone_out_indices": [0, 1, 2, 3], "neck_hidden_sizes": [16, 32, 64, 64],
+        "fusion_hidden_size": 32,
+    }, ("predicted_depth",)),
+    "segformer_seg": ("SegformerConfig", "SegformerForSemanticSegmentation",
+                      {**STAGES, "decoder_hidden_size": 64, "num_labels": 5}, ("logits",)),
+    "mobilevit_seg": ("MobileViTConfig", "MobileViTForSemanticSegmentation",
+                      {"image_size": 64, "num_labels": 5}, ("logits",)),
+}  # fmt: skip
+HEAD_SIZE = 64
+
+
+def _config(transformers, name: str, options: dict):
+    """A config from ``options``; a (config name, options) value is a nested config."""
+    resolved = {
+        key: _config(transformers, *value) if isinstance(value, tuple) else value
+        for key, value in options.items()
+    }
+    return getattr(transformers, name)(**resolved)
 
 
 def export(name: str, path: Path) -> dict[str, list[int]]:
@@ -66,10 +99,28 @@ def export(name: str, path: Path) -> dict[str, list[int]]:
     import transformers
 
     torch.manual_seed(0)
-    config_name, model_name, options = {**TEXT, **VISION}[name]
-    inner = getattr(transformers, model_name)(getattr(transformers, config_name)(**options))
+    if name in HEADS:
+        config_name, model_name, options, keys = HEADS[name]
+    else:
+        (config_name, model_name, options), keys = {**TEXT, **VISION}[name], ("last_hidden_state",)
+    inner = getattr(transformers, model_name)(_config(transformers, config_name, options))
     inner.eval()
-    if name in TEXT:
+    if name in HEADS:
+
+        class Task(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, pixels):
+                result = self.inner(pixel_values=pixels)
+                return tuple(getattr(result, key) for key in keys)
+
+        module, names = Task(), ["pixel_values"]
+        args = (torch.randn(2, 3, HEAD_SIZE, HEAD_SIZE),)
+        axes = {"pixel_values": {0: "batch"}}
+        shapes = {"pixel_values": [1, 3, HEAD_SIZE, HEAD_SIZE]}
+    elif name in TEXT:
 
         class Encoder(torch.nn.Module):
             def __init__(self) -> None:
@@ -92,8 +143,8 @@ def export(name: str, path: Path) -> dict[str, list[int]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, args, str(path), input_names=names, output_names=["last_hidden_state"],
-            dynamic_axes={**axes, "last_hidden_state": {0: "batch"}}, opset_version=17,
+            module, args, str(path), input_names=names, output_names=list(keys),
+            dynamic_axes={**axes, **{key: {0: "batch"} for key in keys}}, opset_version=17,
             dynamo=False,
         )  # fmt: skip
     return shapes
@@ -131,7 +182,7 @@ def probe(name: str, folder: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join([*TEXT, *VISION]))
+    parser.add_argument("--models", default=",".join([*TEXT, *VISION, *HEADS]))
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -145,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         "mask equivalence", "s",
     ]  # fmt: skip
     command = "python tools/hf_coverage.py" + (
-        "" if args.models == ",".join([*TEXT, *VISION]) else f" --models {args.models}"
+        "" if args.models == ",".join([*TEXT, *VISION, *HEADS]) else f" --models {args.models}"
     )
     body = (
         "### Hugging Face architectures through torch.onnx\n\n"

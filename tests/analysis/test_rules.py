@@ -511,3 +511,25 @@ def test_expand_keeps_channels_where_its_target_is_one(target, prunable):
         assert_mask_equivalent(analysis, random_removal(analysis))
     else:
         assert any("not proven to be 1" in reason for reason in group.reasons)
+
+
+@pytest.mark.parametrize(("source", "prunable"), [("a", True), ("b", False)])
+def test_resize_sizes_read_from_its_own_input_keep_the_channels(source, prunable):
+    """``F.interpolate(a, size=(16, 16))``: sizes = Concat(Shape(a)[0:2], [16, 16]) counts a's
+    own channels at run time, so they stay prunable. Sizes counting another layer's channels
+    (b: 8 channels of its own group) would not follow a's pruning: a is blocked."""
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8), conv("c2", "x", "b", 3, 8, seed=2))
+    nodes += [
+        helper.make_node("Shape", [source], ["s"], name="shape", end=2),
+        helper.make_node("Concat", ["s", "hw"], ["sizes"], name="cat", axis=0),
+        helper.make_node("Resize", ["a", "", "", "sizes"], ["r"], name="resize", mode="nearest"),
+    ]
+    inits.append(const("hw", np.array([16, 16], dtype=np.int64)))
+    h_nodes, h_inits = head("r", 8, 16)
+    analysis = analyze(build(nodes + h_nodes, inits + h_inits))
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable is prunable
+    if prunable:
+        assert_mask_equivalent(analysis, random_removal(analysis))
+    else:
+        assert any("shape computation" in reason for reason in group.reasons)

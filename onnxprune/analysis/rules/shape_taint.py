@@ -119,3 +119,29 @@ def taint_concat(node: NodeView, ctx: AnalysisContext) -> bool:
         parts.append(np.zeros(shape[0], dtype=bool))
     _set_taint(ctx, node.outputs[0], np.concatenate(parts), np.unique(np.concatenate(atoms)))
     return True
+
+
+@taint_rule("Resize")
+def taint_resize(node: NodeView, ctx: AnalysisContext) -> bool:
+    """Resize(x, roi, scales, sizes) whose ``sizes`` counts x's own channels passes them.
+
+    ``F.interpolate(x, size=(h, w))`` exports as ``sizes = Concat(Shape(x)[0:2], [h, w])``: the
+    channel entry is read from x at run time, so after pruning it holds the kept count and the
+    Resize leaves the channel axis alone. Accepted when only ``sizes`` is tainted, its tainted
+    entries are exactly x's channel axes and they count exactly x's atoms (opset ≥ 11, no
+    ``axes`` attribute); x's labels then pass to the output. Anything else: False (blocked).
+    """
+    labels = ctx.labels_of(node.input(0))
+    if ctx.view.opset < 11 or labels is None or "axes" in node.attrs or len(node.inputs) < 4:
+        return False
+    if any(name in ctx.taints for name in node.inputs[:3] if name):
+        return False
+    taint = ctx.taints.get(node.input(3))
+    if taint is None or taint.mask.size != labels.ndim:
+        return False
+    if list(np.flatnonzero(taint.mask.reshape(-1))) != varying_axes(labels):
+        return False
+    if not np.array_equal(np.unique(taint.atoms), np.unique(labels[labels >= 0])):
+        return False
+    ctx.set_labels(node.outputs[0], labels)
+    return True
