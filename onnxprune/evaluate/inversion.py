@@ -182,7 +182,7 @@ def invert(
         one_hot,
         target_name,
     )
-    from onnxprune.autodiff.precision import float32_copy
+    from onnxprune.autodiff.prepare import gradient_ready
     from onnxprune.graph.shapes import fix_input_shapes
     from onnxprune.passes.pipeline import preprocess
 
@@ -192,7 +192,7 @@ def invert(
     batch = fixed_batch or max(1, min(settings.batch_size, count))
     # Concrete shapes (batch included) so that every tensor of the backward graph has a
     # known rank, whatever the exporter left dynamic; the last batch is padded.
-    fixed = fix_input_shapes(float32_copy(model), {plan.input: [batch, *plan.sample_shape]})
+    fixed = fix_input_shapes(gradient_ready(model), {plan.input: [batch, *plan.sample_shape]})
     # Exporters' shape subgraphs (Shape -> Gather -> Concat -> Reshape) fold to constants at
     # these shapes, so shape inference sees through them (the model's function is unchanged).
     fixed = _outputs_inferred(preprocess(fixed).model)

@@ -58,7 +58,8 @@ from onnxprune.autodiff import (
     mean_squared_error,
     target_name,
 )
-from onnxprune.autodiff.precision import float32_copy, float32_feeds
+from onnxprune.autodiff.precision import float32_feeds
+from onnxprune.autodiff.prepare import gradient_ready
 from onnxprune.calibrate import ConsumerLayer, consumer_layers
 from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.padding import mask_input, real_positions
@@ -186,7 +187,7 @@ def mask_gradients(
     [probes × samples, clusters], one row per draw: see the module docstring) and the mask
     of clusters some supported consumer reads."""
     layers = consumer_layers(analysis)
-    model = float32_copy(analysis.model)
+    model = gradient_ready(analysis.model)
     node_inputs = {node.name: list(node.input) for node in model.graph.node}
     edges = [(layer.node, node_inputs[layer.node].index(layer.input)) for layer in layers]
     exposed, edge_names = expose_edges(model, edges)

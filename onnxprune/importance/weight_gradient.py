@@ -32,7 +32,8 @@ from onnxprune.autodiff import (
     gradient_name,
     reachable,
 )
-from onnxprune.autodiff.precision import float32_copy, float32_feeds
+from onnxprune.autodiff.precision import float32_feeds
+from onnxprune.autodiff.prepare import gradient_ready
 from onnxprune.calibrate.labelled import batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.padding import mask_input
 from onnxprune.calibrate.session import make_session
@@ -105,7 +106,7 @@ def weight_scores(
     if calibration is None:
         raise InputError(f"weight criterion '{criterion}' needs calibration data (give --data)")
     samples = load_samples(calibration, model, max_samples=max_samples)
-    model = float32_copy(model)
+    model = gradient_ready(model)
     outputs = [value.name for value in model.graph.output]
     mode = resolve_targets(targets, samples, output_ranks(model))
     loss = target_loss(model, outputs, mode)

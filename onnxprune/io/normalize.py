@@ -22,9 +22,9 @@ def normalize_model(model: ModelProto) -> ModelProto:
     """Return a normalized copy of ``model`` (the argument is not modified).
 
     0. :func:`~onnxprune.io.bitmask.decode_bitmask` (weights onnxprune stored as bitmask +
-    non-zeros become dense initializers again), 1. :func:`constants_to_initializers`,
-    2. :func:`drop_dead_nodes`, 3. :func:`drop_unused_initializers`,
-    4. :func:`drop_stale_value_info`, on the main graph.
+    non-zeros become dense initializers again), 1. :func:`lift_ir3_initializers` (IR 3 models
+    become IR 4), 2. :func:`constants_to_initializers`, 3. :func:`drop_dead_nodes`,
+    4. :func:`drop_unused_initializers`, 5. :func:`drop_stale_value_info`, on the main graph.
     """
     from onnxprune.io.bitmask import decode_bitmask
 
@@ -32,11 +32,33 @@ def normalize_model(model: ModelProto) -> ModelProto:
     normalized.CopyFrom(model)
     graph = normalized.graph
     decode_bitmask(graph)
-    constants_to_initializers(graph, list_as_inputs=normalized.ir_version < 4)
+    lift_ir3_initializers(normalized)
+    constants_to_initializers(graph)
     drop_dead_nodes(graph)
     drop_unused_initializers(graph)
     drop_stale_value_info(graph)
     return normalized
+
+
+def lift_ir3_initializers(model: ModelProto) -> bool:
+    """Make an IR-3 model an IR-4 one in place; True when it was IR 3.
+
+    Contract: IR 3 requires every initializer to be listed as a graph input as well, so every
+    weight is formally an input a caller may override, and every pass that adds a weight would
+    have to add an input too. ONNX Model Zoo models of opsets 7–8 (MXNet, Caffe2, CNTK and old
+    PyTorch exports) are IR 3. From IR 4 on an initializer need not be an input; ONNX Runtime
+    constant-folds only those that are not (it warns about the others). The lifted model lists
+    only the inputs that have no initializer and declares IR 4; its opsets, nodes and weights are
+    unchanged, so it computes the same outputs. onnxprune writes its results as IR 4.
+    """
+    if model.ir_version >= 4:
+        return False
+    weights = {tensor.name for tensor in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    model.ir_version = 4
+    return True
 
 
 def constant_tensor(node: NodeProto) -> TensorProto | None:
@@ -67,12 +89,12 @@ def constant_tensor(node: NodeProto) -> TensorProto | None:
     return None
 
 
-def constants_to_initializers(graph: GraphProto, *, list_as_inputs: bool = False) -> int:
+def constants_to_initializers(graph: GraphProto) -> int:
     """Replace main-graph Constant nodes by initializers of the same name; returns how many.
 
     A Constant whose output is also a graph output stays a node (graph outputs are produced by
-    nodes). With ``list_as_inputs`` (IR < 4, where every initializer must be a graph input) a
-    graph input is added for each new initializer.
+    nodes). The graph is IR 4 or newer (:func:`lift_ir3_initializers` runs first), where an
+    initializer need not be a graph input.
     """
     outputs = {value.name for value in graph.output}
     kept: list[NodeProto] = []
@@ -88,11 +110,6 @@ def constants_to_initializers(graph: GraphProto, *, list_as_inputs: bool = False
     del graph.node[:]
     graph.node.extend(kept)
     graph.initializer.extend(new_initializers)
-    if list_as_inputs:
-        for tensor in new_initializers:
-            graph.input.append(
-                helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
-            )
     return len(new_initializers)
 
 

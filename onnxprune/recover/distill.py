@@ -66,7 +66,8 @@ from onnxprune.autodiff import (
     sum_losses,
     target_name,
 )
-from onnxprune.autodiff.precision import float32_copy, float32_feeds
+from onnxprune.autodiff.precision import float32_feeds
+from onnxprune.autodiff.prepare import gradient_ready
 from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.session import exposed_model, make_session
 from onnxprune.errors import InputError
@@ -236,7 +237,7 @@ def distill(
     report = report if report is not None else DistillReport()
     # Half-precision models train float32 copies; the values go back in the model's own
     # types (autodiff.precision).
-    written, original, pruned = pruned, float32_copy(original), float32_copy(pruned)
+    written, original, pruned = pruned, gradient_ready(original), gradient_ready(pruned)
     graph_outputs = _float_outputs(pruned)
     pruned_names = {out for node in pruned.graph.node for out in node.output}
     original_names = {out for node in original.graph.node for out in node.output}

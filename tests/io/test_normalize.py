@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -45,11 +46,15 @@ def test_constants_become_initializers_with_same_outputs():
     assert model.SerializeToString() == before
 
 
-def test_ir3_lists_new_initializers_as_inputs():
-    normalized = normalize_model(paddle_style_model(ir_version=3))
-    assert [v.name for v in normalized.graph.input] == ["x", "w", "b"]
-    w_input = normalized.graph.input[1].type.tensor_type
-    assert [d.dim_value for d in w_input.shape.dim] == [4, 3]
+def test_ir3_model_becomes_ir4_without_weight_inputs():
+    model = paddle_style_model(ir_version=3)
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros(2, np.float32), "extra"))
+    model.graph.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [2]))
+    normalized = normalize_model(model)
+    assert normalized.ir_version == 4 and model.ir_version == 3
+    assert [v.name for v in normalized.graph.input] == ["x"]
+    onnx.checker.check_model(normalized, full_check=True)
+    np.testing.assert_allclose(run(normalized, FEEDS)[0], run(model, FEEDS)[0], rtol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,67 @@
+"""The copy of a model that gradient-based methods differentiate: float32, opset 16 or newer.
+
+:func:`gradient_ready` is :func:`~onnxprune.autodiff.precision.float32_copy` followed by
+:func:`modern_opset_copy`. Contract of the opset step: a model whose default-domain opset is
+below ``FULL_GRADIENT_OPSET`` (16) is converted to ``CONVERT_TO`` (17) by the ONNX version
+converter (IR-3 weights listed as inputs become plain initializers first,
+:func:`~onnxprune.io.normalize.lift_ir3_initializers`). Why: the backward graph and the losses
+are written in the ops of recent opsets — ``Slice``/``Pad`` bounds as inputs (10/11), ``Gemm``
+without C (11), ``ScatterElements`` (11) and its ``reduction="add"`` (16: the gradient of a
+MaxPool whose windows overlap, as in every ResNet stem), ``Where`` and ``ConstantOfShape`` (9),
+and ``Softmax``/``LogSoftmax`` over one axis (13; before, they flatten every axis from ``axis``
+on, which is not the class axis of a dense [N, K, H, W] output). The converter keeps
+initializer names and the computed function (its adapters rewrite attributes into inputs and
+old ops into their successors), so gradients and scores keyed by tensor name apply to the
+model the caller holds. When the converter fails, a model at opset ``MIN_GRADIENT_OPSET`` (13)
+or newer is differentiated as it is (a rule that needs a newer op then names the op and the
+opset); an older one is an ``InputError`` naming the opset — never a guessed graph. Models at
+opset 16 or newer come back unchanged (the same object when float32 too).
+"""
+
+from __future__ import annotations
+
+from onnx import ModelProto
+
+from onnxprune.autodiff.precision import float32_copy
+from onnxprune.errors import InputError
+from onnxprune.io.normalize import lift_ir3_initializers
+
+MIN_GRADIENT_OPSET = 13
+FULL_GRADIENT_OPSET = 16
+CONVERT_TO = 17
+
+
+def default_opset(model: ModelProto) -> int:
+    """The model's default-domain (ai.onnx) opset version, 0 when it imports none."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def modern_opset_copy(model: ModelProto) -> ModelProto:
+    """``model`` at opset ``FULL_GRADIENT_OPSET`` or newer when it can be converted, else as
+    it is from ``MIN_GRADIENT_OPSET`` on (see the module docstring)."""
+    opset = default_opset(model)
+    if opset >= FULL_GRADIENT_OPSET:
+        return model
+    from onnx import version_converter
+
+    source = ModelProto()
+    source.CopyFrom(model)
+    lift_ir3_initializers(source)
+    try:
+        converted = version_converter.convert_version(source, CONVERT_TO)
+    except Exception as error:  # the converter raises several types (RuntimeError, C++ errors)
+        if opset >= MIN_GRADIENT_OPSET:
+            return model
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(
+            f"gradient-based methods need opset {MIN_GRADIENT_OPSET} or newer, and converting "
+            f"this opset-{opset} model to {CONVERT_TO} failed ({first}); re-export it at "
+            f"opset {CONVERT_TO} or use a criterion and recovery without gradients"
+        ) from None
+    converted.ir_version = max(converted.ir_version, source.ir_version)
+    return converted
+
+
+def gradient_ready(model: ModelProto) -> ModelProto:
+    """float32 (:func:`float32_copy`) and a recent opset (:func:`modern_opset_copy`)."""
+    return modern_opset_copy(float32_copy(model))
