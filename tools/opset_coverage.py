@@ -79,8 +79,10 @@ def main(argv: list[str] | None = None) -> None:
                 print(name, exporter, opset, row[-1], flush=True)
             rows.append(row)
     header = ["model", *(f"{e} opset {o}" for e, o in runs)]
-    section = SECTION if args.runs == list(RUNS) else "-".join(
-        [SECTION, *(run.replace(":", "_") for run in args.runs)]
+    section = (
+        SECTION
+        if args.runs == list(RUNS)
+        else "-".join([SECTION, *(run.replace(":", "_") for run in args.runs)])
     )
     title = "## The zoo at other opsets: prunable MAC share and mask equivalence"
     if section != SECTION:
