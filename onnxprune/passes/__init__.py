@@ -10,6 +10,7 @@ from onnxprune.passes import (  # noqa: F401  (importing registers the passes)
     constants_to_initializers,
     eliminate_dropout,
     eliminate_identity,
+    expand_runtime_fusions,
     fold_constants,
     fuse_batchnorm,
     fuse_hardsigmoid,

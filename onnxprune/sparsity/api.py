@@ -50,6 +50,7 @@ from onnx import ModelProto, numpy_helper
 from onnxprune.errors import InputError
 from onnxprune.io import load_model, normalize_model
 from onnxprune.passes import preprocess
+from onnxprune.passes.expand_runtime_fusions import expanded_model
 from onnxprune.sensitivity.metrics import resolve_smooth_drop_metric
 from onnxprune.sparsity.allocation import Allocation, exempt_by_cost, resolve_allocation
 from onnxprune.sparsity.apply import apply_weights
@@ -295,7 +296,7 @@ def sparsify(
     elif permute and nm is None:
         raise InputError("permute reorders channels for an N:M pattern (give pattern='N:M')")
     source = load_model(model)
-    normalized = normalize_model(source)
+    normalized = expanded_model(normalize_model(source))  # ONNX Runtime's fused ops: standard
     if permute:
         say("preprocessing (constants folded, BatchNorm fused) for the channel analysis")
         normalized = preprocess(normalized).model

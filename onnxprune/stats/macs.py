@@ -1,7 +1,8 @@
 """Multiply-accumulate (MAC) counts of Conv, ConvTranspose, Gemm and MatMul nodes.
 
 Only these four op types are counted (the ones pruning shrinks and that dominate CNN/transformer
-compute), and their quantized forms with the same formula: ``ConvInteger`` and
+compute), ONNX Runtime's fused ops as the standard ops they expand to
+(:func:`_expanded_fusions`), and their quantized forms with the same formula: ``ConvInteger`` and
 ``QLinearConv`` as Conv, ``MatMulInteger`` and ``QLinearMatMul`` as MatMul (operands at the
 inputs :data:`OPERANDS` names); element-wise ops, pools, norms and nodes inside If/Loop/Scan
 subgraphs count 0.
@@ -141,12 +142,32 @@ def count_macs(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
     inputs raise InputError. Shapes come from ``fix_input_shapes`` + ``infer_shapes`` (data
     propagation); see the module docstring for what is counted.
     """
+    expanded = _expanded_fusions(model)
+    if expanded is not None:
+        model = expanded
     report = _count(model, input_shapes)
+    if expanded is not None:
+        report.notes.insert(0, "MACs counted on the standard ops of ONNX Runtime's fused ops")
     if report.unresolved:
         folded = _count_folded(model, input_shapes)
         if folded is not None and len(folded.unresolved) < len(report.unresolved):
             return folded
     return report
+
+
+def _expanded_fusions(model: ModelProto) -> ModelProto | None:
+    """``model`` with ONNX Runtime's fused ops (``FusedConv``, ``FusedGemm``, ...) expanded
+    into the standard ops they compute (:mod:`onnxprune.passes.expand_runtime_fusions`; node
+    names are kept), or None when it holds none. ONNX shape inference knows no
+    ``com.microsoft`` op, so every shape after the first fused node would stay unknown."""
+    from onnxprune.passes.expand_runtime_fusions import expanded_model, has_runtime_fusions
+
+    if not has_runtime_fusions(model):
+        return None
+    try:
+        return expanded_model(model)
+    except Exception:  # counting must not fail where plain inference succeeded
+        return None
 
 
 def _count_folded(model: ModelProto, input_shapes) -> MacReport | None:
