@@ -15,6 +15,11 @@ Activations (``activation`` attribute) and their parameters:
     LeakyRelu                            α                  (FusedConv: activation_params[0];
     HardSigmoid                          α, β                FusedGemm: activation_alpha/beta)
     Clip                                 min, max           (FusedConv only)
+
+Transformer fusions of ONNX Runtime's transformer optimizer (and HF Optimum's O1–O3):
+``SkipLayerNormalization``, ``Gelu``, ``BiasGelu``, ``FastGelu`` and ``QuickGelu`` (each
+function's docstring states its formula). ``Attention``, ``MultiHeadAttention`` and
+``EmbedLayerNormalization`` are not expanded: they stay blocked.
 """
 
 from __future__ import annotations
@@ -208,6 +213,145 @@ def fused_matmul(node: gs.Node, graph: gs.Graph, ctx: PassContext, names: NameGe
         scale = gs.Constant(names(f"{y.name}_alpha"), np.array(alpha, dtype=np.float32))
         graph.nodes.append(gs.Node("Mul", names(f"{y.name}_scale"), inputs=[product, scale],
                                    outputs=[y]))  # fmt: skip
+    return True
+
+
+class _Emitter:
+    """Appends standard nodes computing into fresh tensors named after ``base``."""
+
+    def __init__(self, graph: gs.Graph, names: NameGen, base: gs.Tensor, opset: int) -> None:
+        self.graph, self.names, self.base, self.opset = graph, names, base, opset
+
+    def op(self, op: str, *inputs: gs.Tensor, out: gs.Tensor | None = None, **attrs) -> gs.Tensor:
+        if out is None:
+            out = gs.Variable(self.names(f"{self.base.name}_{op.lower()}"), dtype=self.base.dtype)
+        node = gs.Node(op, self.names(f"{out.name}_node"), attrs=attrs, inputs=list(inputs),
+                       outputs=[out])  # fmt: skip
+        self.graph.nodes.append(node)
+        return out
+
+    def scalar(self, value: float) -> gs.Constant:
+        return gs.Constant(self.names(f"{self.base.name}_c"), np.array(value, dtype=np.float32))
+
+    def mean_last(self, x: gs.Tensor) -> gs.Tensor:
+        """ReduceMean over the last axis, keepdims (axes as attribute before opset 18)."""
+        if self.opset >= 18:
+            axes = gs.Constant(self.names(f"{self.base.name}_axes"), np.array([-1], np.int64))
+            return self.op("ReduceMean", x, axes, keepdims=1)
+        return self.op("ReduceMean", x, axes=[-1], keepdims=1)
+
+
+def _take_over(node: gs.Node) -> gs.Tensor:
+    """Detach ``node`` and return its (only used) first output, to be produced anew."""
+    y = node.outputs[0]
+    node.inputs.clear()
+    node.outputs.clear()
+    return y
+
+
+def _usable(node: gs.Node, count: int, used_outputs: int = 1) -> bool:
+    """``node`` has ``count`` present inputs at least, and no output after the first
+    ``used_outputs`` is read by anyone."""
+    if len(node.inputs) < count or any(t.is_empty() for t in node.inputs[:count]):
+        return False
+    return all(t.is_empty() or not t.outputs for t in node.outputs[used_outputs:])
+
+
+def _gelu(emit: _Emitter, x: gs.Tensor, y: gs.Tensor, approximate: str) -> None:
+    """y = Gelu(x): ONNX Gelu from opset 20, else its formula in elementwise ops
+    (erf: ½x(1 + erf(x/√2)); tanh: ½x(1 + tanh(√(2/π)(x + 0.044715x³))))."""
+    if emit.opset >= 20:
+        emit.op("Gelu", x, out=y, approximate=approximate)
+        return
+    if approximate == "tanh":
+        cube = emit.op("Mul", emit.op("Mul", x, x), x)
+        inner = emit.op("Add", x, emit.op("Mul", cube, emit.scalar(0.044715)))
+        core = emit.op("Tanh", emit.op("Mul", inner, emit.scalar(float(np.sqrt(2 / np.pi)))))
+    else:
+        core = emit.op("Erf", emit.op("Mul", x, emit.scalar(float(1 / np.sqrt(2)))))
+    half = emit.op("Mul", x, emit.scalar(0.5))
+    emit.op("Mul", half, emit.op("Add", core, emit.scalar(1.0)), out=y)
+
+
+def _gelu_expansion(approximate: str, with_bias: bool | None):
+    """Expansion of Gelu-like fused ops: y = Gelu(X (+ bias))."""
+
+    def expand(node: gs.Node, graph: gs.Graph, ctx: PassContext, names: NameGen) -> bool:
+        required = 2 if with_bias else 1
+        if not _usable(node, required):
+            return False
+        x = node.inputs[0]
+        bias = node.inputs[1] if len(node.inputs) > 1 and not node.inputs[1].is_empty() else None
+        if with_bias is False and bias is not None:
+            return False
+        y = _take_over(node)
+        emit = _Emitter(graph, names, y, ctx.opset)
+        _gelu(emit, x if bias is None else emit.op("Add", x, bias), y, approximate)
+        return True
+
+    return expand
+
+
+register_expansion(MICROSOFT, "Gelu")(_gelu_expansion("none", with_bias=False))
+register_expansion(MICROSOFT, "BiasGelu")(_gelu_expansion("none", with_bias=True))
+register_expansion(MICROSOFT, "FastGelu")(_gelu_expansion("tanh", with_bias=None))
+EXPANSIONS[(MICROSOFT, "Gelu")].__doc__ = "Gelu(X) = ½X(1 + erf(X/√2))."
+EXPANSIONS[(MICROSOFT, "BiasGelu")].__doc__ = "BiasGelu(X, b) = Gelu(X + b) (erf form)."
+EXPANSIONS[(MICROSOFT, "FastGelu")].__doc__ = "FastGelu(X, b?) = Gelu_tanh(X + b)."
+
+
+@register_expansion(MICROSOFT, "QuickGelu")
+def quick_gelu(node: gs.Node, graph: gs.Graph, ctx: PassContext, names: NameGen) -> bool:
+    """QuickGelu(X; α = 1.702) = X · sigmoid(α·X)."""
+    if not _usable(node, 1):
+        return False
+    alpha = float(node.attrs.get("alpha", 1.702))
+    x = node.inputs[0]
+    y = _take_over(node)
+    emit = _Emitter(graph, names, y, ctx.opset)
+    emit.op("Mul", x, emit.op("Sigmoid", emit.op("Mul", x, emit.scalar(alpha))), out=y)
+    return True
+
+
+@register_expansion(MICROSOFT, "SkipLayerNormalization")
+def skip_layer_normalization(
+    node: gs.Node, graph: gs.Graph, ctx: PassContext, names: NameGen
+) -> bool:
+    """SkipLayerNormalization(X, skip, γ, β?, bias?; ε) = LayerNorm(s; γ, β, ε) over the last
+    axis, s = X + skip (+ bias); output 3, when read, is s. LayerNormalization from opset 17,
+    else (s − E[s]) / √(E[(s − E[s])²] + ε) · γ + β in elementwise ops (the ``fuse_layernorm``
+    pass reads that form). Outputs 1 and 2 (mean, inverse std) must be unread."""
+    if not _usable(node, 3) or any(
+        len(node.outputs) > k and not node.outputs[k].is_empty() and node.outputs[k].outputs
+        for k in (1, 2)
+    ):
+        return False
+    x, skip, gamma = node.inputs[0], node.inputs[1], node.inputs[2]
+    present = [t if not t.is_empty() else None for t in node.inputs[3:5]]
+    beta, bias = [*present, None, None][:2]
+    epsilon = float(node.attrs.get("epsilon", 1e-12))
+    total_out = (
+        node.outputs[3] if len(node.outputs) > 3 and not node.outputs[3].is_empty() else None
+    )
+    y = node.outputs[0]
+    node.inputs.clear()
+    node.outputs.clear()
+    emit = _Emitter(graph, names, y, ctx.opset)
+    total = emit.op("Add", x, skip, out=None if bias is not None else total_out)
+    if bias is not None:
+        total = emit.op("Add", total, bias, out=total_out)
+    if ctx.opset >= 17:
+        inputs = [total, gamma] + ([beta] if beta is not None else [])
+        emit.op("LayerNormalization", *inputs, out=y, axis=-1, epsilon=epsilon)
+        return True
+    centered = emit.op("Sub", total, emit.mean_last(total))
+    variance = emit.mean_last(emit.op("Mul", centered, centered))
+    spread = emit.op("Sqrt", emit.op("Add", variance, emit.scalar(epsilon)))
+    scaled = emit.op(
+        "Mul", emit.op("Div", centered, spread), gamma, out=None if beta is not None else y
+    )
+    if beta is not None:
+        emit.op("Add", scaled, beta, out=y)
     return True
 
 

@@ -162,3 +162,74 @@ def test_sparsify_reaches_the_fused_layers(runtime_optimized, tmp_path):
     weights = {t.name: onnx.numpy_helper.to_array(t) for t in written.graph.initializer}
     zeros = sum(int((weights[name] == 0).sum()) for name in convs)
     assert zeros >= 0.49 * sum(weights[name].size for name in convs)
+
+
+T = [2, 3, 8]  # batch, tokens, hidden
+
+
+def _token_model(node, inputs, outputs, inits=(), opset=17):
+    return _with_contrib(model([node], inputs, outputs, list(inits), opset, check=False))
+
+
+@pytest.mark.parametrize("opset", [13, 17, 20])
+@pytest.mark.parametrize(
+    ("op", "with_bias", "attrs"),
+    [
+        ("Gelu", False, {}),
+        ("BiasGelu", True, {}),
+        ("FastGelu", True, {}),
+        ("FastGelu", False, {}),
+        ("QuickGelu", False, {"alpha": 1.5}),
+    ],
+)
+def test_gelu_family(op, with_bias, attrs, opset):
+    inputs = ["x", "bias"] if with_bias else ["x"]
+    node = helper.make_node(op, inputs, ["y"], domain=MS, **attrs)
+    inits = [const("bias", RNG.standard_normal(8))] if with_bias else []
+    proto = _token_model(node, [("x", ["N", 3, 8])], [("y", ["N", 3, 8])], inits, opset)
+    result = check_preprocess(proto, {"x": T}, input_scale=2.0)
+    assert not any(n.domain == MS for n in result.model.graph.node)
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+@pytest.mark.parametrize(
+    ("inputs", "read_sum"),
+    [
+        (["x", "s", "g", "b", "bias"], False),
+        (["x", "s", "g"], False),
+        (["x", "s", "g", "b", "bias"], True),
+    ],
+)
+def test_skip_layer_normalization(inputs, read_sum, opset):
+    outputs = ["y", "", "", "sum"] if read_sum else ["y"]
+    node = helper.make_node("SkipLayerNormalization", inputs, outputs, domain=MS, epsilon=1e-5)
+    inits = [const(name, RNG.standard_normal(8)) for name in ("g", "b", "bias")]
+    graph_outputs = [("y", ["N", 3, 8])] + ([("sum", ["N", 3, 8])] if read_sum else [])
+    used = [init for init in inits if init.name in inputs]
+    proto = _token_model(node, [("x", ["N", 3, 8]), ("s", ["N", 3, 8])], graph_outputs, used, opset)
+    result = check_preprocess(proto, {"x": T, "s": T}, rtol=1e-4)
+    assert not any(n.domain == MS for n in result.model.graph.node)
+
+
+def test_runtime_transformer_optimizer_feed_forward_is_prunable(zoo_onnx, tmp_path):
+    """The zoo's SDPA BERT (dynamo export) through ONNX Runtime's transformer optimizer:
+    SkipLayerNormalization and BiasGelu nodes (no fused Attention on this export). Expanded,
+    both feed-forward groups are prunable as in the export; the attention heads are not,
+    because the optimizer also writes a run-time Reshape target (its reason is recorded)."""
+    import onnx
+    from onnxruntime.transformers import optimizer
+
+    from onnxprune.analysis import analyze
+
+    source = zoo_onnx("bert_sdpa", "dynamo")
+    optimized = optimizer.optimize_model(str(source), model_type="bert", num_heads=0,
+                                         hidden_size=0, opt_level=1, use_gpu=False)  # fmt: skip
+    path = tmp_path / "bert_optimized.onnx"
+    optimized.save_model_to_file(str(path))
+    fused = onnx.load(str(path))
+    assert {"SkipLayerNormalization", "BiasGelu"} <= {n.op_type for n in fused.graph.node}
+    result = preprocess(fused)
+    assert not any(n.domain == MS for n in result.model.graph.node)
+    analysis = analyze(result.model)
+    feed_forward = [g for g in analysis.groups if g.size == 384]
+    assert len(feed_forward) == 2 and all(g.prunable for g in feed_forward)
