@@ -168,6 +168,8 @@ def prune(
     warning = shape_warning(original, input_shapes)
     if warning:
         plan.warnings.append(warning)
+    if removed:  # what the analysis could not reach (notes say it when nothing was pruned)
+        plan.warnings.extend(f"not pruned: {note}" for note in analysis.uncovered)
     return PruneResult(pruned, plan, analysis)
 
 

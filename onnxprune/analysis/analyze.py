@@ -153,7 +153,7 @@ def analyze(
         for atoms, reason in ctx.stats_coupled:
             ctx.block(atoms, f"{reason} would change (not allowed: allow_norm_stats)")
     _check_shared_constants(ctx)
-    uncovered = _control_flow_notes(named) + _quantized_notes(named)
+    uncovered = _control_flow_notes(named) + _quantized_notes(named) + _layout_notes(named)
     analysis = _finalize(named, view, ctx)
     analysis.notes.extend(notes + uncovered)
     analysis.uncovered.extend(uncovered)
@@ -177,6 +177,25 @@ def _quantized_notes(model: ModelProto) -> list[str]:
     return [
         f"quantized graph ({', '.join(found)}): its quantized layers are not pruned; prune the "
         "float model, then quantize it"
+    ]
+
+
+#: ONNX Runtime's blocked-channel layout (level ``all`` on x86 CPUs), machine-specific
+NCHWC_DOMAIN = "com.microsoft.nchwc"
+
+
+def _layout_notes(model: ModelProto) -> list[str]:
+    """A note when the main graph holds ONNX Runtime's NCHWc ops: a model saved at
+    optimization level ``all`` on an x86 CPU, whose Conv weights are stored in blocks of
+    channels for that machine. Their layers are neither counted nor pruned; the note says
+    which file to give instead."""
+    count = sum(1 for node in model.graph.node if node.domain == NCHWC_DOMAIN)
+    if not count:
+        return []
+    return [
+        f"{count} node(s) in ONNX Runtime's machine-specific NCHWc layout ({NCHWC_DOMAIN}: a "
+        "model saved at optimization level 'all'): their layers are neither counted nor "
+        "pruned; give the original export, or one saved at level 'extended'"
     ]
 
 

@@ -412,6 +412,37 @@ def test_a_quantized_graph_is_named_in_a_note():
     assert not any(group.prunable for group in analysis.groups)
 
 
+def test_nchwc_layout_is_named_and_the_pruned_part_warns(tmp_path):
+    """A model ONNX Runtime saved at level 'all' (NCHWc nodes): its blocked-layout layers are
+    not pruned; prune warns even when it pruned the rest."""
+    from click.testing import CliRunner
+
+    from onnxprune.cli import cli
+
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8), conv("c2", "a", "b", 8, 8))
+    reorder = helper.make_node(
+        "ReorderInput", ["b"], ["blocked"], name="reorder", domain="com.microsoft.nchwc"
+    )
+    back = helper.make_node(
+        "ReorderOutput", ["blocked"], ["out"], name="back", domain="com.microsoft.nchwc",
+        channels=8,
+    )  # fmt: skip
+    model = make_model(
+        [*nodes, reorder, back], [tensor("x", [1, 3, 8, 8])], [tensor("out", [1, 8, 8, 8])],
+        inits,
+    )  # fmt: skip
+    analysis = analyze(model, measure_shapes=False)
+    assert any("NCHWc layout" in note for note in analysis.uncovered)
+    path = tmp_path / "nchwc.onnx"
+    onnx.save(model, str(path))
+    args = ["prune", str(path), "--ratio", "0.5", "--round-to", "1"]
+    result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "out.onnx")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "1 pruned" in text
+    assert "warning: not pruned: 2 node(s) in ONNX Runtime's machine-specific NCHWc" in text
+
+
 def _channel_pad_block(pads, opset=17, mode=None, value=None, pad_opset10=False):
     """c1 (3 -> 6) -> Relu -> [Pad channels 6 -> 6 + pads] + c2 (-> 6 + pads) -> Relu -> head:
     a residual stream widened by zero channels, as TFLite models do."""
