@@ -66,6 +66,15 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _float_dtype(tensor: gs.Tensor):
+    """The tensor's float dtype for new constants (float32 when unknown or not float)."""
+    dtype = getattr(tensor, "dtype", None)
+    try:
+        return np.dtype(dtype) if np.issubdtype(np.dtype(dtype), np.floating) else np.float32
+    except TypeError:
+        return np.float32
+
+
 def _known_activation(kind: str, params: tuple[float, ...]) -> bool:
     """Whether :func:`_activation_node` can write ``kind`` with ``params``."""
     if kind in _PLAIN:
@@ -97,7 +106,7 @@ def _activation_node(
     if ctx.opset < 11:
         return gs.Node(kind, name, attrs={"min": low, "max": high}, inputs=[x], outputs=[y])
     bounds = [
-        gs.Constant(names(f"{y.name}_clip_{label}"), np.array(value, dtype=np.float32))
+        gs.Constant(names(f"{y.name}_clip_{label}"), np.array(value, dtype=_float_dtype(y)))
         for label, value in (("min", low), ("max", high))
     ]
     return gs.Node(kind, name, inputs=[x, *bounds], outputs=[y])
@@ -210,7 +219,7 @@ def fused_matmul(node: gs.Node, graph: gs.Graph, ctx: PassContext, names: NameGe
     if alpha != 1.0:
         product = gs.Variable(names(f"{y.name}_product"), dtype=y.dtype, shape=y.shape)
         _rewire(node.outputs, [product])
-        scale = gs.Constant(names(f"{y.name}_alpha"), np.array(alpha, dtype=np.float32))
+        scale = gs.Constant(names(f"{y.name}_alpha"), np.array(alpha, dtype=_float_dtype(y)))
         graph.nodes.append(gs.Node("Mul", names(f"{y.name}_scale"), inputs=[product, scale],
                                    outputs=[y]))  # fmt: skip
     return True
@@ -231,7 +240,8 @@ class _Emitter:
         return out
 
     def scalar(self, value: float) -> gs.Constant:
-        return gs.Constant(self.names(f"{self.base.name}_c"), np.array(value, dtype=np.float32))
+        value = np.array(value, dtype=_float_dtype(self.base))
+        return gs.Constant(self.names(f"{self.base.name}_c"), value)
 
     def mean_last(self, x: gs.Tensor) -> gs.Tensor:
         """ReduceMean over the last axis, keepdims (axes as attribute before opset 18)."""

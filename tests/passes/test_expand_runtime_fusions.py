@@ -233,3 +233,26 @@ def test_runtime_transformer_optimizer_feed_forward_is_prunable(zoo_onnx, tmp_pa
     analysis = analyze(result.model)
     feed_forward = [g for g in analysis.groups if g.size == 384]
     assert len(feed_forward) == 2 and all(g.prunable for g in feed_forward)
+
+
+def test_new_constants_follow_a_half_precision_model():
+    import onnx
+    from onnx import TensorProto
+
+    node = helper.make_node("QuickGelu", ["x"], ["y"], domain=MS, alpha=1.702)
+    graph = helper.make_graph(
+        [node], "half", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["N", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, ["N", 8])],
+    )  # fmt: skip
+    proto = _with_contrib(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    proto.ir_version = 8
+    result = preprocess(proto)
+    onnx.checker.check_model(result.model, full_check=True)
+    constants = [t for t in result.model.graph.initializer]
+    assert constants and all(t.data_type == TensorProto.FLOAT16 for t in constants)
+    x = np.linspace(-3, 3, 16, dtype=np.float16).reshape(2, 8)
+    session = ort.InferenceSession(result.model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    got = session.run(None, {"x": x})[0].astype(np.float64)
+    want = x * (1 / (1 + np.exp(-1.702 * x.astype(np.float64))))
+    np.testing.assert_allclose(got, want, atol=2e-2)
