@@ -1,8 +1,9 @@
 """Models saved by ONNX Runtime after its graph optimizations: MACs and prunable share.
 
 Each model is saved by ONNX Runtime at the ``extended`` level (``optimized_model_filepath``;
-FusedConv, FusedGemm, FusedMatMul) or, for the zoo's SDPA BERT (dynamo export), by
-``onnxruntime.transformers.optimizer`` (SkipLayerNormalization, BiasGelu). For the export and
+FusedConv, FusedGemm, FusedMatMul, QuickGelu) or, for the zoo's BERTs, by
+``onnxruntime.transformers.optimizer`` (EmbedLayerNormalization, Attention,
+SkipLayerNormalization, BiasGelu). For the export and
 for the saved model: MACs counted (``count_macs``; for the saved model also without the
 expansion of the fused ops, as before the pass existed), and the prunable MAC share after
 ``preprocess`` with every default pass and without ``expand_runtime_fusions``. The expanded
@@ -105,10 +106,12 @@ def main(argv: list[str] | None = None) -> None:
         for model in ZOO:
             path = build_onnx(model, folder / f"{model}.onnx", "torchscript", **SMALL_CONFIG[model])
             cases.append((f"zoo {model}", Path(path), _extended))
-        bert = build_onnx(
-            "bert_sdpa", folder / "bert_sdpa.onnx", "dynamo", **SMALL_CONFIG["bert_sdpa"]
-        )
-        cases.append(("zoo bert_sdpa (dynamo), transformer optimizer", Path(bert), _transformer))
+        for model, exporter in (("bert", "torchscript"), ("bert_sdpa", "dynamo")):
+            path = build_onnx(
+                model, folder / f"{model}_{exporter}.onnx", exporter, **SMALL_CONFIG[model]
+            )
+            label = f"zoo {model} ({exporter}), transformer optimizer"
+            cases.append((label, Path(path), _transformer))
         for label, source, save in cases:
             saved = save(source, folder / f"{source.stem}_ort.onnx")
             rows.append(_row(label, source, saved))

@@ -45,6 +45,8 @@ def text(value) -> str:
 def float_dtype(tensor: gs.Tensor):
     """The tensor's float dtype for new constants (float32 when unknown or not float)."""
     dtype = getattr(tensor, "dtype", None)
+    if dtype is None:  # np.dtype(None) would be float64
+        return np.float32
     try:
         return np.dtype(dtype) if np.issubdtype(np.dtype(dtype), np.floating) else np.float32
     except TypeError:
@@ -85,9 +87,16 @@ def take_over(node: gs.Node) -> gs.Tensor:
     return y
 
 
-def usable(node: gs.Node, count: int, used_outputs: int = 1) -> bool:
+def is_read(tensor: gs.Tensor | None, graph: gs.Graph) -> bool:
+    """Whether ``tensor`` exists and a node or the graph's outputs read it."""
+    if tensor is None or tensor.is_empty():
+        return False
+    return bool(tensor.outputs) or any(out is tensor for out in graph.outputs)
+
+
+def usable(node: gs.Node, graph: gs.Graph, count: int, used_outputs: int = 1) -> bool:
     """``node`` has ``count`` present inputs at least, and no output after the first
-    ``used_outputs`` is read by anyone."""
+    ``used_outputs`` is read by a node or is a graph output."""
     if len(node.inputs) < count or any(t.is_empty() for t in node.inputs[:count]):
         return False
-    return all(t.is_empty() or not t.outputs for t in node.outputs[used_outputs:])
+    return not any(is_read(t, graph) for t in node.outputs[used_outputs:])

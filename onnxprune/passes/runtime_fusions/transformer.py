@@ -14,6 +14,7 @@ from onnxprune.passes.runtime_fusions.registry import (
     EXPANSIONS,
     MICROSOFT,
     Emitter,
+    is_read,
     register_expansion,
     take_over,
     usable,
@@ -41,7 +42,7 @@ def _gelu_expansion(approximate: str, with_bias: bool | None):
 
     def expand(node: gs.Node, graph: gs.Graph, ctx: PassContext, names: NameGen) -> bool:
         required = 2 if with_bias else 1
-        if not usable(node, required):
+        if not usable(node, graph, required):
             return False
         x = node.inputs[0]
         bias = node.inputs[1] if len(node.inputs) > 1 and not node.inputs[1].is_empty() else None
@@ -66,7 +67,7 @@ EXPANSIONS[(MICROSOFT, "FastGelu")].__doc__ = "FastGelu(X, b?) = Gelu_tanh(X + b
 @register_expansion(MICROSOFT, "QuickGelu")
 def quick_gelu(node: gs.Node, graph: gs.Graph, ctx: PassContext, names: NameGen) -> bool:
     """QuickGelu(X; α = 1.702) = X · sigmoid(α·X)."""
-    if not usable(node, 1):
+    if not usable(node, graph, 1):
         return False
     alpha = float(node.attrs.get("alpha", 1.702))
     x = node.inputs[0]
@@ -83,9 +84,8 @@ def skip_layer_normalization(
     """SkipLayerNormalization(X, skip, γ, β?, bias?; ε) = LayerNorm(s; γ, β, ε) over the last
     axis (:func:`layer_norm`), s = X + skip (+ bias); output 3, when read, is s. Outputs 1 and 2
     (mean, inverse std) must be unread."""
-    if not usable(node, 3) or any(
-        len(node.outputs) > k and not node.outputs[k].is_empty() and node.outputs[k].outputs
-        for k in (1, 2)
+    if not usable(node, graph, 3, used_outputs=4) or any(
+        len(node.outputs) > k and is_read(node.outputs[k], graph) for k in (1, 2)
     ):
         return False
     x, skip, gamma = node.inputs[0], node.inputs[1], node.inputs[2]
