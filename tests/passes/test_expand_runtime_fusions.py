@@ -211,15 +211,16 @@ def test_skip_layer_normalization(inputs, read_sum, opset):
     assert not any(n.domain == MS for n in result.model.graph.node)
 
 
-def test_runtime_transformer_optimizer_feed_forward_is_prunable(zoo_onnx, tmp_path):
+def test_runtime_transformer_optimizer_sdpa_export_prunes_like_the_export(zoo_onnx, tmp_path):
     """The zoo's SDPA BERT (dynamo export) through ONNX Runtime's transformer optimizer:
-    SkipLayerNormalization and BiasGelu nodes (no fused Attention on this export). Expanded,
-    both feed-forward groups are prunable as in the export; the attention heads are not,
-    because the optimizer also writes a run-time Reshape target (its reason is recorded)."""
+    SkipLayerNormalization and BiasGelu nodes, and ``Shape(Transpose(k))`` rewritten as
+    ``Gather(Shape(k), perm)`` in a Reshape target (``copied_dims`` follows the composition).
+    Expanded, it has the export's groups: feed-forward units and whole heads prunable."""
     import onnx
     from onnxruntime.transformers import optimizer
 
     from onnxprune.analysis import analyze
+    from tests.oracle import prove_random_removals
 
     source = zoo_onnx("bert_sdpa", "dynamo")
     optimized = optimizer.optimize_model(str(source), model_type="bert", num_heads=0,
@@ -230,9 +231,13 @@ def test_runtime_transformer_optimizer_feed_forward_is_prunable(zoo_onnx, tmp_pa
     assert {"SkipLayerNormalization", "BiasGelu"} <= {n.op_type for n in fused.graph.node}
     result = preprocess(fused)
     assert not any(n.domain == MS for n in result.model.graph.node)
-    analysis = analyze(result.model)
-    feed_forward = [g for g in analysis.groups if g.size == 384]
-    assert len(feed_forward) == 2 and all(g.prunable for g in feed_forward)
+
+    def groups(model):
+        analysis = analyze(model)
+        return analysis.prunable_macs(), sorted((g.size, g.prunable) for g in analysis.groups)
+
+    assert groups(result.model) == groups(preprocess(onnx.load(str(source))).model)
+    assert prove_random_removals(analyze(result.model, allow_norm_stats=False)) == "ok"
 
 
 def test_new_constants_follow_a_half_precision_model():

@@ -78,14 +78,19 @@ def _shape_of(ctx: AnalysisContext, name: str) -> tuple[str, list[int]] | None:
     return node.input(0), list(range(max(0, start), min(end, rank)))
 
 
-def copied_dims(ctx: AnalysisContext, name: str) -> list[tuple[str, int]] | None:
+_MAX_COPY_DEPTH = 8  # Gather/Slice compositions followed
+
+
+def copied_dims(ctx: AnalysisContext, name: str, depth: int = 0) -> list[tuple[str, int]] | None:
     """Per entry of the 1-D tensor ``name``, the ``(tensor, axis)`` whose run-time size it
-    copies, or None when ``name`` is not such a copy (see the module docstring)."""
+    copies, or None when ``name`` is not such a copy (see the module docstring). Gather and
+    Slice compose: ONNX Runtime's transpose optimizer writes ``Shape(Transpose(x))`` as
+    ``Gather(Shape(x), perm)``, which a Slice then cuts."""
     direct = _shape_of(ctx, name)
     if direct is not None:
         return [(direct[0], axis) for axis in direct[1]]
     node = ctx.view.producer.get(name)
-    if node is None:
+    if node is None or depth >= _MAX_COPY_DEPTH:
         return None
     if node.op_type == "Unsqueeze":
         axes = ctx.constant(node.input(1)) if node.input(1) else node.attrs.get("axes")
@@ -96,24 +101,22 @@ def copied_dims(ctx: AnalysisContext, name: str) -> list[tuple[str, int]] | None
             return None
         node = inner
     if node.op_type == "Gather" and int(node.attrs.get("axis", 0)) == 0:
-        source = _shape_of(ctx, node.input(0))
+        source = copied_dims(ctx, node.input(0), depth + 1)
         indices = ctx.constant(node.input(1))
         if source is None or indices is None:
             return None
-        tensor, axes = source
         picked = [int(i) for i in indices.reshape(-1)]
-        if any(not -len(axes) <= i < len(axes) for i in picked):
+        if any(not -len(source) <= i < len(source) for i in picked):
             return None
-        return [(tensor, axes[i]) for i in picked]
+        return [source[i] for i in picked]
     if node.op_type == "Slice":
-        source = _shape_of(ctx, node.input(0))
+        source = copied_dims(ctx, node.input(0), depth + 1)
         start, end = _scalar(ctx, node.input(1)), _scalar(ctx, node.input(2))
         axis = _scalar(ctx, node.input(3)) if node.input(3) else 0
         step = _scalar(ctx, node.input(4)) if node.input(4) else 1
-        if source is None or start is None or end is None or axis != 0 or step != 1:
+        if source is None or start is None or end is None or axis not in (0, -1) or step != 1:
             return None
-        tensor, axes = source
-        return [(tensor, axis) for axis in axes[slice(start, end)]]
+        return source[slice(start, end)]
     return None
 
 
