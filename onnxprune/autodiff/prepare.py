@@ -12,10 +12,13 @@ and ``Softmax``/``LogSoftmax`` over one axis (13; before, they flatten every axi
 on, which is not the class axis of a dense [N, K, H, W] output). The converter keeps
 initializer names and the computed function (its adapters rewrite attributes into inputs and
 old ops into their successors), so gradients and scores keyed by tensor name apply to the
-model the caller holds. When the converter fails, a model at opset ``MIN_GRADIENT_OPSET`` (13)
-or newer is differentiated as it is (a rule that needs a newer op then names the op and the
-opset); an older one is an ``InputError`` naming the opset — never a guessed graph. Models at
-opset 16 or newer come back unchanged (the same object when float32 too).
+model the caller holds. An adapter that replaces a node (Upsample → Resize) names its output
+anew: the source name is put back when the node's readers say which tensor it became
+(:func:`_restore_names`); a tensor still renamed makes the conversion count as failed. When the converter fails, a model at opset
+``MIN_GRADIENT_OPSET`` (13) or newer is differentiated as it is (a rule that needs a newer op
+then names the op and the opset); an older one is an ``InputError`` naming the opset — never
+a guessed graph. Models at opset 16 or newer come back unchanged (the same object when
+float32 too).
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ def modern_opset_copy(model: ModelProto) -> ModelProto:
     lift_ir3_initializers(source)
     try:
         converted = version_converter.convert_version(source, CONVERT_TO)
+        _restore_names(source, converted)
+        renamed = _renamed_tensors(source, converted)
+        if renamed:
+            raise ValueError(f"it renamed {len(renamed)} tensor(s), e.g. '{renamed[0]}'")
     except Exception as error:  # the converter raises several types (RuntimeError, C++ errors)
         if opset >= MIN_GRADIENT_OPSET:
             return model
@@ -60,6 +67,54 @@ def modern_opset_copy(model: ModelProto) -> ModelProto:
         ) from None
     converted.ir_version = max(converted.ir_version, source.ir_version)
     return converted
+
+
+def _renamed_tensors(source: ModelProto, converted: ModelProto) -> list[str]:
+    """Names of ``source``'s node outputs and initializers missing from ``converted`` (an
+    adapter that replaces a node, such as Upsample → Resize, may name its output anew; scores
+    and gradients are keyed by these names)."""
+    kept = {out for node in converted.graph.node for out in node.output}
+    kept |= {init.name for init in converted.graph.initializer}
+    names = [out for node in source.graph.node for out in node.output if out]
+    names += [init.name for init in source.graph.initializer]
+    return [name for name in names if name not in kept]
+
+
+def _restore_names(source: ModelProto, converted: ModelProto) -> None:
+    """Give tensors an adapter renamed their source names back, in place.
+
+    For a source tensor missing from ``converted``, the tensor its readers read there (same
+    node name, same input position; or the same graph-output position) is its new name; when
+    every reader agrees on one name that the source does not use, it is renamed back
+    everywhere (node inputs and outputs, graph outputs, value_info).
+    """
+    missing = set(_renamed_tensors(source, converted))
+    if not missing:
+        return
+    taken = {out for node in source.graph.node for out in node.output}
+    by_name = {node.name: node for node in converted.graph.node if node.name}
+    candidates: dict[str, set[str]] = {name: set() for name in missing}
+    for node in source.graph.node:
+        twin = by_name.get(node.name)
+        for index, name in enumerate(node.input):
+            if name in missing:
+                found = twin.input[index] if twin is not None and index < len(twin.input) else ""
+                candidates[name].add(found)
+    for index, value in enumerate(source.graph.output):
+        if value.name in missing and index < len(converted.graph.output):
+            candidates[value.name].add(converted.graph.output[index].name)
+    mapping = {
+        next(iter(found)): name
+        for name, found in candidates.items()
+        if len(found) == 1 and next(iter(found)) and next(iter(found)) not in taken
+    }
+    if not mapping:
+        return
+    for node in converted.graph.node:
+        node.input[:] = [mapping.get(name, name) for name in node.input]
+        node.output[:] = [mapping.get(name, name) for name in node.output]
+    for value in [*converted.graph.output, *converted.graph.value_info]:
+        value.name = mapping.get(value.name, value.name)
 
 
 def gradient_ready(model: ModelProto) -> ModelProto:

@@ -60,3 +60,20 @@ def test_weight_gradients_through_an_overlapping_maxpool_at_old_opsets(zoo_onnx,
     scores = weight_scores(model, data, "weight_taylor")
     stem = next(n.input[1] for n in model.graph.node if n.op_type == "Conv")
     assert np.isfinite(scores[stem]).all() and scores[stem].max() > 0
+
+
+def test_an_adapter_that_renames_its_output_gets_the_source_name_back(zoo_onnx):
+    """Upsample (opset 9) becomes Resize, whose output the converter names anew; the readers
+    say which tensor it became, so the source name comes back and gradient criteria run."""
+    from onnxprune.analysis import analyze
+    from onnxprune.importance import score_clusters
+
+    model = preprocess(onnx.load(str(zoo_onnx("unet", opset=9)))).model
+    upsampled = [n.output[0] for n in model.graph.node if n.op_type == "Upsample"]
+    ready = gradient_ready(model)
+    resized = [n.output[0] for n in ready.graph.node if n.op_type == "Resize"]
+    assert upsampled and resized == upsampled
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(_run(ready, x), _run(model, x), rtol=1e-5, atol=1e-5)
+    scores = score_clusters(analyze(model), "taylor", calibration={"input": x})
+    assert np.isfinite(scores).all() and scores.max() > 0
