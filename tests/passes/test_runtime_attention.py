@@ -168,3 +168,31 @@ def test_runtime_optimized_bert_prunes_like_the_export(zoo_onnx, tmp_path):
         return analysis.prunable_macs(), sorted((g.size, g.prunable) for g in analysis.groups)
 
     assert groups(fused) == groups(onnx.load(str(source)))
+
+
+def test_half_precision_blocks_keep_their_type():
+    """A float16 Attention (HF Optimum O4 writes float16 fused models): every new constant is
+    float16, the expansion passes the checker's type inference and runs in ONNX Runtime close
+    to the float32 block's output."""
+    model32 = _attention_model(["batch", "seq"])
+    model16 = onnx.ModelProto()
+    model16.CopyFrom(model32)
+    for init in model16.graph.initializer:
+        init.CopyFrom(
+            numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name)
+        )
+    for value in [model16.graph.input[0], model16.graph.output[0]]:
+        value.type.tensor_type.elem_type = TensorProto.FLOAT16
+    result = preprocess(model16)
+    assert not any(n.domain == MS for n in result.model.graph.node)
+    onnx.checker.check_model(result.model, full_check=True)
+    floats = [
+        t
+        for t in result.model.graph.initializer
+        if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16)
+    ]
+    assert floats and all(t.data_type == TensorProto.FLOAT16 for t in floats)
+    mask = np.array([[1] * S, [1, 1, 1, 1, 0, 0]], np.int32)
+    want = _run(model32, {"x": X, "mask": mask})[0]
+    got = _run(result.model, {"x": X.astype(np.float16), "mask": mask})[0]
+    np.testing.assert_allclose(got.astype(np.float32), want, atol=3e-2, rtol=3e-2)

@@ -18,7 +18,6 @@ from onnxprune.passes.context import PassContext
 from onnxprune.passes.runtime_fusions.registry import (
     MICROSOFT,
     Emitter,
-    float_dtype,
     is_read,
     register_expansion,
 )
@@ -61,7 +60,7 @@ def _additive_mask(emit: Emitter, mask: gs.Tensor, rank: int, keys: gs.Tensor, f
     Rank 2 (raw mask [B, S], 1 = keep): (1 − m) · fill. Rank 1 (mask_index [B] of end
     positions, right padding): key j is kept when j < end_b, then the same formula.
     """
-    dtype = float_dtype(emit.base)
+    dtype = emit.dtype
     if rank == 1:
         ends = _unsqueeze(emit, emit.op("Cast", mask, to=INT64), [1])
         kept = emit.op("Less", _unsqueeze(emit, _positions(emit, keys), [0]), ends)
@@ -119,7 +118,7 @@ def attention(node: gs.Node, graph: gs.Graph, ctx: PassContext, names: NameGen) 
     x, y = node.inputs[0], node.outputs[0]
     node.inputs.clear()
     node.outputs.clear()
-    emit = Emitter(graph, names, y, ctx.opset)
+    emit = Emitter(graph, names, y, ctx.opset, like=[x, weight])
     dtype = weight.dtype
     starts = np.cumsum([0, *sizes])
     projected = []
@@ -170,7 +169,7 @@ def embed_layer_normalization(
     epsilon = float(node.attrs.get("epsilon", 1e-12))
     node.inputs.clear()
     node.outputs.clear()
-    emit = Emitter(graph, names, y, ctx.opset)
+    emit = Emitter(graph, names, y, ctx.opset, like=[word, gamma])
     total = emit.op("Gather", word, ids)
     positions = position_ids if position_ids is not None else _positions(emit, ids)
     total = emit.op("Add", total, emit.op("Gather", position, positions))

@@ -42,22 +42,30 @@ def text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def float_dtype(tensor: gs.Tensor):
-    """The tensor's float dtype for new constants (float32 when unknown or not float)."""
-    dtype = getattr(tensor, "dtype", None)
-    if dtype is None:  # np.dtype(None) would be float64
-        return np.float32
-    try:
-        return np.dtype(dtype) if np.issubdtype(np.dtype(dtype), np.floating) else np.float32
-    except TypeError:
-        return np.float32
+def float_dtype(*tensors):
+    """The first known float dtype among ``tensors`` (graphsurgeon tensors or numpy arrays;
+    float32 when none is known), for new constants: a float16 model's fused node often has no
+    typed output, but its weights do."""
+    for tensor in tensors:
+        dtype = getattr(tensor, "dtype", None)
+        if dtype is None:  # np.dtype(None) would be float64
+            continue
+        try:
+            if np.issubdtype(np.dtype(dtype), np.floating):
+                return np.dtype(dtype)
+        except TypeError:
+            continue
+    return np.dtype(np.float32)
 
 
 class Emitter:
     """Appends standard nodes computing into fresh tensors named after ``base``."""
 
-    def __init__(self, graph: gs.Graph, names: NameGen, base: gs.Tensor, opset: int) -> None:
+    def __init__(
+        self, graph: gs.Graph, names: NameGen, base: gs.Tensor, opset: int, like=()
+    ) -> None:
         self.graph, self.names, self.base, self.opset = graph, names, base, opset
+        self.dtype = float_dtype(base, *like)  # of new float constants
 
     def op(self, op: str, *inputs: gs.Tensor, out: gs.Tensor | None = None, **attrs) -> gs.Tensor:
         if out is None:
@@ -68,7 +76,7 @@ class Emitter:
         return out
 
     def scalar(self, value: float) -> gs.Constant:
-        value = np.array(value, dtype=float_dtype(self.base))
+        value = np.array(value, dtype=self.dtype)
         return gs.Constant(self.names(f"{self.base.name}_c"), value)
 
     def mean_last(self, x: gs.Tensor) -> gs.Tensor:

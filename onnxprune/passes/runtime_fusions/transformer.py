@@ -49,7 +49,7 @@ def _gelu_expansion(approximate: str, with_bias: bool | None):
         if with_bias is False and bias is not None:
             return False
         y = take_over(node)
-        emit = Emitter(graph, names, y, ctx.opset)
+        emit = Emitter(graph, names, y, ctx.opset, like=[x, bias] if bias is not None else [x])
         _gelu(emit, x if bias is None else emit.op("Add", x, bias), y, approximate)
         return True
 
@@ -72,7 +72,7 @@ def quick_gelu(node: gs.Node, graph: gs.Graph, ctx: PassContext, names: NameGen)
     alpha = float(node.attrs.get("alpha", 1.702))
     x = node.inputs[0]
     y = take_over(node)
-    emit = Emitter(graph, names, y, ctx.opset)
+    emit = Emitter(graph, names, y, ctx.opset, like=[x])
     emit.op("Mul", x, emit.op("Sigmoid", emit.op("Mul", x, emit.scalar(alpha))), out=y)
     return True
 
@@ -98,7 +98,7 @@ def skip_layer_normalization(
     y = node.outputs[0]
     node.inputs.clear()
     node.outputs.clear()
-    emit = Emitter(graph, names, y, ctx.opset)
+    emit = Emitter(graph, names, y, ctx.opset, like=[x, gamma])
     total = emit.op("Add", x, skip, out=None if bias is not None else total_out)
     if bias is not None:
         total = emit.op("Add", total, bias, out=total_out)
