@@ -115,3 +115,24 @@ def check_preprocess(
             scale = max(float(np.abs(want).max()), 1e-6)
             assert float(np.abs(got - want).max()) / scale <= rtol
     return result
+
+
+def transformer_optimized(source, folder) -> onnx.ModelProto:
+    """``source`` (a BERT export) as ONNX Runtime's transformer optimizer saves it
+    (``opt_level=1``, heads and width read from the graph)."""
+    from onnxruntime.transformers import optimizer
+
+    optimized = optimizer.optimize_model(
+        str(source), model_type="bert", num_heads=0, hidden_size=0, opt_level=1, use_gpu=False
+    )
+    path = folder / "bert_optimized.onnx"
+    optimized.save_model_to_file(str(path))
+    return onnx.load(str(path))
+
+
+def group_summary(model: onnx.ModelProto) -> tuple[int, list[tuple[int, bool]]]:
+    """(prunable MACs, sorted (size, prunable) per group) of the preprocessed ``model``."""
+    from onnxprune.analysis import analyze
+
+    analysis = analyze(preprocess(model).model)
+    return analysis.prunable_macs(), sorted((g.size, g.prunable) for g in analysis.groups)

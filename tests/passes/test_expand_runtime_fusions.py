@@ -18,7 +18,14 @@ from onnx import helper
 from onnxprune.cli import cli
 from onnxprune.passes import preprocess
 from onnxprune.stats import count_macs
-from tests.passes.helpers import check_preprocess, const, model, op_types
+from tests.passes.helpers import (
+    check_preprocess,
+    const,
+    group_summary,
+    model,
+    op_types,
+    transformer_optimized,
+)
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
 
@@ -217,26 +224,16 @@ def test_runtime_transformer_optimizer_sdpa_export_prunes_like_the_export(zoo_on
     ``Gather(Shape(k), perm)`` in a Reshape target (``copied_dims`` follows the composition).
     Expanded, it has the export's groups: feed-forward units and whole heads prunable."""
     import onnx
-    from onnxruntime.transformers import optimizer
 
     from onnxprune.analysis import analyze
     from tests.oracle import prove_random_removals
 
     source = zoo_onnx("bert_sdpa", "dynamo")
-    optimized = optimizer.optimize_model(str(source), model_type="bert", num_heads=0,
-                                         hidden_size=0, opt_level=1, use_gpu=False)  # fmt: skip
-    path = tmp_path / "bert_optimized.onnx"
-    optimized.save_model_to_file(str(path))
-    fused = onnx.load(str(path))
+    fused = transformer_optimized(source, tmp_path)
     assert {"SkipLayerNormalization", "BiasGelu"} <= {n.op_type for n in fused.graph.node}
     result = preprocess(fused)
     assert not any(n.domain == MS for n in result.model.graph.node)
-
-    def groups(model):
-        analysis = analyze(model)
-        return analysis.prunable_macs(), sorted((g.size, g.prunable) for g in analysis.groups)
-
-    assert groups(result.model) == groups(preprocess(onnx.load(str(source))).model)
+    assert group_summary(fused) == group_summary(onnx.load(str(source)))
     assert prove_random_removals(analyze(result.model, allow_norm_stats=False)) == "ok"
 
 

@@ -9,8 +9,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxprune.analysis import analyze
 from onnxprune.passes import preprocess
+from tests.passes.helpers import group_summary, transformer_optimized
 
 MS = "com.microsoft"
 RNG = np.random.default_rng(0)
@@ -146,14 +146,8 @@ def test_runtime_optimized_bert_prunes_like_the_export(zoo_onnx, tmp_path):
     """The zoo BERT (TorchScript, eager attention) through ONNX Runtime's transformer
     optimizer holds EmbedLayerNormalization, Attention, SkipLayerNormalization and BiasGelu;
     expanded, it computes the same outputs and has the export's groups and prunable share."""
-    from onnxruntime.transformers import optimizer
-
     source = zoo_onnx("bert")
-    optimized = optimizer.optimize_model(str(source), model_type="bert", num_heads=0,
-                                         hidden_size=0, opt_level=1, use_gpu=False)  # fmt: skip
-    path = tmp_path / "bert_optimized.onnx"
-    optimized.save_model_to_file(str(path))
-    fused = onnx.load(str(path))
+    fused = transformer_optimized(source, tmp_path)
     assert {"Attention", "EmbedLayerNormalization"} <= {n.op_type for n in fused.graph.node}
     feeds = {
         "input_ids": RNG.integers(0, 100, (2, 16)).astype(np.int64),
@@ -163,11 +157,7 @@ def test_runtime_optimized_bert_prunes_like_the_export(zoo_onnx, tmp_path):
     feeds["attention_mask"][1, 10:] = 0
     _same(fused, feeds)
 
-    def groups(model):
-        analysis = analyze(preprocess(model).model)
-        return analysis.prunable_macs(), sorted((g.size, g.prunable) for g in analysis.groups)
-
-    assert groups(fused) == groups(onnx.load(str(source)))
+    assert group_summary(fused) == group_summary(onnx.load(str(source)))
 
 
 def test_half_precision_blocks_keep_their_type():
