@@ -43,18 +43,23 @@ def _extended(source: Path, target: Path) -> Path:
     return target
 
 
-def _transformer(source: Path, target: Path, level: int = 1) -> Path:
+def _transformer(source: Path, target: Path, level: int = 1, model_type: str = "bert") -> Path:
     from onnxruntime.transformers import optimizer
 
     optimized = optimizer.optimize_model(
-        str(source), model_type="bert", num_heads=0, hidden_size=0, opt_level=level, use_gpu=False
-    )
+        str(source), model_type=model_type, num_heads=0, hidden_size=0, opt_level=level,
+        use_gpu=False,
+    )  # fmt: skip
     optimized.save_model_to_file(str(target))
     return target
 
 
 def _transformer_level2(source: Path, target: Path) -> Path:
     return _transformer(source, target, level=2)
+
+
+def _vit(source: Path, target: Path) -> Path:
+    return _transformer(source, target, model_type="vit")
 
 
 def _share(model, passes) -> str:
@@ -120,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             label = f"zoo {model} ({exporter}), transformer optimizer"
             cases.append((label, Path(path), _transformer))
+        vit = build_onnx("vit_tiny", folder / "vit_tiny.onnx", "torchscript",
+                         **SMALL_CONFIG["vit_tiny"])  # fmt: skip
+        cases.append(("zoo vit_tiny (torchscript), transformer optimizer (vit)", Path(vit), _vit))
         if args.minilm:
             from minilm.model import export as export_minilm
 

@@ -86,6 +86,9 @@ def _constant_target(node: gs.Node) -> np.ndarray | None:
     """The equivalent constant target of a Reshape whose run-time pieces copy input dims."""
     if node.attrs.get("allowzero", 0) != 0:
         return None
+    whole = producer(node.inputs[1], "Shape")
+    if whole is not None:
+        return _whole_shape_target(whole, node.inputs[0])
     concat = producer(node.inputs[1], "Concat")
     if concat is None or concat.attrs.get("axis", 0) != 0:
         return None
@@ -105,6 +108,30 @@ def _constant_target(node: gs.Node) -> np.ndarray | None:
     return np.array(values, dtype=np.int64)
 
 
+def _whole_shape_target(shape_of: gs.Node, data: gs.Tensor) -> np.ndarray | None:
+    """The constant equal to a target ``Shape(t)`` taken whole: per dim of ``t``, 0 where it
+    is provably dim i of ``data`` (:func:`_same_dims`), the number where inference proved one,
+    and -1 for at most one dim that is neither (Reshape infers it from the element count,
+    which the other entries fix); None otherwise. ONNX Runtime's transformer optimizer writes
+    the merge-heads Reshape of attention as ``Reshape(x, Shape(t))``, t the block's input."""
+    source = shape_of.inputs[0]
+    if source.shape is None:
+        return None
+    rank = len(source.shape)
+    start, end = int(shape_of.attrs.get("start", 0)), int(shape_of.attrs.get("end", rank))
+    if (start % rank if rank else 0) != 0 or (end if end >= 0 else end + rank) < rank:
+        return None  # a part of the shape: not this form
+    values: list[int] = []
+    for index, dim in enumerate(source.shape):
+        if data.shape is not None and index < len(data.shape) and _same_dims(source, data, [index]):
+            values.append(0)
+        elif isinstance(dim, int) and dim >= 0:
+            values.append(dim)
+        else:
+            values.append(-1)
+    return np.array(values, dtype=np.int64) if values.count(-1) <= 1 else None
+
+
 @register_pass("reshape_copy_dims")
 def reshape_copy_dims(graph: gs.Graph, ctx: PassContext) -> bool:
     """Reshape(x, Concat(Slice(Shape(x), 0, k), c)) -> Reshape(x, [0]*k + c) (allowzero=0).
@@ -116,7 +143,9 @@ def reshape_copy_dims(graph: gs.Graph, ctx: PassContext) -> bool:
     read another tensor's shape when shape inference proved that dim equal to x's (the same
     symbol: TorchScript attention reads ``B, N, C = x.shape`` of the LayerNorm output and
     reshapes the qkv projection with it); without that the Reshape's output shape stays unknown
-    and so does every shape after it (a ViT at opset 13 lost its later attention heads).
+    and so does every shape after it (a ViT at opset 13 lost its later attention heads). A
+    target that is a whole ``Shape(t)`` becomes 0s, the dims inference proved numbers and at
+    most one -1 (:func:`_whole_shape_target`).
     """
     changed = False
     for node in graph.nodes:

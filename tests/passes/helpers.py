@@ -117,15 +117,16 @@ def check_preprocess(
     return result
 
 
-def transformer_optimized(source, folder) -> onnx.ModelProto:
-    """``source`` (a BERT export) as ONNX Runtime's transformer optimizer saves it
+def transformer_optimized(source, folder, model_type: str = "bert") -> onnx.ModelProto:
+    """``source`` (a BERT or ViT export) as ONNX Runtime's transformer optimizer saves it
     (``opt_level=1``, heads and width read from the graph)."""
     from onnxruntime.transformers import optimizer
 
     optimized = optimizer.optimize_model(
-        str(source), model_type="bert", num_heads=0, hidden_size=0, opt_level=1, use_gpu=False
-    )
-    path = folder / "bert_optimized.onnx"
+        str(source), model_type=model_type, num_heads=0, hidden_size=0, opt_level=1,
+        use_gpu=False,
+    )  # fmt: skip
+    path = folder / f"{model_type}_optimized.onnx"
     optimized.save_model_to_file(str(path))
     return onnx.load(str(path))
 

@@ -237,6 +237,22 @@ def test_runtime_transformer_optimizer_sdpa_export_prunes_like_the_export(zoo_on
     assert prove_random_removals(analyze(result.model, allow_norm_stats=False)) == "ok"
 
 
+def test_runtime_transformer_optimizer_vit_prunes_like_the_export(zoo_onnx, tmp_path):
+    """The zoo ViT (TorchScript) through the optimizer: SkipLayerNormalization, BiasGelu and a
+    merge-heads ``Reshape(x, Shape(block input))`` (reshape_copy_dims makes it constant)."""
+    import onnx
+
+    from onnxprune.analysis import analyze
+    from tests.oracle import prove_random_removals
+
+    source = zoo_onnx("vit_tiny")
+    fused = transformer_optimized(source, tmp_path, model_type="vit")
+    assert {"SkipLayerNormalization", "BiasGelu"} <= {n.op_type for n in fused.graph.node}
+    assert group_summary(fused) == group_summary(onnx.load(str(source)))
+    result = preprocess(fused)
+    assert prove_random_removals(analyze(result.model, allow_norm_stats=False)) == "ok"
+
+
 def test_new_constants_follow_a_half_precision_model():
     import onnx
     from onnx import TensorProto

@@ -102,3 +102,31 @@ def test_a_dim_of_an_unrelated_tensor_is_kept_dynamic():
     proto = _batch_read_from("z")  # z's batch M need not equal N
     result = preprocess(proto, passes=["reshape_copy_dims"])
     assert result.applied["reshape_copy_dims"] is False
+
+
+def _merge_heads(t_dims, x_dims=("B", 5, 2, 4), start=None):
+    """Reshape(x [B, 5, 2, 4], Shape(t)): merge heads back to t's shape [B', 5, 8], as ONNX
+    Runtime's transformer optimizer writes it (t the attention block's input)."""
+    attrs = {} if start is None else {"start": start}
+    nodes = [
+        helper.make_node("Shape", ["t"], ["s"], **attrs),
+        helper.make_node("Reshape", ["x", "s"], ["y"]),
+    ]
+    inputs = [("x", list(x_dims)), ("t", list(t_dims))]
+    return model(nodes, inputs, [("y", [t_dims[0], 5, 8])], opset=17)
+
+
+def test_a_whole_shape_target_becomes_constant():
+    # t's batch symbol differs from x's: one -1 that the element count fixes; 5 equals x's dim 1
+    # (0 copies it), 8 is a proved number.
+    proto = _merge_heads(("T", 5, 8), start=0)
+    result = check_preprocess(proto, {"x": [3, 5, 2, 4], "t": [3, 5, 8]}, exact=True)
+    assert reshape_target(result.model) == [-1, 0, 8]
+    same = check_preprocess(_merge_heads(("B", 5, 8)), {"x": [3, 5, 2, 4], "t": [3, 5, 8]})
+    assert reshape_target(same.model) == [0, 0, 8]
+
+
+def test_a_whole_shape_target_with_two_unknown_dims_stays():
+    proto = _merge_heads(("T", "L", 8), x_dims=("B", "M", 2, 4))
+    result = preprocess(proto, passes=["reshape_copy_dims"])
+    assert result.applied["reshape_copy_dims"] is False
