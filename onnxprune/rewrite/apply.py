@@ -16,7 +16,7 @@ from onnx import ModelProto
 
 from onnxprune.analysis import ChannelAnalysis
 from onnxprune.errors import OnnxPruneError
-from onnxprune.graph.shapes import infer_shapes
+from onnxprune.graph.shapes import attach_inferred_shapes
 from onnxprune.io.provenance import mark_made_by
 from onnxprune.rewrite.editor import GraphEditor
 
@@ -60,7 +60,7 @@ def apply_removal(analysis: ChannelAnalysis, removed_clusters) -> ModelProto:
     pruned = gs.export_onnx(graph, do_type_check=False)
     _copy_model_metadata(analysis.model, pruned)
     del pruned.graph.value_info[:]
-    return mark_made_by(infer_shapes(pruned, data_prop=False), "rewrite")
+    return mark_made_by(attach_inferred_shapes(pruned, data_prop=False), "rewrite")
 
 
 def _copy_model_metadata(source: ModelProto, target: ModelProto) -> None:
