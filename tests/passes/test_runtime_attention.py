@@ -163,8 +163,8 @@ def test_runtime_optimized_bert_prunes_like_the_export(zoo_onnx, tmp_path):
 def test_half_precision_blocks_keep_their_type():
     """A float16 Attention (HF Optimum O4 writes float16 fused models): every new constant is
     float16, the expansion passes the checker's type inference and runs in ONNX Runtime close
-    to the float32 block's output."""
-    model32 = _attention_model(["batch", "seq"])
+    to the float32 block's output, with the optimizer's float32-lowest mask fill."""
+    model32 = _attention_model(["batch", "seq"], mask_filter_value=-3.4028234663852886e38)
     model16 = onnx.ModelProto()
     model16.CopyFrom(model32)
     for init in model16.graph.initializer:

@@ -58,7 +58,8 @@ def _additive_mask(emit: Emitter, mask: gs.Tensor, rank: int, keys: gs.Tensor, f
     """[B, 1, 1, S] scores offset: 0 where a key is kept, ``fill`` where masked.
 
     Rank 2 (raw mask [B, S], 1 = keep): (1 − m) · fill. Rank 1 (mask_index [B] of end
-    positions, right padding): key j is kept when j < end_b, then the same formula.
+    positions, right padding): key j is kept when j < end_b, then the same formula. ``fill``
+    is clamped to the float type's lowest finite value.
     """
     dtype = emit.dtype
     if rank == 1:
@@ -67,6 +68,7 @@ def _additive_mask(emit: Emitter, mask: gs.Tensor, rank: int, keys: gs.Tensor, f
         mask = kept
     as_float = emit.op("Cast", mask, to=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
     one = gs.Constant(emit.names("one"), np.array(1.0, dtype))
+    fill = max(fill, float(np.finfo(dtype).min))  # float16: −3.4e38 is −inf, and 0·−inf is NaN
     offset = emit.op("Mul", emit.op("Sub", one, as_float), emit.scalar(fill))
     return _unsqueeze(emit, offset, [1, 2])
 
