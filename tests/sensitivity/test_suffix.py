@@ -73,6 +73,40 @@ def test_boundaries_fit_the_budget(analysis):
     assert select_boundaries(analysis, groups, 12 * 4 * 10 - 1, 10) == []  # 480 bytes needed
 
 
+def wide_then_narrow_model():
+    """x[N,6] -> fc_a(64) -> relu -> fc_b(8) -> relu -> fc_c(8) -> relu -> fc_d(5): the second
+    group's boundary (64 wide) costs 8 times the third's (8 wide)."""
+    nodes = [
+        helper.make_node("Gemm", ["x", "wa", "ba"], ["ha"], name="fc_a", transB=1),
+        helper.make_node("Relu", ["ha"], ["ra"], name="relu_a"),
+        helper.make_node("Gemm", ["ra", "wb", "bb"], ["hb"], name="fc_b", transB=1),
+        helper.make_node("Relu", ["hb"], ["rb"], name="relu_b"),
+        helper.make_node("Gemm", ["rb", "wc", "bc"], ["hc"], name="fc_c", transB=1),
+        helper.make_node("Relu", ["hc"], ["rc"], name="relu_c"),
+        helper.make_node("Gemm", ["rc", "wd"], ["y"], name="fc_d", transB=1),
+    ]
+    inits = [
+        weights("wa", (64, 6), 1), weights("ba", (64,), 2), weights("wb", (8, 64), 3),
+        weights("bb", (8,), 4), weights("wc", (8, 8), 5), weights("bc", (8,), 6),
+        weights("wd", (5, 8), 7),
+    ]  # fmt: skip
+    return make_model(nodes, [tensor("x", ["N", 6])], [tensor("y", ["N", 5])], inits)
+
+
+def test_the_budget_goes_to_the_groups_that_skip_most_per_byte():
+    """A group's suffix starts at the layer that produces its channels: fc_b's group reads the
+    boundary ra (64 wide, skips fc_a), fc_c's reads rb (8 wide, skips fc_a and fc_b), fc_a's
+    only the graph input. With room for 64 values per sample, rb is cached (more skipped per
+    byte), not ra, which group order took first and which does not fit beside it."""
+    _, prepared, _ = prepare(wide_then_narrow_model(), {})
+    analysis = analyze(prepared, {})
+    groups = [g.index for g in analysis.groups if g.prunable]
+    assert [analysis.groups[i].name for i in groups] == ["fc_a", "fc_b", "fc_c"]
+    samples = 10
+    assert select_boundaries(analysis, groups, 64 * 4 * samples, samples) == ["rb"]
+    assert sorted(select_boundaries(analysis, groups, 1e9, samples)) == ["ra", "rb"]
+
+
 def test_same_drops_with_and_without_the_cache(analysis):
     data = {"x": np.random.default_rng(1).standard_normal((20, 6)).astype(np.float32)}
     whole = measure_sensitivity(analysis, data, ratios=(0.25, 0.5), cache_mb=0)
