@@ -1,7 +1,9 @@
 """Images in ImageFolder layout (``root/<class>/<image>``) -> a Dataset with class labels.
 
 Classes are the sub-folder names in sorted order; label ``i`` is the ``i``-th class. A folder
-with images but no sub-folders gives unlabelled data. Files of other types (and the
+with images but no sub-folders gives unlabelled data, and so does a single sub-folder: its
+index 0 says nothing about which of the model's classes the images are (a user's
+``photos/all/*.jpg`` would otherwise be scored as "every image is class 0"). Files of other types (and the
 preprocessing config) are ignored. Images are decoded with Pillow and preprocessed by
 :mod:`onnxprune.evaluate.preprocess` for the model's single rank-4 input.
 """
@@ -98,10 +100,16 @@ def load_image_folder(
             "give a crop size"
         )
     inputs = {name: np.stack(arrays).astype(dtype, copy=False)}
-    dataset = Dataset(inputs, np.asarray(labels, dtype=np.int64) if classes else None, str(root))
+    labelled = len(classes) > 1
+    dataset = Dataset(inputs, np.asarray(labels, dtype=np.int64) if labelled else None, str(root))
+    if len(classes) == 1:
+        labelling = (
+            f", one class folder '{classes[0]}': read as unlabelled images (labels need two or "
+            "more class folders, sorted in the model's class order)"
+        )
+    else:
+        labelling = f", {len(classes)} classes" if classes else ", no class folders (no labels)"
     dataset.notes.append(
-        f"image folder '{root}': {len(files)} images"
-        + (f", {len(classes)} classes" if classes else ", no class folders (no labels)")
-        + f", preprocessing {settings.to_dict()}"
+        f"image folder '{root}': {len(files)} images{labelling}, preprocessing {settings.to_dict()}"
     )
     return dataset

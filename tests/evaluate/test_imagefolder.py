@@ -57,6 +57,13 @@ def test_flat_folder_has_no_labels_and_dynamic_size_needs_a_size(tmp_path):
     )
 
 
+def test_one_class_folder_is_read_as_unlabelled(tmp_path):
+    root = _folder(tmp_path / "images", classes=(("all", [(255, 0, 0), (0, 255, 0)]),))
+    data = load_data(root, SPECS)
+    assert data.labels is None and len(data) == 2
+    assert any("one class folder 'all': read as unlabelled" in note for note in data.notes)
+
+
 def test_bad_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="has no images"):
