@@ -19,6 +19,8 @@ from collections.abc import Collection
 import numpy as np
 from onnx import ModelProto, numpy_helper
 
+from onnxprune.autodiff.prepare import default_opset
+
 
 def _attr(node, name: str, default):
     for attr in node.attribute:
@@ -32,10 +34,6 @@ def _attr(node, name: str, default):
             if attr.type == attr.INT:
                 return attr.i
     return default
-
-
-def _default_opset(model: ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _zero_pad_amounts(node, constants: dict[str, np.ndarray], opset: int) -> list[int] | None:
@@ -68,7 +66,7 @@ def fold_zero_pads(model: ModelProto, keep: Collection[str] = ()) -> ModelProto:
     result = ModelProto()
     result.CopyFrom(model)
     graph = result.graph
-    opset = _default_opset(result)
+    opset = default_opset(result)
     constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     readers: dict[str, list] = defaultdict(list)
     for node in graph.node:
