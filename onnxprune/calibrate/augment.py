@@ -16,7 +16,15 @@ import numpy as np
 from onnxprune.errors import InputError
 
 
-def _box(rng: np.random.Generator, height: int, width: int, scale, aspect):
+def random_box(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    aspect: tuple[float, float],
+) -> tuple[int, int, int, int]:
+    """A box (top, left, h, w) inside height×width: area share s ~ U(scale), aspect ratio w/h
+    log-uniform in ``aspect``, uniform position; the whole image after 10 misses."""
     for _ in range(10):
         share = rng.uniform(*scale)
         ratio = math.exp(rng.uniform(math.log(aspect[0]), math.log(aspect[1])))
@@ -67,6 +75,6 @@ def augment_images(
     _, _, height, width = images.shape
     for index in range(given, count):
         source = images[index % len(images)]
-        crop = resized_crop(source, *_box(rng, height, width, scale, aspect))
+        crop = resized_crop(source, *random_box(rng, height, width, scale, aspect))
         out[index] = crop[:, :, ::-1] if rng.random() < 0.5 else crop
     return out

@@ -390,8 +390,13 @@ def load_data(
     labels_key: str | None = None,
     seed: int = 0,
     input_ranges: Mapping[str, Any] | None = None,
+    augment_to: int | None = None,
 ) -> Dataset:
     """Load ``spec`` as a :class:`Dataset` conformed to the model inputs (see module doc).
+
+    ``augment_to`` (calibration data only): an image folder with fewer images is brought to
+    about this many samples by random resized crops of each image, grouped by image
+    (:mod:`onnxprune.evaluate.imagefolder`).
 
     ``input_ranges`` (:func:`onnxprune.graph.input_ranges.integer_input_ranges` of the model)
     keeps synthetic integer inputs valid (token ids below the table size, 0/1 masks).
@@ -409,7 +414,9 @@ def load_data(
     if isinstance(spec, Dataset):
         raw = spec
     elif isinstance(spec, str | os.PathLike):
-        raw = _load_path(spec, input_specs, input_shapes, preprocess, key, seed, input_ranges)
+        raw = _load_path(
+            spec, input_specs, input_shapes, preprocess, key, seed, input_ranges, augment_to
+        )
     elif isinstance(spec, Mapping):
         raw = _from_mapping(dict(spec), key, "in-memory")
     elif isinstance(spec, np.ndarray):
@@ -424,7 +431,9 @@ def load_data(
     return conform(raw, input_specs, input_shapes)
 
 
-def _load_path(spec, input_specs, input_shapes, preprocess, key, seed, ranges=None) -> Dataset:
+def _load_path(
+    spec, input_specs, input_shapes, preprocess, key, seed, ranges=None, augment_to=None
+) -> Dataset:
     text = os.fspath(spec)
     if text == SYNTHETIC_PREFIX or text.startswith(SYNTHETIC_PREFIX + ":"):
         from onnxprune.evaluate.synthetic import synthetic_dataset
@@ -441,7 +450,9 @@ def _load_path(spec, input_specs, input_shapes, preprocess, key, seed, ranges=No
         if is_annotated_folder(path):
             return load_annotated_folder(path, input_specs, input_shapes, preprocess)
 
-        return load_image_folder(path, input_specs, input_shapes, preprocess)
+        return load_image_folder(
+            path, input_specs, input_shapes, preprocess, augment_to=augment_to, seed=seed
+        )
     if path.suffix.lower() == ".npz":
         return _load_npz(path, key)
     raise InputError(

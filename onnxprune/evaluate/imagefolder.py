@@ -6,10 +6,21 @@ index 0 says nothing about which of the model's classes the images are (a user's
 ``photos/all/*.jpg`` would otherwise be scored as "every image is class 0"). Files of other types (and the
 preprocessing config) are ignored. Images are decoded with Pillow and preprocessed by
 :mod:`onnxprune.evaluate.preprocess` for the model's single rank-4 input.
+
+**Few photos, many calibration samples.** Scores and refits read up to 512 calibration samples,
+and a user's folder often holds a few dozen photos. With ``augment_to`` (set by the callers that
+calibrate, never for ``--eval``) a folder of n < ``augment_to`` images gives k = ⌈augment_to / n⌉
+samples per image: the image itself, then k − 1 random resized crops of the full-resolution
+photo (:mod:`onnxprune.evaluate.preprocess`, ``crops``). The preprocessing's own ``crops``
+overrides k (1 turns it off). Whenever an image gives more than one sample, the dataset's
+``groups`` hold the image index, so the guard's held-out split keeps each photo's crops on one
+side (:meth:`~onnxprune.evaluate.data.Dataset.split`). Measured in docs/benchmarks.md
+("Calibration crops from a folder of photos").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +28,10 @@ from typing import Any
 import numpy as np
 
 from onnxprune.errors import InputError, input_shape_hint
+
+#: Area share and aspect ratio (w/h) of the random crop views (module doc).
+CROP_SCALE = (0.25, 1.0)
+CROP_ASPECT = (3 / 4, 4 / 3)
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
@@ -54,12 +69,17 @@ def load_image_folder(
     input_specs: Sequence[tuple[str, np.dtype, list]],
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     preprocess: Any = None,
+    *,
+    augment_to: int | None = None,
+    seed: int = 0,
 ):
-    """Decode and preprocess every image under ``root`` (see module doc)."""
+    """Decode and preprocess every image under ``root`` (see module doc); ``augment_to``: the
+    sample count a folder of fewer images is brought to with random crops, ``seed`` theirs."""
     from PIL import Image, UnidentifiedImageError
 
     from onnxprune.evaluate.data import Dataset, expected_shape
     from onnxprune.evaluate.preprocess import (
+        crop_output_size,
         image_geometry,
         infer_layout,
         resolve_preprocess,
@@ -86,13 +106,32 @@ def load_image_folder(
             f"preprocessing spec or {input_shape_hint(name)}"
         )
     files, labels, classes = list_images(root)
-    arrays = []
+    per_image, crop_note = _views_per_image(settings, len(files), augment_to)
+    out_size = crop_output_size(settings, size)
+    if per_image > 1 and out_size is None:
+        per_image = 1
+        crop_note = (
+            "no random crops: the output size is not fixed (give crop or an exact [H, W] "
+            "resize in the preprocessing spec)"
+        )
+    rng = np.random.default_rng(seed)
+    views: list[list[np.ndarray]] = []
     for path in files:
         try:
             with Image.open(path) as image:
-                arrays.append(transform(image, settings, size, channels))
+                views.append([transform(image, settings, size, channels)])
+                if per_image > 1:
+                    views[-1] += _crop_views(
+                        image, settings, out_size, channels, per_image - 1, rng
+                    )
         except (UnidentifiedImageError, OSError) as error:
             raise InputError(f"cannot read image '{path}': {error}") from None
+    # Round-robin order (every image's j-th view before any (j+1)-th): readers that take the
+    # first samples (the sensitivity table, max_samples) see every photo, not the first one.
+    order = [(image, view) for view in range(per_image) for image in range(len(files))]
+    arrays = [views[image][view] for image, view in order]
+    sample_labels = [labels[image] for image, _ in order]
+    groups = [image for image, _ in order]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise InputError(
@@ -101,7 +140,12 @@ def load_image_folder(
         )
     inputs = {name: np.stack(arrays).astype(dtype, copy=False)}
     labelled = len(classes) > 1
-    dataset = Dataset(inputs, np.asarray(labels, dtype=np.int64) if labelled else None, str(root))
+    dataset = Dataset(
+        inputs,
+        np.asarray(sample_labels, dtype=np.int64) if labelled else None,
+        str(root),
+        groups=np.asarray(groups, dtype=np.int64) if per_image > 1 else None,
+    )
     if len(classes) == 1:
         labelling = (
             f", one class folder '{classes[0]}': read as unlabelled images (labels need two or "
@@ -112,4 +156,39 @@ def load_image_folder(
     dataset.notes.append(
         f"image folder '{root}': {len(files)} images{labelling}, preprocessing {settings.to_dict()}"
     )
+    if crop_note:
+        dataset.notes.append(f"image folder '{root}': {crop_note}")
     return dataset
+
+
+def _views_per_image(settings, count: int, augment_to: int | None) -> tuple[int, str]:
+    """(samples per image, a note saying why) from the spec's ``crops`` or ``augment_to``."""
+    if settings.crops is not None:
+        if settings.crops == 1:
+            return 1, ""
+        return settings.crops, (
+            f"{settings.crops} samples per image (the image and {settings.crops - 1} random "
+            "resized crops, preprocessing 'crops'); the guard holds out whole images"
+        )
+    if augment_to is None or count >= augment_to:
+        return 1, ""
+    per_image = math.ceil(augment_to / count)
+    return per_image, (
+        f"{count} images < {augment_to}: {per_image} samples per image (the image and "
+        f"{per_image - 1} random resized crops, {count * per_image} in all) for calibration; "
+        "the guard holds out whole images; 'crops = 1' in the preprocessing spec turns this off"
+    )
+
+
+def _crop_views(image, settings, out_size, channels: int, count: int, rng) -> list[np.ndarray]:
+    """``count`` random resized crops (with random flips) of one full-resolution image."""
+    from onnxprune.calibrate.augment import random_box
+    from onnxprune.evaluate.preprocess import transform_crop
+
+    width, height = image.size
+    views = []
+    for _ in range(count):
+        box = random_box(rng, height, width, CROP_SCALE, CROP_ASPECT)
+        flip = bool(rng.random() < 0.5)
+        views.append(transform_crop(image, settings, box, flip, out_size, channels))
+    return views

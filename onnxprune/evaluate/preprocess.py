@@ -9,6 +9,14 @@ channels) -> layout (``NCHW`` or ``NHWC``).
 
 When neither ``resize`` nor ``crop`` is given the image is resized exactly to the model
 input's spatial size.
+
+``crops`` (calibration folders): how many samples each image gives. The first is the image
+preprocessed as above; every further one is a *random resized crop* of the full-resolution
+image — a box of area share s ~ U(0.25, 1) and aspect ratio w/h log-uniform in [3/4, 4/3] at a
+uniform position (:func:`onnxprune.calibrate.augment.random_box`), resized to the output size
+(``crop``, else an exact ``resize``, else the model input's size), flipped left–right with
+probability 1/2 — followed by the same scaling, normalization and layout. ``None`` leaves the
+count to the caller (:func:`onnxprune.evaluate.imagefolder.load_image_folder`); 1 turns it off.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ class Preprocess:
     std: list[float] | None = None
     channel_order: str = "RGB"
     layout: str | None = None
+    crops: int | None = None
 
     def __post_init__(self) -> None:
         self.resize = _size("resize", self.resize)
@@ -57,6 +66,15 @@ class Preprocess:
             self.layout = str(self.layout).upper()
             if self.layout not in ("NCHW", "NHWC"):
                 raise InputError(f"preprocess layout must be NCHW or NHWC, got {self.layout!r}")
+        if self.crops is not None:
+            try:
+                self.crops = int(self.crops)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"preprocess crops must be an integer, got {self.crops!r}"
+                ) from None
+            if self.crops < 1:
+                raise InputError(f"preprocess crops must be >= 1, got {self.crops}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "preprocess") -> Preprocess:
@@ -213,6 +231,43 @@ def transform(image, spec: Preprocess, size: tuple[int, int] | None, channels: i
             raise InputError(f"center crop {ch}x{cw} is larger than the image ({h}x{w})")
         top, left = (h - ch) // 2, (w - cw) // 2
         image = image.crop((left, top, left + cw, top + ch))
+    return _to_array(image, spec, channels)
+
+
+def crop_output_size(spec: Preprocess, size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """(H, W) of a random crop view: the center-crop size, else an exact resize, else the model
+    input's ``size``; None when none is fixed (a shorter-side resize of a dynamic input)."""
+    if spec.crop is not None:
+        return _pair(spec.crop)
+    if isinstance(spec.resize, list):
+        return spec.resize[0], spec.resize[1]
+    return size
+
+
+def transform_crop(
+    image,
+    spec: Preprocess,
+    box: tuple[int, int, int, int],
+    flip: bool,
+    out_size: tuple[int, int],
+    channels: int,
+) -> np.ndarray:
+    """One random crop view (module doc, ``crops``): ``box`` (top, left, h, w) of the
+    full-resolution PIL ``image`` resized to ``out_size`` (H, W), mirrored when ``flip``."""
+    from PIL import Image
+
+    image = image.convert("L" if channels == 1 else "RGB")
+    top, left, h, w = box
+    image = image.resize(
+        (out_size[1], out_size[0]), Image.BILINEAR, box=(left, top, left + w, top + h)
+    )
+    if flip:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return _to_array(image, spec, channels)
+
+
+def _to_array(image, spec: Preprocess, channels: int) -> np.ndarray:
+    """Scale, normalize, order and lay out the pixels of a PIL image (module doc)."""
     array = np.asarray(image, dtype=np.float32) * np.float32(spec.scale)
     if array.ndim == 2:
         array = array[:, :, None]

@@ -45,6 +45,7 @@ import numpy as np
 import onnx
 from onnx import ModelProto
 
+from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import Dataset, load_data
 from onnxprune.evaluate.fidelity import default_reference_metric
@@ -501,15 +502,16 @@ def _split_data(
         )
         return None, evaluation, False
     if eval_data is None:
-        full = load_data(data, specs, input_shapes, seed=seed)
+        full = load_data(data, specs, input_shapes, seed=seed, augment_to=PHOTO_CALIBRATION_SAMPLES)
         calibration, evaluation = full.split(eval_split, seed)
         by_group = full.groups is not None and len(np.unique(full.groups)) >= 2
         notes.extend(note for note in evaluation.notes if note not in full.notes)
         if by_group:
             notes.append(
                 f"the guard is measured on {len(np.unique(evaluation.groups))} of the "
-                f"{len(np.unique(full.groups))} groups of --data (array 'groups'), held out "
-                "whole: calibration and recovery never see them"
+                f"{len(np.unique(full.groups))} groups of --data (its 'groups' array, or the "
+                "photos of an image folder), held out whole: calibration and recovery never "
+                "see them"
             )
         elif not _synthetic(data):
             notes.append(
@@ -520,7 +522,11 @@ def _split_data(
             )
         return calibration, evaluation, not _synthetic(data)
     evaluation = load_data(eval_data, specs, input_shapes, seed=seed + 1)
-    calibration = None if data is None else load_data(data, specs, input_shapes, seed=seed)
+    calibration = (
+        None
+        if data is None
+        else load_data(data, specs, input_shapes, seed=seed, augment_to=PHOTO_CALIBRATION_SAMPLES)
+    )
     if calibration is None:
         notes.append("no calibration data: only --eval given")
     return calibration, evaluation, not _synthetic(eval_data)

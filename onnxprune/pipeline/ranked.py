@@ -112,6 +112,7 @@ def rank_units(
     measured on ``data`` (calibration data in any form ``optimize`` accepts; required).
     ``target`` only chooses the measure units are priced in (``macs`` for a MAC target).
     Returns a :class:`RankedPlan`; nothing is pruned yet."""
+    from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
     from onnxprune.evaluate.data import load_data, shapes_from_data
     from onnxprune.evaluate.runner import open_runner
     from onnxprune.graph.input_ranges import integer_input_ranges
@@ -148,6 +149,7 @@ def rank_units(
         input_shapes,
         seed=seed,
         input_ranges=integer_input_ranges(original),
+        augment_to=PHOTO_CALIBRATION_SAMPLES,
     )
     notes += [note for note in calibration.notes if note not in notes]
     input_shapes = shapes_from_data(specs, calibration, input_shapes)

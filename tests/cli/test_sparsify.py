@@ -178,3 +178,43 @@ def test_gain_metric_reaches_the_output_allocation(files, tmp_path):
     for metric, plan in plans.items():
         assert plan["sparsity"] == pytest.approx(0.5, abs=0.01)
         assert f"output gains measured by {metric}" in plan["notes"]
+
+
+def test_sparsify_calibrates_on_crops_of_a_few_photos(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import onnxprune.sparsity
+    from tests.evaluate.tiny import conv_classifier
+
+    model = tmp_path / "conv.onnx"
+    onnx.save(conv_classifier(), str(model))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for index in range(4):
+        pixels = rng.integers(0, 256, size=(24, 30), dtype=np.uint8)
+        Image.fromarray(pixels, mode="L").save(photos / f"{index}.png")
+    seen = {}
+    real = onnxprune.sparsity.sparsify
+
+    def spy(*args, **kwargs):
+        seen["samples"] = len(kwargs["data"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnxprune.sparsity, "sparsify", spy)
+    result = invoke(
+        "sparsify",
+        model,
+        "-o",
+        tmp_path / "out.onnx",
+        "--sparsity",
+        "0.5",
+        "--criterion",
+        "obs",
+        "--data",
+        photos,
+        "--min-size",
+        "0",
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["samples"] == 4 * 128  # 512 / 4 photos: the photo and 127 crops each

@@ -72,10 +72,12 @@ def print_result(result, out_path: Path, sizes: dict, console=None) -> None:
 def _load_data(data: str | None, model_path: str):
     if data is None:
         return None
+    from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
     from onnxprune.evaluate.data import load_data, model_input_specs
     from onnxprune.io import load_model
 
-    return load_data(data, model_input_specs(load_model(model_path, load_external_data=False)))
+    specs = model_input_specs(load_model(model_path, load_external_data=False))
+    return load_data(data, specs, augment_to=PHOTO_CALIBRATION_SAMPLES)
 
 
 @click.command("sparsify")
