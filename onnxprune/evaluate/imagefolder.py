@@ -4,7 +4,8 @@ Classes are the sub-folder names in sorted order; label ``i`` is the ``i``-th cl
 with images but no sub-folders gives unlabelled data, and so does a single sub-folder: its
 index 0 says nothing about which of the model's classes the images are (a user's
 ``photos/all/*.jpg`` would otherwise be scored as "every image is class 0"). Files of other types (and the
-preprocessing config) are ignored. Images are decoded with Pillow and preprocessed by
+preprocessing config) are ignored. Images are decoded with Pillow, turned upright by their EXIF
+orientation (as photo viewers show them), and preprocessed by
 :mod:`onnxprune.evaluate.preprocess` for the model's single rank-4 input.
 
 **Few photos, many calibration samples.** Scores and refits read up to 512 calibration samples,
@@ -75,7 +76,7 @@ def load_image_folder(
 ):
     """Decode and preprocess every image under ``root`` (see module doc); ``augment_to``: the
     sample count a folder of fewer images is brought to with random crops, ``seed`` theirs."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     from onnxprune.evaluate.data import Dataset, expected_shape
     from onnxprune.evaluate.preprocess import (
@@ -118,7 +119,8 @@ def load_image_folder(
     views: list[list[np.ndarray]] = []
     for path in files:
         try:
-            with Image.open(path) as image:
+            with Image.open(path) as opened:
+                image = ImageOps.exif_transpose(opened)  # a phone photo's stored rotation
                 views.append([transform(image, settings, size, channels)])
                 if per_image > 1:
                     views[-1] += _crop_views(

@@ -94,3 +94,14 @@ def test_whole_box_without_flip_is_the_plain_resize_and_flip_mirrors(tmp_path):
 def test_bad_crops_value_is_one_line_error(value):
     with pytest.raises(InputError, match="crops"):
         Preprocess(crops=value)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((8, 16, 3), dtype=np.uint8)
+    pixels[:, :8] = 255  # left half white: stored landscape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90° clockwise: portrait, white on top
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    specs = [("input", np.dtype(np.float32), ["batch", 3, 16, 8])]
+    image = load_data(tmp_path, specs).inputs["input"][0, 0]
+    assert image[:4].mean() > 0.8 and image[-4:].mean() < 0.2
