@@ -158,6 +158,13 @@ def load_image_folder(
     dataset.notes.append(
         f"image folder '{root}': {len(files)} images{labelling}, preprocessing {settings.to_dict()}"
     )
+    if settings.mean is None and settings.std is None:
+        dataset.notes.append(
+            f"image folder '{root}': no mean/std in the preprocessing spec, so pixels are fed "
+            f"scaled by {settings.scale:.4g} and not normalized; if the model expects a "
+            "normalization (most ImageNet classifiers do), give its mean and std in "
+            "preprocess.toml"
+        )
     if crop_note:
         dataset.notes.append(f"image folder '{root}': {crop_note}")
     return dataset

@@ -105,3 +105,10 @@ def test_exif_orientation_is_applied(tmp_path):
     specs = [("input", np.dtype(np.float32), ["batch", 3, 16, 8])]
     image = load_data(tmp_path, specs).inputs["input"][0, 0]
     assert image[:4].mean() > 0.8 and image[-4:].mean() < 0.2
+
+
+def test_a_spec_without_normalization_says_so(tmp_path):
+    root = _photos(tmp_path / "photos")
+    assert any("not normalized" in note for note in load_data(root, SPECS).notes)
+    normalized = load_data(root, SPECS, preprocess={"mean": [0.5], "std": [0.5]})
+    assert not any("not normalized" in note for note in normalized.notes)
