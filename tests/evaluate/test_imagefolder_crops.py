@@ -112,3 +112,21 @@ def test_a_spec_without_normalization_says_so(tmp_path):
     assert any("not normalized" in note for note in load_data(root, SPECS).notes)
     normalized = load_data(root, SPECS, preprocess={"mean": [0.5], "std": [0.5]})
     assert not any("not normalized" in note for note in normalized.notes)
+
+
+def test_crop_scale_bounds_the_crop_area(tmp_path):
+    root = _photos(tmp_path / "photos", count=1)
+    whole = load_data(root, SPECS, preprocess={"crops": 3, "crop_scale": [1, 1]})
+    # area share 1 with aspect w/h <= 4/3 does not fit a 20x30 photo: every box is the whole
+    # photo, so each crop is the plain view or its mirror
+    plain, *crops = whole.inputs["input"]
+    for crop in crops:
+        assert np.allclose(crop, plain, atol=1e-5) or np.allclose(
+            crop, plain[:, :, ::-1], atol=1e-5
+        )
+    half = load_data(root, SPECS, preprocess={"crops": 3, "crop_scale": [0.2, 0.3]})
+    assert not np.allclose(half.inputs["input"][1], plain, atol=1e-2)
+    with pytest.raises(InputError, match="crop_scale"):
+        Preprocess(crop_scale=[0.5, 0.2])
+    with pytest.raises(InputError, match="crop_scale"):
+        Preprocess(crop_scale=[0.5])
