@@ -40,7 +40,7 @@ The larger, two-draw measurement on other photos decides (docs/benchmarks.md,
 "`optimize()` with its own defaults").
 
 ``PHOTO_CALIBRATION_SAMPLES``: a calibration image folder (``--data photos/`` of ``optimize``,
-``sparsify``) with fewer images is brought to about this many samples by random resized crops
+``sparsify``, ``sensitivity``) with fewer images is brought to about this many samples by random resized crops
 of each photo, grouped by photo (:mod:`onnxprune.evaluate.imagefolder`). 512 is the most the
 scores and refits read, and on EfficientNet-Lite2 512 crops of five photos kept 65.6 % top-1
 agreement on other photos at a 30 % MAC cut where 128 kept 46.1 % (docs/benchmarks.md,

@@ -23,10 +23,13 @@ def parse_ratios(text: str) -> list[float]:
 
 
 def load_calibration(path: str, model, input_shapes):
-    """The calibration Dataset of ``--data`` (.npz or image folder), conformed to the model."""
+    """The calibration Dataset of ``--data`` (.npz or image folder: a folder of few photos gives
+    random crops of each, :mod:`onnxprune.evaluate.imagefolder`), conformed to the model."""
+    from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
     from onnxprune.evaluate import load_data, model_input_specs
 
-    return load_data(path, model_input_specs(model), input_shapes)
+    specs = model_input_specs(model)
+    return load_data(path, specs, input_shapes, augment_to=PHOTO_CALIBRATION_SAMPLES)
 
 
 def print_table(table, console=None, limit: int = 40) -> None:
