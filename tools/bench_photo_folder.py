@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", type=int, default=128, help="evaluation crops")
     parser.add_argument("--eval-seed", type=int, default=2)
     parser.add_argument("--guarded", action="store_true", help="default guard, no --eval")
+    parser.add_argument("--recover", help="recovery method (default: optimize's own choice)")
     parser.add_argument("--write", action="store_true", help="write the docs section")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                             "steps": 1,
                         }
                     )
+                    if args.recover:
+                        options["recover"] = args.recover
                     result = optimize(
                         str(model),
                         f"macs={1 - cut:.4g}",
