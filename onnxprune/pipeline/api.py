@@ -191,7 +191,7 @@ def optimize(
     notes = list(evaluator.notes)
     say(INPUTS_CHECKED)
     for note in evaluator.notes:
-        say(f"warning: {note}")
+        say(f"note: {note}")
     metric_before = evaluator.baseline
     seconds["evaluate_original"] = time.perf_counter() - tick
     measured_shapes = shapes_from_data(evaluator.input_specs, evaluator.evaluation, input_shapes)
