@@ -209,6 +209,6 @@ def load_annotated_folder(
     dataset = Dataset(inputs, None, str(root), [], targets)
     dataset.notes.append(
         f"annotated image folder '{root}': {len(arrays)} images, targets "
-        f"{', '.join(targets)}, preprocessing {settings.to_dict()}"
+        f"{', '.join(targets)}, preprocessing: {settings.describe()}"
     )
     return dataset

@@ -156,7 +156,7 @@ def load_image_folder(
     else:
         labelling = f", {len(classes)} classes" if classes else ", no class folders (no labels)"
     dataset.notes.append(
-        f"image folder '{root}': {len(files)} images{labelling}, preprocessing {settings.to_dict()}"
+        f"image folder '{root}': {len(files)} images{labelling}, preprocessing: {settings.describe()}"
     )
     if settings.mean is None and settings.std is None:
         dataset.notes.append(

@@ -107,6 +107,20 @@ class Preprocess:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def describe(self) -> str:
+        """The options that are set, numbers to 4 significant digits, for a one-line note."""
+
+        def short(value: Any) -> str:
+            if isinstance(value, float):
+                return f"{value:.4g}"
+            if isinstance(value, list):
+                return "[" + ", ".join(short(v) for v in value) + "]"
+            return str(value)
+
+        return ", ".join(
+            f"{name} {short(value)}" for name, value in self.to_dict().items() if value is not None
+        )
+
 
 def _size(name: str, value: Any) -> int | list[int] | None:
     if value is None:

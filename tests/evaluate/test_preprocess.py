@@ -104,3 +104,12 @@ def test_layout_inference():
         infer_layout([None, 10])
     with pytest.raises(InputError, match="1 or 3 channels"):
         image_geometry([None, 4, 8, 8], "NCHW")
+
+
+def test_describe_lists_the_set_options_briefly():
+    from onnxprune.evaluate.preprocess import Preprocess
+
+    text = Preprocess(resize=256, crop=224, mean=[0.48500001430511475], layout="NHWC").describe()
+    assert (
+        text == "resize 256, crop 224, scale 0.003922, mean [0.485], channel_order RGB, layout NHWC"
+    )
