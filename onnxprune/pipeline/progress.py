@@ -5,7 +5,7 @@ The library reports progress as plain messages (``progress("message")``), so any
 report without depending on the display. A message with a count ``k/N`` (``"sensitivity
 3/27: conv5"``, ``"evaluating 128/512 samples"``) drives a bar: the text before the count names
 the phase, a new phase starts a new bar, and the estimate of the time left comes from the rate
-so far. Messages that start with ``step``, ``protected``, ``warning`` or ``guard`` are also kept
+so far. Messages that start with ``step``, ``protected``, ``warning``, ``note`` or ``guard`` are kept
 as log lines.
 """
 
@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 
 _COUNT = re.compile(r"^(?P<phase>.*?)(?P<done>\d+)\s*/\s*(?P<total>\d+)")
-_LOGGED = ("step", "protected", "warning", "guard")
+_LOGGED = ("step", "protected", "warning", "note", "guard")
 # Said once the model and the data passed their checks: before it, a run that fails on bad
 # input must leave exactly one line on stderr (its error), so plain lines wait for it.
 INPUTS_CHECKED = "model and data checked"

@@ -31,8 +31,10 @@ def test_progress_bars_and_log_lines():
         progress("sensitivity 1/3: a")
         progress("step 1.1 (full): MACs 10, metric 1, kept")
         progress("guard: top1 drop <= 1")
+        progress("note: the guard is measured on 2 of the 5 groups")
     text = stream.getvalue()
     assert "step 1.1 (full)" in text and "guard: top1" in text
+    assert "note: the guard is measured" in text
     quiet = io.StringIO()
     with Progress(Console(file=quiet), enabled=False) as progress:
         progress("step 1.1 (full): kept")
