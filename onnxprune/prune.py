@@ -18,6 +18,7 @@ from onnx import ModelProto
 from onnxprune import defaults
 from onnxprune.allocate import AllocationPolicy, select_removal
 from onnxprune.analysis import ChannelAnalysis, analyze
+from onnxprune.evaluate.data import calibration_data
 from onnxprune.importance import score_clusters
 from onnxprune.rewrite import apply_removal, check_model
 
@@ -141,6 +142,7 @@ def prune(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     original, prepared, notes = prepare(model, input_shapes)
+    data = calibration_data(data, original, input_shapes)
     timings["preprocess"] = time.perf_counter() - start
     start = time.perf_counter()
     if allow_norm_stats is None:

@@ -431,6 +431,31 @@ def load_data(
     return conform(raw, input_specs, input_shapes)
 
 
+def calibration_data(
+    spec: Any,
+    model,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    seed: int = 0,
+) -> Any:
+    """Calibration data given to ``prune`` or ``sparsify``, at their door: a path (``.npz``,
+    image folder, ``synthetic:N``) is loaded and checked against ``model``'s inputs once, an
+    image folder of few photos with random crops (``defaults.PHOTO_CALIBRATION_SAMPLES``, as
+    ``optimize``); any other form (None, a Dataset, a mapping, an object with ``batches``) is
+    returned as it is."""
+    if not isinstance(spec, str | os.PathLike):
+        return spec
+    from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
+
+    return load_data(
+        spec,
+        model_input_specs(model),
+        input_shapes,
+        seed=seed,
+        augment_to=PHOTO_CALIBRATION_SAMPLES,
+    )
+
+
 def _load_path(
     spec, input_specs, input_shapes, preprocess, key, seed, ranges=None, augment_to=None
 ) -> Dataset:

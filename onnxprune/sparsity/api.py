@@ -48,6 +48,7 @@ import numpy as np
 from onnx import ModelProto, numpy_helper
 
 from onnxprune.errors import InputError
+from onnxprune.evaluate.data import calibration_data
 from onnxprune.io import load_model, normalize_model
 from onnxprune.passes import preprocess
 from onnxprune.passes.expand_runtime_fusions import expanded_model
@@ -296,6 +297,7 @@ def sparsify(
     elif permute and nm is None:
         raise InputError("permute reorders channels for an N:M pattern (give pattern='N:M')")
     source = load_model(model)
+    data = calibration_data(data, source, seed=seed)
     normalized = expanded_model(normalize_model(source))  # ONNX Runtime's fused ops: standard
     if permute:
         say("preprocessing (constants folded, BatchNorm fused) for the channel analysis")

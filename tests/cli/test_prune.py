@@ -138,3 +138,30 @@ def test_dynamic_spatial_dims_are_warned_about_on_every_run(model, tmp_path):
     )  # fmt: skip
     assert fixed.exit_code == 0, fixed.output
     assert json.loads(fixed.output)["warnings"] == []
+
+
+def test_prune_data_may_be_an_image_folder(tmp_path):
+    """--data of a folder of photos reaches data-driven criteria (it used to be refused as
+    'not an existing .npz file' although the help offers image folders)."""
+    import numpy as np
+    import onnx
+    from PIL import Image
+
+    from tests.evaluate.tiny import conv_classifier
+
+    model = tmp_path / "conv.onnx"
+    onnx.save(conv_classifier(), str(model))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(5)
+    for index in range(3):
+        pixels = rng.integers(0, 256, size=(20, 26), dtype=np.uint8)
+        Image.fromarray(pixels, mode="L").save(photos / f"{index}.png")
+    out = tmp_path / "out.onnx"
+    result = CliRunner().invoke(
+        cli,
+        ["prune", str(model), "-o", str(out), "--ratio", "0.5", "--round-to", "1",
+         "--criterion", "obs", "--data", str(photos)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.exists()

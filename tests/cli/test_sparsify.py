@@ -183,7 +183,7 @@ def test_gain_metric_reaches_the_output_allocation(files, tmp_path):
 def test_sparsify_calibrates_on_crops_of_a_few_photos(tmp_path, monkeypatch):
     from PIL import Image
 
-    import onnxprune.sparsity
+    from onnxprune.sparsity import api
     from tests.evaluate.tiny import conv_classifier
 
     model = tmp_path / "conv.onnx"
@@ -195,13 +195,14 @@ def test_sparsify_calibrates_on_crops_of_a_few_photos(tmp_path, monkeypatch):
         pixels = rng.integers(0, 256, size=(24, 30), dtype=np.uint8)
         Image.fromarray(pixels, mode="L").save(photos / f"{index}.png")
     seen = {}
-    real = onnxprune.sparsity.sparsify
+    real = api.calibration_data
 
     def spy(*args, **kwargs):
-        seen["samples"] = len(kwargs["data"])
-        return real(*args, **kwargs)
+        loaded = real(*args, **kwargs)
+        seen["samples"] = len(loaded)
+        return loaded
 
-    monkeypatch.setattr(onnxprune.sparsity, "sparsify", spy)
+    monkeypatch.setattr(api, "calibration_data", spy)
     result = invoke(
         "sparsify",
         model,

@@ -69,17 +69,6 @@ def print_result(result, out_path: Path, sizes: dict, console=None) -> None:
     console.print(f"wrote {out_path}")
 
 
-def _load_data(data: str | None, model_path: str):
-    if data is None:
-        return None
-    from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
-    from onnxprune.evaluate.data import load_data, model_input_specs
-    from onnxprune.io import load_model
-
-    specs = model_input_specs(load_model(model_path, load_external_data=False))
-    return load_data(data, specs, augment_to=PHOTO_CALIBRATION_SAMPLES)
-
-
 @click.command("sparsify")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output (MODEL.sparse.onnx).")
@@ -196,7 +185,7 @@ def command(
         raise InputError(f"output '{out_path}' exists (use --force to overwrite)")
     result = sparsify(
         model, sparsity, pattern=pattern, criterion=criterion, global_=global_,
-        threshold=threshold, keep=keep, data=_load_data(data, model), ignore=list(ignore),
+        threshold=threshold, keep=keep, data=data, ignore=list(ignore),
         protected=list(protect), sparsity_for=list(sparsity_for), min_size=min_size,
         skip_depthwise=not include_depthwise, max_ratio=max_ratio, max_samples=samples,
         allocation=allocation, bias_correction=bias_correction, damp=damp,
