@@ -130,3 +130,12 @@ def test_crop_scale_bounds_the_crop_area(tmp_path):
         Preprocess(crop_scale=[0.5, 0.2])
     with pytest.raises(InputError, match="crop_scale"):
         Preprocess(crop_scale=[0.5])
+
+
+def test_crops_follow_an_nhwc_layout(tmp_path):
+    root = _photos(tmp_path / "photos")
+    specs = [("input", np.dtype(np.float32), ["batch", 8, 8, 3])]
+    data = load_data(root, specs, augment_to=6)
+    assert data.inputs["input"].shape == (6, 8, 8, 3)
+    nchw = load_data(root, SPECS, augment_to=6)
+    np.testing.assert_array_equal(data.inputs["input"], nchw.inputs["input"].transpose(0, 2, 3, 1))
