@@ -143,20 +143,13 @@ def test_dynamic_spatial_dims_are_warned_about_on_every_run(model, tmp_path):
 def test_prune_data_may_be_an_image_folder(tmp_path):
     """--data of a folder of photos reaches data-driven criteria (it used to be refused as
     'not an existing .npz file' although the help offers image folders)."""
-    import numpy as np
     import onnx
-    from PIL import Image
 
-    from tests.evaluate.tiny import conv_classifier
+    from tests.evaluate.tiny import conv_classifier, grey_photos
 
     model = tmp_path / "conv.onnx"
     onnx.save(conv_classifier(), str(model))
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(5)
-    for index in range(3):
-        pixels = rng.integers(0, 256, size=(20, 26), dtype=np.uint8)
-        Image.fromarray(pixels, mode="L").save(photos / f"{index}.png")
+    photos = grey_photos(tmp_path / "photos", 3, seed=5)
     out = tmp_path / "out.onnx"
     result = CliRunner().invoke(
         cli,

@@ -181,19 +181,12 @@ def test_gain_metric_reaches_the_output_allocation(files, tmp_path):
 
 
 def test_sparsify_calibrates_on_crops_of_a_few_photos(tmp_path, monkeypatch):
-    from PIL import Image
-
     from onnxprune.sparsity import api
-    from tests.evaluate.tiny import conv_classifier
+    from tests.evaluate.tiny import conv_classifier, grey_photos
 
     model = tmp_path / "conv.onnx"
     onnx.save(conv_classifier(), str(model))
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(3)
-    for index in range(4):
-        pixels = rng.integers(0, 256, size=(24, 30), dtype=np.uint8)
-        Image.fromarray(pixels, mode="L").save(photos / f"{index}.png")
+    photos = grey_photos(tmp_path / "photos", 4, seed=3)
     seen = {}
     real = api.calibration_data
 

@@ -68,3 +68,16 @@ def conv_classifier(classes: int = 3, size: int = 12, seed: int = 0, batch: int 
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def grey_photos(root, count: int, *, seed: int = 0, size: tuple[int, int] = (24, 30)):
+    """A flat folder ``root`` of ``count`` random greyscale PNG photos (H, W = ``size``), for
+    models like :func:`conv_classifier` with one input channel."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    for index in range(count):
+        pixels = rng.integers(0, 256, size=size, dtype=np.uint8)
+        Image.fromarray(pixels, mode="L").save(root / f"{index}.png")
+    return root

@@ -17,7 +17,7 @@ from onnxprune.pipeline.evaluation import (
     GuardEvaluator,
     synthesize_inputs,
 )
-from tests.evaluate.tiny import conv_classifier, linear_model
+from tests.evaluate.tiny import conv_classifier, grey_photos, linear_model
 
 W = np.eye(3, dtype=np.float32)
 
@@ -388,21 +388,10 @@ def test_class_scores_that_noise_reorders_are_not_class_scores():
     assert asked.metric_name == "expected_top1"  # a metric the user names is kept
 
 
-def _grey_photos(root, count):
-    from PIL import Image
-
-    rng = np.random.default_rng(7)
-    root.mkdir()
-    for index in range(count):
-        pixels = rng.integers(0, 256, size=(30, 40), dtype=np.uint8)
-        Image.fromarray(pixels, mode="L").save(root / f"p{index}.png")
-    return root
-
-
 def test_a_calibration_folder_of_few_photos_gives_crops_held_out_by_photo(tmp_path):
     from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
 
-    photos = _grey_photos(tmp_path / "photos", 6)
+    photos = grey_photos(tmp_path / "photos", 6, seed=7, size=(30, 40))
     evaluator = GuardEvaluator.create(conv_classifier(), data=str(photos))
     held, calib = evaluator.evaluation, evaluator.calibration
     per_photo = -(-PHOTO_CALIBRATION_SAMPLES // 6)
@@ -412,6 +401,8 @@ def test_a_calibration_folder_of_few_photos_gives_crops_held_out_by_photo(tmp_pa
     assert any("photos of an image folder" in note for note in evaluator.notes)
     # an --eval folder is measured as it is: one sample per photo
     evaluator = GuardEvaluator.create(
-        conv_classifier(), data=str(photos), eval_data=str(_grey_photos(tmp_path / "other", 3))
+        conv_classifier(),
+        data=str(photos),
+        eval_data=str(grey_photos(tmp_path / "other", 3, seed=8, size=(30, 40))),
     )
     assert len(evaluator.evaluation) == 3 and len(evaluator.calibration) == 6 * per_photo
