@@ -194,6 +194,7 @@ def _crop_views(image, settings, out_size, channels: int, count: int, rng) -> li
     from onnxprune.calibrate.augment import random_box
     from onnxprune.evaluate.preprocess import transform_crop
 
+    image = image.convert("L" if channels == 1 else "RGB")  # once, not per crop
     width, height = image.size
     scale = tuple(settings.crop_scale) if settings.crop_scale else CROP_SCALE
     views = []

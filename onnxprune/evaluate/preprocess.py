@@ -13,9 +13,10 @@ input's spatial size.
 ``crops`` (calibration folders): how many samples each image gives. The first is the image
 preprocessed as above; every further one is a *random resized crop* of the full-resolution
 image — a box of area share s ~ U(``crop_scale``) (default (0.25, 1)) and aspect ratio w/h
-log-uniform in [3/4, 4/3] at a uniform position (:func:`onnxprune.calibrate.augment.random_box`), resized to the output size
-(``crop``, else an exact ``resize``, else the model input's size), flipped left–right with
-probability 1/2 — followed by the same scaling, normalization and layout. ``None`` leaves the
+log-uniform in [3/4, 4/3] at a uniform position (:func:`onnxprune.calibrate.augment.random_box`),
+resized to the output size (``crop``, else an exact ``resize``, else the model input's size),
+flipped left–right with probability 1/2 — followed by the same scaling, normalization and
+layout. ``None`` leaves the
 count to the caller (:func:`onnxprune.evaluate.imagefolder.load_image_folder`); 1 turns it off.
 """
 
@@ -279,7 +280,9 @@ def transform_crop(
     full-resolution PIL ``image`` resized to ``out_size`` (H, W), mirrored when ``flip``."""
     from PIL import Image
 
-    image = image.convert("L" if channels == 1 else "RGB")
+    mode = "L" if channels == 1 else "RGB"
+    if image.mode != mode:  # callers cutting many crops convert the photo once
+        image = image.convert(mode)
     top, left, h, w = box
     image = image.resize(
         (out_size[1], out_size[0]), Image.BILINEAR, box=(left, top, left + w, top + h)
