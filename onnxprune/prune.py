@@ -143,6 +143,7 @@ def prune(
     start = time.perf_counter()
     original, prepared, notes = prepare(model, input_shapes)
     data = calibration_data(data, original, input_shapes)
+    notes += [note for note in getattr(data, "notes", []) if note not in notes]
     timings["preprocess"] = time.perf_counter() - start
     start = time.perf_counter()
     if allow_norm_stats is None:

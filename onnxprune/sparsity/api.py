@@ -310,7 +310,7 @@ def sparsify(
         skip_depthwise=skip_depthwise,
     )
     _check_something_to_sparsify(normalized, targets)
-    notes: list[str] = []
+    notes: list[str] = list(getattr(data, "notes", []))  # what loading the data decided
     if nm is not None:
         _drop_non_nm(targets, nm)
     permutation = None

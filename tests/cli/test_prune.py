@@ -154,7 +154,10 @@ def test_prune_data_may_be_an_image_folder(tmp_path):
     result = CliRunner().invoke(
         cli,
         ["prune", str(model), "-o", str(out), "--ratio", "0.5", "--round-to", "1",
-         "--criterion", "obs", "--data", str(photos)],
+         "--criterion", "obs", "--data", str(photos), "--json", str(tmp_path / "plan.json")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert out.exists()
+    notes = json.loads((tmp_path / "plan.json").read_text())["notes"]
+    assert any("random resized crops" in note for note in notes)  # the data's own notes
+    assert "prune has no accuracy guard" in result.output

@@ -209,6 +209,10 @@ def test_sparsify_calibrates_on_crops_of_a_few_photos(tmp_path, monkeypatch):
         photos,
         "--min-size",
         "0",
+        "--json",
+        tmp_path / "plan.json",
     )
     assert result.exit_code == 0, result.output
+    notes = json.loads((tmp_path / "plan.json").read_text())["notes"]
+    assert any("random resized crops" in note for note in notes)
     assert seen["samples"] == 4 * 128  # 512 / 4 photos: the photo and 127 crops each

@@ -63,9 +63,9 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     if out_path is not None:
         console.print(f"wrote {out_path}")
         console.print(
-            "[yellow]note:[/] accuracy was not measured (data-free pruning); measure it with "
-            f"'onnxprune validate MODEL {out_path} --data DATA.npz', or prune under an accuracy "
-            "guard with 'onnxprune optimize MODEL --data DATA.npz'",
+            "[yellow]note:[/] accuracy was not measured (prune has no accuracy guard); measure it "
+            f"with 'onnxprune validate MODEL {out_path} --data DATA.npz', or prune under an "
+            "accuracy guard with 'onnxprune optimize MODEL --data DATA.npz'",
             highlight=False,
         )
 
