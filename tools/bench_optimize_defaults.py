@@ -13,14 +13,20 @@ pruned model with the unpruned one on the evaluation crops, with the wall time o
 
     python tools/bench_optimize_defaults.py --calib 512 --cuts 0.2,0.3 --seeds 1,2
     python tools/bench_optimize_defaults.py --calib 512 --seeds 11,12 --table-repair none
+    python tools/bench_optimize_defaults.py --calib 512 --kind-option sensitivity_metric=rel_mse
 
 ``--table-repair`` replaces ``onnxprune.defaults.SENSITIVITY_RECOVERY`` (how each point of the
-sensitivity table is repaired) for the run, to measure that default against an alternative.
+sensitivity table is repaired) for the run, to measure that default against an alternative;
+``--set-default NAME=VALUE`` does the same for any value of ``onnxprune.defaults`` that is read
+at run time (e.g. ``SENSITIVITY_SAMPLES=96``), and ``--kind-option KEY=VALUE`` passes a plan
+option (e.g. ``sensitivity_metric=rel_mse``) as the CLI's ``--kind-option`` does;
+``--option NAME=VALUE`` passes a keyword argument of ``optimize`` (e.g. ``max_ratio=0.5``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import tempfile
@@ -47,13 +53,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuts", default="0.2,0.3", help="MAC cuts, comma-separated")
     parser.add_argument("--seeds", default="1,2", help="calibration and evaluation crop seeds")
     parser.add_argument("--table-repair", help="recovery of each sensitivity-table point")
+    parser.add_argument(
+        "--set-default",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace onnxprune.defaults.NAME (a Python literal) for the run, repeatable",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="keyword argument of optimize (a Python literal), e.g. max_ratio=0.5; repeatable",
+    )
+    parser.add_argument(
+        "--kind-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="plan option passed to optimize (as the CLI's --kind-option), repeatable",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     from onnxprune import defaults, optimize
 
     if args.table_repair is not None:
         defaults.SENSITIVITY_RECOVERY = args.table_repair
+    for assignment in args.set_default:
+        name, value = assignment.split("=", 1)
+        if not hasattr(defaults, name):
+            parser.error(f"onnxprune.defaults has no {name}")
+        setattr(defaults, name, ast.literal_eval(value))
 
+    plan_options = dict(option.split("=", 1) for option in args.kind_option)
+    keywords = {
+        name: ast.literal_eval(value)
+        for name, value in (option.split("=", 1) for option in args.option)
+    }
     calib_seed, eval_seed = (int(s) for s in args.seeds.split(","))
     with tempfile.TemporaryDirectory(prefix="onnxprune-defaults-") as name:
         folder = Path(name)
@@ -79,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 max_drop=100.0,
                 steps=1,
                 measure_latency=False,
+                plan_options=plan_options or None,
+                **keywords,
             )
             seconds = time.perf_counter() - started
             candidate = logits(result.model, evaluation)

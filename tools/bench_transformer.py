@@ -190,6 +190,7 @@ def pruning(
     norm_stats: bool = True,
     sensitivity_metric: str | None = None,
     criterion: str = "obs",
+    max_ratio: float | None = None,
 ) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
@@ -223,6 +224,7 @@ def pruning(
             steps=steps,
             allow_norm_stats=norm_stats,
             plan_options={"sensitivity_metric": sensitivity_metric} if sensitivity_metric else None,
+            **({} if max_ratio is None else {"max_ratio": max_ratio}),
         )
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         hidden = _hidden(result.model, evaluation)
@@ -257,6 +259,7 @@ def pruning(
         f"{exporter} export; `optimize` with criterion {criterion} and allocation {allocation}"
         + ("" if norm_stats else ", hidden size kept (`allow_norm_stats=False`)")
         + (f", sensitivity table drop metric {sensitivity_metric}" if sensitivity_metric else "")
+        + (f", at most {max_ratio:g} of any group removed" if max_ratio is not None else "")
         + (
             " (the default with data, sensitivity allocation, took 19.4 min wall for one run "
             "at load average 17 here)"
@@ -305,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         help="drop metric of the sensitivity table (default: optimize's choice from the guard)",
     )
     parser.add_argument("--criterion", default="obs", help="channel criterion of the pruning runs")
+    parser.add_argument(
+        "--max-ratio", type=float, help="optimize's max_ratio (default: optimize's own)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = [part for part in args.parts.split(",") if part]
@@ -335,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                     not args.no_norm_stats,
                     args.sensitivity_metric,
                     args.criterion,
+                    args.max_ratio,
                 )
                 command += f" --runs {args.runs}"
                 part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
@@ -350,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.criterion != "obs":
                     command += f" --criterion {args.criterion}"
                     part += f"-{args.criterion}"
+                if args.max_ratio is not None:
+                    command += f" --max-ratio {args.max_ratio:g}"
+                    part += f"-max-ratio-{args.max_ratio:g}"
             else:
                 raise SystemExit(f"unknown part {part!r}")
             body += _footer(command, load)

@@ -12,6 +12,7 @@ from .efficientnet import build_efficientnet_b0
 from .mobilenet import build_mobilenetv2, build_mobilenetv3_small
 from .regnet import build_regnet
 from .resnet import build_resnet18, build_resnet50, build_resnext
+from .shufflenet import build_shufflenetv2
 from .unet import build_unet
 from .vgg import build_vgg16, build_vgg16_bn
 from .vit import build_vit_tiny
@@ -30,6 +31,7 @@ __all__ = [
     "build_resnet18",
     "build_resnet50",
     "build_resnext",
+    "build_shufflenetv2",
     "build_unet",
     "build_vgg16",
     "build_vgg16_bn",

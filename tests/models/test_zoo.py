@@ -37,6 +37,7 @@ KNOWN_PARAMETER_COUNTS = {
     "densenet": 7_978_856,  # DenseNet-121
     "resnext": 25_028_904,  # ResNeXt-50 32x4d
     "convnext": 28_589_128,  # ConvNeXt-Tiny
+    "shufflenetv2": 2_278_604,  # ShuffleNetV2 x1.0
     "vit_tiny": 5_717_416,  # ViT-Ti/16 at 224
     "bert": 22_713_216,  # all-MiniLM-L6-v2 (BertModel with pooler)
     "bert_sdpa": 22_713_216,
@@ -54,6 +55,7 @@ _COMMON_BLOCK_OPS = {
     "densenet": {"Conv", "Concat", "BatchNormalization", "AveragePool", "Gemm"},
     "resnext": {"Conv", "Add", "Gemm"},
     "regnet": {"Conv", "Add", "Gemm"},
+    "shufflenetv2": {"Conv", "Concat", "Transpose", "Reshape", "MaxPool", "Gemm"},
     "convnext": {"Conv", "Transpose", "LayerNormalization", "MatMul", "Erf", "ReduceMean"},
     "vit_tiny": {"Conv", "MatMul", "Softmax", "LayerNormalization", "Transpose", "Reshape"},
     "unet": {"Conv", "ConvTranspose", "Resize", "Concat", "MaxPool"},
