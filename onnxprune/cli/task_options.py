@@ -82,6 +82,7 @@ def attach_task_report(report: Any, options: Any, model_path: str, pruned: Any) 
     from onnxprune.evaluate.data import load_data, model_input_specs
     from onnxprune.evaluate.runner import run_dataset
     from onnxprune.evaluate.tasks import task_targets
+    from onnxprune.graph.input_affine import image_pixel_scales
     from onnxprune.io import load_model
     from onnxprune.report.task import grid_png, task_summary
 
@@ -89,10 +90,11 @@ def attach_task_report(report: Any, options: Any, model_path: str, pruned: Any) 
     specs = model_input_specs(original)
     shapes = options.input_shape or None
     seed = options.seed
+    scales = image_pixel_scales(original)
     if options.eval:
-        evaluation = load_data(options.eval, specs, shapes, seed=seed + 1)
+        evaluation = load_data(options.eval, specs, shapes, seed=seed + 1, pixel_scales=scales)
     elif options.data:
-        full = load_data(options.data, specs, shapes, seed=seed)
+        full = load_data(options.data, specs, shapes, seed=seed, pixel_scales=scales)
         evaluation = full.split(options.eval_split, seed)[1]
     else:
         evaluation = load_data("synthetic:16", specs, shapes, seed=seed)

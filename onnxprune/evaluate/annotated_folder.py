@@ -143,8 +143,10 @@ def load_annotated_folder(
     input_specs: Sequence[tuple[str, np.dtype, list]],
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     preprocess: Any = None,
+    pixel_scales: Mapping[str, tuple[float, str]] | None = None,
 ):
-    """Images of ``root`` with ``boxes``/``box_labels`` and/or ``masks`` targets."""
+    """Images of ``root`` with ``boxes``/``box_labels`` and/or ``masks`` targets;
+    ``pixel_scales`` as in :func:`~onnxprune.evaluate.imagefolder.load_image_folder`."""
     from PIL import Image, UnidentifiedImageError
 
     from onnxprune.evaluate.data import Dataset, expected_shape
@@ -153,6 +155,7 @@ def load_annotated_folder(
         image_geometry,
         infer_layout,
         resolve_preprocess,
+        settle_scale,
         transform,
     )
 
@@ -163,6 +166,7 @@ def load_annotated_folder(
     name, dtype, _ = input_specs[0]
     shape = expected_shape(input_specs[0], input_shapes)
     settings = resolve_preprocess(preprocess, root)
+    scale_note = settle_scale(settings, name, pixel_scales)
     settings.layout = settings.layout or infer_layout(shape)
     height, width, channels = image_geometry(shape, settings.layout)
     size = (height, width) if height and width else None
@@ -211,4 +215,6 @@ def load_annotated_folder(
         f"annotated image folder '{root}': {len(arrays)} images, targets "
         f"{', '.join(targets)}, preprocessing: {settings.describe()}"
     )
+    if scale_note:
+        dataset.notes.append(f"annotated image folder '{root}': {scale_note}")
     return dataset

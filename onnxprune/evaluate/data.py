@@ -391,8 +391,13 @@ def load_data(
     seed: int = 0,
     input_ranges: Mapping[str, Any] | None = None,
     augment_to: int | None = None,
+    pixel_scales: Mapping[str, tuple[float, str]] | None = None,
 ) -> Dataset:
     """Load ``spec`` as a :class:`Dataset` conformed to the model inputs (see module doc).
+
+    ``pixel_scales`` (:func:`onnxprune.graph.input_affine.image_pixel_scales` of the model):
+    an image folder's pixel scale when its preprocessing spec sets no scale, mean or std and
+    the model's graph normalizes raw pixels itself.
 
     ``augment_to`` (calibration data only): an image folder with fewer images is brought to
     about this many samples by random resized crops of each image, grouped by image
@@ -415,7 +420,15 @@ def load_data(
         raw = spec
     elif isinstance(spec, str | os.PathLike):
         raw = _load_path(
-            spec, input_specs, input_shapes, preprocess, key, seed, input_ranges, augment_to
+            spec,
+            input_specs,
+            input_shapes,
+            preprocess,
+            key,
+            seed,
+            input_ranges,
+            augment_to,
+            pixel_scales,
         )
     elif isinstance(spec, Mapping):
         raw = _from_mapping(dict(spec), key, "in-memory")
@@ -446,6 +459,7 @@ def calibration_data(
     if not isinstance(spec, str | os.PathLike):
         return spec
     from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
+    from onnxprune.graph.input_affine import image_pixel_scales
 
     return load_data(
         spec,
@@ -453,11 +467,20 @@ def calibration_data(
         input_shapes,
         seed=seed,
         augment_to=PHOTO_CALIBRATION_SAMPLES,
+        pixel_scales=image_pixel_scales(model),
     )
 
 
 def _load_path(
-    spec, input_specs, input_shapes, preprocess, key, seed, ranges=None, augment_to=None
+    spec,
+    input_specs,
+    input_shapes,
+    preprocess,
+    key,
+    seed,
+    ranges=None,
+    augment_to=None,
+    pixel_scales=None,
 ) -> Dataset:
     text = os.fspath(spec)
     if text == SYNTHETIC_PREFIX or text.startswith(SYNTHETIC_PREFIX + ":"):
@@ -473,10 +496,18 @@ def _load_path(
         from onnxprune.evaluate.imagefolder import load_image_folder
 
         if is_annotated_folder(path):
-            return load_annotated_folder(path, input_specs, input_shapes, preprocess)
+            return load_annotated_folder(
+                path, input_specs, input_shapes, preprocess, pixel_scales=pixel_scales
+            )
 
         return load_image_folder(
-            path, input_specs, input_shapes, preprocess, augment_to=augment_to, seed=seed
+            path,
+            input_specs,
+            input_shapes,
+            preprocess,
+            augment_to=augment_to,
+            seed=seed,
+            pixel_scales=pixel_scales,
         )
     if path.suffix.lower() == ".npz":
         return _load_npz(path, key)

@@ -73,9 +73,13 @@ def load_image_folder(
     *,
     augment_to: int | None = None,
     seed: int = 0,
+    pixel_scales: Mapping[str, tuple[float, str]] | None = None,
 ):
     """Decode and preprocess every image under ``root`` (see module doc); ``augment_to``: the
-    sample count a folder of fewer images is brought to with random crops, ``seed`` theirs."""
+    sample count a folder of fewer images is brought to with random crops, ``seed`` theirs;
+    ``pixel_scales``: what the model's graph expects of its image inputs
+    (:func:`onnxprune.graph.input_affine.image_pixel_scales`), the pixel scale when the spec
+    sets none."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from onnxprune.evaluate.data import Dataset, expected_shape
@@ -84,6 +88,7 @@ def load_image_folder(
         image_geometry,
         infer_layout,
         resolve_preprocess,
+        settle_scale,
         transform,
     )
 
@@ -97,6 +102,7 @@ def load_image_folder(
         raise InputError(f"image folder data needs a float model input, '{name}' is {dtype}")
     shape = expected_shape(spec, input_shapes)
     settings = resolve_preprocess(preprocess, root)
+    scale_note = settle_scale(settings, name, pixel_scales)
     layout = settings.layout or infer_layout(shape)
     settings.layout = layout
     height, width, channels = image_geometry(shape, layout)
@@ -158,7 +164,9 @@ def load_image_folder(
     dataset.notes.append(
         f"image folder '{root}': {len(files)} images{labelling}, preprocessing: {settings.describe()}"
     )
-    if settings.mean is None and settings.std is None:
+    if scale_note:
+        dataset.notes.append(f"image folder '{root}': {scale_note}")
+    elif settings.mean is None and settings.std is None:
         dataset.notes.append(
             f"image folder '{root}': no mean/std in the preprocessing spec, so pixels are fed "
             f"scaled by {settings.scale:.4g} and not normalized; if the model expects a "

@@ -33,6 +33,8 @@ import numpy as np
 
 from onnxprune.errors import InputError
 
+#: pixel scale when neither the spec nor the model's graph says otherwise: 8-bit pixels to [0, 1]
+DEFAULT_PIXEL_SCALE = 1.0 / 255.0
 CONFIG_NAMES = ("preprocess.toml", "preprocess.yaml", "preprocess.yml", "preprocess.json")
 
 
@@ -43,7 +45,7 @@ class Preprocess:
 
     resize: int | list[int] | None = None
     crop: int | list[int] | None = None
-    scale: float = 1.0 / 255.0
+    scale: float | None = None  # None: DEFAULT_PIXEL_SCALE, or what the model's graph expects
     mean: list[float] | None = None
     std: list[float] | None = None
     channel_order: str = "RGB"
@@ -54,7 +56,7 @@ class Preprocess:
     def __post_init__(self) -> None:
         self.resize = _size("resize", self.resize)
         self.crop = _size("crop", self.crop)
-        self.scale = float(self.scale)
+        self.scale = None if self.scale is None else float(self.scale)
         self.mean = _floats("mean", self.mean)
         self.std = _floats("std", self.std)
         if self.std is not None and any(s == 0 for s in self.std):
@@ -294,7 +296,8 @@ def transform_crop(
 
 def _to_array(image, spec: Preprocess, channels: int) -> np.ndarray:
     """Scale, normalize, order and lay out the pixels of a PIL image (module doc)."""
-    array = np.asarray(image, dtype=np.float32) * np.float32(spec.scale)
+    scale = DEFAULT_PIXEL_SCALE if spec.scale is None else spec.scale
+    array = np.asarray(image, dtype=np.float32) * np.float32(scale)
     if array.ndim == 2:
         array = array[:, :, None]
     if spec.mean is not None:
@@ -315,3 +318,20 @@ def _per_channel(values: list[float], channels: int, name: str) -> np.ndarray:
     if len(values) != channels:
         raise InputError(f"preprocess {name} has {len(values)} values for {channels} channel(s)")
     return np.asarray(values, dtype=np.float32)
+
+
+def settle_scale(
+    settings: Preprocess, input_name: str, pixel_scales: Mapping[str, tuple[float, str]] | None
+) -> str:
+    """Fix ``settings.scale`` when the spec left it unset: the scale the model's graph expects
+    for ``input_name`` (:func:`onnxprune.graph.input_affine.image_pixel_scales`) when the spec
+    sets no mean or std either, else ``DEFAULT_PIXEL_SCALE``. Returns a note saying why when
+    the model's graph decided, else ""."""
+    if settings.scale is not None:
+        return ""
+    expected = (pixel_scales or {}).get(input_name)
+    if expected is None or settings.mean is not None or settings.std is not None:
+        settings.scale = DEFAULT_PIXEL_SCALE
+        return ""
+    settings.scale, why = expected
+    return why + "; set scale in the preprocessing spec to override"

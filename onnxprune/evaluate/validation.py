@@ -25,6 +25,7 @@ from onnxprune.evaluate.registry import (
 )
 from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset
 from onnxprune.evaluate.user_metric import resolve_metric
+from onnxprune.graph.input_affine import pixel_scales_of
 from onnxprune.graph.input_ranges import input_ranges_of
 
 DEFAULT_SYNTHETIC = "synthetic:64"
@@ -164,6 +165,7 @@ def validate(
                 labels_key=labels_key,
                 seed=seed,
                 input_ranges=input_ranges_of(reference) if data is None else None,
+                pixel_scales=pixel_scales_of(reference) if data is not None else None,
             )
             if max_samples is not None:
                 dataset = dataset.take(max_samples)

@@ -283,6 +283,7 @@ class GuardEvaluator:
             notes = list(runner.notes)
         finally:
             runner.close()
+        from onnxprune.graph.input_affine import image_pixel_scales
         from onnxprune.graph.input_ranges import integer_input_ranges
 
         synthesized = None
@@ -300,6 +301,7 @@ class GuardEvaluator:
             notes,
             ranges=integer_input_ranges(original),
             synthesized=synthesized,
+            pixel_scales=image_pixel_scales(original),
         )
         if max_eval_samples is not None and len(evaluation) > max_eval_samples:
             chosen = np.sort(
@@ -485,6 +487,7 @@ def _split_data(
     notes,
     ranges=None,
     synthesized: Dataset | None = None,
+    pixel_scales=None,
 ):
     """(calibration, evaluation, accuracy_measured) from the user's data arguments;
     ``synthesized``: inputs made by inverting the model when no data is given (split like
@@ -502,7 +505,14 @@ def _split_data(
         )
         return None, evaluation, False
     if eval_data is None:
-        full = load_data(data, specs, input_shapes, seed=seed, augment_to=PHOTO_CALIBRATION_SAMPLES)
+        full = load_data(
+            data,
+            specs,
+            input_shapes,
+            seed=seed,
+            augment_to=PHOTO_CALIBRATION_SAMPLES,
+            pixel_scales=pixel_scales,
+        )
         calibration, evaluation = full.split(eval_split, seed)
         by_group = full.groups is not None and len(np.unique(full.groups)) >= 2
         notes.extend(note for note in evaluation.notes if note not in full.notes)
@@ -521,11 +531,18 @@ def _split_data(
                 "(one source id per sample) so that whole sources are held out"
             )
         return calibration, evaluation, not _synthetic(data)
-    evaluation = load_data(eval_data, specs, input_shapes, seed=seed + 1)
+    evaluation = load_data(eval_data, specs, input_shapes, seed=seed + 1, pixel_scales=pixel_scales)
     calibration = (
         None
         if data is None
-        else load_data(data, specs, input_shapes, seed=seed, augment_to=PHOTO_CALIBRATION_SAMPLES)
+        else load_data(
+            data,
+            specs,
+            input_shapes,
+            seed=seed,
+            augment_to=PHOTO_CALIBRATION_SAMPLES,
+            pixel_scales=pixel_scales,
+        )
     )
     if calibration is None:
         notes.append("no calibration data: only --eval given")

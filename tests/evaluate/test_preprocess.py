@@ -109,7 +109,11 @@ def test_layout_inference():
 def test_describe_lists_the_set_options_briefly():
     from onnxprune.evaluate.preprocess import Preprocess
 
-    text = Preprocess(resize=256, crop=224, mean=[0.48500001430511475], layout="NHWC").describe()
+    text = Preprocess(
+        resize=256, crop=224, scale=1 / 255, mean=[0.48500001430511475], layout="NHWC"
+    ).describe()
     assert (
         text == "resize 256, crop 224, scale 0.003922, mean [0.485], channel_order RGB, layout NHWC"
     )
+    # an unset scale is decided by the loader (settle_scale), which then describes it
+    assert "scale" not in Preprocess(resize=256).describe()
