@@ -504,15 +504,20 @@ def _split_data(
             f"synthetic:{SYNTHETIC_SAMPLES}", specs, input_shapes, seed=seed, input_ranges=ranges
         )
         return None, evaluation, False
-    if eval_data is None:
-        full = load_data(
-            data,
+
+    def calibration_set(spec) -> Dataset:
+        """A calibration path or object, few photos brought to many crops."""
+        return load_data(
+            spec,
             specs,
             input_shapes,
             seed=seed,
             augment_to=PHOTO_CALIBRATION_SAMPLES,
             pixel_scales=pixel_scales,
         )
+
+    if eval_data is None:
+        full = calibration_set(data)
         calibration, evaluation = full.split(eval_split, seed)
         by_group = full.groups is not None and len(np.unique(full.groups)) >= 2
         notes.extend(note for note in evaluation.notes if note not in full.notes)
@@ -532,18 +537,7 @@ def _split_data(
             )
         return calibration, evaluation, not _synthetic(data)
     evaluation = load_data(eval_data, specs, input_shapes, seed=seed + 1, pixel_scales=pixel_scales)
-    calibration = (
-        None
-        if data is None
-        else load_data(
-            data,
-            specs,
-            input_shapes,
-            seed=seed,
-            augment_to=PHOTO_CALIBRATION_SAMPLES,
-            pixel_scales=pixel_scales,
-        )
-    )
+    calibration = None if data is None else calibration_set(data)
     if calibration is None:
         notes.append("no calibration data: only --eval given")
     return calibration, evaluation, not _synthetic(eval_data)
