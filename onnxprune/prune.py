@@ -62,6 +62,9 @@ class PruningPlan:
     notes: list[str] = field(default_factory=list)
     #: said on every run: dynamic input dimensions analysed at size 1 (:func:`shape_warning`)
     warnings: list[str] = field(default_factory=list)
+    #: said on every run with --data: what loading it decided (how an image folder was read:
+    #: crops, pixel scale, missing normalization); also in ``notes``
+    data_notes: list[str] = field(default_factory=list)
 
     @property
     def groups_pruned(self) -> int:
@@ -166,6 +169,7 @@ def prune(
     timings["rewrite"] = time.perf_counter() - start
     notes += [note for note in analysis.notes if note not in notes]
     plan = build_plan(analysis, removed, criterion, policy, notes)
+    plan.data_notes = list(getattr(data, "notes", []))
     plan.seconds = timings
     fill_plan_stats(plan, original, pruned, input_shapes, analysis)
     warning = shape_warning(original, input_shapes)

@@ -185,7 +185,8 @@ def _views_per_image(settings, count: int, augment_to: int | None) -> tuple[int,
             return 1, ""
         return settings.crops, (
             f"{settings.crops} samples per image (the image and {settings.crops - 1} random "
-            "resized crops, preprocessing 'crops'); the guard holds out whole images"
+            "resized crops, preprocessing 'crops'), grouped by image (optimize's guard holds "
+            "out whole images)"
         )
     if augment_to is None or count >= augment_to:
         return 1, ""
@@ -193,7 +194,8 @@ def _views_per_image(settings, count: int, augment_to: int | None) -> tuple[int,
     return per_image, (
         f"{count} images < {augment_to}: {per_image} samples per image (the image and "
         f"{per_image - 1} random resized crops, {count * per_image} in all) for calibration; "
-        "the guard holds out whole images; 'crops = 1' in the preprocessing spec turns this off"
+        "grouped by image (optimize's guard holds out whole images); 'crops = 1' in the "
+        "preprocessing spec turns this off"
     )
 
 

@@ -158,6 +158,9 @@ def test_prune_data_may_be_an_image_folder(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert out.exists()
-    notes = json.loads((tmp_path / "plan.json").read_text())["notes"]
-    assert any("random resized crops" in note for note in notes)  # the data's own notes
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert any("random resized crops" in note for note in plan["notes"])  # the data's own notes
+    assert plan["data_notes"] and set(plan["data_notes"]) <= set(plan["notes"])
+    # how the folder was read is printed although channels were pruned (no mean/std here)
+    assert "no mean/std in the preprocessing spec" in " ".join(result.output.split())
     assert "prune has no accuracy guard" in result.output

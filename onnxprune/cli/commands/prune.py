@@ -57,9 +57,12 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     )
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/] {escape(cli_words(warning))}", highlight=False)
+    for note in plan.data_notes:  # how --data was read (pixel scale, crops, normalization)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if not plan.groups_pruned:
         for note in plan.notes:  # why nothing could be pruned
-            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+            if note not in plan.data_notes:
+                console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if out_path is not None:
         console.print(f"wrote {out_path}")
         console.print(
