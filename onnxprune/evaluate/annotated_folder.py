@@ -152,6 +152,7 @@ def load_annotated_folder(
     from onnxprune.evaluate.data import Dataset, expected_shape
     from onnxprune.evaluate.imagefolder import IMAGE_SUFFIXES
     from onnxprune.evaluate.preprocess import (
+        as_input_type,
         image_geometry,
         infer_layout,
         resolve_preprocess,
@@ -166,7 +167,7 @@ def load_annotated_folder(
     name, dtype, _ = input_specs[0]
     shape = expected_shape(input_specs[0], input_shapes)
     settings = resolve_preprocess(preprocess, root)
-    scale_note = settle_scale(settings, name, pixel_scales)
+    scale_note = settle_scale(settings, name, pixel_scales, dtype)
     settings.layout = settings.layout or infer_layout(shape)
     height, width, channels = image_geometry(shape, settings.layout)
     size = (height, width) if height and width else None
@@ -209,7 +210,7 @@ def load_annotated_folder(
         targets.update(boxes=box_array, box_labels=label_array)
     if mask_dir is not None:
         targets["masks"] = np.stack(masks)
-    inputs = {name: np.stack(arrays).astype(dtype, copy=False)}
+    inputs = {name: as_input_type(np.stack(arrays), dtype)}
     dataset = Dataset(inputs, None, str(root), [], targets)
     dataset.notes.append(
         f"annotated image folder '{root}': {len(arrays)} images, targets "

@@ -84,6 +84,7 @@ def load_image_folder(
 
     from onnxprune.evaluate.data import Dataset, expected_shape
     from onnxprune.evaluate.preprocess import (
+        as_input_type,
         crop_output_size,
         image_geometry,
         infer_layout,
@@ -98,11 +99,9 @@ def load_image_folder(
         )
     spec = input_specs[0]
     name, dtype, _ = spec
-    if not np.issubdtype(np.dtype(dtype), np.floating):
-        raise InputError(f"image folder data needs a float model input, '{name}' is {dtype}")
     shape = expected_shape(spec, input_shapes)
     settings = resolve_preprocess(preprocess, root)
-    scale_note = settle_scale(settings, name, pixel_scales)
+    scale_note = settle_scale(settings, name, pixel_scales, dtype)
     layout = settings.layout or infer_layout(shape)
     settings.layout = layout
     height, width, channels = image_geometry(shape, layout)
@@ -146,7 +145,7 @@ def load_image_folder(
             f"images in '{root}' have different sizes after preprocessing ({sorted(shapes)}): "
             "give a crop size"
         )
-    inputs = {name: np.stack(arrays).astype(dtype, copy=False)}
+    inputs = {name: as_input_type(np.stack(arrays), dtype)}
     labelled = len(classes) > 1
     dataset = Dataset(
         inputs,

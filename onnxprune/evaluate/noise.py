@@ -46,16 +46,21 @@ class NoiseFloor:
 def perturb_inputs(
     inputs: dict[str, np.ndarray], sigma: float, seed: int
 ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Copies of ``inputs`` with N(0, (σ·std x)²) noise on float arrays; integer and boolean
-    inputs (token ids, masks) are left as they are. Returns (arrays, names perturbed)."""
+    """Copies of ``inputs`` with N(0, (σ·std x)²) noise on float arrays and on 8-bit images
+    (``uint8`` arrays of rank >= 3: the noisy pixels rounded and clipped to [0, 255]); other
+    integer and boolean inputs (token ids, masks) are left as they are. Returns (arrays, names
+    perturbed)."""
     rng = np.random.default_rng(seed)
     perturbed: dict[str, np.ndarray] = {}
     names: list[str] = []
     for name, array in inputs.items():
-        if np.issubdtype(array.dtype, np.floating) and array.size:
-            scale = float(np.std(array.astype(np.float64)))
-            noise = rng.standard_normal(array.shape) * sigma * scale
-            perturbed[name] = (array + noise).astype(array.dtype)
+        image_8bit = array.dtype == np.uint8 and array.ndim >= 3
+        if (np.issubdtype(array.dtype, np.floating) or image_8bit) and array.size:
+            values = array.astype(np.float64)
+            noisy = values + rng.standard_normal(array.shape) * sigma * float(np.std(values))
+            if image_8bit:
+                noisy = np.clip(np.rint(noisy), 0, 255)
+            perturbed[name] = noisy.astype(array.dtype)
             names.append(name)
         else:
             perturbed[name] = array

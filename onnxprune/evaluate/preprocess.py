@@ -321,12 +321,37 @@ def _per_channel(values: list[float], channels: int, name: str) -> np.ndarray:
 
 
 def settle_scale(
-    settings: Preprocess, input_name: str, pixel_scales: Mapping[str, tuple[float, str]] | None
+    settings: Preprocess,
+    input_name: str,
+    pixel_scales: Mapping[str, tuple[float, str]] | None,
+    dtype: Any = np.float32,
 ) -> str:
-    """Fix ``settings.scale`` when the spec left it unset: the scale the model's graph expects
-    for ``input_name`` (:func:`onnxprune.graph.input_affine.image_pixel_scales`) when the spec
-    sets no mean or std either, else ``DEFAULT_PIXEL_SCALE``. Returns a note saying why when
-    the model's graph decided, else ""."""
+    """Fix ``settings.scale`` for model input ``input_name`` of type ``dtype``; returns a note
+    saying why when the model decided, else "".
+
+    * A ``uint8`` input takes raw 8-bit pixels: scale 1, no mean/std (a spec that sets a
+      scale other than 1, a mean or a std is an InputError).
+    * A float input whose spec sets no scale: the scale its graph expects
+      (:func:`onnxprune.graph.input_affine.image_pixel_scales`) when the spec sets no mean or
+      std either, else ``DEFAULT_PIXEL_SCALE``.
+    * Other input types are an InputError."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        if (
+            settings.scale not in (None, 1.0)
+            or settings.mean is not None
+            or settings.std is not None
+        ):
+            raise InputError(
+                f"model input '{input_name}' is uint8, so it takes raw pixels: the preprocessing "
+                "spec must not set scale, mean or std"
+            )
+        settings.scale = 1.0
+        return f"model input '{input_name}' is uint8: images are fed as raw pixels 0–255"
+    if not np.issubdtype(dtype, np.floating):
+        raise InputError(
+            f"image folder data needs a float or uint8 model input, '{input_name}' is {dtype}"
+        )
     if settings.scale is not None:
         return ""
     expected = (pixel_scales or {}).get(input_name)
@@ -335,3 +360,12 @@ def settle_scale(
         return ""
     settings.scale, why = expected
     return why + "; set scale in the preprocessing spec to override"
+
+
+def as_input_type(images: np.ndarray, dtype: Any) -> np.ndarray:
+    """Preprocessed images (float32) in the model input's type: 8-bit inputs rounded and
+    clipped to [0, 255] (resampling may leave fractions), floats cast."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+    return images.astype(dtype, copy=False)

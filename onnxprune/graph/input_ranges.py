@@ -11,6 +11,9 @@ embedding table, token-type ids a table of 2 rows, and an attention mask is 0/1.
   arithmetic (Sub, Mul, Add, Div, Where, Not, And, Or, Equal, comparison) before any Gather:
   values 0/1 — generated as a per-row prefix of ones (at least one) along the last axis,
   the shape of a padding mask, so no row is fully masked.
+* **pixels**: a ``uint8`` input of rank >= 3 that indexes no table — an 8-bit image (a
+  TensorFlow export's ``[N, H, W, 3]``): values in ``[0, 256)``. Checked before **mask**: the
+  image's Cast/Mul would otherwise read as a mask's arithmetic and give 0/1 pixels.
 * **unknown**: anything else keeps the historic ``[0, 10)``.
 """
 
@@ -67,6 +70,11 @@ def _integer_inputs(model: ModelProto) -> list[onnx.ValueInfoProto]:
     return result
 
 
+def _is_8bit_image(value: onnx.ValueInfoProto) -> bool:
+    tensor = value.type.tensor_type
+    return tensor.elem_type == onnx.TensorProto.UINT8 and len(tensor.shape.dim) >= 3
+
+
 def _table_rows(model: ModelProto, node: onnx.NodeProto, shapes: dict[str, tuple]) -> int | None:
     """Rows of a Gather's data along its axis, from a constant or a static shape."""
     axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
@@ -114,6 +122,8 @@ def integer_input_ranges(
         if tables:
             rows, where = min(tables)
             ranges[value.name] = InputRange(0, rows, "index", f"indexes Gather '{where}'")
+        elif _is_8bit_image(value):
+            ranges[value.name] = InputRange(0, 256, "pixels", "uint8 input of rank >= 3")
         elif "mask" in value.name.lower() or arithmetic is not None:
             reason = "name contains 'mask'" if "mask" in value.name.lower() else ""
             reason = reason or f"feeds arithmetic '{arithmetic}'"

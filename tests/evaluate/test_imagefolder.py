@@ -77,5 +77,21 @@ def test_bad_folders(tmp_path):
     two = [*SPECS, ("other", np.dtype(np.float32), [None, 2])]
     with pytest.raises(InputError, match="one input"):
         load_data(root, two)
-    with pytest.raises(InputError, match="float model input"):
+    with pytest.raises(InputError, match="float or uint8 model input"):
         load_data(root, [("input", np.dtype(np.int64), [None, 3, 4, 4])])
+
+
+def test_a_uint8_input_gets_raw_pixels_and_refuses_a_normalizing_spec(tmp_path):
+    """TensorFlow exports often take uint8 NHWC images: the folder is fed as its 8-bit pixels
+    (resampled values rounded), with a note; a spec that scales or normalizes is refused."""
+    root = _folder(tmp_path / "photos")
+    specs = [("image", np.dtype(np.uint8), ["batch", 4, 4, 3])]
+    data = load_data(root, specs)
+    pixels = data.inputs["image"]
+    assert pixels.dtype == np.uint8 and pixels.shape == (3, 4, 4, 3)
+    assert sorted({int(v) for v in np.unique(pixels)}) == [0, 255]  # the pure colours, unscaled
+    assert any("is uint8: images are fed as raw pixels" in note for note in data.notes)
+    for spec in ("scale = 0.5\n", "mean = [0.5, 0.5, 0.5]\nstd = [0.2, 0.2, 0.2]\n"):
+        (root / "preprocess.toml").write_text(spec)
+        with pytest.raises(InputError, match="is uint8, so it takes raw pixels"):
+            load_data(root, specs)

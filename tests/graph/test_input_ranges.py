@@ -62,3 +62,21 @@ def test_random_masks_are_padding_prefixes_and_indices_stay_in_range() -> None:
     assert (mask.sum(axis=1) < 9).any()  # some padding happens
     ids = random_integers(rng, (64, 9), np.dtype(np.int32), InputRange(0, 3, "index", ""))
     assert ids.dtype == np.int32 and ids.min() >= 0 and ids.max() == 2
+
+
+def test_an_8bit_image_gets_the_pixel_range_not_a_mask() -> None:
+    """uint8 [N, H, W, 3] -> Cast -> Mul: arithmetic, yet an image (values 0-255)."""
+    nodes = [
+        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["f", "one"], ["scaled"], name="rescale"),
+    ]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["b", 4, 4, 3])],
+        [helper.make_tensor_value_info("scaled", TensorProto.FLOAT, None)],
+        [const("one", np.ones((), np.float32))],
+    )
+    found = integer_input_ranges(model)["image"]
+    assert (found.low, found.high, found.kind) == (0, 256, "pixels")
+    values = random_integers(np.random.default_rng(0), (8, 4, 4, 3), np.dtype(np.uint8), found)
+    assert values.max() > 200  # the whole 8-bit range, not [0, 10)
