@@ -154,6 +154,17 @@ def token_agreement(candidate, reference, mask: np.ndarray | None = None) -> flo
     return float(100.0 * (agree * weights).sum() / total) if total else 100.0
 
 
+def has_token_input(input_specs) -> bool:
+    """Whether any ``(name, dtype, shape)`` is an integer input other than an 8-bit image
+    (``uint8`` of rank >= 3, a TensorFlow export's ``[N, H, W, 3]``): token ids, masks."""
+    for spec in input_specs:
+        dtype, shape = np.dtype(spec[1]), spec[2]
+        image = dtype == np.uint8 and shape is not None and len(shape) >= 3
+        if np.issubdtype(dtype, np.integer) and not image:
+            return True
+    return False
+
+
 def default_metric_name(
     input_specs: list[tuple], output_specs: list[tuple], has_labels: bool
 ) -> str:
@@ -171,8 +182,7 @@ def default_metric_name(
     """
     if has_labels:
         return "top1"
-    integer_input = any(np.issubdtype(np.dtype(spec[1]), np.integer) for spec in input_specs)
-    if integer_input and output_specs:
+    if has_token_input(input_specs) and output_specs:
         name, dtype, shape = output_specs[0][:3]
         rank = len(shape) if shape is not None else 0
         if np.issubdtype(np.dtype(dtype), np.floating) and rank >= 2:

@@ -13,7 +13,7 @@ import numpy as np
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import Dataset, load_data
-from onnxprune.evaluate.embedding import TEXT_METRICS, attention_mask
+from onnxprune.evaluate.embedding import TEXT_METRICS, attention_mask, has_token_input
 from onnxprune.evaluate.fidelity import NotApplicable
 from onnxprune.evaluate.registry import (
     KIND_CUSTOM,
@@ -170,10 +170,10 @@ def validate(
             if max_samples is not None:
                 dataset = dataset.take(max_samples)
             notes += dataset.notes
-            text_model = any(
-                np.issubdtype(np.asarray(array).dtype, np.integer)
-                for array in dataset.inputs.values()
-            )
+            text_model = has_token_input(
+                [(name, np.asarray(array).dtype, np.shape(array))
+                 for name, array in dataset.inputs.items()]
+            )  # fmt: skip
             chosen = select_metrics(metrics, dataset.has_labels, text_model)
             ref_out = run_dataset(reference, dataset, batch_size=batch_size, runner=ref_runner)
             cand_out = run_dataset(candidate, dataset, batch_size=batch_size, runner=cand_runner)

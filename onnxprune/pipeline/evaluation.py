@@ -712,11 +712,11 @@ def _default_metric(original, evaluation: Dataset, probe: ModelOutputs, *, real:
     (:func:`~onnxprune.evaluate.fidelity.default_reference_metric`; how much the output varies
     between inputs is read on ``real`` data only: a classifier shown Gaussian noise answers
     nearly the same logits to every input, which says nothing about what its output is)."""
-    from onnxprune.evaluate.embedding import default_metric_name
+    from onnxprune.evaluate.embedding import default_metric_name, has_token_input
 
     specs = [(name, array.dtype, list(array.shape)) for name, array in evaluation.inputs.items()]
     index = score_output_index(probe.arrays)
-    if any(np.issubdtype(dtype, np.integer) for _, dtype, _ in specs):
+    if has_token_input(specs):
         first = probe.arrays[index]
         outputs = [(probe.names[index], first.dtype, list(first.shape))]
         name = default_metric_name(specs, outputs, has_labels=False)

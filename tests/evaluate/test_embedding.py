@@ -94,6 +94,18 @@ def test_attention_mask_is_the_one_rank2_mask_input() -> None:
             False,
             "agreement",
         ),
+        (  # an 8-bit image is not token ids: a classifier, whatever its output is named
+            [("image", np.uint8, [None, 8, 8, 3])],
+            [("predictions", np.float32, [None, 10])],
+            False,
+            "agreement",
+        ),
+        (  # a uint8 token mask beside the ids still makes a text model
+            [("ids", np.int64, [None, None]), ("mask", np.uint8, [None, None])],
+            [("hidden", np.float32, [None, None, 8])],
+            False,
+            "embedding_cosine",
+        ),
         (
             [("ids", np.int64, [None, None])],
             [("hidden", np.float32, [None, None, 8])],
