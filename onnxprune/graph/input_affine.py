@@ -30,6 +30,8 @@ import numpy as np
 import onnx
 from onnx import ModelProto, TensorProto, numpy_helper
 
+from onnxprune.io.normalize import constant_tensor
+
 #: |y| a normalized image stays within (ImageNet mean/std puts 0–255 pixels in [−2.2, 2.7])
 NORMALIZED_LIMIT = 10.0
 _SCALE_OPS = {"Mul", "Div", "Add", "Sub"}
@@ -51,15 +53,22 @@ class InputAffine:
         return ", ".join(self.nodes)
 
 
-def _constant_protos(model: ModelProto) -> dict[str, TensorProto]:
-    """Initializers and Constant-node values by name, unconverted (converted only when read)."""
-    protos = {init.name: init for init in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.output:
-            for attribute in node.attribute:
-                if attribute.name == "value":
-                    protos[node.output[0]] = attribute.t
-    return protos
+def _constant_lookup(model: ModelProto):
+    """``name -> TensorProto | None`` over initializers and main-graph ``Constant`` nodes
+    (:func:`onnxprune.io.normalize.constant_tensor`), each converted only when asked for."""
+    initializers = {init.name: init for init in model.graph.initializer}
+    nodes = {
+        node.output[0]: node
+        for node in model.graph.node
+        if node.op_type == "Constant" and len(node.output) == 1
+    }
+
+    def lookup(name: str) -> TensorProto | None:
+        if name in initializers:
+            return initializers[name]
+        return constant_tensor(nodes[name]) if name in nodes else None
+
+    return lookup
 
 
 def _small_constant(proto: TensorProto | None) -> np.ndarray | None:
@@ -84,7 +93,7 @@ def _per_channel(value: np.ndarray) -> np.ndarray | None:
 def input_affine(model: ModelProto, name: str) -> InputAffine | None:
     """The composed map of the elementwise chain from graph input ``name`` (module doc), or
     None when its first node is not part of such a chain."""
-    constants = _constant_protos(model)
+    constant_of = _constant_lookup(model)
     readers: dict[str, list] = {}
     for node in model.graph.node:
         for tensor in set(node.input):
@@ -104,7 +113,7 @@ def input_affine(model: ModelProto, name: str) -> InputAffine | None:
             break
         first, second = node.input
         other, reversed_operands = (second, False) if first == current else (first, True)
-        value = _small_constant(constants.get(other))
+        value = _small_constant(constant_of(other))
         constant = None if value is None else _per_channel(value)
         if constant is None or (node.op_type == "Div" and (reversed_operands or 0 in constant)):
             break

@@ -152,3 +152,16 @@ def test_a_spec_with_scale_or_mean_std_wins_over_the_graph(tmp_path, spec, large
     data = load_data(folder, model_input_specs(keras), pixel_scales=image_pixel_scales(keras))
     assert data.inputs["x"].max() <= largest
     assert not any("normalizes its input" in note for note in data.notes)
+
+
+def test_constants_from_constant_nodes_count_too():
+    """An exporter may write the scale as a Constant node (value_float) instead of an
+    initializer: the chain reads it the same way."""
+    model = _chain_model(MOBILENET)
+    divisor = next(init for init in model.graph.initializer if init.name == "k0")
+    model.graph.initializer.remove(divisor)
+    model.graph.node.insert(0, helper.make_node("Constant", [], ["k0"], value_float=127.5))
+    affine = input_affine(model, "x")
+    assert affine is not None and affine.nodes == ["Div", "Sub"]
+    np.testing.assert_allclose(affine.scale, [1 / 127.5])
+    assert expected_pixel_scale(model, "x")[0] == 1.0
