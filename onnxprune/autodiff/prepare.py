@@ -4,7 +4,7 @@
 :func:`modern_opset_copy`. Contract of the opset step: a model whose default-domain opset is
 below ``FULL_GRADIENT_OPSET`` (16) is converted to ``CONVERT_TO`` (17) by the ONNX version
 converter (IR-3 weights listed as inputs become plain initializers first,
-:func:`~onnxprune.io.normalize.lift_ir3_initializers`). Why: the backward graph and the losses
+:func:`~onnxprune.io.normalize.lift_initializer_inputs`). Why: the backward graph and the losses
 are written in the ops of recent opsets — ``Slice``/``Pad`` bounds as inputs (10/11), ``Gemm``
 without C (11), ``ScatterElements`` (11) and its ``reduction="add"`` (16: the gradient of a
 MaxPool whose windows overlap, as in every ResNet stem), ``Where`` and ``ConstantOfShape`` (9),
@@ -27,7 +27,7 @@ from onnx import ModelProto
 
 from onnxprune.autodiff.precision import float32_copy
 from onnxprune.errors import InputError
-from onnxprune.io.normalize import lift_ir3_initializers
+from onnxprune.io.normalize import lift_initializer_inputs
 
 MIN_GRADIENT_OPSET = 13
 FULL_GRADIENT_OPSET = 16
@@ -49,7 +49,7 @@ def modern_opset_copy(model: ModelProto) -> ModelProto:
 
     source = ModelProto()
     source.CopyFrom(model)
-    lift_ir3_initializers(source)
+    lift_initializer_inputs(source)
     try:
         converted = version_converter.convert_version(source, CONVERT_TO)
         _restore_names(source, converted)

@@ -22,8 +22,8 @@ def normalize_model(model: ModelProto) -> ModelProto:
     """Return a normalized copy of ``model`` (the argument is not modified).
 
     0. :func:`~onnxprune.io.bitmask.decode_bitmask` (weights onnxprune stored as bitmask +
-    non-zeros become dense initializers again), 1. :func:`lift_ir3_initializers` (IR 3 models
-    become IR 4), 2. :func:`constants_to_initializers`, 3. :func:`drop_dead_nodes`,
+    non-zeros become dense initializers again), 1. :func:`lift_initializer_inputs` (weights
+    listed as graph inputs become constants, IR 3 becomes IR 4), 2. :func:`constants_to_initializers`, 3. :func:`drop_dead_nodes`,
     4. :func:`drop_unused_initializers`, 5. :func:`drop_stale_value_info`, on the main graph.
     """
     from onnxprune.io.bitmask import decode_bitmask
@@ -32,7 +32,7 @@ def normalize_model(model: ModelProto) -> ModelProto:
     normalized.CopyFrom(model)
     graph = normalized.graph
     decode_bitmask(graph)
-    lift_ir3_initializers(normalized)
+    lift_initializer_inputs(normalized)
     constants_to_initializers(graph)
     drop_dead_nodes(graph)
     drop_unused_initializers(graph)
@@ -40,25 +40,42 @@ def normalize_model(model: ModelProto) -> ModelProto:
     return normalized
 
 
-def lift_ir3_initializers(model: ModelProto) -> bool:
-    """Make an IR-3 model an IR-4 one in place; True when it was IR 3.
-
-    Contract: IR 3 requires every initializer to be listed as a graph input as well, so every
-    weight is formally an input a caller may override, and every pass that adds a weight would
-    have to add an input too. ONNX Model Zoo models of opsets 7–8 (MXNet, Caffe2, CNTK and old
-    PyTorch exports) are IR 3. From IR 4 on an initializer need not be an input; ONNX Runtime
-    constant-folds only those that are not (it warns about the others). The lifted model lists
-    only the inputs that have no initializer and declares IR 4; its opsets, nodes and weights are
-    unchanged, so it computes the same outputs. onnxprune writes its results as IR 4.
-    """
-    if model.ir_version >= 4:
-        return False
+def weight_inputs(model: ModelProto) -> list[str]:
+    """Names of the main graph's inputs that only declare an initializer of the same name."""
     weights = {tensor.name for tensor in model.graph.initializer}
-    inputs = [value for value in model.graph.input if value.name not in weights]
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    model.ir_version = 4
-    return True
+    return [value.name for value in model.graph.input if value.name in weights]
+
+
+def lift_initializer_inputs(model: ModelProto) -> int:
+    """Make weights listed as graph inputs constants, in place; returns how many were lifted.
+
+    Contract: IR 3 requires every initializer to be listed as a graph input as well (ONNX Model
+    Zoo models of opsets 7–8: MXNet, Caffe2, CNTK and old PyTorch exports), and later exports
+    may still list them (PyTorch's ``keep_initializers_as_inputs=True``, some converters). Such
+    an input makes its weight a default a caller may override, so every pass that adds or
+    reshapes a weight would have to add or reshape an input too, and sub-models built from the
+    graph would ask to be fed the weight. ONNX Runtime constant-folds only initializers that are
+    not inputs (it warns about the others). The lifted model lists only the inputs that have
+    no initializer and declares at least IR 4 (where an initializer need not be an input); its
+    opsets, nodes and weights are unchanged, so it computes the same outputs.
+    """
+    lifted = set(weight_inputs(model))
+    if lifted:
+        inputs = [value for value in model.graph.input if value.name not in lifted]
+        del model.graph.input[:]
+        model.graph.input.extend(inputs)
+    if model.ir_version < 4:
+        model.ir_version = 4
+    return len(lifted)
+
+
+def lifted_note(count: int) -> str:
+    """The note a door records when :func:`lift_initializer_inputs` lifted ``count`` weights."""
+    return (
+        f"{count} weight(s) were also listed as graph inputs (IR 3, or an export that keeps "
+        "initializers as inputs); they are constants now and the model is written without "
+        "those inputs (same opsets and outputs)"
+    )
 
 
 def constant_tensor(node: NodeProto) -> TensorProto | None:
@@ -93,7 +110,7 @@ def constants_to_initializers(graph: GraphProto) -> int:
     """Replace main-graph Constant nodes by initializers of the same name; returns how many.
 
     A Constant whose output is also a graph output stays a node (graph outputs are produced by
-    nodes). The graph is IR 4 or newer (:func:`lift_ir3_initializers` runs first), where an
+    nodes). The graph is IR 4 or newer (:func:`lift_initializer_inputs` runs first), where an
     initializer need not be a graph input.
     """
     outputs = {value.name for value in graph.output}

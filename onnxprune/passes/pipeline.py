@@ -10,7 +10,7 @@ from onnx import ModelProto
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxprune.errors import InputError
-from onnxprune.io.normalize import lift_ir3_initializers
+from onnxprune.io.normalize import lift_initializer_inputs, lifted_note, weight_inputs
 from onnxprune.io.provenance import mark_made_by
 from onnxprune.passes._shapes import apply_value_infos, infer_value_infos, skeleton
 from onnxprune.passes.context import PassContext, PreprocessResult
@@ -153,9 +153,9 @@ def preprocess(
         raise InputError(f"preprocess expects an onnx.ModelProto, got {type(model).__name__}")
     _check_input_shapes(model, input_shapes)
     _check_passes(passes)
-    lifted = _lifted_ir3(model)
+    lifted = _lifted_weights(model)
     if lifted is not None:
-        model = lifted
+        model, lifted_count = lifted
     result, opset = _run(model, input_shapes, passes, allow_opset_raise=True)
     if opset != _default_opset(model) and not _validates(result.model) and _validates(model):
         result, _ = _run(model, input_shapes, passes, allow_opset_raise=False)
@@ -171,24 +171,21 @@ def preprocess(
             notes=[*result.notes, *(n for n in again.notes if n not in result.notes)],
             applied={k: v or again.applied.get(k, False) for k, v in result.applied.items()},
         )
-    if lifted is not None:
-        result.notes.append(
-            "IR version 3 model: its weights were listed as graph inputs; they are constants "
-            "now and the model is written as IR 4 (same opsets and outputs)"
-        )
+    if lifted is not None and lifted_count:
+        result.notes.append(lifted_note(lifted_count))
     mark_made_by(result.model, "preprocess")
     return result
 
 
-def _lifted_ir3(model: ModelProto) -> ModelProto | None:
-    """An IR-4 copy of an IR-3 ``model`` (:func:`onnxprune.io.normalize.lift_ir3_initializers`),
-    or None when it is IR 4 or newer."""
-    if model.ir_version >= 4:
+def _lifted_weights(model: ModelProto) -> tuple[ModelProto, int] | None:
+    """A copy of ``model`` whose weights listed as graph inputs are constants, and how many
+    (:func:`onnxprune.io.normalize.lift_initializer_inputs`); None when there is nothing to
+    lift and the model is IR 4 or newer."""
+    if model.ir_version >= 4 and not weight_inputs(model):
         return None
     lifted = ModelProto()
     lifted.CopyFrom(model)
-    lift_ir3_initializers(lifted)
-    return lifted
+    return lifted, lift_initializer_inputs(lifted)
 
 
 def _changed(result: PreprocessResult) -> bool:

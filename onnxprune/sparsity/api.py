@@ -50,6 +50,7 @@ from onnx import ModelProto, numpy_helper
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import calibration_data
 from onnxprune.io import load_model, normalize_model
+from onnxprune.io.normalize import lifted_note, weight_inputs
 from onnxprune.passes import preprocess
 from onnxprune.passes.expand_runtime_fusions import expanded_model
 from onnxprune.sensitivity.metrics import resolve_smooth_drop_metric
@@ -311,6 +312,8 @@ def sparsify(
     )
     _check_something_to_sparsify(normalized, targets)
     notes: list[str] = list(getattr(data, "notes", []))  # what loading the data decided
+    if lifted := len(weight_inputs(source)):
+        notes.append(lifted_note(lifted))
     if nm is not None:
         _drop_non_nm(targets, nm)
     permutation = None

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxprune.io import normalize_model
-from onnxprune.io.normalize import constant_tensor
+from onnxprune.io.normalize import constant_tensor, lift_initializer_inputs, weight_inputs
 from tests.io.tiny_models import make_model, run, weight
 
 X = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
@@ -55,6 +55,23 @@ def test_ir3_model_becomes_ir4_without_weight_inputs():
     assert [v.name for v in normalized.graph.input] == ["x"]
     onnx.checker.check_model(normalized, full_check=True)
     np.testing.assert_allclose(run(normalized, FEEDS)[0], run(model, FEEDS)[0], rtol=1e-6)
+
+
+def test_weights_kept_as_inputs_at_a_modern_ir_become_constants():
+    """PyTorch's keep_initializers_as_inputs=True at IR 8: the weight input goes, IR stays."""
+    model = paddle_style_model(ir_version=8)
+    model.graph.node[3].output[0] = "sum"
+    model.graph.node.append(helper.make_node("Mul", ["sum", "scale"], ["y"]))
+    scale = np.full(3, 2.0, np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(scale, "scale"))
+    model.graph.input.append(helper.make_tensor_value_info("scale", TensorProto.FLOAT, [3]))
+    assert weight_inputs(model) == ["scale"]
+    normalized = normalize_model(model)
+    assert normalized.ir_version == 8 and [v.name for v in normalized.graph.input] == ["x"]
+    assert "scale" in {tensor.name for tensor in normalized.graph.initializer}
+    assert weight_inputs(model) == ["scale"]  # the argument is not modified
+    np.testing.assert_allclose(run(normalized, FEEDS)[0], run(model, FEEDS)[0], rtol=1e-6)
+    assert lift_initializer_inputs(paddle_style_model(ir_version=8)) == 0
 
 
 @pytest.mark.parametrize(
