@@ -69,7 +69,13 @@ from onnxprune.sparsity.patterns import (
 from onnxprune.sparsity.permutation import PermutedModel, check_saliency, permute_for_nm
 from onnxprune.sparsity.plan import whole_model_counts
 from onnxprune.sparsity.reconstruct import LayerJob, mask_from_scores, reconstruct_sequential
-from onnxprune.sparsity.targets import DEFAULT_MIN_SIZE, SparseLayer, TargetSet, find_layers
+from onnxprune.sparsity.targets import (
+    DEFAULT_MIN_SIZE,
+    SparseLayer,
+    TargetSet,
+    find_layers,
+    fold_computed_weights,
+)
 
 Progress = Callable[[str], None]
 
@@ -300,6 +306,8 @@ def sparsify(
     source = load_model(model)
     data = calibration_data(data, source, seed=seed)
     normalized = expanded_model(normalize_model(source))  # ONNX Runtime's fused ops: standard
+    # weights behind Transpose/Cast/... of a constant: fold them into initializers
+    normalized, computed = fold_computed_weights(normalized)
     if permute:
         say("preprocessing (constants folded, BatchNorm fused) for the channel analysis")
         normalized = preprocess(normalized).model
@@ -314,6 +322,12 @@ def sparsify(
     notes: list[str] = list(getattr(data, "notes", []))  # what loading the data decided
     if lifted := len(weight_inputs(source)):
         notes.append(lifted_note(lifted))
+    if computed:
+        notes.append(
+            f"{len(computed)} layer(s) computed their weight from constants in the graph (an "
+            f"export without constant folding, e.g. '{computed[0]}'); the constants were folded "
+            "into stored weights, which the written model keeps"
+        )
     if nm is not None:
         _drop_non_nm(targets, nm)
     permutation = None

@@ -13,7 +13,7 @@ import numpy as np
 from onnx import ModelProto, numpy_helper
 
 from onnxprune.sparsity.patterns import holds_nm
-from onnxprune.sparsity.targets import find_layers
+from onnxprune.sparsity.targets import find_layers, fold_computed_weights
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,10 @@ class LayerSparsity:
 
 
 def weight_sparsity(model: ModelProto, *, n: int = 2, m: int = 4) -> list[LayerSparsity]:
-    """One row per weight layer, in graph order (sparse initializers are read too)."""
+    """One row per weight layer, in graph order (sparse initializers are read too; weights
+    computed from constants, as an export without constant folding writes them, are read
+    folded: :func:`~onnxprune.sparsity.targets.fold_computed_weights`)."""
+    model, _ = fold_computed_weights(model)
     arrays = {init.name: init for init in model.graph.initializer}
     sparse = {s.values.name: s for s in model.graph.sparse_initializer}
     probe = ModelProto()

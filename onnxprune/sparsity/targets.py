@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from onnx import ModelProto, TensorProto
+from onnx import AttributeProto, ModelProto, TensorProto
 
 from onnxprune.analysis.graph_view import GraphView, NodeView, ensure_node_names
 from onnxprune.calibrate.im2col import ConvGeometry
@@ -40,6 +40,9 @@ from onnxprune.calibrate.im2col import ConvGeometry
 DEFAULT_MIN_SIZE = 1024
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+_RANDOM = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
+           "Bernoulli"}  # fmt: skip
+_SUBGRAPH_TYPES = (AttributeProto.GRAPH, AttributeProto.GRAPHS)
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,51 @@ def _describe(node: NodeView, view: GraphView) -> tuple[SparseLayer | None, str]
         )  # fmt: skip
         return layer, ""
     return None, "no constant operand"
+
+
+def computed_weights(model: ModelProto) -> list[str]:
+    """Names of the Conv/ConvTranspose/Gemm/MatMul nodes whose weight operand is *computed* from
+    constants in the graph rather than stored (an export without constant folding writes
+    ``MatMul(x, Transpose(W))``): folding those constants gives the layer a weight to sparsify.
+
+    A tensor is constant-computed when it is not an initializer and its producer is a node of
+    the main graph without subgraphs, not random, whose every input is an initializer or
+    constant-computed; Constant nodes count as initializers (:func:`onnxprune.io.normalize_model`
+    has turned them into initializers before this is asked).
+    """
+    stored = {init.name for init in model.graph.initializer}
+    computed: set[str] = set()
+    for node in model.graph.node:  # topological order
+        if node.op_type in _RANDOM or any(a.type in _SUBGRAPH_TYPES for a in node.attribute):
+            continue
+        inputs = [name for name in node.input if name]
+        if inputs and all(name in stored or name in computed for name in inputs):
+            computed.update(name for name in node.output if name)
+    names = []
+    for node in model.graph.node:
+        if node.op_type not in WEIGHT_OPS or node.domain not in ("", "ai.onnx"):
+            continue
+        operands = list(node.input[:2]) if node.op_type == "MatMul" else list(node.input[1:2])
+        if any(name in computed for name in operands):
+            names.append(node.name)
+    return names
+
+
+#: The passes that turn weights computed from constants into stored ones (nothing else changes).
+FOLD_PASSES = ("constants_to_initializers", "fold_constants")
+
+
+def fold_computed_weights(model: ModelProto) -> tuple[ModelProto, list[str]]:
+    """``model`` with the constants behind :func:`computed_weights` folded into initializers
+    (the same function; ``model`` itself is not modified), and those layers' node names. A
+    model without such layers, or with sparse initializers (not folded), comes back as it is.
+    """
+    from onnxprune.passes import preprocess
+
+    computed = computed_weights(model)
+    if not computed or model.graph.sparse_initializer:
+        return model, []
+    return preprocess(model, passes=FOLD_PASSES).model, computed
 
 
 def _matches(layer_node: str, weight: str, patterns: tuple[str, ...] | list[str]) -> bool:

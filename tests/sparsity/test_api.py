@@ -242,3 +242,36 @@ def test_nm_coverage_bad_input(model, data, options, message):
     options = {"data": data, **options}
     with pytest.raises(InputError, match=message):
         sparsify(model, **options)
+
+
+def _weight_behind_a_transpose(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with MatMul mm's weight stored transposed and transposed back by a node (what
+    an export without constant folding writes)."""
+    changed = onnx.ModelProto()
+    changed.CopyFrom(model)
+    graph = changed.graph
+    stored = next(init for init in graph.initializer if init.name == "wmm")
+    value = onnx.numpy_helper.to_array(stored)
+    stored.CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(value.T), "wmm_t"))
+    transpose = onnx.helper.make_node("Transpose", ["wmm_t"], ["wmm"], name="t", perm=[1, 0])
+    graph.node.insert(0, transpose)
+    onnx.checker.check_model(changed, full_check=True)
+    return changed
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "obs"])
+def test_weights_computed_from_constants_are_folded_and_sparsified(model, data, criterion):
+    from onnxprune.sparsity.targets import computed_weights
+
+    unfolded = _weight_behind_a_transpose(model)
+    assert computed_weights(unfolded) == ["mm"] and computed_weights(model) == []
+    assert find_layers(unfolded).total_weights < find_layers(model).total_weights
+    assert weight_sparsity(unfolded) == weight_sparsity(model)  # inspect reads it folded
+    expected = sparsify(model, 0.5, criterion=criterion, data=data)
+    result = sparsify(unfolded, 0.5, criterion=criterion, data=data)
+    assert result.total_weights == expected.total_weights
+    assert result.total_zeros == expected.total_zeros
+    assert _zeros(result.model, "mm") == _zeros(expected.model, "mm") > 0
+    assert "Transpose" not in {node.op_type for node in result.model.graph.node}
+    assert any("folded" in note for note in result.notes)
+    np.testing.assert_allclose(run(result.model, data), run(expected.model, data), atol=1e-4)
