@@ -153,18 +153,65 @@ def image_pixel_scales(model: ModelProto) -> dict[str, tuple[float, str]]:
     """``{input name: (scale, why)}`` for every float rank-4 graph input whose graph normalizes
     raw pixels itself (:func:`expected_pixel_scale`); the image loaders use it as the default
     pixel scale when the preprocessing spec sets no scale, mean or std."""
-    initializers = {init.name for init in model.graph.initializer}
     scales = {}
+    for name in _image_inputs(model):
+        scale, why = expected_pixel_scale(model, name)
+        if scale is not None:
+            scales[name] = (scale, why)
+    return scales
+
+
+def _values(array: np.ndarray) -> str:
+    """One value when every channel has it, else the per-channel list (3 significant digits)."""
+    flat = np.asarray(array, dtype=np.float64).reshape(-1)
+    if np.allclose(flat, flat[0]):
+        return f"{flat[0]:.3g}"
+    return "[" + ", ".join(f"{v:.3g}" for v in flat) + "]"
+
+
+def _image_inputs(model: ModelProto) -> list[str]:
+    """Float graph inputs of rank 4 (or unknown rank) that are not initializers."""
+    initializers = {init.name for init in model.graph.initializer}
+    names = []
     for value in model.graph.input:
         tensor = value.type.tensor_type
         if value.name in initializers or tensor.elem_type not in _FLOAT_TYPES:
             continue
         if tensor.HasField("shape") and len(tensor.shape.dim) != 4:
             continue
-        scale, why = expected_pixel_scale(model, value.name)
-        if scale is not None:
-            scales[value.name] = (scale, why)
-    return scales
+        names.append(value.name)
+    return names
+
+
+def preprocessing_notes(model: ModelProto) -> list[str]:
+    """One line per image input whose graph starts with an affine chain (:func:`input_affine`):
+    the composed map, where pixels 0–255 and 0–1 land, and what the image-folder loaders make
+    of it (``inspect`` prints it, so a user knows what the model's own graph already does)."""
+    notes = []
+    for name in _image_inputs(model):
+        affine = input_affine(model, name)
+        if affine is None:
+            continue
+        scale, shift = affine.scale, affine.shift
+        raw = (float(np.minimum(shift, scale * 255 + shift).min()),
+               float(np.maximum(shift, scale * 255 + shift).max()))  # fmt: skip
+        unit = (float(np.minimum(shift, scale + shift).min()),
+                float(np.maximum(shift, scale + shift).max()))  # fmt: skip
+        found, _ = expected_pixel_scale(model, name)
+        verdict = (
+            "image folders feed it raw pixels (scale 1) unless preprocess.toml sets scale, "
+            "mean or std"
+            if found is not None
+            else "this concludes nothing about the pixel range: image folders feed pixels "
+            "scaled by 1/255 unless preprocess.toml says otherwise"
+        )
+        notes.append(
+            f"input '{name}': the graph maps it by y = a·x + b before its first layer "
+            f"({affine.describe()}; a = {_values(scale)}, b = {_values(shift)}): pixels 0–255 "
+            f"become [{raw[0]:.3g}, {raw[1]:.3g}], pixels 0–1 [{unit[0]:.3g}, {unit[1]:.3g}]; "
+            + verdict
+        )
+    return notes
 
 
 def pixel_scales_of(model: ModelProto | str | os.PathLike) -> dict[str, tuple[float, str]]:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from onnx import ModelProto, ValueInfoProto
 
+from onnxprune.graph.input_affine import preprocessing_notes
 from onnxprune.graph.shapes import elem_type_name
 from onnxprune.io.tensors import element_count
 from onnxprune.stats.inference import real_inputs
@@ -140,7 +141,10 @@ def summarize(model: ModelProto, input_shapes: dict[str, list[int]] | None = Non
         layers=layers,
         nodes=len(model.graph.node),
         input_shapes=macs.input_shapes,
-        notes=[n for n in macs.notes if "was set to 1" not in n],
+        notes=[
+            *(n for n in macs.notes if "was set to 1" not in n),
+            *preprocessing_notes(model),
+        ],
         macs_unknown=dynamic_dims_hint(model, input_shapes or {}),
     )
 

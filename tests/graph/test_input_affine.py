@@ -165,3 +165,18 @@ def test_constants_from_constant_nodes_count_too():
     assert affine is not None and affine.nodes == ["Div", "Sub"]
     np.testing.assert_allclose(affine.scale, [1 / 127.5])
     assert expected_pixel_scale(model, "x")[0] == 1.0
+
+
+def test_inspect_notes_describe_the_graphs_own_preprocessing():
+    """``inspect`` (the model summary) names the chain, the composed map, where pixels land
+    and what the image loaders do; a model without a chain gets no such note."""
+    from onnxprune.graph.input_affine import preprocessing_notes
+    from onnxprune.stats import summarize
+
+    (keras,) = preprocessing_notes(_chain_model(KERAS, "NHWC"))
+    assert "(Mul, Add, Mul; a = [0.0171, 0.0175, 0.0174], b = [-2.12, -2.04, -1.8])" in keras
+    assert "pixels 0–255 become [-2.12, 2.64]" in keras and "raw pixels (scale 1)" in keras
+    (torch_style,) = preprocessing_notes(_chain_model(TORCH_IN_GRAPH, "NCHW"))
+    assert "pixels 0–1 [-2.12, 2.64]" in torch_style and "concludes nothing" in torch_style
+    assert preprocessing_notes(_chain_model([], "NCHW")) == []
+    assert keras in summarize(_chain_model(KERAS, "NHWC")).notes
