@@ -306,7 +306,7 @@ def sparsify(
     source = load_model(model)
     data = calibration_data(data, source, seed=seed)
     normalized = expanded_model(normalize_model(source))  # ONNX Runtime's fused ops: standard
-    # weights behind Transpose/Cast/... of a constant: fold them into initializers
+    # weights behind Transpose, Reshape, ... of a constant: fold them into initializers
     normalized, computed = fold_computed_weights(normalized)
     if permute:
         say("preprocessing (constants folded, BatchNorm fused) for the channel analysis")

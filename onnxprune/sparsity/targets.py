@@ -40,8 +40,10 @@ from onnxprune.calibrate.im2col import ConvGeometry
 DEFAULT_MIN_SIZE = 1024
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-_RANDOM = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
-           "Bernoulli"}  # fmt: skip
+# Random ops have no fixed value; a Cast (float16 weights cast to float32) would be folded into
+# wider stored weights, so the file would grow: those layers stay unsupported.
+_NOT_FOLDED = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
+               "Multinomial", "Bernoulli", "Cast", "CastLike"}  # fmt: skip
 _SUBGRAPH_TYPES = (AttributeProto.GRAPH, AttributeProto.GRAPHS)
 
 
@@ -216,14 +218,14 @@ def computed_weights(model: ModelProto) -> list[str]:
     ``MatMul(x, Transpose(W))``): folding those constants gives the layer a weight to sparsify.
 
     A tensor is constant-computed when it is not an initializer and its producer is a node of
-    the main graph without subgraphs, not random, whose every input is an initializer or
-    constant-computed; Constant nodes count as initializers (:func:`onnxprune.io.normalize_model`
+    the main graph without subgraphs, not random and not a ``Cast`` (folding a float16 weight's
+    cast would store it wider), whose every input is an initializer or constant-computed; Constant nodes count as initializers (:func:`onnxprune.io.normalize_model`
     has turned them into initializers before this is asked).
     """
     stored = {init.name for init in model.graph.initializer}
     computed: set[str] = set()
     for node in model.graph.node:  # topological order
-        if node.op_type in _RANDOM or any(a.type in _SUBGRAPH_TYPES for a in node.attribute):
+        if node.op_type in _NOT_FOLDED or any(a.type in _SUBGRAPH_TYPES for a in node.attribute):
             continue
         inputs = [name for name in node.input if name]
         if inputs and all(name in stored or name in computed for name in inputs):

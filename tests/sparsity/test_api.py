@@ -275,3 +275,17 @@ def test_weights_computed_from_constants_are_folded_and_sparsified(model, data, 
     assert "Transpose" not in {node.op_type for node in result.model.graph.node}
     assert any("folded" in note for note in result.notes)
     np.testing.assert_allclose(run(result.model, data), run(expected.model, data), atol=1e-4)
+
+
+def test_a_float16_weight_cast_to_float_is_not_folded(model):
+    """Folding the Cast would store the weight as float32: the file would grow."""
+    from onnxprune.sparsity.targets import computed_weights
+
+    changed = onnx.ModelProto()
+    changed.CopyFrom(model)
+    stored = next(init for init in changed.graph.initializer if init.name == "wmm")
+    value = onnx.numpy_helper.to_array(stored).astype(np.float16)
+    stored.CopyFrom(onnx.numpy_helper.from_array(value, "wmm_half"))
+    cast = onnx.helper.make_node("Cast", ["wmm_half"], ["wmm"], name="c", to=1)
+    changed.graph.node.insert(0, cast)
+    assert computed_weights(changed) == []
