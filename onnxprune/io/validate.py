@@ -8,7 +8,8 @@ first, each a function of its own (:data:`MODEL_CHECKS`):
 * header — IR version >= 3 (older IR versions predate opset imports; ONNX Runtime rejects them);
 * names — graph inputs, outputs, initializers and value_info have non-empty, unique names; no
   tensor is produced twice (SSA: a node output that is also a graph input, an initializer or
-  another node's output);
+  another node's output); repeated ``value_info`` entries (annotations, which onnxslim writes
+  twice) are merged in place instead of refused;
 * topology — every node input is defined (graph input, initializer, an earlier node's output, or
   an outer-scope name for subgraphs); every graph output has a producer; no cycles. Kahn's
   algorithm (iterative) orders the nodes; an acyclic graph listed out of order is re-ordered
@@ -98,7 +99,7 @@ def validate_model(model: ModelProto, label: str) -> None:
     """Raise ModelLoadError (one line) when ``model`` is not a usable ONNX model.
 
     ``model`` is the caller's own copy: a graph listed out of topological order is re-ordered
-    in place, nothing else is changed. ``label`` (the file path) is named in the message.
+    in place and repeated ``value_info`` annotations are merged; nothing else is changed. ``label`` (the file path) is named in the message.
     """
     try:
         for check in MODEL_CHECKS:
@@ -171,9 +172,35 @@ def check_header(model: ModelProto) -> None:
 # --- names and topology ----------------------------------------------------------------------
 
 
+def merge_value_info(graph: GraphProto) -> int:
+    """Keep one ``value_info`` entry per tensor name, in place; returns how many were dropped.
+
+    ``value_info`` only annotates the types and shapes of intermediate tensors; ONNX's checker
+    and ONNX Runtime accept repeated entries, and onnxslim (which ultralytics runs on its
+    exports) writes every annotation twice. Identical repeats collapse to the first entry; a
+    name whose entries disagree loses all of them (shape inference derives it again).
+    """
+    entries: dict[str, list[onnx.ValueInfoProto]] = {}
+    for value in graph.value_info:
+        entries.setdefault(value.name, []).append(value)
+    if all(len(found) == 1 for found in entries.values()):
+        return 0
+    kept = []
+    for found in entries.values():
+        first = found[0].SerializeToString(deterministic=True)
+        if all(v.SerializeToString(deterministic=True) == first for v in found[1:]):
+            kept.append(found[0])
+    dropped = len(graph.value_info) - len(kept)
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return dropped
+
+
 def check_names(model: ModelProto) -> None:
-    """Non-empty unique names on graph inputs/outputs/initializers/value_info; SSA outputs."""
+    """Non-empty unique names on graph inputs/outputs/initializers; SSA outputs; repeated
+    ``value_info`` entries merged in place (:func:`merge_value_info`)."""
     graph = model.graph
+    merge_value_info(graph)
     for kind, values in (
         ("graph input", graph.input),
         ("graph output", graph.output),

@@ -168,6 +168,28 @@ def _empty_value_info_name(m, rng):
     return m
 
 
+@mutation("repeated_value_info")
+def _repeated_value_info(m, rng):
+    """Valid once merged: every annotation written twice, as onnxslim writes them."""
+    entries = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 8, 8, 8])
+        for name in ("c1", "r1", "c2")
+    ]
+    m.graph.value_info.extend(entries + entries)
+    return m
+
+
+@mutation("conflicting_value_info")
+def _conflicting_value_info(m, rng):
+    """Valid once the disagreeing annotations of 'r1' are dropped (inference re-derives it)."""
+    m.graph.value_info.extend([
+        helper.make_tensor_value_info("r1", TensorProto.FLOAT, ["N", 8, 8, 8]),
+        helper.make_tensor_value_info("r1", TensorProto.FLOAT, ["N", 8, 4, 4]),
+        helper.make_tensor_value_info("c1", TensorProto.FLOAT, ["N", 8, 8, 8]),
+    ])  # fmt: skip
+    return m
+
+
 @mutation("empty_output_name")
 def _empty_output_name(m, rng):
     m.graph.output[0].name = ""

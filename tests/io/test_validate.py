@@ -62,6 +62,8 @@ VALID = [
     "minus_one_batch",
     "inf_weights",
     "opset_1",
+    "repeated_value_info",
+    "conflicting_value_info",
 ]
 
 
@@ -96,6 +98,15 @@ def test_out_of_order_graph_is_reordered_and_checks() -> None:
     model = load_model(_mutated("nodes_out_of_order"))
     assert [node.name for node in model.graph.node] == [n.name for n in base_model().graph.node]
     onnx.checker.check_model(model, full_check=True)
+
+
+def test_repeated_value_info_is_merged_and_conflicting_entries_dropped() -> None:
+    """onnxslim writes every value_info twice; ONNX's checker and ONNX Runtime accept it."""
+    merged = load_model(_mutated("repeated_value_info"))
+    assert [v.name for v in merged.graph.value_info] == ["c1", "r1", "c2"]
+    onnx.checker.check_model(merged, full_check=True)
+    dropped = load_model(_mutated("conflicting_value_info"))
+    assert [v.name for v in dropped.graph.value_info] == ["c1"]
 
 
 def test_unknown_but_legal_shapes_stay_valid() -> None:
