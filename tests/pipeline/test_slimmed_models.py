@@ -16,7 +16,7 @@ from onnxprune.analysis import analyze
 from onnxprune.cli import cli
 from onnxprune.io import load_model
 from onnxprune.passes import preprocess
-from tests.oracle import assert_mask_equivalent, random_feeds, random_removal
+from tests.oracle import prove_random_removals, random_feeds
 
 
 @pytest.fixture(scope="module", params=["resnet18", "mobilenetv2", "bert"])
@@ -36,10 +36,7 @@ def test_same_prunable_share_and_mask_equivalent(slimmed):
     analysis, reference = _analysis(path), _analysis(plain)
     assert analysis.prunable_macs() == reference.prunable_macs() > 0
     assert analysis.total_macs == reference.total_macs
-    assert_mask_equivalent(
-        analysis, random_removal(analysis, seed=0),
-        feeds=random_feeds(analysis.model, 2, 0), tol=1e-4,
-    )  # fmt: skip
+    assert prove_random_removals(analysis, seeds=2) == "ok"
 
 
 @pytest.mark.parametrize(
