@@ -150,7 +150,7 @@ def load_annotated_folder(
     from PIL import Image, UnidentifiedImageError
 
     from onnxprune.evaluate.data import Dataset, expected_shape
-    from onnxprune.evaluate.imagefolder import IMAGE_SUFFIXES
+    from onnxprune.evaluate.imagefolder import IMAGE_SUFFIXES, the_image_input
     from onnxprune.evaluate.preprocess import (
         as_input_type,
         image_geometry,
@@ -160,12 +160,9 @@ def load_annotated_folder(
         transform,
     )
 
-    if len(input_specs) != 1:
-        raise InputError(
-            f"image folder data needs a model with one input, this one has {len(input_specs)}"
-        )
-    name, dtype, _ = input_specs[0]
-    shape = expected_shape(input_specs[0], input_shapes)
+    spec = the_image_input(input_specs)
+    name, dtype, _ = spec
+    shape = expected_shape(spec, input_shapes)
     settings = resolve_preprocess(preprocess, root)
     scale_note = settle_scale(settings, name, pixel_scales, dtype)
     settings.layout = settings.layout or infer_layout(shape)

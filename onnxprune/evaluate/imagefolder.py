@@ -65,6 +65,18 @@ def list_images(root: Path) -> tuple[list[Path], list[int], list[str]]:
     return files, labels, classes
 
 
+def the_image_input(input_specs: Sequence) -> Any:
+    """The one input spec an image folder feeds; an InputError naming every input (and the
+    way to feed them all) when the model has several."""
+    if len(input_specs) == 1:
+        return input_specs[0]
+    names = ", ".join(f"'{spec[0]}'" for spec in input_specs)
+    raise InputError(
+        f"image folder data feeds a model with one input, this one has {len(input_specs)} "
+        f"({names}): give --data an .npz with one array per input name"
+    )
+
+
 def load_image_folder(
     root: Path,
     input_specs: Sequence[tuple[str, np.dtype, list]],
@@ -93,11 +105,7 @@ def load_image_folder(
         transform,
     )
 
-    if len(input_specs) != 1:
-        raise InputError(
-            f"image folder data needs a model with one input, this one has {len(input_specs)}"
-        )
-    spec = input_specs[0]
+    spec = the_image_input(input_specs)
     name, dtype, _ = spec
     shape = expected_shape(spec, input_shapes)
     settings = resolve_preprocess(preprocess, root)

@@ -75,7 +75,7 @@ def test_bad_folders(tmp_path):
         load_data(tmp_path / "broken", SPECS)
     root = _folder(tmp_path / "ok")
     two = [*SPECS, ("other", np.dtype(np.float32), [None, 2])]
-    with pytest.raises(InputError, match="one input"):
+    with pytest.raises(InputError, match=r"has 2 \('input', 'other'\): give --data an .npz"):
         load_data(root, two)
     with pytest.raises(InputError, match="float or uint8 model input"):
         load_data(root, [("input", np.dtype(np.int64), [None, 3, 4, 4])])
