@@ -103,3 +103,23 @@ def run_exposed(
     runner = ExposedRunner(model, names, elem_types)
     for batch in feeds:
         yield runner(batch)
+
+
+def check_runs_on(model: ModelProto, calibration, *, batch_size: int) -> None:
+    """The data door's check that the input ``model`` runs on the first ``batch_size`` samples
+    of ``calibration``; ONNX Runtime's refusal becomes the error :func:`run_failure` blames.
+
+    Why: statistics passes run truncated copies of the graph (:func:`exposed_model`), which can
+    succeed on data the whole model refuses (a graph that fixes the batch inside runs its early
+    layers on any batch), and the numbers they return would then not be the model's.
+    """
+    from onnxprune.calibrate.data import iter_feeds
+
+    feeds = next(iter_feeds(calibration, model, batch_size=batch_size, max_samples=batch_size))
+    session = make_session(model)
+    names = {value.name for value in session.get_inputs()}
+    feeds = {name: value for name, value in feeds.items() if name in names}
+    try:
+        session.run(None, feeds)
+    except Exception as error:
+        raise run_failure(model, error, feeds) from None

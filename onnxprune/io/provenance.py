@@ -140,9 +140,12 @@ def run_failure(
     reason = first_line(error)
     if model is None or not isinstance(model, ModelProto):
         label = os.fspath(model) if model is not None else "<model>"
+        if model is not None:
+            reason += _one_sample_hint(_open(_Input(label, 0, label, None)), feeds or {})
         return runtime_input_error(label, reason, running=True)
     label = input_label(model)
     if label is not None:
+        reason += _one_sample_hint(_open(_Input(label, id(model), None, model)), feeds or {})
         return runtime_input_error(label, reason, running=True)
     for entry in _inputs:
         original_reason = _run_refusal(entry, feeds or {})
@@ -181,8 +184,34 @@ def _run_refusal(entry: _Input, feeds: dict) -> str | None:
     try:
         session.run(None, {name: feeds[name] for name in names})
     except Exception as error:
-        return first_line(error)
+        return first_line(error) + _one_sample_hint(session, feeds)
     return None
+
+
+#: What :func:`_one_sample_hint` adds when a model runs one sample but not a batch of several.
+ONE_SAMPLE_HINT = (
+    " (it runs on one sample at a time: its graph fixes the batch, e.g. a Reshape to [1, -1], "
+    "while its inputs declare a free batch; re-export it with a free batch, or declare the "
+    "inputs' batch dimension as 1 and onnxprune feeds one sample at a time)"
+)
+
+
+def _one_sample_hint(session, feeds: dict) -> str:
+    """:data:`ONE_SAMPLE_HINT` when ``feeds`` hold several samples, the model fails on them
+    and runs on the first sample alone; '' otherwise (or when no session could be opened)."""
+    if session is None or isinstance(session, str):
+        return ""
+    names = [value.name for value in session.get_inputs()]
+    if not names or not set(names) <= set(feeds):
+        return ""
+    arrays = {name: feeds[name] for name in names}
+    if any(getattr(array, "ndim", 0) == 0 or len(array) < 2 for array in arrays.values()):
+        return ""
+    try:
+        session.run(None, {name: array[:1] for name, array in arrays.items()})
+    except Exception:
+        return ""
+    return ONE_SAMPLE_HINT
 
 
 def _session_refusal(entry: _Input) -> str | None:

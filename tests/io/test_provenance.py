@@ -80,3 +80,46 @@ def test_run_failure_of_the_input_is_bad_input(tmp_path) -> None:
     with pytest.raises(InputError, match=rf"ONNX Runtime failed running model '{path}'"):
         runner.run({"x": np.zeros((1, 4), np.float32)})
     assert isinstance(run_failure(str(path), RuntimeError("x")), InputError)
+
+
+def _batch_one_inside(tmp_path):
+    """x [N, 32] → Reshape [1, -1] → MatMul W (32 × 48): runs on one sample, not on two."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["flat"], name="flat"),
+        helper.make_node("MatMul", ["flat", "w"], ["y"], name="mm"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "one",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 48])],
+        [
+            numpy_helper.from_array(np.array([1, -1], np.int64), "shape"),
+            numpy_helper.from_array(rng.normal(size=(32, 48)).astype(np.float32), "w"),
+        ],
+    )
+    path = tmp_path / "batch_one.onnx"
+    opsets = [helper.make_opsetid("", 17)]
+    onnx.save_model(helper.make_model(graph, opset_imports=opsets, ir_version=8), path)
+    return path
+
+
+def test_a_model_that_runs_one_sample_at_a_time_is_told_so(tmp_path) -> None:
+    path = _batch_one_inside(tmp_path)
+    runner = create_session(load_model(path))
+    x = np.ones((1, 32), np.float32)
+    assert runner.run({"x": x})[0].shape == (1, 48)
+    with pytest.raises(InputError, match=r"it runs on one sample at a time.*declare the inputs"):
+        runner.run({"x": np.ones((2, 32), np.float32)})
+
+
+def test_sparsify_checks_the_model_runs_on_the_data_at_its_door(tmp_path) -> None:
+    """Its statistics passes run the graph only up to each layer's input, which a batch of 8
+    passes here; the whole model refuses it (an internal numpy error before the door check)."""
+    from onnxprune import sparsify
+
+    path = _batch_one_inside(tmp_path)
+    data = {"x": np.random.default_rng(1).normal(size=(8, 32)).astype(np.float32)}
+    with pytest.raises(InputError, match=r"batch_one.onnx' on the given data.*one sample"):
+        sparsify(str(path), 0.5, criterion="obs", data=data, min_size=0)
