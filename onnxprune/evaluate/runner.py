@@ -76,7 +76,10 @@ def run_dataset(
                 if array.ndim == 0 or array.shape[0] != len(next(iter(feeds.values()))):
                     raise InputError(
                         f"output '{name}' has shape {list(array.shape)}: its first axis is not the "
-                        "batch, so outputs cannot be collected per sample"
+                        "batch, so outputs cannot be collected per sample (an output squeezed or "
+                        "reshaped without its batch axis, or a variable count such as detections "
+                        "after NMS: re-export the model so that every output keeps the batch "
+                        "axis, e.g. without the final squeeze or NMS)"
                     )
                 chunks[position].append(array[:count])
             done += count

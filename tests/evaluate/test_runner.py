@@ -50,3 +50,17 @@ def test_by_name_and_progress():
     )
     assert calls == [(2, 3), (3, 3)]
     assert np.allclose(out.by_name()["double"], 2 * out.by_name()["logits"])
+
+
+def test_an_output_without_its_batch_axis_is_refused_with_the_fix():
+    """A batch-1 export that squeezed its class scores to (C,): outputs cannot be collected."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = linear_model(W, batch=1)
+    model.graph.node[0].output[0] = "scores"
+    model.graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), "axis"))
+    model.graph.node.append(helper.make_node("Squeeze", ["scores", "axis"], ["logits"]))
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, [3]))
+    with pytest.raises(InputError, match=r"shape \[3\].*keeps the batch axis"):
+        run_dataset(model, _data(2))
