@@ -21,7 +21,7 @@ from onnxprune.io.external_data import (
     has_external_data,
     load_external_tensors,
 )
-from onnxprune.io.provenance import register_input_model
+from onnxprune.io.provenance import first_line, register_input_model
 from onnxprune.io.validate import validate_model, validate_text
 
 ModelSource = str | os.PathLike | ModelProto
@@ -71,9 +71,34 @@ def load_model(
         else:
             check_external_locations(model, folder, label)
     validate_model(model, label)
+    _inline_local_functions(model, label)
     _decode_stored_weights(model, label)
     register_input_model(model, label, None if isinstance(source, ModelProto) else label)
     return model
+
+
+def _inline_local_functions(model: ModelProto, label: str) -> None:
+    """Calls of the model's local functions become the nodes they stand for, in place.
+
+    Exporters may wrap modules as ONNX local functions (PyTorch's
+    ``export_modules_as_functions``, onnxscript): every Conv inside such a call is invisible to
+    MAC counting, the channel analysis and sparsity (a call is an op of its own domain), and
+    rewriting the graph failed on them. ``onnx.inliner`` expands the calls (same outputs); the
+    result is validated again like any input, and written inlined.
+    """
+    if not model.functions:
+        return
+    import onnx.inliner
+
+    try:
+        inlined = onnx.inliner.inline_local_functions(model)
+    except Exception as error:  # the inliner raises C++ errors of several types
+        raise ModelLoadError(
+            f"cannot load model '{label}': its local functions could not be inlined "
+            f"({first_line(error)})"
+        ) from None
+    model.CopyFrom(inlined)
+    validate_model(model, label)
 
 
 def _decode_stored_weights(model: ModelProto, label: str) -> None:
