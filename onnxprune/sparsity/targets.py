@@ -218,9 +218,10 @@ def computed_weights(model: ModelProto) -> list[str]:
     ``MatMul(x, Transpose(W))``): folding those constants gives the layer a weight to sparsify.
 
     A tensor is constant-computed when it is not an initializer and its producer is a node of
-    the main graph without subgraphs, not random and not a ``Cast`` (folding a float16 weight's
-    cast would store it wider), whose every input is an initializer or constant-computed; Constant nodes count as initializers (:func:`onnxprune.io.normalize_model`
-    has turned them into initializers before this is asked).
+    the main graph without subgraphs, not random and not a ``Cast`` (folding a float16
+    weight's cast would store it wider), whose every input is an initializer or
+    constant-computed. Constant nodes count as initializers
+    (:func:`onnxprune.io.normalize_model` has turned them into initializers before this runs).
     """
     stored = {init.name for init in model.graph.initializer}
     computed: set[str] = set()
