@@ -38,10 +38,27 @@ def static_batch(input_specs) -> int | None:
 
 
 def open_runner(model, provider: str = "cpu"):
-    """A :class:`~onnxprune.runtime.ModelRunner` for a path or ModelProto."""
+    """A :class:`~onnxprune.runtime.ModelRunner` for a path or ModelProto, measuring: outputs
+    that are non-tensor views (ZipMap's maps) come as the tensors they view
+    (:func:`onnxprune.graph.tensor_outputs.tensor_output_model`)."""
     from onnxprune.runtime import create_session
 
-    return create_session(model, provider=provider)
+    return create_session(_measured(model), provider=provider)
+
+
+def _measured(model):
+    """``model`` (a path stays a path) or its copy with tensor outputs where it has ZipMaps."""
+    import os
+
+    import onnx
+
+    from onnxprune.graph.tensor_outputs import non_tensor_sources, tensor_output_model
+
+    if not isinstance(model, onnx.ModelProto):
+        if not non_tensor_sources(onnx.load(os.fspath(model), load_external_data=False)):
+            return model
+        model = onnx.load(os.fspath(model))
+    return tensor_output_model(model)
 
 
 def run_dataset(

@@ -59,6 +59,7 @@ def apply_removal(analysis: ChannelAnalysis, removed_clusters) -> ModelProto:
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     pruned = gs.export_onnx(graph, do_type_check=False)
     _copy_model_metadata(analysis.model, pruned)
+    restore_non_tensor_outputs(analysis.model, pruned)
     del pruned.graph.value_info[:]
     return mark_made_by(attach_inferred_shapes(pruned, data_prop=False), "rewrite")
 
@@ -76,6 +77,18 @@ def _copy_model_metadata(source: ModelProto, target: ModelProto) -> None:
     target.metadata_props.extend(source.metadata_props)
     for function in source.functions:
         target.functions.append(function)
+
+
+def restore_non_tensor_outputs(source: ModelProto, target: ModelProto) -> None:
+    """Put back the declarations of ``source``'s graph outputs that are not tensors (ZipMap's
+    sequence of maps): onnx-graphsurgeon exports every output as a tensor of undefined type,
+    which the checker rejects. Tensor outputs keep what the rewrite declared (their widths may
+    follow the pruning)."""
+    declared = {value.name: value for value in source.graph.output}
+    for value in target.graph.output:
+        original = declared.get(value.name)
+        if original is not None and original.type.WhichOneof("value") != "tensor_type":
+            value.CopyFrom(original)
 
 
 def check_model(model: ModelProto) -> None:

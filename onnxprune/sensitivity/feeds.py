@@ -114,7 +114,11 @@ def check_feeds(model: ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np
 
 
 def _cpu_session(model: ModelProto):
-    """A CPU ONNX Runtime session of ``model`` (the single place sessions are made here)."""
+    """A CPU ONNX Runtime session of ``model`` (the single place sessions are made here);
+    ZipMap outputs come as the probability tensors they view (measuring, not writing)."""
+    from onnxprune.graph.tensor_outputs import tensor_output_model
+
+    model = tensor_output_model(model)
     try:
         from onnxprune.runtime import create_session
     except ImportError:

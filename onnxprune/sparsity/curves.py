@@ -57,6 +57,7 @@ from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.im2col import sample_positions
 from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.calibrate.session import ExposedRunner, make_session
+from onnxprune.graph.tensor_outputs import tensor_output_model
 from onnxprune.sensitivity.metrics import DropMetric, relative_squared_error
 from onnxprune.sparsity.allocation import ErrorCurve
 from onnxprune.sparsity.apply import apply_weights
@@ -167,8 +168,10 @@ def layer_curve(
 
 
 def _outputs(model: ModelProto, feeds: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
-    """The float outputs of ``model`` on ``feeds``, each with the batches joined on axis 0."""
-    session = make_session(model)
+    """The float outputs of ``model`` on ``feeds``, each with the batches joined on axis 0
+    (ZipMap outputs as the probability tensors they view: :mod:`onnxprune.graph.tensor_outputs`).
+    """
+    session = make_session(tensor_output_model(model))
     names = {value.name for value in session.get_inputs()}
     parts: list[list[np.ndarray]] = []
     for batch in feeds:
