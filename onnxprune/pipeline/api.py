@@ -583,9 +583,14 @@ def _resolve_methods(
 def _stop_reason(target, reason, outcome, plan, evaluator, best, macs_before) -> str:
     """Why the run stopped, how far it got, the most sensitive groups and what would go
     further — one line for the CLI's exit 3 and the report."""
+    kept = (
+        f"keeps {best.macs / macs_before:.1%} of MACs"
+        if macs_before > 0
+        else "counts no Conv/ConvTranspose/Gemm/MatMul MACs"
+    )
     parts = [
         f"{target.text} not met: {reason}",
-        f"best model keeps {best.macs / max(macs_before, 1):.1%} of MACs at "
+        f"best model {kept} at "
         f"{evaluator.metric_name} {_fmt(best.metric)} (original {_fmt(evaluator.baseline)}; "
         f"guard {evaluator.guard.threshold:.4g})",
     ]

@@ -65,11 +65,16 @@ def macs_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Gap]:
     """Keep a share F of the counted MACs: remove (1 - F)·estimated total; the gap is
     (counted MACs - F·MACs_before) scaled to estimated units, 0 within 0.1 %, and at least 1
     while the target is missed (a model whose counted MACs the analysis cannot reach — layers
-    it has no rule for, e.g. QLinearConv — estimates 0: the gap must still say "not met")."""
+    it has no rule for, e.g. QLinearConv — estimates 0: the gap must still say "not met"). A
+    model with no counted MACs at all (only ops such as ``ai.onnx.ml`` LinearClassifier) has
+    nothing a MAC share can measure: its gap is 1 for ever, so the loop reports that it has
+    nothing to prune instead of calling 0 ≤ F·0 met."""
     scale = ctx.estimated_macs / max(ctx.macs_before, 1)
     goal = target.value * ctx.macs_before
 
     def gap(measured: Measured) -> float:
+        if ctx.macs_before <= 0:
+            return 1.0
         if measured.macs <= goal * 1.001:
             return 0.0
         return max((measured.macs - goal) * scale, 1.0)
@@ -79,10 +84,13 @@ def macs_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Gap]:
 
 @register_goal("params")
 def params_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Gap]:
-    """Keep a share F of the counted parameters; gap in parameters, 0 within 0.1 %."""
+    """Keep a share F of the counted parameters; gap in parameters, 0 within 0.1 % (1 for
+    ever when no parameter is counted)."""
     goal = target.value * ctx.params_before
 
     def gap(measured: Measured) -> float:
+        if ctx.params_before <= 0:  # nothing counted (see macs_goal)
+            return 1.0
         return float(measured.params - goal) if measured.params > goal * 1.001 else 0.0
 
     return LoopSettings("params", (1 - target.value) * ctx.params_before), gap
