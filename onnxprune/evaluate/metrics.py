@@ -90,8 +90,14 @@ def class_scores(
     flat_labels = labels.reshape(-1).astype(np.int64)
     keep = flat_labels >= 0
     if keep.any() and flat_labels[keep].max() >= classes:
+        hint = (
+            " (one output value: a regression? give --metric r2, which reads no labels)"
+            if classes == 1
+            else ""
+        )
         raise InputError(
-            f"labels go up to {int(flat_labels[keep].max())} but the output has {classes} classes"
+            f"labels go up to {int(flat_labels[keep].max())} but the output has {classes} "
+            f"classes{hint}"
         )
     return flat_scores[keep], flat_labels[keep]
 
