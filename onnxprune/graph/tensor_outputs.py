@@ -46,7 +46,7 @@ def tensor_output_model(model: ModelProto) -> ModelProto:
     ]
     del graph.node[:]
     graph.node.extend(kept)
-    types = _elem_types(model, set(sources.values()))
+    types = _inferred_types(model, set(sources.values()))
     names = {value.name for value in model.graph.output}
     outputs = []
     for value in model.graph.output:
@@ -55,21 +55,54 @@ def tensor_output_model(model: ModelProto) -> ModelProto:
         elif sources[value.name] not in names:
             names.add(sources[value.name])
             source = sources[value.name]
-            outputs.append(helper.make_tensor_value_info(source, types[source], None))
+            outputs.append(helper.make_value_info(source, types[source]))
     del graph.output[:]
     graph.output.extend(outputs)
     return copy
 
 
-def _elem_types(model: ModelProto, names: set[str]) -> dict[str, int]:
-    """Element type of each tensor in ``names`` by ONNX shape inference (float when unknown)."""
+def _inferred_types(model: ModelProto, names: set[str]) -> dict[str, onnx.TypeProto]:
+    """Type (element type and shape) of each tensor in ``names`` by ONNX shape inference; a
+    float tensor of unknown shape when inference says nothing (the declared rank matters:
+    gradient criteria read an [N, classes] output as class scores)."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model).graph
     except Exception:  # inference is only a source of types here
         inferred = model.graph
     found = {
-        value.name: value.type.tensor_type.elem_type
+        value.name: value.type
         for value in [*inferred.value_info, *inferred.output, *inferred.input]
         if value.name in names and value.type.tensor_type.elem_type
     }
-    return {name: found.get(name, TensorProto.FLOAT) for name in names}
+    fallback = helper.make_tensor_type_proto(TensorProto.FLOAT, None)
+    return {name: found.get(name, fallback) for name in names}
+
+
+#: Element types a loss can be differentiated through.
+FLOAT_ELEMENT_TYPES = frozenset(
+    {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
+)
+
+
+def differentiable_outputs(model: ModelProto, what: str) -> list[str]:
+    """Names of ``model``'s floating-point tensor outputs, in order (a classifier's int64
+    label output, as skl2onnx puts it first, and ZipMap maps carry no gradient); an
+    InputError naming ``what`` needs them when there is none."""
+    names = [
+        value.name
+        for value in model.graph.output
+        if value.type.WhichOneof("value") == "tensor_type"
+        and value.type.tensor_type.elem_type in FLOAT_ELEMENT_TYPES
+    ]
+    if not names:
+        from onnxprune.errors import InputError
+
+        raise InputError(f"{what} needs a floating-point tensor output to differentiate; the "
+                         "model has none")  # fmt: skip
+    return names
+
+
+def output_rank(model: ModelProto, name: str) -> int:
+    """Declared rank of graph output ``name``."""
+    value = next(value for value in model.graph.output if value.name == name)
+    return len(value.type.tensor_type.shape.dim)

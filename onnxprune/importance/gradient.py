@@ -65,6 +65,11 @@ from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, loa
 from onnxprune.calibrate.padding import mask_input, real_positions
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
+from onnxprune.graph.tensor_outputs import (
+    differentiable_outputs,
+    output_rank,
+    tensor_output_model,
+)
 from onnxprune.importance.norms import l1, register_criterion
 
 
@@ -128,11 +133,6 @@ def resolve_targets(targets: str, samples: Samples, output_ranks: list[int]) -> 
     return "predictions" if all(rank == 2 for rank in output_ranks) else "probe"
 
 
-def output_ranks(model: ModelProto) -> list[int]:
-    """Declared rank of every graph output."""
-    return [len(value.type.tensor_type.shape.dim) for value in model.graph.output]
-
-
 def target_loss(model: ModelProto, outputs: list[str], mode: str):
     """The loss of resolved targets ``mode``: squared error for probes, else cross-entropy
     (of the first output only with labels)."""
@@ -187,12 +187,12 @@ def mask_gradients(
     [probes × samples, clusters], one row per draw: see the module docstring) and the mask
     of clusters some supported consumer reads."""
     layers = consumer_layers(analysis)
-    model = gradient_ready(analysis.model)
+    model = gradient_ready(tensor_output_model(analysis.model))
     node_inputs = {node.name: list(node.input) for node in model.graph.node}
     edges = [(layer.node, node_inputs[layer.node].index(layer.input)) for layer in layers]
     exposed, edge_names = expose_edges(model, edges)
-    outputs = [value.name for value in model.graph.output]
-    mode = resolve_targets(targets, samples, output_ranks(model))
+    outputs = differentiable_outputs(model, "a gradient criterion")
+    mode = resolve_targets(targets, samples, [output_rank(model, name) for name in outputs])
     loss = target_loss(exposed, outputs, mode)
     gradient = GradientSession(
         build_gradient_model(exposed, loss, edge_names, keep_outputs=edge_names)

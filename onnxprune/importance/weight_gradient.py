@@ -38,10 +38,14 @@ from onnxprune.calibrate.labelled import batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.padding import mask_input
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
+from onnxprune.graph.tensor_outputs import (
+    differentiable_outputs,
+    output_rank,
+    tensor_output_model,
+)
 from onnxprune.importance.gradient import (
     PROBE_SEED,
     batch_targets,
-    output_ranks,
     resolve_targets,
     target_loss,
 )
@@ -106,9 +110,9 @@ def weight_scores(
     if calibration is None:
         raise InputError(f"weight criterion '{criterion}' needs calibration data (give --data)")
     samples = load_samples(calibration, model, max_samples=max_samples)
-    model = gradient_ready(model)
-    outputs = [value.name for value in model.graph.output]
-    mode = resolve_targets(targets, samples, output_ranks(model))
+    model = gradient_ready(tensor_output_model(model))
+    outputs = differentiable_outputs(model, f"weight criterion '{criterion}'")
+    mode = resolve_targets(targets, samples, [output_rank(model, name) for name in outputs])
     loss = target_loss(model, outputs, mode)
     weights = reachable(model, loss, layer_weights(model))
     session = GradientSession(build_gradient_model(model, loss, weights))

@@ -71,6 +71,7 @@ from onnxprune.autodiff.prepare import gradient_ready
 from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.session import exposed_model, make_session
 from onnxprune.errors import InputError
+from onnxprune.graph.tensor_outputs import tensor_output_model
 from onnxprune.recover.distill_losses import lookup_distill_loss
 
 FLOAT = 1
@@ -237,7 +238,9 @@ def distill(
     report = report if report is not None else DistillReport()
     # Half-precision models train float32 copies; the values go back in the model's own
     # types (autodiff.precision).
-    written, original, pruned = pruned, gradient_ready(original), gradient_ready(pruned)
+    written = pruned  # ZipMap outputs: trained on the probability tensors they view
+    original = gradient_ready(tensor_output_model(original))
+    pruned = gradient_ready(tensor_output_model(pruned))
     graph_outputs = _float_outputs(pruned)
     pruned_names = {out for node in pruned.graph.node for out in node.output}
     original_names = {out for node in original.graph.node for out in node.output}

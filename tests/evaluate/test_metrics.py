@@ -93,7 +93,7 @@ def test_scores_are_the_first_float_output_of_rank_two_not_a_label_output():
 def test_errors_are_input_errors():
     with pytest.raises(InputError, match="needs labels"):
         top1([SCORES], None)
-    with pytest.raises(InputError, match="3 classes$"):
+    with pytest.raises(InputError, match=r"3 classes$"):
         top1([SCORES], np.array([0, 1, 2, 3]))
     with pytest.raises(InputError, match=r"1 classes \(one output value: a regression\? give"):
         top1([np.zeros((4, 1))], np.array([0, 1, 2, 3]))

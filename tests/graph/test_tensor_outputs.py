@@ -64,6 +64,7 @@ def test_the_measured_copy_has_the_probabilities_as_a_tensor():
     assert non_tensor_sources(model) == {"output_probability": "probabilities"}
     measured = tensor_output_model(model)
     assert [value.name for value in measured.graph.output] == ["label", "probabilities"]
+    assert len(measured.graph.output[1].type.tensor_type.shape.dim) == 2  # read as class scores
     assert "ZipMap" not in {node.op_type for node in measured.graph.node}
     plain = zipmap_classifier(zipmap=False)
     assert tensor_output_model(plain) is plain
@@ -94,13 +95,19 @@ def files(tmp_path_factory):
          "--min-size", "0"],
         ["optimize", "--target", "macs=0.7", "--data", "{folder}/calib.npz", "--eval",
          "{folder}/eval.npz", "--max-drop", "100"],
+        ["optimize", "--target", "macs=0.7", "--data", "{folder}/calib.npz", "--eval",
+         "{folder}/eval.npz", "--max-drop", "100", "--criterion", "taylor", "--recover",
+         "lsq+distill"],
+        ["sparsify", "--sparsity", "0.5", "--criterion", "taylor", "--data",
+         "{folder}/calib.npz", "--min-size", "0"],
     ],
-    ids=["prune", "sparsify-obs", "optimize"],
+    ids=["prune", "sparsify-obs", "optimize", "optimize-taylor-distill", "sparsify-taylor"],
 )  # fmt: skip
 def test_commands_measure_through_the_zipmap_and_keep_it(files, tmp_path, command):
     """Before: prune stopped with an internal error (the rewrite declared the ZipMap output a
-    tensor), optimize refused the model, and sparsify measured its output gains on no float
-    output (all zero: one layer took 95 % of the zeros)."""
+    tensor), optimize refused the model, sparsify measured its output gains on no float
+    output (all zero: one layer took 95 % of the zeros), and gradient criteria built their
+    loss on the int64 label output (an internal error, with or without the ZipMap)."""
     written = {}
     for zipmap in (True, False):
         out = tmp_path / f"out-{zipmap}.onnx"
