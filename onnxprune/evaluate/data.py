@@ -450,25 +450,34 @@ def calibration_data(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     *,
     seed: int = 0,
+    batch_size: int = 32,
 ) -> Any:
     """Calibration data given to ``prune`` or ``sparsify``, at their door: a path (``.npz``,
     image folder, ``synthetic:N``) is loaded and checked against ``model``'s inputs once, an
     image folder of few photos with random crops (``defaults.PHOTO_CALIBRATION_SAMPLES``, as
-    ``optimize``); any other form (None, a Dataset, a mapping, an object with ``batches``) is
-    returned as it is."""
-    if not isinstance(spec, str | os.PathLike):
-        return spec
-    from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
-    from onnxprune.graph.input_affine import image_pixel_scales
+    ``optimize``); any other form (a Dataset, a mapping, an object with ``batches``) is kept
+    as it is. Whatever the form, the input ``model`` must run on the first ``batch_size``
+    samples (:func:`onnxprune.calibrate.session.check_runs_on`): statistics passes run
+    truncated copies of the graph, which can accept data the whole model refuses. None stays
+    None."""
+    if spec is None:
+        return None
+    if isinstance(spec, str | os.PathLike):
+        from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
+        from onnxprune.graph.input_affine import image_pixel_scales
 
-    return load_data(
-        spec,
-        model_input_specs(model),
-        input_shapes,
-        seed=seed,
-        augment_to=PHOTO_CALIBRATION_SAMPLES,
-        pixel_scales=image_pixel_scales(model),
-    )
+        spec = load_data(
+            spec,
+            model_input_specs(model),
+            input_shapes,
+            seed=seed,
+            augment_to=PHOTO_CALIBRATION_SAMPLES,
+            pixel_scales=image_pixel_scales(model),
+        )
+    from onnxprune.calibrate.session import check_runs_on
+
+    check_runs_on(model, spec, batch_size=batch_size)
+    return spec
 
 
 def _load_path(

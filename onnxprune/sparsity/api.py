@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 from onnx import ModelProto, numpy_helper
 
-from onnxprune.calibrate.session import check_runs_on
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import calibration_data
 from onnxprune.io import load_model, normalize_model
@@ -305,9 +304,7 @@ def sparsify(
     elif permute and nm is None:
         raise InputError("permute reorders channels for an N:M pattern (give pattern='N:M')")
     source = load_model(model)
-    data = calibration_data(data, source, seed=seed)
-    if data is not None:
-        check_runs_on(source, data, batch_size=batch_size)
+    data = calibration_data(data, source, seed=seed, batch_size=batch_size)
     normalized = expanded_model(normalize_model(source))  # ONNX Runtime's fused ops: standard
     # weights behind Transpose, Reshape, ... of a constant: fold them into initializers
     normalized, computed = fold_computed_weights(normalized)

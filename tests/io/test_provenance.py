@@ -114,12 +114,14 @@ def test_a_model_that_runs_one_sample_at_a_time_is_told_so(tmp_path) -> None:
         runner.run({"x": np.ones((2, 32), np.float32)})
 
 
-def test_sparsify_checks_the_model_runs_on_the_data_at_its_door(tmp_path) -> None:
-    """Its statistics passes run the graph only up to each layer's input, which a batch of 8
-    passes here; the whole model refuses it (an internal numpy error before the door check)."""
-    from onnxprune import sparsify
+@pytest.mark.parametrize("command", ["sparsify", "prune"])
+def test_data_doors_check_the_model_runs_on_the_data(tmp_path, command) -> None:
+    """Statistics passes run the graph only up to each layer's input, which a batch of 8
+    passes here; the whole model refuses it (internal numpy errors before the door check)."""
+    import onnxprune
 
     path = _batch_one_inside(tmp_path)
     data = {"x": np.random.default_rng(1).normal(size=(8, 32)).astype(np.float32)}
+    options = {"sparsity": 0.5, "min_size": 0} if command == "sparsify" else {"ratio": 0.3}
     with pytest.raises(InputError, match=r"batch_one.onnx' on the given data.*one sample"):
-        sparsify(str(path), 0.5, criterion="obs", data=data, min_size=0)
+        getattr(onnxprune, command)(str(path), criterion="obs", data=data, **options)
