@@ -1,4 +1,5 @@
-"""ViT-Tiny/16 (Dosovitskiy et al. 2021) with a fused qkv Linear laid out as in timm."""
+"""ViT-Tiny/16 (Dosovitskiy et al. 2021): attention with a fused qkv Linear laid out as in timm,
+or with ``torch.nn.MultiheadAttention`` as torchvision's ViT writes it (packed in-projection)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,25 @@ class Attention(nn.Module):
         return self.proj(x)
 
 
+class TorchAttention(nn.Module):
+    """Self-attention through ``nn.MultiheadAttention`` (batch first, no attention weights
+    returned), as torchvision's ViT encoder block calls it. Its export computes q, k and v
+    with one in-projection of 3·dim outputs and picks each part with a Gather."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+        # torch initialises both biases to zero; a trained model's are not (and zeros equal
+        # in every block would make the blocks' biases indistinguishable by value)
+        nn.init.normal_(self.attention.in_proj_bias, std=0.02)
+        nn.init.normal_(self.attention.out_proj.bias, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, N, C] -> [B, N, C]."""
+        out, _ = self.attention(x, x, x, need_weights=False)
+        return out
+
+
 class Mlp(nn.Module):
     """fc1 -> GELU -> fc2."""
 
@@ -53,10 +73,10 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(LN(x)), then x + mlp(LN(x))."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, torch_mha: bool) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads)
+        self.attn = TorchAttention(dim, num_heads) if torch_mha else Attention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
@@ -80,13 +100,16 @@ class VisionTransformer(nn.Module):
         num_heads: int,
         num_classes: int,
         mlp_ratio: float = 4.0,
+        torch_mha: bool = False,
     ) -> None:
         super().__init__()
         grid = image_size // patch_size
         self.patch_embed = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.pos_embed = nn.Parameter(torch.randn(1, grid * grid + 1, dim) * 0.02)
-        self.blocks = nn.Sequential(*(Block(dim, num_heads, mlp_ratio) for _ in range(depth)))
+        self.blocks = nn.Sequential(
+            *(Block(dim, num_heads, mlp_ratio, torch_mha) for _ in range(depth))
+        )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, num_classes)
 
@@ -99,9 +122,12 @@ class VisionTransformer(nn.Module):
         return self.head(x[:, 0])
 
 
-def build_vit_tiny(*, width: float, num_classes: int, input_size: int, depth: float) -> nn.Module:
+def build_vit_tiny(
+    *, width: float, num_classes: int, input_size: int, depth: float, torch_mha: bool = False
+) -> nn.Module:
     """ViT-Tiny/16: dim 192, 12 blocks, 3 heads (5,717,416 parameters at 224, width 1, 1000
-    classes). ``width`` scales dim to a multiple of lcm(8, heads); patch 16 (8 below 64 px)."""
+    classes). ``width`` scales dim to a multiple of lcm(8, heads); patch 16 (8 below 64 px).
+    ``torch_mha``: attention through ``nn.MultiheadAttention`` (torchvision's layout)."""
     num_heads = 3
     step = math.lcm(8, num_heads)
     dim = max(step, round(192 * width / step) * step)
@@ -113,4 +139,15 @@ def build_vit_tiny(*, width: float, num_classes: int, input_size: int, depth: fl
         depth=scale_depth(12, depth),
         num_heads=num_heads,
         num_classes=num_classes,
+        torch_mha=torch_mha,
+    )
+
+
+def build_vit_tiny_mha(
+    *, width: float, num_classes: int, input_size: int, depth: float
+) -> nn.Module:
+    """ViT-Tiny/16 with ``nn.MultiheadAttention`` (torchvision's ViT layout): see
+    :func:`build_vit_tiny`."""
+    return build_vit_tiny(
+        width=width, num_classes=num_classes, input_size=input_size, depth=depth, torch_mha=True
     )

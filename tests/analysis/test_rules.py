@@ -563,3 +563,54 @@ def test_resize_sizes_read_from_its_own_input_keep_the_channels(source, prunable
     ]
     inits.append(const("hw", np.array([16, 16], dtype=np.int64)))
     _check_first_conv(nodes, inits, "r", 16, prunable, "shape computation")
+
+
+def _packed_parts_model(parts_index_rank=0, tokens=4, dim=6, width=8):
+    """x[N, T, D] -> MatMul [D, 3E] -> Reshape [N, T, 3, E] -> Gather part 0/1/2 (axis 2)
+    -> q * k + v -> MatMul [E, D] (the nn.MultiheadAttention packed in-projection)."""
+    indices = [np.array(p if parts_index_rank == 0 else [p], np.int64) for p in range(3)]
+    nodes = [
+        helper.make_node("MatMul", ["x", "in.w"], ["packed"], name="in_proj"),
+        helper.make_node("Reshape", ["packed", "parts_shape"], ["parts"], name="to_parts"),
+        *(
+            helper.make_node("Gather", ["parts", f"i{p}"], [f"part{p}"], name=f"g{p}", axis=2)
+            for p in range(3)
+        ),
+        helper.make_node("Mul", ["part0", "part1"], ["qk"], name="qk"),
+        helper.make_node("Add", ["qk", "part2"], ["mixed"], name="mix"),
+        helper.make_node("MatMul", ["mixed", "out.w"], ["out"], name="out_proj"),
+    ]
+    inits = [
+        weights("in.w", (dim, 3 * width), 1),
+        weights("out.w", (width, dim), 2),
+        const("parts_shape", np.array([0, tokens, 3, width], np.int64)),
+        *(const(f"i{p}", index) for p, index in enumerate(indices)),
+    ]
+    out_shape = ["N", tokens, dim] if parts_index_rank == 0 else ["N", tokens, 1, dim]
+    return make_model(nodes, [tensor("x", ["N", tokens, dim])], [tensor("out", out_shape)], inits)
+
+
+@pytest.mark.parametrize("index_rank", [0, 1])
+def test_gather_of_packed_parts_ties_channel_c_of_every_part(index_rank):
+    analysis = analyze(_packed_parts_model(index_rank))
+    group = groups_by_source(analysis)[("in_proj",)]
+    # 24 output channels of the packed projection, tied three by three: 8 units of width 3
+    assert group.prunable and group.size == 8 and group.width == 3
+    pruned = assert_mask_equivalent(analysis, {int(c) for c in group.clusters[:3]})
+    shapes = {i.name: tuple(i.dims) for i in pruned.graph.initializer}
+    assert shapes["in.w"] == (6, 15) and shapes["out.w"] == (5, 6)
+    assert_mask_equivalent(analysis, random_removal(analysis, seed=1))
+
+
+def test_gather_of_one_channel_still_blocks():
+    """Picking channel 2 of a conv output would shift when earlier channels go: blocked."""
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes += [
+        helper.make_node("Gather", ["a", "two"], ["picked"], name="pick", axis=1),
+        helper.make_node("Unsqueeze", ["picked", "ax1"], ["out"], name="unsq"),
+    ]
+    inits += [const("two", np.array(2, np.int64)), const("ax1", np.array([1], np.int64))]
+    analysis = analyze(build(nodes, inits, out_shape=(1, 1, 8, 8)))
+    group = groups_by_source(analysis)[("c1",)]
+    assert not group.prunable
+    assert any("selects along a channel axis" in r for r in group.reasons), group.reasons

@@ -39,6 +39,7 @@ KNOWN_PARAMETER_COUNTS = {
     "convnext": 28_589_128,  # ConvNeXt-Tiny
     "shufflenetv2": 2_278_604,  # ShuffleNetV2 x1.0
     "vit_tiny": 5_717_416,  # ViT-Ti/16 at 224
+    "vit_tiny_mha": 5_717_416,  # the same with nn.MultiheadAttention
     "bert": 22_713_216,  # all-MiniLM-L6-v2 (BertModel with pooler)
     "bert_sdpa": 22_713_216,
 }
@@ -58,6 +59,7 @@ _COMMON_BLOCK_OPS = {
     "shufflenetv2": {"Conv", "Concat", "Transpose", "Reshape", "MaxPool", "Gemm"},
     "convnext": {"Conv", "Transpose", "LayerNormalization", "MatMul", "Erf", "ReduceMean"},
     "vit_tiny": {"Conv", "MatMul", "Softmax", "LayerNormalization", "Transpose", "Reshape"},
+    "vit_tiny_mha": {"Conv", "MatMul", "Softmax", "LayerNormalization", "Reshape", "Gather"},
     "unet": {"Conv", "ConvTranspose", "Resize", "Concat", "MaxPool"},
     "yolo": {"Conv", "Sigmoid", "Concat", "MaxPool", "Resize", "Add"},
     "conv1d_mlp": {"Conv", "Gemm", "Relu"},

@@ -67,7 +67,10 @@ def reshape(node: NodeView, ctx: AnalysisContext) -> None:
         return
     axes = varying_axes(out_labels)
     counts = {axis: kept_along(out_labels, axis) for axis in axes}
-    if not set_shape_entries(ctx, node, 1, [], counts=counts, labels=out_labels):
+    infer_one = int(node.attrs.get("allowzero", 0)) == 0 or 0 not in out_shape
+    if not set_shape_entries(
+        ctx, node, 1, [], counts=counts, labels=out_labels, infer_one=infer_one
+    ):
         ctx.block(
             labels, f"Reshape '{node.name}' target for a channel axis is computed at run time"
         )

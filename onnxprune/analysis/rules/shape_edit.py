@@ -33,6 +33,7 @@ class ShapePiece:
     start: int  # first entry of the full shape vector covered by this piece
     values: list[int] | None  # None: computed at run time
     copies: list[tuple[str, int]] | None = None  # run time: (tensor, axis) read per entry
+    length: int = 0  # entries covered (run-time pieces; constant pieces: len(values))
 
 
 def shape_pieces(ctx: AnalysisContext, node: NodeView, input_index: int) -> list[ShapePiece] | None:
@@ -56,7 +57,8 @@ def shape_pieces(ctx: AnalysisContext, node: NodeView, input_index: int) -> list
         shape = ctx.static_shape(piece_name)
         if shape is None or len(shape) != 1:
             return None
-        pieces.append(ShapePiece(producer.name, index, start, None, copied_dims(ctx, piece_name)))
+        copies = copied_dims(ctx, piece_name)
+        pieces.append(ShapePiece(producer.name, index, start, None, copies, shape[0]))
         start += shape[0]
     return pieces
 
@@ -152,13 +154,16 @@ def set_shape_entries(
     counts: dict[int, CountFn] | None = None,
     keep_minus_one: bool = True,
     labels: np.ndarray | None = None,
+    infer_one: bool = False,
 ) -> bool:
     """Register a fixup setting shape entries at ``positions`` to the kept channel counts.
 
     Each position's new value is ``counts[position](keep)`` or, by default, the number of kept
     entries of ``vector``. Returns False when an entry to change is computed at run time,
     unless it copies the run-time size of a tensor whose channels along that axis are the
-    ones of ``labels`` (the output labels, axis = position) — see :func:`follows_channels`.
+    ones of ``labels`` (the output labels, axis = position) — see :func:`follows_channels` —
+    or, with ``infer_one`` (a Reshape target), it is the one such entry and can become -1
+    (see :func:`_inferable`).
     """
     pieces = shape_pieces(ctx, node, input_index)
     if pieces is None:
@@ -167,6 +172,7 @@ def set_shape_entries(
     for position in positions:
         counts.setdefault(position, lambda keep, v=vector: int(keep(v).sum()))
     edits: dict[int, list[tuple[int, CountFn]]] = {}
+    inferred: int | None = None
     for position, count in counts.items():
         piece_index = _piece_at(pieces, position)
         if piece_index is None:
@@ -176,17 +182,22 @@ def set_shape_entries(
             copies = piece.copies
             offset = position - piece.start
             if (
-                labels is None
-                or copies is None
-                or offset >= len(copies)
-                or not follows_channels(ctx, copies[offset], labels, position)
+                labels is not None
+                and copies is not None
+                and offset < len(copies)
+                and follows_channels(ctx, copies[offset], labels, position)
             ):
-                return False
-            continue
+                continue
+            if infer_one and inferred is None and _inferable(pieces, piece_index):
+                inferred = piece_index
+                continue
+            return False
         original = piece.values[position - piece.start]
         if keep_minus_one and original in (-1, 0):
             continue
         edits.setdefault(piece_index, []).append((position - piece.start, count))
+    if inferred is not None:
+        edits[inferred] = [(0, lambda keep: -1)]
     if not edits:
         return True
 
@@ -194,7 +205,7 @@ def set_shape_entries(
         owner = None
         for piece_index, entries in edits.items():
             piece = pieces[piece_index]
-            values = np.array(piece.values, dtype=np.int64)
+            values = np.array(piece.values if piece.values is not None else [0], dtype=np.int64)
             for offset, count in entries:
                 values[offset] = count(keep)
             if piece.owner != node.name and owner is None:  # a Concat other nodes may read
@@ -204,6 +215,26 @@ def set_shape_entries(
             )
 
     ctx.add_fixup(node, apply)
+    return True
+
+
+def _inferable(pieces: list[ShapePiece], piece_index: int) -> bool:
+    """A Reshape target entry computed at run time (``Mul(Gather(Shape(x), 1), heads)``, the
+    batch × heads entry of ``nn.MultiheadAttention``) may be replaced by -1 — "infer from the
+    element count" — when it is a single entry, no constant piece holds -1 or 0, and every
+    other run-time piece copies tensor sizes (never -1). The other entries then fix the
+    element count, so -1 resolves to the kept value at run time for every non-empty input
+    (an empty tensor leaves -1 undefined; the caller also requires ``allowzero`` 0 or a
+    target without 0)."""
+    if pieces[piece_index].length != 1:
+        return False
+    for index, other in enumerate(pieces):
+        if index == piece_index:
+            continue
+        if other.values is None and other.copies is None:
+            return False
+        if other.values is not None and ({-1, 0} & set(other.values)):
+            return False
     return True
 
 

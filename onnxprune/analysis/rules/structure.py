@@ -153,7 +153,8 @@ def slice_(node: NodeView, ctx: AnalysisContext) -> None:
 @register("Gather")
 def gather(node: NodeView, ctx: AnalysisContext) -> None:
     """Gather(axis) along a non-channel axis: labels keep their axes (the gathered axis is
-    replaced by the indices' axes). Gathering along a channel axis blocks it."""
+    replaced by the indices' axes). Along a channel axis see :func:`_gather_whole_parts`;
+    any other gather along a channel axis blocks it."""
     labels = ctx.labels_of(node.input(0))
     if ctx.labels_of(node.input(1)) is not None:
         ctx.block_inputs(node, "channels used as gather indices")
@@ -163,7 +164,8 @@ def gather(node: NodeView, ctx: AnalysisContext) -> None:
         return
     axis = normalize_axis(int(node.attrs.get("axis", 0)), labels.ndim)
     if labels.shape[axis] > 1:
-        ctx.block(labels, f"Gather '{node.name}' selects along a channel axis")
+        if not _gather_whole_parts(node, ctx, labels, axis):
+            ctx.block(labels, f"Gather '{node.name}' selects along a channel axis")
         return
     index_rank = ctx.rank(node.input(1))
     if index_rank is None:
@@ -171,6 +173,37 @@ def gather(node: NodeView, ctx: AnalysisContext) -> None:
         return
     shape = labels.shape[:axis] + (1,) * index_rank + labels.shape[axis + 1 :]
     ctx.set_labels(node.outputs[0], labels.reshape(shape))
+
+
+def _gather_whole_parts(
+    node: NodeView, ctx: AnalysisContext, labels: np.ndarray, axis: int
+) -> bool:
+    """Gather(x[P, ..., C], i, axis) with constant indices picks whole *parts* of a packed
+    tensor: PyTorch's ``nn.MultiheadAttention`` computes q, k and v with one in-projection of
+    3·E outputs, reshapes them to [..., 3, E] and picks part p with ``Gather(axis, p)``.
+
+    Labels move like the data: ``out = labels.take(indices, axis)``. That index map stays valid
+    only while the parts axis never shrinks, so channel c of every part is united with channel c
+    of part 0 (the slabs along ``axis`` are pruned together): every part keeps the same
+    positions of the other channel axis, and the parts axis keeps all P entries. Applies when
+    the labels also vary along another axis (a part holds channels); returns False otherwise.
+    """
+    indices = ctx.constant(node.input(1))
+    if indices is None or not np.issubdtype(indices.dtype, np.integer):
+        return False
+    if not any(a != axis for a in varying_axes(labels)):
+        return False
+    parts = labels.shape[axis]
+    picked = np.asarray(indices, dtype=np.int64)
+    if ((picked < -parts) | (picked >= parts)).any():
+        return False
+    first = labels.take([0], axis=axis)
+    for part in range(1, parts):
+        ctx.union(first, labels.take([part], axis=axis), f"Gather '{node.name}' packed parts")
+    ctx.set_labels(
+        node.outputs[0], np.take(labels, np.where(picked < 0, picked + parts, picked), axis=axis)
+    )
+    return True
 
 
 def _embedding_lookup(node: NodeView, ctx: AnalysisContext) -> None:

@@ -172,12 +172,17 @@ def gather(node, b: GradientBuilder, grads, needed):
     index_axes = list(range(axis, axis + indices.ndim))
     rest = [a for a in range(out_rank) if a not in index_axes]
     moved = b.transpose(grads[0], rest + index_axes)
-    out_dims = b.dims(node.outputs[0])
-    kept = [out_dims[a] for a in rest]
-    shape = [0 if d is None else int(d) for d in kept] + [int(flat.size)]
-    if None in kept[1:]:
-        raise InputError(f"gradient of {what}: dims other than the first must be static")
-    merged = b.node("Reshape", [moved, b.ints(shape)]) if indices.ndim != 1 else moved
+    if indices.ndim == 1:
+        merged = moved
+    elif indices.ndim == 0:  # one index (a packed q/k/v part): a K = 1 axis at the end
+        merged = b.unsqueeze(moved, [out_rank])
+    else:
+        out_dims = b.dims(node.outputs[0])
+        kept = [out_dims[a] for a in rest]
+        shape = [0 if d is None else int(d) for d in kept] + [int(flat.size)]
+        if None in kept[1:]:
+            raise InputError(f"gradient of {what}: dims other than the first must be static")
+        merged = b.node("Reshape", [moved, b.ints(shape)])
     contracted = b.node("MatMul", [merged, onehot])
     back = list(range(rank - 1))
     back.insert(axis, rank - 1)
