@@ -22,7 +22,7 @@ from onnxprune.analysis import rules  # noqa: F401 - registers the op rules
 from onnxprune.analysis.context import ROLE_IN, ROLE_OUT, AnalysisContext, MaskEdge, SliceRequest
 from onnxprune.analysis.graph_view import GraphView, ensure_node_names
 from onnxprune.analysis.groups import ChannelGroup
-from onnxprune.analysis.labels import varying_axes
+from onnxprune.analysis.labels import cluster_varying_axes, varying_axes
 from onnxprune.analysis.macs import node_macs
 from onnxprune.analysis.registry import lookup
 from onnxprune.analysis.rules.layout import kept_along
@@ -297,16 +297,25 @@ def _check_shared_constants(ctx: AnalysisContext) -> None:
                 ctx.union(requests[0].labels, request.labels, f"shared weight '{constant}'")
 
 
-def _finalize(model: ModelProto, view: GraphView, ctx: AnalysisContext) -> ChannelAnalysis:
-    n_atoms = len(ctx.atoms)
-    if ctx.unions:
-        rows = np.concatenate([a for a, _ in ctx.unions])
-        cols = np.concatenate([b for _, b in ctx.unions])
+def _components(unions: list[tuple[np.ndarray, np.ndarray]], n_atoms: int) -> np.ndarray:
+    """Cluster id of every atom: connected components of the union pairs."""
+    if unions:
+        rows = np.concatenate([a for a, _ in unions])
+        cols = np.concatenate([b for _, b in unions])
     else:
         rows = cols = np.zeros(0, dtype=np.int64)
     adjacency = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_atoms, n_atoms))
     _, component_of = connected_components(adjacency, directed=False)
-    component_of = component_of.astype(np.int64)
+    return component_of.astype(np.int64)
+
+
+def _finalize(model: ModelProto, view: GraphView, ctx: AnalysisContext) -> ChannelAnalysis:
+    n_atoms = len(ctx.atoms)
+    component_of = _components(ctx.unions, n_atoms)
+    for tie in ctx.slab_ties:  # in graph order: a tie upstream can make one downstream whole
+        if len(cluster_varying_axes(tie.labels, component_of)) > 1:
+            ctx.tie_slabs(tie.labels, tie.axis, tie.reason)
+            component_of = _components(ctx.unions, n_atoms)
     for check in ctx.post_checks:
         for labels, reason in check(component_of):
             ctx.block(labels, reason)

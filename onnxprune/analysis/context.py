@@ -8,7 +8,9 @@ Rules read labels of their inputs and write labels of their outputs; on the way 
 * **fixups** — attribute and shape-constant edits that depend on how many channels survive
   (``group`` of a depthwise conv, Reshape targets, Split sizes, Slice bounds);
 * **blocks** — atoms that must never be pruned, each with the reason (fail closed);
-* **mask edges** — where the mask-equivalence oracle must zero a dynamic consumer input.
+* **mask edges** — where the mask-equivalence oracle must zero a dynamic consumer input;
+* **slab ties** — fallback unions applied after the walk only where still needed (see
+  :class:`SlabTie`).
 """
 
 from __future__ import annotations
@@ -78,6 +80,17 @@ class Taint:
     atoms: np.ndarray
 
 
+@dataclass
+class SlabTie:
+    """Fallback for channels a Reshape spreads over several axes ([C] -> [g, C/g]): when no
+    other constraint makes them whole slabs of one axis, position i of every slab along
+    ``axis`` is pruned together (channel shuffle: channel i of both branches)."""
+
+    labels: np.ndarray
+    axis: int
+    reason: str
+
+
 class AnalysisContext:
     """Mutable analysis state plus the helpers the op rules use."""
 
@@ -98,6 +111,7 @@ class AnalysisContext:
         self.shrinking: list[tuple[str, np.ndarray]] = []
         self.min_keep: list[np.ndarray] = []
         self.post_checks: list[Callable[[np.ndarray], list[tuple[np.ndarray, str]]]] = []
+        self.slab_ties: list[SlabTie] = []
         self.source_nodes: dict[str, str] = {}  # node name -> op type of channel sources
 
     # --- labels -------------------------------------------------------------------------
@@ -168,6 +182,12 @@ class AnalysisContext:
 
     def add_mask_edge(self, node: NodeView, input_index: int, labels: np.ndarray) -> None:
         self.mask_edges.append(MaskEdge(node.name, input_index, labels))
+
+    def tie_slabs(self, labels: np.ndarray, axis: int, reason: str) -> None:
+        """Unite position i of every slab of ``labels`` along ``axis`` with that of slab 0."""
+        first = labels.take([0], axis=axis)
+        for index in range(1, labels.shape[axis]):
+            self.union(first, labels.take([index], axis=axis), reason)
 
     def require_one_kept(self, labels: np.ndarray) -> None:
         """At least one position of ``labels`` must survive (a Split output or Slice range)."""

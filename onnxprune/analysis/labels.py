@@ -128,3 +128,15 @@ def reshape_labels(
             target.extend(1 for _ in gout)
     expanded = np.broadcast_to(labels, expand_to)
     return squeeze_constant_axes(np.ascontiguousarray(expanded).reshape(target))
+
+
+def cluster_varying_axes(labels: np.ndarray, component_of: np.ndarray) -> list[int]:
+    """Axes along which the *clusters* (``component_of`` of each atom; FIXED stays -1) of
+    ``labels`` change. Channels spread over several axes stay rectangular under any removal
+    only when this is at most one axis (whole slabs of it go)."""
+    mapped = np.where(labels >= 0, component_of[np.maximum(labels, 0)], FIXED)
+    return [
+        axis
+        for axis in varying_axes(mapped)
+        if not np.array_equal(np.broadcast_to(mapped.take([0], axis=axis), mapped.shape), mapped)
+    ]

@@ -614,3 +614,38 @@ def test_gather_of_one_channel_still_blocks():
     group = groups_by_source(analysis)[("c1",)]
     assert not group.prunable
     assert any("selects along a channel axis" in r for r in group.reasons), group.reasons
+
+
+def _channel_shuffle_model(width=8, spatial=4):
+    """Two convs -> Concat -> channel shuffle (Reshape [N, 2, C, H, W] -> Transpose ->
+    Reshape [N, 2C, H, W]) -> conv (ShuffleNet's unit ending)."""
+    nodes, inits = chain(
+        conv("left", "x", "l", 3, width), conv("right", "x", "r", 3, width, seed=3)
+    )
+    nodes += [
+        helper.make_node("Concat", ["l", "r"], ["both"], name="cat", axis=1),
+        helper.make_node("Reshape", ["both", "split_shape"], ["split"], name="to_groups"),
+        helper.make_node("Transpose", ["split"], ["swapped"], name="shuffle", perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Reshape", ["swapped", "merge_shape"], ["shuffled"], name="merge"),
+        helper.make_node("Conv", ["shuffled", "last.w"], ["out"], name="last"),
+    ]
+    inits += [
+        const("split_shape", np.array([0, 2, width, spatial, spatial], np.int64)),
+        const("merge_shape", np.array([0, 2 * width, spatial, spatial], np.int64)),
+        weights("last.w", (4, 2 * width, 1, 1), 9),
+    ]
+    return build(
+        nodes, inits, in_shape=(1, 3, spatial, spatial), out_shape=(1, 4, spatial, spatial)
+    )
+
+
+def test_channel_shuffle_ties_channel_i_of_both_branches():
+    """Without a tie the [2, C] split is not rectangular under any removal (blocked before);
+    the fallback tie prunes channel i of both branches together."""
+    analysis = analyze(_channel_shuffle_model())
+    group = groups_by_source(analysis)[("left", "right")]
+    assert group.prunable and group.size == 8 and group.width == 1  # one channel per conv
+    pruned = assert_mask_equivalent(analysis, {int(c) for c in group.clusters[:3]})
+    shapes = {i.name: tuple(i.dims) for i in pruned.graph.initializer}
+    assert shapes["left.w"] == (5, 3, 3, 3) and shapes["last.w"] == (4, 10, 1, 1)
+    assert_mask_equivalent(analysis, random_removal(analysis, seed=2))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxprune.analysis.context import AnalysisContext, KeepFn
+from onnxprune.analysis.context import AnalysisContext, KeepFn, SlabTie
 from onnxprune.analysis.graph_view import NodeView
-from onnxprune.analysis.labels import reshape_labels, varying_axes
+from onnxprune.analysis.labels import cluster_varying_axes, reshape_labels, varying_axes
 from onnxprune.analysis.registry import register
 from onnxprune.analysis.rules._common import axes_of, normalize_axis
 from onnxprune.analysis.rules.shape_edit import set_shape_entries
@@ -32,15 +32,7 @@ def _whole_slabs_check(labels: np.ndarray, name: str):
     """
 
     def check(component_of: np.ndarray) -> list[tuple[np.ndarray, str]]:
-        mapped = np.where(labels >= 0, component_of[np.maximum(labels, 0)], -1)
-        varying = [
-            axis
-            for axis in varying_axes(mapped)
-            if not np.array_equal(
-                np.broadcast_to(mapped.take([0], axis=axis), mapped.shape), mapped
-            )
-        ]
-        if len(varying) <= 1:
+        if len(cluster_varying_axes(labels, component_of)) <= 1:
             return []
         return [(labels, f"Reshape '{name}' splits channels over several axes without whole heads")]
 
@@ -76,6 +68,8 @@ def reshape(node: NodeView, ctx: AnalysisContext) -> None:
         )
         return
     if len(axes) > 1:
+        reason = f"Reshape '{node.name}' ties channel i of every slab of axis {axes[0]}"
+        ctx.slab_ties.append(SlabTie(out_labels, axes[0], reason))
         ctx.post_checks.append(_whole_slabs_check(out_labels, node.name))
     ctx.set_labels(node.outputs[0], out_labels)
 
