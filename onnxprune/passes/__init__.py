@@ -17,6 +17,7 @@ from onnxprune.passes import (  # noqa: F401  (importing registers the passes)
     fuse_hardswish,
     fuse_layernorm,
     reshape_copy_dims,
+    unshare_expanded_operands,
     unshare_uniform_constants,
 )
 from onnxprune.passes.context import PassContext, PreprocessResult

@@ -43,5 +43,6 @@ DEFAULT_PASSES: tuple[str, ...] = (
     "fuse_hardswish",
     "fuse_layernorm",
     "unshare_uniform_constants",
+    "unshare_expanded_operands",
     "cleanup",
 )

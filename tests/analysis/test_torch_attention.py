@@ -1,8 +1,10 @@
 """``torch.nn.TransformerEncoder`` exports: ``nn.MultiheadAttention`` computes q, k and v with one
 packed in-projection, splits it as [..., 3, E] and picks each part with a Gather; the batch ×
-heads entry of its head reshapes is computed at run time. Heads (or head_dim positions) and
-feed-forward units must be prunable and mask-equivalent in both layouts (batch first or not),
-both norm placements and both exporters (the dynamo export keeps the sequence dynamic)."""
+heads entry of its head reshapes is computed at run time; a padding mask is expanded over the
+heads at run time (and shared by every layer in the dynamo export). Heads (or head_dim
+positions) and feed-forward units must be prunable and mask-equivalent in both layouts (batch
+first or not), both norm placements, with and without a padding mask, and both exporters (the
+dynamo export keeps the sequence dynamic)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,21 @@ from onnxprune.passes import preprocess
 from tests.oracle import prove_random_removals
 
 DIM, HEADS, FFN, LAYERS, TOKENS = 32, 4, 48, 2, 6
+
+
+class MaskedTextEncoder(nn.Module):
+    """Token ids and a 0/1 attention mask -> masked mean of the encoder's outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, DIM)
+        layer = nn.TransformerEncoderLayer(DIM, HEADS, FFN, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, LAYERS, enable_nested_tensor=False)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(self.embed(ids), src_key_padding_mask=mask == 0)
+        weights = mask.unsqueeze(-1).to(h.dtype)
+        return (h * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 class Encoder(nn.Module):
@@ -37,36 +54,47 @@ class Encoder(nn.Module):
         return self.head(h.mean(1 if self.batch_first else 0))
 
 
-def _export(folder, batch_first: bool, norm_first: bool, exporter: str):
+def _export(folder, batch_first: bool, norm_first: bool, exporter: str, masked: bool = False):
     torch.manual_seed(0)
-    module = Encoder(batch_first, norm_first).eval()
+    module = (MaskedTextEncoder() if masked else Encoder(batch_first, norm_first)).eval()
     with torch.no_grad():  # distinct, non-zero weights in every layer (deepcopy clones them)
         for parameter in module.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.05)
-    x = torch.randn(2, TOKENS, 8)
-    path = folder / f"encoder-{batch_first}-{norm_first}-{exporter}.onnx"
+    if masked:
+        mask = torch.ones(2, TOKENS, dtype=torch.int64)
+        mask[1, TOKENS - 2 :] = 0
+        args, names = (torch.randint(0, 50, (2, TOKENS)), mask), ["ids", "mask"]
+    else:
+        args, names = (torch.randn(2, TOKENS, 8),), ["x"]
+    path = folder / f"encoder-{batch_first}-{norm_first}-{masked}-{exporter}.onnx"
     if exporter == "torchscript":  # traces the sequence length into constants: batch only
-        torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17,
-                          input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch"}})  # fmt: skip
+        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=17,
+                          input_names=names, output_names=["y"],
+                          dynamic_axes={n: {0: "batch"} for n in names})  # fmt: skip
     else:
         dims = {0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("tokens", max=64)}
-        torch.onnx.export(module, (x,), str(path), dynamo=True, input_names=["x"],
-                          output_names=["y"], dynamic_shapes={"x": dims},
+        torch.onnx.export(module, args, str(path), dynamo=True, input_names=names,
+                          output_names=["y"], dynamic_shapes={n: dims for n in names},
                           external_data=False)  # fmt: skip
     return preprocess(load_model(path)).model
 
 
 CASES = [
-    (batch_first, norm_first, exporter)
-    for batch_first, norm_first in [(False, False), (True, True)]
+    (batch_first, norm_first, masked, exporter)
+    for batch_first, norm_first, masked in [
+        (False, False, False),
+        (True, True, False),
+        (True, False, True),
+    ]
     for exporter in ("torchscript", "dynamo")
 ]
 
 
-@pytest.mark.parametrize(("batch_first", "norm_first", "exporter"), CASES)
-def test_heads_and_feed_forward_units_are_prunable(tmp_path, batch_first, norm_first, exporter):
-    model = _export(tmp_path, batch_first, norm_first, exporter)
+@pytest.mark.parametrize(("batch_first", "norm_first", "masked", "exporter"), CASES)
+def test_heads_and_feed_forward_units_are_prunable(
+    tmp_path, batch_first, norm_first, masked, exporter
+):
+    model = _export(tmp_path, batch_first, norm_first, exporter, masked)
     for head_dim, attention_units in ((False, HEADS), (True, DIM // HEADS)):
         analysis = analyze(model, allow_norm_stats=False, head_dim=head_dim)
         sizes = sorted(g.size for g in analysis.groups if g.prunable)
@@ -75,6 +103,9 @@ def test_heads_and_feed_forward_units_are_prunable(tmp_path, batch_first, norm_f
         # a unit is q, k and v of one head (or of one head_dim position in every head)
         assert all(g.width == 3 * DIM // attention_units for g in attention)
         assert prove_random_removals(analysis, seeds=2) == "ok"
+    if masked:  # the padding-mask broadcast was copied per layer and follows each one's heads
+        expands = [n for n in model.graph.node if n.op_type == "Expand"]
+        assert len(expands) >= LAYERS
 
 
 def test_pruned_encoder_keeps_a_dynamic_sequence(tmp_path):

@@ -8,6 +8,7 @@ from onnxprune.analysis.context import ROLE_PARAM, AnalysisContext
 from onnxprune.analysis.graph_view import NodeView
 from onnxprune.analysis.labels import FIXED, pad_rank, varying_axes
 from onnxprune.analysis.registry import register
+from onnxprune.analysis.rules.expanded_operand import follow_expanded_operand
 from onnxprune.analysis.rules.shape_edit import constant_shape_source, set_shape_entries
 from onnxprune.analysis.shape_values import shape_values
 
@@ -69,7 +70,8 @@ def broadcast(node: NodeView, ctx: AnalysisContext) -> None:
     is full-size along a channel axis is sliced with those labels (bias, layer scale, PRelu
     slope, position embedding). A run-time input that is full-size along a channel axis and
     carries no labels pins the channels (blocked) — unless it is a constant broadcast by
-    Expand (class tokens), whose constant is sliced instead.
+    Expand (class tokens), whose constant is sliced instead, or a run-time tensor broadcast by
+    Expand along the channel axis (an attention padding mask: :mod:`.expanded_operand`).
     """
     names = [name for name in node.inputs if name]
     out_name = node.outputs[0]
@@ -123,9 +125,11 @@ def unlabelled_operand(
         expand = constant_shape_source(ctx, name)
         source = expand[0] if expand else None
     if not source:
-        ctx.block(
-            combined, f"{node.op_type} '{node.name}' couples channels with run-time tensor '{name}'"
-        )
+        if not follow_expanded_operand(ctx, name, combined, out_rank):
+            ctx.block(
+                combined,
+                f"{node.op_type} '{node.name}' couples channels with run-time tensor '{name}'",
+            )
         return
     source_shape = ctx.weight_shape(source)
     source_offset = out_rank - len(source_shape)
