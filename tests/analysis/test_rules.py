@@ -234,7 +234,7 @@ def test_attention_prunes_whole_heads():
         ),
         (helper.make_node("Custom", ["a"], ["z"], name="cu", domain="my.ops"), "no channel rule"),
         (
-            helper.make_node("DepthToSpace", ["a"], ["z"], name="d2s", blocksize=1),
+            helper.make_node("LpNormalization", ["a"], ["z"], name="lp", axis=1),
             "no channel rule",
         ),
         (helper.make_node("ArgMax", ["a"], ["z"], name="am", axis=1), "reduces over a channel"),
@@ -649,3 +649,36 @@ def test_channel_shuffle_ties_channel_i_of_both_branches():
     shapes = {i.name: tuple(i.dims) for i in pruned.graph.initializer}
     assert shapes["left.w"] == (5, 3, 3, 3) and shapes["last.w"] == (4, 10, 1, 1)
     assert_mask_equivalent(analysis, random_removal(analysis, seed=2))
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_to_space_prunes_whole_blocks_of_input_channels(mode):
+    """Conv [C·4 channels] -> DepthToSpace(2) -> conv: output channel c of the pixel shuffle
+    takes 4 input channels (k = (i·2 + j)·C + c in DCR, c·4 + i·2 + j in CRD), pruned together."""
+    nodes, inits = chain(conv("c1", "x", "a", 3, 12))
+    nodes += [
+        helper.make_node("DepthToSpace", ["a"], ["d"], name="d2s", blocksize=2, mode=mode),
+        helper.make_node("Conv", ["d", "c2.w"], ["out"], name="c2"),
+    ]
+    inits.append(weights("c2.w", (4, 3, 1, 1), 5))
+    analysis = analyze(build(nodes, inits, out_shape=(1, 4, 16, 16)))
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable and group.size == 3 and group.width == 4
+    pruned = assert_mask_equivalent(analysis, {int(group.clusters[1])})
+    shapes = {i.name: tuple(i.dims) for i in pruned.graph.initializer}
+    assert shapes["c1.w"] == (8, 3, 3, 3) and shapes["c2.w"] == (4, 2, 1, 1)
+
+
+def test_space_to_depth_carries_each_channel_to_its_blocks():
+    nodes, inits = chain(conv("c1", "x", "a", 3, 6))
+    nodes += [
+        helper.make_node("SpaceToDepth", ["a"], ["s"], name="s2d", blocksize=2),
+        helper.make_node("Conv", ["s", "c2.w"], ["out"], name="c2"),
+    ]
+    inits.append(weights("c2.w", (4, 24, 1, 1), 5))
+    analysis = analyze(build(nodes, inits, out_shape=(1, 4, 4, 4)))
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable and group.size == 6
+    pruned = assert_mask_equivalent(analysis, {int(c) for c in group.clusters[:2]})
+    shapes = {i.name: tuple(i.dims) for i in pruned.graph.initializer}
+    assert shapes["c1.w"] == (4, 3, 3, 3) and shapes["c2.w"] == (4, 16, 1, 1)

@@ -556,3 +556,14 @@ def test_every_op_the_brief_names_has_a_rule() -> None:
         "BatchNormalization",
     }  # fmt: skip
     assert named <= set(registered_vjp_ops())
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_to_space(mode) -> None:
+    x = _rng().standard_normal((2, 12, 3, 2))
+    _check("DepthToSpace", {"x": x}, {}, ["x"], ["x"], blocksize=2, mode=mode)
+
+
+def test_space_to_depth() -> None:
+    x = _rng().standard_normal((2, 3, 4, 6))
+    _check("SpaceToDepth", {"x": x}, {}, ["x"], ["x"], blocksize=2)

@@ -2,6 +2,7 @@
 
 from onnxprune.analysis.rules import (  # noqa: F401 - imported for registration
     conv,
+    depth_space,
     elementwise,
     layout,
     linear,

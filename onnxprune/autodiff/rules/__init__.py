@@ -3,6 +3,7 @@
 from onnxprune.autodiff.rules import (  # noqa: F401 - registration side effects
     activation,
     conv,
+    depth_space,
     elementwise,
     layout,
     linear,
