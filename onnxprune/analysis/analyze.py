@@ -314,7 +314,8 @@ def _finalize(model: ModelProto, view: GraphView, ctx: AnalysisContext) -> Chann
     component_of = _components(ctx.unions, n_atoms)
     for tie in ctx.slab_ties:  # in graph order: a tie upstream can make one downstream whole
         if len(cluster_varying_axes(tie.labels, component_of)) > 1:
-            ctx.tie_slabs(tie.labels, tie.axis, tie.reason)
+            for axis in tie.tied_axes():
+                ctx.tie_slabs(tie.labels, axis, tie.reason)
             component_of = _components(ctx.unions, n_atoms)
     for check in ctx.post_checks:
         for labels, reason in check(component_of):

@@ -83,12 +83,19 @@ class Taint:
 @dataclass
 class SlabTie:
     """Fallback for channels a Reshape spreads over several axes ([C] -> [g, C/g]): when no
-    other constraint makes them whole slabs of one axis, position i of every slab along
-    ``axis`` is pruned together (channel shuffle: channel i of both branches)."""
+    other constraint makes them whole slabs of one axis, the largest of ``axes`` stays the
+    channel axis and position i of every slab along each other axis is pruned together
+    (channel shuffle: channel i of both branches)."""
 
     labels: np.ndarray
-    axis: int
+    axes: list[int]
     reason: str
+
+    def tied_axes(self) -> list[int]:
+        """Every axis but the largest (the first of equal sizes)."""
+        sizes = [self.labels.shape[axis] for axis in self.axes]
+        free = self.axes[sizes.index(max(sizes))]
+        return [axis for axis in self.axes if axis != free]
 
 
 class AnalysisContext:

@@ -68,8 +68,8 @@ def reshape(node: NodeView, ctx: AnalysisContext) -> None:
         )
         return
     if len(axes) > 1:
-        reason = f"Reshape '{node.name}' ties channel i of every slab of axis {axes[0]}"
-        ctx.slab_ties.append(SlabTie(out_labels, axes[0], reason))
+        reason = f"Reshape '{node.name}' ties channel i of every slab but along its widest axis"
+        ctx.slab_ties.append(SlabTie(out_labels, axes, reason))
         ctx.post_checks.append(_whole_slabs_check(out_labels, node.name))
     ctx.set_labels(node.outputs[0], out_labels)
 
