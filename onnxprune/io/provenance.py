@@ -40,7 +40,7 @@ class _Input:
 
 
 _inputs: list[_Input] = []
-_made_by: dict[int, str] = {}
+_made_by: dict[int, tuple[str, tuple]] = {}
 _step: contextvars.ContextVar[str | None] = contextvars.ContextVar("onnxprune_step", default=None)
 
 
@@ -72,15 +72,27 @@ def mark_made_by(model: ModelProto, step: str) -> ModelProto:
     Sessions are often created after the step returned; this is how their errors name it.
     """
     _made_by.pop(id(model), None)
-    _made_by[id(model)] = step
+    _made_by[id(model)] = (step, _fingerprint(model))
     while len(_made_by) > _MARKED:
         del _made_by[next(iter(_made_by))]
     return model
 
 
+def _fingerprint(model: ModelProto) -> tuple:
+    """Cheap identity check beside ``id``: a freed model's id is reused by later objects (one
+    test's recovered model named the step of another's broken copy)."""
+    graph = model.graph
+    last = tuple(graph.node[-1].output) if graph.node else ()
+    return len(graph.node), len(graph.initializer), len(graph.input), last
+
+
 def made_by(model: ModelProto) -> str | None:
-    """The step :func:`mark_made_by` recorded for ``model``, else the current :func:`model_step`."""
-    return _made_by.get(id(model)) or current_step()
+    """The step :func:`mark_made_by` recorded for ``model`` (the same object, by id and a
+    fingerprint of its graph), else the current :func:`model_step`."""
+    entry = _made_by.get(id(model))
+    if entry is not None and entry[1] == _fingerprint(model):
+        return entry[0]
+    return current_step()
 
 
 @contextlib.contextmanager

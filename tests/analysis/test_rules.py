@@ -682,3 +682,109 @@ def test_space_to_depth_carries_each_channel_to_its_blocks():
     pruned = assert_mask_equivalent(analysis, {int(c) for c in group.clusters[:2]})
     shapes = {i.name: tuple(i.dims) for i in pruned.graph.initializer}
     assert shapes["c1.w"] == (4, 3, 3, 3) and shapes["c2.w"] == (4, 16, 1, 1)
+
+
+def _conv_op_conv(op_nodes, extra_inits, cin2, out_shape, inputs=()):
+    nodes, inits = chain(conv("c1", "x", "a", 3, 6))
+    nodes += [*op_nodes, helper.make_node("Conv", ["t", "c2.w"], ["out"], name="c2")]
+    inits += [*extra_inits, weights("c2.w", (4, cin2, 1, 1), 5)]
+    graph_inputs = [tensor("x", ["N", 3, 8, 8]), *inputs]
+    return make_model(nodes, graph_inputs, [tensor("out", ["N", *out_shape[1:]])], inits)
+
+
+def test_tile_repeats_channels_with_their_labels():
+    """Tile(x, [1, 2, 1, 2]): every channel appears twice on the channel axis (and the
+    width doubles); pruning channel c removes both copies."""
+    model = _conv_op_conv(
+        [helper.make_node("Tile", ["a", "reps"], ["t"], name="tile")],
+        [const("reps", np.array([1, 2, 1, 2], np.int64))],
+        12,
+        (1, 4, 8, 16),
+    )
+    analysis = analyze(model)
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable and group.size == 6
+    pruned = assert_mask_equivalent(analysis, {int(c) for c in group.clusters[:2]})
+    assert {i.name: tuple(i.dims) for i in pruned.graph.initializer}["c2.w"] == (4, 8, 1, 1)
+
+
+@pytest.mark.parametrize(("channel_repeat", "prunable"), [(1, True), (2, False)])
+def test_a_tiled_constant_is_sliced_when_it_repeats_once_along_the_channels(
+    channel_repeat, prunable
+):
+    """conv + Tile(pos[1, C/r, 1, 8], [1, r, 8, 1]) (a learned position table repeated over
+    the rows): sliced with the channels when r = 1; repeats along the channels block."""
+    model = _conv_op_conv(
+        [
+            helper.make_node("Tile", ["pos", "reps"], ["pos_tiled"], name="tile"),
+            helper.make_node("Add", ["a", "pos_tiled"], ["t"], name="add_pos"),
+        ],
+        [
+            weights("pos", (1, 6 // channel_repeat, 1, 8), 3),
+            const("reps", np.array([1, channel_repeat, 8, 1], np.int64)),
+        ],
+        6,
+        (1, 4, 8, 8),
+    )
+    analysis = analyze(model)
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable == prunable
+    if prunable:
+        pruned = assert_mask_equivalent(analysis, {int(c) for c in group.clusters[:2]})
+        assert {i.name: tuple(i.dims) for i in pruned.graph.initializer}["pos"] == (1, 4, 1, 8)
+    else:
+        assert any("repeats along a channel axis" in r for r in group.reasons), group.reasons
+
+
+def test_a_constant_repeated_over_a_run_time_batch_is_sliced():
+    """DETR: weight.unsqueeze(0).repeat(B, 1, 1) -> Tile(const, Concat(Shape(x)[0], 1, 1, 1))."""
+    model = _conv_op_conv(
+        [
+            helper.make_node("Shape", ["x"], ["x_shape"], name="shape", end=1),
+            helper.make_node("Concat", ["x_shape", "ones"], ["reps"], name="reps", axis=0),
+            helper.make_node("Tile", ["pos", "reps"], ["pos_tiled"], name="tile"),
+            helper.make_node("Add", ["a", "pos_tiled"], ["t"], name="add_pos"),
+        ],
+        [weights("pos", (1, 6, 8, 8), 3), const("ones", np.array([1, 1, 1], np.int64))],
+        6,
+        (1, 4, 8, 8),
+    )
+    analysis = analyze(model)
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable, group.reasons
+    pruned = assert_mask_equivalent(analysis, {int(c) for c in group.clusters[:2]})
+    assert {i.name: tuple(i.dims) for i in pruned.graph.initializer}["pos"] == (1, 4, 8, 8)
+
+
+def test_grid_sample_and_roi_align_pass_channels():
+    grid = _conv_op_conv(
+        [helper.make_node("GridSample", ["a", "grid"], ["t"], name="sample", align_corners=1)],
+        [],
+        6,
+        (1, 4, 5, 5),
+        inputs=[tensor("grid", ["N", 5, 5, 2])],
+    )
+    rois = _conv_op_conv(
+        [
+            helper.make_node(
+                "RoiAlign",
+                ["a", "boxes", "batch"],
+                ["t"],
+                name="roi",
+                output_height=3,
+                output_width=3,
+                sampling_ratio=2,
+            )
+        ],
+        [
+            const("boxes", np.array([[0, 0, 4, 4], [2, 1, 7, 6]], np.float32)),
+            const("batch", np.array([0, 0], np.int64)),
+        ],
+        6,
+        (2, 4, 3, 3),
+    )
+    for model in (grid, rois):
+        analysis = analyze(model)
+        group = groups_by_source(analysis)[("c1",)]
+        assert group.prunable and group.size == 6
+        assert_mask_equivalent(analysis, {int(c) for c in group.clusters[1:4]})

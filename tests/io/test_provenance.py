@@ -125,3 +125,22 @@ def test_data_doors_check_the_model_runs_on_the_data(tmp_path, command) -> None:
     options = {"sparsity": 0.5, "min_size": 0} if command == "sparsify" else {"ratio": 0.3}
     with pytest.raises(InputError, match=r"batch_one.onnx' on the given data.*one sample"):
         getattr(onnxprune, command)(str(path), criterion="obs", data=data, **options)
+
+
+def test_a_recycled_id_does_not_name_another_models_step(tmp_path) -> None:
+    """mark_made_by keys by id(model); a different model that gets the same id (the first was
+    freed) must not inherit its step."""
+    from onnxprune.io.provenance import made_by, mark_made_by
+
+    marked = base_model()
+    mark_made_by(marked, "recover (lsq)")
+    other = onnx.ModelProto()
+    other.CopyFrom(marked)
+    del other.graph.node[-1]
+    import onnxprune.io.provenance as provenance
+
+    provenance._made_by[id(other)] = provenance._made_by.pop(id(marked))  # the id reused
+    assert made_by(other) is None
+    assert made_by(marked) is None  # its entry moved away
+    mark_made_by(marked, "rewrite")
+    assert made_by(marked) == "rewrite"

@@ -70,7 +70,8 @@ def broadcast(node: NodeView, ctx: AnalysisContext) -> None:
     is full-size along a channel axis is sliced with those labels (bias, layer scale, PRelu
     slope, position embedding). A run-time input that is full-size along a channel axis and
     carries no labels pins the channels (blocked) — unless it is a constant broadcast by
-    Expand (class tokens), whose constant is sliced instead, or a run-time tensor broadcast by
+    Expand or Tile (class tokens, query embeddings), whose constant is sliced instead, or a
+    run-time tensor broadcast by
     Expand along the channel axis (an attention padding mask: :mod:`.expanded_operand`).
     """
     names = [name for name in node.inputs if name]
@@ -142,8 +143,23 @@ def unlabelled_operand(
             return
         user = expand[1] if expand is not None else node
         ctx.request_slice(source, source_axis, combined.reshape(-1), user, ROLE_PARAM)
-    if expand is not None:
+    if expand is not None and expand[1].op_type == "Tile":
+        _check_tile_repeats(ctx, expand[1], combined, full_axes, out_rank)
+    elif expand is not None:
         _fix_expand_shape(ctx, expand[1], combined, full_axes, out_rank)
+
+
+def _check_tile_repeats(ctx, tile_node, combined, full_axes, out_rank) -> None:
+    """A Tile of a sliced constant follows it when it repeats 1 time along the channel axes
+    (the constant then holds the full channel axis; other entries may be run-time, the batch
+    of ``weight.unsqueeze(0).repeat(B, 1, 1)``); other repeats there would need the channel
+    count in the repeats: blocked."""
+    repeats = shape_values(ctx, tile_node.input(1))
+    offset = out_rank - (0 if repeats is None else len(repeats))
+    if repeats is None or any(axis < offset or repeats[axis - offset] != 1 for axis in full_axes):
+        ctx.block(
+            combined, f"Tile '{tile_node.name}' repeats along a channel axis are not proven 1"
+        )
 
 
 def _fix_expand_shape(ctx, expand_node, combined, full_axes, out_rank) -> None:
@@ -190,3 +206,24 @@ def expand(node: NodeView, ctx: AnalysisContext) -> None:
             )
             return
     ctx.set_labels(node.outputs[0], padded)
+
+
+@register("Tile")
+def tile(node: NodeView, ctx: AnalysisContext) -> None:
+    """Tile(x, repeats): y[..., i, ...] = x[..., i mod n, ...] on every axis. Labels repeat
+    like the data (``np.tile``); a channel axis repeated r times holds each channel r times,
+    which stay or go together, and the repeats never name the channel count (no fixup).
+    Repeats along a channel axis computed at run time block the channels (other entries may
+    be: a batch read through ``Shape``)."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    repeats = shape_values(ctx, node.input(1))
+    if repeats is None or len(repeats) != labels.ndim:
+        ctx.block(labels, f"Tile '{node.name}' repeats unknown")
+        return
+    reps = [r if labels.shape[axis] > 1 else 1 for axis, r in enumerate(repeats)]
+    if any(r is None for r in reps):
+        ctx.block(labels, f"Tile '{node.name}' repeats along a channel axis computed at run time")
+        return
+    ctx.set_labels(node.outputs[0], np.tile(labels, reps))

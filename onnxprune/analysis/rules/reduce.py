@@ -9,7 +9,7 @@ from onnxprune.analysis.registry import register
 from onnxprune.analysis.rules._common import axes_of, normalize_axis
 
 POOL_OPS = ("MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool",
-            "GlobalLpPool", "MaxRoiPool")  # fmt: skip
+            "GlobalLpPool", "MaxRoiPool", "RoiAlign", "GridSample")  # fmt: skip
 REDUCE_OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
               "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")  # fmt: skip
 
@@ -17,8 +17,14 @@ REDUCE_OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
 @register(*POOL_OPS)
 def pool(node: NodeView, ctx: AnalysisContext) -> None:
     """Pools act on each channel separately (spatial windows): labels on axis 1 pass through.
-    A used MaxPool Indices output (flat indices include the channel) blocks them."""
+    So do RoiAlign (per-channel crops of the boxes, [rois, C, h, w]) and GridSample (every
+    channel sampled at the same grid points). A used MaxPool Indices output (flat indices
+    include the channel) blocks them, and so do channels in the boxes, batch indices or grid."""
     labels = ctx.labels_of(node.input(0))
+    for extra in node.inputs[1:]:
+        if extra and (ctx.labels_of(extra) is not None or extra in ctx.taints):
+            ctx.block_inputs(node, f"{node.op_type} reads channels in a secondary input")
+            return
     if labels is None:
         return
     indices_used = (

@@ -249,9 +249,10 @@ def _piece_at(pieces: list[ShapePiece], position: int) -> int | None:
 
 
 def constant_shape_source(ctx: AnalysisContext, name: str) -> tuple[str, NodeView] | None:
-    """When ``name`` is ``Expand(constant, shape)``, return the constant and the Expand node."""
+    """When ``name`` is ``Expand(constant, shape)`` or ``Tile(constant, repeats)`` (DETR's
+    query embeddings repeated over the batch), return the constant and that node."""
     producer = ctx.view.producer.get(name)
-    if producer is None or producer.op_type != "Expand":
+    if producer is None or producer.op_type not in ("Expand", "Tile"):
         return None
     source = producer.input(0)
     if ctx.weight_shape(source) is None:
