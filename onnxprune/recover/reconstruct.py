@@ -185,10 +185,13 @@ def _at_positions(tensor: np.ndarray, axis: int, chosen: np.ndarray, channels=No
 
 @dataclass
 class _Targets:
-    """Sampled target rows of every plan: chosen positions (N, P) and values (N, P, m·G)."""
+    """Sampled target rows of every plan: chosen positions (N, P) and values (N, P, m·G);
+    ``batch_first[i]`` is False for a plan whose target's first axis is not the batch (its
+    lists are empty)."""
 
     chosen: list[np.ndarray]
     values: list[np.ndarray]
+    batch_first: list[bool]
 
 
 def collect_targets(
@@ -213,18 +216,35 @@ def collect_targets(
         max_samples=settings.max_samples,
     )
     mask_name = mask_input(original)  # padding rows are left out (calibrate/padding)
+    batch_first = [True] * len(plans)
     for batch in feeds:
         tensors = runner(batch)
         mask = batch.get(mask_name) if mask_name else None
+        size = len(next(iter(batch.values())))
         for index, plan in enumerate(plans):
             tensor = tensors[plan.target]
+            if not batch_first[index] or tensor.shape[0] != size:
+                # sequence-first ([T, B, C]: nn.MultiheadAttention's projections in a
+                # TorchScript export): positions per sample are not rows of axis 0
+                batch_first[index] = False
+                continue
             count = int(np.prod(np.moveaxis(tensor, plan.fit.output_axis, -1).shape[1:-1]))
             valid = real_positions(mask, count)
             picked = sample_positions(tensor.shape[0], count, caps[index], rng, valid)
             chosen[index].append(np.array(picked))
             part = _at_positions(tensor, plan.fit.output_axis, picked, plan.kept_out)
             values[index].append(part.astype(np.float32))
-    return _Targets([np.concatenate(c) for c in chosen], [np.concatenate(v) for v in values])
+    return _Targets(
+        [
+            np.concatenate(c) if ok else np.zeros((0, 0), np.int64)
+            for c, ok in zip(chosen, batch_first, strict=True)
+        ],
+        [
+            np.concatenate(v) if ok else np.zeros((0, 0, 0), np.float32)
+            for v, ok in zip(values, batch_first, strict=True)
+        ],
+        batch_first,
+    )
 
 
 def _current(edits: ModelEdits, plan: LayerFit) -> tuple[np.ndarray, np.ndarray] | None:
@@ -369,7 +389,13 @@ def reconstruct(
     targets = collect_targets(analysis.model, plans, calibration, settings, samples)
     by_level: dict[int, list[tuple[int, LayerFit]]] = {}
     for index, plan in enumerate(plans):
+        if not targets.batch_first[index]:
+            say(f"reconstruction: '{plan.fit.node}' left as it is (output not batch-first)")
+            continue
         by_level.setdefault(plan.level, []).append((index, plan))
+    if not by_level:
+        return model
+    plans = [plan for _, level in by_level.items() for _, plan in level]
     blocks = sum(1 for plan in plans if plan.other)
     say(f"reconstruction: {len(plans)} layers ({blocks} to block outputs), {len(by_level)} levels")
     runner = FrontierRunner(samples, settings.frontier_mb * (1 << 20))

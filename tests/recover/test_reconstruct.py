@@ -204,3 +204,40 @@ def test_no_layer_calibration_error_grows(block, node):
     output, kept = {"c1": ("c1", None), "a": ("a", KEPT), "dw": ("d", KEPT), "p": ("s", None)}[node]
     after_error = _error(recovered, model, calib, output, kept)
     assert after_error <= _error(before, model, calib, output, kept) + 1e-6
+
+
+def test_sequence_first_layers_are_left_as_they_are():
+    """x [N, T, D] -> Transpose [T, N, D] -> MatMul -> Relu -> MatMul -> Transpose back (the
+    projections of nn.MultiheadAttention in a TorchScript export): axis 0 of the targets is
+    not the batch, so positions per sample are not rows of axis 0. Such layers are left as
+    they are with a message (the calibration's last batch is smaller: its width differed)."""
+    rng = np.random.default_rng(2)
+    inits = {"w1": rng.normal(size=(4, 6)), "w2": rng.normal(size=(6, 3))}
+    node = helper.make_node
+    nodes = [
+        node("Transpose", ["x"], ["xt"], name="to_seq", perm=[1, 0, 2]),
+        node("MatMul", ["xt", "w1"], ["h"], name="a"),
+        node("Relu", ["h"], ["r"], name="relu"),
+        node("MatMul", ["r", "w2"], ["yt"], name="b"),
+        node("Transpose", ["yt"], ["y"], name="to_batch", perm=[1, 0, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "seq_first",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5, 3])],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    analysis = analysed(model, {"x": [1, 5, 4]})
+    removed = source_clusters(analysis, "a")[[1, 4]]
+    pruned = apply_removal(analysis, removed)
+    messages: list[str] = []
+    calib = rng.normal(size=(41, 5, 4)).astype(np.float32)
+    recovered = make_recovery(
+        "reconstruct", analysis, {"x": calib}, batch_size=32, progress=messages.append
+    )(analysis, removed, pruned)
+    assert any("'a' left as it is (output not batch-first)" in m for m in messages), messages
+    test = rng.normal(size=(3, 5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(run(recovered, test), run(pruned, test))
