@@ -166,12 +166,29 @@ def batch_targets(
     return feeds
 
 
-def _per_feature(layer: ConsumerLayer, x: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Σ over positions of x·g per sample and input feature: [N, features]."""
+def _per_feature(
+    layer: ConsumerLayer, x: np.ndarray, g: np.ndarray, one_sample: bool = False
+) -> np.ndarray:
+    """Σ over positions of x·g per sample and input feature: [N, features] (axis 0 is the
+    batch); with ``one_sample`` (a run of one sample) every axis but the features is summed,
+    whatever the layout: [1, features]."""
     product = x.astype(np.float64) * g.astype(np.float64)
+    if one_sample:
+        moved = np.moveaxis(product, 1 if layer.feature_axis == 1 else -1, -1)
+        return moved.reshape(-1, moved.shape[-1]).sum(axis=0)[None]
     if layer.feature_axis == 1:
         return product.reshape(product.shape[0], product.shape[1], -1).sum(axis=2)
     return product.reshape(product.shape[0], -1, product.shape[-1]).sum(axis=1)
+
+
+def _edges_batch_first(gradient, feeds: dict, edge_names: list[str], size: int) -> bool:
+    """True when axis 0 of every exposed edge is the batch: size ``size`` in the batch's run
+    and 1 in a run of its first sample alone. A sequence-first edge ([T, B, C], or [T·B, C]:
+    the projections of ``nn.MultiheadAttention`` in a TorchScript export) fails one of them
+    for any T, so its per-sample sums need one run per sample."""
+    whole = gradient.run(feeds)
+    first = gradient.run({k: v[:1] for k, v in feeds.items()})
+    return all(whole[e].shape[0] == size and first[e].shape[0] == 1 for e in edge_names)
 
 
 def mask_gradients(
@@ -209,6 +226,7 @@ def mask_gradients(
         raise InputError(f"fewer calibration samples than the model's fixed batch ({len(samples)})")
     mask_name = mask_input(model)
     rng = np.random.default_rng(PROBE_SEED)
+    batch_first: bool | None = None
     for start, stop in batches:
         index = np.arange(start, stop)
         feeds = float32_feeds(samples.take(index))
@@ -224,13 +242,32 @@ def mask_gradients(
                     rng=rng,
                 )
             )
-            result = gradient.run(feeds)
+            if batch_first is None and len(index) > 1:
+                batch_first = _edges_batch_first(gradient, feeds, edge_names, len(index))
+            if len(index) == 1 or batch_first:
+                runs = [(gradient.run(feeds), len(index) == 1)]
+            else:  # an edge is not batch-first ([T, B, C]): one run per sample
+                runs = [
+                    (gradient.run({k: v[i : i + 1] for k, v in feeds.items()}), True)
+                    for i in range(len(index))
+                ]
             per_sample = saliency[draw, index]
-            for layer, edge in zip(layers, edge_names, strict=True):
-                # Cross-entropy is a mean over the batch: N·∂L/∂x is the per-sample gradient
-                # (the probe targets are scaled to per-sample gradients already).
+            # Cross-entropy is a mean over the batch: N·∂L/∂x is the per-sample gradient (the
+            # probe targets are scaled to per-sample gradients of the batch's loss already). A
+            # run of one sample out of N: its cross-entropy is per-sample already, while its
+            # mean squared error averages N times fewer elements than the targets assumed.
+            if len(runs) > 1:
+                per_batch = 1 / len(index) if mode == "probe" else 1
+            else:
                 per_batch = 1 if mode == "probe" else len(index)
-                s = _per_feature(layer, result[edge], result[gradient_name(edge)]) * per_batch
+            for layer, edge in zip(layers, edge_names, strict=True):
+                s = np.concatenate(
+                    [
+                        _per_feature(layer, result[edge], result[gradient_name(edge)], single)
+                        for result, single in runs
+                    ]
+                )
+                s = s * per_batch
                 valid = layer.labels >= 0
                 clusters = analysis.component_of[layer.labels[valid]]
                 np.add.at(per_sample, (slice(None), clusters), s[:, valid])

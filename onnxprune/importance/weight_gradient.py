@@ -49,8 +49,10 @@ from onnxprune.importance.gradient import (
     resolve_targets,
     target_loss,
 )
+from onnxprune.passes import preprocess
 
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+SHAPE_PASSES = ("constants_to_initializers", "fold_constants", "reshape_copy_dims")
 WeightCriterion = Callable[[np.ndarray, list[np.ndarray]], np.ndarray]
 WEIGHT_CRITERIA: dict[str, WeightCriterion] = {}
 
@@ -110,7 +112,11 @@ def weight_scores(
     if calibration is None:
         raise InputError(f"weight criterion '{criterion}' needs calibration data (give --data)")
     samples = load_samples(calibration, model, max_samples=max_samples)
-    model = gradient_ready(tensor_output_model(model))
+    # Shape computations folded (weights untouched: they keep their names and values), so
+    # every rank is known to the gradient rules: nn.MultiheadAttention's TorchScript export
+    # builds a Reshape target from Shape, Slice and Mod of constants.
+    folded = preprocess(model, passes=SHAPE_PASSES).model
+    model = gradient_ready(tensor_output_model(folded))
     outputs = differentiable_outputs(model, f"weight criterion '{criterion}'")
     mode = resolve_targets(targets, samples, [output_rank(model, name) for name in outputs])
     loss = target_loss(model, outputs, mode)
