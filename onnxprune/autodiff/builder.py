@@ -173,11 +173,15 @@ class GradientBuilder:
         along, then reshape it to ``target``'s run-time shape.
 
         Axes before ``target``'s rank are summed; so is every axis where ``target`` has a
-        static 1 (harmless when ``g`` has 1 there too). A symbolic ``target`` dim is assumed
-        not broadcast (it would have to be 1 at run time while the other operand's is not).
+        static 1 (harmless when ``g`` has 1 there too). When a ``target`` dim is symbolic
+        (a Reshape with -1 that inference could not resolve), whether it is broadcast is only
+        known at run time: the axes where ``target`` is 1 and ``g`` is not are computed then
+        (``NonZero``) and summed by one ``ReduceSum`` (``noop_with_empty_axes``).
         """
         target_dims = self.dims(target)
         lead = len(out_dims) - len(target_dims)
+        if None in target_dims and self.opset >= 13:
+            return self._unbroadcast_at_run_time(g, lead, target)
         axes = list(range(lead))
         for axis, dim in enumerate(target_dims):
             if dim == 1 and out_dims[lead + axis] != 1:
@@ -185,6 +189,23 @@ class GradientBuilder:
         if not axes and tuple(out_dims) == tuple(target_dims) and None not in target_dims:
             return g
         summed = self.reduce_sum(g, axes, keepdims=True) if axes else g
+        return self.reshape_like(summed, target)
+
+    def _unbroadcast_at_run_time(self, g: str, lead: int, target: str) -> str:
+        """:meth:`unbroadcast` with the broadcast axes found from the run-time shapes."""
+        if lead:
+            g = self.reduce_sum(g, list(range(lead)), keepdims=False)
+        one = self.ints([1])
+        g_shape, target_shape = self.shape_of(g), self.shape_of(target)
+        expanded = self.node(
+            "And",
+            [
+                self.node("Equal", [target_shape, one]),
+                self.node("Not", [self.node("Equal", [g_shape, one])]),
+            ],
+        )
+        axes = self.node("Reshape", [self.node("NonZero", [expanded]), self.ints([-1])])
+        summed = self.node("ReduceSum", [g, axes], keepdims=1, noop_with_empty_axes=1)
         return self.reshape_like(summed, target)
 
 

@@ -567,3 +567,37 @@ def test_depth_to_space(mode) -> None:
 def test_space_to_depth() -> None:
     x = _rng().standard_normal((2, 3, 4, 6))
     _check("SpaceToDepth", {"x": x}, {}, ["x"], ["x"], blocksize=2)
+
+
+@pytest.mark.parametrize("engine", ["reference", "onnxruntime"])
+def test_broadcast_over_a_dim_inference_cannot_see(engine) -> None:
+    """m = Reshape(b, [0, 4, -1, 3]) is [N, 4, 1, 3] at run time, but shape inference leaves
+    its third dim unknown: the Add's gradient for m must still be summed over that axis (a
+    pruned nn.MultiheadAttention padding mask added to the scores)."""
+    from onnx import TensorProto, helper
+
+    from onnxprune.graph.shapes import infer_shapes
+    from tests.autodiff.fd import check_gradients
+
+    nodes = [
+        helper.make_node("Reshape", ["b", "target"], ["m"], name="view"),
+        helper.make_node("Add", ["a", "m"], ["y"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("a", TensorProto.DOUBLE, ["N", 4, 3, 3]),
+            helper.make_tensor_value_info("b", TensorProto.DOUBLE, ["N", "K"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)],
+        [helper.make_tensor("target", TensorProto.INT64, [4], [0, 4, -1, 3])],
+    )
+    model = infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    dims = {v.name: v for v in model.graph.value_info}
+    assert "m" not in dims or not all(
+        d.HasField("dim_value") for d in dims["m"].type.tensor_type.shape.dim[2:3]
+    )
+    rng = _rng()
+    feeds = {"a": rng.standard_normal((2, 4, 3, 3)), "b": rng.standard_normal((2, 12))}
+    check_gradients(model, feeds, ["a", "b"], engine=engine)
