@@ -185,13 +185,23 @@ def _at_positions(tensor: np.ndarray, axis: int, chosen: np.ndarray, channels=No
 
 @dataclass
 class _Targets:
-    """Sampled target rows of every plan: chosen positions (N, P) and values (N, P, m·G);
-    ``batch_first[i]`` is False for a plan whose target's first axis is not the batch (its
-    lists are empty)."""
+    """Sampled target rows of every plan: chosen positions (N, P) and values (N, P, m·G), the
+    batch moved to axis 0; ``batch_axis[i]`` is the batch axis of plan i's target and input
+    (1 for a sequence-first [T, B, C] MatMul), None when it has none (its lists are empty)."""
 
     chosen: list[np.ndarray]
     values: list[np.ndarray]
-    batch_first: list[bool]
+    batch_axis: list[int | None]
+
+
+def _batch_axis(shape: tuple[int, ...], size: int, channel_axis: int) -> int | None:
+    """Axis 0 when it has the batch's ``size``, else the one other axis (not the channels)
+    that has it, else None ([T·B, C]: the batch is folded into the rows)."""
+    if shape[0] == size:
+        return 0
+    channel_axis %= len(shape)
+    axes = [a for a, dim in enumerate(shape) if dim == size and a != channel_axis]
+    return axes[0] if len(axes) == 1 else None
 
 
 def collect_targets(
@@ -216,18 +226,23 @@ def collect_targets(
         max_samples=settings.max_samples,
     )
     mask_name = mask_input(original)  # padding rows are left out (calibrate/padding)
-    batch_first = [True] * len(plans)
+    batch_axis: list[int | None] = [None] * len(plans)
+    usable = [True] * len(plans)
     for batch in feeds:
         tensors = runner(batch)
         mask = batch.get(mask_name) if mask_name else None
         size = len(next(iter(batch.values())))
         for index, plan in enumerate(plans):
-            tensor = tensors[plan.target]
-            if not batch_first[index] or tensor.shape[0] != size:
-                # sequence-first ([T, B, C]: nn.MultiheadAttention's projections in a
-                # TorchScript export): positions per sample are not rows of axis 0
-                batch_first[index] = False
+            if not usable[index]:
                 continue
+            tensor = tensors[plan.target]
+            if batch_axis[index] is None:
+                batch_axis[index] = _batch_axis(tensor.shape, size, plan.fit.output_axis)
+            axis = batch_axis[index]
+            if axis is None or tensor.shape[axis] != size:
+                usable[index] = False  # no batch axis of its own ([T·B, C]), or a guess failed
+                continue
+            tensor = np.moveaxis(tensor, axis, 0)
             count = int(np.prod(np.moveaxis(tensor, plan.fit.output_axis, -1).shape[1:-1]))
             valid = real_positions(mask, count)
             picked = sample_positions(tensor.shape[0], count, caps[index], rng, valid)
@@ -237,13 +252,13 @@ def collect_targets(
     return _Targets(
         [
             np.concatenate(c) if ok else np.zeros((0, 0), np.int64)
-            for c, ok in zip(chosen, batch_first, strict=True)
+            for c, ok in zip(chosen, usable, strict=True)
         ],
         [
             np.concatenate(v) if ok else np.zeros((0, 0, 0), np.float32)
-            for v, ok in zip(values, batch_first, strict=True)
+            for v, ok in zip(values, usable, strict=True)
         ],
-        batch_first,
+        [axis if ok else None for axis, ok in zip(batch_axis, usable, strict=True)],
     )
 
 
@@ -304,19 +319,22 @@ def _refit_level(
         calibration, model, batch_size=settings.batch_size, max_samples=settings.max_samples
     )
     for values in runner.run(model, names, feeds):
-        size = next(iter(values.values())).shape[0]
+        size = 0
         for (index, plan), (even, odd) in zip(level, folds, strict=True):
+            axis = targets.batch_axis[index] or 0
+            x = np.moveaxis(values[plan.fit.layer.input], axis, 0)
+            size = x.shape[0]
             chosen = targets.chosen[index][offset : offset + size]
             y = targets.values[index][offset : offset + size].astype(np.float64)
             if plan.other:
-                other = _at_positions(values[plan.other], plan.fit.output_axis, chosen)
+                other_value = np.moveaxis(values[plan.other], axis, 0)
+                other = _at_positions(other_value, plan.fit.output_axis, chosen)
                 if other.shape != y.shape:
                     raise RecoveryError(
                         f"'{plan.other}' has shape {values[plan.other].shape}; expected the "
                         f"shape of the output of '{plan.fit.node}'"
                     )
                 y = y - other
-            x = values[plan.fit.layer.input]
             rows = np.concatenate(list(plan.fit.layer.rows(x, chosen)))
             y = y.reshape(rows.shape[0], -1)
             sample = offset + np.arange(rows.shape[0]) // chosen.shape[1]
@@ -389,8 +407,8 @@ def reconstruct(
     targets = collect_targets(analysis.model, plans, calibration, settings, samples)
     by_level: dict[int, list[tuple[int, LayerFit]]] = {}
     for index, plan in enumerate(plans):
-        if not targets.batch_first[index]:
-            say(f"reconstruction: '{plan.fit.node}' left as it is (output not batch-first)")
+        if targets.batch_axis[index] is None:
+            say(f"reconstruction: '{plan.fit.node}' left as it is (no batch axis in its output)")
             continue
         by_level.setdefault(plan.level, []).append((index, plan))
     if not by_level:

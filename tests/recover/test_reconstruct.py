@@ -206,38 +206,74 @@ def test_no_layer_calibration_error_grows(block, node):
     assert after_error <= _error(before, model, calib, output, kept) + 1e-6
 
 
-def test_sequence_first_layers_are_left_as_they_are():
-    """x [N, T, D] -> Transpose [T, N, D] -> MatMul -> Relu -> MatMul -> Transpose back (the
-    projections of nn.MultiheadAttention in a TorchScript export): axis 0 of the targets is
-    not the batch, so positions per sample are not rows of axis 0. Such layers are left as
-    they are with a message (the calibration's last batch is smaller: its width differed)."""
+def _token_mlp(sequence_first: bool, folded: bool = False) -> onnx.ModelProto:
+    """x [N, T, 4] -> MatMul a -> Relu -> MatMul b -> y [N, T, 3]; ``sequence_first``: the
+    MatMuls run on [T, N, C] between two Transposes (nn.MultiheadAttention's projections in
+    a TorchScript export); ``folded``: b runs on the rows [T·N, 6] (its out-projection)."""
     rng = np.random.default_rng(2)
-    inits = {"w1": rng.normal(size=(4, 6)), "w2": rng.normal(size=(6, 3))}
+    inits = {
+        "w1": rng.normal(size=(4, 6)),
+        "w2": rng.normal(size=(6, 3)),
+        "rows": np.array([-1, 6]),
+        "back": np.array([5, -1, 3]),
+    }
     node = helper.make_node
+    source, result = ("xt", "yt") if sequence_first else ("x", "y")
     nodes = [
-        node("Transpose", ["x"], ["xt"], name="to_seq", perm=[1, 0, 2]),
-        node("MatMul", ["xt", "w1"], ["h"], name="a"),
+        node("MatMul", [source, "w1"], ["h"], name="a"),
         node("Relu", ["h"], ["r"], name="relu"),
-        node("MatMul", ["r", "w2"], ["yt"], name="b"),
-        node("Transpose", ["yt"], ["y"], name="to_batch", perm=[1, 0, 2]),
     ]
+    if folded:
+        nodes += [
+            node("Reshape", ["r", "rows"], ["r2"], name="to_rows"),
+            node("MatMul", ["r2", "w2"], ["y2"], name="b"),
+            node("Reshape", ["y2", "back"], [result], name="from_rows"),
+        ]
+    else:
+        nodes.append(node("MatMul", ["r", "w2"], [result], name="b"))
+    if sequence_first:
+        nodes.insert(0, node("Transpose", ["x"], ["xt"], name="to_seq", perm=[1, 0, 2]))
+        nodes.append(node("Transpose", ["yt"], ["y"], name="to_batch", perm=[1, 0, 2]))
     graph = helper.make_graph(
         nodes,
-        "seq_first",
+        "tokens",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5, 3])],
-        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
+        [
+            numpy_helper.from_array(v.astype(np.float32 if v.dtype.kind == "f" else np.int64), k)
+            for k, v in inits.items()
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    return model
+
+
+def _reconstructed(model, messages=None):
     analysis = analysed(model, {"x": [1, 5, 4]})
     removed = source_clusters(analysis, "a")[[1, 4]]
     pruned = apply_removal(analysis, removed)
-    messages: list[str] = []
-    calib = rng.normal(size=(41, 5, 4)).astype(np.float32)
+    calib = np.random.default_rng(5).normal(size=(41, 5, 4)).astype(np.float32)
     recovered = make_recovery(
-        "reconstruct", analysis, {"x": calib}, batch_size=32, progress=messages.append
-    )(analysis, removed, pruned)
-    assert any("'a' left as it is (output not batch-first)" in m for m in messages), messages
-    test = rng.normal(size=(3, 5, 4)).astype(np.float32)
-    np.testing.assert_array_equal(run(recovered, test), run(pruned, test))
+        "reconstruct", analysis, {"x": calib}, batch_size=32, positions=None,
+        rows_per_column=None, progress=(messages.append if messages is not None else None),
+    )(analysis, removed, pruned)  # fmt: skip
+    return pruned, recovered
+
+
+def test_sequence_first_layers_are_refitted_like_batch_first_ones():
+    """The targets' batch is axis 1 there (and the last calibration batch is smaller: its
+    width once ended reconstruction in a numpy error); the refit must equal the batch-first
+    model's."""
+    test = np.random.default_rng(6).normal(size=(3, 5, 4)).astype(np.float32)
+    pruned, recovered = _reconstructed(_token_mlp(sequence_first=True))
+    _, reference = _reconstructed(_token_mlp(sequence_first=False))
+    assert np.abs(run(recovered, test) - run(pruned, test)).max() > 1e-3
+    np.testing.assert_allclose(run(recovered, test), run(reference, test), rtol=1e-4, atol=1e-4)
+
+
+def test_a_layer_whose_rows_fold_the_batch_is_left_as_it_is():
+    messages: list[str] = []
+    _reconstructed(_token_mlp(sequence_first=True, folded=True), messages)
+    assert any("'b' left as it is (no batch axis" in m for m in messages), messages
+    assert not any("'a' left as it is" in m for m in messages), messages
