@@ -19,7 +19,6 @@ oracle runs on two random removals of the analysis without norm statistics.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
+from _coverage import blocked_reasons  # noqa: E402
 from _markdown import markdown_table, publish  # noqa: E402
 
 SECTION = "hf-coverage"
@@ -168,16 +168,9 @@ def probe(name: str, folder: Path) -> list[str]:
         share = analysis.prunable_macs() / max(analysis.total_macs, 1)
         prunable = sum(group.prunable for group in analysis.groups)
         cells.append(f"{share:.1%} ({prunable}/{len(analysis.groups)})")
-    blocked = sorted(
-        {
-            re.sub(r" '[^']*'", "", reason)
-            for group in analysis.groups
-            if not group.prunable
-            for reason in group.reasons
-        }
-    )
+    blocked = blocked_reasons(analysis)
     proof = prove_random_removals(analyze(prepared, shapes, allow_norm_stats=False))
-    return [name, *cells, "; ".join(blocked) or "-", proof, f"{time.perf_counter() - tick:.1f}"]
+    return [name, *cells, blocked, proof, f"{time.perf_counter() - tick:.1f}"]
 
 
 def main(argv: list[str] | None = None) -> None:

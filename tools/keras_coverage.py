@@ -31,7 +31,6 @@ A file the door refuses is listed with its one-line error.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 import warnings
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
+from _coverage import blocked_reasons  # noqa: E402
 from _markdown import markdown_table, publish  # noqa: E402
 
 SECTION = "keras-coverage"
@@ -68,20 +68,13 @@ def probe(path: Path) -> list[str]:
     share = analysis.prunable_macs() / max(analysis.total_macs, 1)
     prunable = sum(group.prunable for group in analysis.groups)
     proof = prove_random_removals(analysis)
-    blocked = sorted(
-        {
-            re.sub(r" '[^']*'", "", reason)
-            for group in analysis.groups
-            if not group.prunable
-            for reason in group.reasons
-        }
-    )
+    blocked = blocked_reasons(analysis)
     return [
         path.stem,
         f"{macs / 1e6:,.0f} M",
         f"{prunable}/{len(analysis.groups)}",
         f"{share:.1%}",
-        "; ".join(blocked) or "-",
+        blocked,
         proof,
         f"{time.perf_counter() - tick:.1f}",
     ]

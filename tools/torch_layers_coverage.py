@@ -15,7 +15,6 @@ statistics not allowed); the mask-equivalence oracle runs on two random removals
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
+from _coverage import blocked_reasons  # noqa: E402
 from _markdown import markdown_table, publish  # noqa: E402
 
 SECTION = "torch-layers"
@@ -146,18 +146,11 @@ def probe(name: str, exporter: str, folder: Path) -> list[str]:
     analysis = analyze(prepared, allow_norm_stats=False)
     share = analysis.prunable_macs() / max(analysis.total_macs, 1)
     prunable = sum(group.prunable for group in analysis.groups)
-    blocked = sorted(
-        {
-            re.sub(r" '[^']*'", "", reason)
-            for group in analysis.groups
-            if not group.prunable
-            for reason in group.reasons
-        }
-    )
+    blocked = blocked_reasons(analysis)
     proof = prove_random_removals(analysis)
     return [
         name, exporter, f"{prunable}/{len(analysis.groups)}", f"{share:.1%}",
-        "; ".join(blocked) or "-", proof, f"{time.perf_counter() - tick:.1f}",
+        blocked, proof, f"{time.perf_counter() - tick:.1f}",
     ]  # fmt: skip
 
 
