@@ -79,6 +79,9 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("convnext", zoo.build_convnext, _IMAGE, "classification", 1000, 32, 32),
         ModelSpec("vit_tiny", zoo.build_vit_tiny, _IMAGE, "classification", 1000, 16, 32),
         ModelSpec("vit_tiny_mha", zoo.build_vit_tiny_mha, _IMAGE, "classification", 1000, 16, 32),
+        ModelSpec(
+            "vit_tiny_einsum", zoo.build_vit_tiny_einsum, _IMAGE, "classification", 1000, 16, 32
+        ),
         ModelSpec("unet", zoo.build_unet, (3, 256, 256), "segmentation", 3, 16, 16),
         ModelSpec("yolo", zoo.build_yolo, (3, 640, 640), "detection", 80, 32, 64),
         ModelSpec(
@@ -107,6 +110,7 @@ SMALL_CONFIG: dict[str, dict[str, float | int]] = {
     "convnext": dict(width=0.25, size=32, depth=0.34),
     "vit_tiny": dict(width=0.25, size=32, depth=0.17),
     "vit_tiny_mha": dict(width=0.25, size=32, depth=0.17),
+    "vit_tiny_einsum": dict(width=0.25, size=32, depth=0.17),
     "unet": dict(width=0.125, size=32),
     "yolo": dict(width=0.125, size=64, depth=0.17),
     "conv1d_mlp": dict(width=0.25, size=64),

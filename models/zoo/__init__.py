@@ -15,7 +15,7 @@ from .resnet import build_resnet18, build_resnet50, build_resnext
 from .shufflenet import build_shufflenetv2
 from .unet import build_unet
 from .vgg import build_vgg16, build_vgg16_bn
-from .vit import build_vit_tiny, build_vit_tiny_mha
+from .vit import build_vit_tiny, build_vit_tiny_einsum, build_vit_tiny_mha
 from .yolo import build_yolo
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "build_vgg16",
     "build_vgg16_bn",
     "build_vit_tiny",
+    "build_vit_tiny_einsum",
     "build_vit_tiny_mha",
     "build_yolo",
 ]

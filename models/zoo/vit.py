@@ -1,5 +1,7 @@
 """ViT-Tiny/16 (Dosovitskiy et al. 2021): attention with a fused qkv Linear laid out as in timm,
-or with ``torch.nn.MultiheadAttention`` as torchvision's ViT writes it (packed in-projection)."""
+with ``torch.nn.MultiheadAttention`` as torchvision's ViT writes it (packed in-projection), or
+with ``torch.einsum`` over per-head weights (the [dim, heads, head_dim] kernels of Flax's
+``DenseGeneral`` and Keras' ``EinsumDense``, as ports of JAX ViTs keep them)."""
 
 from __future__ import annotations
 
@@ -56,6 +58,42 @@ class TorchAttention(nn.Module):
         return out
 
 
+class EinsumAttention(nn.Module):
+    """Multi-head self-attention written with ``torch.einsum`` (exported as Einsum nodes).
+
+    q, k, v = einsum("bnd,dhk->bnhk", x, W) (+ b for q and v) with W [dim, heads, head_dim];
+    attn = softmax(einsum("bnhk,bmhk->bhnm", q * head_dim**-0.5, k));
+    out = einsum("bnhk,hkd->bnd", einsum("bhnm,bmhk->bnhk", attn, v), W_out) + b_out.
+    The keys have no bias (as in Whisper): q·b_k is the same for every key, so the softmax over
+    the keys cancels it and its gradient is zero. :class:`Attention`'s parameters less dim.
+    """
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        head_dim = dim // num_heads
+        self.scale = head_dim**-0.5
+        shape = (dim, num_heads, head_dim)
+        self.q, self.k, self.v = (nn.Parameter(torch.randn(shape) * dim**-0.5) for _ in range(3))
+        self.q_bias, self.v_bias = (
+            nn.Parameter(torch.randn(num_heads, head_dim) * 0.02) for _ in range(2)
+        )
+        self.out = nn.Parameter(torch.randn(num_heads, head_dim, dim) * dim**-0.5)
+        self.out_bias = nn.Parameter(torch.randn(dim) * 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, N, C] -> [B, N, C]."""
+        q = torch.einsum("bnd,dhk->bnhk", x, self.q) + self.q_bias
+        k = torch.einsum("bnd,dhk->bnhk", x, self.k)
+        v = torch.einsum("bnd,dhk->bnhk", x, self.v) + self.v_bias
+        attn = torch.einsum("bnhk,bmhk->bhnm", q * self.scale, k).softmax(dim=-1)
+        context = torch.einsum("bhnm,bmhk->bnhk", attn, v)
+        return torch.einsum("bnhk,hkd->bnd", context, self.out) + self.out_bias
+
+
+#: attention implementations by name (:func:`build_vit_tiny`'s ``attention``)
+ATTENTION = {"fused": Attention, "torch_mha": TorchAttention, "einsum": EinsumAttention}
+
+
 class Mlp(nn.Module):
     """fc1 -> GELU -> fc2."""
 
@@ -73,10 +111,10 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(LN(x)), then x + mlp(LN(x))."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, torch_mha: bool) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, attention: str) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = TorchAttention(dim, num_heads) if torch_mha else Attention(dim, num_heads)
+        self.attn = ATTENTION[attention](dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
@@ -100,7 +138,7 @@ class VisionTransformer(nn.Module):
         num_heads: int,
         num_classes: int,
         mlp_ratio: float = 4.0,
-        torch_mha: bool = False,
+        attention: str = "fused",
     ) -> None:
         super().__init__()
         grid = image_size // patch_size
@@ -108,7 +146,7 @@ class VisionTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.pos_embed = nn.Parameter(torch.randn(1, grid * grid + 1, dim) * 0.02)
         self.blocks = nn.Sequential(
-            *(Block(dim, num_heads, mlp_ratio, torch_mha) for _ in range(depth))
+            *(Block(dim, num_heads, mlp_ratio, attention) for _ in range(depth))
         )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, num_classes)
@@ -123,11 +161,12 @@ class VisionTransformer(nn.Module):
 
 
 def build_vit_tiny(
-    *, width: float, num_classes: int, input_size: int, depth: float, torch_mha: bool = False
+    *, width: float, num_classes: int, input_size: int, depth: float, attention: str = "fused"
 ) -> nn.Module:
     """ViT-Tiny/16: dim 192, 12 blocks, 3 heads (5,717,416 parameters at 224, width 1, 1000
     classes). ``width`` scales dim to a multiple of lcm(8, heads); patch 16 (8 below 64 px).
-    ``torch_mha``: attention through ``nn.MultiheadAttention`` (torchvision's layout)."""
+    ``attention``: ``fused`` (timm's qkv Linear), ``torch_mha`` (``nn.MultiheadAttention``,
+    torchvision's layout) or ``einsum`` (:class:`EinsumAttention`)."""
     num_heads = 3
     step = math.lcm(8, num_heads)
     dim = max(step, round(192 * width / step) * step)
@@ -139,7 +178,7 @@ def build_vit_tiny(
         depth=scale_depth(12, depth),
         num_heads=num_heads,
         num_classes=num_classes,
-        torch_mha=torch_mha,
+        attention=attention,
     )
 
 
@@ -149,5 +188,19 @@ def build_vit_tiny_mha(
     """ViT-Tiny/16 with ``nn.MultiheadAttention`` (torchvision's ViT layout): see
     :func:`build_vit_tiny`."""
     return build_vit_tiny(
-        width=width, num_classes=num_classes, input_size=input_size, depth=depth, torch_mha=True
+        width=width,
+        num_classes=num_classes,
+        input_size=input_size,
+        depth=depth,
+        attention="torch_mha",
+    )
+
+
+def build_vit_tiny_einsum(
+    *, width: float, num_classes: int, input_size: int, depth: float
+) -> nn.Module:
+    """ViT-Tiny/16 with ``torch.einsum`` attention over per-head weights: see
+    :func:`build_vit_tiny`."""
+    return build_vit_tiny(
+        width=width, num_classes=num_classes, input_size=input_size, depth=depth, attention="einsum"
     )

@@ -5,14 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from onnxprune.analysis.graph_view import GraphView, NodeView
+from onnxprune.graph.einsum import einsum_macs, parse_equation
 
 
 def node_macs(node: NodeView, view: GraphView) -> int:
-    """Multiply-accumulates of Conv, ConvTranspose, Gemm and MatMul; 0 for other ops.
+    """Multiply-accumulates of Conv, ConvTranspose, Gemm, MatMul and Einsum; 0 for other ops.
 
     Conv: out elements × Cin/g × kernel area. ConvTranspose: input elements × Cout/g × kernel
-    area. Gemm/MatMul: output elements × contraction length.
+    area. Gemm/MatMul: output elements × contraction length. Einsum (one the ``lower_einsum``
+    pass left as it is): :func:`onnxprune.graph.einsum.einsum_macs`.
     """
+    if node.op_type == "Einsum":
+        return _einsum_macs(node, view)
     if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
         return 0
     out_shape = view.static_shape(node.outputs[0])
@@ -28,3 +32,13 @@ def node_macs(node: NodeView, view: GraphView) -> int:
         k = a_shape[0] if node.attrs.get("transA", 0) else a_shape[-1]
         return int(np.prod(out_shape)) * int(k)
     return int(np.prod(out_shape)) * int(a_shape[-1])
+
+
+def _einsum_macs(node: NodeView, view: GraphView) -> int:
+    shapes = [view.static_shape(name) for name in node.inputs]
+    equation = node.attrs.get("equation")
+    if any(shape is None for shape in shapes) or equation is None:
+        return 0
+    text = equation.decode() if isinstance(equation, bytes) else str(equation)
+    terms = parse_equation(text, [len(shape) for shape in shapes])
+    return 0 if isinstance(terms, str) else einsum_macs(terms, shapes) or 0

@@ -4,7 +4,8 @@ Only these four op types are counted (the ones pruning shrinks and that dominate
 compute), ONNX Runtime's fused ops as the standard ops they expand to
 (:func:`_expanded_fusions`), and their quantized forms with the same formula: ``ConvInteger`` and
 ``QLinearConv`` as Conv, ``MatMulInteger`` and ``QLinearMatMul`` as MatMul (operands at the
-inputs :data:`OPERANDS` names); element-wise ops, pools, norms and nodes inside If/Loop/Scan
+inputs :data:`OPERANDS` names), and ``Einsum`` by its equation
+(:func:`onnxprune.graph.einsum.einsum_macs`); element-wise ops, pools, norms and nodes inside If/Loop/Scan
 subgraphs count 0.
 Shapes come from ONNX shape inference with data propagation at fixed input shapes; dynamic
 dimensions not given in ``input_shapes`` (the batch included) are taken as 1.
@@ -17,6 +18,7 @@ from math import prod
 
 from onnx import ModelProto, NodeProto, helper
 
+from onnxprune.graph.einsum import einsum_macs, parse_equation
 from onnxprune.graph.shapes import Shape
 from onnxprune.stats.inference import infer_static_shapes
 from onnxprune.stats.naming import node_names
@@ -32,7 +34,7 @@ OPERANDS = {
     "MatMulInteger": ("MatMul", 0, 1),
     "QLinearMatMul": ("MatMul", 0, 3),
 }
-MAC_OPS = tuple(OPERANDS)
+MAC_OPS = (*OPERANDS, "Einsum")
 
 
 @dataclass
@@ -115,6 +117,8 @@ def matmul_macs(a: list[int], b: list[int]) -> int:
 
 def node_macs(node: NodeProto, shapes: dict[str, Shape]) -> int | None:
     """MACs of ``node`` from static ``shapes``; None when a needed shape is unknown."""
+    if node.op_type == "Einsum":
+        return _einsum_node_macs(node, shapes)
     formula, a, b = OPERANDS.get(node.op_type, (node.op_type, 0, 1))
     if len(node.input) <= b:
         return None
@@ -133,6 +137,20 @@ def node_macs(node: NodeProto, shapes: dict[str, Shape]) -> int | None:
     if formula == "MatMul":
         return matmul_macs(first, second)
     return None
+
+
+def _einsum_node_macs(node: NodeProto, shapes: dict[str, Shape]) -> int | None:
+    """An Einsum's MACs from its equation and static operand shapes (None: unknown)."""
+    operands = [_static(shapes.get(name)) for name in node.input]
+    if any(shape is None for shape in operands):
+        return None
+    equation = next((a for a in node.attribute if a.name == "equation"), None)
+    if equation is None:
+        return None
+    terms = parse_equation(
+        helper.get_attribute_value(equation).decode(), [len(s) for s in operands]
+    )
+    return None if isinstance(terms, str) else einsum_macs(terms, operands)
 
 
 def count_macs(model: ModelProto, input_shapes: dict[str, list[int]] | None = None) -> MacReport:

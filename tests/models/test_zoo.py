@@ -40,6 +40,7 @@ KNOWN_PARAMETER_COUNTS = {
     "shufflenetv2": 2_278_604,  # ShuffleNetV2 x1.0
     "vit_tiny": 5_717_416,  # ViT-Ti/16 at 224
     "vit_tiny_mha": 5_717_416,  # the same with nn.MultiheadAttention
+    "vit_tiny_einsum": 5_715_112,  # torch.einsum over per-head weights, no key bias (12 × 192)
     "bert": 22_713_216,  # all-MiniLM-L6-v2 (BertModel with pooler)
     "bert_sdpa": 22_713_216,
 }
@@ -60,6 +61,7 @@ _COMMON_BLOCK_OPS = {
     "convnext": {"Conv", "Transpose", "LayerNormalization", "MatMul", "Erf", "ReduceMean"},
     "vit_tiny": {"Conv", "MatMul", "Softmax", "LayerNormalization", "Transpose", "Reshape"},
     "vit_tiny_mha": {"Conv", "MatMul", "Softmax", "LayerNormalization", "Reshape", "Gather"},
+    "vit_tiny_einsum": {"Conv", "Einsum", "Softmax", "LayerNormalization", "MatMul"},
     "unet": {"Conv", "ConvTranspose", "Resize", "Concat", "MaxPool"},
     "yolo": {"Conv", "Sigmoid", "Concat", "MaxPool", "Resize", "Add"},
     "conv1d_mlp": {"Conv", "Gemm", "Relu"},

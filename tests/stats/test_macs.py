@@ -218,3 +218,34 @@ def test_text_encoder_macs_match_hand_count_through_measured_shapes(zoo_onnx, na
     default = count_macs(model)
     assert default.total == _encoder_macs(batch=1, length=1, hidden=96, heads=12, layers=2)
     assert any("measured by running the model" in note for note in default.notes)
+
+
+def test_einsum_counts_one_product_per_index_of_all_its_letters():
+    """Attention scores b=2, t=5, s=6, h=3, d=4: every (b, h, t, s) output sums d products
+    (2·3·5·6·4); a dense layer 'btd,df->btf' with a broadcast ellipsis-free batch; a
+    one-operand einsum (a transpose) counts 0; three operands stay unresolved."""
+    nodes = [
+        helper.make_node("Einsum", ["q", "k"], ["s"], equation="bthd,bshd->bhts", name="scores"),
+        helper.make_node("Einsum", ["x", "w"], ["y"], equation="...d,df->...f", name="dense"),
+        helper.make_node("Einsum", ["x"], ["xt"], equation="btd->dtb", name="transpose"),
+        helper.make_node("Einsum", ["x", "w", "v"], ["z"], equation="btd,df,fg->btg", name="chain"),
+    ]
+    model = make_model(
+        nodes,
+        [
+            value("q", [2, 5, 3, 4]),
+            value("k", [2, 6, 3, 4]),
+            value("x", [2, 5, 4]),
+            value("v", [7, 3]),
+        ],
+        [value("s", None), value("y", None), value("xt", None), value("z", None)],
+        [weight("w", (4, 7))],
+    )
+    report = count_macs(model)
+    assert report.per_node == {
+        "scores": 2 * 3 * 5 * 6 * 4,
+        "dense": 2 * 5 * 4 * 7,
+        "transpose": 0,
+        "chain": 0,
+    }
+    assert report.unresolved == ["chain"]
