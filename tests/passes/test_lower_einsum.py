@@ -131,9 +131,7 @@ def test_the_input_model_is_not_modified():
         ("btd,df->btf", (7,), False),  # one unit letter: the Add already follows a MatMul
     ],
 )
-def test_a_bias_over_several_unit_letters_is_added_before_the_split(
-    equation, bias_shape, absorbed
-):
+def test_a_bias_over_several_unit_letters_is_added_before_the_split(equation, bias_shape, absorbed):
     rng = np.random.default_rng(1)
     weight_shape = (4, 3, 2) if "dhk" in equation else (4, 7)
     nodes = [
