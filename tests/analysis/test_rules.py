@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from onnxprune.analysis import analyze
 from tests.oracle import (
@@ -788,3 +788,48 @@ def test_grid_sample_and_roi_align_pass_channels():
         group = groups_by_source(analysis)[("c1",)]
         assert group.prunable and group.size == 6
         assert_mask_equivalent(analysis, {int(c) for c in group.clusters[1:4]})
+
+
+def _lrn_model(size=3):
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes.append(
+        helper.make_node("LRN", ["a"], ["n"], name="lrn", size=size, alpha=0.5, beta=0.75, bias=1.0)
+    )
+    c2, c2_inits = conv("c2", "n", "b", 8, 6, seed=3)
+    h_nodes, h_inits = head("b", 6, 8)
+    return build([*nodes, c2, *h_nodes], inits + c2_inits + h_inits)
+
+
+def test_lrn_channels_are_prunable_as_statistics_coupled():
+    """Conv -> LRN(size 3) -> Conv: the first conv's channels feed the cross-channel window
+    (valid, not mask-equivalent); blocked with the reason when norm statistics are not
+    allowed. The pruned model equals the same network built from the kept channels alone:
+    the LRN then normalizes each kept channel by its kept neighbours."""
+    from onnxprune.rewrite import apply_removal
+    from tests.oracle import session
+
+    model = _lrn_model()
+    blocked = groups_by_source(analyze(model, allow_norm_stats=False))[("c1",)]
+    assert not blocked.prunable and any(
+        "LRN 'lrn' cross-channel window" in r for r in blocked.reasons
+    )
+    analysis = analyze(model, allow_norm_stats=True)
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable and group.stats_coupled
+    removed = {int(c) for c in group.clusters[[1, 4, 5]]}
+    pruned = apply_removal(analysis, removed)
+    onnx.checker.check_model(pruned, full_check=True)
+    kept = [c for c in range(8) if c not in (1, 4, 5)]
+    initializers = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    reference = onnx.ModelProto()
+    reference.CopyFrom(model)
+    for init in reference.graph.initializer:
+        value = initializers[init.name]
+        if init.name in ("c1.w", "c1.b"):
+            init.CopyFrom(numpy_helper.from_array(value[kept], init.name))
+        elif init.name == "c2.w":
+            init.CopyFrom(numpy_helper.from_array(value[:, kept], init.name))
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    (expected,) = session(reference).run(None, {"x": x})
+    (actual,) = session(pruned).run(None, {"x": x})
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)

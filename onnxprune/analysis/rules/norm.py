@@ -95,3 +95,24 @@ def group_normalization(node: NodeView, ctx: AnalysisContext) -> None:
             ctx.request_slice(node.input(index), 0, vector, node, ROLE_PARAM)
     ctx.mark_stats_coupled(labels, f"GroupNormalization '{node.name}' statistics")
     ctx.set_labels(node.outputs[0], labels)
+
+
+@register("LRN")
+def local_response_normalization(node: NodeView, ctx: AnalysisContext) -> None:
+    """LRN over the channel axis 1: y_c = x_c / (bias + α/size · Σ_{c'} x_{c'}²)^β, the sum
+    over the ``size`` channels around c (⌊(size−1)/2⌋ before, ⌈(size−1)/2⌉ after). A removed
+    channel leaves the windows of its neighbours, and the channels after it move into them:
+    pruning is valid (the pruned model normalizes its kept channels by their kept
+    neighbours), not mask-equivalent, so the channels are statistics-coupled like a
+    LayerNorm's (pruned with ``allow_norm_stats``, repaired by recovery, judged by the
+    guard). There are no parameters to slice."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    shape = ctx.static_shape(node.input(0))
+    vector = vector_along(labels, 1, shape[1]) if shape else None
+    if vector is None:
+        ctx.block(labels, f"LRN '{node.name}' input channels are not on axis 1")
+        return
+    ctx.mark_stats_coupled(labels, f"LRN '{node.name}' cross-channel window")
+    ctx.set_labels(node.outputs[0], labels)
