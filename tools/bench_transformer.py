@@ -191,6 +191,7 @@ def pruning(
     sensitivity_metric: str | None = None,
     criterion: str = "obs",
     max_ratio: float | None = None,
+    distill_loss: str | None = None,
 ) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
@@ -223,7 +224,11 @@ def pruning(
             allocation=allocation,
             steps=steps,
             allow_norm_stats=norm_stats,
-            plan_options={"sensitivity_metric": sensitivity_metric} if sensitivity_metric else None,
+            plan_options={
+                **({"sensitivity_metric": sensitivity_metric} if sensitivity_metric else {}),
+                **({"distill_loss": distill_loss} if distill_loss else {}),
+            }
+            or None,
             **({} if max_ratio is None else {"max_ratio": max_ratio}),
         )
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -260,6 +265,7 @@ def pruning(
         + ("" if norm_stats else ", hidden size kept (`allow_norm_stats=False`)")
         + (f", sensitivity table drop metric {sensitivity_metric}" if sensitivity_metric else "")
         + (f", at most {max_ratio:g} of any group removed" if max_ratio is not None else "")
+        + (f", distillation loss {distill_loss}" if distill_loss else "")
         + (
             " (the default with data, sensitivity allocation, took 19.4 min wall for one run "
             "at load average 17 here)"
@@ -311,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-ratio", type=float, help="optimize's max_ratio (default: optimize's own)"
     )
+    parser.add_argument(
+        "--distill-loss",
+        default=None,
+        help="distillation loss of the distilling runs (default: optimize's choice from the guard)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = [part for part in args.parts.split(",") if part]
@@ -342,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.sensitivity_metric,
                     args.criterion,
                     args.max_ratio,
+                    args.distill_loss,
                 )
                 command += f" --runs {args.runs}"
                 part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
@@ -360,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.max_ratio is not None:
                     command += f" --max-ratio {args.max_ratio:g}"
                     part += f"-max-ratio-{args.max_ratio:g}"
+                if args.distill_loss:
+                    command += f" --distill-loss {args.distill_loss}"
+                    part += f"-loss-{args.distill_loss}"
             else:
                 raise SystemExit(f"unknown part {part!r}")
             body += _footer(command, load)

@@ -1,14 +1,15 @@
 """Hugging Face architectures exported by torch.onnx: prunable MAC share and mask equivalence.
 
-Twenty-one ``transformers`` models (extra ``bench``) built from small configs with random weights
+Twenty-two ``transformers`` models (extra ``bench``) built from small configs with random weights
 (nothing is downloaded), exported by the TorchScript exporter at opset 17 with a dynamic
 batch: BERT-family text encoders (BERT, RoBERTa, XLM-R, ELECTRA, ALBERT, DistilBERT, DeBERTa-v2,
-MPNet; inputs ``input_ids`` and ``attention_mask``, 16 tokens) and vision backbones (ViT, DeiT,
+MPNet, XLNet with its einsum attention; inputs ``input_ids`` and ``attention_mask``, 16 tokens) and vision backbones (ViT, DeiT,
 Swin, ConvNeXt, MobileViT, SegFormer, ResNet, RegNet) and task heads (DETR and YOLOS
 detectors, DPT depth, SegFormer and MobileViT segmentation; 64×64 inputs). Random weights matter here: zero biases
 and unit norm scales are equal across layers, and torch.onnx merges equal initializers into
 one tensor — the case the preprocessing pass ``unshare_uniform_constants`` exists for. Each
-model is analysed with and without that pass (``before`` / ``after``), with norm statistics
+model is analysed with and without that pass (``before`` / ``after``; ``--without`` names other
+passes to leave out of ``before``), with norm statistics
 allowed (text encoders prune their hidden size through LayerNorm), and the mask-equivalence
 oracle runs on two random removals of the analysis without norm statistics.
 
@@ -47,6 +48,8 @@ TEXT = {
                    {"dim": 64, "n_layers": 2, "n_heads": 4, "hidden_dim": 128}),
     "deberta_v2": ("DebertaV2Config", "DebertaV2Model", SMALL),
     "mpnet": ("MPNetConfig", "MPNetModel", SMALL),
+    "xlnet": ("XLNetConfig", "XLNetModel",
+              {"d_model": 64, "n_layer": 2, "n_head": 4, "d_inner": 128}),
 }  # fmt: skip
 VISION = {
     "vit": ("ViTConfig", "ViTModel", {**SMALL, "image_size": 32, "patch_size": 8}),
@@ -82,6 +85,7 @@ HEADS = {  # task models: (config, model, options, outputs read)
                       {"image_size": 64, "num_labels": 5}, ("logits",)),
 }  # fmt: skip
 HEAD_SIZE = 64
+DEFAULT_WITHOUT = ("unshare_uniform_constants",)
 
 
 def _config(transformers, name: str, options: dict):
@@ -150,7 +154,7 @@ def export(name: str, path: Path) -> dict[str, list[int]]:
     return shapes
 
 
-def probe(name: str, folder: Path) -> list[str]:
+def probe(name: str, folder: Path, without: tuple[str, ...] = DEFAULT_WITHOUT) -> list[str]:
     from onnxprune.analysis import analyze
     from onnxprune.io import load_model
     from onnxprune.passes import DEFAULT_PASSES, preprocess
@@ -161,8 +165,7 @@ def probe(name: str, folder: Path) -> list[str]:
     shapes = export(name, path)
     model = load_model(str(path))
     cells = []
-    without = tuple(p for p in DEFAULT_PASSES if p != "unshare_uniform_constants")
-    for passes in (without, DEFAULT_PASSES):
+    for passes in (tuple(p for p in DEFAULT_PASSES if p not in without), DEFAULT_PASSES):
         prepared = preprocess(model, input_shapes=shapes, passes=passes).model
         analysis = analyze(prepared, shapes, allow_norm_stats=True)
         share = analysis.prunable_macs() / max(analysis.total_macs, 1)
@@ -176,13 +179,19 @@ def probe(name: str, folder: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join([*TEXT, *VISION, *HEADS]))
+    parser.add_argument(
+        "--without",
+        default=",".join(DEFAULT_WITHOUT),
+        help="preprocessing passes left out of the 'before' column, comma-separated",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    without = tuple(p for p in args.without.split(",") if p)
     warnings.filterwarnings("ignore")
     rows = []
     with tempfile.TemporaryDirectory(prefix="onnxprune-hf-") as name:
         for model in args.models.split(","):
-            rows.append(probe(model, Path(name)))
+            rows.append(probe(model, Path(name), without))
             print(" | ".join(rows[-1]), flush=True)
     header = [
         "model", "prunable MAC share (groups) before", "after", "still blocked (after)",
@@ -191,11 +200,15 @@ def main(argv: list[str] | None = None) -> None:
     command = "python tools/hf_coverage.py" + (
         "" if args.models == ",".join([*TEXT, *VISION, *HEADS]) else f" --models {args.models}"
     )
+    if without != DEFAULT_WITHOUT:
+        command += f" --without {args.without}"
+    before = " and ".join(f"`{p}`" for p in without)
     body = (
         "### Hugging Face architectures through torch.onnx\n\n"
         + markdown_table(header, rows)
-        + "\n\nBefore = preprocessing without `unshare_uniform_constants`, after = with it; "
-        "analysis with norm statistics allowed; mask equivalence on two random removals of "
+        + f"\n\nBefore = preprocessing without {before}, after = with "
+        + ("it; " if len(without) == 1 else "them; ")
+        + "analysis with norm statistics allowed; mask equivalence on two random removals of "
         "the analysis without them (tests/oracle.py). s = export, two analyses and the proof."
         f"\n\nCommand: `{command}`."
     )

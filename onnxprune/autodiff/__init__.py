@@ -16,6 +16,7 @@ from onnxprune.autodiff.graph import (
 from onnxprune.autodiff.losses import (
     Loss,
     cross_entropy,
+    embedding_cosine,
     kl_divergence,
     mean_squared_error,
     one_hot,
@@ -32,6 +33,7 @@ __all__ = [
     "build_gradient_model",
     "build_loss_model",
     "cross_entropy",
+    "embedding_cosine",
     "expose_edges",
     "fold_zero_pads",
     "gradient_name",

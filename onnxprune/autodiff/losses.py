@@ -12,6 +12,8 @@ logits [N, K], or [N, K, ...] for dense outputs, averaged over the other positio
   soft targets.
 * :func:`mean_squared_error` — Σ_t mean((x_t − target_t)²) over chosen outputs or
   intermediate tensors (inputs ``target/<tensor>``).
+* :func:`embedding_cosine` — mean (1 − cos) of mask-pooled sentence embeddings (a text
+  encoder's hidden states against the unpruned model's).
 
 Losses are summed with :func:`sum_losses`.
 """
@@ -136,6 +138,64 @@ def mean_squared_error(model: ModelProto, tensors: Sequence[str]) -> Loss:
         diff = b.node("Sub", [tensor, target_name(tensor)])
         terms.append(b.node("ReduceMean", [b.mul(diff, diff)], keepdims=0))
     return _finish(b, terms, inputs, targets, b.elem_type(tensors[0]), "mse")
+
+
+def _attention_mask(model: ModelProto, output: str, b) -> str | None:
+    """The graph input that masks ``output``'s tokens: the one rank-2 input whose name holds
+    "mask" (the rule of :func:`onnxprune.evaluate.embedding.attention_mask`), else None."""
+    initializers = {init.name for init in model.graph.initializer}
+    found = [
+        value.name
+        for value in model.graph.input
+        if value.name not in initializers
+        and "mask" in value.name.lower()
+        and len(value.type.tensor_type.shape.dim) == 2
+    ]
+    return found[0] if len(found) == 1 and b.rank(output) == 3 else None
+
+
+def _pooled(b, hidden: str, rank: int, mask: str | None) -> str:
+    """Σ_l m_l · x_l over the token axis 1 of [N, L, H] (every token without a mask); a
+    rank-2 [N, H] tensor is already pooled. The mean's 1/Σm cancels in a cosine."""
+    if rank == 2:
+        return hidden
+    if mask is not None:
+        hidden = b.mul(hidden, mask)
+    return b.reduce_sum(hidden, [1], keepdims=False)
+
+
+def embedding_cosine(model: ModelProto, *, outputs: Sequence[str] | None = None) -> Loss:
+    """Σ_outputs mean_n (1 − cos(e_n, r_n)) of mean-pooled embeddings: e_n = Σ_l m_nl y_nl
+    over the real tokens (attention mask m, an input of the model; all tokens without one) of
+    a [N, L, H] output, r_n the same of the target; cos(e, r) = e·r / sqrt(‖e‖²‖r‖² + ε)."""
+    b = _builder(model, "loss")
+    terms, inputs, targets = [], [], {}
+    for output in _float_outputs(model, outputs):
+        inputs.append(_target_input(b, output))
+        targets[target_name(output)] = output
+        if b.rank(output) not in (2, 3):
+            raise InputError(
+                f"embedding cosine loss: output '{output}' must be [N, H] or [N, L, H], "
+                f"has rank {b.rank(output)}"
+            )
+        mask_input = _attention_mask(model, output, b)
+        mask = None
+        if mask_input is not None:
+            elem = b.elem_type(output)
+            mask = b.unsqueeze(b.node("Cast", [mask_input], to=elem), [2])
+            b.set_elem_type(mask, elem)
+        student = _pooled(b, output, b.rank(output), mask)
+        teacher = _pooled(b, target_name(output), b.rank(output), mask)
+        dot = b.reduce_sum(b.mul(student, teacher), [-1], keepdims=False)
+        norms = b.mul(
+            b.reduce_sum(b.mul(student, student), [-1], keepdims=False),
+            b.reduce_sum(b.mul(teacher, teacher), [-1], keepdims=False),
+        )
+        root = b.node("Sqrt", [b.node("Add", [norms, b.scalar(1e-12, output)])])
+        cosine = b.node("Div", [dot, root])
+        distance = b.node("Sub", [b.scalar(1.0, output), cosine])
+        terms.append(b.node("ReduceMean", [distance], keepdims=0))
+    return _finish(b, terms, inputs, targets, b.elem_type(output), "embedding_cosine")
 
 
 def sum_losses(model: ModelProto, parts: Sequence[Loss], weights: Sequence[float]) -> Loss:

@@ -16,6 +16,7 @@ from onnxprune.passes import (  # noqa: F401  (importing registers the passes)
     fuse_hardsigmoid,
     fuse_hardswish,
     fuse_layernorm,
+    hoist_split_constants,
     lower_einsum,
     reshape_copy_dims,
     unshare_expanded_operands,

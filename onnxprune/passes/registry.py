@@ -38,6 +38,7 @@ DEFAULT_PASSES: tuple[str, ...] = (
     "eliminate_dropout",
     "fold_constants",
     "reshape_copy_dims",
+    "hoist_split_constants",
     "cancel_transposes",
     "fuse_batchnorm",
     "fuse_hardsigmoid",

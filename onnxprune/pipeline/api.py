@@ -213,7 +213,7 @@ def optimize(
     )
     if CHANNELS in kinds:
         notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
-    _check_distill_loss(recovery_name, evaluator.metric)
+    distill_loss = _distill_loss(recovery_name, evaluator.metric, plan_options)
 
     tick = time.perf_counter()
     analysis, plan, ranked, setups = _analyse_and_set_up(
@@ -228,7 +228,7 @@ def optimize(
             **_plan_options(
                 kinds, provider, max_ratio, round_to, ignore, ratio_for, seed, plan_options
             ),
-            "distill_loss": evaluator.metric.distill_loss,
+            "distill_loss": distill_loss,
             "sensitivity_metric": choose_drop_metric(
                 evaluator.metric, (plan_options or {}).get("sensitivity_metric")
             ),
@@ -508,6 +508,10 @@ def _check_options_early(kinds: list[str], recover, data, allocation, plan_optio
     if isinstance(recover, str):
         lookup_recovery(recover)
     check_kind_options(kinds, plan_options)
+    if (plan_options or {}).get("distill_loss"):
+        from onnxprune.recover.distill_losses import lookup_distill_loss
+
+        lookup_distill_loss(str(plan_options["distill_loss"]))
 
 
 def _kind_criterion(
@@ -544,10 +548,15 @@ def _eligible_items(analysis, schedule: Schedule) -> int:
     return sum(g.size for g in analysis.groups if g.index in eligible)
 
 
-def _check_distill_loss(recovery_name: str, metric) -> None:
-    """A distilling recovery needs a loss that serves the guard's metric
-    (``Metric.distill_loss``); detection metrics have none (:mod:`onnxprune.evaluate.detection`):
-    InputError before any pruning work."""
+def _distill_loss(recovery_name: str, metric, plan_options) -> str:
+    """The distillation loss of the run: the kind option ``distill_loss`` when given (a
+    registered name, :mod:`onnxprune.recover.distill_losses`), else the one that serves the
+    guard's metric (``Metric.distill_loss``). A distilling recovery without either (detection
+    metrics have none, :mod:`onnxprune.evaluate.detection`) is InputError before any pruning
+    work."""
+    chosen = (plan_options or {}).get("distill_loss")
+    if chosen:  # a registered name: checked before any work (_check_options_early)
+        return str(chosen)
     if "distill" in str(recovery_name) and not metric.distill_loss:
         raise InputError(
             f"--recover {recovery_name}: no distillation loss serves the guard metric "
@@ -555,6 +564,7 @@ def _check_distill_loss(recovery_name: str, metric) -> None:
             "KL or squared error over it reads the coordinates only); use --recover lsq or "
             "reconstruct"
         )
+    return metric.distill_loss
 
 
 def _resolve_methods(

@@ -30,7 +30,7 @@ from onnxprune.sensitivity.metrics import resolve_drop_metric
 BLOCKS = "blocks"
 
 
-@register_kind(BLOCKS, options=("block_criterion", "sensitivity_metric"))
+@register_kind(BLOCKS, options=("block_criterion", "sensitivity_metric", "distill_loss"))
 def block_setup(context: PlanContext) -> KindSetup:
     """Units of the analysed model, scored (options ``block_criterion``; ``combined``: scores
     as drop per MAC, see module docstring)."""

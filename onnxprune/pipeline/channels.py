@@ -62,7 +62,7 @@ def channel_kind(analysis, recover) -> PlanKind:
     )
 
 
-@register_kind(CHANNELS, options=("sensitivity_metric",))
+@register_kind(CHANNELS, options=("sensitivity_metric", "distill_loss"))
 def channel_setup(context: PlanContext) -> KindSetup:
     """Channel units ranked by the run's allocation (see module docstring).
 

@@ -148,6 +148,7 @@ def _ranked_by_measure(units: list[RemovalUnit], measured: dict) -> list[Removal
         "sparsity_max_ratio",
         "min_size",
         "gain_metric",
+        "distill_loss",
     ),
 )
 def sparsity_setup(context: PlanContext) -> KindSetup:

@@ -5,8 +5,8 @@
 unpruned model's (fed as ``target/<output>``). The math of each is in its docstring
 (``describe_distill_loss(name)``). The pipeline uses the one the guard's metric names
 (``Metric.distill_loss`` in :mod:`onnxprune.evaluate.registry`: ``mse`` for the embedding
-metrics, ``kl_last_axis`` for token agreement, ``kl`` otherwise); users register their own
-the same way.
+metrics, ``kl_last_axis`` for token agreement, ``kl`` otherwise) unless the run names one
+(kind option ``distill_loss=NAME``); users register their own the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from onnx import ModelProto
 
-from onnxprune.autodiff import Loss, kl_divergence, mean_squared_error
+from onnxprune.autodiff import Loss, embedding_cosine, kl_divergence, mean_squared_error
 from onnxprune.errors import InputError
 
 DistillLoss = Callable[[ModelProto, Sequence[str], float], Loss]
@@ -72,3 +72,13 @@ def _mse(model: ModelProto, outputs: Sequence[str], temperature: float) -> Loss:
     hidden-state tensor [batch, tokens, hidden] would compare distributions over tokens, which
     means nothing; the squared error matches every token's vector."""
     return mean_squared_error(model, list(outputs))
+
+
+@register_distill_loss("embedding_cosine")
+def _embedding_cosine(model: ModelProto, outputs: Sequence[str], temperature: float) -> Loss:
+    """Sentence embeddings: Σ_outputs mean_n (1 − cos(e_n, r_n)), e_n = Σ_l m_nl y_nl the
+    mask-pooled hidden states [N, L, H] over the real tokens (the model's rank-2 input named
+    like a mask; every token without one), r_n the same of the unpruned model's output; the
+    quantity the ``embedding_cosine`` metric measures, padding tokens and the vectors' norms
+    left out (the temperature is not used)."""
+    return embedding_cosine(model, outputs=outputs)

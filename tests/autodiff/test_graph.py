@@ -12,6 +12,7 @@ from onnxprune.autodiff import (
     build_gradient_model,
     build_loss_model,
     cross_entropy,
+    embedding_cosine,
     expose_edges,
     gradient_name,
     kl_divergence,
@@ -146,3 +147,55 @@ def test_edge_gradient_is_one_reader_only() -> None:
     np.testing.assert_allclose(out[gradient_name("x")], g * (1 + (x > 0)), rtol=1e-5)
     with pytest.raises(KeyError):
         expose_edges(model, [("missing", 0)])
+
+
+def _token_model(with_mask: bool) -> onnx.ModelProto:
+    """y[N, L, 3] = x[N, L, 4] · W; an int64 attention mask [N, L] as a second input."""
+    inputs = [helper.make_tensor_value_info("x", FLOAT, ["n", "l", 4])]
+    if with_mask:
+        inputs.append(
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["n", "l"])
+        )
+    w = np.random.default_rng(5).standard_normal((4, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "tokens",
+        inputs,
+        [helper.make_tensor_value_info("y", FLOAT, ["n", "l", 3])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_embedding_cosine_loss_and_its_gradient_match_torch(with_mask: bool) -> None:
+    """mean_n (1 − cos(Σ_l m·y, Σ_l m·r)) against torch autograd of the same expression;
+    padding tokens change neither the loss nor the gradient."""
+    import torch
+
+    model = _token_model(with_mask)
+    loss = embedding_cosine(model)
+    session = GradientSession(build_gradient_model(model, loss, ["w"]))
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    r = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=np.int64)
+    feeds = {"x": x, target_name("y"): r}
+    if with_mask:
+        feeds["attention_mask"] = mask
+    out = session.run(feeds)
+
+    w = torch.tensor(numpy_helper.to_array(model.graph.initializer[0]), requires_grad=True)
+    m = torch.tensor(mask if with_mask else np.ones_like(mask)).unsqueeze(-1).to(torch.float32)
+    e = ((torch.tensor(x) @ w) * m).sum(1)
+    t = (torch.tensor(r) * m).sum(1)
+    expected = (1 - torch.nn.functional.cosine_similarity(e, t, dim=-1, eps=0)).mean()
+    expected.backward()
+    assert float(out[loss.output]) == pytest.approx(float(expected), rel=1e-5)
+    np.testing.assert_allclose(out[gradient_name("w")], w.grad.numpy(), rtol=1e-4, atol=1e-6)
+    if with_mask:  # padding positions move nothing
+        moved = {**feeds, "x": np.where(mask[..., None] == 0, 100.0, x).astype(np.float32)}
+        again = session.run(moved)
+        assert float(again[loss.output]) == pytest.approx(float(out[loss.output]), rel=1e-5)

@@ -350,6 +350,7 @@ def test_zoo_model_end_to_end(zoo_onnx, tmp_path):
         ),
         (["--kind-option", "block_criterion=drop"], "unknown kind option(s) block_criterion"),
         (["--kind-option", "no-equals-sign"], "option kind-options: invalid value"),
+        (["--kind-option", "distill_loss=foo"], "unknown distillation loss 'foo'"),
     ],
 )
 def test_option_errors_come_first_as_one_line(vgg, tmp_path, args, message):

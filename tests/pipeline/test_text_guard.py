@@ -81,3 +81,34 @@ def test_optimize_distills_a_text_encoder_on_its_hidden_states(zoo_onnx, exporte
     )
     assert seen and set(seen) == {"mse"}
     assert result.report.macs_ratio < 0.95
+
+
+def test_a_named_distillation_loss_replaces_the_metric_s_own(zoo_onnx, monkeypatch):
+    """``distill_loss=embedding_cosine`` (kind option) distils the mask-pooled embeddings."""
+    import onnx
+
+    from onnxprune import optimize
+    from onnxprune.recover import distill as distill_module
+
+    model = onnx.load(zoo_onnx("bert", "dynamo"))
+    seen = []
+    original_distill = distill_module.distill
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["loss"])
+        return original_distill(*args, **{**kwargs, "steps": 4, "eval_every": 2})
+
+    monkeypatch.setattr(distill_module, "distill", spy)
+    optimize(
+        model,
+        "macs=0.8",
+        data=_ids(model, n=48),
+        recover="lsq+distill",
+        criterion="l1",
+        allocation="global",
+        steps=1,
+        max_drop=1.0,
+        measure_latency=False,
+        plan_options={"distill_loss": "embedding_cosine"},
+    )
+    assert seen and set(seen) == {"embedding_cosine"}

@@ -135,7 +135,7 @@ from onnxprune.errors import GuardNotMetError, InputError, cli_words
     metavar="KEY=VALUE",
     help="An option of one kind of pruning, e.g. sparsity_ranking=criterion, "
     "sparsity_keep_positions=true, sparsity_max_ratio=0.9, min_size=4096, block_criterion=drop, "
-    "sensitivity_metric=kl (an unknown key exits 2). Repeatable.",
+    "sensitivity_metric=kl, distill_loss=embedding_cosine (an unknown key exits 2). Repeatable.",
 )
 @click.option(
     "--input-shape",
