@@ -29,6 +29,7 @@ from onnx import ModelProto, NodeProto, TensorProto, ValueInfoProto, helper
 
 from onnxprune.analysis.graph_view import GraphView
 from onnxprune.errors import InputError
+from onnxprune.graph.mask_input import mask_input
 from onnxprune.graph.shapes import infer_shapes
 
 
@@ -140,20 +141,6 @@ def mean_squared_error(model: ModelProto, tensors: Sequence[str]) -> Loss:
     return _finish(b, terms, inputs, targets, b.elem_type(tensors[0]), "mse")
 
 
-def _attention_mask(model: ModelProto, output: str, b) -> str | None:
-    """The graph input that masks ``output``'s tokens: the one rank-2 input whose name holds
-    "mask" (the rule of :func:`onnxprune.evaluate.embedding.attention_mask`), else None."""
-    initializers = {init.name for init in model.graph.initializer}
-    found = [
-        value.name
-        for value in model.graph.input
-        if value.name not in initializers
-        and "mask" in value.name.lower()
-        and len(value.type.tensor_type.shape.dim) == 2
-    ]
-    return found[0] if len(found) == 1 and b.rank(output) == 3 else None
-
-
 def _pooled(b, hidden: str, rank: int, mask: str | None) -> str:
     """Σ_l m_l · x_l over the token axis 1 of [N, L, H] (every token without a mask); a
     rank-2 [N, H] tensor is already pooled. The mean's 1/Σm cancels in a cosine."""
@@ -166,7 +153,8 @@ def _pooled(b, hidden: str, rank: int, mask: str | None) -> str:
 
 def embedding_cosine(model: ModelProto, *, outputs: Sequence[str] | None = None) -> Loss:
     """Σ_outputs mean_n (1 − cos(e_n, r_n)) of mean-pooled embeddings: e_n = Σ_l m_nl y_nl
-    over the real tokens (attention mask m, an input of the model; all tokens without one) of
+    over the real tokens (the attention-mask input, :mod:`onnxprune.graph.mask_input`; all
+    tokens without one) of
     a [N, L, H] output, r_n the same of the target; cos(e, r) = e·r / sqrt(‖e‖²‖r‖² + ε)."""
     b = _builder(model, "loss")
     terms, inputs, targets = [], [], {}
@@ -178,11 +166,11 @@ def embedding_cosine(model: ModelProto, *, outputs: Sequence[str] | None = None)
                 f"embedding cosine loss: output '{output}' must be [N, H] or [N, L, H], "
                 f"has rank {b.rank(output)}"
             )
-        mask_input = _attention_mask(model, output, b)
+        mask_name = mask_input(model) if b.rank(output) == 3 else None
         mask = None
-        if mask_input is not None:
+        if mask_name is not None:
             elem = b.elem_type(output)
-            mask = b.unsqueeze(b.node("Cast", [mask_input], to=elem), [2])
+            mask = b.unsqueeze(b.node("Cast", [mask_name], to=elem), [2])
             b.set_elem_type(mask, elem)
         student = _pooled(b, output, b.rank(output), mask)
         teacher = _pooled(b, target_name(output), b.rank(output), mask)

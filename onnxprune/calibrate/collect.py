@@ -29,8 +29,9 @@ from onnxprune.calibrate.accumulate import FeatureStats, GramAccumulator, Moment
 from onnxprune.calibrate.consumers import ConsumerLayer, consumer_layers
 from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.im2col import sample_positions
-from onnxprune.calibrate.padding import mask_input, real_positions
+from onnxprune.calibrate.padding import real_positions
 from onnxprune.calibrate.session import run_exposed
+from onnxprune.graph.mask_input import mask_input
 
 Progress = Callable[[str], None]
 

@@ -7,8 +7,8 @@ padding positions therefore describe inputs the model's answer never depends on:
 Hessian, a Gram matrix or a least-squares refit they weigh as much as real tokens (half of
 the rows of short sentences padded to a common length) and pull the fit toward them.
 
-:func:`mask_input` names the model's attention-mask input: the one rank-2 integer graph input
-whose name contains "mask". Its batch values give, per sample, which token positions are real
+:func:`onnxprune.graph.mask_input.mask_input` names the model's attention-mask input: the one
+rank-2 integer graph input whose name contains "mask". Its batch values give, per sample, which token positions are real
 (nonzero). :func:`real_positions` applies them to an activation with one row per token
 ([batch, tokens, features]: as many rows per sample as the mask has tokens); any other
 activation (per-head tensors, images) keeps all its rows.
@@ -17,30 +17,6 @@ activation (per-head tensors, images) keeps all its rows.
 from __future__ import annotations
 
 import numpy as np
-from onnx import ModelProto, TensorProto
-
-_INTEGER_TYPES = {
-    TensorProto.INT64,
-    TensorProto.INT32,
-    TensorProto.INT16,
-    TensorProto.INT8,
-    TensorProto.UINT8,
-    TensorProto.BOOL,
-}
-
-
-def mask_input(model: ModelProto) -> str | None:
-    """The attention-mask graph input (see the module docstring), or None."""
-    initializers = {init.name for init in model.graph.initializer}
-    found = [
-        value.name
-        for value in model.graph.input
-        if value.name not in initializers
-        and "mask" in value.name.lower()
-        and value.type.tensor_type.elem_type in _INTEGER_TYPES
-        and len(value.type.tensor_type.shape.dim) == 2
-    ]
-    return found[0] if len(found) == 1 else None
 
 
 def real_positions(mask: np.ndarray | None, count: int) -> np.ndarray | None:

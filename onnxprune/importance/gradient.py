@@ -62,9 +62,10 @@ from onnxprune.autodiff.precision import float32_feeds
 from onnxprune.autodiff.prepare import gradient_ready
 from onnxprune.calibrate import ConsumerLayer, consumer_layers
 from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
-from onnxprune.calibrate.padding import mask_input, real_positions
+from onnxprune.calibrate.padding import real_positions
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
+from onnxprune.graph.mask_input import mask_input
 from onnxprune.graph.tensor_outputs import (
     differentiable_outputs,
     output_rank,

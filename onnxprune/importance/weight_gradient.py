@@ -35,9 +35,9 @@ from onnxprune.autodiff import (
 from onnxprune.autodiff.precision import float32_feeds
 from onnxprune.autodiff.prepare import gradient_ready
 from onnxprune.calibrate.labelled import batch_starts, fixed_batch, load_samples
-from onnxprune.calibrate.padding import mask_input
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
+from onnxprune.graph.mask_input import mask_input
 from onnxprune.graph.tensor_outputs import (
     differentiable_outputs,
     output_rank,

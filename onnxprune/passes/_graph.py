@@ -17,6 +17,15 @@ def producer(tensor: gs.Tensor, op: str | tuple[str, ...] | None = None) -> gs.N
     return node if node.op in ops else None
 
 
+def readers(tensor: gs.Tensor) -> list[gs.Node]:
+    """The nodes reading ``tensor``, each once (a node may read it at several inputs)."""
+    unique: list[gs.Node] = []
+    for node in tensor.outputs:
+        if node not in unique:
+            unique.append(node)
+    return unique
+
+
 def output_names(graph: gs.Graph) -> set[str]:
     """Names of the graph outputs."""
     return {tensor.name for tensor in graph.outputs}

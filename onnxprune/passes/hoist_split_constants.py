@@ -25,20 +25,12 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxprune.passes._graph import output_names
+from onnxprune.passes._graph import output_names, readers
 from onnxprune.passes._shapes import apply_value_infos, infer_value_infos
 from onnxprune.passes.context import PassContext
 from onnxprune.passes.registry import register_pass
 
 ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
-
-
-def _readers(tensor: gs.Tensor) -> list[gs.Node]:
-    unique: list[gs.Node] = []
-    for node in tensor.outputs:
-        if node not in unique:
-            unique.append(node)
-    return unique
 
 
 def _constant_operand(node: gs.Node, tensor: gs.Tensor) -> gs.Constant | None:
@@ -63,7 +55,7 @@ def _candidates(graph: gs.Graph) -> list[tuple[gs.Node, gs.Node, gs.Constant]]:
     for reshape in graph.nodes:
         if reshape.op != "Reshape" or reshape.domain or reshape.outputs[0].name in outputs:
             continue
-        for reader in _readers(reshape.outputs[0]):
+        for reader in readers(reshape.outputs[0]):
             constant = _constant_operand(reader, reshape.outputs[0])
             if constant is not None and _spans_several_axes(constant):
                 found.append((reshape, reader, constant))

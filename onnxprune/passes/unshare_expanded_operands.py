@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
-from onnxprune.passes._graph import output_names
+from onnxprune.passes._graph import output_names, readers
 from onnxprune.passes.context import PassContext
 from onnxprune.passes.registry import register_pass
 
@@ -26,26 +26,18 @@ CHAIN_OPS = ("Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity")
 MAX_CHAIN = 6
 
 
-def _readers(tensor: gs.Tensor) -> list[gs.Node]:
-    unique: list[gs.Node] = []
-    for node in tensor.outputs:
-        if node not in unique:
-            unique.append(node)
-    return unique
-
-
 def _chain_from(expand: gs.Node, outputs: set[str]) -> list[gs.Node]:
     """The Expand and the private layout ops after it, in order."""
     chain = [expand]
     tensor = expand.outputs[0]
     while len(chain) <= MAX_CHAIN and tensor.name not in outputs:
-        readers = _readers(tensor)
-        if len(readers) != 1 or readers[0].op not in CHAIN_OPS or readers[0].domain:
+        reading = readers(tensor)
+        if len(reading) != 1 or reading[0].op not in CHAIN_OPS or reading[0].domain:
             break
-        if readers[0].inputs[0] is not tensor or len(tensor.outputs) != 1:
+        if reading[0].inputs[0] is not tensor or len(tensor.outputs) != 1:
             break
-        chain.append(readers[0])
-        tensor = readers[0].outputs[0]
+        chain.append(reading[0])
+        tensor = reading[0].outputs[0]
     return chain
 
 
@@ -60,10 +52,10 @@ def unshare_expanded_operands(graph: gs.Graph, ctx: PassContext) -> bool:
             continue
         chain = _chain_from(expand, outputs)
         last = chain[-1].outputs[0]
-        readers = _readers(last)
-        if last.name in outputs or len(readers) < 2:
+        reading = readers(last)
+        if last.name in outputs or len(reading) < 2:
             continue
-        for index, reader in enumerate(readers[1:], 1):
+        for index, reader in enumerate(reading[1:], 1):
             copies = []
             previous = None
             for node in chain:

@@ -43,8 +43,9 @@ from onnxprune.analysis import ChannelAnalysis
 from onnxprune.calibrate import ConsumerLayer, iter_feeds, sample_count
 from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import CHUNK_ELEMENTS, sample_positions
-from onnxprune.calibrate.padding import mask_input, real_positions
+from onnxprune.calibrate.padding import real_positions
 from onnxprune.defaults import LSQ_RIDGE
+from onnxprune.graph.mask_input import mask_input
 from onnxprune.recover.edit import ModelEdits
 from onnxprune.recover.targets import RefitTarget, levels
 

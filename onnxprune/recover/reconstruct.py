@@ -53,8 +53,9 @@ from onnxprune.analysis.graph_view import GraphView
 from onnxprune.calibrate import iter_feeds, sample_count
 from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import sample_positions
-from onnxprune.calibrate.padding import mask_input, real_positions
+from onnxprune.calibrate.padding import real_positions
 from onnxprune.calibrate.session import ExposedRunner
+from onnxprune.graph.mask_input import mask_input
 from onnxprune.recover.activation_fit import Monotone, fit_scale_shift, monotone_reader
 from onnxprune.recover.edit import ModelEdits, RecoveryError
 from onnxprune.recover.grouped import (

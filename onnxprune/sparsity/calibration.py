@@ -34,8 +34,9 @@ from onnx import ModelProto, TensorProto
 from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import conv_rows, matrix_rows, sample_positions
-from onnxprune.calibrate.padding import mask_input, real_positions
+from onnxprune.calibrate.padding import real_positions
 from onnxprune.calibrate.session import ExposedRunner
+from onnxprune.graph.mask_input import mask_input
 from onnxprune.sparsity.targets import SparseLayer
 
 Progress = Callable[[str], None]

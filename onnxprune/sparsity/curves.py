@@ -55,8 +55,9 @@ from onnx import ModelProto
 
 from onnxprune.calibrate.data import iter_feeds
 from onnxprune.calibrate.im2col import sample_positions
-from onnxprune.calibrate.padding import mask_input, real_positions
+from onnxprune.calibrate.padding import real_positions
 from onnxprune.calibrate.session import ExposedRunner, make_session
+from onnxprune.graph.mask_input import mask_input
 from onnxprune.graph.tensor_outputs import tensor_output_model
 from onnxprune.sensitivity.metrics import DropMetric, relative_squared_error
 from onnxprune.sparsity.allocation import ErrorCurve

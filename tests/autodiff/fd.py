@@ -143,12 +143,27 @@ class _OrtEvaluator:
         return self.session.run(names, feeds)
 
 
+class LRN(OpRun):
+    """LRN over the channel axis with the window of the ONNX spec; the reference evaluator's
+    own kernel loops over the batch size instead of the channels."""
+
+    op_domain = ""
+
+    def _run(self, x, alpha=None, beta=None, bias=None, size=None):
+        lo, hi = math.floor((size - 1) / 2), math.ceil((size - 1) / 2)
+        squares = np.zeros_like(x)
+        for c in range(x.shape[1]):
+            window = x[:, max(0, c - lo) : min(x.shape[1], c + hi + 1)]
+            squares[:, c] = (window**2).sum(axis=1)
+        return ((x / (bias + alpha / size * squares) ** beta).astype(x.dtype),)
+
+
 def evaluator(model: onnx.ModelProto, engine: str = "reference"):
     """The ONNX reference evaluator with the kernels above replaced, or ONNX Runtime (float64
     kernels exist for the pools, and it is the runtime whose semantics matter)."""
     if engine == "ort":
         return _OrtEvaluator(model)
-    return ReferenceEvaluator(model, new_ops=[ConvTranspose, Erf, Gelu, Softmax, LogSoftmax])
+    return ReferenceEvaluator(model, new_ops=[ConvTranspose, Erf, Gelu, Softmax, LogSoftmax, LRN])
 
 
 def one_node_model(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from onnxprune.autodiff import registered_vjp_ops
 from onnxprune.autodiff.rules.resample import linear_matrix, source_coordinates
 from onnxprune.errors import InputError
-from tests.autodiff.fd import check_gradients, one_node_model
+from tests.autodiff.fd import check_gradients, evaluator, one_node_model
 
 FD_SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -462,6 +462,24 @@ def test_layer_normalization(axis: int) -> None:
     shape = x.shape[axis % 3 :]
     constants = {"g": rng.standard_normal(shape), "b": rng.standard_normal(shape)}
     _check("LayerNormalization", {"x": x}, constants, ["x", "g", "b"], ["x", "g", "b"], axis=axis)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_local_response_normalization(size: int) -> None:
+    """Against finite differences of a numpy LRN (tests/autodiff/fd.py), itself checked
+    against ONNX Runtime's kernel in float32 (odd sizes: the only ones ORT runs)."""
+    x = _rng(size).standard_normal((2, 5, 3, 2))
+    attrs = dict(size=size, alpha=0.7, beta=0.75, bias=1.5)
+    _check("LRN", {"x": x}, {}, ["x"], ["x"], **attrs)
+    if size % 2 == 0:  # ONNX Runtime's kernel takes odd sizes only
+        return
+    single = {"x": x.astype(np.float32)}
+    model = one_node_model("LRN", single, {}, ["x"], opset=18, **attrs)
+    np.testing.assert_allclose(
+        evaluator(model).run(None, single)[0],
+        evaluator(model, "ort").run(None, single)[0],
+        rtol=1e-5,
+    )
 
 
 def test_batch_normalization() -> None:

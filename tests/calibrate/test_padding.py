@@ -11,8 +11,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxprune.calibrate import collect_statistics
 from onnxprune.calibrate.im2col import sample_positions
-from onnxprune.calibrate.padding import mask_input, real_positions
+from onnxprune.calibrate.padding import real_positions
 from onnxprune.calibrate.session import ExposedRunner
+from onnxprune.graph.mask_input import mask_input
 from tests.calibrate.tiny import analysed
 
 TOKENS, FEATURES, HIDDEN = 5, 4, 6

@@ -52,15 +52,11 @@ def test_embedding_metrics_name_the_mse_distillation_loss(bert):
     assert get_metric("top1").distill_loss == "kl"
 
 
-@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
-def test_optimize_distills_a_text_encoder_on_its_hidden_states(zoo_onnx, exporter, monkeypatch):
-    import onnx
-
-    from onnxprune import optimize
+def _short_distillation(monkeypatch) -> list[str]:
+    """Distillation cut to 4 steps; the returned list collects the loss name of each call."""
     from onnxprune.recover import distill as distill_module
 
-    model = onnx.load(zoo_onnx("bert", exporter))
-    seen = []
+    seen: list[str] = []
     original_distill = distill_module.distill
 
     def spy(*args, **kwargs):
@@ -68,6 +64,17 @@ def test_optimize_distills_a_text_encoder_on_its_hidden_states(zoo_onnx, exporte
         return original_distill(*args, **{**kwargs, "steps": 4, "eval_every": 2})
 
     monkeypatch.setattr(distill_module, "distill", spy)
+    return seen
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_optimize_distills_a_text_encoder_on_its_hidden_states(zoo_onnx, exporter, monkeypatch):
+    import onnx
+
+    from onnxprune import optimize
+
+    model = onnx.load(zoo_onnx("bert", exporter))
+    seen = _short_distillation(monkeypatch)
     result = optimize(
         model,
         "macs=0.8",
@@ -88,17 +95,9 @@ def test_a_named_distillation_loss_replaces_the_metric_s_own(zoo_onnx, monkeypat
     import onnx
 
     from onnxprune import optimize
-    from onnxprune.recover import distill as distill_module
 
     model = onnx.load(zoo_onnx("bert", "dynamo"))
-    seen = []
-    original_distill = distill_module.distill
-
-    def spy(*args, **kwargs):
-        seen.append(kwargs["loss"])
-        return original_distill(*args, **{**kwargs, "steps": 4, "eval_every": 2})
-
-    monkeypatch.setattr(distill_module, "distill", spy)
+    seen = _short_distillation(monkeypatch)
     optimize(
         model,
         "macs=0.8",

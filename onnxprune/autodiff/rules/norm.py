@@ -4,6 +4,12 @@ LayerNormalization over the axes A = [axis, rank): μ = mean_A(x), σ⁻¹ = (va
 x̂ = (x − μ)σ⁻¹, y = x̂·γ + β. With ĝ = g·γ:
 ∂x = σ⁻¹ · (ĝ − mean_A(ĝ) − x̂ · mean_A(ĝ·x̂)), ∂γ = unbroadcast(g·x̂), ∂β = unbroadcast(g).
 
+LRN over the channel axis 1 with window W(c) = [c − lo, c + hi], lo = ⌊(size−1)/2⌋,
+hi = ⌈(size−1)/2⌉ (clipped to the channels): s_c = bias + α/size · Σ_{i∈W(c)} x_i²,
+y_c = x_c · s_c^(−β). Since j ∈ W(c) ⟺ c ∈ [j − hi, j + lo]:
+∂x_j = g_j s_j^(−β) − (2αβ/size) · x_j · Σ_{c∈[j−hi, j+lo]} g_c x_c s_c^(−β−1).
+Both window sums are a zero Pad of the channel axis and ``size`` shifted Slices added up.
+
 BatchNormalization (inference: running statistics μ, v are constants of the graph):
 y = γ(x − μ)/√(v + ε) + β per channel (axis 1), so ∂x = g·γ/√(v + ε),
 ∂γ = Σ_{n, spatial} g·(x − μ)/√(v + ε), ∂β = Σ_{n, spatial} g.
@@ -69,3 +75,35 @@ def batch_normalization(node, b: GradientBuilder, grads, needed):
     if needed[2]:
         result[2] = b.reduce_sum(g, reduced, keepdims=False)
     return result
+
+
+def _channel_window_sum(
+    b: GradientBuilder, v: str, rank: int, channels: int, before: int, after: int
+) -> str:
+    """Σ_{i=c−before}^{c+after} v_i along axis 1 of a rank-``rank`` tensor (zeros outside
+    the channels)."""
+    pads = [0] * (2 * rank)
+    pads[1], pads[rank + 1] = before, after
+    padded = b.node("Pad", [v, b.ints(pads)])
+    shifted = [b.slice(padded, [k], [k + channels], [1]) for k in range(before + after + 1)]
+    return shifted[0] if len(shifted) == 1 else b.node("Sum", shifted)
+
+
+@register_vjp("LRN", since=1)
+def local_response_normalization(node, b: GradientBuilder, grads, needed):
+    """See the module docstring."""
+    x, g = node.inputs[0], grads[0]
+    size = int(node.attrs["size"])
+    alpha = float(node.attrs.get("alpha", 1e-4))
+    beta = float(node.attrs.get("beta", 0.75))
+    bias = float(node.attrs.get("bias", 1.0))
+    (channels,) = b.static_dims(x, [1], f"LRN '{node.name}'")
+    lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
+    rank = b.rank(x)
+    squares = _channel_window_sum(b, b.mul(x, x), rank, channels, lo, hi)
+    s = b.node("Add", [b.mul(squares, b.scalar(alpha / size, x)), b.scalar(bias, x)])
+    s_beta = b.node("Pow", [s, b.scalar(-beta, x)])
+    weighted = b.mul(b.mul(g, x), b.node("Div", [s_beta, s]))
+    spread = _channel_window_sum(b, weighted, rank, channels, hi, lo)
+    correction = b.mul(b.mul(x, spread), b.scalar(2 * alpha * beta / size, x))
+    return [b.node("Sub", [b.mul(g, s_beta), correction])]
