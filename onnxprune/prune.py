@@ -17,7 +17,7 @@ from onnx import ModelProto
 
 from onnxprune import defaults
 from onnxprune.allocate import AllocationPolicy, select_removal
-from onnxprune.analysis import ChannelAnalysis, analyze
+from onnxprune.analysis import ChannelAnalysis, analyze, attention_head_dim
 from onnxprune.evaluate.data import calibration_data
 from onnxprune.importance import score_clusters
 from onnxprune.rewrite import apply_removal, check_model
@@ -120,6 +120,7 @@ def prune(
     data=None,
     allow_norm_stats: bool | None = None,
     allow_output_change: bool = False,
+    attention_unit: str = "head",
 ) -> PruneResult:
     """Prune channels of ``model`` (path or ModelProto, never modified).
 
@@ -131,7 +132,10 @@ def prune(
     ``fisher``, ...), in any form ``optimize`` accepts. ``allow_norm_stats``: prune groups whose
     channels feed LayerNorm/GroupNorm statistics (not mask-equivalent: the statistics change);
     default on with ``data``, off without (no guard checks the result).
-    ``allow_output_change``: let a graph output's width follow the pruning. ``scores`` overrides the criterion (one score per cluster of the analysis).
+    ``allow_output_change``: let a graph output's width follow the pruning.
+    ``attention_unit``: what attention loses, ``head`` (whole heads, default) or ``head_dim``
+    (the same positions of every head: :func:`onnxprune.analysis.attention_head_dim`).
+    ``scores`` overrides the criterion (one score per cluster of the analysis).
     """
     policy = AllocationPolicy(
         ratio=ratio,
@@ -142,6 +146,7 @@ def prune(
         ratio_for=dict(ratio_for or {}),
     )
     policy.validate()
+    head_dim = attention_head_dim(attention_unit)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     original, prepared, notes = prepare(model, input_shapes)
@@ -156,6 +161,7 @@ def prune(
         input_shapes,
         allow_norm_stats=allow_norm_stats,
         allow_output_change=allow_output_change,
+        head_dim=head_dim,
     )
     timings["analyze"] = time.perf_counter() - start
     start = time.perf_counter()

@@ -27,6 +27,7 @@ from onnxprune.analysis.macs import node_macs
 from onnxprune.analysis.registry import lookup
 from onnxprune.analysis.rules.layout import kept_along
 from onnxprune.analysis.rules.shape_taint import TAINT_RULES
+from onnxprune.errors import InputError
 from onnxprune.graph.measured_shapes import fill_unknown_shapes, needs_measurement
 from onnxprune.graph.measured_shapes import measure_shapes as run_and_measure
 from onnxprune.graph.shapes import fix_input_shapes, infer_shapes, without_large_initializers
@@ -158,6 +159,21 @@ def analyze(
     analysis.notes.extend(notes + uncovered)
     analysis.uncovered.extend(uncovered)
     return analysis
+
+
+#: what attention loses when it is pruned (``attention_unit`` of prune/optimize)
+ATTENTION_UNITS = ("head", "head_dim")
+
+
+def attention_head_dim(unit: str) -> bool:
+    """``analyze``'s ``head_dim`` for an attention unit: ``head`` — whole heads go (each head's
+    q, k, v and output rows together); ``head_dim`` — every head keeps the same positions of
+    its head dimension (all heads stay, each narrower). InputError for another name."""
+    if unit not in ATTENTION_UNITS:
+        raise InputError(
+            f"attention unit must be one of {', '.join(ATTENTION_UNITS)}, got '{unit}'"
+        )
+    return unit == "head_dim"
 
 
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")

@@ -34,6 +34,9 @@ class _Group(click.Group):
         except OnnxPruneError as error:
             click.echo(f"error: {_one_line(cli_words(str(error)))}", err=True)
             ctx.exit(error.exit_code)
+        except click.UsageError as error:  # a bad option or argument: one line, exit 2
+            click.echo(f"error: {_one_line(error.format_message())}", err=True)
+            ctx.exit(error.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except InternalError as error:  # a bug we detected ourselves: no type name needed

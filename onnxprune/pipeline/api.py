@@ -18,6 +18,7 @@ from typing import Any
 from onnx import ModelProto
 
 from onnxprune import defaults
+from onnxprune.analysis import attention_head_dim
 from onnxprune.errors import InputError
 from onnxprune.pipeline import blocks as _blocks  # noqa: F401 - registers the kind
 from onnxprune.pipeline import channels as _channels  # noqa: F401 - registers the kind
@@ -110,6 +111,7 @@ def optimize(
     allow_output_change: bool = False,
     plan_options: dict[str, Any] | None = None,
     synthesize: str = "auto",
+    attention_unit: str = "head",
 ) -> OptimizeResult:
     """Prune ``model`` (path or ModelProto, never modified) toward ``target`` in ``steps``
     steps, keeping ``metric`` within ``max_drop`` of the original model's value.
@@ -141,7 +143,8 @@ def optimize(
     perturbation, only sampling noise). See :mod:`onnxprune.pipeline.evaluation`.
     ``allow_norm_stats`` (default on: the guard checks the result): prune groups whose channels
     feed LayerNorm/GroupNorm statistics; ``allow_output_change``: let a graph output's width
-    follow the pruning (off: such groups are blocked).
+    follow the pruning (off: such groups are blocked). ``attention_unit``: ``head`` (whole
+    heads go, default) or ``head_dim`` (every head keeps the same head_dim positions).
     ``plan_options``: kind-specific options passed to the kinds' factories.
     ``synthesize`` (no ``data`` and no ``eval_data`` only): ``auto`` (default) synthesizes
     calibration and guard inputs by inverting a classifier whose inversion fits a budget, so
@@ -166,6 +169,7 @@ def optimize(
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     kinds = _unit_kinds(units, target)
     _check_options_early(kinds, recover, data, allocation, plan_options)
+    head_dim = attention_head_dim(attention_unit)
     plan_options = _kind_criterion(kinds, criterion, plan_options)
     input_shapes = dict(input_shapes or {})
     say("loading the model")
@@ -239,6 +243,7 @@ def optimize(
         methods=(criterion, allocation, recover, recovery_name),
         allow_norm_stats=allow_norm_stats,
         allow_output_change=allow_output_change,
+        head_dim=head_dim,
     )
     for note in analysis.notes:  # e.g. quantized layers or control flow left whole
         if note not in notes:
@@ -417,6 +422,7 @@ def _analyse_and_set_up(
     methods: tuple,
     allow_norm_stats: bool,
     allow_output_change: bool,
+    head_dim: bool = False,
 ) -> tuple[Any, Plan, list, list]:
     """The channel analysis of ``prepared``, the run's plan and its candidate removals ranked
     together (:func:`merge_units`), shared by ``optimize`` and
@@ -435,6 +441,7 @@ def _analyse_and_set_up(
         input_shapes,
         allow_norm_stats=allow_norm_stats,
         allow_output_change=allow_output_change,
+        head_dim=head_dim,
     )
     context = PlanContext(
         original=original,

@@ -48,6 +48,7 @@ class OptimizeOptions:
     units: str | None = None  # kinds of pruning, comma-separated (default: the target's)
     allow_norm_stats: bool = True  # prune groups feeding LayerNorm/GroupNorm statistics
     allow_output_change: bool = False  # let a graph output's width follow the pruning
+    attention_unit: str = "head"  # head: whole heads go; head_dim: every head narrower
     max_ratio: float = 0.8
     round_to: int | None = None  # the provider's channel block (onnxprune.defaults)
     ignore: list[str] = field(default_factory=list)

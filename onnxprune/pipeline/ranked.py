@@ -106,12 +106,14 @@ def rank_units(
     allow_output_change: bool = False,
     plan_options: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    attention_unit: str = "head",
 ) -> RankedPlan:
     """Rank the candidate removals of ``units`` on ``model`` as ``optimize`` would (same options,
     same defaults with data: criterion ``obs``, allocation ``sensitivity``, recovery ``lsq``, ``reconstruct`` from 256 calibration samples),
     measured on ``data`` (calibration data in any form ``optimize`` accepts; required).
     ``target`` only chooses the measure units are priced in (``macs`` for a MAC target).
     Returns a :class:`RankedPlan`; nothing is pruned yet."""
+    from onnxprune.analysis import attention_head_dim
     from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
     from onnxprune.evaluate.data import load_data, shapes_from_data
     from onnxprune.evaluate.runner import open_runner
@@ -136,6 +138,7 @@ def rank_units(
         raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
     kinds = _unit_kinds(units, target)
     _check_options_early(kinds, recover, data, allocation, plan_options)
+    head_dim = attention_head_dim(attention_unit)
     seconds: dict[str, float] = {}
     original = load_model(model)
     runner = open_runner(original, provider)
@@ -178,6 +181,7 @@ def rank_units(
         methods=(criterion, allocation, recover, recovery_name),
         allow_norm_stats=allow_norm_stats,
         allow_output_change=allow_output_change,
+        head_dim=head_dim,
     )
     for setup in setups:
         notes.extend(setup.notes)

@@ -65,12 +65,15 @@ def test_default_output_name_and_refusal_to_overwrite(model):
         (["--criterion", "nope"], "unknown criterion"),
         (["--ratio-for", "noequals"], "GLOB=RATIO"),
         (["--input-shape", "input:1,x"], "integers"),
+        (["--attention-unit", "heads"], "'heads' is not one of 'head', 'head_dim'"),
+        (["--no-such-option"], "No such option '--no-such-option'"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(model, tmp_path, args, message):
     result = invoke("prune", model, "-o", tmp_path / "o.onnx", *args)
     assert result.exit_code == 2
-    assert message in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.output
 
 
@@ -164,3 +167,33 @@ def test_prune_data_may_be_an_image_folder(tmp_path):
     # how the folder was read is printed although channels were pruned (no mean/std here)
     assert "no mean/std in the preprocessing spec" in " ".join(result.output.split())
     assert "prune has no accuracy guard" in result.output
+
+
+@pytest.mark.parametrize("unit", ["head", "head_dim"])
+def test_attention_unit_chooses_whole_heads_or_head_dim_positions(zoo_onnx, tmp_path, unit):
+    """ViT-Tiny at its small settings (dim 48, 3 heads of 16): whole heads leave the qkv
+    projection a multiple of 3 x 16 wide; head_dim positions keep all 3 heads, each narrower."""
+    import onnx
+    from onnx import numpy_helper
+
+    out = tmp_path / f"{unit}.onnx"
+    result = invoke(
+        "prune", zoo_onnx("vit_tiny", "torchscript"), "-o", out, "--ratio", "0.5",
+        "--round-to", "1", "--attention-unit", unit, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pruned = onnx.load(out)
+    weights = {i.name: numpy_helper.to_array(i) for i in pruned.graph.initializer}
+    qkv = [
+        weights[name].shape
+        for node in pruned.graph.node
+        if node.op_type in ("MatMul", "Gemm") and "qkv" in node.name
+        for name in node.input[1:2]
+    ]
+    widths = {shape[-1] if len(shape) == 2 else shape[0] for shape in qkv}
+    assert widths and all(width < 144 for width in widths)
+    if unit == "head":
+        assert all(width % 48 == 0 for width in widths)
+    else:
+        assert all(width % 9 == 0 and width % 48 != 0 for width in widths)
+    session(pruned).run(None, random_feeds(pruned))

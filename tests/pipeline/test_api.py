@@ -113,6 +113,29 @@ def test_bad_arguments(digits):
         )
 
 
+def test_attention_unit_reaches_the_analysis(zoo_onnx):
+    """``attention_unit="head_dim"`` keeps the 3 heads of ViT-Tiny's small export and narrows
+    them (qkv width a multiple of 3 parts x 3 heads, not of 3 x 16); a misspelt unit is bad
+    input before any work."""
+    from onnx import numpy_helper
+
+    model = onnx.load(zoo_onnx("vit_tiny", "torchscript"))
+    with pytest.raises(InputError, match="attention unit must be one of head, head_dim"):
+        optimize(model, "macs=0.8", attention_unit="heads", measure_latency=False)
+    result = optimize(
+        model, "macs=0.8", attention_unit="head_dim", synthesize="gaussian", steps=1,
+        max_drop=100.0, round_to=1, criterion="l1", allocation="uniform", recover="none",
+        measure_latency=False,
+    )  # fmt: skip
+    weights = {i.name: numpy_helper.to_array(i) for i in result.model.graph.initializer}
+    widths = {
+        weights[node.input[1]].shape[-1]
+        for node in result.model.graph.node
+        if node.op_type == "MatMul" and "qkv" in node.name
+    }
+    assert widths and all(w < 144 and w % 9 == 0 and w % 48 for w in widths), widths
+
+
 def test_data_driven_methods_are_the_default_only_with_calibration_data():
     from onnxprune.pipeline.api import _resolve_methods
 

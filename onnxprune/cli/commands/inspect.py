@@ -214,6 +214,14 @@ def print_report(summary: ModelSummary, options: InspectOptions, sections=None, 
     "other residual joins are not removable.",
 )
 @click.option(
+    "--attention-unit",
+    type=click.Choice(["head", "head_dim"]),
+    default="head",
+    show_default=True,
+    help="With --groups: attention groups of whole heads, or of the same head_dim positions "
+    "of every head.",
+)
+@click.option(
     "--top",
     type=click.IntRange(min=0),
     default=10,
@@ -227,6 +235,7 @@ def command(
     show_groups: bool,
     show_sparsity: bool,
     show_blocks: bool,
+    attention_unit: str,
     top: int,
 ) -> None:
     """Show producer, opsets, inputs/outputs, parameters, MACs and the heaviest layers of MODEL."""
@@ -237,7 +246,7 @@ def command(
     loaded = load_model(model)
     summary = summarize(loaded, shapes)
     options = InspectOptions(model_path=model, top=top)
-    analysis = _channel_analysis(loaded, shapes) if show_groups else None
+    analysis = _channel_analysis(loaded, shapes, attention_unit) if show_groups else None
     search = _block_search(loaded, shapes) if show_blocks else None
     if as_json:
         payload = inspect_payload(summary, options)
@@ -309,12 +318,13 @@ def print_weight_sparsity(model, console=None) -> None:
     console.print(f"whole model: {zeros / total if total else 0.0:.1%} of {total} weights zero")
 
 
-def _channel_analysis(model, shapes):
+def _channel_analysis(model, shapes, attention_unit: str = "head"):
     """Preprocess and analyse ``model`` for the ``--groups`` section."""
-    from onnxprune.analysis import analyze
+    from onnxprune.analysis import analyze, attention_head_dim
     from onnxprune.passes import preprocess
 
-    return analyze(preprocess(model, input_shapes=shapes).model, shapes)
+    prepared = preprocess(model, input_shapes=shapes).model
+    return analyze(prepared, shapes, head_dim=attention_head_dim(attention_unit))
 
 
 def _block_search(model, shapes):

@@ -111,6 +111,13 @@ from onnxprune.errors import GuardNotMetError, InputError, cli_words
     help="Let a graph output's width follow the pruning (e.g. an encoder's hidden size).",
 )
 @click.option(
+    "--attention-unit",
+    type=click.Choice(["head", "head_dim"]),
+    default=None,
+    help="What attention loses: whole heads (head, default) or the same head_dim positions "
+    "of every head (head_dim).",
+)
+@click.option(
     "--max-ratio", type=float, help="Most of a group's channels that may go (default 0.8)."
 )
 @click.option(
@@ -213,6 +220,7 @@ def run(options) -> None:
             units=options.units,
             allow_norm_stats=options.allow_norm_stats,
             allow_output_change=options.allow_output_change,
+            attention_unit=options.attention_unit,
             recover=options.recover,
             provider=options.provider,
             max_ratio=options.max_ratio,

@@ -111,6 +111,13 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     is_flag=True,
     help="Let a graph output's width follow the pruning (e.g. an encoder's hidden size).",
 )
+@click.option(
+    "--attention-unit",
+    type=click.Choice(["head", "head_dim"]),
+    default="head",
+    show_default=True,
+    help="What attention loses: whole heads, or the same head_dim positions of every head.",
+)
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across all groups.")
 @click.option(
     "--max-ratio",
@@ -159,6 +166,7 @@ def command(
     data,
     allow_norm_stats,
     allow_output_change,
+    attention_unit,
     global_ranking,
     max_ratio,
     round_to,
@@ -208,6 +216,7 @@ def command(
         data=data,
         allow_norm_stats=allow_norm_stats,
         allow_output_change=allow_output_change,
+        attention_unit=attention_unit,
     )
     result.save(out_path, force=force, input_path=model)
     if json_path:
