@@ -192,6 +192,7 @@ def pruning(
     criterion: str = "obs",
     max_ratio: float | None = None,
     distill_loss: str | None = None,
+    attention_unit: str = "head",
 ) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
@@ -224,6 +225,7 @@ def pruning(
             allocation=allocation,
             steps=steps,
             allow_norm_stats=norm_stats,
+            attention_unit=attention_unit,
             plan_options={
                 **({"sensitivity_metric": sensitivity_metric} if sensitivity_metric else {}),
                 **({"distill_loss": distill_loss} if distill_loss else {}),
@@ -266,6 +268,7 @@ def pruning(
         + (f", sensitivity table drop metric {sensitivity_metric}" if sensitivity_metric else "")
         + (f", at most {max_ratio:g} of any group removed" if max_ratio is not None else "")
         + (f", distillation loss {distill_loss}" if distill_loss else "")
+        + (", attention pruned by head_dim positions" if attention_unit == "head_dim" else "")
         + (
             " (the default with data, sensitivity allocation, took 19.4 min wall for one run "
             "at load average 17 here)"
@@ -322,6 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="distillation loss of the distilling runs (default: optimize's choice from the guard)",
     )
+    parser.add_argument(
+        "--attention-unit",
+        default="head",
+        choices=["head", "head_dim"],
+        help="what attention loses in the pruning runs (whole heads or head_dim positions)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = [part for part in args.parts.split(",") if part]
@@ -354,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.criterion,
                     args.max_ratio,
                     args.distill_loss,
+                    args.attention_unit,
                 )
                 command += f" --runs {args.runs}"
                 part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
@@ -375,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.distill_loss:
                     command += f" --distill-loss {args.distill_loss}"
                     part += f"-loss-{args.distill_loss}"
+                if args.attention_unit != "head":
+                    command += f" --attention-unit {args.attention_unit}"
+                    part += f"-{args.attention_unit}"
             else:
                 raise SystemExit(f"unknown part {part!r}")
             body += _footer(command, load)
