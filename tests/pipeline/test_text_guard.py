@@ -67,8 +67,19 @@ def _short_distillation(monkeypatch) -> list[str]:
     return seen
 
 
-@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
-def test_optimize_distills_a_text_encoder_on_its_hidden_states(zoo_onnx, exporter, monkeypatch):
+@pytest.mark.parametrize(
+    ("exporter", "plan_options", "loss"),
+    [
+        ("torchscript", None, "mse"),
+        ("dynamo", None, "mse"),
+        ("dynamo", {"distill_loss": "embedding_cosine"}, "embedding_cosine"),
+    ],
+)
+def test_optimize_distills_a_text_encoder_on_its_hidden_states(
+    zoo_onnx, exporter, plan_options, loss, monkeypatch
+):
+    """The embedding guard's own loss (squared error of the hidden states), or the one the
+    kind option ``distill_loss`` names (the mask-pooled sentence embeddings' cosine)."""
     import onnx
 
     from onnxprune import optimize
@@ -85,29 +96,7 @@ def test_optimize_distills_a_text_encoder_on_its_hidden_states(zoo_onnx, exporte
         steps=1,
         max_drop=1.0,
         measure_latency=False,
+        plan_options=plan_options,
     )
-    assert seen and set(seen) == {"mse"}
+    assert seen and set(seen) == {loss}
     assert result.report.macs_ratio < 0.95
-
-
-def test_a_named_distillation_loss_replaces_the_metric_s_own(zoo_onnx, monkeypatch):
-    """``distill_loss=embedding_cosine`` (kind option) distils the mask-pooled embeddings."""
-    import onnx
-
-    from onnxprune import optimize
-
-    model = onnx.load(zoo_onnx("bert", "dynamo"))
-    seen = _short_distillation(monkeypatch)
-    optimize(
-        model,
-        "macs=0.8",
-        data=_ids(model, n=48),
-        recover="lsq+distill",
-        criterion="l1",
-        allocation="global",
-        steps=1,
-        max_drop=1.0,
-        measure_latency=False,
-        plan_options={"distill_loss": "embedding_cosine"},
-    )
-    assert seen and set(seen) == {"embedding_cosine"}
