@@ -56,7 +56,7 @@ class _Emitter:
         self.einsum = einsum
         self.opset = opset
         self.dtype = einsum.outputs[0].dtype
-        self.nodes: list[gs.Node] = []
+        self.nodes: list[gs.Node | None] = []
 
     def _node(self, op: str, inputs: list[gs.Tensor], **attrs) -> gs.Tensor:
         name = f"{self.einsum.name or 'einsum'}/lowered_{len(self.nodes)}_{op}"
@@ -72,7 +72,8 @@ class _Emitter:
             return self._node(op, [tensor, values], **attrs)
         return self._node(op, [tensor], axes=axes, **attrs)
 
-    def _constant(self, values: np.ndarray) -> gs.Constant:
+    def constant(self, values: np.ndarray) -> gs.Constant:
+        """A new constant (an operand transformed in numpy)."""
         name = f"{self.einsum.name or 'einsum'}/lowered_{len(self.nodes)}_weight"
         self.nodes.append(None)  # keeps names unique; dropped in :meth:`built`
         return gs.Constant(name, np.ascontiguousarray(values))
@@ -81,21 +82,21 @@ class _Emitter:
         if not axes:
             return tensor
         if isinstance(tensor, gs.Constant):
-            return self._constant(np.asarray(tensor.values).sum(axis=tuple(axes)))
+            return self.constant(np.asarray(tensor.values).sum(axis=tuple(axes)))
         return self._axes_op("ReduceSum", tensor, axes, keepdims=0)
 
     def transpose(self, tensor: gs.Tensor, perm: Sequence[int]) -> gs.Tensor:
         if list(perm) == sorted(perm):
             return tensor
         if isinstance(tensor, gs.Constant):
-            return self._constant(np.transpose(np.asarray(tensor.values), perm))
+            return self.constant(np.transpose(np.asarray(tensor.values), perm))
         return self._node("Transpose", [tensor], perm=[int(p) for p in perm])
 
     def merge_trailing(self, tensor: gs.Tensor, keep: int) -> gs.Tensor:
         """Merge every axis after the first ``keep`` into one (Reshape [0]*keep + [-1])."""
         if isinstance(tensor, gs.Constant):
             values = np.asarray(tensor.values)
-            return self._constant(values.reshape(*values.shape[:keep], -1))
+            return self.constant(values.reshape(*values.shape[:keep], -1))
         name = f"{self.einsum.name or 'einsum'}/lowered_{len(self.nodes)}_shape"
         shape = gs.Constant(name, np.asarray([0] * keep + [-1], dtype=np.int64))
         return self._node("Reshape", [tensor, shape])
@@ -110,7 +111,7 @@ class _Emitter:
         if not axes:
             return tensor
         if isinstance(tensor, gs.Constant):
-            return self._constant(np.expand_dims(np.asarray(tensor.values), tuple(axes)))
+            return self.constant(np.expand_dims(np.asarray(tensor.values), tuple(axes)))
         return self._axes_op("Unsqueeze", tensor, axes)
 
     def squeeze(self, tensor: gs.Tensor, axes: Sequence[int]) -> gs.Tensor:
@@ -200,7 +201,7 @@ def _merge_middle(emit: _Emitter, tensor: gs.Tensor, before: int, count: int) ->
     if isinstance(tensor, gs.Constant):
         values = np.asarray(tensor.values)
         shape = (*values.shape[:before], -1, *values.shape[before + count :])
-        return emit._constant(values.reshape(shape))
+        return emit.constant(values.reshape(shape))
     return emit.merge_trailing(tensor, before)
 
 
@@ -248,9 +249,9 @@ def _lower_dense(
     order = [w_letters.index(c) for c in contracted + units]
     unit_dims = [weight.shape[w_letters.index(c)] for c in units]
     matrix = np.transpose(weight, order).reshape(-1 if contracted else 1, int(np.prod(unit_dims)))
-    product = emit.matmul(x, emit._constant(matrix))
+    product = emit.matmul(x, emit.constant(matrix))
     if bias is not None:
-        product = emit.add(product, emit._constant(_unit_bias(bias, out, units, unit_dims)))
+        product = emit.add(product, emit.constant(_unit_bias(bias, out, units, unit_dims)))
     if len(units) != 1:
         product = emit.reshape_tail(product, len(free), unit_dims)
     layout = free + units
