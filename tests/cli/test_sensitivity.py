@@ -80,3 +80,20 @@ def test_not_an_npz(model, tmp_path):
     data.write_text("not a zip")
     result = invoke("sensitivity", model, "--data", data)
     assert result.exit_code == 2 and "is not an .npz archive" in result.output
+
+
+@pytest.mark.parametrize(("unit", "sizes"), [("head", [3, 3]), ("head_dim", [16, 16])])
+def test_attention_unit_sets_the_attention_groups(zoo_onnx, tmp_path, unit, sizes):
+    """ViT-Tiny's small export (3 heads of 16 per block): one attention group per block, of
+    whole heads or of head_dim positions."""
+    data = tmp_path / "calib.npz"
+    np.savez(data, input=np.random.default_rng(0).standard_normal((8, 3, 32, 32), np.float32))
+    out = tmp_path / "s.json"
+    result = invoke(
+        "sensitivity", zoo_onnx("vit_tiny", "torchscript"), "--data", data, "--ratios", "0.5",
+        "--max-samples", "8", "--attention-unit", unit, "--json", out, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    groups = json.loads(out.read_text())["groups"]
+    attention = sorted(g["size"] for g in groups if "qkv" in g["name"])
+    assert attention == sizes, groups

@@ -69,17 +69,34 @@ def print_table(table, console=None, limit: int = 40) -> None:
     "--metric", default="kl", show_default=True, help="kl, top1, rel_mse or a registered name."
 )
 @click.option("--max-samples", type=int, default=128, show_default=True)
+@click.option(
+    "--attention-unit",
+    type=click.Choice(["head", "head_dim"]),
+    default="head",
+    show_default=True,
+    help="Attention groups of whole heads, or of the same head_dim positions of every head.",
+)
 @input_shape_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the table.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def command(
-    model, data, ratios, criterion, metric, max_samples, input_shapes, json_path, plot_path, quiet
+    model,
+    data,
+    ratios,
+    criterion,
+    metric,
+    max_samples,
+    attention_unit,
+    input_shapes,
+    json_path,
+    plot_path,
+    quiet,
 ) -> None:
     """Measure, per channel group, how much pruning it alone hurts MODEL's outputs."""
     from rich.console import Console
 
-    from onnxprune.analysis import analyze
+    from onnxprune.analysis import analyze, attention_head_dim
     from onnxprune.prune import prepare
     from onnxprune.sensitivity import measure_sensitivity
     from onnxprune.sensitivity.plot import write_sensitivity_plot
@@ -89,7 +106,7 @@ def command(
     console = Console(stderr=True, quiet=quiet)
     original, prepared, _ = prepare(model, shapes)
     calibration = load_calibration(data, original, shapes)
-    analysis = analyze(prepared, shapes)
+    analysis = analyze(prepared, shapes, head_dim=attention_head_dim(attention_unit))
     with console.status("measuring sensitivity") as status:
         table = measure_sensitivity(
             analysis,
