@@ -833,3 +833,27 @@ def test_lrn_channels_are_prunable_as_statistics_coupled():
     (expected,) = session(reference).run(None, {"x": x})
     (actual,) = session(pruned).run(None, {"x": x})
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_weight_with_one_batch_slice_is_a_dense_layer():
+    """MatMul by a constant [1, K, N] (an unsqueezed Linear weight): its N output units are
+    prunable like a [K, N] layer's, and its K inputs follow the layer before."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="first"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("MatMul", ["r", "w2"], ["m"], name="second"),
+        helper.make_node("Relu", ["m"], ["s"], name="relu2"),
+        helper.make_node("ReduceMean", ["s"], ["p"], name="pool", axes=[1], keepdims=0),
+        helper.make_node("Gemm", ["p", "fc"], ["out"], name="fc"),
+    ]
+    model = make_model(
+        nodes,
+        [tensor("x", ["N", 3, 4])],
+        [tensor("out", ["N", 2])],
+        [weights("w1", (1, 4, 6), 1), weights("w2", (1, 6, 5), 2), weights("fc", (5, 2), 3)],
+    )
+    analysis = analyze(model)
+    groups = groups_by_source(analysis)
+    assert groups[("first",)].prunable and groups[("second",)].prunable
+    for seed in range(3):
+        assert_mask_equivalent(analysis, random_removal(analysis, seed=seed))

@@ -44,11 +44,11 @@ class EinsumBlock(nn.Module):
         return self.head(x.mean(1))
 
 
-def _export(folder, exporter: str):
+def _export(folder, exporter: str, module: nn.Module | None = None):
     torch.manual_seed(0)
-    module = EinsumBlock().eval()
+    module = (module or EinsumBlock()).eval()
     x = torch.randn(2, TOKENS, DIM)
-    path = folder / f"einsum-{exporter}.onnx"
+    path = folder / f"{type(module).__name__}-{exporter}.onnx"
     if exporter == "torchscript":
         torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17,
                           input_names=["x"], dynamic_axes={"x": {0: "batch"}})  # fmt: skip
@@ -73,3 +73,37 @@ def test_einsum_attention_is_prunable_in_heads_and_counted(tmp_path, exporter):
         assert prove_random_removals(analysis, seeds=2) == "ok"
     per_token = 3 * DIM * DIM + 2 * TOKENS * DIM + DIM * DIM + 2 * DIM * FFN
     assert analysis.total_macs == TOKENS * per_token + DIM * CLASSES
+
+
+class PerHeadWeights(nn.Module):
+    """Attention whose context goes through one [head_dim, E] weight per head before the
+    heads merge (``einsum("bqnh,nhe->bqne")``, the heads a batch axis of a constant weight:
+    Funnel Transformer's relative attention writes this)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(DIM, 3 * DIM)
+        self.per_head = nn.Parameter(torch.randn(HEADS, HEAD_DIM, 6) * 0.2)
+        self.out = nn.Linear(HEADS * 6, DIM)
+        self.head = nn.Linear(DIM, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        q, k, v = self.qkv(x).reshape(batch, TOKENS, 3, HEADS, HEAD_DIM).unbind(2)
+        attention = torch.einsum("bqnh,bknh->bnqk", q, k).softmax(-1)
+        context = torch.einsum("bnqk,bknh->bqnh", attention, v)
+        mixed = torch.einsum("bqnh,nhe->bqne", context, self.per_head)
+        return self.head((x + self.out(torch.relu(mixed.reshape(batch, TOKENS, -1)))).mean(1))
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_per_head_weights_follow_whole_heads_or_head_dim_positions(tmp_path, exporter):
+    """Whole heads slice the per-head weight along its heads axis; head_dim positions slice
+    its input axis and make its 6 output positions a unit of their own. Mask-equivalent."""
+    model = _export(tmp_path, exporter, PerHeadWeights())
+    heads = analyze(model, allow_norm_stats=False)
+    assert sorted(g.size for g in heads.groups if g.prunable) == [HEADS]
+    assert prove_random_removals(heads, seeds=2) == "ok"
+    positions = analyze(model, allow_norm_stats=False, head_dim=True)
+    assert sorted(g.size for g in positions.groups if g.prunable) == [6, HEAD_DIM]
+    assert prove_random_removals(positions, seeds=2) == "ok"

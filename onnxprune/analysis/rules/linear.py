@@ -50,7 +50,8 @@ def gemm(node: NodeView, ctx: AnalysisContext) -> None:
 
 @register("MatMul")
 def matmul(node: NodeView, ctx: AnalysisContext) -> None:
-    """MatMul: a constant right operand W[K, N] makes a dense layer; otherwise both are activations.
+    """MatMul: a constant right operand W[K, N] makes a dense layer (W[G, K, N]: one per slice,
+    :func:`_per_slice_weight`); otherwise both are activations.
 
     Dense layer (X[..., K] · W[K, N]): feature k is read by row W[k] (consumer); each output
     unit is a new atom written by column W[:, n]. Two activations: see ``_activation_matmul``.
@@ -65,6 +66,9 @@ def matmul(node: NodeView, ctx: AnalysisContext) -> None:
         _activation_matmul(node, ctx)
         return
     out_rank = ctx.rank(node.outputs[0])
+    if len(weight) == 3 and out_rank is not None and out_rank >= 3:
+        _per_slice_weight(node, ctx, tuple(int(d) for d in weight), out_rank)
+        return
     if len(weight) != 2 or out_rank is None:
         ctx.block(a_labels, f"MatMul '{node.name}' has a batched constant weight")
         return
@@ -78,6 +82,69 @@ def matmul(node: NodeView, ctx: AnalysisContext) -> None:
     out_vector = ctx.new_atoms(node, int(weight[1]))
     ctx.request_slice(b_name, 1, out_vector, node, ROLE_OUT)
     ctx.set_labels(node.outputs[0], axis_labels(out_rank, out_rank - 1, out_vector))
+
+
+def _per_slice_weight(
+    node: NodeView, ctx: AnalysisContext, weight: tuple[int, int, int], out_rank: int
+) -> None:
+    """A[..., G, M, K] · W[G, K, N] with a constant W: one dense layer per slice g of the
+    batch axis — per-head weights (einsum ``"binh,nhd->bind"`` lowered, Funnel's relative
+    attention). Y[..., g, m, n] = Σ_k A[..., g, m, k] W[g, k, n].
+
+    * A's channels do not vary along G (G = 1, or the same features for every slice): W's K
+      axis is a consumer slice, and each output unit n is a new atom written by W[:, :, n]
+      when G = 1 (a plain dense layer); for G > 1 the output carries no channels.
+    * A's channels vary along G (heads): whole heads (default) unite every atom of slice g,
+      W is sliced along G, and the output carries the head labels (its N positions stay);
+      ``head_dim`` mode unites position k of every slice, W is sliced along K, and the output
+      positions n, the same in every slice, are new atoms (W sliced along N).
+    Labels that vary outside G and K (the rows M, other batch axes) block the input.
+    """
+    a_name, w_name = node.input(0), node.input(1)
+    la = ctx.labels_of(a_name)
+    slices, k_size, n_size = weight
+    g_axis, m_axis, k_axis = out_rank - 3, out_rank - 2, out_rank - 1
+    if la is not None:
+        la = pad_rank(la, out_rank)
+        if (
+            la.shape[:g_axis] != (1,) * g_axis
+            or la.shape[m_axis] > 1
+            or la.shape[g_axis] not in (1, slices)
+            or la.shape[k_axis] not in (1, k_size)
+        ):
+            ctx.block(
+                la,
+                f"MatMul '{node.name}' per-slice weight: input labels vary outside its "
+                "slices and features",
+            )
+            return
+    grid = (
+        np.broadcast_to(la.reshape(la.shape[g_axis], la.shape[k_axis]), (slices, k_size))
+        if la is not None
+        else None
+    )
+    if grid is None or la.shape[g_axis] == 1:
+        if grid is not None:
+            ctx.request_slice(w_name, 1, grid[0], node, ROLE_IN)
+        if slices == 1:
+            out_vector = ctx.new_atoms(node, n_size)
+            ctx.request_slice(w_name, 2, out_vector, node, ROLE_OUT)
+            ctx.set_labels(node.outputs[0], axis_labels(out_rank, out_rank - 1, out_vector))
+        return
+    reason = f"MatMul '{node.name}' per-slice weight mixes prunable and fixed channels"
+    if ctx.head_dim:
+        for g in range(1, slices):
+            ctx.union(grid[0], grid[g], reason)
+        ctx.request_slice(w_name, 1, grid[0], node, ROLE_IN)
+        out_vector = ctx.new_atoms(node, n_size)
+        ctx.request_slice(w_name, 2, out_vector, node, ROLE_OUT)
+        ctx.set_labels(node.outputs[0], axis_labels(out_rank, out_rank - 1, out_vector))
+        return
+    heads = grid[:, 0].copy()
+    for g in range(slices):
+        ctx.union(np.full(k_size, heads[g]), grid[g], reason)
+    ctx.request_slice(w_name, 0, heads, node, ROLE_IN)
+    ctx.set_labels(node.outputs[0], heads.reshape((1,) * g_axis + (slices, 1, 1)))
 
 
 def _activation_matmul(node: NodeView, ctx: AnalysisContext) -> None:
