@@ -5,7 +5,9 @@ Small models with random weights (nothing is downloaded), exported by both PyTor
 encoders, a dynamic sequence): ``nn.TransformerEncoder`` sequence-first and batch-first
 (pre-norm), a text encoder with a padding mask (``src_key_padding_mask``), an ESPCN-style
 super-resolution net (``nn.PixelUnshuffle`` stem, two ``nn.PixelShuffle`` heads), and features
-warped by a sampling grid given as input (``F.grid_sample``) and repeated (``Tensor.repeat``). Each is preprocessed and analysed (attention in whole heads, norm
+warped by a sampling grid given as input (``F.grid_sample``) and repeated (``Tensor.repeat``),
+and attention written with ``torch.einsum`` (``models/einsum_blocks.py``: per-head [D, H, d]
+projections, and per-head weights after the context). Each is preprocessed and analysed (attention in whole heads, norm
 statistics not allowed); the mask-equivalence oracle runs on two random removals.
 
     python tools/torch_layers_coverage.py            # writes the torch-layers section
@@ -30,7 +32,15 @@ from _markdown import markdown_table, publish  # noqa: E402
 
 SECTION = "torch-layers"
 TOKENS, DIM, HEADS, FFN = 6, 32, 4, 48
-MODELS = ("encoder_seq_first", "encoder_batch_first", "text_padding_mask", "espcn", "warp_repeat")
+MODELS = (
+    "encoder_seq_first",
+    "encoder_batch_first",
+    "text_padding_mask",
+    "espcn",
+    "warp_repeat",
+    "einsum_attention",
+    "per_head_weights",
+)
 
 
 def build(name: str):
@@ -42,6 +52,16 @@ def build(name: str):
     torch.manual_seed(0)
     batch = torch.export.Dim("batch", max=64)
     tokens = torch.export.Dim("tokens", max=64)
+    if name in ("einsum_attention", "per_head_weights"):
+        from models import einsum_blocks
+
+        module = (
+            einsum_blocks.EinsumBlock()
+            if name == "einsum_attention"
+            else einsum_blocks.PerHeadWeights()
+        )
+        example = torch.randn(2, einsum_blocks.TOKENS, einsum_blocks.DIM)
+        return module, (example,), ["x"], [{0: batch}]
     if name.startswith("encoder"):
         first = name == "encoder_batch_first"
 

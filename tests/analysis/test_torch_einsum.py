@@ -8,40 +8,21 @@ import pytest
 import torch
 from torch import nn
 
+from models.einsum_blocks import (
+    CLASSES,
+    DIM,
+    FFN,
+    HEAD_DIM,
+    HEADS,
+    PER_HEAD_UNITS,
+    TOKENS,
+    EinsumBlock,
+    PerHeadWeights,
+)
 from onnxprune.analysis import analyze
 from onnxprune.io import load_model
 from onnxprune.passes import preprocess
 from tests.oracle import prove_random_removals
-
-DIM, HEADS, FFN, TOKENS, CLASSES = 32, 4, 64, 16, 10
-HEAD_DIM = DIM // HEADS
-
-
-class EinsumBlock(nn.Module):
-    """Per-head projections as [D, H, d] weights (Keras' EinsumDense layout), einsum scores and
-    context, an einsum output projection from [H, d] and an einsum feed-forward."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.q, self.k, self.v = (
-            nn.Parameter(torch.randn(DIM, HEADS, HEAD_DIM) * 0.1) for _ in range(3)
-        )
-        self.o = nn.Parameter(torch.randn(HEADS, HEAD_DIM, DIM) * 0.1)
-        self.up = nn.Parameter(torch.randn(DIM, FFN) * 0.1)
-        self.down = nn.Parameter(torch.randn(FFN, DIM) * 0.1)
-        self.head = nn.Linear(DIM, CLASSES)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = torch.einsum("btd,dhk->bthk", x, self.q)
-        k = torch.einsum("btd,dhk->bthk", x, self.k)
-        v = torch.einsum("btd,dhk->bthk", x, self.v)
-        scores = torch.einsum("bthk,bshk->bhts", q, k) * HEAD_DIM**-0.5
-        context = torch.einsum("bhts,bshk->bthk", scores.softmax(-1), v)
-        x = x + torch.einsum("bthk,hkd->btd", context, self.o)
-        x = x + torch.einsum(
-            "btf,fd->btd", torch.relu(torch.einsum("btd,df->btf", x, self.up)), self.down
-        )
-        return self.head(x.mean(1))
 
 
 def _export(folder, exporter: str, module: nn.Module | None = None):
@@ -75,27 +56,6 @@ def test_einsum_attention_is_prunable_in_heads_and_counted(tmp_path, exporter):
     assert analysis.total_macs == TOKENS * per_token + DIM * CLASSES
 
 
-class PerHeadWeights(nn.Module):
-    """Attention whose context goes through one [head_dim, E] weight per head before the
-    heads merge (``einsum("bqnh,nhe->bqne")``, the heads a batch axis of a constant weight:
-    Funnel Transformer's relative attention writes this)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.qkv = nn.Linear(DIM, 3 * DIM)
-        self.per_head = nn.Parameter(torch.randn(HEADS, HEAD_DIM, 6) * 0.2)
-        self.out = nn.Linear(HEADS * 6, DIM)
-        self.head = nn.Linear(DIM, CLASSES)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch = x.shape[0]
-        q, k, v = self.qkv(x).reshape(batch, TOKENS, 3, HEADS, HEAD_DIM).unbind(2)
-        attention = torch.einsum("bqnh,bknh->bnqk", q, k).softmax(-1)
-        context = torch.einsum("bnqk,bknh->bqnh", attention, v)
-        mixed = torch.einsum("bqnh,nhe->bqne", context, self.per_head)
-        return self.head((x + self.out(torch.relu(mixed.reshape(batch, TOKENS, -1)))).mean(1))
-
-
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 def test_per_head_weights_follow_whole_heads_or_head_dim_positions(tmp_path, exporter):
     """Whole heads slice the per-head weight along its heads axis; head_dim positions slice
@@ -105,5 +65,7 @@ def test_per_head_weights_follow_whole_heads_or_head_dim_positions(tmp_path, exp
     assert sorted(g.size for g in heads.groups if g.prunable) == [HEADS]
     assert prove_random_removals(heads, seeds=2) == "ok"
     positions = analyze(model, allow_norm_stats=False, head_dim=True)
-    assert sorted(g.size for g in positions.groups if g.prunable) == [6, HEAD_DIM]
+    assert sorted(g.size for g in positions.groups if g.prunable) == sorted(
+        [PER_HEAD_UNITS, HEAD_DIM]
+    )
     assert prove_random_removals(positions, seeds=2) == "ok"
