@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
-from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.cli.options import attention_unit_option, input_shape_option, parse_input_shapes
 from onnxprune.errors import cli_words
 from onnxprune.stats.summary import ModelSummary, TensorInfo
 
@@ -213,14 +213,7 @@ def print_report(summary: ModelSummary, options: InspectOptions, sections=None, 
     help="Also list the removable residual units (y = x + f(x)): MAC share, stage, and why "
     "other residual joins are not removable.",
 )
-@click.option(
-    "--attention-unit",
-    type=click.Choice(["head", "head_dim"]),
-    default="head",
-    show_default=True,
-    help="With --groups: attention groups of whole heads, or of the same head_dim positions "
-    "of every head.",
-)
+@attention_unit_option()
 @click.option(
     "--top",
     type=click.IntRange(min=0),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from onnxprune.cli.options import attention_unit_option
 from onnxprune.cli.task_options import attach_task_report, guard_metric, task_options
 from onnxprune.errors import GuardNotMetError, InputError, cli_words
 
@@ -110,13 +111,7 @@ from onnxprune.errors import GuardNotMetError, InputError, cli_words
     is_flag=True,
     help="Let a graph output's width follow the pruning (e.g. an encoder's hidden size).",
 )
-@click.option(
-    "--attention-unit",
-    type=click.Choice(["head", "head_dim"]),
-    default=None,
-    help="What attention loses: whole heads (head, default) or the same head_dim positions "
-    "of every head (head_dim).",
-)
+@attention_unit_option(None)
 @click.option(
     "--max-ratio", type=float, help="Most of a group's channels that may go (default 0.8)."
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from onnxprune import defaults
-from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.cli.options import attention_unit_option, input_shape_option, parse_input_shapes
 from onnxprune.errors import InputError, cli_words
 
 
@@ -111,13 +111,7 @@ def print_plan(plan, out_path: Path | None, console=None) -> None:
     is_flag=True,
     help="Let a graph output's width follow the pruning (e.g. an encoder's hidden size).",
 )
-@click.option(
-    "--attention-unit",
-    type=click.Choice(["head", "head_dim"]),
-    default="head",
-    show_default=True,
-    help="What attention loses: whole heads, or the same head_dim positions of every head.",
-)
+@attention_unit_option()
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across all groups.")
 @click.option(
     "--max-ratio",

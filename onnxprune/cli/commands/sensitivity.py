@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from onnxprune.cli.options import input_shape_option, parse_input_shapes
+from onnxprune.cli.options import attention_unit_option, input_shape_option, parse_input_shapes
 from onnxprune.errors import InputError
 
 
@@ -69,13 +69,7 @@ def print_table(table, console=None, limit: int = 40) -> None:
     "--metric", default="kl", show_default=True, help="kl, top1, rel_mse or a registered name."
 )
 @click.option("--max-samples", type=int, default=128, show_default=True)
-@click.option(
-    "--attention-unit",
-    type=click.Choice(["head", "head_dim"]),
-    default="head",
-    show_default=True,
-    help="Attention groups of whole heads, or of the same head_dim positions of every head.",
-)
+@attention_unit_option()
 @input_shape_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the table.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot.")
