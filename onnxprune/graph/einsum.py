@@ -70,15 +70,30 @@ def parse_equation(equation: str, ranks: Sequence[int | None]) -> EinsumTerms | 
     return EinsumTerms(operands, output)
 
 
+def chain_steps(terms: EinsumTerms) -> list[str]:
+    """The output letters of each pairwise step that contracts the operands from the left:
+    step i joins the result so far with operand i + 1 and keeps, in order of first
+    appearance, the letters that a later operand or the output still needs (the last step's
+    are the output's)."""
+    steps, letters = [], terms.operands[0]
+    for index, right in enumerate(terms.operands[1:], 1):
+        later = set("".join(terms.operands[index + 1 :])) | set(terms.output)
+        if index == len(terms.operands) - 1:
+            letters = terms.output
+        else:
+            letters = "".join(dict.fromkeys(c for c in letters + right if c in later))
+        steps.append(letters)
+    return steps
+
+
 def einsum_macs(terms: EinsumTerms, shapes: Sequence[Sequence[int]]) -> int | None:
-    """Multiply-accumulates of a two-operand einsum: the product of the sizes of all its
-    distinct letters (each output element sums one product per contracted index), a letter's
-    size being its largest over the operands (size-1 axes broadcast). One operand: 0 (a
-    transpose or a sum, no product). Three or more: None (the cost depends on the order the
-    runtime contracts them in)."""
-    if len(terms.operands) == 1:
-        return 0
-    if len(terms.operands) != 2 or len(shapes) != 2:
+    """Multiply-accumulates of an einsum contracted pairwise from the left
+    (:func:`chain_steps`, what the ``lower_einsum`` pass writes): each step costs the product
+    of the sizes of the distinct letters of its two operands (each of its output elements
+    sums one product per contracted index), a letter's size being its largest over the
+    operands (size-1 axes broadcast). One operand: 0 (a transpose or a sum, no product).
+    None when a shape does not match its term."""
+    if len(terms.operands) != len(shapes):
         return None
     sizes: dict[str, int] = {}
     for letters, shape in zip(terms.operands, shapes, strict=True):
@@ -86,4 +101,8 @@ def einsum_macs(terms: EinsumTerms, shapes: Sequence[Sequence[int]]) -> int | No
             return None
         for letter, size in zip(letters, shape, strict=True):
             sizes[letter] = max(sizes.get(letter, 1), int(size))
-    return prod(sizes.values())
+    total, left = 0, terms.operands[0]
+    for right, step in zip(terms.operands[1:], chain_steps(terms), strict=True):
+        total += prod(sizes[c] for c in set(left + right))
+        left = step
+    return total

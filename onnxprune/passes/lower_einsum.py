@@ -24,9 +24,12 @@ every output index; the size-1 axes are squeezed and T_o puts the axes in output
 operand is ``T_o(Σ_alone A)``. Constant operands are transformed in numpy (their new layout is
 a new initializer).
 
+Three or more operands are contracted pairwise from the left, each step keeping the letters a
+later operand or the output still needs (:func:`onnxprune.graph.einsum.chain_steps`).
+
 Contract: the output equals the Einsum's for every input (sums regrouped: float results agree
 to rounding); the output tensor keeps its name. Left as they are (the analysis then blocks
-them with the op named, as before): three or more operands, a letter repeated within one
+them with the op named, as before): a letter repeated within one
 term (diagonals, traces), an ellipsis over an operand of unknown rank, implicit output mode
 with mixed-case letters or an ellipsis (their output order is left to the runtime), and
 non-float outputs.
@@ -39,7 +42,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from onnxprune.graph.einsum import EinsumTerms, parse_equation
+from onnxprune.graph.einsum import EinsumTerms, chain_steps, parse_equation
 from onnxprune.passes._graph import output_names
 from onnxprune.passes.context import PassContext
 from onnxprune.passes.registry import register_pass
@@ -292,6 +295,18 @@ def _following_bias(node: gs.Node, graph_outputs: set[str]) -> gs.Node | None:
     return add
 
 
+def _lower_chain(emit: _Emitter, operands: list[gs.Tensor], terms: EinsumTerms) -> gs.Tensor:
+    """Three or more operands, contracted pairwise from the left
+    (:func:`onnxprune.graph.einsum.chain_steps`): each step keeps the letters a later operand
+    or the output still needs, in order of first appearance."""
+    result, letters = operands[0], terms.operands[0]
+    for index, step in enumerate(chain_steps(terms)):
+        pair = EinsumTerms((letters, terms.operands[index + 1]), step)
+        result = _lower_pair(emit, result, operands[index + 1], pair)
+        letters = step
+    return result
+
+
 def _lower_single(emit: _Emitter, a, terms: EinsumTerms) -> gs.Tensor:
     (letters,) = terms.operands
     a, letters = _sum_alone(emit, a, letters, set(terms.output))
@@ -306,8 +321,8 @@ def _rank(tensor: gs.Tensor) -> int | None:
 
 def lowerable(node: gs.Node) -> EinsumTerms | str:
     """The parsed equation of an Einsum this pass rewrites, or why it is left as it is."""
-    if len(node.inputs) not in (1, 2) or len(node.outputs) != 1:
-        return f"{len(node.inputs)} operands (one or two are lowered)"
+    if not node.inputs or len(node.outputs) != 1:
+        return f"{len(node.inputs)} operands and {len(node.outputs)} outputs"
     dtype = node.outputs[0].dtype
     if dtype is None or np.dtype(dtype).type not in _FLOAT_TYPES:
         return "a non-float output"
@@ -332,6 +347,8 @@ def lower_einsum(graph: gs.Graph, ctx: PassContext) -> bool:
         add = None
         if len(terms.operands) == 1:
             result = _lower_single(emit, node.inputs[0], terms)
+        elif len(terms.operands) > 2:
+            result = _lower_chain(emit, list(node.inputs), terms)
         elif _dense_form(node.inputs[0], node.inputs[1], terms):
             add = _split_bias_add(node, terms, output_names(graph))
             bias = None if add is None else _other_input(add, node.outputs[0])

@@ -3,7 +3,7 @@ alphabetical order, and the reasons an equation is not read; einsum_macs."""
 
 from __future__ import annotations
 
-from onnxprune.graph.einsum import EinsumTerms, einsum_macs, parse_equation
+from onnxprune.graph.einsum import EinsumTerms, chain_steps, einsum_macs, parse_equation
 
 
 def test_ellipses_are_spelled_out_and_aligned_from_the_right():
@@ -35,4 +35,8 @@ def test_macs_are_the_product_of_all_letter_sizes():
     assert einsum_macs(terms, [(2, 5, 3, 4), (2, 6, 3, 4)]) == 2 * 5 * 3 * 4 * 6
     assert einsum_macs(terms, [(1, 5, 3, 4), (2, 6, 3, 4)]) == 2 * 5 * 3 * 4 * 6  # broadcast
     assert einsum_macs(parse_equation("ij->ji", [2]), [(3, 4)]) == 0
-    assert einsum_macs(parse_equation("ij,jk,kl->il", [2, 2, 2]), [(2, 3)] * 3) is None
+    # pairwise from the left: ij,jk -> ik (2·3·4), then ik,kl -> il (2·4·5)
+    chain = parse_equation("ij,jk,kl->il", [2, 2, 2])
+    assert chain_steps(chain) == ["ik", "il"]
+    assert einsum_macs(chain, [(2, 3), (3, 4), (4, 5)]) == 2 * 3 * 4 + 2 * 4 * 5
+    assert einsum_macs(chain, [(2, 3), (3, 4)]) is None
