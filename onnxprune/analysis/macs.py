@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxprune.analysis.graph_view import GraphView, NodeView
-from onnxprune.graph.einsum import einsum_macs, parse_equation
+from onnxprune.graph.einsum import equation_macs
 
 
 def node_macs(node: NodeView, view: GraphView) -> int:
@@ -39,6 +39,4 @@ def _einsum_macs(node: NodeView, view: GraphView) -> int:
     equation = node.attrs.get("equation")
     if any(shape is None for shape in shapes) or equation is None:
         return 0
-    text = equation.decode() if isinstance(equation, bytes) else str(equation)
-    terms = parse_equation(text, [len(shape) for shape in shapes])
-    return 0 if isinstance(terms, str) else einsum_macs(terms, shapes) or 0
+    return equation_macs(equation, shapes) or 0

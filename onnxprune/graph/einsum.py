@@ -106,3 +106,11 @@ def einsum_macs(terms: EinsumTerms, shapes: Sequence[Sequence[int]]) -> int | No
         total += prod(sizes[c] for c in set(left + right))
         left = step
     return total
+
+
+def equation_macs(equation: str | bytes, shapes: Sequence[Sequence[int]]) -> int | None:
+    """MACs of an Einsum node from its ``equation`` attribute and static operand ``shapes``
+    (:func:`einsum_macs`); None when the equation is not read (:func:`parse_equation`)."""
+    text = equation.decode() if isinstance(equation, bytes) else str(equation)
+    terms = parse_equation(text, [len(shape) for shape in shapes])
+    return None if isinstance(terms, str) else einsum_macs(terms, shapes)

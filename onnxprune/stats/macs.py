@@ -18,7 +18,7 @@ from math import prod
 
 from onnx import ModelProto, NodeProto, helper
 
-from onnxprune.graph.einsum import einsum_macs, parse_equation
+from onnxprune.graph.einsum import equation_macs
 from onnxprune.graph.shapes import Shape
 from onnxprune.stats.inference import infer_static_shapes
 from onnxprune.stats.naming import node_names
@@ -147,10 +147,7 @@ def _einsum_node_macs(node: NodeProto, shapes: dict[str, Shape]) -> int | None:
     equation = next((a for a in node.attribute if a.name == "equation"), None)
     if equation is None:
         return None
-    terms = parse_equation(
-        helper.get_attribute_value(equation).decode(), [len(s) for s in operands]
-    )
-    return None if isinstance(terms, str) else einsum_macs(terms, operands)
+    return equation_macs(helper.get_attribute_value(equation), operands)
 
 
 def count_macs(model: ModelProto, input_shapes: dict[str, list[int]] | None = None) -> MacReport:
