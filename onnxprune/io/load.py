@@ -21,6 +21,7 @@ from onnxprune.io.external_data import (
     has_external_data,
     load_external_tensors,
 )
+from onnxprune.io.legacy_ops import lower_legacy_ops
 from onnxprune.io.provenance import first_line, register_input_model
 from onnxprune.io.validate import validate_model, validate_text
 
@@ -41,6 +42,8 @@ def load_model(
     the model's folder (relative, no ``..``, no symlink out). For a ModelProto with external
     references, ``base_dir`` is the folder they are relative to (required to load them).
     Without ``load_external_data`` the references are kept (locations still checked).
+    Experimental ops of ONNX's first opsets that ``onnx.defs`` no longer knows are rewritten
+    to standard ops before validation (:mod:`onnxprune.io.legacy_ops`).
 
     Raises ModelLoadError (one line naming the file) for a missing file, a directory, an empty,
     truncated or non-ONNX file, an IR version or default-domain opset newer than the installed
@@ -70,6 +73,7 @@ def load_model(
             load_external_tensors(model, folder, label)
         else:
             check_external_locations(model, folder, label)
+    lower_legacy_ops(model)
     validate_model(model, label)
     _inline_local_functions(model, label)
     _decode_stored_weights(model, label)
