@@ -14,6 +14,7 @@ pruned model with the unpruned one on the evaluation crops, with the wall time o
     python tools/bench_optimize_defaults.py --calib 512 --cuts 0.2,0.3 --seeds 1,2
     python tools/bench_optimize_defaults.py --calib 512 --seeds 11,12 --table-repair none
     python tools/bench_optimize_defaults.py --calib 512 --kind-option sensitivity_metric=rel_mse
+    python tools/bench_optimize_defaults.py --calib 512 --calibration-photos astronaut,coffee
 
 ``--table-repair`` replaces ``onnxprune.defaults.SENSITIVITY_RECOVERY`` (how each point of the
 sensitivity table is repaired) for the run, to measure that default against an alternative;
@@ -21,6 +22,10 @@ sensitivity table is repaired) for the run, to measure that default against an a
 at run time (e.g. ``SENSITIVITY_SAMPLES=96``), and ``--kind-option KEY=VALUE`` passes a plan
 option (e.g. ``sensitivity_metric=rel_mse``) as the CLI's ``--kind-option`` does;
 ``--option NAME=VALUE`` passes a keyword argument of ``optimize`` (e.g. ``max_ratio=0.5``).
+``--calibration-photos`` / ``--evaluation-photos`` change which ``skimage.data`` photos the
+crops are cut from, and ``--refit-photos`` gives the recovery's refit crops of other photos
+than the scores and the sensitivity table get: diagnostics of which phase depends on the
+calibration photos' domain (the issues' figures use the defaults).
 """
 
 from __future__ import annotations
@@ -46,12 +51,41 @@ from effnet.measure import logits, top1_agreement, top5_containment  # noqa: E40
 from effnet.model import RESOLUTION, export, load_pretrained  # noqa: E402
 
 
+def _refit_on(photos: str, count: int, seed: int, folder: Path):
+    """The recovery ``optimize`` would pick for ``count`` calibration samples, fitted on
+    ``count`` crops of ``photos`` instead of the calibration crops."""
+    from onnxprune import defaults
+    from onnxprune.recover import make_recovery
+
+    crops = random_crops(tuple(photos.split(",")), count, seed=seed, size=RESOLUTION)
+    np.savez(folder / "refit.npz", input=crops)
+    method = "reconstruct" if count >= defaults.RECONSTRUCT_MIN_SAMPLES else "lsq"
+    return make_recovery(method, None, str(folder / "refit.npz"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calib", type=int, default=512, help="calibration crops")
     parser.add_argument("--eval", type=int, default=128, help="evaluation crops")
     parser.add_argument("--cuts", default="0.2,0.3", help="MAC cuts, comma-separated")
     parser.add_argument("--seeds", default="1,2", help="calibration and evaluation crop seeds")
+    parser.add_argument(
+        "--calibration-photos",
+        default=",".join(CALIBRATION_PHOTOS),
+        help="skimage.data photos the calibration crops are cut from (comma-separated; "
+        "the default is the benchmark's protocol)",
+    )
+    parser.add_argument(
+        "--evaluation-photos",
+        default=",".join(EVALUATION_PHOTOS),
+        help="skimage.data photos the evaluation crops are cut from (comma-separated)",
+    )
+    parser.add_argument(
+        "--refit-photos",
+        help="diagnostic: the recovery's refit gets its own calibration crops, cut from these "
+        "photos (same count and seed); scores and the sensitivity table keep the calibration "
+        "photos'",
+    )
     parser.add_argument("--table-repair", help="recovery of each sensitivity-table point")
     parser.add_argument(
         "--set-default",
@@ -95,11 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="onnxprune-defaults-") as name:
         folder = Path(name)
         model = export(load_pretrained(), folder / "effnet.onnx")
-        calibration = random_crops(CALIBRATION_PHOTOS, args.calib, seed=calib_seed, size=RESOLUTION)
-        evaluation = random_crops(EVALUATION_PHOTOS, args.eval, seed=eval_seed, size=RESOLUTION)
+        calibration_photos = tuple(args.calibration_photos.split(","))
+        evaluation_photos = tuple(args.evaluation_photos.split(","))
+        calibration = random_crops(calibration_photos, args.calib, seed=calib_seed, size=RESOLUTION)
+        evaluation = random_crops(evaluation_photos, args.eval, seed=eval_seed, size=RESOLUTION)
         np.savez(folder / "calibration.npz", input=calibration)
         np.savez(folder / "evaluation.npz", input=evaluation)
         reference = logits(onnx.load(str(model)), evaluation)
+        if args.refit_photos:
+            keywords["recover"] = _refit_on(args.refit_photos, args.calib, calib_seed, folder)
+        print(
+            f"calibration photos: {', '.join(calibration_photos)}; "
+            f"evaluation photos: {', '.join(evaluation_photos)}"
+            + (f"; refit photos: {args.refit_photos}" if args.refit_photos else "")
+            + "\n"
+        )
         print(
             "| MAC cut | calibration crops | seeds | methods | MACs kept | top-1 agreement | "
             "top-5 | optimize s | status | load average |"
