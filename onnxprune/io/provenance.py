@@ -179,9 +179,15 @@ def runtime_input_error(label: str, reason: str, *, running: bool = False) -> In
             f"ONNX Runtime failed running model '{label}' on the given data: {reason}; check "
             "the model with onnxruntime.InferenceSession(...).run on this data"
         )
+    todo = (
+        "convert it to a newer opset (onnx.version_converter.convert_version(model, 17)) or "
+        "re-export it"
+        if "Could not find an implementation" in reason
+        else "re-export it"
+    )
     return InputError(
         f"ONNX Runtime cannot run model '{label}': {reason}; check that the model runs in "
-        "onnxruntime.InferenceSession and re-export it"
+        f"onnxruntime.InferenceSession and {todo}"
     )
 
 

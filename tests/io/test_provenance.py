@@ -144,3 +144,43 @@ def test_a_recycled_id_does_not_name_another_models_step(tmp_path) -> None:
     assert made_by(marked) is None  # its entry moved away
     mark_made_by(marked, "rewrite")
     assert made_by(marked) == "rewrite"
+
+
+def test_opset_runtime_lacks_suggests_version_conversion(tmp_path):
+    """An opset-6 Add (legacy broadcast) runs nowhere in ONNX Runtime: one line, exit 2, and
+    the message says how to move the model to an opset it runs."""
+    import numpy as np
+    import onnx
+    from click.testing import CliRunner
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnxprune.cli import cli
+
+    weight = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    bias = numpy_helper.from_array(np.ones(4, np.float32), "b")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"]),
+        helper.make_node("Add", ["c", "b"], ["y"], broadcast=1, axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 3, 3, 3]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [4]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+        [weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)])
+    model.ir_version = 3
+    path = tmp_path / "opset6.onnx"
+    onnx.save(model, path)
+    np.savez(tmp_path / "data.npz", x=np.zeros((2, 3, 8, 8), np.float32))
+    result = CliRunner().invoke(
+        cli, ["validate", str(path), str(path), "--data", str(tmp_path / "data.npz")]
+    )
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "version_converter" in errors[0]
