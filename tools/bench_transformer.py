@@ -193,6 +193,7 @@ def pruning(
     max_ratio: float | None = None,
     distill_loss: str | None = None,
     attention_unit: str = "head",
+    extra_calibration: int = 0,
 ) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
@@ -200,7 +201,9 @@ def pruning(
     from onnxprune import optimize
     from onnxprune.evaluate.embedding import embedding_cosine, retrieval_agreement
 
-    calibration_text, evaluation_text = split(CALIBRATION, EVALUATION, seed=0)
+    calibration_text, evaluation_text = split(
+        CALIBRATION, EVALUATION, seed=0, extra=extra_calibration
+    )
     calibration, evaluation = tokenize(calibration_text, LENGTH), tokenize(evaluation_text, LENGTH)
     np.savez(folder / "calibration.npz", **calibration)
     np.savez(folder / "evaluation.npz", **evaluation)
@@ -277,7 +280,7 @@ def pruning(
         )
         + ", metric "
         "embedding_cosine (the guard mean-pools the real tokens: the data's attention_mask); calibration "
-        f"{CALIBRATION} sentences, evaluation {EVALUATION} other sentences (Python stdlib "
+        f"{CALIBRATION + extra_calibration} sentences, evaluation {EVALUATION} other sentences (Python stdlib "
         f"docstrings), {LENGTH} tokens; the table's cosine and nearest-neighbour agreement are of "
         "masked mean-pooled embeddings vs the unpruned model on the evaluation sentences. "
         "Guard off = max drop 1.0. CPU min = this process's CPU time (shared machine: wall "
@@ -331,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=["head", "head_dim"],
         help="what attention loses in the pruning runs (whole heads or head_dim positions)",
     )
+    parser.add_argument(
+        "--extra-calibration",
+        type=int,
+        default=0,
+        help="calibration sentences beyond the issue's 96 (diagnostic; the evaluation "
+        "sentences stay the same)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     parts = [part for part in args.parts.split(",") if part]
@@ -364,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.max_ratio,
                     args.distill_loss,
                     args.attention_unit,
+                    args.extra_calibration,
                 )
                 command += f" --runs {args.runs}"
                 part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
@@ -388,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.attention_unit != "head":
                     command += f" --attention-unit {args.attention_unit}"
                     part += f"-{args.attention_unit}"
+                if args.extra_calibration:
+                    command += f" --extra-calibration {args.extra_calibration}"
+                    part += f"-calibration-{CALIBRATION + args.extra_calibration}"
             else:
                 raise SystemExit(f"unknown part {part!r}")
             body += _footer(command, load)

@@ -91,10 +91,15 @@ def sentences() -> list[str]:
     return list(seen)
 
 
-def split(calibration: int, evaluation: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Disjoint seeded samples of ``calibration`` and ``evaluation`` sentences."""
+def split(
+    calibration: int, evaluation: int, seed: int = 0, extra: int = 0
+) -> tuple[list[str], list[str]]:
+    """Disjoint seeded samples of ``calibration`` and ``evaluation`` sentences; ``extra``
+    more calibration sentences come from after the evaluation ones, so the evaluation
+    sentences do not change with it."""
     pool = sentences()
-    if len(pool) < calibration + evaluation:
+    if len(pool) < calibration + evaluation + extra:
         raise ValueError(f"only {len(pool)} sentences available")
     random.Random(seed).shuffle(pool)
-    return pool[:calibration], pool[calibration : calibration + evaluation]
+    end = calibration + evaluation
+    return pool[:calibration] + pool[end : end + extra], pool[calibration:end]
