@@ -39,6 +39,7 @@ class _Context:
     node: NodeProto
     opset: int
     taken: set[str]
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
 
     def attribute(self, name: str, default=None):
         for attribute in self.node.attribute:
@@ -222,6 +223,27 @@ def _crop(context: _Context) -> Lowered | None:
     return lowered
 
 
+@register_lowering("DynamicSlice")
+def _dynamic_slice(context: _Context) -> Lowered | None:
+    """Before opset 10 (where ONNX Runtime runs it): a Slice whose starts, ends and optional
+    axes are inputs — Slice-1 takes them as attributes, so they must be constants
+    (initializers); declined otherwise, and from opset 10 on (ONNX Runtime does not run it
+    there either)."""
+    if context.opset >= 10:
+        return None
+    inputs = list(context.node.input)
+    values = [context.constants.get(name) for name in inputs[1:] if name]
+    if len(values) < 2 or any(value is None for value in values):
+        return None
+    starts, ends = (np.asarray(v).reshape(-1).tolist() for v in values[:2])
+    attributes = {"starts": starts, "ends": ends}
+    if len(values) > 2:
+        attributes["axes"] = np.asarray(values[2]).reshape(-1).tolist()
+    lowered = Lowered([])
+    context.op("Slice", inputs[:1], lowered, context.node.output[0], **attributes)
+    return lowered
+
+
 @register_lowering("MeanVarianceNormalization")
 def _mean_variance_normalization(context: _Context) -> Lowered:
     """Before opset 9 (attributes ``across_channels`` = 0, ``normalize_variance`` = 1), as ONNX
@@ -274,12 +296,17 @@ def lower_legacy_ops(model: ModelProto) -> list[str]:
     taken = {name for node in graph.node for name in (*node.input, *node.output, node.name)}
     taken |= {tensor.name for tensor in graph.initializer}
     taken |= {value.name for value in graph.input}
+    constants = {
+        tensor.name: numpy_helper.to_array(tensor)
+        for tensor in graph.initializer
+        if tensor.data_type == TensorProto.INT64 and len(tensor.dims) <= 1
+    }
     nodes: list[NodeProto] = []
     counts: dict[str, int] = {}
     for node in graph.node:
         lowering = _LOWERINGS.get(node.op_type)
         lowered = (
-            lowering(_Context(node, opset, taken))
+            lowering(_Context(node, opset, taken, constants))
             if lowering is not None
             and node.domain in ("", "ai.onnx")
             and not _known(node.op_type, opset)

@@ -150,5 +150,47 @@ def test_loaded_model_runs_and_prunes(tmp_path, ir_version):
     assert conv1.dims[0] == 4  # half of conv1's 8 channels removed
 
 
+def _dynamic_slice(opset: int, axes: bool) -> onnx.ModelProto:
+    names = ["x", "starts", "ends"] + (["axes"] if axes else [])
+    constants = [
+        numpy_helper.from_array(np.array([1, 2], np.int64), "starts"),
+        numpy_helper.from_array(np.array([5, -1], np.int64), "ends"),
+    ]
+    if axes:
+        constants.append(numpy_helper.from_array(np.array([2, 3], np.int64), "axes"))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8, 9])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)
+    node = helper.make_node("DynamicSlice", names, ["y"], name="slice")
+    model = helper.make_model(
+        helper.make_graph([node], "g", [x], [y], constants),
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
+    model.ir_version = 4
+    return model
+
+
+@pytest.mark.parametrize("opset", [7, 8, 9])
+@pytest.mark.parametrize("axes", [True, False])
+def test_dynamic_slice_matches_onnxruntime_kernel(opset, axes):
+    model = _dynamic_slice(opset, axes)
+    x = np.random.default_rng(4).normal(size=(2, 3, 8, 9)).astype(np.float32)
+    expected = _run(model, x)
+    assert lower_legacy_ops(model) == ["DynamicSlice × 1"]
+    (node,) = model.graph.node
+    assert node.op_type == "Slice"
+    onnx.checker.check_model(model, full_check=True)
+    np.testing.assert_array_equal(_run(model, x), expected)
+
+
+def test_dynamic_slice_of_runtime_bounds_or_at_opset_10_is_declined():
+    model = _dynamic_slice(8, axes=True)
+    del model.graph.initializer[0]  # starts becomes a graph input: not a constant
+    model.graph.input.append(helper.make_tensor_value_info("starts", TensorProto.INT64, [2]))
+    assert lower_legacy_ops(model) == []
+    assert model.graph.node[0].op_type == "DynamicSlice"
+    later = _dynamic_slice(10, axes=True)  # ONNX Runtime does not run it at opset 10 either
+    assert lower_legacy_ops(later) == []
+
+
 def test_every_registered_lowering_is_tested():
-    assert {op for op, _ in CASES} == set(lowered_op_types())
+    assert {op for op, _ in CASES} | {"DynamicSlice"} == set(lowered_op_types())
