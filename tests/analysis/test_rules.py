@@ -158,6 +158,26 @@ def test_slice_bounds_follow_kept_channels():
         assert_mask_equivalent(analysis, random_removal(analysis, seed=seed))
 
 
+@pytest.mark.parametrize(
+    ("bounds", "channels_after"),
+    [
+        ({"starts": [2], "ends": [7], "axes": [1]}, 5),
+        ({"starts": [0, 1, 1], "ends": [2**62, -2, -1], "axes": [1, 2, 3]}, 8),  # + a crop
+        ({"starts": [0, 1], "ends": [6, 8]}, 7),  # no axes: axes 0, 1
+    ],
+)
+def test_slice_1_attribute_bounds_follow_kept_channels(bounds, channels_after):
+    """Before opset 10 Slice takes its bounds as attributes; the rule reads and rewrites them
+    there (it had no rule: every channel group through an old Slice was blocked)."""
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    nodes.append(helper.make_node("Slice", ["a"], ["s"], name="slice", **bounds))
+    h_nodes, h_inits = head("s", channels_after, 8)
+    analysis = analyze(build(nodes + h_nodes, inits + h_inits, opset=9))
+    assert groups_by_source(analysis)[("c1",)].prunable
+    for seed in range(3):
+        assert_mask_equivalent(analysis, random_removal(analysis, seed=seed))
+
+
 def test_channels_last_matmul_after_transpose():
     nodes, inits = chain(conv("c1", "x", "a", 3, 8))
     nodes += [

@@ -111,9 +111,43 @@ def slice_(node: NodeView, ctx: AnalysisContext) -> None:
     starts, ends = constant_ints(ctx, node.input(1)), constant_ints(ctx, node.input(2))
     axes = constant_ints(ctx, node.input(3)) if node.input(3) else None
     steps = constant_ints(ctx, node.input(4)) if node.input(4) else None
-    shape = ctx.static_shape(node.input(0))
     dynamic = (node.input(3) and axes is None) or (node.input(4) and steps is None)
-    if starts is None or ends is None or dynamic or shape is None:
+    if starts is None or ends is None or dynamic:
+        ctx.block(labels, f"Slice '{node.name}' bounds computed at run time")
+        return
+
+    def write(editor, name: str, starts: list[int], ends: list[int]) -> None:
+        editor.replace_constant_input(name, 1, np.array(starts, dtype=np.int64))
+        editor.replace_constant_input(name, 2, np.array(ends, dtype=np.int64))
+
+    _slice_labels(node, ctx, labels, (starts, ends, axes, steps), write)
+
+
+@register("Slice", until=9)
+def slice_attributes(node: NodeView, ctx: AnalysisContext) -> None:
+    """Slice-1 (before opset 10): the same as :func:`slice_` with starts, ends and axes as
+    attributes (no steps), written back as attributes."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    starts = [int(v) for v in node.attrs.get("starts", [])]
+    ends = [int(v) for v in node.attrs.get("ends", [])]
+    axes = node.attrs.get("axes")
+    axes = [int(v) for v in axes] if axes is not None else None
+
+    def write(editor, name: str, starts: list[int], ends: list[int]) -> None:
+        editor.set_attr(name, "starts", [int(v) for v in starts])
+        editor.set_attr(name, "ends", [int(v) for v in ends])
+
+    _slice_labels(node, ctx, labels, (starts, ends, axes, None), write)
+
+
+def _slice_labels(node: NodeView, ctx: AnalysisContext, labels, bounds, write) -> None:
+    """Labels of a Slice with known ``bounds`` (starts, ends, axes or None, steps or None);
+    ``write(editor, node name, starts, ends)`` stores the pruned bounds in the node's form."""
+    starts, ends, axes, steps = bounds
+    shape = ctx.static_shape(node.input(0))
+    if shape is None:
         ctx.block(labels, f"Slice '{node.name}' bounds computed at run time")
         return
     axes = axes if axes is not None else list(range(len(starts)))
@@ -143,8 +177,7 @@ def slice_(node: NodeView, ctx: AnalysisContext) -> None:
             for index, before, inside, begin in edits:
                 new_starts[index] = before(keep) if begin else 0
                 new_ends[index] = new_starts[index] + inside(keep)
-            editor.replace_constant_input(name, 1, np.array(new_starts, dtype=np.int64))
-            editor.replace_constant_input(name, 2, np.array(new_ends, dtype=np.int64))
+            write(editor, name, new_starts, new_ends)
 
         ctx.add_fixup(node, set_bounds)
     ctx.set_labels(node.outputs[0], out)
