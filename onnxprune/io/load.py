@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from onnx import ModelProto
 
 from onnxprune.errors import ModelLoadError
+from onnxprune.io.explicit_defaults import write_explicit_defaults
 from onnxprune.io.external_data import (
     check_external_locations,
     has_external_data,
@@ -43,7 +44,8 @@ def load_model(
     references, ``base_dir`` is the folder they are relative to (required to load them).
     Without ``load_external_data`` the references are kept (locations still checked).
     Experimental ops of ONNX's first opsets that ``onnx.defs`` no longer knows are rewritten
-    to standard ops before validation (:mod:`onnxprune.io.legacy_ops`).
+    to standard ops before validation (:mod:`onnxprune.io.legacy_ops`), and attribute defaults
+    onnx's own inference needs spelled out are written (:mod:`onnxprune.io.explicit_defaults`).
 
     Raises ModelLoadError (one line naming the file) for a missing file, a directory, an empty,
     truncated or non-ONNX file, an IR version or default-domain opset newer than the installed
@@ -74,6 +76,7 @@ def load_model(
         else:
             check_external_locations(model, folder, label)
     lower_legacy_ops(model)
+    write_explicit_defaults(model)
     validate_model(model, label)
     _inline_local_functions(model, label)
     _decode_stored_weights(model, label)

@@ -253,10 +253,7 @@ def test_attention_prunes_whole_heads():
             "reduces over a channel",
         ),
         (helper.make_node("Custom", ["a"], ["z"], name="cu", domain="my.ops"), "no channel rule"),
-        (
-            helper.make_node("LpNormalization", ["a"], ["z"], name="lp", axis=1),
-            "no channel rule",
-        ),
+        (helper.make_node("Trilu", ["a"], ["z"], name="tri"), "no channel rule"),
         (helper.make_node("ArgMax", ["a"], ["z"], name="am", axis=1), "reduces over a channel"),
     ],
 )
@@ -877,3 +874,98 @@ def test_a_weight_with_one_batch_slice_is_a_dense_layer():
     assert groups[("first",)].prunable and groups[("second",)].prunable
     for seed in range(3):
         assert_mask_equivalent(analysis, random_removal(analysis, seed=seed))
+
+
+def _normalized_model(node, opset=17, extra_inits=()):
+    """Conv(3→8) → ``node`` (input 'a', output 'n') → Conv(8→6) → head."""
+    nodes, inits = chain(conv("c1", "x", "a", 3, 8))
+    c2, c2_inits = conv("c2", "n", "b", 8, 6, seed=3)
+    h_nodes, h_inits = head("b", 6, 8)
+    model = build([*nodes, node, c2, *h_nodes], inits + list(extra_inits) + c2_inits + h_inits,
+                  opset=opset)  # fmt: skip
+    if opset >= 21:
+        model.ir_version = 10
+    return model
+
+
+def _assert_equals_kept_network(model, analysis, removed_channels, sliced=()):
+    """The pruned model computes what the same network built from the kept channels alone
+    computes (``sliced``: other initializers cut along axis 0 with c1's channels)."""
+    from onnxprune.rewrite import apply_removal
+    from tests.oracle import session
+
+    group = groups_by_source(analysis)[("c1",)]
+    removed = {int(c) for c in group.clusters[list(removed_channels)]}
+    pruned = apply_removal(analysis, removed)
+    onnx.checker.check_model(pruned, full_check=True)
+    kept = [c for c in range(8) if c not in removed_channels]
+    reference = onnx.ModelProto()
+    reference.CopyFrom(model)
+    for init in reference.graph.initializer:
+        value = numpy_helper.to_array(init)
+        if init.name in ("c1.w", "c1.b", *sliced):
+            init.CopyFrom(numpy_helper.from_array(value[kept], init.name))
+        elif init.name == "c2.w":
+            init.CopyFrom(numpy_helper.from_array(value[:, kept], init.name))
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    (expected,) = session(reference).run(None, {"x": x})
+    (actual,) = session(pruned).run(None, {"x": x})
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("node", "opset"),
+    [
+        (helper.make_node("LpNormalization", ["a"], ["n"], name="norm", axis=-1, p=1), 17),
+        (helper.make_node("LpNormalization", ["a"], ["n"], name="norm", axis=2, p=2), 17),
+        (
+            helper.make_node(
+                "MeanVarianceNormalization", ["a"], ["n"], name="norm", axes=[0, 2, 3]
+            ),
+            13,
+        ),
+        (helper.make_node("MeanVarianceNormalization", ["a"], ["n"], name="norm", axes=[2, 3]), 9),
+    ],
+)
+def test_normalization_within_each_channel_is_mask_equivalent(node, opset):
+    """LpNormalization along a spatial axis and MeanVarianceNormalization over axes without
+    the channel axis (its default 0, 2, 3) normalize every channel by its own values."""
+    analysis = analyze(_normalized_model(node, opset), allow_norm_stats=False)
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable and not group.stats_coupled
+    for seed in range(3):
+        assert_mask_equivalent(analysis, random_removal(analysis, seed=seed))
+
+
+@pytest.mark.parametrize(
+    ("node", "opset", "params"),
+    [
+        (helper.make_node("LpNormalization", ["a"], ["n"], name="norm", axis=1, p=2), 17, ()),
+        (
+            helper.make_node(
+                "MeanVarianceNormalization", ["a"], ["n"], name="norm", axes=[1, 2, 3]
+            ),
+            13,
+            (),
+        ),
+        (
+            helper.make_node("RMSNormalization", ["a", "rms.s"], ["n"], name="norm", axis=1),
+            23,
+            (("rms.s", (8, 1, 1)),),
+        ),
+    ],
+)
+def test_normalization_over_channels_is_statistics_coupled(node, opset, params):
+    """Normalized over the channel axis (L2-normalized features, MVN across channels, RMSNorm
+    over [C, H, W]): blocked with the reason when norm statistics are not allowed; allowed, the
+    pruned model equals the network built from the kept channels (scale sliced with them)."""
+    extra = [weights(name, shape, 5) for name, shape in params]
+    model = _normalized_model(node, opset, extra)
+    blocked = groups_by_source(analyze(model, allow_norm_stats=False))[("c1",)]
+    assert not blocked.prunable and any(
+        f"{node.op_type} 'norm' statistics" in r for r in blocked.reasons
+    )
+    analysis = analyze(model, allow_norm_stats=True)
+    group = groups_by_source(analysis)[("c1",)]
+    assert group.prunable and group.stats_coupled
+    _assert_equals_kept_network(model, analysis, (1, 4, 5), sliced=[name for name, _ in params])

@@ -116,3 +116,70 @@ def local_response_normalization(node: NodeView, ctx: AnalysisContext) -> None:
         return
     ctx.mark_stats_coupled(labels, f"LRN '{node.name}' cross-channel window")
     ctx.set_labels(node.outputs[0], labels)
+
+
+def _normalized_over(
+    node: NodeView, ctx: AnalysisContext, axes: list[int], param_inputs: tuple[int, ...] = ()
+) -> None:
+    """A normalization whose statistics are taken over ``axes`` (already normalized). With no
+    channel axis among them every channel is normalized by its own values: labels pass and
+    removal is mask-equivalent. With one, removing a channel changes the statistics of the
+    others: valid (the pruned model normalizes its kept channels together), not
+    mask-equivalent — statistics-coupled like a LayerNorm's; parameters aligned to the input's
+    trailing axes are sliced along it. Several channel axes among them block."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    if _extra_outputs_used(node, ctx):
+        ctx.block(labels, f"{node.op_type} '{node.name}' statistics outputs are used")
+        return
+    inside = [a for a in varying_axes(labels) if a in axes]
+    if len(inside) > 1:
+        ctx.block(labels, f"{node.op_type} '{node.name}' over several channel axes")
+        return
+    if inside:
+        vector = labels.reshape(-1)
+        for index in param_inputs:
+            if not node.input(index):
+                continue
+            param = ctx.weight_shape(node.input(index))
+            if param is None:
+                ctx.block(labels, f"{node.op_type} '{node.name}' has run-time parameters")
+                return
+            param_axis = inside[0] - (labels.ndim - len(param))
+            if param_axis >= 0 and param[param_axis] > 1:
+                ctx.request_slice(node.input(index), param_axis, vector, node, ROLE_PARAM)
+        ctx.mark_stats_coupled(labels, f"{node.op_type} '{node.name}' statistics")
+    ctx.set_labels(node.outputs[0], labels)
+
+
+@register("LpNormalization")
+def lp_normalization(node: NodeView, ctx: AnalysisContext) -> None:
+    """y = x / ‖x‖_p along ``axis`` (default −1; p 1 or 2): see :func:`_normalized_over`
+    (L2-normalized embeddings and SSD's conv4_3 norm normalize over the channel axis)."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    _normalized_over(node, ctx, [normalize_axis(int(node.attrs.get("axis", -1)), labels.ndim)])
+
+
+@register("MeanVarianceNormalization", since=9)
+def mean_variance_normalization(node: NodeView, ctx: AnalysisContext) -> None:
+    """y = (x − E_A[x]) / sqrt(E_A[x²] − E_A[x]²) over ``axes`` A (default 0, 2, 3: per
+    channel): see :func:`_normalized_over`."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    axes = [normalize_axis(int(a), labels.ndim) for a in node.attrs.get("axes", [0, 2, 3])]
+    _normalized_over(node, ctx, axes)
+
+
+@register("RMSNormalization", since=23)
+def rms_normalization(node: NodeView, ctx: AnalysisContext) -> None:
+    """y = x / sqrt(E_A[x²] + ε) · scale over A = [axis, rank) (default axis −1); the scale
+    broadcasts over A's trailing axes: see :func:`_normalized_over`."""
+    labels = ctx.labels_of(node.input(0))
+    if labels is None:
+        return
+    axis = normalize_axis(int(node.attrs.get("axis", -1)), labels.ndim)
+    _normalized_over(node, ctx, list(range(axis, labels.ndim)), param_inputs=(1,))
