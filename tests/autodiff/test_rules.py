@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -21,9 +22,12 @@ def _rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _check(op, inputs, constants, order, wrt, opset=18, outputs=1, engine="reference", **attrs):
+def _check(
+    op, inputs, constants, order, wrt, opset=18, outputs=1, engine="reference", full_check=True,
+    **attrs,
+):  # fmt: skip
     model = one_node_model(op, inputs, constants, order, outputs=outputs, opset=opset, **attrs)
-    check_gradients(model, inputs, wrt, engine=engine)
+    check_gradients(model, inputs, wrt, engine=engine, full_check=full_check)
 
 
 @st.composite
@@ -576,6 +580,61 @@ def test_every_op_the_brief_names_has_a_rule() -> None:
     assert named <= set(registered_vjp_ops())
 
 
+@pytest.mark.parametrize(("axis", "p"), [(1, 2), (-1, 2), (1, 1), (2, 1)])
+def test_lp_normalization(axis: int, p: int) -> None:
+    """Against finite differences of a numpy LpNormalization (tests/autodiff/fd.py: the
+    reference evaluator's p = 1 kernel sums x, not |x|), itself checked against ONNX Runtime."""
+    x = _rng(axis + 10 * p).standard_normal((2, 3, 4))
+    _check("LpNormalization", {"x": x}, {}, ["x"], ["x"], axis=axis, p=p)
+    _same_as_onnxruntime("LpNormalization", x, axis=axis, p=p)
+
+
+def _same_as_onnxruntime(op_type: str, x: np.ndarray, opset: int = 18, **attrs) -> None:
+    single = {"x": x.astype(np.float32)}
+    model = one_node_model(op_type, single, {}, ["x"], opset=opset, **attrs)
+    np.testing.assert_allclose(
+        evaluator(model).run(None, single)[0],
+        evaluator(model, "ort").run(None, single)[0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("axes", [[0, 2, 3], [1, 2, 3], [2, 3]])
+def test_mean_variance_normalization(axes: list[int]) -> None:
+    """Against finite differences of a numpy MeanVarianceNormalization (tests/autodiff/fd.py),
+    itself checked against ONNX Runtime. In float64 onnx cannot infer the op's function body
+    (its ε constant is float32), so the float64 gradient model skips the strict check; the
+    float32 gradient model passes it and ONNX Runtime gives the float64 gradient."""
+    x = _rng(len(axes)).standard_normal((2, 3, 4, 2))
+    _check("MeanVarianceNormalization", {"x": x}, {}, ["x"], ["x"], full_check=False, axes=axes)
+    _same_as_onnxruntime("MeanVarianceNormalization", x, axes=axes)
+    from onnxprune.autodiff.graph import build_gradient_model, gradient_name
+    from onnxprune.autodiff.losses import mean_squared_error, target_name
+
+    grads = []
+    for dtype in (np.float64, np.float32):
+        feeds = {"x": x.astype(dtype)}
+        model = one_node_model("MeanVarianceNormalization", feeds, {}, ["x"], axes=axes)
+        loss = mean_squared_error(model, ["y0"])
+        grad_model = build_gradient_model(model, loss, ["x"])
+        if dtype == np.float32:
+            onnx.checker.check_model(grad_model, full_check=True)
+        feeds[target_name("y0")] = np.full(x.shape, 0.5, dtype)
+        engine = "reference" if dtype == np.float64 else "ort"
+        grads.append(evaluator(grad_model, engine).run([gradient_name("x")], feeds)[0])
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [1, -1])
+def test_rms_normalization(axis: int) -> None:
+    rng = _rng(abs(axis))
+    x = rng.standard_normal((2, 3, 4))
+    scale = rng.standard_normal(x.shape[axis % 3 :])
+    _check("RMSNormalization", {"x": x}, {"scale": scale}, ["x", "scale"], ["x", "scale"],
+           opset=23, axis=axis)  # fmt: skip
+
+
 @pytest.mark.parametrize("mode", ["DCR", "CRD"])
 def test_depth_to_space(mode) -> None:
     x = _rng().standard_normal((2, 12, 3, 2))
@@ -619,3 +678,45 @@ def test_broadcast_over_a_dim_inference_cannot_see(engine) -> None:
     rng = _rng()
     feeds = {"a": rng.standard_normal((2, 4, 3, 3)), "b": rng.standard_normal((2, 12))}
     check_gradients(model, feeds, ["a", "b"], engine=engine)
+
+
+def _torch_normalization(op_type: str, x, attrs: dict):
+    import torch
+
+    if op_type == "LpNormalization":
+        norm = (x.abs() ** attrs["p"]).sum(dim=attrs["axis"], keepdim=True) ** (1 / attrs["p"])
+        return x / norm
+    if op_type == "MeanVarianceNormalization":
+        axes = tuple(attrs["axes"])
+        mean = x.mean(dim=axes, keepdim=True)
+        deviation = torch.sqrt((x * x).mean(dim=axes, keepdim=True) - mean * mean)
+        return (x - mean) / (deviation + 1e-9)
+    axes = tuple(range(attrs["axis"] % x.dim(), x.dim()))
+    return torch.nn.functional.rms_norm(x, x.shape[axes[0] :], eps=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("op_type", "opset", "attrs"),
+    [
+        ("LpNormalization", 18, {"axis": 1, "p": 2}),
+        ("LpNormalization", 18, {"axis": -1, "p": 1}),
+        ("MeanVarianceNormalization", 18, {"axes": [0, 2, 3]}),
+        ("RMSNormalization", 23, {"axis": 1}),
+    ],
+)
+def test_normalization_gradients_match_torch(op_type, opset, attrs) -> None:
+    """∂L/∂x of the gradient model equals torch.autograd's for L = mean((y − ½)²)."""
+    torch = pytest.importorskip("torch")
+    from onnxprune.autodiff.graph import build_gradient_model, gradient_name
+    from onnxprune.autodiff.losses import mean_squared_error, target_name
+
+    x = _rng(7).standard_normal((2, 3, 4, 2))
+    constants = {"scale": np.ones(x.shape[1:])} if op_type == "RMSNormalization" else {}
+    order = ["x", *constants]
+    model = one_node_model(op_type, {"x": x}, constants, order, opset=opset, **attrs)
+    grad_model = build_gradient_model(model, mean_squared_error(model, ["y0"]), ["x"])
+    feeds = {"x": x, target_name("y0"): np.full(x.shape, 0.5)}
+    (ours,) = evaluator(grad_model).run([gradient_name("x")], feeds)
+    tensor = torch.tensor(x, requires_grad=True)
+    ((_torch_normalization(op_type, tensor, attrs) - 0.5) ** 2).mean().backward()
+    np.testing.assert_allclose(ours, tensor.grad.numpy(), rtol=1e-6, atol=1e-9)

@@ -10,6 +10,16 @@ y_c = x_c · s_c^(−β). Since j ∈ W(c) ⟺ c ∈ [j − hi, j + lo]:
 ∂x_j = g_j s_j^(−β) − (2αβ/size) · x_j · Σ_{c∈[j−hi, j+lo]} g_c x_c s_c^(−β−1).
 Both window sums are a zero Pad of the channel axis and ``size`` shifted Slices added up.
 
+LpNormalization along one axis a (no ε, as the spec): p = 2: n = √Σ_a x², y = x/n,
+∂x = (g − y·Σ_a(g·y))/n; p = 1: n = Σ_a |x|, y = x/n, ∂x = g/n − sign(x)·Σ_a(g·x)/n².
+
+MeanVarianceNormalization over axes A (opset ≥ 9; the spec's function body and ONNX
+Runtime): c = x − mean_A(x), σ = √(mean_A(x²) − mean_A(x)²), s = σ + 1e-9, y = c/s;
+∂x = (g − mean_A(g))/s − c·mean_A(g·c)/(σ·s²).
+
+RMSNormalization over A = [axis, rank): r = √(mean_A(x²) + ε), y = x/r·γ; with ĝ = g·γ:
+∂x = ĝ/r − x·mean_A(ĝ·x)/r³, ∂γ = unbroadcast(g·x/r).
+
 BatchNormalization (inference: running statistics μ, v are constants of the graph):
 y = γ(x − μ)/√(v + ε) + β per channel (axis 1), so ∂x = g·γ/√(v + ε),
 ∂γ = Σ_{n, spatial} g·(x − μ)/√(v + ε), ∂β = Σ_{n, spatial} g.
@@ -107,3 +117,74 @@ def local_response_normalization(node, b: GradientBuilder, grads, needed):
     spread = _channel_window_sum(b, weighted, rank, channels, hi, lo)
     correction = b.mul(b.mul(x, spread), b.scalar(2 * alpha * beta / size, x))
     return [b.node("Sub", [b.mul(g, s_beta), correction])]
+
+
+@register_vjp("LpNormalization", since=1, inputs=(0,))
+def lp_normalization(node, b: GradientBuilder, grads, needed):
+    """See the module docstring."""
+    x, g = node.inputs[0], grads[0]
+    axis = int(node.attrs.get("axis", -1)) % b.rank(x)
+    p = int(node.attrs.get("p", 2))
+    if p not in (1, 2):
+        raise InputError(f"gradient of LpNormalization '{node.name}': p = {p} (1 or 2 only)")
+    result: list[str | None] = [None] * len(node.inputs)
+    if not needed[0]:
+        return result
+    if p == 2:
+        norm = b.node("Sqrt", [b.reduce_sum(b.mul(x, x), [axis])])
+        y = b.node("Div", [x, norm])
+        along = b.reduce_sum(b.mul(g, y), [axis])
+        result[0] = b.node("Div", [b.node("Sub", [g, b.mul(y, along)]), norm])
+    else:
+        norm = b.reduce_sum(b.node("Abs", [x]), [axis])
+        along = b.reduce_sum(b.mul(g, x), [axis])
+        correction = b.node("Div", [b.mul(b.node("Sign", [x]), along), b.mul(norm, norm)])
+        result[0] = b.node("Sub", [b.node("Div", [g, norm]), correction])
+    return result
+
+
+@register_vjp("MeanVarianceNormalization", since=9, inputs=(0,))
+def mean_variance_normalization(node, b: GradientBuilder, grads, needed):
+    """See the module docstring."""
+    x, g = node.inputs[0], grads[0]
+    rank = b.rank(x)
+    axes = [int(a) % rank for a in node.attrs.get("axes", [0, 2, 3])]
+    result: list[str | None] = [None] * len(node.inputs)
+    if not needed[0]:
+        return result
+    mean = b.reduce("ReduceMean", x, axes, keepdims=True)
+    centred = b.node("Sub", [x, mean])
+    variance = b.node(
+        "Sub", [b.reduce("ReduceMean", b.mul(x, x), axes, keepdims=True), b.mul(mean, mean)]
+    )
+    deviation = b.node("Sqrt", [variance])
+    shifted = b.node("Add", [deviation, b.scalar(1e-9, x)])
+    first = b.node("Div", [b.node("Sub", [g, b.reduce("ReduceMean", g, axes, keepdims=True)]),
+                           shifted])  # fmt: skip
+    spread = b.reduce("ReduceMean", b.mul(g, centred), axes, keepdims=True)
+    second = b.node("Div", [b.mul(centred, spread), b.mul(deviation, b.mul(shifted, shifted))])
+    result[0] = b.node("Sub", [first, second])
+    return result
+
+
+@register_vjp("RMSNormalization", since=23, inputs=(0, 1))
+def rms_normalization(node, b: GradientBuilder, grads, needed):
+    """See the module docstring."""
+    x, scale, g = node.inputs[0], node.inputs[1], grads[0]
+    rank = b.rank(x)
+    axes = list(range(int(node.attrs.get("axis", -1)) % rank, rank))
+    epsilon = float(node.attrs.get("epsilon", 1e-5))
+    mean_square = b.reduce("ReduceMean", b.mul(x, x), axes, keepdims=True)
+    root = b.node("Sqrt", [b.node("Add", [mean_square, b.scalar(epsilon, x)])])
+    normalized = b.node("Div", [x, root])
+    result: list[str | None] = [None] * len(node.inputs)
+    if needed[0]:
+        scaled = b.mul(g, scale)
+        along = b.reduce("ReduceMean", b.mul(scaled, x), axes, keepdims=True)
+        cube = b.mul(root, b.mul(root, root))
+        result[0] = b.node(
+            "Sub", [b.node("Div", [scaled, root]), b.node("Div", [b.mul(x, along), cube])]
+        )
+    if needed[1]:
+        result[1] = b.unbroadcast(b.mul(g, normalized), b.dims(x), scale)
+    return result
