@@ -44,31 +44,13 @@ def instance_normalization(node: NodeView, ctx: AnalysisContext) -> None:
 @register("LayerNormalization")
 def layer_normalization(node: NodeView, ctx: AnalysisContext) -> None:
     """LayerNorm over axes [axis, rank): with channels inside them the statistics change when
-    channels go (valid, not mask-equivalent: recorded); scale/bias are sliced."""
+    channels go (valid, not mask-equivalent: recorded); scale/bias are sliced
+    (:func:`_normalized_over`)."""
     labels = ctx.labels_of(node.input(0))
     if labels is None:
         return
-    if _extra_outputs_used(node, ctx):
-        ctx.block(labels, f"LayerNormalization '{node.name}' statistics outputs are used")
-        return
     axis = normalize_axis(int(node.attrs.get("axis", -1)), labels.ndim)
-    inside = [a for a in varying_axes(labels) if a >= axis]
-    if inside:
-        if len(inside) > 1:
-            ctx.block(labels, f"LayerNormalization '{node.name}' over several channel axes")
-            return
-        vector = labels.reshape(-1)
-        for index in (1, 2):
-            param = ctx.weight_shape(node.input(index))
-            if param is None and node.input(index):
-                ctx.block(labels, f"LayerNormalization '{node.name}' has run-time parameters")
-                return
-            if param is not None:
-                param_axis = inside[0] - (labels.ndim - len(param))
-                if param_axis >= 0 and param[param_axis] > 1:
-                    ctx.request_slice(node.input(index), param_axis, vector, node, ROLE_PARAM)
-        ctx.mark_stats_coupled(labels, f"LayerNormalization '{node.name}' statistics")
-    ctx.set_labels(node.outputs[0], labels)
+    _normalized_over(node, ctx, list(range(axis, labels.ndim)), param_inputs=(1, 2))
 
 
 @register("GroupNormalization", since=18)
