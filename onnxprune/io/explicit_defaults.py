@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from onnx import ModelProto, helper
 
+from onnxprune.io.legacy_ops import default_opset
+
 # op type -> (first opset, attribute, default value) per the ONNX operator spec
 DEFAULTS: dict[str, tuple[int, str, object]] = {
     "MeanVarianceNormalization": (9, "axes", [0, 2, 3]),
@@ -21,7 +23,7 @@ DEFAULTS: dict[str, tuple[int, str, object]] = {
 def write_explicit_defaults(model: ModelProto) -> int:
     """Add the documented default of each :data:`DEFAULTS` attribute a main-graph node of the
     default domain leaves out (at an opset where the op has it), in place; returns how many."""
-    opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    opset = default_opset(model)
     if opset is None:
         return 0
     added = 0

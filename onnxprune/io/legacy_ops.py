@@ -269,7 +269,8 @@ def _mean_variance_normalization(context: _Context) -> Lowered:
     return lowered
 
 
-def _default_opset(model: ModelProto) -> int | None:
+def default_opset(model: ModelProto) -> int | None:
+    """The model's default-domain (ai.onnx) opset, None when it imports none."""
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx"):
             return int(opset.version)
@@ -287,7 +288,7 @@ def _known(op_type: str, opset: int) -> bool:
 def lower_legacy_ops(model: ModelProto) -> list[str]:
     """Rewrite, in place, the main graph's experimental nodes (see module docstring); returns
     one line per rewritten node type (``"ImageScaler × 1"``), empty when nothing changed."""
-    opset = _default_opset(model)
+    opset = default_opset(model)
     graph = model.graph
     if opset is None or not any(
         node.op_type in _LOWERINGS and node.domain in ("", "ai.onnx") for node in graph.node
