@@ -10,6 +10,7 @@ opset 18+ forms, IR 3 with every weight also listed as a graph input at opsets 7
     python tools/opset_coverage.py            # writes the opset-coverage section
     python tools/opset_coverage.py --no-write --runs torchscript:11
     python tools/opset_coverage.py --runs torchscript:7 torchscript:8   # IR 3 exports
+    python tools/opset_coverage.py --runs dynamo:18 dynamo:23 --models bert_sdpa vit_tiny_mha
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from _markdown import markdown_table, publish  # noqa: E402
 SECTION = "opset-coverage"
 RUNS = ("torchscript:9", "torchscript:11", "torchscript:13", "torchscript:17", "dynamo:20")
 DYNAMO_MODELS = ("resnet18", "mobilenetv3_small", "efficientnet_b0", "convnext", "vit_tiny",
-                 "yolo", "unet", "bert")  # fmt: skip
+                 "vit_tiny_mha", "yolo", "unet", "bert", "bert_sdpa")  # fmt: skip
 
 
 def probe(name: str, exporter: str, opset: int, folder: Path) -> str:
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=list(RUNS), help="exporter:opset ...")
+    parser.add_argument("--models", nargs="+", help="zoo models (default: all)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = [(run.split(":")[0], int(run.split(":")[1])) for run in args.runs]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for name in SMALL_CONFIG:
+        for name in args.models or SMALL_CONFIG:
             row = [name]
             for exporter, opset in runs:
                 skip = exporter == "dynamo" and name not in DYNAMO_MODELS
@@ -81,8 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     header = ["model", *(f"{e} opset {o}" for e, o in runs)]
     section = (
         SECTION
-        if args.runs == list(RUNS)
-        else "-".join([SECTION, *(run.replace(":", "_") for run in args.runs)])
+        if args.runs == list(RUNS) and not args.models
+        else "-".join(
+            [SECTION, *(run.replace(":", "_") for run in args.runs), *(args.models or [])]
+        )
     )
     title = "## The zoo at other opsets: prunable MAC share and mask equivalence"
     if section != SECTION:
@@ -98,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         markdown_table(header, rows),
         "",
-        f"Command: `python tools/opset_coverage.py --runs {' '.join(args.runs)}` — "
+        f"Command: `python tools/opset_coverage.py --runs {' '.join(args.runs)}"
+        f"{' --models ' + ' '.join(args.models) if args.models else ''}` — "
         f"{(time.perf_counter() - started) / 60:.1f} min, 2 CPU cores.",
     ])  # fmt: skip
     publish(section, body, not args.no_write)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxprune.analysis.graph_view import GraphView, NodeView
+from onnxprune.graph.attention import attention_macs
 from onnxprune.graph.einsum import equation_macs
 
 
@@ -13,10 +14,14 @@ def node_macs(node: NodeView, view: GraphView) -> int:
 
     Conv: out elements × Cin/g × kernel area. ConvTranspose: input elements × Cout/g × kernel
     area. Gemm/MatMul: output elements × contraction length. Einsum (one the ``lower_einsum``
-    pass left as it is): :func:`onnxprune.graph.einsum.einsum_macs`.
+    pass left as it is): :func:`onnxprune.graph.einsum.einsum_macs`. Attention (one the
+    ``lower_attention`` pass left): :func:`onnxprune.graph.attention.attention_macs`.
     """
     if node.op_type == "Einsum":
         return _einsum_macs(node, view)
+    if node.op_type == "Attention":
+        shapes = [view.static_shape(name) if name else None for name in node.inputs]
+        return attention_macs(shapes, node.attrs) or 0
     if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
         return 0
     out_shape = view.static_shape(node.outputs[0])

@@ -175,9 +175,15 @@ def run_failure(
 def runtime_input_error(label: str, reason: str, *, running: bool = False) -> InputError:
     """The InputError of an input model ONNX Runtime refuses."""
     if running:
+        todo = "check the model with onnxruntime.InferenceSession(...).run on this data"
+        if "Attention node" in reason and "attention_helper" in reason:
+            todo = (
+                "ONNX Runtime's Attention kernel refused the node's operands (version 1.31 "
+                "does not broadcast PyTorch's padding mask [B, 1, 1, T] over the queries); "
+                "re-export at opset 22 or below, where attention is MatMul/Softmax/MatMul"
+            )
         return InputError(
-            f"ONNX Runtime failed running model '{label}' on the given data: {reason}; check "
-            "the model with onnxruntime.InferenceSession(...).run on this data"
+            f"ONNX Runtime failed running model '{label}' on the given data: {reason}; {todo}"
         )
     todo = (
         "convert it to a newer opset (onnx.version_converter.convert_version(model, 17)) or "

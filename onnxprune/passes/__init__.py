@@ -17,6 +17,7 @@ from onnxprune.passes import (  # noqa: F401  (importing registers the passes)
     fuse_hardswish,
     fuse_layernorm,
     hoist_split_constants,
+    lower_attention,
     lower_einsum,
     reshape_copy_dims,
     unshare_expanded_operands,

@@ -43,6 +43,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxprune.graph.einsum import EinsumTerms, chain_steps, parse_equation
+from onnxprune.passes._emit import NodeEmitter, write_to
 from onnxprune.passes._graph import output_names
 from onnxprune.passes.context import PassContext
 from onnxprune.passes.registry import register_pass
@@ -52,82 +53,29 @@ DUMMY = "_"
 _FLOAT_TYPES = (np.float16, np.float32, np.float64)
 
 
-class _Emitter:
-    """Builds the replacement nodes; numpy for constants, graph nodes for run-time tensors."""
+class _Emitter(NodeEmitter):
+    """The shared emitter plus the reshapes an einsum needs."""
 
     def __init__(self, einsum: gs.Node, opset: int) -> None:
-        self.einsum = einsum
-        self.opset = opset
-        self.dtype = einsum.outputs[0].dtype
-        self.nodes: list[gs.Node | None] = []
-
-    def _node(self, op: str, inputs: list[gs.Tensor], **attrs) -> gs.Tensor:
-        name = f"{self.einsum.name or 'einsum'}/lowered_{len(self.nodes)}_{op}"
-        output = gs.Variable(f"{name}:0", dtype=self.dtype)
-        self.nodes.append(gs.Node(op, name, attrs, inputs, [output]))
-        return output
-
-    def _axes_op(self, op: str, tensor: gs.Tensor, axes: Sequence[int], **attrs) -> gs.Tensor:
-        axes = [int(axis) for axis in axes]
-        if self.opset >= 13:
-            name = f"{self.einsum.name or 'einsum'}/lowered_{len(self.nodes)}_axes"
-            values = gs.Constant(name, np.asarray(axes, dtype=np.int64))
-            return self._node(op, [tensor, values], **attrs)
-        return self._node(op, [tensor], axes=axes, **attrs)
-
-    def constant(self, values: np.ndarray) -> gs.Constant:
-        """A new constant (an operand transformed in numpy)."""
-        name = f"{self.einsum.name or 'einsum'}/lowered_{len(self.nodes)}_weight"
-        self.nodes.append(None)  # keeps names unique; dropped in :meth:`built`
-        return gs.Constant(name, np.ascontiguousarray(values))
+        super().__init__(einsum, opset, "einsum")
 
     def reduce_sum(self, tensor: gs.Tensor, axes: Sequence[int]) -> gs.Tensor:
         if not axes:
             return tensor
         if isinstance(tensor, gs.Constant):
             return self.constant(np.asarray(tensor.values).sum(axis=tuple(axes)))
-        return self._axes_op("ReduceSum", tensor, axes, keepdims=0)
-
-    def transpose(self, tensor: gs.Tensor, perm: Sequence[int]) -> gs.Tensor:
-        if list(perm) == sorted(perm):
-            return tensor
-        if isinstance(tensor, gs.Constant):
-            return self.constant(np.transpose(np.asarray(tensor.values), perm))
-        return self._node("Transpose", [tensor], perm=[int(p) for p in perm])
+        return self.axes_op("ReduceSum", tensor, axes, keepdims=0)
 
     def merge_trailing(self, tensor: gs.Tensor, keep: int) -> gs.Tensor:
         """Merge every axis after the first ``keep`` into one (Reshape [0]*keep + [-1])."""
         if isinstance(tensor, gs.Constant):
             values = np.asarray(tensor.values)
             return self.constant(values.reshape(*values.shape[:keep], -1))
-        name = f"{self.einsum.name or 'einsum'}/lowered_{len(self.nodes)}_shape"
-        shape = gs.Constant(name, np.asarray([0] * keep + [-1], dtype=np.int64))
-        return self._node("Reshape", [tensor, shape])
+        return self.reshape(tensor, [0] * keep + [-1])
 
     def reshape_tail(self, tensor: gs.Tensor, keep: int, dims: Sequence[int]) -> gs.Tensor:
         """Replace the last axis by ``dims`` (Reshape [0]*keep + dims; no dims: squeeze it)."""
-        name = f"{self.einsum.name or 'einsum'}/lowered_{len(self.nodes)}_shape"
-        shape = gs.Constant(name, np.asarray([0] * keep + [int(d) for d in dims], dtype=np.int64))
-        return self._node("Reshape", [tensor, shape])
-
-    def unsqueeze(self, tensor: gs.Tensor, axes: Sequence[int]) -> gs.Tensor:
-        if not axes:
-            return tensor
-        if isinstance(tensor, gs.Constant):
-            return self.constant(np.expand_dims(np.asarray(tensor.values), tuple(axes)))
-        return self._axes_op("Unsqueeze", tensor, axes)
-
-    def squeeze(self, tensor: gs.Tensor, axes: Sequence[int]) -> gs.Tensor:
-        return self._axes_op("Squeeze", tensor, axes) if axes else tensor
-
-    def matmul(self, a: gs.Tensor, b: gs.Tensor) -> gs.Tensor:
-        return self._node("MatMul", [a, b])
-
-    def add(self, a: gs.Tensor, b: gs.Tensor) -> gs.Tensor:
-        return self._node("Add", [a, b])
-
-    def built(self) -> list[gs.Node]:
-        return [node for node in self.nodes if node is not None]
+        return self.reshape(tensor, [0] * keep + [int(d) for d in dims])
 
 
 def _sum_alone(emit: _Emitter, tensor: gs.Tensor, letters: str, keep: set[str]):
@@ -396,13 +344,6 @@ def _write_to(emit: _Emitter, result: gs.Tensor, einsum: gs.Node, add: gs.Node |
     if add is not None:
         add.inputs.clear()
         add.outputs.clear()
-    producers = [node for node in emit.built() if result in node.outputs]
-    if producers:
-        producer = producers[0]
-        producer.outputs[producer.outputs.index(result)] = output
-    else:  # nothing to compute (the operand itself, or a constant): copy it
-        emit.nodes.append(
-            gs.Node("Identity", f"{einsum.name}/lowered_identity", {}, [result], [output])
-        )
+    write_to(emit, result, output)
     einsum.inputs.clear()
     einsum.outputs.clear()

@@ -33,6 +33,7 @@ def register_pass(name: str) -> Callable[[PassFn], PassFn]:
 DEFAULT_PASSES: tuple[str, ...] = (
     "constants_to_initializers",
     "lower_einsum",
+    "lower_attention",
     "expand_runtime_fusions",
     "eliminate_identity",
     "eliminate_dropout",

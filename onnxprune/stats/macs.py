@@ -5,7 +5,8 @@ compute), ONNX Runtime's fused ops as the standard ops they expand to
 (:func:`_expanded_fusions`), and their quantized forms with the same formula: ``ConvInteger`` and
 ``QLinearConv`` as Conv, ``MatMulInteger`` and ``QLinearMatMul`` as MatMul (operands at the
 inputs :data:`OPERANDS` names), and ``Einsum`` by its equation
-(:func:`onnxprune.graph.einsum.einsum_macs`); element-wise ops, pools, norms and nodes inside If/Loop/Scan
+(:func:`onnxprune.graph.einsum.einsum_macs`), ``Attention`` by its two products
+(:func:`onnxprune.graph.attention.attention_macs`); element-wise ops, pools, norms and nodes inside If/Loop/Scan
 subgraphs count 0.
 Shapes come from ONNX shape inference with data propagation at fixed input shapes; dynamic
 dimensions not given in ``input_shapes`` (the batch included) are taken as 1.
@@ -18,6 +19,7 @@ from math import prod
 
 from onnx import ModelProto, NodeProto, helper
 
+from onnxprune.graph.attention import attention_macs
 from onnxprune.graph.einsum import equation_macs
 from onnxprune.graph.shapes import Shape
 from onnxprune.stats.inference import infer_static_shapes
@@ -34,7 +36,7 @@ OPERANDS = {
     "MatMulInteger": ("MatMul", 0, 1),
     "QLinearMatMul": ("MatMul", 0, 3),
 }
-MAC_OPS = (*OPERANDS, "Einsum")
+MAC_OPS = (*OPERANDS, "Einsum", "Attention")
 
 
 @dataclass
@@ -119,6 +121,10 @@ def node_macs(node: NodeProto, shapes: dict[str, Shape]) -> int | None:
     """MACs of ``node`` from static ``shapes``; None when a needed shape is unknown."""
     if node.op_type == "Einsum":
         return _einsum_node_macs(node, shapes)
+    if node.op_type == "Attention" and not node.domain:
+        operands = [_static(shapes.get(name)) if name else None for name in node.input]
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        return attention_macs(operands, attributes)
     formula, a, b = OPERANDS.get(node.op_type, (node.op_type, 0, 1))
     if len(node.input) <= b:
         return None

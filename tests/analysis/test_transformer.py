@@ -91,3 +91,27 @@ def test_head_dim_option_prunes_the_same_positions_in_every_head(encoder, name, 
     for length in (2, 7):
         hidden, _ = session(pruned).run(None, random_feeds(analysis.model, batch=length))
         assert hidden.shape == (length, length, 96)
+
+
+@pytest.mark.parametrize(("name", "head_dim", "sizes"), [
+    ("bert_sdpa", False, [12, 12, 384, 384]),
+    ("bert_sdpa", True, [8, 8, 8, 8, 384, 384]),
+    ("vit_tiny_mha", False, [3, 3, 192, 192]),
+])  # fmt: skip
+def test_attention_op_exports_prune_like_the_decomposed_ones(zoo_onnx, name, head_dim, sizes):
+    """Dynamo at opset 23 writes SDPA as one ONNX ``Attention`` node; after the
+    ``lower_attention`` pass the heads (or head_dim positions) and feed-forward units are the
+    same groups as in the opset-18 export, count the same MACs and are mask-equivalent."""
+    from tests.oracle import prove_random_removals
+
+    original = onnx.load(zoo_onnx(name, "dynamo", opset=23))
+    assert "Attention" in {node.op_type for node in original.graph.node}
+    model = preprocess(original).model
+    assert "Attention" not in {node.op_type for node in model.graph.node}
+    analysis = analyze(model, allow_norm_stats=False, head_dim=head_dim)
+    assert sorted(g.size for g in analysis.groups if g.prunable) == sizes
+    decomposed = analyze(preprocess(onnx.load(zoo_onnx(name, "dynamo", opset=18))).model,
+                         allow_norm_stats=False, head_dim=head_dim)  # fmt: skip
+    assert analysis.total_macs == decomposed.total_macs
+    assert analysis.prunable_macs() == decomposed.prunable_macs()
+    assert prove_random_removals(analysis, seeds=2) == "ok"
