@@ -53,7 +53,18 @@ def _torch_loss_and_input_gradient(name: str, x: torch.Tensor, seed: int, module
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "exporter"), CASES, ids=[f"{n}-{e}" for n, e in CASES])
 def test_input_gradient_matches_torch(zoo_onnx, name: str, exporter: str) -> None:
-    model = preprocess(onnx.load(str(zoo_onnx(name, exporter)))).model
+    _check_input_gradient(preprocess(onnx.load(str(zoo_onnx(name, exporter)))).model, name)
+
+
+def test_input_gradient_through_a_lowered_attention_op_matches_torch(zoo_onnx) -> None:
+    """Dynamo at opset 23 writes nn.MultiheadAttention's attention as an ONNX Attention node,
+    which ``lower_attention`` rewrites; the gradient of the lowered model equals torch's."""
+    original = onnx.load(str(zoo_onnx("vit_tiny_mha", "dynamo", opset=23)))
+    assert any(node.op_type == "Attention" for node in original.graph.node)
+    _check_input_gradient(preprocess(original).model, "vit_tiny_mha")
+
+
+def _check_input_gradient(model: onnx.ModelProto, name: str) -> None:
     outputs = [value.name for value in model.graph.output]
     x = sample_input(name, batch=2, size=SMALL_CONFIG[name]["size"], seed=3)
     targets, want = _torch_loss_and_input_gradient(name, x, seed=0)
