@@ -7,7 +7,9 @@ encoders, a dynamic sequence): ``nn.TransformerEncoder`` sequence-first and batc
 super-resolution net (``nn.PixelUnshuffle`` stem, two ``nn.PixelShuffle`` heads), and features
 warped by a sampling grid given as input (``F.grid_sample``) and repeated (``Tensor.repeat``),
 and attention written with ``torch.einsum`` (``models/einsum_blocks.py``: per-head [D, H, d]
-projections, and per-head weights after the context). Each is preprocessed and analysed (attention in whole heads, norm
+projections, and per-head weights after the context), and a text-line recognizer whose conv
+features feed a bidirectional LSTM (sequence-first) or GRU (batch-first)
+(``models/recurrent_blocks.py``). Each is preprocessed and analysed (attention in whole heads, norm
 statistics not allowed); the mask-equivalence oracle runs on two random removals.
 
     python tools/torch_layers_coverage.py            # writes the torch-layers section
@@ -40,6 +42,8 @@ MODELS = (
     "warp_repeat",
     "einsum_attention",
     "per_head_weights",
+    "crnn_lstm",
+    "crnn_gru",
 )
 
 
@@ -115,6 +119,13 @@ def build(name: str):
                 return self.out(self.up(h)), self.side_out(self.side(h))
 
         return ESPCN(), (torch.randn(2, 3, 16, 16),), ["x"], [{0: batch}]
+
+    if name.startswith("crnn"):
+        from models.recurrent_blocks import CRNN, HEIGHT, WIDTH
+
+        kind = name.split("_")[1]  # the LSTM sequence-first, the GRU batch-first
+        module = CRNN(kind, batch_first=kind == "gru")
+        return module, (torch.randn(2, 3, HEIGHT, WIDTH),), ["x"], [{0: batch}]
 
     class Warp(nn.Module):
         """Features warped by a sampling grid given as input (flow warping), repeated, conv."""

@@ -7,6 +7,7 @@ import numpy as np
 from onnxprune.analysis.graph_view import GraphView, NodeView
 from onnxprune.graph.attention import attention_macs
 from onnxprune.graph.einsum import equation_macs
+from onnxprune.graph.recurrent import RECURRENT_OPS, recurrent_macs
 
 
 def node_macs(node: NodeView, view: GraphView) -> int:
@@ -16,12 +17,16 @@ def node_macs(node: NodeView, view: GraphView) -> int:
     area. Gemm/MatMul: output elements × contraction length. Einsum (one the ``lower_einsum``
     pass left as it is): :func:`onnxprune.graph.einsum.einsum_macs`. Attention (one the
     ``lower_attention`` pass left): :func:`onnxprune.graph.attention.attention_macs`.
+    RNN/GRU/LSTM: :func:`onnxprune.graph.recurrent.recurrent_macs`.
     """
     if node.op_type == "Einsum":
         return _einsum_macs(node, view)
     if node.op_type == "Attention":
         shapes = [view.static_shape(name) if name else None for name in node.inputs]
         return attention_macs(shapes, node.attrs) or 0
+    if node.op_type in RECURRENT_OPS:
+        x, w, r = (view.static_shape(name) for name in node.inputs[:3])
+        return recurrent_macs(x, w, r, node.attrs) or 0
     if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
         return 0
     out_shape = view.static_shape(node.outputs[0])

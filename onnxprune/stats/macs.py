@@ -6,7 +6,8 @@ compute), ONNX Runtime's fused ops as the standard ops they expand to
 ``QLinearConv`` as Conv, ``MatMulInteger`` and ``QLinearMatMul`` as MatMul (operands at the
 inputs :data:`OPERANDS` names), and ``Einsum`` by its equation
 (:func:`onnxprune.graph.einsum.einsum_macs`), ``Attention`` by its two products
-(:func:`onnxprune.graph.attention.attention_macs`); element-wise ops, pools, norms and nodes inside If/Loop/Scan
+(:func:`onnxprune.graph.attention.attention_macs`), ``RNN``/``GRU``/``LSTM`` by their input and
+recurrent products (:func:`onnxprune.graph.recurrent.recurrent_macs`); element-wise ops, pools, norms and nodes inside If/Loop/Scan
 subgraphs count 0.
 Shapes come from ONNX shape inference with data propagation at fixed input shapes; dynamic
 dimensions not given in ``input_shapes`` (the batch included) are taken as 1.
@@ -21,6 +22,7 @@ from onnx import ModelProto, NodeProto, helper
 
 from onnxprune.graph.attention import attention_macs
 from onnxprune.graph.einsum import equation_macs
+from onnxprune.graph.recurrent import RECURRENT_OPS, recurrent_macs
 from onnxprune.graph.shapes import Shape
 from onnxprune.stats.inference import infer_static_shapes
 from onnxprune.stats.naming import node_names
@@ -36,7 +38,7 @@ OPERANDS = {
     "MatMulInteger": ("MatMul", 0, 1),
     "QLinearMatMul": ("MatMul", 0, 3),
 }
-MAC_OPS = (*OPERANDS, "Einsum", "Attention")
+MAC_OPS = (*OPERANDS, "Einsum", "Attention", *RECURRENT_OPS)
 
 
 @dataclass
@@ -125,6 +127,10 @@ def node_macs(node: NodeProto, shapes: dict[str, Shape]) -> int | None:
         operands = [_static(shapes.get(name)) if name else None for name in node.input]
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         return attention_macs(operands, attributes)
+    if node.op_type in RECURRENT_OPS:
+        x, w, r = (_static(shapes.get(name)) for name in node.input[:3])
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        return recurrent_macs(x, w, r, attributes)
     formula, a, b = OPERANDS.get(node.op_type, (node.op_type, 0, 1))
     if len(node.input) <= b:
         return None

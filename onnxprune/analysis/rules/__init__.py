@@ -7,6 +7,7 @@ from onnxprune.analysis.rules import (  # noqa: F401 - imported for registration
     layout,
     linear,
     norm,
+    recurrent,
     reduce,
     resample,
     shape_taint,
