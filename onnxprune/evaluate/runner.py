@@ -90,14 +90,9 @@ def run_dataset(
                 zip(runner.output_names, outputs, strict=True)
             ):
                 array = np.asarray(array)
-                if array.ndim == 0 or array.shape[0] != len(next(iter(feeds.values()))):
-                    raise InputError(
-                        f"output '{name}' has shape {list(array.shape)}: its first axis is not the "
-                        "batch, so outputs cannot be collected per sample (an output squeezed or "
-                        "reshaped without its batch axis, or a variable count such as detections "
-                        "after NMS: re-export the model so that every output keeps the batch "
-                        "axis, e.g. without the final squeeze or NMS)"
-                    )
+                batch = len(next(iter(feeds.values())))
+                if array.ndim == 0 or array.shape[0] != batch:
+                    raise InputError(_not_batch_first(name, array.shape, batch))
                 chunks[position].append(array[:count])
             done += count
             if progress is not None:
@@ -110,6 +105,25 @@ def run_dataset(
     finally:
         if own:
             runner.close()
+
+
+def _not_batch_first(name: str, shape: tuple[int, ...], batch: int) -> str:
+    """The one-line error of an output whose first axis is not the batch (of size ``batch``)."""
+    head = (
+        f"output '{name}' has shape {list(shape)}: its first axis is not the batch, so outputs "
+        "cannot be collected per sample"
+    )
+    if len(shape) >= 2 and shape[1] == batch:
+        return (
+            f"{head}; its batch looks like axis 1 (a sequence-first output [T, B, C], as CTC "
+            "recognizers write): re-export the model with that output batch-first (in PyTorch "
+            "return out.permute(1, 0, 2))"
+        )
+    return (
+        f"{head} (an output squeezed or reshaped without its batch axis, or a variable count "
+        "such as detections after NMS: re-export the model so that every output keeps the "
+        "batch axis, e.g. without the final squeeze or NMS)"
+    )
 
 
 def _pad(array: np.ndarray, size: int) -> np.ndarray:

@@ -64,3 +64,24 @@ def test_an_output_without_its_batch_axis_is_refused_with_the_fix():
     model.graph.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, [3]))
     with pytest.raises(InputError, match=r"shape \[3\].*keeps the batch axis"):
         run_dataset(model, _data(2))
+
+
+def test_a_sequence_first_output_is_refused_naming_its_batch_axis():
+    """A CTC-style output [T, B, C] (the batch on axis 1): the error says so and how to fix."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = linear_model(W)
+    model.graph.node[0].output[0] = "scores"
+    model.graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), "axis"))
+    model.graph.node.extend(
+        [
+            helper.make_node("Unsqueeze", ["scores", "axis"], ["steps"]),
+            helper.make_node("Concat", ["steps", "steps", "steps", "steps"], ["logits"], axis=0),
+        ]
+    )
+    del model.graph.output[:]
+    model.graph.output.append(
+        helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4, "batch", 3])
+    )
+    with pytest.raises(InputError, match=r"shape \[4, 2, 3\].*batch looks like axis 1"):
+        run_dataset(model, _data(2))
