@@ -150,7 +150,7 @@ def load_annotated_folder(
     from PIL import Image, UnidentifiedImageError
 
     from onnxprune.evaluate.data import Dataset, expected_shape
-    from onnxprune.evaluate.imagefolder import IMAGE_SUFFIXES, the_image_input
+    from onnxprune.evaluate.imagefolder import IMAGE_SUFFIXES, constant_inputs, the_image_input
     from onnxprune.evaluate.preprocess import (
         as_input_type,
         image_geometry,
@@ -160,10 +160,10 @@ def load_annotated_folder(
         transform,
     )
 
-    spec = the_image_input(input_specs)
+    settings = resolve_preprocess(preprocess, root)
+    spec = the_image_input(input_specs, settings.inputs)
     name, dtype, _ = spec
     shape = expected_shape(spec, input_shapes)
-    settings = resolve_preprocess(preprocess, root)
     scale_note = settle_scale(settings, name, pixel_scales, dtype)
     settings.layout = settings.layout or infer_layout(shape)
     height, width, channels = image_geometry(shape, settings.layout)
@@ -208,6 +208,7 @@ def load_annotated_folder(
     if mask_dir is not None:
         targets["masks"] = np.stack(masks)
     inputs = {name: as_input_type(np.stack(arrays), dtype)}
+    inputs.update(constant_inputs(input_specs, settings.inputs, len(arrays), input_shapes))
     dataset = Dataset(inputs, None, str(root), [], targets)
     dataset.notes.append(
         f"annotated image folder '{root}': {len(arrays)} images, targets "

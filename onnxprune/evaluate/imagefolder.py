@@ -65,16 +65,60 @@ def list_images(root: Path) -> tuple[list[Path], list[int], list[str]]:
     return files, labels, classes
 
 
-def the_image_input(input_specs: Sequence) -> Any:
-    """The one input spec an image folder feeds; an InputError naming every input (and the
-    way to feed them all) when the model has several."""
-    if len(input_specs) == 1:
-        return input_specs[0]
-    names = ", ".join(f"'{spec[0]}'" for spec in input_specs)
+def the_image_input(input_specs: Sequence, given: Mapping[str, Any] | None = None) -> Any:
+    """The one input spec an image folder feeds: the model's only input, or the only one whose
+    values the preprocessing spec's ``inputs`` table does not give; an InputError naming every
+    input (and the ways to feed them all) otherwise."""
+    given = dict(given or {})
+    names = [spec[0] for spec in input_specs]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise InputError(
+            f"preprocess inputs name '{unknown[0]}', which is not a model input "
+            f"(inputs: {', '.join(names)})"
+        )
+    left = [spec for spec in input_specs if spec[0] not in given]
+    if len(left) == 1:
+        return left[0]
+    listed = ", ".join(f"'{spec[0]}'" for spec in input_specs)
     raise InputError(
         f"image folder data feeds a model with one input, this one has {len(input_specs)} "
-        f"({names}): give --data an .npz with one array per input name"
+        f"({listed}): give the values of the others under [inputs] in the folder's "
+        "preprocess.toml (e.g. scale_factor = [1.0, 1.0]), or --data an .npz with one array "
+        "per input name"
     )
+
+
+def constant_inputs(
+    input_specs: Sequence,
+    given: Mapping[str, Sequence[float]] | None,
+    count: int,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, np.ndarray]:
+    """The preprocessing spec's ``inputs`` as arrays of ``count`` identical samples, shaped and
+    typed as each model input (one sample's values fill its per-sample shape, or one value
+    fills all of it; a dynamic per-sample shape takes the values as a vector)."""
+    from onnxprune.evaluate.data import expected_shape
+    from onnxprune.evaluate.preprocess import as_input_type
+
+    arrays = {}
+    specs = {spec[0]: spec for spec in input_specs}
+    for name, values in (given or {}).items():
+        spec = specs[name]
+        per_sample = list(expected_shape(spec, input_shapes)[1:])
+        sample = np.asarray(values, dtype=np.float64)
+        if all(isinstance(d, int) and d > 0 for d in per_sample):
+            if sample.size == 1:
+                sample = np.full(per_sample, sample.reshape(-1)[0])
+            elif sample.size != int(np.prod(per_sample, dtype=np.int64)):
+                raise InputError(
+                    f"preprocess inputs: '{name}' has {sample.size} value(s), the input takes "
+                    f"{per_sample} per sample"
+                )
+            sample = sample.reshape(per_sample)
+        batch = np.broadcast_to(sample, (count, *sample.shape))
+        arrays[name] = as_input_type(np.ascontiguousarray(batch), spec[1])
+    return arrays
 
 
 def load_image_folder(
@@ -105,10 +149,10 @@ def load_image_folder(
         transform,
     )
 
-    spec = the_image_input(input_specs)
+    settings = resolve_preprocess(preprocess, root)
+    spec = the_image_input(input_specs, settings.inputs)
     name, dtype, _ = spec
     shape = expected_shape(spec, input_shapes)
-    settings = resolve_preprocess(preprocess, root)
     scale_note = settle_scale(settings, name, pixel_scales, dtype)
     layout = settings.layout or infer_layout(shape)
     settings.layout = layout
@@ -154,6 +198,7 @@ def load_image_folder(
             "give a crop size"
         )
     inputs = {name: as_input_type(np.stack(arrays), dtype)}
+    inputs.update(constant_inputs(input_specs, settings.inputs, len(arrays), input_shapes))
     labelled = len(classes) > 1
     dataset = Dataset(
         inputs,

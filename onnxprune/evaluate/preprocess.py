@@ -18,6 +18,12 @@ resized to the output size (``crop``, else an exact ``resize``, else the model i
 flipped left–right with probability 1/2 — followed by the same scaling, normalization and
 layout. ``None`` leaves the
 count to the caller (:func:`onnxprune.evaluate.imagefolder.load_image_folder`); 1 turns it off.
+
+``inputs`` (a table ``[inputs]`` in the file): values of the model's *other* inputs, the same
+for every image — for exports that take more than the image, such as PaddleDetection's
+``scale_factor`` and ``im_shape`` — ``name = number`` or ``name = [numbers]`` (one sample's
+values, row-major; cast to the input's type). The image folder then feeds the one input not
+named there.
 """
 
 from __future__ import annotations
@@ -52,8 +58,10 @@ class Preprocess:
     layout: str | None = None
     crops: int | None = None
     crop_scale: list[float] | None = None
+    inputs: dict[str, list[float]] | None = None
 
     def __post_init__(self) -> None:
+        self.inputs = _constant_inputs(self.inputs)
         self.resize = _size("resize", self.resize)
         self.crop = _size("crop", self.crop)
         self.scale = None if self.scale is None else float(self.scale)
@@ -118,6 +126,8 @@ class Preprocess:
                 return f"{value:.4g}"
             if isinstance(value, list):
                 return "[" + ", ".join(short(v) for v in value) + "]"
+            if isinstance(value, dict):
+                return ", ".join(f"{k} = {short(v)}" for k, v in value.items())
             return str(value)
 
         return ", ".join(
@@ -141,6 +151,26 @@ def _size(name: str, value: Any) -> int | list[int] | None:
     if min(sizes if isinstance(sizes, list) else [sizes]) <= 0:
         raise InputError(f"preprocess {name} must be positive, got {value!r}")
     return sizes
+
+
+def _constant_inputs(value: Any) -> dict[str, list[float]] | None:
+    """``{input name: one sample's values}`` from the ``inputs`` table (see module doc)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InputError(f"preprocess inputs must be a table of input name = values, got {value!r}")
+    constants = {}
+    for name, values in value.items():
+        flat = np.asarray(values, dtype=object).reshape(-1).tolist()
+        try:
+            constants[str(name)] = [float(v) for v in flat]
+        except (TypeError, ValueError):
+            raise InputError(
+                f"preprocess inputs: '{name}' must be numbers, got {values!r}"
+            ) from None
+        if not constants[str(name)]:
+            raise InputError(f"preprocess inputs: '{name}' has no values")
+    return constants
 
 
 def _floats(name: str, value: Any) -> list[float] | None:

@@ -75,7 +75,9 @@ def test_bad_folders(tmp_path):
         load_data(tmp_path / "broken", SPECS)
     root = _folder(tmp_path / "ok")
     two = [*SPECS, ("other", np.dtype(np.float32), [None, 2])]
-    with pytest.raises(InputError, match=r"has 2 \('input', 'other'\): give --data an .npz"):
+    with pytest.raises(
+        InputError, match=r"has 2 \('input', 'other'\): give the values .*\[inputs\]"
+    ):
         load_data(root, two)
     with pytest.raises(InputError, match="float or uint8 model input"):
         load_data(root, [("input", np.dtype(np.int64), [None, 3, 4, 4])])
@@ -95,3 +97,30 @@ def test_a_uint8_input_gets_raw_pixels_and_refuses_a_normalizing_spec(tmp_path):
         (root / "preprocess.toml").write_text(spec)
         with pytest.raises(InputError, match="is uint8, so it takes raw pixels"):
             load_data(root, specs)
+
+
+def test_other_inputs_come_from_the_inputs_table(tmp_path):
+    """A detector that takes the image and a per-image [2] vector (PaddleDetection's
+    scale_factor): the folder's preprocess.toml gives the vector, the same for every image,
+    typed and shaped as the input; a wrong count or an unknown name is one line."""
+    root = _folder(tmp_path / "images")
+    specs = [
+        ("im_shape", np.dtype(np.float32), ["batch", 2]),
+        ("image", np.dtype(np.float32), ["batch", 3, 4, 4]),
+        ("scale_factor", np.dtype(np.float64), ["batch", 2]),
+    ]
+    (root / "preprocess.toml").write_text(
+        "[inputs]\nim_shape = [4, 4]\nscale_factor = [0.5, 2.0]\n"
+    )
+    data = load_data(root, specs)
+    assert data.inputs["image"].shape == (3, 3, 4, 4)
+    assert data.inputs["scale_factor"].dtype == np.float64
+    assert data.inputs["scale_factor"].tolist() == [[0.5, 2.0]] * 3
+    assert data.inputs["im_shape"].tolist() == [[4.0, 4.0]] * 3
+    assert any("scale_factor = [0.5, 2]" in note for note in data.notes)
+    with pytest.raises(InputError, match=r"'scale_factor' has 3 value\(s\), the input takes \[2\]"):
+        load_data(root, specs, preprocess={"inputs": {"im_shape": 4, "scale_factor": [1, 2, 3]}})
+    one = load_data(root, specs, preprocess={"inputs": {"im_shape": 4, "scale_factor": 1}})
+    assert one.inputs["im_shape"].tolist() == [[4.0, 4.0]] * 3  # one value fills the sample
+    with pytest.raises(InputError, match="'scale', which is not a model input"):
+        load_data(root, specs, preprocess={"inputs": {"scale": [1, 1]}})
