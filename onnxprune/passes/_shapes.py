@@ -9,6 +9,8 @@ graph input, so inference sees the same shapes at a fraction of the cost and wit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
@@ -81,19 +83,49 @@ def _gs_shape(value: onnx.ValueInfoProto) -> tuple[np.dtype | None, list | None]
     return dtype, dims
 
 
-def apply_value_infos(graph: gs.Graph, infos: dict[str, onnx.ValueInfoProto]) -> None:
-    """Set dtype/shape of the graph's intermediate variables from ``infos``."""
+def apply_value_infos(
+    graph: gs.Graph,
+    infos: dict[str, onnx.ValueInfoProto],
+    recorded: Iterable[onnx.ValueInfoProto] = (),
+) -> None:
+    """Set dtype/shape of the graph's intermediate variables from ``infos``.
+
+    ``recorded``: the value_info the model file carries (what its exporter wrote). Where the
+    inference leaves a dimension unknown (no value, or a symbol onnx invented, ``unk__N``) and
+    the file recorded an integer for the same axis of a tensor of the same rank, the integer is
+    kept: a dynamo export's head count computed through a run-time Reshape target is unknown
+    to onnx's inference on the weightless skeleton, yet the exporter knew it. Known dimensions
+    are never replaced."""
     boundary = {tensor.name for tensor in [*graph.inputs, *graph.outputs]}
+    written = {value.name: _gs_shape(value)[1] for value in recorded}
     for name, tensor in graph.tensors().items():
-        if name in boundary or not isinstance(tensor, gs.Variable) or name not in infos:
+        if name in boundary or not isinstance(tensor, gs.Variable):
             continue
-        if not infos[name].type.HasField("tensor_type"):
-            continue
-        dtype, dims = _gs_shape(infos[name])
-        if dtype is not None:
-            tensor.dtype = dtype
+        dims = None
+        if name in infos and infos[name].type.HasField("tensor_type"):
+            dtype, dims = _gs_shape(infos[name])
+            if dtype is not None:
+                tensor.dtype = dtype
+        dims = _with_recorded(dims, written.get(name))
         if dims is not None:
             tensor.shape = dims
+
+
+def _unknown(dim) -> bool:
+    return dim is None or (isinstance(dim, str) and dim.startswith("unk__"))
+
+
+def _with_recorded(dims: list | None, recorded: list | None) -> list | None:
+    """``dims`` with unknown entries filled from ``recorded`` integers (same rank only)."""
+    if recorded is None:
+        return dims
+    if dims is None:
+        return recorded if any(isinstance(d, int) for d in recorded) else None
+    if len(dims) != len(recorded):
+        return dims
+    return [
+        r if _unknown(d) and isinstance(r, int) else d for d, r in zip(dims, recorded, strict=True)
+    ]
 
 
 def static_shape(tensor: gs.Tensor) -> tuple[int, ...] | None:

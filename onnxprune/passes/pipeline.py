@@ -117,7 +117,7 @@ def _run(model, input_shapes, passes, allow_opset_raise) -> tuple[PreprocessResu
     infos = infer_value_infos(model)
     graph = gs.import_onnx(model)
     _detach_constant_attributes(graph)
-    apply_value_infos(graph, infos)
+    apply_value_infos(graph, infos, model.graph.value_info)
     applied: dict[str, bool] = {}
     for name in passes:
         applied[name] = bool(PASSES[name](graph, ctx)) or applied.get(name, False)
