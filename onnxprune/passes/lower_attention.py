@@ -30,7 +30,9 @@ MAC counters still count them, :func:`onnxprune.graph.attention.attention_macs`)
 (``past_key``/``past_value``/``nonpad_kv_seqlen`` inputs or ``present_*`` outputs read),
 ``qk_matmul_output`` read, operands of unknown rank, a default scale with an unknown head
 size, a boolean/float mask whose key axis is shorter than the keys (the specification pads
-it), grouped heads with unknown head counts or sizes or a mask that varies per query head.
+it), grouped heads with unknown head counts or sizes or a mask that varies per query head,
+3-D widths the head counts do not divide and a scale of 0 or below (invalid: ONNX Runtime
+refuses both).
 """
 
 from __future__ import annotations
@@ -84,11 +86,18 @@ class _Layout:
             self.head_size = _static(self.q_shape[3])
             self.v_head_size = _static(self.v_shape[3]) if self.v_shape else None
             self.same_heads = self.k_shape is not None and self.q_shape[1] == self.k_shape[1]
+            self.divides = True
         else:
             self.q_heads = int(attrs.get("q_num_heads", 0) or 0) or None
             self.kv_heads = int(attrs.get("kv_num_heads", 0) or 0) or None
             width = _static(self.q_shape[-1]) if self.q_shape else None
             v_width = _static(self.v_shape[-1]) if self.v_shape else None
+            k_width = _static(self.k_shape[-1]) if self.k_shape else None
+            self.divides = all(
+                not size or (heads and size % heads == 0)
+                for size, heads in ((width, self.q_heads), (k_width, self.kv_heads),
+                                    (v_width, self.kv_heads))
+            )  # fmt: skip
             self.head_size = width // self.q_heads if width and self.q_heads else None
             self.v_head_size = v_width // self.kv_heads if v_width and self.kv_heads else None
             self.same_heads = self.q_heads is not None and self.q_heads == self.kv_heads
@@ -121,8 +130,12 @@ def lowerable(node: gs.Node, graph_outputs: set[str]) -> _Layout | str:
         return "operands of unknown or mixed rank"
     if layout.rank == 3 and not (layout.q_heads and layout.kv_heads):
         return "3-D operands without q_num_heads and kv_num_heads"
+    if layout.rank == 3 and not layout.divides:
+        return "3-D widths that the head counts do not divide"
     if layout.scale is None:
         return "the default scale of an unknown head size"
+    if not layout.scale > 0:
+        return f"a scale of {layout.scale} (it must be positive)"
     mask = _present(node, MASK)
     if mask is not None:
         reason = _mask_reason(mask, layout)

@@ -245,3 +245,13 @@ def test_gradients_of_the_lowered_form_match_finite_differences(attrs):
     assert "Attention" not in op_types(lowered)
     feeds = _feeds(shapes, mask, dtype=np.float64)
     check_gradients(lowered, feeds, ["Q", "K", "V"], tol=1e-6)
+
+
+@pytest.mark.parametrize(("shapes", "attrs", "reason"), [
+    ([(B, 3, 8), (B, 4, 8), (B, 4, 8)], {"q_num_heads": 3, "kv_num_heads": 3},
+     "3-D widths that the head counts do not divide"),
+    ([(B, 2, 3, 4), (B, 2, 3, 4), (B, 2, 3, 4)], {"scale": 0.0}, "a scale of 0.0"),
+])  # fmt: skip
+def test_invalid_nodes_are_left_with_their_reason(shapes, attrs, reason):
+    """Nodes ONNX Runtime itself refuses are not lowered into something that runs."""
+    assert reason in _declined(attention_model(shapes, **attrs))
