@@ -47,18 +47,28 @@ def open_runner(model, provider: str = "cpu"):
 
 
 def _measured(model):
-    """``model`` (a path stays a path) or its copy with tensor outputs where it has ZipMaps."""
+    """``model`` (a path stays a path) or its copy with tensor outputs where it has ZipMaps,
+    and with ONNX ``Attention`` nodes in the form onnxprune writes
+    (:func:`onnxprune.passes.lower_attention.attention_lowered`: ONNX Runtime's kernel refuses
+    PyTorch's padding masks)."""
     import os
 
     import onnx
 
     from onnxprune.graph.tensor_outputs import non_tensor_sources, tensor_output_model
+    from onnxprune.passes.lower_attention import attention_lowered
 
     if not isinstance(model, onnx.ModelProto):
-        if not non_tensor_sources(onnx.load(os.fspath(model), load_external_data=False)):
+        header = onnx.load(os.fspath(model), load_external_data=False)
+        if not non_tensor_sources(header) and not _has_attention(header):
             return model
         model = onnx.load(os.fspath(model))
-    return tensor_output_model(model)
+    return tensor_output_model(attention_lowered(model)[0])
+
+
+def _has_attention(model) -> bool:
+    return any(node.op_type == "Attention" and node.domain in ("", "ai.onnx")
+               for node in model.graph.node)  # fmt: skip
 
 
 def run_dataset(

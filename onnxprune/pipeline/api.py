@@ -74,6 +74,13 @@ class OptimizeResult:
         return written
 
 
+ATTENTION_NOTE = (
+    "the original's {count} ONNX Attention node(s) were evaluated and timed in the "
+    "MatMul/Softmax/MatMul form onnxprune writes (the same function; ONNX Runtime's Attention "
+    "kernel refuses padding masks [B, 1, 1, T])"
+)
+
+
 def _validate_numbers(steps: int, batch_size: int) -> None:
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
@@ -155,6 +162,7 @@ def optimize(
     """
     from onnxprune.evaluate.data import shapes_from_data
     from onnxprune.io import load_model
+    from onnxprune.passes.lower_attention import attention_lowered
     from onnxprune.pipeline.evaluation import GuardEvaluator
     from onnxprune.prune import prepare
     from onnxprune.rewrite import check_model
@@ -173,7 +181,7 @@ def optimize(
     plan_options = _kind_criterion(kinds, criterion, plan_options)
     input_shapes = dict(input_shapes or {})
     say("loading the model")
-    original = load_model(model)
+    original, lowered_attention = attention_lowered(load_model(model))
     tick = time.perf_counter()
     say("loading data and evaluating the original model")
     evaluator = GuardEvaluator.create(
@@ -193,6 +201,8 @@ def optimize(
         synthesize=synthesize,
     )
     notes = list(evaluator.notes)
+    if lowered_attention:
+        notes.append(ATTENTION_NOTE.format(count=lowered_attention))
     say(INPUTS_CHECKED)
     for note in evaluator.notes:
         say(f"note: {note}")

@@ -100,3 +100,28 @@ def test_optimize_distills_a_text_encoder_on_its_hidden_states(
     )
     assert seen and set(seen) == {loss}
     assert result.report.macs_ratio < 0.95
+
+
+def test_an_opset_23_export_with_a_padding_mask_is_optimized_and_validated(zoo_onnx, tmp_path):
+    """Dynamo at opset 23 writes SDPA as ONNX Attention with a [B, 1, 1, T] padding mask,
+    which ONNX Runtime 1.31's kernel refuses at any length above 1: the original is evaluated,
+    timed and validated in the lowered form onnxprune writes, and a note says so."""
+    import onnx
+
+    from onnxprune import optimize
+    from onnxprune.evaluate.validation import validate
+
+    path = zoo_onnx("bert_sdpa", "dynamo", opset=23)
+    model = onnx.load(path)
+    assert any(node.op_type == "Attention" for node in model.graph.node)
+    data = _ids(model, n=24)
+    result = optimize(model, "macs=0.9", data=data, criterion="l1", allocation="global",
+                      steps=1, max_drop=1.0)  # fmt: skip
+    assert result.report.macs_ratio < 0.97
+    assert any("Attention node(s) were evaluated and timed" in n for n in result.report.notes)
+    assert not any(node.op_type == "Attention" for node in result.model.graph.node)
+    pruned = tmp_path / "pruned.onnx"
+    onnx.save(result.model, pruned)
+    check = validate(str(path), str(pruned), data, metrics=["embedding_cosine"])
+    cosine = check.fidelity["last_hidden_state"]["embedding_cosine"]
+    assert cosine is not None and cosine > 0.5
