@@ -92,3 +92,19 @@ def write_to(emit: NodeEmitter, result: gs.Tensor, output: gs.Tensor) -> None:
         emit.nodes.append(
             gs.Node("Identity", f"{emit.prefix}/lowered_identity", {}, [result], [output])
         )
+
+
+def finish_lowering(
+    graph: gs.Graph, ctx, pass_name: str, op_type: str, lowered: int, kept: list[str], form: str
+) -> bool:
+    """Note the nodes left as they were (with reasons) and, when any was lowered, drop what the
+    replaced nodes left behind, restore topological order and note the count; True when the
+    graph changed."""
+    if kept:
+        ctx.note(f"{op_type} left as it is: {'; '.join(kept)}")
+    if not lowered:
+        return False
+    graph.cleanup(remove_unused_graph_inputs=False)
+    graph.toposort()
+    ctx.note(f"{pass_name} wrote {lowered} {op_type} node(s) as {form}")
+    return True

@@ -44,7 +44,7 @@ import onnx_graphsurgeon as gs
 from onnx import ModelProto, helper
 
 from onnxprune.graph.attention import MASK, NONPAD_KV_SEQLEN, PAST_KEY, PAST_VALUE, K, Q, V
-from onnxprune.passes._emit import NodeEmitter, write_to
+from onnxprune.passes._emit import NodeEmitter, finish_lowering, write_to
 from onnxprune.passes._graph import output_names
 from onnxprune.passes.context import PassContext
 from onnxprune.passes.registry import register_pass
@@ -305,14 +305,9 @@ def lower_attention(graph: gs.Graph, ctx: PassContext) -> bool:
         node.inputs.clear()
         node.outputs.clear()
         lowered += 1
-    if kept:
-        ctx.note(f"Attention left as it is: {'; '.join(kept)}")
-    if not lowered:
-        return False
-    graph.cleanup(remove_unused_graph_inputs=False)
-    graph.toposort()
-    ctx.note(f"lower_attention wrote {lowered} Attention node(s) as MatMul/Softmax/MatMul")
-    return True
+    return finish_lowering(
+        graph, ctx, "lower_attention", "Attention", lowered, kept, "MatMul/Softmax/MatMul"
+    )
 
 
 def attention_lowered(model: ModelProto) -> tuple[ModelProto, int]:

@@ -43,7 +43,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from onnxprune.graph.einsum import EinsumTerms, chain_steps, parse_equation
-from onnxprune.passes._emit import NodeEmitter, write_to
+from onnxprune.passes._emit import NodeEmitter, finish_lowering, write_to
 from onnxprune.passes._graph import output_names
 from onnxprune.passes.context import PassContext
 from onnxprune.passes.registry import register_pass
@@ -306,14 +306,7 @@ def lower_einsum(graph: gs.Graph, ctx: PassContext) -> bool:
         _write_to(emit, result, node, add)
         graph.nodes.extend(emit.built())
         lowered += 1
-    if kept:
-        ctx.note(f"Einsum left as it is: {'; '.join(kept)}")
-    if not lowered:
-        return False
-    graph.cleanup(remove_unused_graph_inputs=False)
-    graph.toposort()
-    ctx.note(f"lower_einsum wrote {lowered} Einsum node(s) as MatMul")
-    return True
+    return finish_lowering(graph, ctx, "lower_einsum", "Einsum", lowered, kept, "MatMul")
 
 
 def _split_bias_add(node: gs.Node, terms: EinsumTerms, graph_outputs: set[str]):
