@@ -82,33 +82,46 @@ def run_dataset(
 ) -> ModelOutputs:
     """Outputs of ``model`` (path, ModelProto, or an open ``runner``) over every sample of
     ``dataset``, concatenated along the first axis. ``progress(done, total)`` is called after
-    each batch."""
+    each batch.
+
+    An output whose batch is not its first axis — a sequence-first ``[T, B, C]``, as CTC
+    recognizers and speech models write — is collected along its batch axis and returned with
+    that axis first (a note names it). The batch axis is the one whose size follows the batch
+    size in every batch run (:func:`_batch_axis`); the first axis wins while it qualifies."""
     own = runner is None
     runner = open_runner(model, provider) if own else runner
     try:
         fixed = static_batch(runner.input_specs)
         size = fixed or batch_size
         total = len(dataset)
-        chunks: list[list[np.ndarray]] = [[] for _ in runner.output_names]
+        chunks: list[list[tuple[np.ndarray, int, int]]] = [[] for _ in runner.output_names]
         done = 0
         for feeds, _ in dataset.batches(size):
             count = len(next(iter(feeds.values())))
             if fixed and count < fixed:
                 feeds = {k: _pad(v, fixed) for k, v in feeds.items()}
             outputs = runner.run(feeds)
-            for position, (name, array) in enumerate(
-                zip(runner.output_names, outputs, strict=True)
-            ):
-                array = np.asarray(array)
-                batch = len(next(iter(feeds.values())))
-                if array.ndim == 0 or array.shape[0] != batch:
-                    raise InputError(_not_batch_first(name, array.shape, batch))
-                chunks[position].append(array[:count])
+            batch = len(next(iter(feeds.values())))
+            for position, array in enumerate(outputs):
+                chunks[position].append((np.asarray(array), batch, count))
             done += count
             if progress is not None:
                 progress(done, total)
-        arrays = [np.concatenate(parts, axis=0) for parts in chunks]
+        batch_axes = [
+            _batch_axis(name, [(part.shape, batch) for part, batch, _ in parts])
+            for name, parts in zip(runner.output_names, chunks, strict=True)
+        ]
+        arrays = [
+            np.concatenate([np.moveaxis(part, axis, 0)[:count] for part, _, count in parts])
+            for parts, axis in zip(chunks, batch_axes, strict=True)
+        ]
         notes = list(runner.notes)
+        notes += [
+            f"output '{name}' has its batch on axis {axis} (sequence-first): measured per "
+            "sample with that axis first"
+            for name, axis in zip(runner.output_names, batch_axes, strict=True)
+            if axis
+        ]
         if fixed and batch_size != fixed:
             notes.append(f"the model has a static batch of {fixed}: evaluated {fixed} at a time")
         return ModelOutputs(arrays, list(runner.output_names), runner.provider, notes)
@@ -117,17 +130,35 @@ def run_dataset(
             runner.close()
 
 
+def _batch_axis(name: str, runs: list[tuple[tuple[int, ...], int]]) -> int:
+    """The batch axis of an output from its shape in every run, ``(shape, batch size)``: an
+    axis whose size was the batch size in every run, the first axis when it qualifies (the
+    usual layout, and the only reading when every batch had the same size), else the only one;
+    an InputError when none qualifies or several do without the first."""
+    shape, batch = runs[0]
+    candidates = set(range(len(shape)))
+    for run_shape, run_batch in runs:
+        if len(run_shape) != len(shape):
+            raise InputError(_not_batch_first(name, run_shape, run_batch))
+        candidates &= {axis for axis, size in enumerate(run_shape) if size == run_batch}
+    if 0 in candidates:
+        return 0
+    if len(candidates) != 1:
+        raise InputError(_not_batch_first(name, shape, batch))
+    return candidates.pop()
+
+
 def _not_batch_first(name: str, shape: tuple[int, ...], batch: int) -> str:
     """The one-line error of an output whose first axis is not the batch (of size ``batch``)."""
     head = (
         f"output '{name}' has shape {list(shape)}: its first axis is not the batch, so outputs "
         "cannot be collected per sample"
     )
-    if len(shape) >= 2 and shape[1] == batch:
+    if sum(size == batch for size in shape) > 1:
         return (
-            f"{head}; its batch looks like axis 1 (a sequence-first output [T, B, C], as CTC "
-            "recognizers write): re-export the model with that output batch-first (in PyTorch "
-            "return out.permute(1, 0, 2))"
+            f"{head}: several axes have the batch size {batch}, so its batch axis cannot be "
+            "told (re-export the model with every output batch-first, or evaluate with "
+            "another --batch-size)"
         )
     return (
         f"{head} (an output squeezed or reshaped without its batch axis, or a variable count "

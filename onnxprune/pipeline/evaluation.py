@@ -175,6 +175,7 @@ class GuardEvaluator:
         self.notes = list(notes or [])
         self.quick_set = _quick_subset(evaluation, seed)
         self._reference = self._outputs(original, evaluation, "evaluating the original")
+        self.notes += [note for note in self._reference.notes if note not in self.notes]
         self._check_pseudo_truth()
         self._quick_reference = _subset_outputs(self._reference, self.quick_set[1])
         self.baseline = self._score(self._reference, evaluation)

@@ -105,3 +105,16 @@ def test_crnn_macs_include_the_recurrent_layer(tmp_path):
     lstm = next(n for n in report.nodes if n.op_type == "LSTM")
     steps = WIDTH // 2
     assert lstm.macs == steps * 2 * 4 * HIDDEN * (FEATURES + HIDDEN)
+
+
+def test_optimize_runs_on_a_sequence_first_recognizer(tmp_path):
+    """The LSTM CRNN writes [steps, B, classes] (sequence-first, for a CTC loss): the guard
+    collects it along axis 1 (a note says so) and the conv features feeding the LSTM prune."""
+    from onnxprune import optimize
+
+    model = _export(tmp_path, "lstm", False, "torchscript")
+    x = np.random.default_rng(0).standard_normal((20, 3, HEIGHT, WIDTH)).astype(np.float32)
+    result = optimize(model, "macs=0.8", data={"x": x}, criterion="l1", allocation="global",
+                      steps=1, max_drop=1e9, measure_latency=False)  # fmt: skip
+    assert any("batch on axis 1 (sequence-first)" in note for note in result.report.notes)
+    assert result.report.macs_ratio < 0.9
