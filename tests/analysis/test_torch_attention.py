@@ -125,3 +125,43 @@ def test_pruned_encoder_keeps_a_dynamic_sequence(tmp_path):
         x = np.random.default_rng(batch).standard_normal((batch, tokens, 8)).astype(np.float32)
         (y,) = session(pruned).run(None, {"x": x})
         assert y.shape == (batch, 3) and np.isfinite(y).all()
+
+
+class GroupedQueryAttention(nn.Module):
+    """4 query heads sharing 2 key/value heads (``enable_gqa``), then a classifier."""
+
+    def __init__(self, dim: int = 32, q_heads: int = 4, kv_heads: int = 2, head: int = 8):
+        super().__init__()
+        self.q_heads, self.kv_heads, self.head_size = q_heads, kv_heads, head
+        self.q = nn.Linear(dim, q_heads * head)
+        self.k = nn.Linear(dim, kv_heads * head)
+        self.v = nn.Linear(dim, kv_heads * head)
+        self.out = nn.Linear(q_heads * head, dim)
+        self.classify = nn.Linear(dim, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        q = self.q(x).view(batch, tokens, self.q_heads, self.head_size).transpose(1, 2)
+        k = self.k(x).view(batch, tokens, self.kv_heads, self.head_size).transpose(1, 2)
+        v = self.v(x).view(batch, tokens, self.kv_heads, self.head_size).transpose(1, 2)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+        y = y.transpose(1, 2).reshape(batch, tokens, self.q_heads * self.head_size)
+        return self.classify(self.out(y).mean(1))
+
+
+@pytest.mark.parametrize(("head_dim", "sizes"), [(False, [2, 32]), (True, [8, 8, 32])])
+def test_grouped_query_attention_op_prunes_whole_key_value_groups(tmp_path, head_dim, sizes):
+    """Dynamo at opset 23 writes grouped-query SDPA as one Attention node (4 query heads, 2
+    key/value heads); lowered, a unit is one key/value head with its 2 query heads (or one
+    head_dim position of every head), and removals are mask-equivalent."""
+    torch.manual_seed(0)
+    path = tmp_path / "gqa.onnx"
+    torch.onnx.export(GroupedQueryAttention().eval(), (torch.randn(2, 6, 32),), str(path),
+                      dynamo=True, opset_version=23, input_names=["x"], output_names=["y"],
+                      external_data=False)  # fmt: skip
+    original = load_model(path)
+    assert any(node.op_type == "Attention" for node in original.graph.node)
+    model = preprocess(original).model
+    analysis = analyze(model, allow_norm_stats=False, head_dim=head_dim)
+    assert sorted(g.size for g in analysis.groups if g.prunable) == sizes
+    assert prove_random_removals(analysis, seeds=3) == "ok"
