@@ -327,4 +327,32 @@ def lower_legacy_ops(model: ModelProto) -> list[str]:
     if counts:
         del graph.node[:]
         graph.node.extend(nodes)
-    return [f"{op_type} × {count}" for op_type, count in sorted(counts.items())]
+    lines = [f"{op_type} × {count}" for op_type, count in sorted(counts.items())]
+    if lines:
+        _record(model, lines)
+    return lines
+
+
+#: metadata key naming what :func:`lower_legacy_ops` rewrote (read by :func:`lowered_note`)
+LOWERED_KEY = "onnxprune.legacy_ops_lowered"
+
+
+def _record(model: ModelProto, lines: list[str]) -> None:
+    """Write what was rewritten into the model's metadata (it travels with every copy the
+    pipeline makes, so the report can say it; the written model keeps it as provenance)."""
+    kept = [entry for entry in model.metadata_props if entry.key != LOWERED_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = LOWERED_KEY, ", ".join(lines)
+
+
+def lowered_note(model: ModelProto) -> str | None:
+    """The report line for a model whose experimental ops were rewritten at load, else None."""
+    for entry in model.metadata_props:
+        if entry.key == LOWERED_KEY:
+            return (
+                f"experimental op(s) of ONNX's first opsets were rewritten at load as the "
+                f"standard ops they compute ({entry.value}); the written model has those ops"
+            )
+    return None

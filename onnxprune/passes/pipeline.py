@@ -10,6 +10,7 @@ from onnx import ModelProto
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from onnxprune.errors import InputError
+from onnxprune.io.legacy_ops import lowered_note
 from onnxprune.io.normalize import lift_initializer_inputs, lifted_note, weight_inputs
 from onnxprune.io.provenance import mark_made_by
 from onnxprune.passes._shapes import apply_value_infos, infer_value_infos, skeleton
@@ -173,6 +174,9 @@ def preprocess(
         )
     if lifted is not None and lifted_count:
         result.notes.append(lifted_note(lifted_count))
+    legacy = lowered_note(model)
+    if legacy is not None:
+        result.notes.append(legacy)
     mark_made_by(result.model, "preprocess")
     return result
 

@@ -148,6 +148,11 @@ def test_loaded_model_runs_and_prunes(tmp_path, ir_version):
     assert "ImageScaler" not in kinds
     (conv1,) = (t for t in result.model.graph.initializer if t.name == "w1")
     assert conv1.dims[0] == 4  # half of conv1's 8 channels removed
+    # the report says what was rewritten at load; the written model records it
+    assert any("rewritten at load" in n and "ImageScaler × 1" in n for n in result.plan.notes)
+    assert {e.key: e.value for e in result.model.metadata_props}[
+        "onnxprune.legacy_ops_lowered"
+    ] == "ImageScaler × 1"
 
 
 def _dynamic_slice(opset: int, axes: bool) -> onnx.ModelProto:
