@@ -252,10 +252,11 @@ class _Lowering:
         emit, terms = self.emit, []
         mask = _present(self.node, MASK)
         if mask is not None:
+            rank = len(_shape(mask) or [])  # of the input: a new Where output has no shape yet
             if mask.dtype is not None and np.dtype(mask.dtype) == np.bool_:
                 mask = emit.node("Where", [mask, self.scalar(0.0), self.scalar(-np.inf)])
-            if grouped and len(_shape(mask) or []) >= 3:
-                mask = emit.unsqueeze(mask, [len(_shape(mask)) - 3])
+            if grouped and rank >= 3:  # its head axis (size 1) becomes the (kv, group) pair
+                mask = emit.unsqueeze(mask, [rank - 3])
             terms.append(mask)
         if int(self.node.attrs.get("is_causal", 0) or 0):
             terms.append(self.causal())

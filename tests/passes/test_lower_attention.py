@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from onnxprune.passes import preprocess
@@ -255,3 +257,56 @@ def test_gradients_of_the_lowered_form_match_finite_differences(attrs):
 def test_invalid_nodes_are_left_with_their_reason(shapes, attrs, reason):
     """Nodes ONNX Runtime itself refuses are not lowered into something that runs."""
     assert reason in _declined(attention_model(shapes, **attrs))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kv_heads=st.integers(1, 3),
+    groups=st.integers(1, 3),
+    queries=st.integers(1, 5),
+    keys=st.integers(1, 6),
+    head=st.integers(1, 6),
+    value_head=st.integers(1, 6),
+    three_d=st.booleans(),
+    causal=st.booleans(),
+    softcap=st.sampled_from([0.0, 0.7, 3.0]),
+    scale=st.sampled_from([None, 0.2, 1.3]),
+    mask=st.sampled_from([None, "bool_full", "float_keys", "bool_queries_keys"]),
+    seed=st.integers(0, 1000),
+)
+def test_random_configurations_match_the_specification(
+    kv_heads, groups, queries, keys, head, value_head, three_d, causal, softcap, scale, mask, seed
+):
+    """Any head layout, lengths, scale, softcap, causal rule and mask shape: the lowered form
+    equals the float64 specification (ONNX Runtime's kernel refuses some of these masks)."""
+    q_heads = kv_heads * groups
+    if three_d:
+        shapes = [(B, queries, q_heads * head), (B, keys, kv_heads * head),
+                  (B, keys, kv_heads * value_head)]  # fmt: skip
+        attrs = {"q_num_heads": q_heads, "kv_num_heads": kv_heads}
+    else:
+        shapes = [(B, q_heads, queries, head), (B, kv_heads, keys, head),
+                  (B, kv_heads, keys, value_head)]  # fmt: skip
+        attrs = {}
+    attrs.update({"is_causal": int(causal), "softcap": softcap})
+    if scale is not None:
+        attrs["scale"] = scale
+    rng = np.random.default_rng(seed)
+    values = None
+    if mask == "bool_full":
+        values = rng.random((B, q_heads if groups == 1 else 1, queries, keys)) < 0.7
+    elif mask == "float_keys":
+        keep = rng.random((B, 1, 1, keys)) < 0.7
+        keep[..., 0] = True  # a row of -1e4 everywhere is uniform up to float32 rounding
+        values = np.where(keep, 0.0, -1e4).astype(np.float32)
+    elif mask == "bool_queries_keys":
+        values = rng.random((queries, keys)) < 0.7
+    mask_type = TensorProto.BOOL if values is not None and values.dtype == bool else None
+    model = attention_model(shapes, None if values is None else values.shape, mask_type, **attrs)
+    lowered = preprocess(model).model
+    assert "Attention" not in op_types(lowered)
+    feeds = _feeds(shapes, values, seed=seed)
+    want = reference(feeds["Q"], feeds["K"], feeds["V"], values, q_heads=attrs.get("q_num_heads"),
+                     kv_heads=attrs.get("kv_num_heads"), scale=scale, softcap=softcap,
+                     is_causal=int(causal))  # fmt: skip
+    np.testing.assert_allclose(_run(lowered, feeds), want, rtol=1e-4, atol=1e-4)
