@@ -53,7 +53,7 @@ def test_features_feeding_a_recurrent_layer_are_prunable(tmp_path, kind, batch_f
     assert prove_random_removals(analysis, seeds=2) == "ok"
 
 
-def _lstm_model(initial_from_features: bool) -> onnx.ModelProto:
+def _lstm_model(initial_from_features: bool, layout: int = 0) -> onnx.ModelProto:
     """Conv features [1, C, 1, W] → [W, 1, C] → LSTM (hidden size C); optionally the initial
     hidden state is the features' mean over time, which carries the channels into input 5 and
     must block them."""
@@ -68,16 +68,17 @@ def _lstm_model(initial_from_features: bool) -> onnx.ModelProto:
     nodes = [
         helper.make_node("Conv", ["x", "conv_w"], ["f"]),
         helper.make_node("Squeeze", ["f", "axis2"], ["s"]),
-        helper.make_node("Transpose", ["s"], ["t"], perm=[2, 0, 1]),
+        helper.make_node("Transpose", ["s"], ["t"], perm=[0, 2, 1] if layout else [2, 0, 1]),
     ]
     lstm_inputs = ["t", "W", "R"]
     if initial_from_features:
         nodes.append(helper.make_node("ReduceMean", ["t"], ["h0"], axes=[0], keepdims=1))
         lstm_inputs += ["", "", "h0"]
-    nodes.append(helper.make_node("LSTM", lstm_inputs, ["y"], hidden_size=c))
+    nodes.append(helper.make_node("LSTM", lstm_inputs, ["y"], hidden_size=c, layout=layout))
+    y_shape = [1, 5, 1, c] if layout else [5, 1, 1, c]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 1, 5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 1, 1, c])], inits,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], inits,
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -93,9 +94,11 @@ def test_channels_reaching_the_initial_state_block():
     assert any("input 5" in reason for reason in group.reasons), group.reasons
 
 
-def test_recurrent_macs_are_counted():
-    """S·B·(|W| + |R|): 5 steps, batch 1, W and R [1, 32, 8]; the 1×1 conv adds 8·3·5."""
-    report = count_macs(_lstm_model(False))
+@pytest.mark.parametrize("layout", [0, 1])
+def test_recurrent_macs_are_counted(layout):
+    """S·B·(|W| + |R|): 5 steps, batch 1, W and R [1, 32, 8]; the 1×1 conv adds 8·3·5. The
+    step axis is X's first (layout 0) or second (layout 1)."""
+    report = count_macs(_lstm_model(False, layout))
     assert report.total == 5 * (32 * 8 + 32 * 8) + 8 * 3 * 5
 
 
