@@ -166,3 +166,37 @@ def test_text_encoder_random_ids_in_range(zoo_onnx) -> None:
     args = [arg for shape in shapes for arg in ("--input-shape", shape)]
     result = invoke("bench", path, "--provider", "cpu", *FAST, *args)
     assert result.exit_code == 0, result.output
+
+
+def test_an_attention_file_onnxruntime_refuses_is_timed_lowered(tmp_path: Path) -> None:
+    """ONNX Runtime 1.31's Attention kernel refuses a [B, 1, 1, T] padding mask; bench times
+    the file with its Attention lowered and says so (exit 0); the file itself is untouched."""
+    from onnx import TensorProto, helper
+
+    shape = [1, 2, 5, 4]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "QKV"]
+    inputs.append(helper.make_tensor_value_info("M", TensorProto.FLOAT, [1, 1, 1, 5]))
+    node = helper.make_node("Attention", ["Q", "K", "V", "M"], ["Y"])
+    graph = helper.make_graph(
+        [node], "g", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, shape)]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    model.ir_version = 10
+    path = tmp_path / "attention.onnx"
+    onnx.save(model, str(path))
+    before = path.read_bytes()
+    result = invoke("bench", path, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "attention.onnx" in result.output
+    assert path.read_bytes() == before
+    import numpy as np
+    import onnxruntime as ort
+
+    feeds = {n: np.zeros(shape, np.float32) for n in "QKV"}
+    feeds["M"] = np.zeros((1, 1, 1, 5), np.float32)
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+        refused = False
+    except Exception:  # ONNX Runtime's Fail
+        refused = True
+    assert ("refused to run the file as given" in result.output) == refused

@@ -160,8 +160,7 @@ def command(
         options["cuda_graph"] = True
     if trt_sparsity:
         options["trt_sparsity"] = True
-    comparison = compare_latency(
-        list(models),
+    settings = dict(
         provider=provider.lower(),
         batch_sizes=parse_batches(batch),
         input_shapes=parse_input_shapes(input_shapes),
@@ -174,6 +173,10 @@ def command(
         session_options=options,
         data=_load_feeds(data, models[0], parse_input_shapes(input_shapes)) if data else None,
     )
+    try:
+        comparison = compare_latency(list(models), **settings)
+    except InputError as error:
+        comparison = _with_attention_lowered(list(models), settings, error)
     for note in comparison.notes:
         click.echo(f"note: {note}", err=True)
     if json_path:
@@ -183,3 +186,39 @@ def command(
             return
         Path(json_path).write_text(text + "\n")
     print_comparison(comparison)
+
+
+def _with_attention_lowered(models: list[str], settings: dict, error: InputError):
+    """Time again with every file holding ONNX ``Attention`` in the form onnxprune writes
+    (:func:`onnxprune.passes.lower_attention.attention_lowered`), when one does: ONNX
+    Runtime's kernel refuses PyTorch's padding masks, so such a file cannot be timed as given.
+    The copies keep the files' names (the table's labels) in a temporary folder; a note says
+    so. Raises ``error`` (the first failure) when no file holds Attention."""
+    import tempfile
+
+    import onnx
+
+    from onnxprune.passes.lower_attention import attention_lowered
+    from onnxprune.runtime.latency import compare_latency
+
+    with tempfile.TemporaryDirectory(prefix="onnxprune-bench-") as folder:
+        paths, lowered = [], []
+        for index, path in enumerate(models):
+            model, count = attention_lowered(onnx.load(path))
+            if not count:
+                paths.append(path)
+                continue
+            copy = Path(folder) / str(index) / Path(path).name
+            copy.parent.mkdir()
+            onnx.save(model, str(copy))
+            paths.append(str(copy))
+            lowered.append(Path(path).name)
+        if not lowered:
+            raise error
+        comparison = compare_latency(paths, **settings)
+    comparison.notes.append(
+        f"{', '.join(lowered)}: ONNX Runtime refused to run the file as given; timed with its "
+        "ONNX Attention nodes in the MatMul/Softmax/MatMul form onnxprune writes (the same "
+        "function; ONNX Runtime's Attention kernel refuses padding masks [B, 1, 1, T])"
+    )
+    return comparison
