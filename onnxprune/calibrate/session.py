@@ -111,12 +111,15 @@ def check_runs_on(model: ModelProto, calibration, *, batch_size: int) -> None:
 
     Why: statistics passes run truncated copies of the graph (:func:`exposed_model`), which can
     succeed on data the whole model refuses (a graph that fixes the batch inside runs its early
-    layers on any batch), and the numbers they return would then not be the model's.
+    layers on any batch), and the numbers they return would then not be the model's. A model
+    holding ONNX ``Attention`` is checked in its lowered form (what every later step runs).
     """
     from onnxprune.calibrate.data import iter_feeds
+    from onnxprune.passes.lower_attention import attention_lowered
 
     feeds = next(iter_feeds(calibration, model, batch_size=batch_size, max_samples=batch_size))
-    session = make_session(model)
+    # ONNX Attention runs in the form onnxprune writes: ORT's kernel refuses padding masks
+    session = make_session(attention_lowered(model)[0])
     names = {value.name for value in session.get_inputs()}
     feeds = {name: value for name, value in feeds.items() if name in names}
     try:

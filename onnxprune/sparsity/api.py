@@ -53,6 +53,7 @@ from onnxprune.io import load_model, normalize_model
 from onnxprune.io.normalize import lifted_note, weight_inputs
 from onnxprune.passes import preprocess
 from onnxprune.passes.expand_runtime_fusions import expanded_model
+from onnxprune.passes.lower_attention import attention_lowered
 from onnxprune.sensitivity.metrics import resolve_smooth_drop_metric
 from onnxprune.sparsity.allocation import Allocation, exempt_by_cost, resolve_allocation
 from onnxprune.sparsity.apply import apply_weights
@@ -306,6 +307,9 @@ def sparsify(
     source = load_model(model)
     data = calibration_data(data, source, seed=seed, batch_size=batch_size)
     normalized = expanded_model(normalize_model(source))  # ONNX Runtime's fused ops: standard
+    # ONNX Attention as MatMul/Softmax/MatMul: the statistics passes run the graph, and ONNX
+    # Runtime's Attention kernel refuses PyTorch's padding masks
+    normalized, lowered_attention = attention_lowered(normalized)
     # weights behind Transpose, Reshape, ... of a constant: fold them into initializers
     normalized, computed = fold_computed_weights(normalized)
     if permute:
@@ -322,6 +326,11 @@ def sparsify(
     notes: list[str] = list(getattr(data, "notes", []))  # what loading the data decided
     if lifted := len(weight_inputs(source)):
         notes.append(lifted_note(lifted))
+    if lowered_attention:
+        notes.append(
+            f"{lowered_attention} ONNX Attention node(s) written as MatMul/Softmax/MatMul (the "
+            "same function; ONNX Runtime's Attention kernel refuses padding masks)"
+        )
     if computed:
         notes.append(
             f"{len(computed)} layer(s) computed their weight from constants in the graph (an "

@@ -146,8 +146,10 @@ def infer_static_shapes(
 
 def _measure(model: ModelProto, input_shapes: dict[str, list[int]], shapes: dict) -> list[str]:
     """Fill unknown ``shapes`` in place from one ONNX Runtime run; the notes to report."""
-    try:
-        measured = measure_shapes(fix_input_shapes(model, input_shapes))
+    from onnxprune.passes.lower_attention import attention_lowered
+
+    try:  # ONNX Attention in the form onnxprune writes: ORT's kernel refuses padding masks
+        measured = measure_shapes(fix_input_shapes(attention_lowered(model)[0], input_shapes))
     except Exception as error:  # custom ops, invalid models: keep the static shapes
         reason = " ".join(str(error).split())[:160]
         return [f"static shape inference was incomplete and measuring shapes failed: {reason}"]

@@ -125,3 +125,18 @@ def test_an_opset_23_export_with_a_padding_mask_is_optimized_and_validated(zoo_o
     check = validate(str(path), str(pruned), data, metrics=["embedding_cosine"])
     cosine = check.fidelity["last_hidden_state"]["embedding_cosine"]
     assert cosine is not None and cosine > 0.5
+
+
+def test_prune_and_sparsify_with_data_run_on_an_opset_23_export(zoo_onnx):
+    """Their data doors check that the model runs on the data: a model holding ONNX
+    Attention is checked in its lowered form (ONNX Runtime's kernel refuses the mask)."""
+    import onnx
+
+    from onnxprune import prune, sparsify
+
+    model = onnx.load(zoo_onnx("bert_sdpa", "dynamo", opset=23))
+    data = _ids(model, n=8)
+    pruned = prune(model, ratio=0.3, criterion="obs", data=data)
+    assert any(group.kept < group.clusters for group in pruned.plan.groups)
+    sparse = sparsify(model, sparsity=0.5, criterion="obs", data=data)
+    assert sparse.total_zeros >= 0.45 * sparse.total_weights
