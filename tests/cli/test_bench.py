@@ -171,17 +171,10 @@ def test_text_encoder_random_ids_in_range(zoo_onnx) -> None:
 def test_an_attention_file_onnxruntime_refuses_is_timed_lowered(tmp_path: Path) -> None:
     """ONNX Runtime 1.31's Attention kernel refuses a [B, 1, 1, T] padding mask; bench times
     the file with its Attention lowered and says so (exit 0); the file itself is untouched."""
-    from onnx import TensorProto, helper
+    from tests.passes.helpers import padding_mask_attention
 
     shape = [1, 2, 5, 4]
-    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "QKV"]
-    inputs.append(helper.make_tensor_value_info("M", TensorProto.FLOAT, [1, 1, 1, 5]))
-    node = helper.make_node("Attention", ["Q", "K", "V", "M"], ["Y"])
-    graph = helper.make_graph(
-        [node], "g", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, shape)]
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
-    model.ir_version = 10
+    model = padding_mask_attention(batch=1)
     path = tmp_path / "attention.onnx"
     onnx.save(model, str(path))
     before = path.read_bytes()

@@ -190,15 +190,10 @@ def test_opset_runtime_lacks_suggests_version_conversion(tmp_path):
 def test_attention_kernel_refusal_suggests_an_older_opset(tmp_path):
     """ONNX Runtime 1.31's Attention kernel refuses a padding mask [B, 1, 1, T] (the
     specification broadcasts it): the error says so and how to export around it."""
+    from tests.passes.helpers import padding_mask_attention
+
     shape = [2, 2, 5, 4]
-    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "QKV"]
-    inputs.append(helper.make_tensor_value_info("M", TensorProto.FLOAT, [2, 1, 1, 5]))
-    node = helper.make_node("Attention", ["Q", "K", "V", "M"], ["Y"])
-    graph = helper.make_graph(
-        [node], "g", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, shape)]
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
-    model.ir_version = 10
+    model = padding_mask_attention(batch=2)
     path = tmp_path / "attention.onnx"
     onnx.save(model, path)
     feeds = {n: np.zeros(shape, np.float32) for n in "QKV"}

@@ -137,3 +137,19 @@ def group_summary(model: onnx.ModelProto) -> tuple[int, list[tuple[int, bool]]]:
 
     analysis = analyze(preprocess(model).model)
     return analysis.prunable_macs(), sorted((g.size, g.prunable) for g in analysis.groups)
+
+
+def padding_mask_attention(batch: int = 2, heads: int = 2, tokens: int = 5, head: int = 4):
+    """One ONNX ``Attention`` (opset 23) over inputs Q, K, V [batch, heads, tokens, head] and a
+    float padding mask M [batch, 1, 1, tokens] — the layout PyTorch's dynamo exporter writes,
+    which ONNX Runtime 1.31's kernel refuses at any length above 1."""
+    shape = [batch, heads, tokens, head]
+    inputs = [helper.make_tensor_value_info(n, FLOAT, shape) for n in "QKV"]
+    inputs.append(helper.make_tensor_value_info("M", FLOAT, [batch, 1, 1, tokens]))
+    node = helper.make_node("Attention", ["Q", "K", "V", "M"], ["Y"])
+    graph = helper.make_graph(
+        [node], "g", inputs, [helper.make_tensor_value_info("Y", FLOAT, shape)]
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    proto.ir_version = 10
+    return proto
