@@ -99,7 +99,6 @@ def constant_inputs(
     typed as each model input (one sample's values fill its per-sample shape, or one value
     fills all of it; a dynamic per-sample shape takes the values as a vector)."""
     from onnxprune.evaluate.data import expected_shape
-    from onnxprune.evaluate.preprocess import as_input_type
 
     arrays = {}
     specs = {spec[0]: spec for spec in input_specs}
@@ -116,8 +115,14 @@ def constant_inputs(
                     f"{per_sample} per sample"
                 )
             sample = sample.reshape(per_sample)
+        dtype = np.dtype(spec[1])
+        if dtype.kind in "iub" and not np.array_equal(sample, np.round(sample)):
+            raise InputError(
+                f"preprocess inputs: '{name}' is an integer input ({dtype.name}): its values must be "
+                f"whole numbers, got {sample.reshape(-1).tolist()}"
+            )
         batch = np.broadcast_to(sample, (count, *sample.shape))
-        arrays[name] = as_input_type(np.ascontiguousarray(batch), spec[1])
+        arrays[name] = np.ascontiguousarray(batch).astype(dtype)
     return arrays
 
 

@@ -122,5 +122,11 @@ def test_other_inputs_come_from_the_inputs_table(tmp_path):
         load_data(root, specs, preprocess={"inputs": {"im_shape": 4, "scale_factor": [1, 2, 3]}})
     one = load_data(root, specs, preprocess={"inputs": {"im_shape": 4, "scale_factor": 1}})
     assert one.inputs["im_shape"].tolist() == [[4.0, 4.0]] * 3  # one value fills the sample
+    ints = [*specs[1:], ("im_shape", np.dtype(np.int64), ["batch", 2])]
+    assert load_data(root, ints).inputs["im_shape"].tolist() == [[4, 4]] * 3
+    with pytest.raises(
+        InputError, match=r"'im_shape' is an integer input \(int64\): its values must be whole"
+    ):
+        load_data(root, ints, preprocess={"inputs": {"im_shape": [4.5, 4], "scale_factor": 1}})
     with pytest.raises(InputError, match="'scale', which is not a model input"):
         load_data(root, specs, preprocess={"inputs": {"scale": [1, 1]}})
