@@ -56,19 +56,14 @@ def _measured(model):
     import onnx
 
     from onnxprune.graph.tensor_outputs import non_tensor_sources, tensor_output_model
-    from onnxprune.passes.lower_attention import attention_lowered
+    from onnxprune.passes.lower_attention import attention_lowered, holds_attention
 
     if not isinstance(model, onnx.ModelProto):
         header = onnx.load(os.fspath(model), load_external_data=False)
-        if not non_tensor_sources(header) and not _has_attention(header):
+        if not non_tensor_sources(header) and not holds_attention(header):
             return model
         model = onnx.load(os.fspath(model))
     return tensor_output_model(attention_lowered(model)[0])
-
-
-def _has_attention(model) -> bool:
-    return any(node.op_type == "Attention" and node.domain in ("", "ai.onnx")
-               for node in model.graph.node)  # fmt: skip
 
 
 def run_dataset(

@@ -311,6 +311,13 @@ def lower_attention(graph: gs.Graph, ctx: PassContext) -> bool:
     )
 
 
+def holds_attention(model: ModelProto) -> bool:
+    """Whether the main graph has an ONNX (default-domain) ``Attention`` node."""
+    return any(
+        node.op_type == "Attention" and node.domain in ("", "ai.onnx") for node in model.graph.node
+    )
+
+
 def attention_lowered(model: ModelProto) -> tuple[ModelProto, int]:
     """``model`` with its Attention nodes written out by this pass alone (no other pass), and
     how many were; ``model`` itself when it has none.
@@ -320,9 +327,7 @@ def attention_lowered(model: ModelProto) -> tuple[ModelProto, int]:
     not even be evaluated, although its lowered form (numerically the same, checked against
     the kernel and the specification) runs — and is what onnxprune writes anyway. ``optimize``
     and the validation runners evaluate, time and compare this form of the user's model."""
-    if not any(
-        node.op_type == "Attention" and node.domain in ("", "ai.onnx") for node in model.graph.node
-    ):
+    if not holds_attention(model):
         return model, 0
     from onnxprune.passes.pipeline import preprocess
 
