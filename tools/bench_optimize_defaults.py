@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--calibration-photos",
         default=",".join(CALIBRATION_PHOTOS),
-        help="skimage.data photos the calibration crops are cut from (comma-separated; "
+        help="photos the calibration crops are cut from (comma-separated; skimage.data names "
+        "or china, flower, grace_hopper: tools/effnet/crops.py; "
         "the default is the benchmark's protocol)",
     )
     parser.add_argument(

@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", type=int, default=128)
     parser.add_argument("--calib-seed", type=int, default=1, help="seed of the calibration crops")
     parser.add_argument("--eval-seed", type=int, default=2, help="seed of the evaluation crops")
+    parser.add_argument(
+        "--calibration-photos",
+        help="photos the calibration crops are cut from (comma-separated; tools/effnet/crops.py "
+        "names them; the default is the benchmark's five)",
+    )
     parser.add_argument("--ablate", action="store_true", help="each layer alone, too")
     parser.add_argument("--write", action="store_true", help="write the docs section")
     parser.add_argument(
@@ -74,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from onnxprune.passes import preprocess
 
         dense = preprocess(dense).model
-    calibration = {
-        "input": random_crops(CALIBRATION_PHOTOS, args.calib, seed=args.calib_seed, size=RESOLUTION)
-    }
+    photos = (
+        tuple(args.calibration_photos.split(",")) if args.calibration_photos else CALIBRATION_PHOTOS
+    )
+    calibration = {"input": random_crops(photos, args.calib, seed=args.calib_seed, size=RESOLUTION)}
     images = random_crops(EVALUATION_PHOTOS, args.eval, seed=args.eval_seed, size=RESOLUTION)
 
     def logits(model) -> np.ndarray:
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{options}: agreement {agreement:.3f}, mean KL {kl:.3f}, sparsity {result.sparsity:.4f}, 2:4 layers hold "
         f"{patterned / max(result.total_weights, 1):.1%} of the weights, {seconds:.1f} s "
-        f"(load {load})",
+        f"(load {load}; calibration photos {', '.join(photos)})",
         flush=True,
     )
     for note in result.notes:

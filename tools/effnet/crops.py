@@ -5,6 +5,10 @@ fixed seed, resized to 260×260 with antialiased bilinear interpolation, scaled 
 normalised with the ImageNet mean/std; NCHW float32. Generated at run time, never stored.
 ``chelsea`` and ``cat`` are the same photo, so only ``chelsea`` is used; the stereo pair of
 ``stereo_motorcycle`` stays on one side.
+
+Besides ``skimage.data``, three colour photos that other packages ship can be named:
+``china`` and ``flower`` (scikit-learn's ``load_sample_image``) and ``grace_hopper``
+(matplotlib's sample data). None of them shows what the evaluation photos show.
 """
 
 from __future__ import annotations
@@ -31,11 +35,37 @@ def _stereo(index: int) -> Callable[[], np.ndarray]:
     return load
 
 
+def _sklearn_sample(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(f"{name}.jpg")
+
+    return load
+
+
+def _grace_hopper() -> np.ndarray:
+    import matplotlib.cbook
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+        from PIL import Image
+
+        return np.asarray(Image.open(handle).convert("RGB"))
+
+
 def load_photo(name: str) -> np.ndarray:
-    """An RGB uint8 photo (H, W, 3) from ``skimage.data`` (bundled with scikit-image, no network)."""
+    """An RGB uint8 photo (H, W, 3) from ``skimage.data`` (bundled with scikit-image, no
+    network), or one of the photos scikit-learn and matplotlib ship (``china``, ``flower``,
+    ``grace_hopper``)."""
     from skimage import data
 
-    special = {"motorcycle_left": _stereo(0), "motorcycle_right": _stereo(1)}
+    special = {
+        "motorcycle_left": _stereo(0),
+        "motorcycle_right": _stereo(1),
+        "china": _sklearn_sample("china"),
+        "flower": _sklearn_sample("flower"),
+        "grace_hopper": _grace_hopper,
+    }
     image = special[name]() if name in special else getattr(data, name)()
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
