@@ -27,6 +27,10 @@ already refitted upstream layers), Y the target rows and θ₀ = [W_Pᵀ; b_P] t
   ``frontier_mb``). The targets come from one pass of the unpruned model, at output
   positions sampled per sample and per layer (``positions``, capped at ``rows_per_column`` rows
   per unknown), stored as float32.
+* Folded batch: a layer whose rows hold the batch and another axis folded together ([T·B, C]
+  or [B·T, C]: the out-projection Gemm of ``nn.MultiheadAttention`` in a TorchScript export)
+  is unfolded (:class:`Fold`) when one run of the unpruned model on the first calibration
+  sample alone shows which rows are that sample's; otherwise it is left as it is.
 * Guard: an output whose calibration error would grow keeps its current weights
   (:func:`~onnxprune.recover.grouped.keep_better`); layers whose channel map or shapes cannot
   be told, or wider than ``max_columns`` columns per group, are left as they are and named in
@@ -184,15 +188,60 @@ def _at_positions(tensor: np.ndarray, axis: int, chosen: np.ndarray, channels=No
     return picked if channels is None else picked[:, :, channels]
 
 
+@dataclass(frozen=True)
+class Fold:
+    """How a layer's rows fold the batch with one other axis of ``rows_per_sample`` rows:
+    ``batch_major`` rows b·T + t ([B, T, C] flattened), else t·B + b ([T, B, C] flattened).
+    The same fold holds for the layer's input, its target and a block operand (a Gemm or
+    MatMul maps row r of its input to row r of its output)."""
+
+    batch_major: bool
+    rows_per_sample: int
+
+    def unfold(self, tensor: np.ndarray) -> np.ndarray:
+        """``tensor`` (B·T, ...) as (B, T, ...): the batch on axis 0, the folded axis on 1."""
+        rows, rest = tensor.shape[0], tensor.shape[1:]
+        if rows % self.rows_per_sample:
+            raise RecoveryError(
+                f"{rows} rows do not split into samples of {self.rows_per_sample} rows"
+            )
+        size = rows // self.rows_per_sample
+        if self.batch_major:
+            return tensor.reshape(size, self.rows_per_sample, *rest)
+        return np.moveaxis(tensor.reshape(self.rows_per_sample, size, *rest), 1, 0)
+
+
+def find_fold(batch_tensor: np.ndarray, single: np.ndarray, size: int) -> Fold | None:
+    """The :class:`Fold` under which ``single`` (the tensor computed for the batch's first
+    sample alone) is that sample's rows of ``batch_tensor`` (computed for all ``size``
+    samples), or None when no fold or both fit (rows that do not tell the samples apart)."""
+    rows = batch_tensor.shape[0]
+    if size < 2 or rows % size or single.shape != (rows // size, *batch_tensor.shape[1:]):
+        return None
+    per_sample = rows // size
+    scale = max(float(np.abs(single).max()), 1e-12)
+
+    def close(candidate: np.ndarray) -> bool:
+        return bool(np.abs(candidate.astype(np.float64) - single).max() <= 1e-4 * scale)
+
+    batch_major = close(batch_tensor[:per_sample])
+    sample_major = close(batch_tensor[0::size])
+    if batch_major == sample_major:
+        return None
+    return Fold(batch_major, per_sample)
+
+
 @dataclass
 class _Targets:
     """Sampled target rows of every plan: chosen positions (N, P) and values (N, P, m·G), the
     batch moved to axis 0; ``batch_axis[i]`` is the batch axis of plan i's target and input
-    (1 for a sequence-first [T, B, C] MatMul), None when it has none (its lists are empty)."""
+    (1 for a sequence-first [T, B, C] MatMul; 0 after unfolding a folded one), None when it
+    has none (its lists are empty); ``folds[i]``: plan i's :class:`Fold`, or None."""
 
     chosen: list[np.ndarray]
     values: list[np.ndarray]
     batch_axis: list[int | None]
+    folds: list[Fold | None]
 
 
 def _batch_axis(shape: tuple[int, ...], size: int, channel_axis: int) -> int | None:
@@ -228,7 +277,9 @@ def collect_targets(
     )
     mask_name = mask_input(original)  # padding rows are left out (calibrate/padding)
     batch_axis: list[int | None] = [None] * len(plans)
+    folds: list[Fold | None] = [None] * len(plans)
     usable = [True] * len(plans)
+    seen = [False] * len(plans)
     for batch in feeds:
         tensors = runner(batch)
         mask = batch.get(mask_name) if mask_name else None
@@ -237,18 +288,29 @@ def collect_targets(
             if not usable[index]:
                 continue
             tensor = tensors[plan.target]
-            if batch_axis[index] is None:
-                batch_axis[index] = _batch_axis(tensor.shape, size, plan.fit.output_axis)
-            axis = batch_axis[index]
-            if axis is None or tensor.shape[axis] != size:
-                usable[index] = False  # no batch axis of its own ([T·B, C]), or a guess failed
+            channel_axis = plan.fit.output_axis
+            if not seen[index]:
+                seen[index] = True
+                batch_axis[index] = _batch_axis(tensor.shape, size, channel_axis)
+                if batch_axis[index] is None:
+                    folds[index] = _probe_fold(runner, batch, plan.target, tensor, size)
+                    batch_axis[index] = None if folds[index] is None else 0
+            fold, axis = folds[index], batch_axis[index]
+            if fold is not None:
+                if tensor.shape[0] != size * fold.rows_per_sample:
+                    usable[index] = False  # the fold guessed on the first batch failed
+                    continue
+                tensor, channel_axis = fold.unfold(tensor), _unfolded_axis(channel_axis, tensor)
+            elif axis is None or tensor.shape[axis] != size:
+                usable[index] = False  # no batch axis of its own, or a guess failed
                 continue
-            tensor = np.moveaxis(tensor, axis, 0)
-            count = int(np.prod(np.moveaxis(tensor, plan.fit.output_axis, -1).shape[1:-1]))
+            else:
+                tensor = np.moveaxis(tensor, axis, 0)
+            count = int(np.prod(np.moveaxis(tensor, channel_axis, -1).shape[1:-1]))
             valid = real_positions(mask, count)
             picked = sample_positions(tensor.shape[0], count, caps[index], rng, valid)
             chosen[index].append(np.array(picked))
-            part = _at_positions(tensor, plan.fit.output_axis, picked, plan.kept_out)
+            part = _at_positions(tensor, channel_axis, picked, plan.kept_out)
             values[index].append(part.astype(np.float32))
     return _Targets(
         [
@@ -260,7 +322,24 @@ def collect_targets(
             for v, ok in zip(values, usable, strict=True)
         ],
         [axis if ok else None for axis, ok in zip(batch_axis, usable, strict=True)],
+        [fold if ok else None for fold, ok in zip(folds, usable, strict=True)],
     )
+
+
+def _unfolded_axis(axis: int, tensor: np.ndarray) -> int:
+    """``axis`` of a folded ``tensor`` counted in its unfolded form (one axis more)."""
+    return axis % tensor.ndim + 1
+
+
+def _probe_fold(runner, batch: dict, target: str, tensor: np.ndarray, size: int) -> Fold | None:
+    """:func:`find_fold` from one run of the unpruned model on the batch's first sample."""
+    if size < 2 or tensor.ndim < 2 or tensor.shape[0] % size:
+        return None
+    try:
+        single = runner({name: value[:1] for name, value in batch.items()})[target]
+    except Exception:  # a model with a fixed batch size cannot run one sample: no fold
+        return None
+    return find_fold(tensor, np.asarray(single), size)
 
 
 def _current(edits: ModelEdits, plan: LayerFit) -> tuple[np.ndarray, np.ndarray] | None:
@@ -322,14 +401,24 @@ def _refit_level(
     for values in runner.run(model, names, feeds):
         size = 0
         for (index, plan), (even, odd) in zip(level, folds, strict=True):
+            fold = targets.folds[index]
             axis = targets.batch_axis[index] or 0
-            x = np.moveaxis(values[plan.fit.layer.input], axis, 0)
+            channel_axis = plan.fit.output_axis
+            if fold is not None:
+                x = fold.unfold(values[plan.fit.layer.input])
+            else:
+                x = np.moveaxis(values[plan.fit.layer.input], axis, 0)
             size = x.shape[0]
             chosen = targets.chosen[index][offset : offset + size]
             y = targets.values[index][offset : offset + size].astype(np.float64)
             if plan.other:
-                other_value = np.moveaxis(values[plan.other], axis, 0)
-                other = _at_positions(other_value, plan.fit.output_axis, chosen)
+                raw = values[plan.other]
+                if fold is not None:
+                    other_value = fold.unfold(raw)
+                    channel_axis = _unfolded_axis(channel_axis, raw)
+                else:
+                    other_value = np.moveaxis(raw, axis, 0)
+                other = _at_positions(other_value, channel_axis, chosen)
                 if other.shape != y.shape:
                     raise RecoveryError(
                         f"'{plan.other}' has shape {values[plan.other].shape}; expected the "

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxprune.calibrate.session import ExposedRunner
 from onnxprune.recover import make_recovery
-from onnxprune.recover.reconstruct import plan_fits
+from onnxprune.recover.reconstruct import Fold, find_fold, plan_fits
 from onnxprune.recover.registry import RecoverySettings
 from onnxprune.rewrite import apply_removal
 from tests.calibrate.tiny import analysed, conv_chain, gemm_chain, run, source_clusters
@@ -209,13 +209,14 @@ def test_no_layer_calibration_error_grows(block, node):
 def _token_mlp(sequence_first: bool, folded: bool = False) -> onnx.ModelProto:
     """x [N, T, 4] -> MatMul a -> Relu -> MatMul b -> y [N, T, 3]; ``sequence_first``: the
     MatMuls run on [T, N, C] between two Transposes (nn.MultiheadAttention's projections in
-    a TorchScript export); ``folded``: b runs on the rows [T·N, 6] (its out-projection)."""
+    a TorchScript export); ``folded``: b runs on the rows [T·N, 6] (its out-projection), or
+    on [N·T, 6] when not sequence-first."""
     rng = np.random.default_rng(2)
     inits = {
         "w1": rng.normal(size=(4, 6)),
         "w2": rng.normal(size=(6, 3)),
         "rows": np.array([-1, 6]),
-        "back": np.array([5, -1, 3]),
+        "back": np.array([5, -1, 3]) if sequence_first else np.array([-1, 5, 3]),
     }
     node = helper.make_node
     source, result = ("xt", "yt") if sequence_first else ("x", "y")
@@ -272,8 +273,34 @@ def test_sequence_first_layers_are_refitted_like_batch_first_ones():
     np.testing.assert_allclose(run(recovered, test), run(reference, test), rtol=1e-4, atol=1e-4)
 
 
-def test_a_layer_whose_rows_fold_the_batch_is_left_as_it_is():
+@pytest.mark.parametrize("sequence_first", [True, False])
+def test_a_layer_whose_rows_fold_the_batch_is_refitted_like_an_unfolded_one(sequence_first):
+    """[T·N, C] (nn.MultiheadAttention's out-projection) and [N·T, C] rows: the fold is read
+    from one run on the first sample, and the refit equals the batch-first model's."""
     messages: list[str] = []
-    _reconstructed(_token_mlp(sequence_first=True, folded=True), messages)
-    assert any("'b' left as it is (no batch axis" in m for m in messages), messages
-    assert not any("'a' left as it is" in m for m in messages), messages
+    test = np.random.default_rng(7).normal(size=(3, 5, 4)).astype(np.float32)
+    pruned, recovered = _reconstructed(_token_mlp(sequence_first, folded=True), messages)
+    _, reference = _reconstructed(_token_mlp(sequence_first=False))
+    assert not any("left as it is" in m for m in messages), messages
+    assert np.abs(run(recovered, test) - run(pruned, test)).max() > 1e-3
+    np.testing.assert_allclose(run(recovered, test), run(reference, test), rtol=1e-4, atol=1e-4)
+
+
+def test_find_fold_tells_batch_major_from_sample_major_rows():
+    rng = np.random.default_rng(8)
+    samples = rng.normal(size=(4, 3, 2))  # 4 samples, 3 rows each, 2 channels
+    batch_major = samples.reshape(12, 2)
+    sample_major = samples.transpose(1, 0, 2).reshape(12, 2)
+    assert find_fold(batch_major, samples[0], 4) == Fold(True, 3)
+    assert find_fold(sample_major, samples[0], 4) == Fold(False, 3)
+    np.testing.assert_array_equal(Fold(True, 3).unfold(batch_major), samples)
+    np.testing.assert_array_equal(Fold(False, 3).unfold(sample_major), samples)
+
+
+def test_find_fold_declines_rows_that_do_not_tell_the_samples_apart():
+    same = np.ones((12, 2))
+    assert find_fold(same, np.ones((3, 2)), 4) is None  # both folds fit
+    rows = np.random.default_rng(9).normal(size=(12, 2))
+    assert find_fold(rows, np.zeros((3, 2)), 4) is None  # neither fits
+    assert find_fold(rows, rows, 1) is None  # one sample: nothing to tell
+    assert find_fold(rows, rows[:5], 4) is None  # 12 rows are not 4 samples of 5
