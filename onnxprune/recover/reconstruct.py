@@ -59,6 +59,7 @@ from onnxprune.calibrate.frontier import FrontierRunner
 from onnxprune.calibrate.im2col import sample_positions
 from onnxprune.calibrate.padding import real_positions
 from onnxprune.calibrate.session import ExposedRunner
+from onnxprune.errors import InputError
 from onnxprune.graph.mask_input import mask_input
 from onnxprune.recover.activation_fit import Monotone, fit_scale_shift, monotone_reader
 from onnxprune.recover.edit import ModelEdits, RecoveryError
@@ -282,6 +283,7 @@ def collect_targets(
     seen = [False] * len(plans)
     for batch in feeds:
         tensors = runner(batch)
+        single: list = []  # the first sample's tensors, run once when a plan needs them
         mask = batch.get(mask_name) if mask_name else None
         size = len(next(iter(batch.values())))
         for index, plan in enumerate(plans):
@@ -293,7 +295,7 @@ def collect_targets(
                 seen[index] = True
                 batch_axis[index] = _batch_axis(tensor.shape, size, channel_axis)
                 if batch_axis[index] is None:
-                    folds[index] = _probe_fold(runner, batch, plan.target, tensor, size)
+                    folds[index] = _probe_fold(runner, batch, single, plan.target, tensor, size)
                     batch_axis[index] = None if folds[index] is None else 0
             fold, axis = folds[index], batch_axis[index]
             if fold is not None:
@@ -331,15 +333,21 @@ def _unfolded_axis(axis: int, tensor: np.ndarray) -> int:
     return axis % tensor.ndim + 1
 
 
-def _probe_fold(runner, batch: dict, target: str, tensor: np.ndarray, size: int) -> Fold | None:
-    """:func:`find_fold` from one run of the unpruned model on the batch's first sample."""
+def _probe_fold(
+    runner, batch: dict, single: list, target: str, tensor: np.ndarray, size: int
+) -> Fold | None:
+    """:func:`find_fold` from one run of the unpruned model on the batch's first sample
+    (``single`` caches that run's tensors, or None when it failed, for the batch's plans)."""
     if size < 2 or tensor.ndim < 2 or tensor.shape[0] % size:
         return None
-    try:
-        single = runner({name: value[:1] for name, value in batch.items()})[target]
-    except Exception:  # a model with a fixed batch size cannot run one sample: no fold
+    if not single:
+        try:
+            single.append(runner({name: value[:1] for name, value in batch.items()}))
+        except InputError:  # the input model cannot run one sample (a fixed batch): no fold
+            single.append(None)
+    if single[0] is None:
         return None
-    return find_fold(tensor, np.asarray(single), size)
+    return find_fold(tensor, np.asarray(single[0][target]), size)
 
 
 def _current(edits: ModelEdits, plan: LayerFit) -> tuple[np.ndarray, np.ndarray] | None:

@@ -9,8 +9,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxprune.calibrate.session import ExposedRunner
+from onnxprune.errors import InputError
 from onnxprune.recover import make_recovery
-from onnxprune.recover.reconstruct import Fold, find_fold, plan_fits
+from onnxprune.recover.reconstruct import Fold, _probe_fold, find_fold, plan_fits
 from onnxprune.recover.registry import RecoverySettings
 from onnxprune.rewrite import apply_removal
 from tests.calibrate.tiny import analysed, conv_chain, gemm_chain, run, source_clusters
@@ -295,6 +296,23 @@ def test_find_fold_tells_batch_major_from_sample_major_rows():
     assert find_fold(sample_major, samples[0], 4) == Fold(False, 3)
     np.testing.assert_array_equal(Fold(True, 3).unfold(batch_major), samples)
     np.testing.assert_array_equal(Fold(False, 3).unfold(sample_major), samples)
+
+
+def test_a_model_that_cannot_run_one_sample_has_no_fold():
+    """A fixed-batch model fails on the single-sample probe: the layer keeps its weights
+    (no fold), the failure is not taken for a bug, and the probe runs once per batch."""
+    calls = []
+
+    def runner(batch):
+        calls.append(batch)
+        raise InputError("the model's batch is fixed at 4")
+
+    rows = np.random.default_rng(10).normal(size=(12, 2))
+    single: list = []
+    batch = {"x": np.zeros((4, 3))}
+    assert _probe_fold(runner, batch, single, "t", rows, 4) is None
+    assert _probe_fold(runner, batch, single, "u", rows, 4) is None
+    assert len(calls) == 1
 
 
 def test_find_fold_declines_rows_that_do_not_tell_the_samples_apart():
