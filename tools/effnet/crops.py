@@ -9,6 +9,7 @@ normalised with the ImageNet mean/std; NCHW float32. Generated at run time, neve
 Besides ``skimage.data``, three colour photos that other packages ship can be named:
 ``china`` and ``flower`` (scikit-learn's ``load_sample_image``) and ``grace_hopper``
 (matplotlib's sample data). None of them shows what the evaluation photos show.
+``dead_leaves_<seed>`` names a synthetic image (:mod:`effnet.dead_leaves`), not a photo.
 """
 
 from __future__ import annotations
@@ -53,12 +54,20 @@ def _grace_hopper() -> np.ndarray:
         return np.asarray(Image.open(handle).convert("RGB"))
 
 
+def _dead_leaves(name: str) -> np.ndarray:
+    from effnet.dead_leaves import dead_leaves
+
+    return dead_leaves(int(name.rsplit("_", 1)[1]))
+
+
 def load_photo(name: str) -> np.ndarray:
     """An RGB uint8 photo (H, W, 3) from ``skimage.data`` (bundled with scikit-image, no
-    network), or one of the photos scikit-learn and matplotlib ship (``china``, ``flower``,
-    ``grace_hopper``)."""
+    network), one of the photos scikit-learn and matplotlib ship (``china``, ``flower``,
+    ``grace_hopper``), or a synthetic ``dead_leaves_<seed>`` image."""
     from skimage import data
 
+    if name.startswith("dead_leaves_"):
+        return _dead_leaves(name)
     special = {
         "motorcycle_left": _stereo(0),
         "motorcycle_right": _stereo(1),
