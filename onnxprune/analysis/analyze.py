@@ -24,12 +24,11 @@ from onnxprune.analysis.graph_view import GraphView, ensure_node_names
 from onnxprune.analysis.groups import ChannelGroup
 from onnxprune.analysis.labels import cluster_varying_axes, varying_axes
 from onnxprune.analysis.macs import node_macs
+from onnxprune.analysis.measured import measure_missing_shapes
 from onnxprune.analysis.registry import lookup
 from onnxprune.analysis.rules.layout import kept_along
 from onnxprune.analysis.rules.shape_taint import TAINT_RULES
 from onnxprune.errors import InputError
-from onnxprune.graph.measured_shapes import fill_unknown_shapes, needs_measurement
-from onnxprune.graph.measured_shapes import measure_shapes as run_and_measure
 from onnxprune.graph.shapes import fix_input_shapes, infer_shapes, without_large_initializers
 
 
@@ -119,7 +118,7 @@ def analyze(
     ensure_node_names(named)
     static = infer_shapes(fix_input_shapes(without_large_initializers(named), input_shapes))
     view = GraphView(named, static)
-    notes = _measure_missing_shapes(named, view, input_shapes, feeds) if measure_shapes else []
+    notes = measure_missing_shapes(named, view, input_shapes, feeds) if measure_shapes else []
     ctx = AnalysisContext(view, head_dim=head_dim)
     for node in view.nodes:
         if any(name in ctx.taints for name in node.inputs):
@@ -260,36 +259,6 @@ def _resize_output(ctx: AnalysisContext, view: GraphView, name: str) -> None:
         tensor.shape = shape
 
     ctx.add_fixup(producer, resize)
-
-
-def _measure_missing_shapes(
-    model: ModelProto,
-    view: GraphView,
-    input_shapes: dict[str, list[int]] | None,
-    feeds: Mapping[str, np.ndarray] | None,
-) -> list[str]:
-    """Fill ``view.shapes`` gaps with shapes measured in ONNX Runtime; notes for the report."""
-    if not needs_measurement(model, view.shapes):
-        return []
-    try:
-        measured = run_and_measure(fix_input_shapes(model, input_shapes), feeds)
-    except Exception as error:  # the model may not run here (custom ops): stay static
-        reason = " ".join(str(error).split())[:160]
-        return [f"static shape inference was incomplete and measuring shapes failed: {reason}"]
-    filled = fill_unknown_shapes(view.shapes, measured)
-    if not filled:
-        return []
-    at = ", ".join(f"{name}={list(dims)}" for name, dims in _feed_shapes(view, feeds).items())
-    return [
-        f"{len(filled)} tensor shape(s) static inference could not resolve were measured by "
-        f"running the model in ONNX Runtime at {at}"
-    ]
-
-
-def _feed_shapes(view: GraphView, feeds) -> dict[str, tuple]:
-    if feeds is not None:
-        return {name: tuple(np.shape(value)) for name, value in feeds.items()}
-    return {name: view.shapes.get(name) or () for name in view.graph_inputs}
 
 
 def _check_shared_constants(ctx: AnalysisContext) -> None:

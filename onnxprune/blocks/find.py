@@ -33,6 +33,7 @@ import onnx
 from onnx import ModelProto
 
 from onnxprune.analysis.graph_view import GraphView, NodeView, ensure_node_names
+from onnxprune.analysis.measured import measure_missing_shapes
 from onnxprune.graph.shapes import fix_input_shapes, infer_shapes, without_large_initializers
 from onnxprune.stats import count_macs
 
@@ -315,6 +316,7 @@ def find_units(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
     named = ModelProto()
     named.CopyFrom(model)
     view, types = static_view(named, input_shapes)
+    measured = measure_missing_shapes(named, view, input_shapes, None)
     macs = count_macs(named, input_shapes)
     units: list[BlockUnit] = []
     rejected: list[RejectedBranch] = []
@@ -360,10 +362,17 @@ def find_units(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
         stages,
         macs.total,
         input_shapes,
-        notes=list(macs.notes),
+        notes=_notes(measured, macs.notes),
         per_node_macs=dict(macs.per_node),
         shapes={u.identity: view.static_shape(u.identity) for u in units},  # type: ignore[misc]
     )
+
+
+def _notes(measured: list[str], mac_notes: list[str]) -> list[str]:
+    """The MAC count's notes, and the search's own shape note unless the MAC count already
+    says that shapes were measured (the same run at the same input shapes)."""
+    said = any("were measured" in note for note in mac_notes)
+    return [*([] if said else measured), *mac_notes]
 
 
 def elem_type(model: ModelProto, name: str) -> int:

@@ -125,3 +125,20 @@ def test_units_joined_by_a_relu_are_one_stage():
         current = f"y{i}"
     model = make_model(nodes, [tensor("input", SHAPE)], [tensor(current, SHAPE)], inits)
     assert find_units(model).stages == [[0, 1, 2]]
+
+
+def test_units_whose_shapes_static_inference_cannot_see_are_found_on_measured_shapes(zoo_onnx):
+    """The zoo BERT slices its position ids from a buffer, so inference leaves every shape
+    after the embeddings unknown; the search measures them and finds each layer's MLP
+    branch (the attention branches read the precomputed mask: a recorded reason)."""
+    from onnxprune.passes import preprocess
+
+    model = preprocess(onnx.load(zoo_onnx("bert", "torchscript"))).model
+    shapes = {name: [2, 12] for name in ("input_ids", "attention_mask", "token_type_ids")}
+    search = find_units(model, shapes)
+    layers = len([u for u in search.units if u.kind == "mlp"])
+    assert layers >= 1 and layers == len(search.units)
+    assert all(u.macs > 0 for u in search.units)
+    assert any("were measured" in note for note in search.notes), search.notes
+    assert not any("shape unknown" in r.reason for r in search.rejected), search.rejected
+    assert any("attention" in r.add and "besides" in r.reason for r in search.rejected)
