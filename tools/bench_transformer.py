@@ -206,6 +206,7 @@ def pruning(
     distill_loss: str | None = None,
     attention_unit: str = "head",
     extra_calibration: int = 0,
+    units: str = "channels",
 ) -> str:
     from minilm.model import tokenize
     from minilm.sentences import split
@@ -236,11 +237,12 @@ def pruning(
             recover=recover,
             input_shapes=shapes,
             measure_latency=False,
-            criterion=criterion,
-            allocation=allocation,
+            criterion=criterion if "channels" in units.split(",") else None,
+            allocation=allocation if "channels" in units.split(",") else None,
             steps=steps,
             allow_norm_stats=norm_stats,
             attention_unit=attention_unit,
+            units=units,
             plan_options={
                 **({"sensitivity_metric": sensitivity_metric} if sensitivity_metric else {}),
                 **({"distill_loss": distill_loss} if distill_loss else {}),
@@ -278,16 +280,22 @@ def pruning(
         "CPU min",
     ]
     note = (
-        f"{exporter} export; `optimize` with criterion {criterion} and allocation {allocation}"
+        f"{exporter} export; `optimize` with "
+        + (
+            f"criterion {criterion} and allocation {allocation}"
+            if "channels" in units.split(",")
+            else "the default block criterion"
+        )
         + ("" if norm_stats else ", hidden size kept (`allow_norm_stats=False`)")
         + (f", sensitivity table drop metric {sensitivity_metric}" if sensitivity_metric else "")
         + (f", at most {max_ratio:g} of any group removed" if max_ratio is not None else "")
         + (f", distillation loss {distill_loss}" if distill_loss else "")
         + (", attention pruned by head_dim positions" if attention_unit == "head_dim" else "")
+        + (f", units {units}" if units != "channels" else "")
         + (
             " (the default with data, sensitivity allocation, took 19.4 min wall for one run "
             "at load average 17 here)"
-            if allocation == "global"
+            if allocation == "global" and "channels" in units.split(",")
             else ""
         )
         + ", metric "
@@ -347,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
         help="what attention loses in the pruning runs (whole heads or head_dim positions)",
     )
     parser.add_argument(
+        "--units",
+        default="channels",
+        help="kinds of pruning of the pruning runs (optimize's units: channels, blocks, "
+        "channels,blocks)",
+    )
+    parser.add_argument(
         "--extra-calibration",
         type=int,
         default=0,
@@ -391,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.distill_loss,
                     args.attention_unit,
                     args.extra_calibration,
+                    args.units,
                 )
                 command += f" --runs {args.runs}"
                 part = "pruning-" + args.runs.replace(":", "_").replace(",", "-")
@@ -415,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.attention_unit != "head":
                     command += f" --attention-unit {args.attention_unit}"
                     part += f"-{args.attention_unit}"
+                if args.units != "channels":
+                    command += f" --units {args.units}"
+                    part += f"-units-{args.units.replace(',', '+')}"
                 if args.extra_calibration:
                     command += f" --extra-calibration {args.extra_calibration}"
                     part += f"-calibration-{CALIBRATION + args.extra_calibration}"

@@ -151,10 +151,39 @@ def static_view(
     return GraphView(model, static), types
 
 
-def branch_nodes(view: GraphView, identity: str, branch: str) -> list[NodeView]:
+def side_tensors(view: GraphView, types: dict[str, int]) -> set[str]:
+    """Run-time tensors that carry no features: computed without any floating-point graph
+    input and without an embedding lookup (a Gather from a constant table of rank ≥ 2, where
+    token ids become features) — a transformer's attention-mask bias, from the integer mask.
+
+    A branch may read them besides x: removing the branch (o → a constant) changes nothing
+    upstream, and their other readers keep them."""
+    features = {name for name in view.graph_inputs if types.get(name) in _FLOATS}
+    side = set(view.graph_inputs) - features
+    for node in view.nodes:
+        inputs = [name for name in node.inputs if name and not view.is_constant(name)]
+        lookup = node.op_type == "Gather" and _is_table(view, node.inputs[0])
+        if not inputs or node.subgraph_inputs or lookup or any(n not in side for n in inputs):
+            continue
+        side.update(name for name in node.outputs if name)
+    return side
+
+
+def _is_table(view: GraphView, name: str) -> bool:
+    """A constant of rank ≥ 2 (an embedding table)."""
+    if not view.is_constant(name):
+        return False
+    shape = view.static_shape(name)
+    return shape is not None and len(shape) >= 2
+
+
+def branch_nodes(
+    view: GraphView, identity: str, branch: str, side: set[str] | frozenset[str] = frozenset()
+) -> list[NodeView]:
     """Nodes of f between ``identity`` (x) and ``branch`` (o), in graph order.
 
-    Raises :class:`_Failure` when f reads anything but x and constants.
+    Raises :class:`_Failure` when f reads anything but x, constants and ``side`` tensors
+    (:func:`side_tensors`), which the walk does not enter.
     """
     start = view.producer.get(branch)
     if start is None:
@@ -175,6 +204,8 @@ def branch_nodes(view: GraphView, identity: str, branch: str) -> list[NodeView]:
                 continue
             if name == identity:
                 reads_identity = True
+                continue
+            if name in side:
                 continue
             producer = view.producer.get(name)
             if producer is None:
@@ -233,11 +264,16 @@ def _kind(nodes: list[NodeView]) -> str:
 
 
 def try_unit(
-    view: GraphView, types: dict[str, int], add: NodeView, identity: str, branch: str
+    view: GraphView,
+    types: dict[str, int],
+    add: NodeView,
+    identity: str,
+    branch: str,
+    side: set[str] | frozenset[str] = frozenset(),
 ) -> list[NodeView]:
     """f's nodes when ``add`` = identity + branch is a removable unit; else :class:`_Failure`."""
     output = add.outputs[0]
-    nodes = branch_nodes(view, identity, branch)
+    nodes = branch_nodes(view, identity, branch, side)
     check_closed(view, nodes, add, branch)
     check_shapes(view, identity, branch, output)
     if types.get(identity) not in _FLOATS:
@@ -318,6 +354,7 @@ def find_units(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
     view, types = static_view(named, input_shapes)
     measured = measure_missing_shapes(named, view, input_shapes, None)
     macs = count_macs(named, input_shapes)
+    side = side_tensors(view, types)
     units: list[BlockUnit] = []
     rejected: list[RejectedBranch] = []
     for add in view.nodes:
@@ -329,7 +366,7 @@ def find_units(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
         failure: _Failure | None = None
         for identity, branch in ((left, right), (right, left)):
             try:
-                nodes = try_unit(view, types, add, identity, branch)
+                nodes = try_unit(view, types, add, identity, branch, side)
             except _Failure as error:
                 if failure is None or error.rank > failure.rank:
                     failure = error

@@ -80,7 +80,10 @@ def test_channel_constant_picks_the_axis_that_explains_the_mean():
     assert channel_constant(np.ones((4, 3, 3))).shape == (1, 4, 1, 1)
 
 
-ZOO = ["resnet18", "resnet50", "mobilenetv2", "efficientnet_b0", "convnext", "vit_tiny", "yolo"]
+ZOO = [
+    "resnet18", "resnet50", "mobilenetv2", "efficientnet_b0", "convnext", "vit_tiny", "yolo", "bert",
+    "bert_sdpa",
+]  # fmt: skip
 
 
 @pytest.fixture(

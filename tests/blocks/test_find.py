@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
 from onnx import helper
@@ -129,16 +130,54 @@ def test_units_joined_by_a_relu_are_one_stage():
 
 def test_units_whose_shapes_static_inference_cannot_see_are_found_on_measured_shapes(zoo_onnx):
     """The zoo BERT slices its position ids from a buffer, so inference leaves every shape
-    after the embeddings unknown; the search measures them and finds each layer's MLP
-    branch (the attention branches read the precomputed mask: a recorded reason)."""
+    after the embeddings unknown; the search measures them and finds each layer's attention
+    and MLP branch (the attention branches read the mask bias: a side tensor)."""
     from onnxprune.passes import preprocess
 
     model = preprocess(onnx.load(zoo_onnx("bert", "torchscript"))).model
     shapes = {name: [2, 12] for name in ("input_ids", "attention_mask", "token_type_ids")}
     search = find_units(model, shapes)
-    layers = len([u for u in search.units if u.kind == "mlp"])
-    assert layers >= 1 and layers == len(search.units)
+    kinds = [u.kind for u in search.units]
+    assert kinds.count("mlp") >= 1 and kinds.count("attention") == kinds.count("mlp")
+    assert len(kinds) == 2 * kinds.count("mlp")
     assert all(u.macs > 0 for u in search.units)
     assert any("were measured" in note for note in search.notes), search.notes
     assert not any("shape unknown" in r.reason for r in search.rejected), search.rejected
-    assert any("attention" in r.add and "besides" in r.reason for r in search.rejected)
+
+
+def _masked_branch_model(mask_type: int, embedded: bool = False) -> onnx.ModelProto:
+    """y = x + Softmax(x + bias(m)) with bias(m) = (1 − Cast(m)) · −1e4 from a second input m;
+    ``embedded``: x is an embedding lookup of integer ids."""
+    from onnx import TensorProto
+
+    nodes = [
+        helper.make_node("Cast", ["m"], ["mf"], to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["one", "mf"], ["inv"]),
+        helper.make_node("Mul", ["inv", "big"], ["bias"]),
+        helper.make_node("Add", ["x", "bias"], ["scores"], name="f_mask"),
+        helper.make_node("Softmax", ["scores"], ["o"], name="f_softmax", axis=-1),
+        helper.make_node("Add", ["x", "o"], ["y"], name="join"),
+    ]
+    inputs = [helper.make_tensor_value_info("m", mask_type, [2, 6])]
+    inits = [const("one", np.ones(1, np.float32)), const("big", np.full(1, -1e4, np.float32))]
+    if embedded:
+        nodes.insert(0, helper.make_node("Gather", ["table", "ids"], ["x"], name="embed"))
+        inputs.insert(0, helper.make_tensor_value_info("ids", TensorProto.INT64, [2]))
+        inits.append(
+            const("table", np.random.default_rng(0).normal(size=(10, 6)).astype(np.float32))
+        )
+    else:
+        inputs.insert(0, tensor("x", [2, 6]))
+    return make_model(nodes, inputs, [tensor("y", [2, 6])], inits)
+
+
+@pytest.mark.parametrize("embedded", [False, True])
+def test_a_branch_may_read_a_mask_computed_from_an_integer_input(embedded):
+    search = find_units(_masked_branch_model(onnx.TensorProto.INT64, embedded))
+    assert [u.nodes for u in search.units] == [["f_mask", "f_softmax"]]
+
+
+def test_a_branch_reading_another_float_input_is_not_a_unit():
+    search = find_units(_masked_branch_model(onnx.TensorProto.FLOAT))
+    assert search.units == []
+    assert "graph input 'm'" in search.rejected[0].reason
