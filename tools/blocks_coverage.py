@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 from _markdown import markdown_table, write_section  # noqa: E402
 
 SECTION = "issue16-blocks-coverage"
-DEFAULT_MODELS = "resnet18,resnet50,mobilenetv2,efficientnet_b0,convnext,vit_tiny,yolo,bert,bert_sdpa"
+DEFAULT_MODELS = (
+    "resnet18,resnet50,mobilenetv2,efficientnet_b0,convnext,vit_tiny,yolo,bert,bert_sdpa"
+)
 
 
 def reason_category(reason: str) -> str:
