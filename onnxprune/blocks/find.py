@@ -152,13 +152,15 @@ def static_view(
 
 
 def side_tensors(view: GraphView, types: dict[str, int]) -> set[str]:
-    """Run-time tensors that carry no features: computed without any floating-point graph
-    input and without an embedding lookup (a Gather from a constant table of rank ≥ 2, where
-    token ids become features) — a transformer's attention-mask bias, from the integer mask.
+    """Run-time tensors that carry no features: computed without any feature input and
+    without an embedding lookup (a Gather from a constant table of rank ≥ 2, where token ids
+    become features) — a transformer's attention-mask bias, from the integer mask.
 
-    A branch may read them besides x: removing the branch (o → a constant) changes nothing
-    upstream, and their other readers keep them."""
-    features = {name for name in view.graph_inputs if types.get(name) in _FLOATS}
+    Feature inputs are the floating-point and 8-bit integer graph inputs (pixels, quantized
+    data); wider integers and booleans are ids, masks and lengths. A branch may read side
+    tensors besides x: removing the branch (o → a constant) changes nothing upstream, and
+    their other readers keep them."""
+    features = {name for name in view.graph_inputs if types.get(name) in _FLOATS | _EIGHT_BIT}
     side = set(view.graph_inputs) - features
     for node in view.nodes:
         inputs = [name for name in node.inputs if name and not view.is_constant(name)]
@@ -167,6 +169,9 @@ def side_tensors(view: GraphView, types: dict[str, int]) -> set[str]:
             continue
         side.update(name for name in node.outputs if name)
     return side
+
+
+_EIGHT_BIT = {onnx.TensorProto.UINT8, onnx.TensorProto.INT8}
 
 
 def _is_table(view: GraphView, name: str) -> bool:

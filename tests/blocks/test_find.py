@@ -181,3 +181,27 @@ def test_a_branch_reading_another_float_input_is_not_a_unit():
     search = find_units(_masked_branch_model(onnx.TensorProto.FLOAT))
     assert search.units == []
     assert "graph input 'm'" in search.rejected[0].reason
+
+
+def test_eight_bit_image_inputs_carry_features():
+    """A uint8 image input is pixels, not a mask: a branch that reads an earlier feature map
+    of it besides x is a shortcut, as with a float input."""
+    from onnx import TensorProto
+
+    nodes = [
+        helper.make_node("Cast", ["img"], ["a"], to=TensorProto.FLOAT),
+        helper.make_node("Relu", ["a"], ["e"], name="early"),
+        helper.make_node("Mul", ["a", "two"], ["x"], name="stem"),
+        helper.make_node("Add", ["x", "e"], ["s"], name="f_skip"),
+        helper.make_node("Softmax", ["s"], ["o"], name="f_softmax", axis=-1),
+        helper.make_node("Add", ["x", "o"], ["y"], name="join"),
+    ]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("img", TensorProto.UINT8, [2, 6])],
+        [tensor("y", [2, 6])],
+        [const("two", np.full(1, 2.0, np.float32))],
+    )
+    search = find_units(model)
+    assert search.units == []
+    assert "shortcut" in search.rejected[0].reason
