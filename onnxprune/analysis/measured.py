@@ -13,7 +13,12 @@ import numpy as np
 from onnx import ModelProto
 
 from onnxprune.analysis.graph_view import GraphView
-from onnxprune.graph.measured_shapes import fill_unknown_shapes, needs_measurement
+from onnxprune.graph.measured_shapes import (
+    fill_unknown_shapes,
+    measured_note,
+    measuring_failed_note,
+    needs_measurement,
+)
 from onnxprune.graph.measured_shapes import measure_shapes as run_and_measure
 from onnxprune.graph.shapes import fix_input_shapes
 
@@ -31,16 +36,12 @@ def measure_missing_shapes(
     try:
         measured = run_and_measure(fix_input_shapes(model, input_shapes), feeds)
     except Exception as error:  # the model may not run here (custom ops): stay static
-        reason = " ".join(str(error).split())[:160]
-        return [f"static shape inference was incomplete and measuring shapes failed: {reason}"]
+        return [measuring_failed_note(error)]
     filled = fill_unknown_shapes(view.shapes, measured)
     if not filled:
         return []
     at = ", ".join(f"{name}={list(dims)}" for name, dims in _feed_shapes(view, feeds).items())
-    return [
-        f"{len(filled)} tensor shape(s) static inference could not resolve were measured by "
-        f"running the model in ONNX Runtime at {at}"
-    ]
+    return [measured_note(len(filled), f"in ONNX Runtime at {at}")]
 
 
 def _feed_shapes(view: GraphView, feeds) -> dict[str, tuple]:

@@ -34,6 +34,7 @@ from onnx import ModelProto
 
 from onnxprune.analysis.graph_view import GraphView, NodeView, ensure_node_names
 from onnxprune.analysis.measured import measure_missing_shapes
+from onnxprune.graph.measured_shapes import says_measured
 from onnxprune.graph.shapes import fix_input_shapes, infer_shapes, without_large_initializers
 from onnxprune.stats import count_macs
 
@@ -413,7 +414,7 @@ def find_units(model: ModelProto, input_shapes: dict[str, list[int]] | None = No
 def _notes(measured: list[str], mac_notes: list[str]) -> list[str]:
     """The MAC count's notes, and the search's own shape note unless the MAC count already
     says that shapes were measured (the same run at the same input shapes)."""
-    said = any("were measured" in note for note in mac_notes)
+    said = any(says_measured(note) for note in mac_notes)
     return [*([] if said else measured), *mac_notes]
 
 

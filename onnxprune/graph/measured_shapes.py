@@ -87,6 +87,26 @@ def measure_shapes(
     }
 
 
+_MEASURED = "static inference could not resolve were measured by running the model"
+
+
+def measured_note(count: int, where: str) -> str:
+    """The report line for ``count`` tensor shapes measured by one run, ``where`` saying how
+    (``in ONNX Runtime at input_ids=[1, 16]``, ...)."""
+    return f"{count} tensor shape(s) {_MEASURED} {where}"
+
+
+def says_measured(note: str) -> bool:
+    """True for a line made by :func:`measured_note`."""
+    return _MEASURED in note
+
+
+def measuring_failed_note(error: BaseException) -> str:
+    """The report line when the run that would measure shapes fails (first 160 characters)."""
+    reason = " ".join(str(error).split())[:160]
+    return f"static shape inference was incomplete and measuring shapes failed: {reason}"
+
+
 def is_unknown(shape: Shape | None) -> bool:
     """True when a static shape is missing or has a symbolic/unknown dimension."""
     return shape is None or any(d is None or not isinstance(d, int) or d < 0 for d in shape)

@@ -298,16 +298,13 @@ def collect_targets(
                     folds[index] = _probe_fold(runner, batch, single, plan.target, tensor, size)
                     batch_axis[index] = None if folds[index] is None else 0
             fold, axis = folds[index], batch_axis[index]
-            if fold is not None:
-                if tensor.shape[0] != size * fold.rows_per_sample:
-                    usable[index] = False  # the fold guessed on the first batch failed
-                    continue
-                tensor, channel_axis = fold.unfold(tensor), _unfolded_axis(channel_axis, tensor)
-            elif axis is None or tensor.shape[axis] != size:
+            if fold is not None and tensor.shape[0] != size * fold.rows_per_sample:
+                usable[index] = False  # the fold guessed on the first batch failed
+                continue
+            if fold is None and (axis is None or tensor.shape[axis] != size):
                 usable[index] = False  # no batch axis of its own, or a guess failed
                 continue
-            else:
-                tensor = np.moveaxis(tensor, axis, 0)
+            tensor, channel_axis = _batch_first(tensor, axis, fold, channel_axis)
             count = int(np.prod(np.moveaxis(tensor, channel_axis, -1).shape[1:-1]))
             valid = real_positions(mask, count)
             picked = sample_positions(tensor.shape[0], count, caps[index], rng, valid)
@@ -328,9 +325,14 @@ def collect_targets(
     )
 
 
-def _unfolded_axis(axis: int, tensor: np.ndarray) -> int:
-    """``axis`` of a folded ``tensor`` counted in its unfolded form (one axis more)."""
-    return axis % tensor.ndim + 1
+def _batch_first(
+    tensor: np.ndarray, axis: int, fold: Fold | None, channel_axis: int
+) -> tuple[np.ndarray, int]:
+    """``tensor`` with its batch on axis 0 (unfolded by ``fold``, else moved from ``axis``),
+    and where its channel axis is then."""
+    if fold is None:
+        return np.moveaxis(tensor, axis, 0), channel_axis
+    return fold.unfold(tensor), channel_axis % tensor.ndim + 1
 
 
 def _probe_fold(
@@ -411,21 +413,14 @@ def _refit_level(
         for (index, plan), (even, odd) in zip(level, folds, strict=True):
             fold = targets.folds[index]
             axis = targets.batch_axis[index] or 0
-            channel_axis = plan.fit.output_axis
-            if fold is not None:
-                x = fold.unfold(values[plan.fit.layer.input])
-            else:
-                x = np.moveaxis(values[plan.fit.layer.input], axis, 0)
+            x, _ = _batch_first(values[plan.fit.layer.input], axis, fold, 0)
             size = x.shape[0]
             chosen = targets.chosen[index][offset : offset + size]
             y = targets.values[index][offset : offset + size].astype(np.float64)
             if plan.other:
-                raw = values[plan.other]
-                if fold is not None:
-                    other_value = fold.unfold(raw)
-                    channel_axis = _unfolded_axis(channel_axis, raw)
-                else:
-                    other_value = np.moveaxis(raw, axis, 0)
+                other_value, channel_axis = _batch_first(
+                    values[plan.other], axis, fold, plan.fit.output_axis
+                )
                 other = _at_positions(other_value, channel_axis, chosen)
                 if other.shape != y.shape:
                     raise RecoveryError(

@@ -15,6 +15,8 @@ from onnxprune.errors import InputError
 from onnxprune.graph.measured_shapes import (
     fill_unknown_shapes,
     measure_shapes,
+    measured_note,
+    measuring_failed_note,
     needs_measurement,
 )
 from onnxprune.graph.shapes import Shape, fix_input_shapes, infer_shapes, value_shapes
@@ -151,12 +153,10 @@ def _measure(model: ModelProto, input_shapes: dict[str, list[int]], shapes: dict
     try:  # ONNX Attention in the form onnxprune writes: ORT's kernel refuses padding masks
         measured = measure_shapes(fix_input_shapes(attention_lowered(model)[0], input_shapes))
     except Exception as error:  # custom ops, invalid models: keep the static shapes
-        reason = " ".join(str(error).split())[:160]
-        return [f"static shape inference was incomplete and measuring shapes failed: {reason}"]
+        return [measuring_failed_note(error)]
     filled = fill_unknown_shapes(shapes, measured)
     if not filled:
         return []
     return [
-        f"{len(filled)} tensor shape(s) static inference could not resolve were measured by "
-        "running the model once in ONNX Runtime (valid random inputs at the shapes above)"
+        measured_note(len(filled), "once in ONNX Runtime (valid random inputs at the shapes above)")
     ]
