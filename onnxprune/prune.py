@@ -20,6 +20,7 @@ from onnxprune.allocate import AllocationPolicy, select_removal
 from onnxprune.analysis import ChannelAnalysis, analyze, attention_head_dim
 from onnxprune.evaluate.data import calibration_data
 from onnxprune.importance import score_clusters
+from onnxprune.passes.prepare import prepare
 from onnxprune.rewrite import apply_removal, check_model
 
 
@@ -93,16 +94,6 @@ class PruneResult:
         from onnxprune.io import save_model
 
         return save_model(self.model, path, input_path=input_path, force=force)
-
-
-def prepare(model, input_shapes=None) -> tuple[ModelProto, ModelProto, list[str]]:
-    """Load and preprocess: returns (original, preprocessed, notes)."""
-    from onnxprune.io import load_model
-    from onnxprune.passes import preprocess
-
-    original = load_model(model)
-    result = preprocess(original, input_shapes=input_shapes)
-    return original, result.model, list(result.notes)
 
 
 def prune(

@@ -96,7 +96,7 @@ class Effnet:
         from effnet.model import RESOLUTION, export, load_pretrained
 
         from onnxprune.analysis import analyze
-        from onnxprune.prune import prepare
+        from onnxprune.passes.prepare import prepare
 
         self.args = args
         self.input, self.shape = INPUT, SHAPE

@@ -23,7 +23,7 @@ import numpy as np
 from onnxprune.allocate import AllocationPolicy, select_removal
 from onnxprune.analysis import analyze
 from onnxprune.importance import score_clusters
-from onnxprune.prune import prepare
+from onnxprune.passes.prepare import prepare
 from onnxprune.rewrite import apply_removal
 from onnxprune.stats import count_macs
 

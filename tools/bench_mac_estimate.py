@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import onnx
 
+    from onnxprune.allocate.schedule import Schedule, removal_order
     from onnxprune.analysis import analyze
-    from onnxprune.pipeline.schedule import Schedule, removal_order
-    from onnxprune.prune import prepare
+    from onnxprune.passes.prepare import prepare
     from onnxprune.rewrite import apply_removal
     from onnxprune.stats import count_macs
 

@@ -20,7 +20,7 @@ import numpy as np
 from onnxprune.allocate import AllocationPolicy, select_removal
 from onnxprune.analysis import analyze
 from onnxprune.importance import score_clusters
-from onnxprune.prune import prepare
+from onnxprune.passes.prepare import prepare
 from onnxprune.recover import make_recovery
 from onnxprune.rewrite import apply_removal, check_model
 from onnxprune.stats import count_macs

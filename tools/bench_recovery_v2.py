@@ -130,7 +130,7 @@ class Effnet:
         from effnet.model import RESOLUTION, export, load_pretrained
 
         from onnxprune.analysis import analyze
-        from onnxprune.prune import prepare
+        from onnxprune.passes.prepare import prepare
 
         self.args = args
         self.input, self.shape = INPUT, SHAPE
@@ -337,7 +337,7 @@ def run_digits(args) -> list[str]:
 
     from onnxprune.analysis import analyze
     from onnxprune.importance import score_clusters
-    from onnxprune.prune import prepare
+    from onnxprune.passes.prepare import prepare
     from onnxprune.recover import make_recovery
     from onnxprune.rewrite import apply_removal
     from onnxprune.stats import count_macs

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from onnxprune.calibrate.labelled import load_samples
     from onnxprune.io import normalize_model
-    from onnxprune.prune import prepare
+    from onnxprune.passes.prepare import prepare
     from onnxprune.recover.distill import DistillReport, distill
     from onnxprune.sparsity import sparsify
     from onnxprune.sparsity.apply import apply_weights

@@ -5,25 +5,6 @@ from __future__ import annotations
 import click
 
 from onnxprune.analysis import ATTENTION_UNITS
-from onnxprune.errors import InputError
-
-
-def parse_input_shapes(values: tuple[str, ...] | list[str]) -> dict[str, list[int]]:
-    """Parse ``NAME:1,3,224,224`` items into ``{NAME: [1, 3, 224, 224]}``."""
-    shapes: dict[str, list[int]] = {}
-    for item in values:
-        name, sep, dims = item.rpartition(":")
-        if not sep or not name or not dims:
-            raise InputError(f"--input-shape expects NAME:D1,D2,..., got {item!r}")
-        try:
-            parsed = [int(d) for d in dims.split(",")]
-        except ValueError:
-            raise InputError(f"--input-shape {item!r}: dimensions must be integers") from None
-        if any(d <= 0 for d in parsed):
-            raise InputError(f"--input-shape {item!r}: dimensions must be positive")
-        shapes[name] = parsed
-    return shapes
-
 
 input_shape_option = click.option(
     "--input-shape",

@@ -1,7 +1,7 @@
 """``onnxprune.optimize``: prune toward a target under an accuracy guard; the public API.
 
-Wiring only: load and preprocess (:func:`onnxprune.prune.prepare`), analyse once, score, build
-the removal order (:mod:`~onnxprune.pipeline.schedule`), run the guarded loop
+Wiring only: load and preprocess (:func:`onnxprune.passes.prepare.prepare`), analyse once, score, build
+the removal order (:mod:`~onnxprune.allocate.schedule`), run the guarded loop
 (:mod:`~onnxprune.pipeline.loop`) with ONNX Runtime evaluation
 (:mod:`~onnxprune.pipeline.evaluation`), measure before/after and assemble the report.
 """
@@ -18,6 +18,7 @@ from typing import Any
 from onnx import ModelProto
 
 from onnxprune import defaults
+from onnxprune.allocate.schedule import Schedule
 from onnxprune.analysis import attention_head_dim
 from onnxprune.errors import InputError
 from onnxprune.pipeline import blocks as _blocks  # noqa: F401 - registers the kind
@@ -36,7 +37,6 @@ from onnxprune.pipeline.plan import (
     setup_kinds,
 )
 from onnxprune.pipeline.progress import INPUTS_CHECKED
-from onnxprune.pipeline.schedule import Schedule
 from onnxprune.pipeline.target import DEFAULT_UNITS, Target, parse_target
 from onnxprune.report.schema import STATUS_OK, GroupWidth, Report
 
@@ -163,8 +163,8 @@ def optimize(
     from onnxprune.evaluate.data import shapes_from_data
     from onnxprune.io import load_model
     from onnxprune.passes.lower_attention import attention_lowered
+    from onnxprune.passes.prepare import prepare
     from onnxprune.pipeline.evaluation import GuardEvaluator
-    from onnxprune.prune import prepare
     from onnxprune.rewrite import check_model
     from onnxprune.stats import count_macs, count_params
 

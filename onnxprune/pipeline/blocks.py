@@ -22,9 +22,9 @@ from typing import Any
 
 from onnx import ModelProto
 
+from onnxprune.allocate.schedule import RemovalUnit
 from onnxprune.errors import InputError
 from onnxprune.pipeline.plan import KindSetup, PlanContext, PlanKind, register_kind
-from onnxprune.pipeline.schedule import RemovalUnit
 from onnxprune.sensitivity.metrics import resolve_drop_metric
 
 BLOCKS = "blocks"

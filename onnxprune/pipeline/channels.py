@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from onnx import ModelProto
 
+from onnxprune.allocate.schedule import removal_order, uniform_order
 from onnxprune.errors import InputError
 from onnxprune.pipeline.plan import CHANNELS, KindSetup, PlanContext, PlanKind, register_kind
-from onnxprune.pipeline.schedule import removal_order, uniform_order
 
 
 def cluster_macs(analysis) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 A *goal* is registered per target kind (``macs``, ``params``, ``ratio``, ``latency``, ...):
 ``goal(target, ctx) -> (LoopSettings, gap)``. ``LoopSettings.measure`` names the unit amount the
-schedule sums (:meth:`~onnxprune.pipeline.schedule.RemovalUnit.amount`) and ``total`` the
+schedule sums (:meth:`~onnxprune.allocate.schedule.RemovalUnit.amount`) and ``total`` the
 amount the planned steps remove; ``gap(measured)`` is the amount still to remove to meet the
 target on *measured* values (counted on the written model, or timed), in the same units,
 ``<= 0`` when met.

@@ -1,7 +1,7 @@
 """Iterative pruning with an accuracy guard and rollback.
 
 The model is analysed once; the state is the set of removed clusters. Step k of N removes
-the next units of the ranking (:class:`~onnxprune.pipeline.schedule.Schedule`) worth
+the next units of the ranking (:class:`~onnxprune.allocate.schedule.Schedule`) worth
 ``total × k / N`` of the target's measure in all, so each step is one increment (counted on
 the model without repair when the hooks can count it, ``LoopHooks.removed_amount``; else the
 sum of the units' estimates). A candidate
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 from onnx import ModelProto
 
+from onnxprune.allocate.schedule import RemovalUnit, Schedule, estimated_prefix
 from onnxprune.pipeline.plan import CHANNELS, item_kind
-from onnxprune.pipeline.schedule import RemovalUnit, Schedule, estimated_prefix
 from onnxprune.report.schema import (
     STATUS_GUARD_NOT_MET,
     STATUS_OK,

@@ -8,7 +8,7 @@ grows and shrinks that set; it never knows which kinds it holds.
 A kind is a :class:`PlanKind`: its name, its place in the build order and ``apply(model,
 items)``, which realizes its items on the model built by the kinds before it. Kinds are
 registered by name (:func:`register_kind`) with a factory that, given the run's
-:class:`PlanContext`, returns the kind and the :class:`~onnxprune.pipeline.schedule.RemovalUnit`
+:class:`PlanContext`, returns the kind and the :class:`~onnxprune.allocate.schedule.RemovalUnit`
 candidates it offers. :meth:`Plan.build` applies the kinds in ``order``: structural kinds first
 (channels 0, blocks 10), weight masks last (sparsity 20), so masks are computed on the weights
 that remain.
@@ -26,8 +26,8 @@ from typing import Any
 
 from onnx import ModelProto
 
+from onnxprune.allocate.schedule import RemovalUnit
 from onnxprune.errors import InputError
-from onnxprune.pipeline.schedule import RemovalUnit
 
 CHANNELS = "channels"
 

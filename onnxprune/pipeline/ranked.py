@@ -21,9 +21,9 @@ from typing import Any
 from onnx import ModelProto
 
 from onnxprune import defaults
+from onnxprune.allocate.schedule import RemovalUnit
 from onnxprune.errors import InputError
 from onnxprune.pipeline.plan import CHANNELS, KindSetup, Plan, merge_units
-from onnxprune.pipeline.schedule import RemovalUnit
 from onnxprune.pipeline.target import Target, parse_target
 
 __all__ = ["RankedPlan", "rank_units"]
@@ -120,6 +120,7 @@ def rank_units(
     from onnxprune.graph.input_affine import image_pixel_scales
     from onnxprune.graph.input_ranges import integer_input_ranges
     from onnxprune.io import load_model
+    from onnxprune.passes.prepare import prepare
     from onnxprune.pipeline.api import (
         ALLOCATIONS,
         _analyse_and_set_up,
@@ -128,7 +129,6 @@ def rank_units(
         _resolve_methods,
         _unit_kinds,
     )
-    from onnxprune.prune import prepare
 
     if data is None:
         raise InputError("rank_units needs calibration data (data=...): scores are measured")

@@ -42,12 +42,12 @@ from typing import Any
 import numpy as np
 from onnx import ModelProto, numpy_helper
 
+from onnxprune.allocate.schedule import RemovalUnit
 from onnxprune.errors import InputError
 from onnxprune.pipeline.drop_metric import GAIN_METRIC_DEFAULT
 from onnxprune.pipeline.goals import GoalContext, register_goal
 from onnxprune.pipeline.loop import LoopSettings, Measured
 from onnxprune.pipeline.plan import KindSetup, PlanContext, PlanKind, register_kind
-from onnxprune.pipeline.schedule import RemovalUnit
 from onnxprune.sensitivity.metrics import resolve_drop_metric
 
 SPARSITY = "sparsity"

@@ -34,15 +34,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from onnxprune.analysis import ChannelAnalysis, ChannelGroup
-from onnxprune.errors import InputError
-from onnxprune.pipeline.schedule import (
+from onnxprune.allocate.schedule import (
     MEASURES,
     RemovalUnit,
     Schedule,
     _allowed_kept_counts,
     group_cap,
 )
+from onnxprune.analysis import ChannelAnalysis, ChannelGroup
+from onnxprune.errors import InputError
 from onnxprune.sensitivity.measure import cluster_amounts
 from onnxprune.sensitivity.table import GroupSensitivity, SensitivityTable
 

@@ -62,7 +62,7 @@ def removal_sequence(
 
 def cluster_amounts(analysis: ChannelAnalysis) -> tuple[np.ndarray, np.ndarray]:
     """(estimated MACs, parameters) removed with each cluster."""
-    from onnxprune.pipeline.schedule import cluster_params
+    from onnxprune.allocate.schedule import cluster_params
 
     macs = np.zeros(analysis.n_clusters)
     for group in analysis.groups:
@@ -158,8 +158,8 @@ def measure_sensitivity(
     ``cache_mb`` MiB of the original model's intermediate tensors are kept so that each
     candidate runs only from its first changed layer on (:mod:`~onnxprune.sensitivity.suffix`;
     0 runs whole models)."""
+    from onnxprune.allocate.schedule import normalize_scores
     from onnxprune.importance import score_clusters
-    from onnxprune.pipeline.schedule import normalize_scores
 
     started = time.perf_counter()
     say = progress or (lambda message: None)

@@ -7,7 +7,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxprune.analysis import analyze
-from onnxprune.prune import prepare
+from onnxprune.passes.prepare import prepare
 
 
 def _model(nodes, inputs, outputs, initializers) -> onnx.ModelProto:

@@ -15,7 +15,7 @@ from onnxprune.calibrate.labelled import load_samples
 from onnxprune.errors import InputError
 from onnxprune.importance import score_clusters
 from onnxprune.importance.gradient import hard_targets, mask_gradients
-from onnxprune.prune import prepare
+from onnxprune.passes.prepare import prepare
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
 SHAPES = {"input": [1, 1, 32, 32]}

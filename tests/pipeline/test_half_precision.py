@@ -13,7 +13,7 @@ from onnx import TensorProto
 from onnxprune import optimize, sparsify
 from onnxprune.analysis import analyze
 from onnxprune.importance import score_clusters
-from onnxprune.prune import prepare
+from onnxprune.passes.prepare import prepare
 from tests.half import to_float16
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from onnx import ModelProto
 
+from onnxprune.allocate.schedule import Schedule, removal_order
 from onnxprune.analysis import analyze
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, LoopSettings, Measured
-from onnxprune.pipeline.schedule import Schedule, removal_order
 from onnxprune.report.schema import (
     STATUS_GUARD_NOT_MET,
     STATUS_OK,

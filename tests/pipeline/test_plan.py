@@ -7,6 +7,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from onnxprune.allocate.schedule import RemovalUnit
 from onnxprune.errors import InputError
 from onnxprune.pipeline.api import optimize
 from onnxprune.pipeline.plan import (
@@ -18,7 +19,6 @@ from onnxprune.pipeline.plan import (
     merge_units,
     register_kind,
 )
-from onnxprune.pipeline.schedule import RemovalUnit
 from tests.sensitivity.models import calibration, two_branch_model
 
 

@@ -141,7 +141,7 @@ def test_a_sparsity_run_takes_its_criterion_and_refuses_an_allocation(digits):
 
 
 def test_measured_ranking_orders_increments_by_error_per_weight() -> None:
-    from onnxprune.pipeline.schedule import RemovalUnit
+    from onnxprune.allocate.schedule import RemovalUnit
     from onnxprune.pipeline.sparsity import _ranked_by_measure
 
     def unit(node, k, score):

@@ -13,7 +13,7 @@ from onnxprune.analysis import analyze
 from onnxprune.calibrate.labelled import load_samples
 from onnxprune.errors import InputError
 from onnxprune.importance import score_clusters
-from onnxprune.prune import prepare
+from onnxprune.passes.prepare import prepare
 from onnxprune.recover.distill import DistillReport, distill, make_distill_recovery
 from onnxprune.rewrite import apply_removal, check_model
 

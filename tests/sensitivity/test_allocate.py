@@ -8,7 +8,7 @@ import pytest
 
 from onnxprune.analysis import analyze
 from onnxprune.errors import InputError
-from onnxprune.prune import prepare
+from onnxprune.passes.prepare import prepare
 from onnxprune.sensitivity import measure_sensitivity
 from onnxprune.sensitivity.allocate import (
     _lower_hull,

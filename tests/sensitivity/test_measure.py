@@ -10,7 +10,7 @@ import pytest
 from onnxprune.analysis import analyze
 from onnxprune.errors import InputError
 from onnxprune.importance import score_clusters
-from onnxprune.prune import prepare
+from onnxprune.passes.prepare import prepare
 from onnxprune.sensitivity import measure_sensitivity, removal_sequence
 from onnxprune.sensitivity.metrics import kl_divergence
 from tests.sensitivity.models import HIDDEN, branch_weights, calibration, forward, two_branch_model

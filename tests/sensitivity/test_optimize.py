@@ -10,10 +10,10 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
+from onnxprune.allocate.schedule import RemovalUnit, uniform_order
 from onnxprune.cli import cli
 from onnxprune.errors import InputError
 from onnxprune.pipeline.api import optimize
-from onnxprune.pipeline.schedule import RemovalUnit, uniform_order
 from tests.sensitivity.models import calibration, two_branch_model
 
 

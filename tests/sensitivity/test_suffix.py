@@ -8,7 +8,7 @@ import pytest
 from onnx import helper
 
 from onnxprune.analysis import analyze
-from onnxprune.prune import prepare
+from onnxprune.passes.prepare import prepare
 from onnxprune.rewrite import apply_removal
 from onnxprune.sensitivity import measure_sensitivity
 from onnxprune.sensitivity.feeds import run_model

@@ -119,7 +119,7 @@ class DataDriven:
     def run(self, bench: Bench, cut: float) -> Candidate:
         from onnxprune.analysis import analyze
         from onnxprune.importance import score_clusters
-        from onnxprune.prune import prepare
+        from onnxprune.passes.prepare import prepare
         from onnxprune.recover import make_recovery
         from onnxprune.rewrite import apply_removal, check_model
 

@@ -8,22 +8,9 @@ from pathlib import Path
 import click
 
 from onnxprune import defaults
-from onnxprune.cli.options import attention_unit_option, input_shape_option, parse_input_shapes
+from onnxprune.cli.options import attention_unit_option, input_shape_option
 from onnxprune.errors import InputError, cli_words
-
-
-def parse_ratio_for(values: tuple[str, ...]) -> dict[str, float]:
-    """``GLOB=R`` items -> {GLOB: R}."""
-    parsed: dict[str, float] = {}
-    for item in values:
-        pattern, sep, value = item.rpartition("=")
-        try:
-            parsed[pattern] = float(value)
-        except ValueError:
-            pattern = ""
-        if not sep or not pattern:
-            raise InputError(f"--ratio-for expects GLOB=RATIO, got {item!r}")
-    return parsed
+from onnxprune.pipeline.option_text import parse_input_shapes, parse_ratio_for
 
 
 def default_output(model: str) -> Path:

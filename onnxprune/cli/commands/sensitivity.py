@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from onnxprune.cli.options import attention_unit_option, input_shape_option, parse_input_shapes
+from onnxprune.cli.options import attention_unit_option, input_shape_option
 from onnxprune.errors import InputError
+from onnxprune.pipeline.option_text import parse_input_shapes
 
 
 def parse_ratios(text: str) -> list[float]:
@@ -91,7 +92,7 @@ def command(
     from rich.console import Console
 
     from onnxprune.analysis import analyze, attention_head_dim
-    from onnxprune.prune import prepare
+    from onnxprune.passes.prepare import prepare
     from onnxprune.sensitivity import measure_sensitivity
     from onnxprune.sensitivity.plot import write_sensitivity_plot
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from onnxprune.allocate.schedule import Schedule, cluster_params, removal_order
 from onnxprune.analysis import analyze
 from onnxprune.errors import InputError
-from onnxprune.pipeline.schedule import Schedule, cluster_params, removal_order
 from tests.analysis.test_rules import build, chain, conv, head
 
 
