@@ -26,6 +26,7 @@ from onnxprune.pipeline import channels as _channels  # noqa: F401 - registers t
 from onnxprune.pipeline import sparsity as _sparsity  # noqa: F401 - registers kind and goal
 from onnxprune.pipeline.drop_metric import choose_drop_metric, choose_gain_metric
 from onnxprune.pipeline.goals import GoalContext, make_goal
+from onnxprune.pipeline.latency_note import latency_note
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, Measured
 from onnxprune.pipeline.outputs import default_output
 from onnxprune.pipeline.plan import (
@@ -329,18 +330,9 @@ def optimize(
     if measure_latency:
         say("measuring latency before / after")
         latency_detail = evaluator.compare_latency(original, best.model)
-        ratio = latency_detail.get("ratio_p50")
-        if ratio is not None and ratio > 1.0 and best.removed:
-            hint = (
-                "channel counts off the provider's block? try round_to=16 or 8, or a latency target"
-                if CHANNELS in kinds
-                else "weight masks change no tensor shape, and this provider runs zeros at "
-                "dense speed: expect no speed-up from them"
-            )
-            notes.append(
-                f"SLOWER: the pruned model ran {ratio:.2f}x the original's p50 latency at batch "
-                f"{latency_detail['batch']} on {latency_detail['provider']} ({hint})"
-            )
+        note = latency_note(latency_detail, bool(best.removed), CHANNELS in kinds)
+        if note:
+            notes.append(note)
     else:
         latency_detail = None
     seconds["latency"] = time.perf_counter() - tick

@@ -11,6 +11,13 @@ def _ratio(before, after) -> str:
     return f"{after / before:.3f}"
 
 
+def _interval(bounds) -> str:
+    """`` (low–high)``: the 95 % interval of a latency ratio, when measured."""
+    if not bounds or any(bound is None for bound in bounds):
+        return ""
+    return f" ({bounds[0]:.2f}–{bounds[1]:.2f})"
+
+
 def _size(count: int) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(count) >= scale:
@@ -54,7 +61,8 @@ def summary_rows(report: Report) -> list[list[str]]:
                 f"latency p50 ({report.provider})",
                 f"{report.latency_ms_before:.3f} ms",
                 "-" if report.latency_ms_after is None else f"{report.latency_ms_after:.3f} ms",
-                _ratio(report.latency_ms_before, report.latency_ms_after),
+                _ratio(report.latency_ms_before, report.latency_ms_after)
+                + _interval((report.latency or {}).get("ratio_p50_interval")),
             ]
         )
     if report.metric_before is not None:

@@ -14,7 +14,7 @@ from onnxprune.runtime import providers
 from tests.runtime.tiny import conv_model
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
-FAST = ["--runs", "3", "--warmup", "1", "--no-memory", "--threads", "1"]
+FAST = ["--runs", "3", "--min-time", "0", "--warmup", "1", "--no-memory", "--threads", "1"]
 
 
 def invoke(*args):
@@ -43,6 +43,18 @@ def test_table_side_by_side_with_ratios(pair) -> None:
     assert "batch 1" in result.stdout and "batch 2" in result.stdout
     assert "wide.onnx" in result.stdout and "narrow.onnx" in result.stdout
     assert "p50 ms" in result.stdout and "x)" in result.stdout  # "(0.52x)"-style ratio cells
+    assert "p50 ratio, 95 % interval" in result.stdout
+
+
+def test_min_time_times_past_runs(pair) -> None:
+    args = ["bench", *pair, "--provider", "cpu", "--input-shape", "x:1,3,8,8", "--runs", "3"]
+    result = invoke(*args, "--warmup", "1", "--no-memory", "--min-time", "0.5", "--json", "-")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["settings"]["min_seconds"] == 0.5
+    rows = data["results"]
+    assert rows[0]["runs"] == rows[1]["runs"] > 3  # two tiny convs: 3 rounds take far under 0.5 s
+    assert rows[1]["ratio_p50_low"] <= rows[1]["ratio_p50"] <= rows[1]["ratio_p50_high"]
 
 
 def test_json_file_and_stdout(pair, tmp_path: Path) -> None:
@@ -96,6 +108,7 @@ def test_auto_falls_back_with_a_note(pair, no_gpu) -> None:
         (["--batch", "1,x"], "--batch expects positive integers"),
         (["--batch", "0"], "--batch expects positive integers"),
         (["--runs", "0"], "--runs must be >= 1"),
+        (["--min-time", "-1"], "--min-time must be >= 0"),
         ([], "dynamic dimension H at axis 2"),
         (["--input-shape", "y:1,3,8,8"], "unknown input 'y'"),
     ],

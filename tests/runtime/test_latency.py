@@ -11,7 +11,13 @@ import pytest
 
 from onnxprune.errors import InputError
 from onnxprune.runtime import compare_latency
-from onnxprune.runtime.latency import batch_shapes, summarize, synthetic_feeds
+from onnxprune.runtime.latency import (
+    MAX_ROUNDS,
+    batch_shapes,
+    ratio_interval,
+    summarize,
+    synthetic_feeds,
+)
 from onnxprune.runtime.session import InputSpec
 from tests.runtime.tiny import conv_model, mixed_inputs_model, relu_model
 
@@ -126,6 +132,56 @@ def test_time_budget_and_minimum_runs() -> None:
     assert result.get("a", 1).runs == result.get("b", 1).runs == 5  # 2 s per round
     result, _, _ = fake_bench(one_second, create, warmup_runs=0, runs=50, time_budget_s=0.5)
     assert result.get("a", 1).runs == 3  # MIN_RUNS even when the budget is spent
+
+
+def test_min_seconds_extends_the_rounds_and_the_budget_still_caps_them() -> None:
+    quarter = {"a": [0.25], "b": [0.25]}  # 0.5 s per round
+    create = {"a": 0.0, "b": 0.0}
+    result, _, _ = fake_bench(quarter, create, warmup_runs=0, runs=4, min_seconds=5.0)
+    assert result.get("a", 1).runs == 10  # 4 runs take 2 s: rounds go on until 5 s
+    assert result.settings["min_seconds"] == 5.0
+    result, _, _ = fake_bench(quarter, create, warmup_runs=0, runs=4, min_seconds=1.0)
+    assert result.get("a", 1).runs == 4  # the floor is already passed: runs decide
+    result, _, _ = fake_bench(
+        quarter, create, warmup_runs=0, runs=4, min_seconds=5.0, time_budget_s=1.5
+    )
+    assert result.get("a", 1).runs == 3  # an upper bound wins over the floor
+    tiny = {"a": [1e-9], "b": [1e-9]}
+    result, _, _ = fake_bench(tiny, create, warmup_runs=0, runs=4, min_seconds=5.0)
+    assert result.get("a", 1).runs == MAX_ROUNDS  # however fast the models
+    with pytest.raises(InputError, match="min_seconds"):
+        compare_latency([relu_model()], min_seconds=-1.0)
+
+
+def test_ratio_interval_pairs_rounds_and_brackets_the_ratio() -> None:
+    rng = np.random.default_rng(0)
+    load = rng.uniform(1.0, 3.0, size=400)  # a round's machine load hits both models
+    base = 0.010 * load * rng.uniform(0.98, 1.02, size=400)
+    slower = 0.020 * load * rng.uniform(0.98, 1.02, size=400)
+    low, high = ratio_interval(slower, base, seed=1)
+    point = np.median(slower) / np.median(base)
+    assert low <= point <= high
+    assert 1.7 < low < high < 2.3
+    assert (low, high) == ratio_interval(slower, base, seed=1)  # deterministic for a seed
+    same_low, same_high = ratio_interval(base * rng.uniform(0.9, 1.1, size=400), base)
+    assert same_low < 1.0 < same_high
+    # fewer rounds, wider interval
+    few = ratio_interval(slower[:20], base[:20], seed=1)
+    assert few[1] - few[0] > high - low
+
+
+def test_ratio_intervals_in_the_results() -> None:
+    result, _, _ = fake_bench(
+        {"a": [0.25, 0.01, 0.01, 0.012], "b": [0.25, 0.02, 0.02, 0.024]},
+        create={"a": 0.0, "b": 0.0},
+        warmup_runs=0,
+        runs=30,
+    )
+    a, b = result.get("a", 1), result.get("b", 1)
+    assert (a.ratio_p50_low, a.ratio_p50_high) == (1.0, 1.0)
+    assert b.ratio_p50_low <= b.ratio_p50 <= b.ratio_p50_high
+    assert b.ratio_p50 == pytest.approx(2.0)
+    assert "ratio_p50_low" in result.to_json()["results"][1]
 
 
 def test_batch_shapes_rules() -> None:

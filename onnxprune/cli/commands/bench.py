@@ -68,11 +68,14 @@ def print_comparison(comparison, console=None) -> None:
             cells = [_cell(values[0], fmt, attribute)]
             cells += [_cell(value, fmt, attribute, values[0]) for value in values[1:]]
             table.add_row(label, *cells)
+        if len(rows) > 1:
+            intervals = [f"{r.ratio_p50_low:.2f}–{r.ratio_p50_high:.2f}" for r in rows[1:]]
+            table.add_row("p50 ratio, 95 % interval", "-", *intervals)
         console.print(table)
     first = comparison.results[0]
     console.print(
         f"{first.runs} timed runs per model (interleaved), {first.warmup_runs} warm-up rounds; "
-        "ratios are to the first model"
+        "ratios are to the first model (interval: paired bootstrap over the rounds)"
     )
 
 
@@ -100,6 +103,14 @@ def _load_feeds(path: str, model: str, input_shapes) -> dict:
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per model.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Warm-up rounds (or 1 s).")
 @click.option("--time-budget", type=float, help="Seconds of timed runs per batch size (>= 3 runs).")
+@click.option(
+    "--min-time",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Keep timing past --runs until this many seconds of timed rounds (all models) have "
+    "passed, at most 5000 rounds: fast models need hundreds of runs for a stable ratio.",
+)
 @click.option("--threads", type=int, help="CPU intra-op threads (default: ONNX Runtime's).")
 @click.option(
     "--cudnn-conv-algo-search",
@@ -134,6 +145,7 @@ def command(
     runs,
     warmup,
     time_budget,
+    min_time,
     threads,
     cudnn_conv_algo_search,
     cuda_graph,
@@ -153,6 +165,8 @@ def command(
         raise InputError(f"--warmup must be >= 0, got {warmup}")
     if time_budget is not None and time_budget <= 0:
         raise InputError(f"--time-budget must be > 0, got {time_budget}")
+    if not min_time >= 0:
+        raise InputError(f"--min-time must be >= 0, got {min_time}")
     check_model_files(models)
     options = {}
     if cudnn_conv_algo_search:
@@ -168,6 +182,7 @@ def command(
         warmup_runs=warmup,
         runs=runs,
         time_budget_s=time_budget,
+        min_seconds=min_time,
         threads=threads,
         seed=seed,
         measure_memory=not no_memory,
