@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "onnxprune"
 LAYERS = (
     "errors",
     "_version",
+    "option_text",
     "io",
     "graph",
     "passes",

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args(argv)
     from onnxprune import prune
-    from onnxprune.pipeline.option_text import parse_input_shapes
+    from onnxprune.option_text import parse_input_shapes
 
     shapes = parse_input_shapes(args.input_shape) or None
     with tempfile.TemporaryDirectory(prefix="onnxprune-latency-noise-") as folder:

@@ -209,7 +209,7 @@ def _convert(name: str, value: Any, default: Any) -> Any:
 
 
 def _ratio_for(value: Any) -> dict[str, float]:
-    from onnxprune.pipeline.option_text import parse_ratio_for
+    from onnxprune.option_text import parse_ratio_for
 
     if isinstance(value, dict):
         return {str(k): float(v) for k, v in value.items()}
@@ -236,7 +236,7 @@ def parse_kind_options(value: Any) -> dict[str, Any]:
 
 
 def _input_shapes(value: Any) -> dict[str, list[int]]:
-    from onnxprune.pipeline.option_text import parse_input_shapes
+    from onnxprune.option_text import parse_input_shapes
 
     if isinstance(value, dict):
         return {str(k): [int(d) for d in v] for k, v in value.items()}

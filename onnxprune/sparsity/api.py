@@ -51,6 +51,7 @@ from onnxprune.errors import InputError
 from onnxprune.evaluate.data import calibration_data
 from onnxprune.io import load_model, normalize_model
 from onnxprune.io.normalize import lifted_note, weight_inputs
+from onnxprune.option_text import parse_glob_values
 from onnxprune.passes import preprocess
 from onnxprune.passes.expand_runtime_fusions import expanded_model
 from onnxprune.passes.lower_attention import attention_lowered
@@ -203,16 +204,7 @@ def parse_overrides(items: Sequence[str] | Mapping[str, float] | None) -> dict[s
         return {}
     if isinstance(items, Mapping):
         return dict(items)
-    result = {}
-    for item in items:
-        glob, sep, value = str(item).rpartition("=")
-        try:
-            result[glob] = float(value)
-        except ValueError:
-            glob = ""
-        if not sep or not glob:
-            raise InputError(f"--sparsity-for expects GLOB=S with S in [0, 1), got {item!r}")
-    return result
+    return parse_glob_values(items, "--sparsity-for", "S with S in [0, 1)")
 
 
 def _weights(model: ModelProto, layers: Sequence[SparseLayer]) -> dict[str, np.ndarray]:

@@ -6,20 +6,13 @@ import numpy as np
 import pytest
 
 from onnxprune.allocate.schedule import Schedule, cluster_params, removal_order
-from onnxprune.analysis import analyze
 from onnxprune.errors import InputError
-from tests.analysis.test_rules import build, chain, conv, head
+from tests.allocate.chain import chain_analysis, group
 
 
 @pytest.fixture(scope="module")
 def analysis():
-    nodes, inits = chain(conv("c1", "x", "a", 3, 16), conv("c2", "a", "b", 16, 32, seed=1))
-    h_nodes, h_inits = head("b", 32, 8)
-    return analyze(build(nodes + h_nodes, inits + h_inits))
-
-
-def group(analysis, source):
-    return next(g for g in analysis.groups if g.sources == [source])
+    return chain_analysis()
 
 
 def test_cluster_params_counts_every_sliced_weight(analysis):

@@ -7,25 +7,18 @@ import pytest
 from onnx import ModelProto
 
 from onnxprune.allocate.schedule import Schedule, removal_order
-from onnxprune.analysis import analyze
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, LoopSettings, Measured
 from onnxprune.report.schema import (
     STATUS_GUARD_NOT_MET,
     STATUS_OK,
     STATUS_TARGET_NOT_REACHED,
 )
-from tests.analysis.test_rules import build, chain, conv, head
+from tests.allocate.chain import chain_analysis, group
 
 
 @pytest.fixture(scope="module")
 def analysis():
-    nodes, inits = chain(conv("c1", "x", "a", 3, 16), conv("c2", "a", "b", 16, 32, seed=1))
-    h_nodes, h_inits = head("b", 32, 8)
-    return analyze(build(nodes + h_nodes, inits + h_inits))
-
-
-def group(analysis, source):
-    return next(g for g in analysis.groups if g.sources == [source])
+    return chain_analysis()
 
 
 def run_loop(analysis, metric, *, total, steps=4, max_drop=1.0, scores=None):

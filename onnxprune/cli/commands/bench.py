@@ -9,7 +9,7 @@ import click
 
 from onnxprune.cli.options import input_shape_option
 from onnxprune.errors import InputError
-from onnxprune.pipeline.option_text import parse_input_shapes
+from onnxprune.option_text import parse_input_shapes
 from onnxprune.runtime.providers import CHOICES, CUDNN_ALGO_SEARCH
 
 #: Table rows: (label, result attribute, number format).

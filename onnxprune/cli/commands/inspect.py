@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from onnxprune.cli.options import attention_unit_option, input_shape_option
 from onnxprune.errors import cli_words
-from onnxprune.pipeline.option_text import parse_input_shapes
+from onnxprune.option_text import parse_input_shapes
 from onnxprune.stats.summary import ModelSummary, TensorInfo
 
 if TYPE_CHECKING:

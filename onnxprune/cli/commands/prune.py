@@ -10,7 +10,7 @@ import click
 from onnxprune import defaults
 from onnxprune.cli.options import attention_unit_option, input_shape_option
 from onnxprune.errors import InputError, cli_words
-from onnxprune.pipeline.option_text import parse_input_shapes, parse_ratio_for
+from onnxprune.option_text import parse_input_shapes, parse_ratio_for
 
 
 def default_output(model: str) -> Path:

@@ -9,7 +9,7 @@ import click
 
 from onnxprune.cli.options import attention_unit_option, input_shape_option
 from onnxprune.errors import InputError
-from onnxprune.pipeline.option_text import parse_input_shapes
+from onnxprune.option_text import parse_input_shapes
 
 
 def parse_ratios(text: str) -> list[float]:

@@ -15,7 +15,7 @@ import click
 from onnxprune.cli.options import input_shape_option
 from onnxprune.cli.task_options import task_options, task_spec
 from onnxprune.errors import InputError
-from onnxprune.pipeline.option_text import parse_input_shapes
+from onnxprune.option_text import parse_input_shapes
 
 
 def preprocess_from_flags(

@@ -1,7 +1,8 @@
 """User option text (CLI flags and config-file values) read into values.
 
-Both the CLI and :mod:`onnxprune.pipeline.config` read the same spellings, so the parsers live
-here, below both; a malformed item raises :class:`~onnxprune.errors.InputError` with one line.
+The CLI, :mod:`onnxprune.pipeline.config` and the sparsity API read the same spellings, so
+the parsers live here, below them all; a malformed item raises
+:class:`~onnxprune.errors.InputError` with one line.
 """
 
 from __future__ import annotations
@@ -26,15 +27,23 @@ def parse_input_shapes(values: tuple[str, ...] | list[str]) -> dict[str, list[in
     return shapes
 
 
-def parse_ratio_for(values: tuple[str, ...]) -> dict[str, float]:
-    """``GLOB=R`` items -> {GLOB: R}."""
+def parse_glob_values(items, option: str, value_word: str) -> dict[str, float]:
+    """``GLOB=VALUE`` items -> {GLOB: VALUE}; the last ``=`` splits (a glob may hold one).
+
+    ``option`` and ``value_word`` name the flag and its value in the one-line error
+    (``--ratio-for expects GLOB=RATIO``)."""
     parsed: dict[str, float] = {}
-    for item in values:
-        pattern, sep, value = item.rpartition("=")
+    for item in items:
+        pattern, sep, value = str(item).rpartition("=")
         try:
             parsed[pattern] = float(value)
         except ValueError:
             pattern = ""
         if not sep or not pattern:
-            raise InputError(f"--ratio-for expects GLOB=RATIO, got {item!r}")
+            raise InputError(f"{option} expects GLOB={value_word}, got {item!r}")
     return parsed
+
+
+def parse_ratio_for(values: tuple[str, ...]) -> dict[str, float]:
+    """``GLOB=R`` items -> {GLOB: R}."""
+    return parse_glob_values(values, "--ratio-for", "RATIO")
