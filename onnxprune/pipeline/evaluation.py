@@ -460,7 +460,10 @@ class GuardEvaluator:
             "before": before,
             "after": after,
             "ratio_p50": ratio,
-            "ratio_p50_interval": [after.get("ratio_p50_low"), after.get("ratio_p50_high")],
+            "ratio_p50_interval": [
+                _finite_or_none(after.get("ratio_p50_low")),
+                _finite_or_none(after.get("ratio_p50_high")),
+            ],
         }
 
     # -- description -----------------------------------------------------------------------
@@ -751,6 +754,11 @@ def _subset_outputs(outputs: ModelOutputs, index: np.ndarray) -> ModelOutputs:
     return ModelOutputs(
         [a[index] for a in outputs.arrays], list(outputs.names), outputs.provider, []
     )
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """``value`` when it is a finite number (JSON has no NaN), else None."""
+    return value if value is not None and np.isfinite(value) else None
 
 
 def _latency_rows(comparison, batch: int, count: int) -> dict[str, Any]:

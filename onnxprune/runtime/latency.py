@@ -472,11 +472,16 @@ def ratio_interval(
     count = min(len(ours), len(theirs))
     ours, theirs = ours[:count], theirs[:count]
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, count, size=(BOOTSTRAP_RESAMPLES, count))
+    picks = rng.integers(0, count, size=(BOOTSTRAP_RESAMPLES, count)) if count else None
+    if picks is None:
+        return float("nan"), float("nan")
     bottom = np.median(theirs[picks], axis=1)
     ratios = np.median(ours[picks], axis=1) / np.where(bottom > 0, bottom, np.nan)
+    ratios = ratios[np.isfinite(ratios)]
+    if not len(ratios):  # a base time of 0 in most resamples: no ratio to bound
+        return float("nan"), float("nan")
     tail = (1.0 - INTERVAL_COVERAGE) / 2
-    low, high = np.nanquantile(ratios, [tail, 1.0 - tail])
+    low, high = np.quantile(ratios, [tail, 1.0 - tail])
     return float(low), float(high)
 
 

@@ -168,6 +168,9 @@ def test_ratio_interval_pairs_rounds_and_brackets_the_ratio() -> None:
     # fewer rounds, wider interval
     few = ratio_interval(slower[:20], base[:20], seed=1)
     assert few[1] - few[0] > high - low
+    # nothing to bound: no rounds, or a base that took no time
+    assert all(np.isnan(ratio_interval([], [])))
+    assert all(np.isnan(ratio_interval([0.1, 0.1], [0.0, 0.0])))
 
 
 def test_ratio_intervals_in_the_results() -> None:
