@@ -471,12 +471,15 @@ def ratio_interval(
     ours, theirs = np.asarray(times, dtype=np.float64), np.asarray(base, dtype=np.float64)
     count = min(len(ours), len(theirs))
     ours, theirs = ours[:count], theirs[:count]
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, count, size=(BOOTSTRAP_RESAMPLES, count)) if count else None
-    if picks is None:
+    if not count:
         return float("nan"), float("nan")
-    bottom = np.median(theirs[picks], axis=1)
-    ratios = np.median(ours[picks], axis=1) / np.where(bottom > 0, bottom, np.nan)
+    rng = np.random.default_rng(seed)
+    chunks = []
+    for start in range(0, BOOTSTRAP_RESAMPLES, 100):  # 100 resamples at a time: bounded memory
+        picks = rng.integers(0, count, size=(min(100, BOOTSTRAP_RESAMPLES - start), count))
+        bottom = np.median(theirs[picks], axis=1)
+        chunks.append(np.median(ours[picks], axis=1) / np.where(bottom > 0, bottom, np.nan))
+    ratios = np.concatenate(chunks)
     ratios = ratios[np.isfinite(ratios)]
     if not len(ratios):  # a base time of 0 in most resamples: no ratio to bound
         return float("nan"), float("nan")
