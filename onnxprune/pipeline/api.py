@@ -27,7 +27,7 @@ from onnxprune.pipeline import sparsity as _sparsity  # noqa: F401 - registers k
 from onnxprune.pipeline.drop_metric import choose_drop_metric, choose_gain_metric
 from onnxprune.pipeline.goals import GoalContext, make_goal
 from onnxprune.pipeline.latency_note import latency_note
-from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, Measured
+from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, LoopOutcome, Measured
 from onnxprune.pipeline.outputs import default_output
 from onnxprune.pipeline.plan import (
     CHANNELS,
@@ -268,60 +268,18 @@ def optimize(
 
     macs_before = count_macs(original, input_shapes).total
     params_before = count_params(original)[0]
-
-    def macs_estimate(removed: frozenset) -> int:
-        """Original MACs minus the plan's estimate of the removed items' MACs."""
-        removed_macs = plan.estimated_macs_removed(removed) if removed else 0.0
-        return round(macs_before - removed_macs * macs_before / max(analysis.total_macs, 1))
-
     # the loop times candidates only for a latency target; the report's before/after figures
     # come from one interleaved comparison at the end (``measure_latency``)
     latency_before = evaluator.latency(original) if target.kind == "latency" else None
-    settings, gap = make_goal(
-        target,
-        GoalContext(
-            estimated_macs=analysis.total_macs,
-            macs_before=macs_before,
-            params_before=params_before,
-            latency_before=latency_before,
-            units=schedule.units,
-            extra={"eligible_items": _eligible_items(analysis, schedule), "model": prepared},
-        ),
-    )
-    settings.steps = steps
-    settings.max_drop = evaluator.guard.threshold
-    settings.higher_is_better = evaluator.metric.higher_is_better
-    say(f"guard: {evaluator.guard.describe()}")
-
-    def count(m: ModelProto) -> tuple[int, int]:
-        return count_macs(m, input_shapes).total, count_params(m)[0]
-
-    hooks = LoopHooks(
-        build=plan.build,
-        build_quick=plan.build_quick,
-        count=count,
-        metric=lambda m, quick: evaluator.evaluate(m, quick=quick),
-        gap=gap,
-        latency=evaluator.latency,
-        progress=say,
-        removed_amount=_counted_removal(
-            settings.measure, plan, count, (macs_before, params_before), analysis.total_macs
-        ),
-    )
     start_state = Measured(
-        frozenset(),
-        prepared,
-        macs_before,
-        macs_before,
-        params_before,
-        metric_before,
+        frozenset(), prepared, macs_before, macs_before, params_before, metric_before,
         latency_before,
-    )
+    )  # fmt: skip
+    say(f"guard: {evaluator.guard.describe()}")
     tick = time.perf_counter()
-    loop = GuardedPruning(
-        schedule, hooks, settings, start_state, plan.group_names, macs_of=macs_estimate
+    outcome = _run_guarded_loop(
+        target, steps, evaluator, analysis, plan, schedule, start_state, input_shapes, say
     )
-    outcome = loop.run()
     seconds["prune_loop"] = time.perf_counter() - tick
 
     best = outcome.best
@@ -369,6 +327,62 @@ def optimize(
         report.criterion = ", ".join(named) or report.criterion
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
+
+
+def _run_guarded_loop(
+    target: Target,
+    steps: int,
+    evaluator,
+    analysis,
+    plan: Plan,
+    schedule: Schedule,
+    start: Measured,
+    input_shapes: dict[str, list[int]],
+    say: Callable[[str], None],
+) -> LoopOutcome:
+    """Grow ``plan`` along ``schedule`` toward ``target`` in ``steps`` guarded steps from the
+    original's measured ``start`` (:class:`~onnxprune.pipeline.loop.GuardedPruning`): the
+    target's goal sets the measure and the gap, the evaluator's guard the tolerance."""
+    from onnxprune.stats import count_macs, count_params
+
+    macs_before, params_before = start.macs, start.params
+    settings, gap = make_goal(
+        target,
+        GoalContext(
+            estimated_macs=analysis.total_macs,
+            macs_before=macs_before,
+            params_before=params_before,
+            latency_before=start.latency_ms,
+            units=schedule.units,
+            extra={"eligible_items": _eligible_items(analysis, schedule), "model": start.model},
+        ),
+    )
+    settings.steps = steps
+    settings.max_drop = evaluator.guard.threshold
+    settings.higher_is_better = evaluator.metric.higher_is_better
+
+    def count(m: ModelProto) -> tuple[int, int]:
+        return count_macs(m, input_shapes).total, count_params(m)[0]
+
+    def macs_estimate(removed: frozenset) -> int:
+        """Original MACs minus the plan's estimate of the removed items' MACs."""
+        removed_macs = plan.estimated_macs_removed(removed) if removed else 0.0
+        return round(macs_before - removed_macs * macs_before / max(analysis.total_macs, 1))
+
+    hooks = LoopHooks(
+        build=plan.build,
+        build_quick=plan.build_quick,
+        count=count,
+        metric=lambda m, quick: evaluator.evaluate(m, quick=quick),
+        gap=gap,
+        latency=evaluator.latency,
+        progress=say,
+        removed_amount=_counted_removal(
+            settings.measure, plan, count, (macs_before, params_before), analysis.total_macs
+        ),
+    )
+    loop = GuardedPruning(schedule, hooks, settings, start, plan.group_names, macs_of=macs_estimate)
+    return loop.run()
 
 
 def _counted_removal(
