@@ -45,6 +45,11 @@ of each photo, grouped by photo (:mod:`onnxprune.evaluate.imagefolder`). 512 is 
 scores and refits read, and on EfficientNet-Lite2 512 crops of five photos kept 65.6 % top-1
 agreement on other photos at a 30 % MAC cut where 128 kept 46.1 % (docs/benchmarks.md,
 "`optimize()` with its own defaults"). ``--eval`` folders are never augmented.
+
+``LATENCY_MIN_SECONDS``: the latency comparison of ``optimize`` and ``bench`` times interleaved
+rounds until at least this many seconds have passed (and at least 50 rounds): 50 rounds of a
+pair of 2 ms models left their p50 ratio anywhere in 0.88–1.26 over 8 repeats, 2 s of rounds
+0.95–1.13 (docs/benchmarks.md, "Latency ratios: how many timed runs").
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ SENSITIVITY_SAMPLES = 32
 SENSITIVITY_RECOVERY = "bias"
 DATA_FREE_CRITERION = "l1"
 PHOTO_CALIBRATION_SAMPLES = 512
+LATENCY_MIN_SECONDS = 2.0
 
 
 def round_to(provider: str = "cpu", value: int | None = None) -> int:

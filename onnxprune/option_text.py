@@ -7,6 +7,8 @@ the parsers live here, below them all; a malformed item raises
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from onnxprune.errors import InputError
 
 
@@ -27,7 +29,7 @@ def parse_input_shapes(values: tuple[str, ...] | list[str]) -> dict[str, list[in
     return shapes
 
 
-def parse_glob_values(items, option: str, value_word: str) -> dict[str, float]:
+def parse_glob_values(items: Iterable[object], option: str, value_word: str) -> dict[str, float]:
     """``GLOB=VALUE`` items -> {GLOB: VALUE}; the last ``=`` splits (a glob may hold one).
 
     ``option`` and ``value_word`` name the flag and its value in the one-line error

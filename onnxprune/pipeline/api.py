@@ -1,7 +1,7 @@
 """``onnxprune.optimize``: prune toward a target under an accuracy guard; the public API.
 
-Wiring only: load and preprocess (:func:`onnxprune.passes.prepare.prepare`), analyse once, score, build
-the removal order (:mod:`~onnxprune.allocate.schedule`), run the guarded loop
+Wiring only: load and preprocess (:func:`onnxprune.passes.prepare.prepare`), analyse once,
+score, build the removal order (:mod:`~onnxprune.allocate.schedule`), run the guarded loop
 (:mod:`~onnxprune.pipeline.loop`) with ONNX Runtime evaluation
 (:mod:`~onnxprune.pipeline.evaluation`), measure before/after and assemble the report.
 """

@@ -45,6 +45,7 @@ import numpy as np
 import onnx
 from onnx import ModelProto
 
+from onnxprune import defaults
 from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import Dataset, load_data
@@ -68,9 +69,6 @@ DEFAULT_METRIC_SAMPLES = 16
 CLASS_SCORE_DEFAULT = "expected_top1"
 CLASS_SCORE_MAX_FLOOR = 5.0
 LATENCY_RUNS = 50
-#: timed rounds fill at least this many seconds (both models together): 50 rounds of a pair
-#: of 2 ms models left their p50 ratio anywhere in 0.88-1.26 (:mod:`onnxprune.runtime.latency`)
-LATENCY_MIN_SECONDS = 2.0
 # A default tolerance is at least this many noise floors (a noisier metric gets more room).
 DEFAULT_FLOOR_FACTOR = 2.0
 # Default tolerance of a label metric (in its unit: points for %) or when no floor is known.
@@ -421,7 +419,7 @@ class GuardEvaluator:
             batch_sizes=(batch,),
             input_shapes=self.input_shapes or None,
             runs=LATENCY_RUNS,
-            min_seconds=LATENCY_MIN_SECONDS,
+            min_seconds=defaults.LATENCY_MIN_SECONDS,
             warmup_runs=LATENCY_WARMUP_RUNS,
             seed=self.seed,
             measure_memory=memory,

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from onnxprune import defaults
 from onnxprune.cli.options import input_shape_option
 from onnxprune.errors import InputError
 from onnxprune.option_text import parse_input_shapes
+from onnxprune.runtime.latency import MAX_ROUNDS
 from onnxprune.runtime.providers import CHOICES, CUDNN_ALGO_SEARCH
 
 #: Table rows: (label, result attribute, number format).
@@ -106,10 +108,10 @@ def _load_feeds(path: str, model: str, input_shapes) -> dict:
 @click.option(
     "--min-time",
     type=float,
-    default=2.0,
+    default=defaults.LATENCY_MIN_SECONDS,
     show_default=True,
     help="Keep timing past --runs until this many seconds of timed rounds (all models) have "
-    "passed, at most 5000 rounds: fast models need hundreds of runs for a stable ratio.",
+    f"passed, at most {MAX_ROUNDS} rounds: fast models need hundreds of runs for a stable ratio.",
 )
 @click.option("--threads", type=int, help="CPU intra-op threads (default: ONNX Runtime's).")
 @click.option(
