@@ -392,12 +392,16 @@ def load_data(
     input_ranges: Mapping[str, Any] | None = None,
     augment_to: int | None = None,
     pixel_scales: Mapping[str, tuple[float, str]] | None = None,
+    classify: Any = None,
 ) -> Dataset:
     """Load ``spec`` as a :class:`Dataset` conformed to the model inputs (see module doc).
 
     ``pixel_scales`` (:func:`onnxprune.graph.input_affine.image_pixel_scales` of the model):
     an image folder's pixel scale when its preprocessing spec sets no scale, mean or std and
-    the model's graph normalizes raw pixels itself.
+    the model's graph normalizes raw pixels itself. ``classify``
+    (:func:`onnxprune.evaluate.normalization_probe.photo_classifier` of the model): an image
+    folder whose spec sets no normalization is probed with it, and a note names a clearly
+    better one (:mod:`onnxprune.evaluate.normalization_probe`).
 
     ``augment_to`` (calibration data only): an image folder with fewer images is brought to
     about this many samples by random resized crops of each image, grouped by image
@@ -429,6 +433,7 @@ def load_data(
             input_ranges,
             augment_to,
             pixel_scales,
+            classify,
         )
     elif isinstance(spec, Mapping):
         raw = _from_mapping(dict(spec), key, "in-memory")
@@ -464,6 +469,7 @@ def calibration_data(
         return None
     if isinstance(spec, str | os.PathLike):
         from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
+        from onnxprune.evaluate.normalization_probe import photo_classifier
         from onnxprune.graph.input_affine import image_pixel_scales
 
         spec = load_data(
@@ -473,6 +479,7 @@ def calibration_data(
             seed=seed,
             augment_to=PHOTO_CALIBRATION_SAMPLES,
             pixel_scales=image_pixel_scales(model),
+            classify=photo_classifier(model),
         )
     from onnxprune.calibrate.session import check_runs_on
 
@@ -490,6 +497,7 @@ def _load_path(
     ranges=None,
     augment_to=None,
     pixel_scales=None,
+    classify=None,
 ) -> Dataset:
     text = os.fspath(spec)
     if text == SYNTHETIC_PREFIX or text.startswith(SYNTHETIC_PREFIX + ":"):
@@ -517,6 +525,7 @@ def _load_path(
             augment_to=augment_to,
             seed=seed,
             pixel_scales=pixel_scales,
+            classify=classify,
         )
     if path.suffix.lower() == ".npz":
         return _load_npz(path, key)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from onnxprune.errors import InputError, input_shape_hint
+from onnxprune.evaluate.normalization_probe import MAX_PHOTOS, Classify, probe_note
 
 #: Area share and aspect ratio (w/h) of the random crop views (module doc).
 CROP_SCALE = (0.25, 1.0)
@@ -135,12 +136,15 @@ def load_image_folder(
     augment_to: int | None = None,
     seed: int = 0,
     pixel_scales: Mapping[str, tuple[float, str]] | None = None,
+    classify: Classify | None = None,
 ):
     """Decode and preprocess every image under ``root`` (see module doc); ``augment_to``: the
     sample count a folder of fewer images is brought to with random crops, ``seed`` theirs;
     ``pixel_scales``: what the model's graph expects of its image inputs
     (:func:`onnxprune.graph.input_affine.image_pixel_scales`), the pixel scale when the spec
-    sets none."""
+    sets none; ``classify``: the model run on a batch
+    (:func:`onnxprune.evaluate.normalization_probe.photo_classifier`), which probes the
+    normalization when the spec sets none (:mod:`onnxprune.evaluate.normalization_probe`)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from onnxprune.evaluate.data import Dataset, expected_shape
@@ -158,6 +162,7 @@ def load_image_folder(
     spec = the_image_input(input_specs, settings.inputs)
     name, dtype, _ = spec
     shape = expected_shape(spec, input_shapes)
+    unset = settings.scale is None and settings.mean is None and settings.std is None
     scale_note = settle_scale(settings, name, pixel_scales, dtype)
     layout = settings.layout or infer_layout(shape)
     settings.layout = layout
@@ -230,6 +235,13 @@ def load_image_folder(
             "normalization (most ImageNet classifiers do), give its mean and std in "
             "preprocess.toml"
         )
+        if unset and np.dtype(dtype) != np.uint8:
+            photos = inputs[name][: min(len(files), MAX_PHOTOS)]  # the un-cropped views
+            probe = probe_note(
+                classify, photos, settings.scale, settings.channel_order, layout, channels
+            )
+            if probe:
+                dataset.notes.append(f"image folder '{root}': {probe}")
     if crop_note:
         dataset.notes.append(f"image folder '{root}': {crop_note}")
     return dataset

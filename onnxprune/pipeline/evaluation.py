@@ -285,6 +285,7 @@ class GuardEvaluator:
             notes = list(runner.notes)
         finally:
             runner.close()
+        from onnxprune.evaluate.normalization_probe import photo_classifier
         from onnxprune.graph.input_affine import image_pixel_scales
         from onnxprune.graph.input_ranges import integer_input_ranges
 
@@ -304,6 +305,7 @@ class GuardEvaluator:
             ranges=integer_input_ranges(original),
             synthesized=synthesized,
             pixel_scales=image_pixel_scales(original),
+            classify=photo_classifier(original),
         )
         if max_eval_samples is not None and len(evaluation) > max_eval_samples:
             chosen = np.sort(
@@ -497,10 +499,12 @@ def _split_data(
     ranges=None,
     synthesized: Dataset | None = None,
     pixel_scales=None,
+    classify=None,
 ):
     """(calibration, evaluation, accuracy_measured) from the user's data arguments;
     ``synthesized``: inputs made by inverting the model when no data is given (split like
-    ``data``: calibration and the guard's held-out share)."""
+    ``data``: calibration and the guard's held-out share); ``pixel_scales`` and ``classify``
+    as in :func:`~onnxprune.evaluate.data.load_data`."""
     if data is None and eval_data is None and synthesized is not None:
         calibration, evaluation = synthesized.split(eval_split, seed)
         return calibration, evaluation, False
@@ -523,6 +527,7 @@ def _split_data(
             seed=seed,
             augment_to=PHOTO_CALIBRATION_SAMPLES,
             pixel_scales=pixel_scales,
+            classify=classify,
         )
 
     if eval_data is None:
@@ -545,7 +550,14 @@ def _split_data(
                 "(one source id per sample) so that whole sources are held out"
             )
         return calibration, evaluation, not _synthetic(data)
-    evaluation = load_data(eval_data, specs, input_shapes, seed=seed + 1, pixel_scales=pixel_scales)
+    evaluation = load_data(
+        eval_data,
+        specs,
+        input_shapes,
+        seed=seed + 1,
+        pixel_scales=pixel_scales,
+        classify=classify,
+    )
     calibration = None if data is None else calibration_set(data)
     if calibration is None:
         notes.append("no calibration data: only --eval given")

@@ -116,6 +116,7 @@ def rank_units(
     from onnxprune.analysis import attention_head_dim
     from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
     from onnxprune.evaluate.data import load_data, shapes_from_data
+    from onnxprune.evaluate.normalization_probe import photo_classifier
     from onnxprune.evaluate.runner import open_runner
     from onnxprune.graph.input_affine import image_pixel_scales
     from onnxprune.graph.input_ranges import integer_input_ranges
@@ -155,6 +156,7 @@ def rank_units(
         input_ranges=integer_input_ranges(original),
         augment_to=PHOTO_CALIBRATION_SAMPLES,
         pixel_scales=image_pixel_scales(original),
+        classify=photo_classifier(original),
     )
     notes += [note for note in calibration.notes if note not in notes]
     input_shapes = shapes_from_data(specs, calibration, input_shapes)
