@@ -36,6 +36,8 @@ class GroupDecision:
     width: int
     blocked: list[str]
     stats_coupled: bool
+    #: the source layers' output channels removed (original numbering), to repeat the cut
+    removed_channels: list[int] = field(default_factory=list)
 
     @property
     def channels_before(self) -> int:
@@ -207,6 +209,7 @@ def build_plan(analysis: ChannelAnalysis, removed, criterion: str, policy, notes
             width=g.width,
             blocked=g.reasons,
             stats_coupled=g.stats_coupled,
+            removed_channels=g.removed_channels(removed),
         )
         for g in analysis.groups
     ]

@@ -56,6 +56,17 @@ class ChannelGroup:
     def free(self) -> int:
         return int((~self.blocked).sum())
 
+    def removed_channels(self, removed_clusters) -> list[int]:
+        """Output channels of the source layers (their original numbering) that the removal of
+        ``removed_clusters`` takes away: cluster j occupies channels [j·width, (j+1)·width)."""
+        removed = {int(c) for c in removed_clusters}
+        return [
+            position * self.width + offset
+            for position, cluster in enumerate(self.clusters)
+            if int(cluster) in removed
+            for offset in range(self.width)
+        ]
+
     @property
     def macs(self) -> float:
         return 0.0 if self.macs_per_cluster is None else float(self.macs_per_cluster.sum())

@@ -667,6 +667,7 @@ def _group_widths(analysis, removed: frozenset[int], protected: set[int]) -> lis
                 width=group.width,
                 blocked=bool(group.blocked.all()) or group.size < 2,
                 protected=group.index in protected,
+                removed_channels=group.removed_channels(removed),
             )
         )
     return widths

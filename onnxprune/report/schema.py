@@ -62,6 +62,8 @@ class GroupWidth:
     width: int
     blocked: bool
     protected: bool
+    #: the source layers' output channels removed (original numbering), to repeat the cut
+    removed_channels: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -248,6 +250,8 @@ GROUP_KEYS: dict[str, tuple[type, ...]] = {
     "blocked": (bool,),
     "protected": (bool,),
 }
+#: group keys added after schema version 1 was published: checked when present
+LATER_GROUP_KEYS: dict[str, tuple[type, ...]] = {"removed_channels": (list,)}
 
 
 def validate_report(data: dict[str, Any]) -> list[str]:
@@ -261,6 +265,8 @@ def validate_report(data: dict[str, Any]) -> list[str]:
             problems.append(f"steps[{position}].status is {step.get('status')!r}")
     for position, group in enumerate(data.get("groups") or []):
         problems += _check(group, GROUP_KEYS, f"groups[{position}].")
+        later = {key: types for key, types in LATER_GROUP_KEYS.items() if key in group}
+        problems += _check(group, later, f"groups[{position}].")
     if data.get("status") not in (STATUS_OK, STATUS_GUARD_NOT_MET, STATUS_TARGET_NOT_REACHED):
         problems.append(f"status is {data.get('status')!r}")
     return problems

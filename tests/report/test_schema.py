@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from onnxprune.report import SCHEMA_VERSION, validate_report
-from onnxprune.report.schema import GROUP_KEYS, REQUIRED_KEYS, STEP_KEYS
+from onnxprune.report.schema import GROUP_KEYS, LATER_GROUP_KEYS, REQUIRED_KEYS, STEP_KEYS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "report-schema.md"
 
@@ -44,4 +44,15 @@ def test_nan_becomes_null(report):
 def test_every_key_is_documented():
     text = DOC.read_text()
     documented = set(re.findall(r"^\| `([a-z_0-9]+)` \|", text, flags=re.M))
-    assert set(REQUIRED_KEYS) | set(STEP_KEYS) | set(GROUP_KEYS) <= documented
+    assert (
+        set(REQUIRED_KEYS) | set(STEP_KEYS) | set(GROUP_KEYS) | set(LATER_GROUP_KEYS) <= documented
+    )
+
+
+def test_removed_channels_are_checked_when_present(report):
+    data = report.to_dict()
+    assert all("removed_channels" in group for group in data["groups"])
+    del data["groups"][0]["removed_channels"]  # a report written before the key existed
+    assert validate_report(data) == []
+    data["groups"][0]["removed_channels"] = "0,1"
+    assert validate_report(data) == ["groups[0].removed_channels has type str"]

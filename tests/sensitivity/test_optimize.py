@@ -90,7 +90,10 @@ def test_cli_allocation_flag(tmp_path):
     args += ["--report-json", report]
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, result.output
-    widths = {g["name"]: g["channels_after"] for g in json.loads(report.read_text())["groups"]}
+    groups = json.loads(report.read_text())["groups"]
+    widths = {g["name"]: g["channels_after"] for g in groups}
     assert widths["loud_fc1"] == 16 and widths["quiet_fc1"] < 16
+    for group in groups:  # the removed channels, by index, as many as the widths say
+        assert len(group["removed_channels"]) == group["channels_before"] - group["channels_after"]
     bad = CliRunner().invoke(cli, [str(a) for a in [*args[:-2], "--allocation", "nope"]])
     assert bad.exit_code == 2
