@@ -2,7 +2,12 @@
 
 Registered by name and chosen by the user (``--decoder``), never guessed from shapes: a
 decoder whose layout does not fit the outputs raises a one-line
-:class:`~onnxprune.errors.InputError` listing every output's name and shape.
+:class:`~onnxprune.errors.InputError` listing every output's name and shape. A decoder may
+register a *signature* too, ``recognizes(arrays, image_hw) -> str | None``: a description of
+the match when the outputs have a layout that specific (a YOLO head's anchor count is a sum
+over its strides of the image's cells), else None. :func:`recognized_decoders` lists the
+matches so that a run without ``--task`` can say which flags would guard the task itself
+(a note; nothing is chosen for the user).
 
 Every decoder is ``fn(arrays, names, spec)`` with ``arrays`` the model's outputs (first axis =
 images), ``names`` their names and ``spec`` the :class:`~onnxprune.evaluate.tasks.TaskSpec`
@@ -48,6 +53,10 @@ TASK_SEGMENT = "segment"
 MAX_CANDIDATES = 30000  # boxes per image entering NMS (as in common YOLO post-processing)
 
 
+#: ``recognizes(arrays, (H, W)) -> description or None`` (module doc)
+Signature = Callable[[Sequence[np.ndarray], tuple[int, int]], "str | None"]
+
+
 @dataclass(frozen=True)
 class Decoder:
     """A named decoder of one task (see module doc)."""
@@ -55,6 +64,7 @@ class Decoder:
     name: str
     task: str
     fn: Callable[[Sequence[np.ndarray], Sequence[str], Any], Any]
+    recognizes: Signature | None = None
 
     def __call__(self, arrays: Sequence[np.ndarray], names: Sequence[str], spec: Any) -> Any:
         arrays = [np.asarray(a) for a in arrays]
@@ -65,14 +75,75 @@ class Decoder:
 DECODERS: dict[str, Decoder] = {}
 
 
-def register_decoder(name: str, task: str) -> Callable[[Callable], Callable]:
-    """Decorator registering ``fn(arrays, names, spec)`` as decoder ``name`` of ``task``."""
+def register_decoder(
+    name: str, task: str, recognizes: Signature | None = None
+) -> Callable[[Callable], Callable]:
+    """Decorator registering ``fn(arrays, names, spec)`` as decoder ``name`` of ``task``, with
+    an optional output signature (module doc)."""
 
     def decorate(fn: Callable) -> Callable:
-        DECODERS[name] = Decoder(name, task, fn)
+        DECODERS[name] = Decoder(name, task, fn, recognizes)
         return fn
 
     return decorate
+
+
+def recognized_decoders(
+    arrays: Sequence[np.ndarray], image_hw: tuple[int, int] | None
+) -> list[tuple[Decoder, str]]:
+    """(decoder, description) of every registered decoder whose signature matches the outputs
+    ``arrays`` of images of size ``image_hw`` (none without an image size)."""
+    if image_hw is None:
+        return []
+    arrays = [np.asarray(a) for a in arrays]
+    found = []
+    for decoder in DECODERS.values():
+        if decoder.recognizes is not None and (match := decoder.recognizes(arrays, image_hw)):
+            found.append((decoder, match))
+    return found
+
+
+#: feature strides of YOLO heads: P3–P5, and P3–P6 of the larger-input variants
+YOLO_STRIDES = ((8, 16, 32), (8, 16, 32, 64))
+
+
+def yolo_anchor_strides(anchors: int, image_hw: tuple[int, int], per_cell: int) -> tuple | None:
+    """The stride set of :data:`YOLO_STRIDES` whose cells, ``per_cell`` anchors each, number
+    ``anchors`` at ``image_hw``: Σ_s ⌈H/s⌉·⌈W/s⌉ · per_cell; None when none does."""
+    height, width = image_hw
+    for strides in YOLO_STRIDES:
+        cells = sum(-(-height // s) * -(-width // s) for s in strides)
+        if cells * per_cell == anchors:
+            return strides
+    return None
+
+
+def _yolov8_signature(arrays: Sequence[np.ndarray], image_hw: tuple[int, int]) -> str | None:
+    """One float [N, 4 + C, A] output whose A anchors are one per cell of strides 8/16/32(/64)."""
+    if len(arrays) != 1 or arrays[0].ndim != 3 or arrays[0].shape[1] < 5:
+        return None
+    strides = yolo_anchor_strides(arrays[0].shape[2], image_hw, 1)
+    if strides is None:
+        return None
+    return (
+        f"[N, 4 + {arrays[0].shape[1] - 4}, {arrays[0].shape[2]}], a box and class scores for "
+        f"one anchor per cell of strides {', '.join(map(str, strides))} at "
+        f"{image_hw[0]} × {image_hw[1]}: a YOLOv8-style head"
+    )
+
+
+def _yolov5_signature(arrays: Sequence[np.ndarray], image_hw: tuple[int, int]) -> str | None:
+    """One float [N, A, 5 + C] output whose A anchors are three per cell of strides 8/16/32(/64)."""
+    if not arrays or arrays[0].ndim != 3 or arrays[0].shape[2] < 6:
+        return None
+    strides = yolo_anchor_strides(arrays[0].shape[1], image_hw, 3)
+    if strides is None:
+        return None
+    return (
+        f"[N, {arrays[0].shape[1]}, 5 + {arrays[0].shape[2] - 5}], box, objectness and class "
+        f"scores for three anchors per cell of strides {', '.join(map(str, strides))} at "
+        f"{image_hw[0]} × {image_hw[1]}: a YOLOv5-style head"
+    )
 
 
 def get_decoder(name: str, task: str | None = None) -> Decoder:
@@ -138,7 +209,7 @@ def _single_rank3(name: str, expected: str, arrays, names) -> np.ndarray:
     return _float(arrays[0])
 
 
-@register_decoder("yolov8", TASK_DETECT)
+@register_decoder("yolov8", TASK_DETECT, recognizes=_yolov8_signature)
 def decode_yolov8(arrays, names, spec) -> list[Detections]:
     """[N, 4 + C, A] → cx, cy, w, h + class scores (module doc)."""
     expected = "its first output as [N, 4 + C, A] (cx, cy, w, h, C class scores per anchor)"
@@ -152,7 +223,7 @@ def decode_yolov8(arrays, names, spec) -> list[Detections]:
     )
 
 
-@register_decoder("yolov5", TASK_DETECT)
+@register_decoder("yolov5", TASK_DETECT, recognizes=_yolov5_signature)
 def decode_yolov5(arrays, names, spec) -> list[Detections]:
     """[N, A, 5 + C] → cx, cy, w, h, objectness, class scores (module doc)."""
     expected = "its first output as [N, A, 5 + C] (cx, cy, w, h, objectness, C class scores)"
@@ -164,7 +235,20 @@ def decode_yolov5(arrays, names, spec) -> list[Detections]:
     return _postprocess(_centre_to_corners(rows[..., :4]), scores, classes.argmax(-1), spec)
 
 
-@register_decoder("boxes-scores", TASK_DETECT)
+def _boxes_scores_signature(arrays: Sequence[np.ndarray], image_hw: tuple[int, int]) -> str | None:
+    """Two float outputs [N, A, 4] and [N, A, C], C ≥ 1, A ≥ 100 (an anchor set)."""
+    if len(arrays) != 2 or arrays[0].ndim != 3 or arrays[1].ndim != 3:
+        return None
+    boxes, scores = arrays
+    if boxes.shape[2] != 4 or scores.shape[:2] != boxes.shape[:2] or boxes.shape[1] < 100:
+        return None
+    return (
+        f"boxes [N, {boxes.shape[1]}, 4] and scores [N, {boxes.shape[1]}, {scores.shape[2]}]: "
+        "an SSD-style head after box decoding"
+    )
+
+
+@register_decoder("boxes-scores", TASK_DETECT, recognizes=_boxes_scores_signature)
 def decode_boxes_scores(arrays, names, spec) -> list[Detections]:
     """boxes [N, A, 4] xyxy + scores [N, A, C] (module doc)."""
     expected = "two outputs: boxes [N, A, 4] (x1, y1, x2, y2) and scores [N, A, C]"

@@ -34,6 +34,7 @@ from onnxprune.pipeline.plan import (
     Plan,
     PlanContext,
     check_kind_options,
+    item_kind,
     merge_units,
     setup_kinds,
 )
@@ -653,7 +654,10 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _group_widths(analysis, removed: frozenset[int], protected: set[int]) -> list[GroupWidth]:
+def _group_widths(analysis, removed: frozenset, protected: set[int]) -> list[GroupWidth]:
+    """Channel widths of every group for the plan items ``removed`` (other kinds' items, such
+    as removed blocks, are not channels and are left out)."""
+    removed = frozenset(item for item in removed if item_kind(item) == CHANNELS)
     widths = []
     for group in analysis.groups:
         lost = sum(1 for c in group.clusters if int(c) in removed)

@@ -314,7 +314,7 @@ class GuardEvaluator:
             evaluation = evaluation.subset(
                 chosen, f"{max_eval_samples} samples of {evaluation.source}"
             )
-        chosen_metric = _guard_metric(metric, evaluation, original, provider, batch_size)
+        chosen_metric = _guard_metric(metric, evaluation, original, provider, batch_size, notes)
         for dataset in (calibration, evaluation):
             for note in dataset.notes if dataset is not None else []:
                 if note not in notes:
@@ -657,10 +657,13 @@ def _synthetic(spec) -> bool:
     return isinstance(spec, str | os.PathLike) and os.fspath(spec).startswith("synthetic")
 
 
-def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size: int) -> Metric:
+def _guard_metric(
+    spec, evaluation: Dataset, original, provider: str, batch_size: int, notes: list[str]
+) -> Metric:
     """The metric asked for, or the default: ``top1`` with labels, else the fidelity metric
     that fits the original's first output (``DEFAULT_METRIC_SAMPLES`` samples are run to see
-    it and how much of it varies between inputs)."""
+    it and how much of it varies between inputs); outputs that a registered decoder
+    recognizes get a note naming the task flags (:func:`_task_hint`)."""
     from onnxprune.evaluate.tasks import TaskSpec, bind_task_metric, task_targets
 
     if isinstance(spec, TaskSpec):
@@ -673,6 +676,8 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
                 original, _spread_sample(evaluation), provider=provider, batch_size=batch_size
             )
             spec = _default_metric(original, evaluation, probe, real=not _synthesized(evaluation))
+            if hint := _task_hint(probe, evaluation, spec):
+                notes.append(hint)
     metric = resolve_metric(spec)
     if metric.kind == KIND_LABELS and not evaluation.has_labels:
         raise InputError(
@@ -680,6 +685,26 @@ def _guard_metric(spec, evaluation: Dataset, original, provider: str, batch_size
             "(add a 'labels' array, or use a fidelity metric such as kl, cosine or agreement)"
         )
     return metric
+
+
+def _task_hint(probe: ModelOutputs, evaluation: Dataset, metric: str) -> str | None:
+    """A note when the original's outputs have a layout a registered decoder recognizes
+    (:func:`onnxprune.evaluate.decoders.recognized_decoders`): the default guard compares raw
+    outputs, ``--task`` would score what the head predicts. None otherwise."""
+    from onnxprune.evaluate.decoders import recognized_decoders
+    from onnxprune.evaluate.targets import image_size
+
+    found = recognized_decoders(probe.arrays, image_size(evaluation.inputs))
+    if not found:
+        return None
+    decoder, match = found[0]
+    task = {"detect": "detection", "segment": "segmentation"}.get(decoder.task, decoder.task)
+    return (
+        f"the outputs look like a {task} head — {match}; the default guard compares raw "
+        f"outputs ({metric}); --task {decoder.task} --decoder {decoder.name} guards what it "
+        "predicts instead (against the original's predictions when the data has no ground "
+        "truth)"
+    )
 
 
 def _not_class_scores(evaluator: GuardEvaluator) -> str | None:

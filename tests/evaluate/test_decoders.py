@@ -104,3 +104,27 @@ def test_unknown_decoder_and_task_mismatch():
         TaskSpec("detect", "logits")
     with pytest.raises(InputError, match="unknown task"):
         TaskSpec("classify", "yolov8")
+
+
+def test_signatures_recognize_yolo_and_ssd_heads_by_their_anchor_counts():
+    from onnxprune.evaluate.decoders import recognized_decoders
+
+    def names(arrays, size):
+        return [decoder.name for decoder, _ in recognized_decoders(arrays, size)]
+
+    cells = 40 * 40 + 20 * 20 + 10 * 10  # strides 8, 16, 32 at 320 × 320
+    assert names([np.zeros((1, 4 + 80, cells))], (320, 320)) == ["yolov8"]
+    (_, match), *_ = recognized_decoders([np.zeros((1, 22, cells))], (320, 320))
+    assert "4 + 18" in match and "strides 8, 16, 32" in match
+    p6 = cells + 5 * 5  # a P3–P6 head adds stride 64
+    assert names([np.zeros((1, 84, p6))], (320, 320)) == ["yolov8"]
+    assert names([np.zeros((1, 84, cells + 1))], (320, 320)) == []  # not a sum of cells
+    assert names([np.zeros((1, 84, cells))], (640, 640)) == []  # other input size
+    odd = 27 * 32 + 14 * 16 + 7 * 8  # ⌈H/s⌉·⌈W/s⌉ for 212 × 250
+    assert names([np.zeros((2, 6, odd))], (212, 250)) == ["yolov8"]
+    assert names([np.zeros((1, 3 * cells, 85)), np.zeros((1, 3, 40, 40, 85))], (320, 320)) == [
+        "yolov5"
+    ]
+    assert names([np.zeros((1, 3000, 4)), np.zeros((1, 3000, 91))], (300, 300)) == ["boxes-scores"]
+    assert names([np.zeros((1, 1000))], (224, 224)) == []  # class scores
+    assert names([np.zeros((1, 84, cells))], None) == []  # no image input

@@ -406,3 +406,42 @@ def test_a_calibration_folder_of_few_photos_gives_crops_held_out_by_photo(tmp_pa
         eval_data=str(grey_photos(tmp_path / "other", 3, seed=8, size=(30, 40))),
     )
     assert len(evaluator.evaluation) == 3 and len(evaluator.calibration) == 6 * per_photo
+
+
+def _yolo_shaped(size: int = 64, classes: int = 2):
+    """Pools of stride 8, 16 and 32, a 1 × 1 conv to 4 + classes rows each, flattened and
+    concatenated: the [N, 4 + C, A] layout of a YOLOv8 head (A = 64 + 16 + 4 at 64 × 64)."""
+    from onnx import TensorProto, helper
+
+    from tests.oracle import make_model, weights
+
+    rows = 4 + classes
+    nodes, parts, initializers = [], [], [weights("w", (rows, 3, 1, 1), 0)]
+    initializers.append(helper.make_tensor("flat", TensorProto.INT64, [3], [0, rows, -1]))
+    for stride in (8, 16, 32):
+        nodes += [
+            helper.make_node(
+                "AveragePool",
+                ["x"],
+                [f"p{stride}"],
+                kernel_shape=[stride] * 2,
+                strides=[stride] * 2,
+            ),
+            helper.make_node("Conv", [f"p{stride}", "w"], [f"c{stride}"]),
+            helper.make_node("Reshape", [f"c{stride}", "flat"], [f"r{stride}"]),
+        ]
+        parts.append(f"r{stride}")
+    nodes.append(helper.make_node("Concat", parts, ["y"], axis=2))
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", rows, 84])]
+    return make_model(nodes, inputs, outputs, initializers)
+
+
+def test_outputs_a_decoder_recognizes_get_a_note_naming_the_task_flags():
+    images = np.random.default_rng(0).random((24, 3, 64, 64)).astype(np.float32)
+    evaluator = GuardEvaluator.create(_yolo_shaped(), data={"x": images})
+    (hint,) = [n for n in evaluator.notes if "look like a detection head" in n]
+    assert "--task detect --decoder yolov8" in hint and "[N, 4 + 2, 84]" in hint
+    # a metric given means the user chose: no hint
+    chosen = GuardEvaluator.create(_yolo_shaped(), data={"x": images}, metric="cosine")
+    assert not any("look like" in n for n in chosen.notes)
