@@ -5,7 +5,8 @@ decoder whose layout does not fit the outputs raises a one-line
 :class:`~onnxprune.errors.InputError` listing every output's name and shape. A decoder may
 register a *signature* too, ``recognizes(arrays, image_hw) -> str | None``: a description of
 the match when the outputs have a layout that specific (a YOLO head's anchor count is a sum
-over its strides of the image's cells), else None. :func:`recognized_decoders` lists the
+over its strides of the image's cells; a single map at the input's size with every value in
+[0, 1] is a probability mask), else None. :func:`recognized_decoders` lists the
 matches so that a run without ``--task`` can say which flags would guard the task itself
 (a note; nothing is chosen for the user).
 
@@ -324,7 +325,26 @@ def _single_map(decoder: str, arrays, names) -> np.ndarray:
     raise mismatch(decoder, expected, arrays, names)
 
 
-@register_decoder("probability", TASK_SEGMENT)
+def _probability_signature(arrays: Sequence[np.ndarray], image_hw: tuple[int, int]) -> str | None:
+    """One float map [N, 1, H, W] or [N, H, W] at the input's H × W, every value in [0, 1] and
+    not all equal (a sigmoid mask: text, saliency, matting)."""
+    if len(arrays) != 1 or not np.issubdtype(arrays[0].dtype, np.floating):
+        return None
+    array = arrays[0]
+    if array.ndim == 4 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 3 or tuple(array.shape[1:]) != tuple(image_hw) or not array.size:
+        return None
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 1 or high - low < 1e-6:
+        return None
+    return (
+        f"one map of values in [0, 1] at the input's {image_hw[0]} × {image_hw[1]}: a "
+        "probability mask"
+    )
+
+
+@register_decoder("probability", TASK_SEGMENT, recognizes=_probability_signature)
 def decode_probability(arrays, names, spec) -> np.ndarray:
     """One map of probabilities in [0, 1] → [p ≥ mask_threshold]."""
     probabilities = _single_map("probability", arrays, names)

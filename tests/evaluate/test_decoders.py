@@ -128,3 +128,18 @@ def test_signatures_recognize_yolo_and_ssd_heads_by_their_anchor_counts():
     assert names([np.zeros((1, 3000, 4)), np.zeros((1, 3000, 91))], (300, 300)) == ["boxes-scores"]
     assert names([np.zeros((1, 1000))], (224, 224)) == []  # class scores
     assert names([np.zeros((1, 84, cells))], None) == []  # no image input
+
+
+def test_a_probability_map_at_the_input_size_is_recognized_and_other_maps_are_not():
+    from onnxprune.evaluate.decoders import recognized_decoders
+
+    def names(arrays, size):
+        return [decoder.name for decoder, _ in recognized_decoders(arrays, size)]
+
+    mask = np.random.default_rng(0).random((2, 1, 32, 48)).astype(np.float32)
+    assert names([mask], (32, 48)) == ["probability"]
+    assert names([mask[:, 0]], (32, 48)) == ["probability"]
+    assert names([mask], (64, 96)) == []  # not at the input size
+    assert names([mask * 4 - 2], (32, 48)) == []  # logits or depth, not probabilities
+    assert names([np.full((2, 1, 32, 48), 0.5, np.float32)], (32, 48)) == []  # constant
+    assert names([np.concatenate([mask] * 3, axis=1)], (32, 48)) == []  # an image out
