@@ -29,10 +29,12 @@ per candidate.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
 from onnx import ModelProto
 
 #: photos the probe reads (the first ones of the folder)
@@ -181,13 +183,18 @@ def normalization_note(result: ProbeResult | None) -> str:
     )
 
 
-def photo_classifier(model: ModelProto) -> Classify | None:
-    """A function running ``model``'s first output on a batch of its single input, or None when
-    the model has more than one graph input (the probe is for plain image classifiers). A
-    fixed batch size b runs the images b at a time (a tail short of b is left out). The ONNX
-    Runtime session is made on the first call."""
-    initializers = {init.name for init in model.graph.initializer}
-    inputs = [value for value in model.graph.input if value.name not in initializers]
+def photo_classifier(model: ModelProto | str | os.PathLike) -> Classify | None:
+    """A function running ``model``'s first output (a ModelProto or a model file) on a batch of
+    its single input, or None when the model has more than one graph input (the probe is for
+    plain image classifiers). A fixed batch size b runs the images b at a time (a tail short
+    of b is left out). The ONNX Runtime session is made on the first call."""
+    graph_model = (
+        model
+        if isinstance(model, ModelProto)
+        else onnx.load(os.fspath(model), load_external_data=False)
+    )
+    initializers = {init.name for init in graph_model.graph.initializer}
+    inputs = [value for value in graph_model.graph.input if value.name not in initializers]
     if len(inputs) != 1:
         return None
     name = inputs[0].name
@@ -197,9 +204,7 @@ def photo_classifier(model: ModelProto) -> Classify | None:
 
     def classify(batch: np.ndarray) -> np.ndarray:
         if not session:
-            from onnxprune.calibrate.session import make_session
-
-            session.append(make_session(model))
+            session.append(_session(model))
         first = session[0].get_outputs()[0].name
         step = fixed or len(batch)
         parts = [
@@ -209,6 +214,19 @@ def photo_classifier(model: ModelProto) -> Classify | None:
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
     return classify
+
+
+def _session(model: ModelProto | str | os.PathLike):
+    """A CPU session of an in-memory model or a model file (its external data beside it)."""
+    if isinstance(model, ModelProto):
+        from onnxprune.calibrate.session import make_session
+
+        return make_session(model)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    return ort.InferenceSession(os.fspath(model), options, providers=["CPUExecutionProvider"])
 
 
 def probe_note(

@@ -15,6 +15,7 @@ from onnxprune.errors import InputError
 from onnxprune.evaluate.data import Dataset, load_data
 from onnxprune.evaluate.embedding import TEXT_METRICS, attention_mask, has_token_input
 from onnxprune.evaluate.fidelity import NotApplicable
+from onnxprune.evaluate.normalization_probe import photo_classifier
 from onnxprune.evaluate.registry import (
     KIND_CUSTOM,
     KIND_LABELS,
@@ -166,6 +167,7 @@ def validate(
                 seed=seed,
                 input_ranges=input_ranges_of(reference) if data is None else None,
                 pixel_scales=pixel_scales_of(reference) if data is not None else None,
+                classify=photo_classifier(reference) if data is not None else None,
             )
             if max_samples is not None:
                 dataset = dataset.take(max_samples)

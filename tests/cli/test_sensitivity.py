@@ -97,3 +97,16 @@ def test_attention_unit_sets_the_attention_groups(zoo_onnx, tmp_path, unit, size
     groups = json.loads(out.read_text())["groups"]
     attention = sorted(g["size"] for g in groups if "qkv" in g["name"])
     assert attention == sizes, groups
+
+
+def test_an_image_folder_is_read_as_optimize_reads_it_and_says_how(tmp_path):
+    from tests.evaluate.tiny import conv_classifier, grey_photos
+
+    path = tmp_path / "conv.onnx"
+    onnx.save(conv_classifier(size=12), path)
+    photos = grey_photos(tmp_path / "photos", 4)
+    (photos / "preprocess.toml").write_text("crops = 1\n")
+    result = invoke("sensitivity", path, "--data", photos, "--ratios", "0.5")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the console wraps long notes
+    assert "note: image folder" in text and "no mean/std in the preprocessing spec" in text

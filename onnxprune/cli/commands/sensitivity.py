@@ -25,12 +25,23 @@ def parse_ratios(text: str) -> list[float]:
 
 def load_calibration(path: str, model, input_shapes):
     """The calibration Dataset of ``--data`` (.npz or image folder: a folder of few photos gives
-    random crops of each, :mod:`onnxprune.evaluate.imagefolder`), conformed to the model."""
+    random crops of each, :mod:`onnxprune.evaluate.imagefolder`), conformed to the model; an
+    image folder is read as ``optimize`` reads it (the pixel scale the graph asks for, the
+    normalization probe)."""
     from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
     from onnxprune.evaluate import load_data, model_input_specs
+    from onnxprune.evaluate.normalization_probe import photo_classifier
+    from onnxprune.graph.input_affine import image_pixel_scales
 
     specs = model_input_specs(model)
-    return load_data(path, specs, input_shapes, augment_to=PHOTO_CALIBRATION_SAMPLES)
+    return load_data(
+        path,
+        specs,
+        input_shapes,
+        augment_to=PHOTO_CALIBRATION_SAMPLES,
+        pixel_scales=image_pixel_scales(model),
+        classify=photo_classifier(model),
+    )
 
 
 def print_table(table, console=None, limit: int = 40) -> None:
@@ -90,6 +101,7 @@ def command(
 ) -> None:
     """Measure, per channel group, how much pruning it alone hurts MODEL's outputs."""
     from rich.console import Console
+    from rich.markup import escape
 
     from onnxprune.analysis import analyze, attention_head_dim
     from onnxprune.passes.prepare import prepare
@@ -101,6 +113,8 @@ def command(
     console = Console(stderr=True, quiet=quiet)
     original, prepared, _ = prepare(model, shapes)
     calibration = load_calibration(data, original, shapes)
+    for note in calibration.notes:  # how the data was read (crops, pixel scale, normalization)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     analysis = analyze(prepared, shapes, head_dim=attention_head_dim(attention_unit))
     with console.status("measuring sensitivity") as status:
         table = measure_sensitivity(
