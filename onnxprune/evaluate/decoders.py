@@ -119,32 +119,36 @@ def yolo_anchor_strides(anchors: int, image_hw: tuple[int, int], per_cell: int) 
     return None
 
 
+def _yolo_match(anchors: int, image_hw: tuple[int, int], per_cell: int, layout: str) -> str | None:
+    """The description of a YOLO head of ``layout`` whose ``anchors`` are ``per_cell`` per
+    cell of one stride set at ``image_hw``, or None."""
+    strides = yolo_anchor_strides(anchors, image_hw, per_cell)
+    if strides is None:
+        return None
+    return (
+        f"{layout} for {per_cell} anchor(s) per cell of strides "
+        f"{', '.join(map(str, strides))} at {image_hw[0]} × {image_hw[1]}"
+    )
+
+
 def _yolov8_signature(arrays: Sequence[np.ndarray], image_hw: tuple[int, int]) -> str | None:
     """One float [N, 4 + C, A] output whose A anchors are one per cell of strides 8/16/32(/64)."""
     if len(arrays) != 1 or arrays[0].ndim != 3 or arrays[0].shape[1] < 5:
         return None
-    strides = yolo_anchor_strides(arrays[0].shape[2], image_hw, 1)
-    if strides is None:
-        return None
-    return (
-        f"[N, 4 + {arrays[0].shape[1] - 4}, {arrays[0].shape[2]}], a box and class scores for "
-        f"one anchor per cell of strides {', '.join(map(str, strides))} at "
-        f"{image_hw[0]} × {image_hw[1]}: a YOLOv8-style head"
-    )
+    _, rows, anchors = arrays[0].shape
+    layout = f"[N, 4 + {rows - 4}, {anchors}], a box and class scores"
+    match = _yolo_match(anchors, image_hw, 1, layout)
+    return None if match is None else f"{match}: a YOLOv8-style head"
 
 
 def _yolov5_signature(arrays: Sequence[np.ndarray], image_hw: tuple[int, int]) -> str | None:
     """One float [N, A, 5 + C] output whose A anchors are three per cell of strides 8/16/32(/64)."""
     if not arrays or arrays[0].ndim != 3 or arrays[0].shape[2] < 6:
         return None
-    strides = yolo_anchor_strides(arrays[0].shape[1], image_hw, 3)
-    if strides is None:
-        return None
-    return (
-        f"[N, {arrays[0].shape[1]}, 5 + {arrays[0].shape[2] - 5}], box, objectness and class "
-        f"scores for three anchors per cell of strides {', '.join(map(str, strides))} at "
-        f"{image_hw[0]} × {image_hw[1]}: a YOLOv5-style head"
-    )
+    _, anchors, columns = arrays[0].shape
+    layout = f"[N, {anchors}, 5 + {columns - 5}], box, objectness and class scores"
+    match = _yolo_match(anchors, image_hw, 3, layout)
+    return None if match is None else f"{match}: a YOLOv5-style head"
 
 
 def get_decoder(name: str, task: str | None = None) -> Decoder:
