@@ -59,7 +59,11 @@ class ChannelGroup:
     def removed_channels(self, removed_clusters) -> list[int]:
         """Output channels of the source layers (their original numbering) that the removal of
         ``removed_clusters`` takes away: cluster j occupies channels [j·width, (j+1)·width)."""
-        removed = {int(c) for c in removed_clusters}
+        removed = (
+            removed_clusters
+            if isinstance(removed_clusters, set | frozenset)
+            else {int(c) for c in removed_clusters}
+        )
         return [
             position * self.width + offset
             for position, cluster in enumerate(self.clusters)
