@@ -206,3 +206,17 @@ def test_an_attention_file_onnxruntime_refuses_is_timed_lowered(tmp_path: Path) 
     except Exception:  # ONNX Runtime's Fail
         refused = True
     assert ("refused to run the file as given" in result.output) == refused
+
+
+def test_data_folders_are_scaled_as_the_graph_asks(tmp_path: Path) -> None:
+    """bench times the model on a folder read as optimize reads it (a model with NMS inside
+    runs as long as the boxes its inputs give it): raw pixels for a graph that normalizes."""
+    from onnxprune.cli.commands.bench import _load_feeds
+    from tests.graph.test_input_affine import KERAS, _chain_model, _photo_folder
+
+    folder = _photo_folder(tmp_path / "photos")
+    path = tmp_path / "keras.onnx"
+    onnx.save(_chain_model(KERAS), path)
+    assert _load_feeds(str(folder), str(path), None)["x"].max() > 100
+    result = invoke("bench", path, "--data", folder, "--runs", "3", "--min-time", "0")
+    assert result.exit_code == 0, result.output

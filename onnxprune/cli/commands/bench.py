@@ -82,13 +82,18 @@ def print_comparison(comparison, console=None) -> None:
 
 
 def _load_feeds(path: str, model: str, input_shapes) -> dict:
-    """The user's data as arrays by input name, checked against the first model's inputs."""
+    """The user's data as arrays by input name, checked against the first model's inputs; an
+    image folder is scaled as the model's graph asks (as ``optimize`` reads it: a model with
+    boxes and NMS inside runs as long as the boxes its inputs give it)."""
     import onnx
 
     from onnxprune.evaluate import load_data, model_input_specs
+    from onnxprune.graph.input_affine import image_pixel_scales
 
     graph = onnx.load(model, load_external_data=False)
-    return load_data(path, model_input_specs(graph), input_shapes).inputs
+    return load_data(
+        path, model_input_specs(graph), input_shapes, pixel_scales=image_pixel_scales(graph)
+    ).inputs
 
 
 @click.command("bench")
