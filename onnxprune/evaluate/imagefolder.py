@@ -162,7 +162,12 @@ def load_image_folder(
     spec = the_image_input(input_specs, settings.inputs)
     name, dtype, _ = spec
     shape = expected_shape(spec, input_shapes)
-    unset = settings.scale is None and settings.mean is None and settings.std is None
+    unset = (  # the spec says nothing of pixel values: the normalization probe may run
+        settings.scale is None
+        and settings.mean is None
+        and settings.std is None
+        and settings.channel_order == "RGB"
+    )
     scale_note = settle_scale(settings, name, pixel_scales, dtype)
     layout = settings.layout or infer_layout(shape)
     settings.layout = layout

@@ -1,7 +1,7 @@
 """Which pixel normalization makes a classifier's predictions on the user's photos informative.
 
-An image folder whose preprocessing spec sets no ``scale``, ``mean`` or ``std`` (and whose
-model's graph does not normalize raw pixels itself) is fed as x / 255, and the loader says so.
+An image folder whose preprocessing spec sets no ``scale``, ``mean``, ``std`` or
+``channel_order`` (and whose model's graph does not normalize raw pixels itself) is fed as x / 255, and the loader says so.
 A classifier trained on another normalization still runs on such input, silently, and every
 score, refit and guard reading after that is of inputs the model never saw. This module
 measures the fed choice against the usual alternatives on the folder's own photos.

@@ -189,6 +189,8 @@ def test_an_image_folder_gets_the_note_only_when_another_normalization_is_clearl
         'scale = 1.0\nmean = [123.68, 116.779, 103.939]\nchannel_order = "BGR"\n'
     )
     assert _probe_notes(load_data(photos, SPECS, classify=photo_classifier(caffe_model))) == []
+    (photos / "preprocess.toml").write_text('channel_order = "BGR"\n')  # a choice made: no probe
+    assert _probe_notes(load_data(photos, SPECS, classify=photo_classifier(caffe_model))) == []
 
 
 def test_calibration_data_probes_with_the_model(tmp_path):
