@@ -44,7 +44,8 @@ MIN_GAIN = 0.3
 #: ... and by this factor
 MIN_RATIO = 1.5
 
-Classify = Callable[[np.ndarray], np.ndarray]
+#: the model's first output on a batch, or None when ONNX Runtime refuses the batch
+Classify = Callable[[np.ndarray], "np.ndarray | None"]
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,12 @@ def probe_normalizations(
     classify: Classify, fed: np.ndarray, fed_scale: float, fed_order: str, layout: str
 ) -> ProbeResult | None:
     """:class:`ProbeResult` of every candidate on the photos ``fed`` (module doc), or None when
-    the model's first output is not one score vector per image."""
+    the model's first output is not one score vector per image or the model refuses a batch."""
     photos = fed[:MAX_PHOTOS]
     information = {}
     for candidate in CANDIDATES:
-        probabilities = as_probabilities(
-            classify(renormalized(photos, fed_scale, fed_order, layout, candidate))
-        )
+        scores = classify(renormalized(photos, fed_scale, fed_order, layout, candidate))
+        probabilities = None if scores is None else as_probabilities(scores)
         if probabilities is None:
             return None
         information[candidate.label] = mutual_information(probabilities)
@@ -202,15 +202,18 @@ def photo_classifier(model: ModelProto | str | os.PathLike) -> Classify | None:
     fixed = dims[0].dim_value if len(dims) and dims[0].HasField("dim_value") else 0
     session = []
 
-    def classify(batch: np.ndarray) -> np.ndarray:
-        if not session:
-            session.append(_session(model))
-        first = session[0].get_outputs()[0].name
+    def classify(batch: np.ndarray) -> np.ndarray | None:
         step = fixed or len(batch)
-        parts = [
-            session[0].run([first], {name: batch[start : start + step]})[0]
-            for start in range(0, len(batch) - step + 1, step)
-        ]
+        try:
+            if not session:
+                session.append(_session(model))
+            first = session[0].get_outputs()[0].name
+            parts = [
+                session[0].run([first], {name: batch[start : start + step]})[0]
+                for start in range(0, len(batch) - step + 1, step)
+            ]
+        except Exception:  # ONNX Runtime refused: the data door's run check reports a model
+            return None  # that refuses the data as fed; the probe only stays silent
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
     return classify
@@ -238,12 +241,7 @@ def probe_note(
     channels: int,
 ) -> str:
     """:func:`normalization_note` of the probe, "" when it does not apply (no classifier, not
-    3 channels) or the model refuses the candidates (an error there is reported by the data
-    door's own run check, not here)."""
+    3 channels) or the model refuses the candidates (:func:`photo_classifier`)."""
     if classify is None or channels != 3 or not len(fed):
         return ""
-    try:
-        result = probe_normalizations(classify, fed, fed_scale, fed_order, layout)
-    except Exception:  # the data door's run check reports a model that refuses its input
-        return ""
-    return normalization_note(result)
+    return normalization_note(probe_normalizations(classify, fed, fed_scale, fed_order, layout))

@@ -207,3 +207,17 @@ def test_a_fixed_batch_runs_one_image_at_a_time_and_other_models_are_not_probed(
     two_inputs = _centroid_classifier(FED)
     two_inputs.graph.input.append(helper.make_tensor_value_info("scale", TensorProto.FLOAT, [1]))
     assert photo_classifier(two_inputs) is None
+
+
+def test_a_model_that_refuses_the_batch_leaves_the_probe_silent():
+    refusing = photo_classifier(_centroid_classifier(FED, batch=2))  # a batch of 2 only
+    assert refusing(np.zeros((3, 3, 4, 4), np.float32)).shape == (2, len(COLOURS) + 1)
+    assert refusing(np.zeros((1, 3, 4, 4), np.float32)).shape == (0, 0)  # tail left out
+    wrong_size = np.zeros((6, 3, 5, 5), np.float32)  # the model takes 4 × 4
+    assert photo_classifier(_centroid_classifier(FED))(wrong_size) is None
+    assert (
+        probe_normalizations(
+            photo_classifier(_centroid_classifier(FED)), wrong_size, 1 / 255, "RGB", "NCHW"
+        )
+        is None
+    )
