@@ -240,7 +240,7 @@ def load_image_folder(
             "normalization (most ImageNet classifiers do), give its mean and std in "
             "preprocess.toml"
         )
-        if unset and np.dtype(dtype) != np.uint8:
+        if unset:  # (a uint8 input took the scale_note branch above)
             photos = inputs[name][: min(len(files), MAX_PHOTOS)]  # the un-cropped views
             probe = probe_note(
                 classify, photos, settings.scale, settings.channel_order, layout, channels

@@ -660,18 +660,18 @@ def _group_widths(analysis, removed: frozenset, protected: set[int]) -> list[Gro
     removed = frozenset(item for item in removed if item_kind(item) == CHANNELS)
     widths = []
     for group in analysis.groups:
-        lost = sum(1 for c in group.clusters if int(c) in removed)
+        lost = group.removed_channels(removed)
         widths.append(
             GroupWidth(
                 index=group.index,
                 name=group.name,
                 sources=list(group.sources),
                 channels_before=group.size * group.width,
-                channels_after=(group.size - lost) * group.width,
+                channels_after=group.size * group.width - len(lost),
                 width=group.width,
                 blocked=bool(group.blocked.all()) or group.size < 2,
                 protected=group.index in protected,
-                removed_channels=group.removed_channels(removed),
+                removed_channels=lost,
             )
         )
     return widths
