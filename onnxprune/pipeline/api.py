@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,7 @@ ATTENTION_NOTE = (
 )
 
 
-def _validate_numbers(steps: int, batch_size: int) -> None:
-    if steps < 1:
-        raise InputError(f"steps must be >= 1, got {steps}")
+def _validate_numbers(batch_size: int) -> None:
     if batch_size < 1:
         raise InputError(f"batch-size must be >= 1, got {batch_size}")
 
@@ -162,25 +160,161 @@ def optimize(
     Returns an :class:`OptimizeResult`; its ``ok`` is False when the guard or the target was
     not met (the model is then the best one found within the guard).
     """
+    scheme = Scheme(criterion, allocation, recover, units, max_ratio, steps)
+    target = parse_target(target)
+    _validate_numbers(batch_size)
+    check_scheme(scheme, target, data, plan_options)
+    session = open_session(
+        model,
+        target,
+        Settings(
+            provider=provider,
+            round_to=round_to,
+            ignore=tuple(ignore),
+            ratio_for=dict(ratio_for or {}),
+            seed=seed,
+            plan_options=dict(plan_options or {}),
+            allow_norm_stats=allow_norm_stats,
+            allow_output_change=allow_output_change,
+            head_dim=attention_head_dim(attention_unit),
+        ),
+        data=data,
+        eval_data=eval_data,
+        metric=metric,
+        max_drop=max_drop,
+        input_shapes=input_shapes,
+        eval_split=eval_split,
+        batch_size=batch_size,
+        max_eval_samples=max_eval_samples,
+        noise_sigma=noise_sigma,
+        synthesize=synthesize,
+        progress=progress,
+    )
+    return finish(session, run_scheme(session, scheme), measure_latency=measure_latency)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """The methods of one guarded run: what a scheme search varies (:mod:`.search`).
+
+    ``None`` leaves a method to :func:`_resolve_methods` (data-driven methods with calibration
+    data, data-free ones without); ``units`` names the kinds of pruning (a list, or names
+    joined by commas)."""
+
+    criterion: str | None = None
+    allocation: str | None = None
+    recover: str | Callable[..., ModelProto] | None = None
+    units: str | list[str] | None = None
+    max_ratio: float = defaults.MAX_RATIO
+    steps: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Options every scheme of a session shares (see :func:`optimize`)."""
+
+    provider: str = "cpu"
+    round_to: int | None = None
+    ignore: tuple[str, ...] = ()
+    ratio_for: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    plan_options: dict[str, Any] = field(default_factory=dict)
+    allow_norm_stats: bool = True
+    allow_output_change: bool = False
+    head_dim: bool = False
+
+
+@dataclass
+class Session:
+    """What every scheme run on one model and one data set shares: the loaded original, its
+    preprocessed graph, the guard's evaluator (baseline and noise floor measured once), the
+    counted MACs / parameters before, and the notes and seconds of opening it."""
+
+    model: str | os.PathLike | ModelProto
+    target: Target
+    settings: Settings
+    original: ModelProto
+    prepared: ModelProto
+    evaluator: Any  # GuardEvaluator
+    input_shapes: dict[str, list[int]]
+    macs_before: int
+    params_before: int
+    latency_before: float | None
+    notes: list[str]
+    seconds: dict[str, float]
+    say: Callable[[str], None]
+    started: float
+
+    @property
+    def has_calibration(self) -> bool:
+        return self.evaluator.calibration is not None
+
+
+@dataclass
+class SchemeRun:
+    """One scheme's guarded run on a session: the methods it resolved to, the analysis and plan
+    it built, the loop's outcome and how far toward the target its best model got
+    (``progress``: 1 - remaining gap / gap of the original, 1.0 when met)."""
+
+    scheme: Scheme
+    criterion: str
+    allocation: str
+    recovery: str
+    kinds: list[str]
+    analysis: Any
+    plan: Plan
+    outcome: LoopOutcome
+    progress: float
+    notes: list[str]
+    seconds: dict[str, float]
+
+
+def check_scheme(
+    scheme: Scheme, target: Target, data: Any, plan_options: dict[str, Any] | None
+) -> None:
+    """Option errors of ``scheme`` that need no model or data (InputError, before any work)."""
+    if scheme.allocation is not None and scheme.allocation not in ALLOCATIONS:
+        raise InputError(
+            f"allocation must be one of {', '.join(ALLOCATIONS)}, got {scheme.allocation!r}"
+        )
+    if scheme.steps < 1:
+        raise InputError(f"steps must be >= 1, got {scheme.steps}")
+    if not 0.0 <= scheme.max_ratio < 1.0:
+        raise InputError(f"max-ratio must be in [0, 1), got {scheme.max_ratio}")
+    kinds = _unit_kinds(scheme.units, target)
+    _check_options_early(kinds, scheme.recover, data, scheme.allocation, plan_options)
+    _kind_criterion(kinds, scheme.criterion, plan_options)
+
+
+def open_session(
+    model: str | os.PathLike | ModelProto,
+    target: Target,
+    settings: Settings,
+    *,
+    data: Any,
+    eval_data: Any,
+    metric: str | Callable | None,
+    max_drop: float | str | None,
+    input_shapes: dict[str, list[int]] | None,
+    eval_split: float,
+    batch_size: int,
+    max_eval_samples: int | None,
+    noise_sigma: float,
+    synthesize: str,
+    progress: Callable[[str], None] | None,
+) -> Session:
+    """Load ``model``, open the guard's evaluator on the data (the original evaluated once),
+    fix input shapes from the data and preprocess: the work every scheme shares."""
     from onnxprune.evaluate.data import shapes_from_data
     from onnxprune.io import load_model
     from onnxprune.passes.lower_attention import attention_lowered
     from onnxprune.passes.prepare import prepare
     from onnxprune.pipeline.evaluation import GuardEvaluator
-    from onnxprune.rewrite import check_model
     from onnxprune.stats import count_macs, count_params
 
     say = progress or (lambda message: None)
     started = time.perf_counter()
     seconds: dict[str, float] = {}
-    target = parse_target(target)
-    _validate_numbers(steps, batch_size)
-    if allocation is not None and allocation not in ALLOCATIONS:
-        raise InputError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
-    kinds = _unit_kinds(units, target)
-    _check_options_early(kinds, recover, data, allocation, plan_options)
-    head_dim = attention_head_dim(attention_unit)
-    plan_options = _kind_criterion(kinds, criterion, plan_options)
     input_shapes = dict(input_shapes or {})
     say("loading the model")
     original, lowered_attention = attention_lowered(load_model(model))
@@ -191,12 +325,12 @@ def optimize(
         data=data,
         eval_data=eval_data,
         metric=metric,
-        provider=provider,
+        provider=settings.provider,
         input_shapes=input_shapes,
         eval_split=eval_split,
         batch_size=batch_size,
         max_eval_samples=max_eval_samples,
-        seed=seed,
+        seed=settings.seed,
         max_drop=max_drop,
         noise_sigma=noise_sigma,
         progress=progress,
@@ -208,7 +342,6 @@ def optimize(
     say(INPUTS_CHECKED)
     for note in evaluator.notes:
         say(f"note: {note}")
-    metric_before = evaluator.baseline
     seconds["evaluate_original"] = time.perf_counter() - tick
     measured_shapes = shapes_from_data(evaluator.input_specs, evaluator.evaluation, input_shapes)
     for name in sorted(set(measured_shapes) - set(input_shapes)):
@@ -220,12 +353,46 @@ def optimize(
     _, prepared, pass_notes = prepare(original, input_shapes)
     notes += pass_notes
     seconds["preprocess"] = time.perf_counter() - tick
+    # the loop times candidates only for a latency target; the report's before/after figures
+    # come from one interleaved comparison at the end (``measure_latency``)
+    latency_before = evaluator.latency(original) if target.kind == "latency" else None
+    return Session(
+        model=model,
+        target=target,
+        settings=settings,
+        original=original,
+        prepared=prepared,
+        evaluator=evaluator,
+        input_shapes=input_shapes,
+        macs_before=count_macs(original, input_shapes).total,
+        params_before=count_params(original)[0],
+        latency_before=latency_before,
+        notes=notes,
+        seconds=seconds,
+        say=say,
+        started=started,
+    )
+
+
+def run_scheme(session: Session, scheme: Scheme) -> SchemeRun:
+    """Resolve ``scheme``'s methods, analyse and score the preprocessed model, set up the
+    plan's kinds and run the guarded loop from the original (:func:`_run_guarded_loop`). The
+    session is not changed: several schemes can run on it one after the other."""
+    from onnxprune.rewrite import check_model
+
+    say, evaluator, target = session.say, session.evaluator, session.target
+    settings = session.settings
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    kinds = _unit_kinds(scheme.units, target)
+    plan_options = _kind_criterion(kinds, scheme.criterion, settings.plan_options or None)
+    calibration = evaluator.calibration
     criterion, allocation, recovery_name = _resolve_methods(
-        criterion,
-        allocation,
-        recover,
-        evaluator.calibration is not None,
-        len(evaluator.calibration) if evaluator.calibration is not None else None,
+        scheme.criterion,
+        scheme.allocation,
+        scheme.recover,
+        calibration is not None,
+        len(calibration) if calibration is not None else None,
     )
     if CHANNELS in kinds:
         notes.append(f"criterion {criterion}, allocation {allocation}, recovery {recovery_name}")
@@ -234,15 +401,22 @@ def optimize(
     tick = time.perf_counter()
     analysis, plan, ranked, setups = _analyse_and_set_up(
         kinds,
-        original=original,
-        prepared=prepared,
-        input_shapes=input_shapes,
-        calibration=evaluator.calibration,
+        original=session.original,
+        prepared=session.prepared,
+        input_shapes=session.input_shapes,
+        calibration=calibration,
         target=target,
         progress=say,
         options={
             **_plan_options(
-                kinds, provider, max_ratio, round_to, ignore, ratio_for, seed, plan_options
+                kinds,
+                settings.provider,
+                scheme.max_ratio,
+                settings.round_to,
+                settings.ignore,
+                settings.ratio_for,
+                settings.seed,
+                plan_options,
             ),
             "distill_loss": distill_loss,
             "sensitivity_metric": choose_drop_metric(
@@ -252,13 +426,13 @@ def optimize(
                 evaluator.metric, (plan_options or {}).get("gain_metric")
             ),
         },
-        methods=(criterion, allocation, recover, recovery_name),
-        allow_norm_stats=allow_norm_stats,
-        allow_output_change=allow_output_change,
-        head_dim=head_dim,
+        methods=(criterion, allocation, scheme.recover, recovery_name),
+        allow_norm_stats=settings.allow_norm_stats,
+        allow_output_change=settings.allow_output_change,
+        head_dim=settings.head_dim,
     )
     for note in analysis.notes:  # e.g. quantized layers or control flow left whole
-        if note not in notes:
+        if note not in session.notes and note not in notes:
             notes.append(note)
             say(f"note: {note}")
     for setup in setups:
@@ -267,65 +441,99 @@ def optimize(
     schedule = Schedule(analysis, ranked)
     seconds["analyze"] = time.perf_counter() - tick
 
-    macs_before = count_macs(original, input_shapes).total
-    params_before = count_params(original)[0]
-    # the loop times candidates only for a latency target; the report's before/after figures
-    # come from one interleaved comparison at the end (``measure_latency``)
-    latency_before = evaluator.latency(original) if target.kind == "latency" else None
     start_state = Measured(
-        frozenset(), prepared, macs_before, macs_before, params_before, metric_before,
-        latency_before,
+        frozenset(), session.prepared, session.macs_before, session.macs_before,
+        session.params_before, evaluator.baseline, session.latency_before,
     )  # fmt: skip
     say(f"guard: {evaluator.guard.describe()}")
     tick = time.perf_counter()
-    outcome = _run_guarded_loop(
-        target, steps, evaluator, analysis, plan, schedule, start_state, input_shapes, say
+    outcome, gap = _run_guarded_loop(
+        target,
+        scheme.steps,
+        evaluator,
+        analysis,
+        plan,
+        schedule,
+        start_state,
+        session.input_shapes,
+        say,
     )
     seconds["prune_loop"] = time.perf_counter() - tick
+    check_model(outcome.best.model)
+    return SchemeRun(
+        scheme=scheme,
+        criterion=criterion,
+        allocation=allocation,
+        recovery=recovery_name,
+        kinds=kinds,
+        analysis=analysis,
+        plan=plan,
+        outcome=outcome,
+        progress=_progress(gap, start_state, outcome.best),
+        notes=notes,
+        seconds=seconds,
+    )
 
+
+def _progress(gap: Callable[[Measured], float], start: Measured, best: Measured) -> float:
+    """Share of the target's gap the best model closed: 1 - gap(best) / gap(original), in
+    [0, 1]; 1.0 when the original already meets the target."""
+    before = gap(start)
+    if before <= 0:
+        return 1.0
+    return float(min(max(1.0 - gap(best) / before, 0.0), 1.0))
+
+
+def finish(session: Session, run: SchemeRun, *, measure_latency: bool = True) -> OptimizeResult:
+    """The result of ``run``: the latency of its best model against the original (one
+    interleaved comparison, ``measure_latency``), the stop reason and the report."""
+    say, evaluator, target = session.say, session.evaluator, session.target
+    outcome, analysis, plan = run.outcome, run.analysis, run.plan
     best = outcome.best
-    check_model(best.model)
+    notes = session.notes + run.notes
+    seconds = {**session.seconds, **run.seconds}
     tick = time.perf_counter()
     if measure_latency:
         say("measuring latency before / after")
-        latency_detail = evaluator.compare_latency(original, best.model)
-        note = latency_note(latency_detail, bool(best.removed), CHANNELS in kinds)
+        latency_detail = evaluator.compare_latency(session.original, best.model)
+        note = latency_note(latency_detail, bool(best.removed), CHANNELS in run.kinds)
         if note:
             notes.append(note)
     else:
         latency_detail = None
     seconds["latency"] = time.perf_counter() - tick
-    seconds["total"] = time.perf_counter() - started
+    seconds["total"] = time.perf_counter() - session.started
 
     reason = outcome.reason
     if reason is not None and not outcome.records and analysis is not None and analysis.uncovered:
         reason += " (" + "; ".join(analysis.uncovered) + ")"  # why nothing could be pruned
     if reason is not None:
-        reason = _stop_reason(target, reason, outcome, plan, evaluator, best, macs_before)
+        reason = _stop_reason(target, reason, outcome, plan, evaluator, best, session.macs_before)
     report = _report(
         target=target,
         status=outcome.status,
         reason=reason,
-        model=model,
+        model=session.model,
         evaluator=evaluator,
         analysis=analysis,
         best=best,
         protected=outcome.protected,
         records=outcome.records,
-        macs_before=macs_before,
-        params_before=params_before,
+        macs_before=session.macs_before,
+        params_before=session.params_before,
         latency=latency_detail,
-        latency_before=latency_before,
-        criterion=criterion,
-        provider=provider,
+        latency_before=session.latency_before,
+        criterion=run.criterion,
+        provider=session.settings.provider,
         seconds=seconds,
         notes=notes,
-        original=original,
+        original=session.original,
     )
-    report.plan = plan.describe(best.removed, before=prepared, after=best.model)
-    if CHANNELS not in kinds:
+    report.plan = plan.describe(best.removed, before=session.prepared, after=best.model)
+    if CHANNELS not in run.kinds:
         named = [str(part["criterion"]) for part in report.plan.values() if "criterion" in part]
         report.criterion = ", ".join(named) or report.criterion
+    model = session.model
     input_path = None if isinstance(model, ModelProto) else str(model)
     return OptimizeResult(best.model, report, input_path)
 
@@ -340,10 +548,11 @@ def _run_guarded_loop(
     start: Measured,
     input_shapes: dict[str, list[int]],
     say: Callable[[str], None],
-) -> LoopOutcome:
+) -> tuple[LoopOutcome, Callable[[Measured], float]]:
     """Grow ``plan`` along ``schedule`` toward ``target`` in ``steps`` guarded steps from the
     original's measured ``start`` (:class:`~onnxprune.pipeline.loop.GuardedPruning`): the
-    target's goal sets the measure and the gap, the evaluator's guard the tolerance."""
+    target's goal sets the measure and the gap, the evaluator's guard the tolerance. Returns
+    the loop's outcome and the goal's gap function."""
     from onnxprune.stats import count_macs, count_params
 
     macs_before, params_before = start.macs, start.params
@@ -383,7 +592,7 @@ def _run_guarded_loop(
         ),
     )
     loop = GuardedPruning(schedule, hooks, settings, start, plan.group_names, macs_of=macs_estimate)
-    return loop.run()
+    return loop.run(), gap
 
 
 def _counted_removal(
