@@ -41,13 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     import onnx
 
-    import onnxprune.pipeline.api as api
+    import onnxprune.pipeline.scheme as scheme
     from onnxprune import defaults, optimize
 
     defaults.SENSITIVITY_SAMPLES = args.samples
     defaults.SENSITIVITY_RECOVERY = args.repair
     if args.estimated_steps:
-        api._counted_removal = lambda *_, **__: None
+        scheme._counted_removal = lambda *_, **__: None
     with tempfile.TemporaryDirectory(prefix="onnxprune-table-") as name:
         work = Path(name)
         model = export(load_pretrained(), work / "lite2.onnx")

@@ -54,6 +54,8 @@ class OptimizeOptions:
     ignore: list[str] = field(default_factory=list)
     ratio_for: dict[str, float] = field(default_factory=dict)
     kind_options: dict[str, Any] = field(default_factory=dict)  # a kind's own options
+    search: list[str] | dict[str, Any] = field(default_factory=list)  # KEY=V1,V2 | auto
+    search_minutes: float | None = None  # no scheme of a search starts after this
     input_shape: dict[str, list[int]] = field(default_factory=dict)
     provider: str = "cpu"
     batch_size: int = 64
@@ -184,6 +186,10 @@ def _convert(name: str, value: Any, default: Any) -> Any:
             return _input_shapes(value)
         if name == "kind_options":
             return parse_kind_options(value)
+        if name == "search":
+            return _search(value)
+        if name == "search_minutes":
+            return float(value)
         if name in ("max_eval_samples", "round_to"):
             return int(value)
         if name in TASK_THRESHOLDS:
@@ -242,3 +248,13 @@ def _input_shapes(value: Any) -> dict[str, list[int]]:
         return {str(k): [int(d) for d in v] for k, v in value.items()}
     items = [value] if isinstance(value, str) else list(value)
     return parse_input_shapes(tuple(str(v) for v in items))
+
+
+def _search(value: Any) -> list[str] | dict[str, Any]:
+    """``search`` from a flag or a config file: ``"auto"``, a list of ``KEY=V1,V2`` items, or a
+    table ``{key: [values]}`` (read by :func:`onnxprune.pipeline.search.parse_space`)."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value]

@@ -122,7 +122,7 @@ def rank_units(
     from onnxprune.graph.input_ranges import integer_input_ranges
     from onnxprune.io import load_model
     from onnxprune.passes.prepare import prepare
-    from onnxprune.pipeline.api import (
+    from onnxprune.pipeline.scheme import (
         ALLOCATIONS,
         _analyse_and_set_up,
         _check_options_early,

@@ -14,12 +14,13 @@ from onnxprune.errors import InputError
 from onnxprune.report.plots import (
     metric_vs_macs_plot,
     png_data_uri,
+    search_plot,
     sparsity_plot,
     widths_plot,
 )
 from onnxprune.report.schema import Report
 from onnxprune.report.task import task_html
-from onnxprune.report.terminal import sparsity_rows, summary_rows
+from onnxprune.report.terminal import SEARCH_COLUMNS, search_rows, sparsity_rows, summary_rows
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:70em;
@@ -57,6 +58,7 @@ def render_html(report: Report) -> str:
         "<h2>Metric vs MACs over the steps</h2>",
         f'<img alt="metric vs MACs" src="{png_data_uri(metric_vs_macs_plot(report))}">',
         *_sparsity_section(report),
+        *_search_section(report),
         "<h2>Channels per group</h2>",
         f'<img alt="channels per group" src="{png_data_uri(widths_plot(report))}">',
         "<h2>Steps</h2>",
@@ -86,6 +88,19 @@ def _sparsity_section(report: Report) -> list[str]:
         "<h2>Weight sparsity per layer</h2>",
         f'<img alt="weight sparsity per layer" src="{png_data_uri(sparsity_plot(report))}">',
         _table(["layer", "op", "weights", "zeros before %", "zeros after %"], rows),
+    ]
+
+
+def _search_section(report: Report) -> list[str]:
+    """The schemes a search ran (chart and table), else nothing."""
+    rows = search_rows(report)
+    if not rows:
+        return []
+    return [
+        "<h2>Schemes searched</h2>",
+        f"<p>{escape(str((report.search or {}).get('selection', '')))}</p>",
+        f'<img alt="schemes searched" src="{png_data_uri(search_plot(report))}">',
+        _table(SEARCH_COLUMNS, rows),
     ]
 
 

@@ -4,7 +4,9 @@
 * :func:`metric_vs_macs_plot` — the metric of every step against its MACs (% of the original),
   kept steps joined by a line, rolled-back steps as crosses, the guard as a dashed line;
 * :func:`sparsity_plot` — per-layer weight sparsity before (light) and after (dark) of a run
-  with weight masks.
+  with weight masks;
+* :func:`search_plot` — the metric of every scheme a search ran against its MACs, the
+  written one ringed.
 """
 
 from __future__ import annotations
@@ -161,4 +163,40 @@ def sparsity_plot(report: Report) -> bytes:
         colors=(DARK, LIGHT),  # before light, after dark, as in the channels plot
     )
     axes.set_ylim(0, 100)
+    return _png(figure)
+
+
+def search_plot(report: Report) -> bytes:
+    """Each scheme of ``report.search`` at (MACs % of the original, metric), numbered as in
+    the table; schemes that met the target in blue, the others red, the chosen one ringed,
+    the original and the guard as lines (PNG bytes)."""
+    figure = _figure(6.0, 3.8)
+    axes = figure.add_subplot()
+    search = report.search or {}
+    for row in search.get("schemes", []):
+        if row["metric_after"] is None or row["macs_ratio"] is None:
+            continue
+        x, y = 100.0 * row["macs_ratio"], row["metric_after"]
+        color = DARK if row["status"] == "ok" else "#c0392b"
+        axes.scatter([x], [y], color=color, zorder=3)
+        axes.annotate(str(row["index"] + 1), (x, y), xytext=(4, 4), textcoords="offset points")
+        if row["index"] == search.get("chosen"):
+            axes.scatter([x], [y], s=220, facecolors="none", edgecolors="#222222", zorder=2)
+    if report.metric_before is not None:
+        axes.axhline(report.metric_before, color="#888888", linewidth=1, label="original")
+        lower = (report.guard or {}).get("higher_is_better", True)
+        sign = -1.0 if lower else 1.0
+        axes.axhline(
+            report.metric_before + sign * report.max_drop,
+            color="#c0392b",
+            linestyle="--",
+            linewidth=1,
+            label="guard",
+        )
+        axes.legend(fontsize=8)
+    axes.invert_xaxis()
+    axes.set_xlabel("MACs (% of original)")
+    axes.set_ylabel(report.metric_name)
+    axes.set_title("schemes searched (ringed: written)")
+    axes.grid(alpha=0.3)
     return _png(figure)

@@ -109,6 +109,7 @@ class Report:
     tool_version: str = ""
     task: dict[str, Any] | None = None  # detection/segmentation metrics (report/task.py)
     task_grid_png: bytes | None = field(default=None, repr=False)  # HTML only, not in JSON
+    search: dict[str, Any] | None = None  # optimize(search=...): every scheme (pipeline/search)
 
     @property
     def macs_ratio(self) -> float:
@@ -138,6 +139,8 @@ class Report:
         data.pop("task_grid_png")
         if data["task"] is None:
             data.pop("task")
+        if data["search"] is None:
+            data.pop("search")
         ordered: dict[str, Any] = {
             "schema_version": data.pop("schema_version"),
             "tool": "onnxprune",
@@ -254,6 +257,29 @@ GROUP_KEYS: dict[str, tuple[type, ...]] = {
 LATER_GROUP_KEYS: dict[str, tuple[type, ...]] = {"removed_channels": (list,)}
 
 
+#: the optional ``search`` object of ``optimize(search=...)`` (checked when present)
+SEARCH_KEYS: dict[str, tuple[type, ...]] = {
+    "space": (dict,),
+    "schemes": (list,),
+    "chosen": (int,),
+    "minutes": OPTIONAL_NUMBER,
+    "selection": (str,),
+}
+SCHEME_ROW_KEYS: dict[str, tuple[type, ...]] = {
+    "index": (int,),
+    "scheme": (dict,),
+    "methods": (dict, type(None)),
+    "status": (str,),
+    "metric_after": OPTIONAL_NUMBER,
+    "metric_drop": OPTIONAL_NUMBER,
+    "macs_ratio": OPTIONAL_NUMBER,
+    "params_ratio": OPTIONAL_NUMBER,
+    "progress": OPTIONAL_NUMBER,
+    "seconds": NUMBER,
+    "error": (str, type(None)),
+}
+
+
 def validate_report(data: dict[str, Any]) -> list[str]:
     """Problems of a report mapping against the schema (empty list = valid)."""
     problems = _check(data, REQUIRED_KEYS, "")
@@ -269,6 +295,24 @@ def validate_report(data: dict[str, Any]) -> list[str]:
         problems += _check(group, later, f"groups[{position}].")
     if data.get("status") not in (STATUS_OK, STATUS_GUARD_NOT_MET, STATUS_TARGET_NOT_REACHED):
         problems.append(f"status is {data.get('status')!r}")
+    if "search" in data:
+        problems += _search_problems(data["search"])
+    return problems
+
+
+def _search_problems(search: Any) -> list[str]:
+    """Problems of the ``search`` object: its keys, each scheme row's, and a ``chosen`` that
+    names a scheme that ran."""
+    if not isinstance(search, dict):
+        return [f"search has type {type(search).__name__}"]
+    problems = _check(search, SEARCH_KEYS, "search.")
+    rows = search.get("schemes") if isinstance(search.get("schemes"), list) else []
+    for position, row in enumerate(rows):
+        problems += _check(row, SCHEME_ROW_KEYS, f"search.schemes[{position}].")
+    chosen = search.get("chosen")
+    ran = {row.get("index") for row in rows if row.get("status") != "not_run"}
+    if isinstance(chosen, int) and chosen not in ran:
+        problems.append(f"search.chosen is {chosen}, not a scheme that ran")
     return problems
 
 

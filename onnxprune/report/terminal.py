@@ -128,6 +128,37 @@ def sparsity_rows(report: Report) -> list[list[str]]:
     return rows
 
 
+def search_rows(report: Report, words=None) -> list[list[str]]:
+    """One row per scheme of a search (``report.search``): [#, scheme, status, metric, loss,
+    MACs %, s], the scheme by the keys its space varies; the written scheme's number carries
+    a ``*``; ``words`` rewrites why a scheme did not run (as the reason, :func:`print_summary`).
+    Empty without a search."""
+    search = report.search or {}
+    keys = list(search.get("space") or {})
+    rows = []
+    for row in search.get("schemes", []):
+        given = " ".join(f"{key}={row['scheme'].get(key)}" for key in keys)
+        status = row["status"].replace("_", " ")
+        if row.get("error"):
+            status += f": {words(row['error']) if words else row['error']}"
+        marker = "*" if row["index"] == search.get("chosen") else ""
+        rows.append(
+            [
+                f"{row['index'] + 1}{marker}",
+                given,
+                status,
+                "-" if row["metric_after"] is None else f"{row['metric_after']:.4g}",
+                "-" if row["metric_drop"] is None else f"{row['metric_drop']:.3g}",
+                "-" if row["macs_ratio"] is None else f"{100 * row['macs_ratio']:.1f}",
+                f"{row['seconds']:.0f}",
+            ]
+        )
+    return rows
+
+
+SEARCH_COLUMNS = ["#", "scheme", "status", "metric", "loss", "MACs %", "s"]
+
+
 def print_summary(report: Report, console=None, words=None) -> None:
     """Print the before/after table, the status line and the steps count; ``words`` rewrites
     the reason for the caller's audience (the CLI passes :func:`onnxprune.errors.cli_words`)."""
@@ -149,6 +180,16 @@ def print_summary(report: Report, console=None, words=None) -> None:
         for row in layers:
             sparsity.add_row(*row)
         console.print(sparsity)
+    searched = search_rows(report, words)
+    if searched:
+        schemes = Table(title="schemes searched (* = written)")
+        for column in SEARCH_COLUMNS:
+            schemes.add_column(
+                column, justify="left" if column in ("scheme", "status") else "right"
+            )
+        for row in searched:
+            schemes.add_row(*row)
+        console.print(schemes)
     kept = sum(1 for s in report.steps if s.status == "kept")
     console.print(
         f"steps: {kept} kept, {len(report.steps) - kept} rolled back; "

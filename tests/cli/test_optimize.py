@@ -376,3 +376,38 @@ def test_kind_options_reach_the_kind_from_flags_and_config(vgg, tmp_path):
     result = invoke("optimize", vgg, "-o", tmp_path / "b.onnx", *common, "--config", config)
     assert result.exit_code == 0, result.output
     assert any("normalised wanda score" in note for note in json.loads(result.stdout)["notes"])
+
+
+def test_search_from_flags_and_config_writes_the_chosen_scheme(vgg, tmp_path):
+    """``--search`` runs every scheme and prints their table; a config file's ``[search]``
+    table gives the same space; a failed run leaves no output."""
+    common = ["--data", CALIB, "--target", "macs=0.8", "--steps", "1"]
+    out, report = tmp_path / "a.onnx", tmp_path / "a.json"
+    result = invoke(
+        "optimize", vgg, "-o", out, *common, "--search", "criterion=l1,obs",
+        "--search", "recover=none", "--report-json", report,
+    )  # fmt: skip
+    assert result.exit_code in (0, 3), result.output
+    assert "schemes searched" in result.output
+    assert "criterion=obs recover=none" in result.output
+    document = json.loads(report.read_text())
+    assert validate_report(document) == []
+    assert [row["scheme"]["criterion"] for row in document["search"]["schemes"]] == ["l1", "obs"]
+    assert out.exists()
+
+    config = tmp_path / "search.toml"
+    config.write_text('[search]\ncriterion = ["l1", "obs"]\nrecover = ["none"]\n')
+    again = tmp_path / "b.json"
+    result = invoke(
+        "optimize", vgg, "-o", tmp_path / "b.onnx", *common, "--config", config,
+        "--report-json", again,
+    )  # fmt: skip
+    assert result.exit_code in (0, 3), result.output
+    second = json.loads(again.read_text())["search"]
+    assert second["space"] == document["search"]["space"]
+    assert second["chosen"] == document["search"]["chosen"]
+
+    bad = tmp_path / "bad.onnx"
+    result = invoke("optimize", vgg, "-o", bad, *common, "--search", "criterion=l1,nope")
+    assert result.exit_code == 2 and "unknown criterion 'nope'" in result.output
+    assert "Traceback" not in result.output and not bad.exists()

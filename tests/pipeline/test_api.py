@@ -137,7 +137,7 @@ def test_attention_unit_reaches_the_analysis(zoo_onnx):
 
 
 def test_data_driven_methods_are_the_default_only_with_calibration_data():
-    from onnxprune.pipeline.api import _resolve_methods
+    from onnxprune.pipeline.scheme import _resolve_methods
 
     assert _resolve_methods(None, None, None, True) == ("obs", "sensitivity", "lsq")
     # Many calibration samples: every layer is refitted (reconstruct), few: lsq.

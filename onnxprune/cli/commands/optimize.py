@@ -101,6 +101,20 @@ from onnxprune.errors import GuardNotMetError, InputError, cli_words
     "mean output), or both, ranked by measured drop per MAC (needs --data). Default: channels.",
 )
 @click.option(
+    "--search",
+    multiple=True,
+    metavar="KEY=V1,V2|auto",
+    help="Scheme search: run every combination of these values under the same guard and "
+    "target and write the best (keys: criterion, allocation, recover, units, max_ratio, steps; "
+    "kinds of one scheme joined by '+': units=channels,channels+blocks). 'auto': obs and "
+    "taylor x lsq and reconstruct with data (sparsity: magnitude, wanda, obs). Repeatable.",
+)
+@click.option(
+    "--search-minutes",
+    type=float,
+    help="Start no scheme of --search after this many minutes (the first always runs).",
+)
+@click.option(
     "--allow-norm-stats/--no-allow-norm-stats",
     default=None,
     help="Prune channel groups that feed LayerNorm/GroupNorm statistics (the transformer "
@@ -228,6 +242,8 @@ def run(options) -> None:
             max_eval_samples=options.max_eval_samples,
             seed=options.seed,
             progress=progress,
+            search=options.search or None,
+            search_minutes=options.search_minutes,
         )
     result.save(out_path, force=options.force, input_path=model_path)
     result.report.options = _option_record(options)
