@@ -400,6 +400,13 @@ class GuardEvaluator:
             return self.baseline + (value - self.quick_baseline)
         return value
 
+    def distance(self, model: ModelProto, drop) -> float:
+        """``drop(original outputs, model outputs)`` over the evaluation data — how far
+        ``model``'s outputs are from the original's (0: the same), e.g. the mean KL of class
+        scores; ``drop`` is a drop metric (:mod:`onnxprune.sensitivity.metrics`)."""
+        outputs = self._outputs(model, self.evaluation)
+        return float(drop(self._reference.arrays, outputs.arrays))
+
     # -- latency ---------------------------------------------------------------------------
 
     def latency_batch(self) -> int:

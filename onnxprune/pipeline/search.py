@@ -29,9 +29,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from onnxprune.errors import InputError
+from onnxprune.pipeline.drop_metric import guard_drop_metric
 from onnxprune.pipeline.scheme import Scheme, SchemeRun, Session, check_scheme, run_scheme
 from onnxprune.pipeline.target import Target
 from onnxprune.report.schema import STATUS_OK
+from onnxprune.sensitivity.metrics import resolve_drop_metric
 
 __all__ = [
     "SEARCH_KEYS",
@@ -41,6 +43,7 @@ __all__ = [
     "parse_space",
     "rank_key",
     "run_search",
+    "scheme_row",
 ]
 
 #: the scheme fields a search may vary, with the type of one value
@@ -189,8 +192,10 @@ class SchemeRow:
     ``scheme``: the fields as given (None = left to the defaults); ``methods``: criterion,
     allocation and recovery the run resolved to; ``status``: the run's (``ok``,
     ``guard_not_met``, ``target_not_reached``) or ``not_run`` (``error`` says why);
-    ``metric_drop`` is signed by the metric's direction (positive = worse); ``progress``: the
-    share of the target's gap the best model closed."""
+    ``metric_drop`` is signed by the metric's direction (positive = worse); ``distance``: how
+    far the best model's outputs are from the original's on the same data (the search's
+    ``distance_metric``, lower is closer); ``progress``: the share of the target's gap the
+    best model closed."""
 
     index: int
     scheme: dict[str, Any]
@@ -198,6 +203,7 @@ class SchemeRow:
     status: str
     metric_after: float | None
     metric_drop: float | None
+    distance: float | None
     macs_ratio: float | None
     params_ratio: float | None
     progress: float | None
@@ -217,17 +223,21 @@ NOT_RUN = "not_run"
 
 def rank_key(row: SchemeRow) -> tuple:
     """Order of preference, smallest first: schemes that met the target within the guard,
-    among them the smallest metric loss, then the fewest MACs kept; then the schemes that
-    stopped short, the largest share of the target's gap closed first, then the smallest loss;
-    a scheme that did not run last. Ties go to the earlier scheme of the space (never to run
-    time, which the machine's load decides). A loss that was not measured counts as
-    infinite."""
+    among them the smallest metric loss, then the smallest distance of the outputs to the
+    original's (a label metric such as top-1 ties often on a small held-out set: all schemes
+    at 100 %; the distance still tells them apart), then the fewest MACs kept; then the schemes
+    that stopped short, the largest share of the target's gap closed first, then the smallest
+    loss and distance; a scheme that did not run last. Ties go to the earlier scheme of the
+    space (never to run time, which the machine's load decides). A figure that was not
+    measured counts as infinite."""
     loss = math.inf if row.metric_drop is None else row.metric_drop
+    distance = math.inf if row.distance is None else row.distance
     if not row.ran:
-        return (2, 0.0, 0.0, row.index)
+        return (2, 0.0, 0.0, 0.0, row.index)
     if row.status == STATUS_OK:
-        return (0, loss, row.macs_ratio if row.macs_ratio is not None else 1.0, row.index)
-    return (1, -(row.progress or 0.0), loss, row.index)
+        macs = row.macs_ratio if row.macs_ratio is not None else 1.0
+        return (0, loss, distance, macs, row.index)
+    return (1, -(row.progress or 0.0), loss, distance, row.index)
 
 
 def run_search(
@@ -246,6 +256,7 @@ def run_search(
     raised. After ``minutes`` no new scheme starts (the rest are recorded as not run)."""
     say, evaluator = session.say, session.evaluator
     keys = list(keys)
+    distance_name, drop = resolve_drop_metric(guard_drop_metric(evaluator.metric))
     deadline = None if minutes is None else time.perf_counter() + 60.0 * minutes
     rows: list[SchemeRow] = []
     best: tuple[tuple, SchemeRun, int] | None = None
@@ -264,7 +275,7 @@ def run_search(
             say(f"note: scheme {index + 1} not run: {error}")
             rows.append(_not_run(index, given, str(error), time.perf_counter() - tick))
             continue
-        row = _row(index, given, run, session, time.perf_counter() - tick)
+        row = scheme_row(index, given, run, session, time.perf_counter() - tick, drop)
         rows.append(row)
         key = rank_key(row)
         if best is None or key < best[0]:
@@ -277,15 +288,25 @@ def run_search(
     search = {
         "schemes": [row.to_dict() for row in rows],
         "chosen": chosen,
+        "distance_metric": distance_name,
         "minutes": minutes,
         "selection": SELECTION_NOTE.format(count=ran, samples=len(evaluator.evaluation)),
     }
     return run, search
 
 
-def _row(index: int, given: dict, run: SchemeRun, session: Session, seconds: float) -> SchemeRow:
+def scheme_row(
+    index: int, given: dict, run: SchemeRun, session: Session, seconds: float, drop=None
+) -> SchemeRow:
+    """The table row of ``run`` (scheme number ``index``, fields ``given``) on ``session``;
+    ``drop``: the drop metric of its ``distance`` (None: not measured)."""
     best = run.outcome.best
     evaluator = session.evaluator
+    distance = None
+    if drop is not None and best.removed:
+        distance = evaluator.distance(best.model, drop)
+    elif drop is not None:
+        distance = 0.0  # nothing removed: the original's own outputs
     return SchemeRow(
         index=index,
         scheme=given,
@@ -297,6 +318,7 @@ def _row(index: int, given: dict, run: SchemeRun, session: Session, seconds: flo
         status=run.outcome.status,
         metric_after=best.metric,
         metric_drop=evaluator.loss(best.metric),
+        distance=distance,
         macs_ratio=best.macs / session.macs_before if session.macs_before else None,
         params_ratio=best.params / session.params_before if session.params_before else None,
         progress=run.progress,
@@ -312,6 +334,7 @@ def _not_run(index: int, given: dict, why: str, seconds: float = 0.0) -> SchemeR
         status=NOT_RUN,
         metric_after=None,
         metric_drop=None,
+        distance=None,
         macs_ratio=None,
         params_ratio=None,
         progress=None,

@@ -262,6 +262,7 @@ SEARCH_KEYS: dict[str, tuple[type, ...]] = {
     "space": (dict,),
     "schemes": (list,),
     "chosen": (int,),
+    "distance_metric": (str,),
     "minutes": OPTIONAL_NUMBER,
     "selection": (str,),
 }
@@ -272,6 +273,7 @@ SCHEME_ROW_KEYS: dict[str, tuple[type, ...]] = {
     "status": (str,),
     "metric_after": OPTIONAL_NUMBER,
     "metric_drop": OPTIONAL_NUMBER,
+    "distance": OPTIONAL_NUMBER,
     "macs_ratio": OPTIONAL_NUMBER,
     "params_ratio": OPTIONAL_NUMBER,
     "progress": OPTIONAL_NUMBER,

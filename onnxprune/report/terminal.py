@@ -130,7 +130,7 @@ def sparsity_rows(report: Report) -> list[list[str]]:
 
 def search_rows(report: Report, words=None) -> list[list[str]]:
     """One row per scheme of a search (``report.search``): [#, scheme, status, metric, loss,
-    MACs %, s], the scheme by the keys its space varies; the written scheme's number carries
+    distance, MACs %, s], the scheme by the keys its space varies; the written scheme's number carries
     a ``*``; ``words`` rewrites why a scheme did not run (as the reason, :func:`print_summary`).
     Empty without a search."""
     search = report.search or {}
@@ -149,6 +149,7 @@ def search_rows(report: Report, words=None) -> list[list[str]]:
                 status,
                 "-" if row["metric_after"] is None else f"{row['metric_after']:.4g}",
                 "-" if row["metric_drop"] is None else f"{row['metric_drop']:.3g}",
+                "-" if row.get("distance") is None else f"{row['distance']:.3g}",
                 "-" if row["macs_ratio"] is None else f"{100 * row['macs_ratio']:.1f}",
                 f"{row['seconds']:.0f}",
             ]
@@ -156,7 +157,7 @@ def search_rows(report: Report, words=None) -> list[list[str]]:
     return rows
 
 
-SEARCH_COLUMNS = ["#", "scheme", "status", "metric", "loss", "MACs %", "s"]
+SEARCH_COLUMNS = ["#", "scheme", "status", "metric", "loss", "distance", "MACs %", "s"]
 
 
 def print_summary(report: Report, console=None, words=None) -> None:

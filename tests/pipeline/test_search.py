@@ -100,7 +100,7 @@ def test_default_space_per_target_kind_and_data():
 # -- the ranking ----------------------------------------------------------------------------
 
 
-def _row(index, status="ok", drop=0.0, macs=0.5, progress=1.0) -> SchemeRow:
+def _row(index, status="ok", drop=0.0, macs=0.5, progress=1.0, distance=0.1) -> SchemeRow:
     ran = status != NOT_RUN
     return SchemeRow(
         index=index,
@@ -109,6 +109,7 @@ def _row(index, status="ok", drop=0.0, macs=0.5, progress=1.0) -> SchemeRow:
         status=status,
         metric_after=None if drop is None else 90.0 - drop,
         metric_drop=drop,
+        distance=distance if ran else None,
         macs_ratio=macs if ran else None,
         params_ratio=macs if ran else None,
         progress=progress if ran else None,
@@ -117,7 +118,7 @@ def _row(index, status="ok", drop=0.0, macs=0.5, progress=1.0) -> SchemeRow:
     )
 
 
-def test_rank_key_prefers_met_targets_then_small_loss_then_few_macs_then_order():
+def test_rank_key_prefers_met_targets_then_loss_distance_macs_then_order():
     rows = [
         _row(0, NOT_RUN, drop=None),
         _row(1, "guard_not_met", drop=0.1, macs=0.8, progress=0.6),
@@ -127,9 +128,11 @@ def test_rank_key_prefers_met_targets_then_small_loss_then_few_macs_then_order()
         _row(5, "ok", drop=0.2, macs=0.49),
         _row(6, "ok", drop=0.2, macs=0.49),
         _row(7, "ok", drop=None),
+        _row(8, "ok", drop=0.2, macs=0.6, distance=0.05),  # same loss, closer outputs
+        _row(9, "guard_not_met", drop=0.5, macs=0.7, progress=0.9, distance=0.01),
     ]
     order = [row.index for row in sorted(rows, key=rank_key)]
-    assert order == [5, 6, 4, 3, 7, 2, 1, 0]
+    assert order == [8, 5, 6, 4, 3, 7, 9, 2, 1, 0]
 
 
 # -- runs on the digits models --------------------------------------------------------------
@@ -185,6 +188,8 @@ def test_search_runs_every_scheme_and_writes_the_best(searched):
     assert report.macs_after / report.macs_before == pytest.approx(chosen["macs_ratio"])
     assert chosen["methods"]["criterion"] == report.criterion
     assert search["selection"] in report.notes and "optimistic" in search["selection"]
+    assert search["distance_metric"] == "kl"  # top-1 guard on class scores
+    assert all(r["distance"] >= 0.0 for r in rows)
     document = json.loads(report.to_json())
     assert validate_report(document) == []
     assert document["search"]["space"] == {"criterion": ["l1", "obs"], "recover": ["none", "lsq"]}
