@@ -98,11 +98,14 @@ def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> lis
     """The removal order of ``allocation="sensitivity"``: a table measured on the first
     ``defaults.SENSITIVITY_SAMPLES`` calibration samples, each point repaired by
     ``defaults.SENSITIVITY_RECOVERY`` (``bias``) before its drop is measured (``none`` there:
-    unrepaired; never repaired when the run's recovery is ``none``)."""
+    unrepaired; never repaired when the run's recovery is ``none``). The table is kept in
+    ``context.shared["memo"]`` under (criterion, repair, samples, drop metric) when the run has
+    a memo: a later
+    scheme of the same session with the same criterion reads it instead of measuring it
+    again (the order is still made from the scheme's own shape options)."""
     from onnxprune import defaults
     from onnxprune.recover import make_recovery
     from onnxprune.sensitivity import measure_sensitivity
-    from onnxprune.sensitivity.allocate import sensitivity_order
 
     if context.calibration is None:
         raise InputError("allocation 'sensitivity' needs calibration data (give data=...)")
@@ -111,6 +114,17 @@ def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> lis
         defaults.SENSITIVITY_RECOVERY != "none"
         and context.shared.get("recovery_name", "none") != "none"
     )
+    metric = context.options.get("sensitivity_metric", "kl")
+    memo = context.shared.get("memo")
+    key = (
+        "sensitivity",
+        context.shared.get("criterion"),
+        defaults.SENSITIVITY_RECOVERY if repaired else None,
+        samples,
+        getattr(metric, "__name__", metric),
+    )
+    if memo is not None and key in memo:
+        return _order(context, memo[key], shape_options)
     repair = (
         make_recovery(
             defaults.SENSITIVITY_RECOVERY,
@@ -129,8 +143,17 @@ def _sensitivity_units(context: PlanContext, scores, shape_options: dict) -> lis
         progress=context.progress,
         max_samples=samples,
         recover=repair,
-        metric=context.options.get("sensitivity_metric", "kl"),
+        metric=metric,
     )
+    if memo is not None:
+        memo[key] = table
+    return _order(context, table, shape_options)
+
+
+def _order(context: PlanContext, table, shape_options: dict) -> list:
+    """The removal order of a sensitivity ``table`` for the run's target measure."""
+    from onnxprune.sensitivity.allocate import sensitivity_order
+
     measure = {"params": "params", "ratio": "clusters"}.get(context.target.kind, "macs")
     return sensitivity_order(
         table,

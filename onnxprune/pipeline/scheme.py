@@ -137,6 +137,8 @@ class Session:
     seconds: dict[str, float]
     say: Callable[[str], None]
     started: float
+    #: what one scheme computed that the next can reuse (:func:`_analyse_and_set_up`)
+    memo: dict[tuple, Any] = field(default_factory=dict)
 
     @property
     def has_calibration(self) -> bool:
@@ -334,6 +336,7 @@ def run_scheme(session: Session, scheme: Scheme) -> SchemeRun:
         allow_norm_stats=settings.allow_norm_stats,
         allow_output_change=settings.allow_output_change,
         head_dim=settings.head_dim,
+        memo=session.memo,
     )
     for note in analysis.notes:  # e.g. quantized layers or control flow left whole
         if note not in session.notes and note not in notes:
@@ -553,6 +556,7 @@ def _analyse_and_set_up(
     allow_norm_stats: bool,
     allow_output_change: bool,
     head_dim: bool = False,
+    memo: dict[tuple, Any] | None = None,
 ) -> tuple[Any, Plan, list, list]:
     """The channel analysis of ``prepared``, the run's plan and its candidate removals ranked
     together (:func:`merge_units`), shared by ``optimize`` and
@@ -560,19 +564,31 @@ def _analyse_and_set_up(
     recover, recovery name): clusters are scored when the channel kind is asked for, the
     recovery is made (``recover``: a callable, or None/a name resolved to the recovery name)
     and the kinds' factories run on one :class:`PlanContext`. Returns (analysis, plan, ranked
-    units, kind setups)."""
+    units, kind setups).
+
+    ``memo`` (a session's, :class:`Session`): the analysis, the criterion scores and the
+    channel kind's sensitivity tables of earlier schemes on the same session, reused. Each is
+    a function of the session (the preprocessed graph, input shapes, the analysis flags, the
+    calibration data, the evaluator's drop metric) and of what its key names (the criterion;
+    for a table also whether its points are repaired), and none is written after it is made:
+    a scheme that reuses one gets what it would have computed."""
     from onnxprune.analysis import analyze
     from onnxprune.importance import score_clusters
 
     criterion, allocation, recover, recovery_name = methods
-    progress("analysing channel groups")
-    analysis = analyze(
-        prepared,
-        input_shapes,
-        allow_norm_stats=allow_norm_stats,
-        allow_output_change=allow_output_change,
-        head_dim=head_dim,
-    )
+    memo = {} if memo is None else memo
+    if ("analysis",) in memo:
+        analysis = memo[("analysis",)]
+    else:
+        progress("analysing channel groups")
+        analysis = analyze(
+            prepared,
+            input_shapes,
+            allow_norm_stats=allow_norm_stats,
+            allow_output_change=allow_output_change,
+            head_dim=head_dim,
+        )
+        memo[("analysis",)] = analysis
     context = PlanContext(
         original=original,
         prepared=prepared,
@@ -583,11 +599,14 @@ def _analyse_and_set_up(
         progress=progress,
         options=options,
     )
-    scores = (
-        score_clusters(analysis, criterion, original=original, calibration=calibration)
-        if CHANNELS in kinds
-        else None
-    )
+    scores = None
+    if CHANNELS in kinds:
+        key = ("scores", criterion)
+        if key not in memo:
+            memo[key] = score_clusters(
+                analysis, criterion, original=original, calibration=calibration
+            )
+        scores = memo[key]
     if isinstance(recover, str) or recover is None:
         from onnxprune.recover import make_recovery
 
@@ -602,6 +621,8 @@ def _analyse_and_set_up(
     context.shared.update(
         {
             "scores": scores,
+            "criterion": criterion,
+            "memo": memo,
             "allocation": allocation,
             "recover": recover,
             "recovery_name": recovery_name,

@@ -214,6 +214,20 @@ def test_the_chosen_scheme_alone_gives_the_same_model(searched, digits):
     assert alone.model.SerializeToString() == searched.model.SerializeToString()
 
 
+def test_schemes_that_reuse_the_sessions_scores_and_table_match_their_own_runs(digits):
+    """The second scheme reads the analysis, the obs scores and the sensitivity table the
+    first one made (same criterion, both repaired): each row equals optimize's own run."""
+    model, calib, evaluation = digits
+    space = {"recover": ["bias", "lsq"]}
+    common = {"data": calib, "eval_data": evaluation, "criterion": "obs", **RUN}
+    searched = optimize(model, "macs=0.7", search=space, **common)
+    for row in searched.report.search["schemes"]:
+        alone = optimize(model, "macs=0.7", recover=row["scheme"]["recover"], **common).report
+        assert row["macs_ratio"] == pytest.approx(alone.macs_after / alone.macs_before)
+        assert row["metric_after"] == pytest.approx(alone.metric_after)
+        assert row["status"] == alone.status
+
+
 def test_search_report_renders_as_table_and_html(searched):
     rows = search_rows(searched.report)
     assert len(rows) == 4
