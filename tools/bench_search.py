@@ -44,6 +44,24 @@ from _markdown import markdown_table, publish  # noqa: E402
 DIGITS = ROOT / "models" / "digits"
 
 
+def _session_options(data: str, *, max_drop: float | None) -> dict:
+    """``open_session``'s keywords as ``optimize`` passes them by default, with ``data`` (the
+    guard holds out 30 % of it) and ``max_drop``."""
+    return {
+        "data": data,
+        "eval_data": None,
+        "metric": None,
+        "max_drop": max_drop,
+        "input_shapes": None,
+        "eval_split": 0.3,
+        "batch_size": 64,
+        "max_eval_samples": None,
+        "noise_sigma": 0.01,
+        "synthesize": "auto",
+        "progress": None,
+    }
+
+
 def search_rows(model, target, session_options, scheme_defaults, space, unseen):
     """Run every scheme of ``space`` on one session as ``optimize(search=space)`` does; return
     the rows (label, run, row, figure on unseen data), the chosen index, the index of the
@@ -131,19 +149,7 @@ def digits_part(write: bool) -> None:
         rows, chosen, default, seconds, session = search_rows(
             str(DIGITS / f"{name}.onnx"),
             "macs=0.5",
-            {
-                "data": str(DIGITS / "digits_calib.npz"),
-                "eval_data": None,
-                "metric": None,
-                "max_drop": None,
-                "input_shapes": None,
-                "eval_split": 0.3,
-                "batch_size": 64,
-                "max_eval_samples": None,
-                "noise_sigma": 0.01,
-                "synthesize": "auto",
-                "progress": None,
-            },
+            _session_options(str(DIGITS / "digits_calib.npz"), max_drop=None),
             {"steps": 2},
             {"criterion": ["obs", "taylor"], "recover": ["lsq", "reconstruct"]},
             unseen,
@@ -187,19 +193,7 @@ def effnet_part(write: bool, cuts: list[float], seeds: tuple[int, int], calib: i
             rows, chosen, default, seconds, session = search_rows(
                 str(model),
                 f"macs={1 - cut:.4g}",
-                {
-                    "data": str(folder / "calibration.npz"),
-                    "eval_data": None,
-                    "metric": None,
-                    "max_drop": 100.0,
-                    "input_shapes": None,
-                    "eval_split": 0.3,
-                    "batch_size": 64,
-                    "max_eval_samples": None,
-                    "noise_sigma": 0.01,
-                    "synthesize": "auto",
-                    "progress": None,
-                },
+                _session_options(str(folder / "calibration.npz"), max_drop=100.0),
                 {"steps": 1},
                 {"criterion": ["obs", "taylor"], "recover": ["lsq", "reconstruct"]},
                 unseen,

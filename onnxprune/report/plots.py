@@ -97,6 +97,20 @@ def widths_plot(report: Report) -> bytes:
     return _png(figure)
 
 
+def _guard_line(axes, report: Report) -> None:
+    """The guard's threshold as a dashed line: the original's metric minus the tolerance (plus,
+    for a lower-is-better metric)."""
+    lower = (report.guard or {}).get("higher_is_better", True)
+    sign = -1.0 if lower else 1.0
+    axes.axhline(
+        report.metric_before + sign * report.max_drop,
+        color="#c0392b",
+        linestyle="--",
+        linewidth=1,
+        label=f"guard ({'-' if lower else '+'}{report.max_drop:.3g})",
+    )
+
+
 def metric_vs_macs_plot(report: Report) -> bytes:
     """Metric against MACs over the steps, starting from the original model (PNG bytes)."""
     figure = _figure(6.0, 3.8)
@@ -104,15 +118,7 @@ def metric_vs_macs_plot(report: Report) -> bytes:
     base = max(report.macs_before, 1)
     if report.metric_before is not None:
         kept_x, kept_y = [100.0], [report.metric_before]
-        lower = (report.guard or {}).get("higher_is_better", True)
-        sign = -1.0 if lower else 1.0
-        axes.axhline(
-            report.metric_before + sign * report.max_drop,
-            color="#c0392b",
-            linestyle="--",
-            linewidth=1,
-            label=f"guard ({'-' if lower else '+'}{report.max_drop:.3g})",
-        )
+        _guard_line(axes, report)
     else:
         kept_x, kept_y = [], []
     rolled_x, rolled_y = [], []
@@ -184,15 +190,7 @@ def search_plot(report: Report) -> bytes:
             axes.scatter([x], [y], s=220, facecolors="none", edgecolors="#222222", zorder=2)
     if report.metric_before is not None:
         axes.axhline(report.metric_before, color="#888888", linewidth=1, label="original")
-        lower = (report.guard or {}).get("higher_is_better", True)
-        sign = -1.0 if lower else 1.0
-        axes.axhline(
-            report.metric_before + sign * report.max_drop,
-            color="#c0392b",
-            linestyle="--",
-            linewidth=1,
-            label="guard",
-        )
+        _guard_line(axes, report)
         axes.legend(fontsize=8)
     axes.invert_xaxis()
     axes.set_xlabel("MACs (% of original)")
