@@ -114,7 +114,7 @@ def optimize(
     ``search``: run several schemes on the same session and keep the best
     (:mod:`onnxprune.pipeline.search`): ``"auto"`` (a default space per target kind and data)
     or ``{key: [values]}`` / ``["KEY=V1,V2", ...]`` over criterion, allocation, recover, units,
-    max_ratio and steps (the other arguments are every scheme's defaults); the report's
+    max_ratio, steps and kind options (the other arguments are every scheme's defaults); the report's
     ``search`` object lists every scheme. ``search_minutes``: no scheme starts after this
     many minutes (the first always runs).
     Returns an :class:`OptimizeResult`; its ``ok`` is False when the guard or the target was

@@ -100,6 +100,14 @@ class Scheme:
     units: str | list[str] | None = None
     max_ratio: float = defaults.MAX_RATIO
     steps: int = 4
+    #: kind options (``--kind-option``) of this scheme, over the session's: (key, value) pairs
+    kind_options: tuple[tuple[str, Any], ...] = ()
+
+    def plan_options(self, session_options: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The session's kind options with this scheme's over them (None when both are
+        empty)."""
+        merged = {**dict(session_options or {}), **dict(self.kind_options)}
+        return merged or None
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,9 @@ class SchemeRun:
 def check_scheme(
     scheme: Scheme, target: Target, data: Any, plan_options: dict[str, Any] | None
 ) -> None:
-    """Option errors of ``scheme`` that need no model or data (InputError, before any work)."""
+    """Option errors of ``scheme`` that need no model or data (InputError, before any work);
+    ``plan_options``: the session's kind options (the scheme's own go over them)."""
+    plan_options = scheme.plan_options(plan_options)
     if scheme.allocation is not None and scheme.allocation not in ALLOCATIONS:
         raise InputError(
             f"allocation must be one of {', '.join(ALLOCATIONS)}, got {scheme.allocation!r}"
@@ -291,7 +301,9 @@ def run_scheme(session: Session, scheme: Scheme) -> SchemeRun:
     seconds: dict[str, float] = {}
     notes: list[str] = []
     kinds = _unit_kinds(scheme.units, target)
-    plan_options = _kind_criterion(kinds, scheme.criterion, settings.plan_options or None)
+    plan_options = _kind_criterion(
+        kinds, scheme.criterion, scheme.plan_options(settings.plan_options)
+    )
     calibration = evaluator.calibration
     criterion, allocation, recovery_name = _resolve_methods(
         scheme.criterion,

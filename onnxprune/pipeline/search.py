@@ -9,9 +9,11 @@ toward the same target under the same guard, finishes the best run (latency, rep
 writes it; the report's ``search`` object lists every scheme with its figures.
 
 SPACE is ``"auto"`` (:func:`default_space`) or a mapping ``{key: [values]}`` over
-:data:`SEARCH_KEYS`; the command line writes it ``--search KEY=V1,V2`` (repeatable; kinds of
-one scheme joined by ``+``: ``units=channels,channels+blocks``). A key the space does not name
-keeps the run's own option (``--criterion``, ``--recover``, ...).
+:data:`SEARCH_KEYS` and the kinds' options (``--kind-option`` keys such as ``gain_metric`` or
+``sensitivity_metric``, :data:`onnxprune.pipeline.plan.KIND_OPTIONS`); the command line writes
+it ``--search KEY=V1,V2`` (repeatable; kinds of one scheme joined by ``+``:
+``units=channels,channels+blocks``). A key the space does not name keeps the run's own option
+(``--criterion``, ``--recover``, ``--kind-option``, ...).
 
 **Selection is on the guard's data.** Every scheme is judged on the evaluation samples the
 guard reads, so the chosen scheme's figure is the best of N measurements on the same samples
@@ -22,6 +24,7 @@ unbiased check.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -30,6 +33,7 @@ from typing import Any
 
 from onnxprune.errors import InputError
 from onnxprune.pipeline.drop_metric import guard_drop_metric
+from onnxprune.pipeline.plan import KIND_OPTIONS
 from onnxprune.pipeline.scheme import Scheme, SchemeRun, Session, check_scheme, run_scheme
 from onnxprune.pipeline.target import Target
 from onnxprune.report.schema import STATUS_OK
@@ -70,9 +74,11 @@ def parse_space(space: str | Iterable[str] | Mapping[str, Any] | None) -> dict[s
     :func:`default_space` once the session knows whether calibration data exists).
 
     Accepts ``"auto"``, ``"KEY=V1,V2"``, an iterable of such items (``"auto"`` alone), or a
-    mapping of keys to a value or a list of values. Keys are :data:`SEARCH_KEYS` (dashes or
-    underscores); in ``units`` values, ``+`` joins the kinds of one scheme. Raises InputError
-    on an unknown key, an empty or repeated key, or a value of the wrong type."""
+    mapping of keys to a value or a list of values. Keys are :data:`SEARCH_KEYS` or kind
+    options (dashes or underscores); in ``units`` values, ``+`` joins the kinds of one scheme;
+    a kind option's value is read as JSON when it parses (numbers, true/false), else as text.
+    Raises InputError on an unknown key, an empty or repeated key, or a value of the wrong
+    type."""
     if space is None:
         return None
     if isinstance(space, str):
@@ -95,8 +101,11 @@ def parse_space(space: str | Iterable[str] | Mapping[str, Any] | None) -> dict[s
     parsed: dict[str, list] = {}
     for key, values in items:
         name = str(key).strip().lower().replace("-", "_")
-        if name not in SEARCH_KEYS:
-            raise InputError(f"search: unknown key '{key}'; keys: {', '.join(SEARCH_KEYS)}")
+        if name not in SEARCH_KEYS and name not in _kind_option_names():
+            raise InputError(
+                f"search: unknown key '{key}'; keys: {', '.join(SEARCH_KEYS)} or a kind "
+                f"option ({', '.join(sorted(_kind_option_names()))})"
+            )
         if name in parsed:
             raise InputError(f"search: key '{name}' given twice; list its values once")
         listed = values if isinstance(values, list | tuple) else [values]
@@ -106,14 +115,25 @@ def parse_space(space: str | Iterable[str] | Mapping[str, Any] | None) -> dict[s
     return parsed
 
 
+def _kind_option_names() -> set[str]:
+    """Every kind option a registered kind reads (:data:`~onnxprune.pipeline.plan.KIND_OPTIONS`)."""
+    return set().union(*KIND_OPTIONS.values())
+
+
 def _values(name: str, values: Iterable[Any]) -> list:
-    """The distinct values of key ``name``, converted to its type (``units``: ``+`` → ``,``)."""
-    kind = SEARCH_KEYS[name]
+    """The distinct values of key ``name``, converted to its type (``units``: ``+`` → ``,``;
+    a kind option: JSON when it parses, else text)."""
+    kind = SEARCH_KEYS.get(name)
     converted: list = []
     for value in values:
         text = str(value).strip()
         if not text:
             raise InputError(f"search: an empty value of '{name}'")
+        if kind is None:  # a kind option, read as --kind-option reads it
+            item = value if not isinstance(value, str) else _option_value(text)
+            if item not in converted:
+                converted.append(item)
+            continue
         try:
             item: Any = kind(text) if kind is not str else text
         except ValueError:
@@ -137,19 +157,31 @@ def default_space(target: Target, has_calibration: bool) -> dict[str, list]:
       project's benchmarks (docs/benchmarks.md).
     * Channel targets without data: allocation ``global`` and ``uniform`` × per-group cap 0.5
       and 0.8 (the data-free criterion is l1 either way).
-    * ``sparsity`` with data: criterion ``magnitude``, ``wanda`` and ``obs``; without data
-      only ``magnitude`` is data-free (one scheme)."""
+    * ``sparsity`` with data: the measure of each layer's gain to the outputs that orders the
+      layers, ``rel_mse`` and ``std_mse`` (kind option ``gain_metric``). With data every
+      candidate is rebuilt by the OBS sweep at the zero counts the loop chose, so the
+      criterion does not change the model (measured: three criteria, one model); the order of
+      the layers does. Without data only ``magnitude`` is data-free: one scheme."""
     if target.kind == "sparsity":
-        return {"criterion": ["magnitude", "wanda", "obs"] if has_calibration else ["magnitude"]}
+        if has_calibration:
+            return {"gain_metric": ["rel_mse", "std_mse"]}
+        return {"criterion": ["magnitude"]}
     if has_calibration:
         return {"criterion": ["obs", "taylor"], "recover": ["lsq", "reconstruct"]}
     return {"allocation": ["global", "uniform"], "max_ratio": [0.5, 0.8]}
 
 
+def _option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def expand_space(base: Scheme, space: Mapping[str, list]) -> list[Scheme]:
     """Every scheme of the grid: ``base`` with each combination of the space's values (keys
-    in the space's order, the last varying fastest); duplicates dropped. More than
-    :data:`MAX_SCHEMES` is InputError."""
+    in the space's order, the last varying fastest; a kind option replaces the base's value of
+    that option); duplicates dropped. More than :data:`MAX_SCHEMES` is InputError."""
     keys = list(space)
     count = math.prod(len(space[key]) for key in keys)
     if count > MAX_SCHEMES:
@@ -158,7 +190,13 @@ def expand_space(base: Scheme, space: Mapping[str, list]) -> list[Scheme]:
         )
     schemes: list[Scheme] = []
     for values in itertools.product(*(space[key] for key in keys)):
-        scheme = replace(base, **dict(zip(keys, values, strict=True)))
+        chosen = dict(zip(keys, values, strict=True))
+        fields = {key: value for key, value in chosen.items() if key in SEARCH_KEYS}
+        options = {key: value for key, value in chosen.items() if key not in SEARCH_KEYS}
+        if options:
+            merged = {**dict(base.kind_options), **options}
+            fields["kind_options"] = tuple(sorted(merged.items()))
+        scheme = replace(base, **fields)
         if scheme not in schemes:
             schemes.append(scheme)
     return schemes
@@ -182,7 +220,16 @@ def check_space(
 
 def describe(scheme: Scheme, keys: Iterable[str]) -> str:
     """``criterion=obs recover=lsq``: the scheme's values of ``keys`` (the space's)."""
-    return " ".join(f"{key}={_plain(getattr(scheme, key))}" for key in keys)
+    values = scheme_values(scheme)
+    return " ".join(f"{key}={values.get(key)}" for key in keys)
+
+
+def scheme_values(scheme: Scheme) -> dict[str, Any]:
+    """Every searchable field of ``scheme`` and its kind options, as plain values (a callable
+    recovery by its name; None = the run's default)."""
+    values = {key: _plain(getattr(scheme, key)) for key in SEARCH_KEYS}
+    values.update(dict(scheme.kind_options))
+    return values
 
 
 @dataclass
@@ -262,7 +309,7 @@ def run_search(
     best: tuple[tuple, SchemeRun, int] | None = None
     first_error: InputError | None = None
     for index, scheme in enumerate(schemes):
-        given = {key: _plain(getattr(scheme, key)) for key in SEARCH_KEYS}
+        given = scheme_values(scheme)
         if deadline is not None and best is not None and time.perf_counter() > deadline:
             rows.append(_not_run(index, given, f"time limit of {minutes:g} min reached"))
             continue

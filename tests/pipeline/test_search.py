@@ -48,6 +48,11 @@ def test_parse_space_reads_items_mappings_and_auto():
         "units": ["channels", "channels,blocks"],
     }
     assert parse_space(["criterion=obs,obs,l1"]) == {"criterion": ["obs", "l1"]}
+    # kind options are searchable too, their values read as --kind-option reads them
+    assert parse_space(["gain-metric=rel_mse,std_mse", "min_size=1024,4096"]) == {
+        "gain_metric": ["rel_mse", "std_mse"],
+        "min_size": [1024, 4096],
+    }
 
 
 @pytest.mark.parametrize(
@@ -83,6 +88,20 @@ def test_expand_space_is_the_grid_last_key_fastest_without_duplicates():
         expand_space(base, too_many)
 
 
+def test_expand_space_merges_kind_options_over_the_runs_own():
+    base = Scheme(kind_options=(("min_size", 512), ("sensitivity_metric", "kl")))
+    schemes = expand_space(base, {"sensitivity_metric": ["kl", "rel_mse"]})
+    assert [dict(s.kind_options) for s in schemes] == [
+        {"min_size": 512, "sensitivity_metric": "kl"},
+        {"min_size": 512, "sensitivity_metric": "rel_mse"},
+    ]
+    assert schemes[1].plan_options({"min_size": 64, "gain_metric": "std_mse"}) == {
+        "min_size": 512,
+        "gain_metric": "std_mse",
+        "sensitivity_metric": "rel_mse",
+    }
+
+
 def test_default_space_per_target_kind_and_data():
     macs, sparsity = parse_target("macs=0.5"), parse_target("sparsity=0.5")
     assert default_space(macs, True) == {
@@ -93,7 +112,7 @@ def test_default_space_per_target_kind_and_data():
         "allocation": ["global", "uniform"],
         "max_ratio": [0.5, 0.8],
     }
-    assert default_space(sparsity, True) == {"criterion": ["magnitude", "wanda", "obs"]}
+    assert default_space(sparsity, True) == {"gain_metric": ["rel_mse", "std_mse"]}
     assert default_space(sparsity, False) == {"criterion": ["magnitude"]}
 
 

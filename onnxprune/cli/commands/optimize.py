@@ -105,9 +105,10 @@ from onnxprune.errors import GuardNotMetError, InputError, cli_words
     multiple=True,
     metavar="KEY=V1,V2|auto",
     help="Scheme search: run every combination of these values under the same guard and "
-    "target and write the best (keys: criterion, allocation, recover, units, max_ratio, steps; "
-    "kinds of one scheme joined by '+': units=channels,channels+blocks). 'auto': obs and "
-    "taylor x lsq and reconstruct with data (sparsity: magnitude, wanda, obs). Repeatable.",
+    "target and write the best (keys: criterion, allocation, recover, units, max_ratio, steps "
+    "or a --kind-option key; kinds of one scheme joined by '+': "
+    "units=channels,channels+blocks). 'auto': obs and taylor x lsq and reconstruct with data "
+    "(sparsity: gain_metric rel_mse and std_mse). Repeatable.",
 )
 @click.option(
     "--search-minutes",
