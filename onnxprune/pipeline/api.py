@@ -1,9 +1,11 @@
 """``onnxprune.optimize``: prune toward a target under an accuracy guard; the public API.
 
-Wiring only: load and preprocess (:func:`onnxprune.passes.prepare.prepare`), analyse once,
-score, build the removal order (:mod:`~onnxprune.allocate.schedule`), run the guarded loop
-(:mod:`~onnxprune.pipeline.loop`) with ONNX Runtime evaluation
-(:mod:`~onnxprune.pipeline.evaluation`), measure before/after and assemble the report.
+Wiring only, over the phases of :mod:`~onnxprune.pipeline.scheme`: open a session (load,
+data, the original evaluated, preprocess), run one scheme on it (analyse, score, the removal
+order of :mod:`~onnxprune.allocate.schedule`, the guarded loop of
+:mod:`~onnxprune.pipeline.loop` with ONNX Runtime evaluation) — or, with ``search``, every
+scheme of a space (:mod:`~onnxprune.pipeline.search`) and keep the best —, then measure
+before/after and assemble the report.
 """
 
 from __future__ import annotations
