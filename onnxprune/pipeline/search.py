@@ -109,6 +109,8 @@ def parse_space(space: str | Iterable[str] | Mapping[str, Any] | None) -> dict[s
         if name in parsed:
             raise InputError(f"search: key '{name}' given twice; list its values once")
         listed = values if isinstance(values, list | tuple) else [values]
+        if not listed:
+            raise InputError(f"search: '{name}' lists no value")
         parsed[name] = _values(name, listed)
     if not parsed:
         raise InputError("search: the space names no key")

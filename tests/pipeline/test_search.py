@@ -65,6 +65,7 @@ def test_parse_space_reads_items_mappings_and_auto():
         (["criterion"], "KEY=V1,V2"),
         (["auto", "criterion=obs"], "give it alone"),
         ({}, "names no key"),
+        ({"criterion": []}, "lists no value"),
     ],
 )
 def test_parse_space_refuses_bad_spaces(space, words):
