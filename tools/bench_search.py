@@ -201,7 +201,9 @@ def effnet_part(write: bool, cuts: list[float], seeds: tuple[int, int], calib: i
             held = len(session.evaluator.evaluation)
             sections.append(
                 f"**{cut:.0%} MAC cut, crop seeds {calib_seed}, {eval_seed}** ({calib} "
-                f"calibration crops, {held} of them held out by photo for the guard; "
+                f"calibration crops, {held} of them held out by photo for the guard, where the "
+                f"original's {session.evaluator.metric_name} is "
+                f"{session.evaluator.baseline:.2f}; "
                 f"{seconds:.0f} s in all, load average {load:.1f}–{os.getloadavg()[0]:.1f}):\n\n"
                 + _table(
                     rows,
