@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from onnxprune.errors import InputError
+from onnxprune.errors import InputError, InternalError
 from onnxprune.pipeline.drop_metric import guard_drop_metric
 from onnxprune.pipeline.plan import KIND_OPTIONS
 from onnxprune.pipeline.scheme import Scheme, SchemeRun, Session, check_scheme, run_scheme
@@ -297,9 +297,9 @@ def run_search(
     minutes: float | None = None,
 ) -> tuple[SchemeRun, dict[str, Any]]:
     """Run ``schemes`` one after the other on ``session`` and return the best run by
-    :func:`rank_key` (progress lines name the schemes by the space's ``keys``) with the report's ``search`` object (``schemes``: one
-    :class:`SchemeRow` each, in order; ``chosen``: the winner's index; ``selection``: the
-    selection-bias note; ``minutes``: the time limit). A scheme whose methods do not apply to
+    :func:`rank_key` with the report's ``search`` object (``schemes``: one :class:`SchemeRow`
+    each, in order; ``chosen``: the winner's index; ``selection``: the selection-bias note;
+    ``minutes``: the time limit); progress lines name the schemes by the space's ``keys``. A scheme whose methods do not apply to
     this model (InputError, e.g. a gradient criterion through an op without a gradient rule)
     is recorded as not run and the search goes on; when none ran, the first such error is
     raised. After ``minutes`` no new scheme starts (the rest are recorded as not run)."""
@@ -330,7 +330,8 @@ def run_search(
         if best is None or key < best[0]:
             best = (key, run, index)
     if best is None:
-        assert first_error is not None  # every scheme raised: the loop recorded why
+        if first_error is None:  # expand_space never yields an empty grid
+            raise InternalError("a scheme search was given no scheme")
         raise first_error
     _, run, chosen = best
     ran = sum(1 for row in rows if row.ran)
