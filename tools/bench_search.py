@@ -216,10 +216,10 @@ def effnet_part(write: bool, cuts: list[float], seeds: tuple[int, int], calib: i
     body = (
         f"`python tools/bench_search.py --parts effnet --cuts {','.join(f'{c:g}' for c in cuts)} "
         f"--seeds {calib_seed},{eval_seed} --calib {calib}` — EfficientNet-Lite2, guard off "
-        "(`max_drop=100`), one step, the `auto` space with data. The held-out column is what "
-        "the search ranks (lower KL is better); agreement is on 128 crops of chelsea, rocket "
-        "and the two motorcycles, which no scheme sees. `*` = the scheme the search writes.\n\n"
-        + "\n\n".join(sections)
+        "(`max_drop=100`), one step, the `auto` space with data. The search ranks by the "
+        "held-out columns (expected top-1, higher is better; then the KL distance, lower is "
+        "better); agreement is on 128 crops of chelsea, rocket and the two motorcycles, which "
+        "no scheme sees. `*` = the scheme the search writes.\n\n" + "\n\n".join(sections)
     )
     publish(f"search-effnet-{calib_seed}-{eval_seed}", body, write)
 
