@@ -244,7 +244,8 @@ class SchemeRow:
     ``metric_drop`` is signed by the metric's direction (positive = worse); ``distance``: how
     far the best model's outputs are from the original's on the same data (the search's
     ``distance_metric``, lower is closer); ``progress``: the share of the target's gap the
-    best model closed."""
+    best model closed; ``sparsity``: the share of all Conv/ConvTranspose/Gemm/MatMul weights
+    that are zero in the best model (runs with weight masks only, else None)."""
 
     index: int
     scheme: dict[str, Any]
@@ -258,6 +259,7 @@ class SchemeRow:
     progress: float | None
     seconds: float
     error: str | None = None
+    sparsity: float | None = None
 
     @property
     def ran(self) -> bool:
@@ -373,7 +375,17 @@ def scheme_row(
         params_ratio=best.params / session.params_before if session.params_before else None,
         progress=run.progress,
         seconds=seconds,
+        sparsity=_weight_sparsity(best.model) if "sparsity" in run.kinds else None,
     )
+
+
+def _weight_sparsity(model) -> float:
+    """Σ zeros / Σ weights over the Conv/ConvTranspose/Gemm/MatMul weights of ``model``."""
+    from onnxprune.sparsity.measure import weight_sparsity
+
+    layers = weight_sparsity(model)
+    total = sum(layer.size for layer in layers)
+    return sum(layer.zeros for layer in layers) / total if total else 0.0
 
 
 def _not_run(index: int, given: dict, why: str, seconds: float = 0.0) -> SchemeRow:

@@ -20,7 +20,7 @@ from onnxprune.report.plots import (
 )
 from onnxprune.report.schema import Report
 from onnxprune.report.task import task_html
-from onnxprune.report.terminal import SEARCH_COLUMNS, search_rows, sparsity_rows, summary_rows
+from onnxprune.report.terminal import search_columns, search_rows, sparsity_rows, summary_rows
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:70em;
@@ -100,7 +100,7 @@ def _search_section(report: Report) -> list[str]:
         "<h2>Schemes searched</h2>",
         f"<p>{escape(str((report.search or {}).get('selection', '')))}</p>",
         f'<img alt="schemes searched" src="{png_data_uri(search_plot(report))}">',
-        _table(SEARCH_COLUMNS, rows),
+        _table(search_columns(report), rows),
     ]
 
 

@@ -5,8 +5,8 @@
   kept steps joined by a line, rolled-back steps as crosses, the guard as a dashed line;
 * :func:`sparsity_plot` — per-layer weight sparsity before (light) and after (dark) of a run
   with weight masks;
-* :func:`search_plot` — the metric of every scheme a search ran against its MACs, the
-  written one ringed.
+* :func:`search_plot` — the metric of every scheme a search ran against its MACs (its zero
+  share for a sparsity target), the written one ringed.
 """
 
 from __future__ import annotations
@@ -179,10 +179,12 @@ def search_plot(report: Report) -> bytes:
     figure = _figure(6.0, 3.8)
     axes = figure.add_subplot()
     search = report.search or {}
+    sparsity = report.target_kind == "sparsity"
     for row in search.get("schemes", []):
-        if row["metric_after"] is None or row["macs_ratio"] is None:
+        share = row.get("sparsity") if sparsity else row.get("macs_ratio")
+        if row["metric_after"] is None or share is None:
             continue
-        x, y = 100.0 * row["macs_ratio"], row["metric_after"]
+        x, y = 100.0 * share, row["metric_after"]
         color = DARK if row["status"] == "ok" else "#c0392b"
         axes.scatter([x], [y], color=color, zorder=3)
         axes.annotate(str(row["index"] + 1), (x, y), xytext=(4, 4), textcoords="offset points")
@@ -192,8 +194,11 @@ def search_plot(report: Report) -> bytes:
         axes.axhline(report.metric_before, color="#888888", linewidth=1, label="original")
         _guard_line(axes, report)
         axes.legend(fontsize=8)
-    axes.invert_xaxis()
-    axes.set_xlabel("MACs (% of original)")
+    if sparsity:
+        axes.set_xlabel("weights zero (%)")
+    else:
+        axes.invert_xaxis()
+        axes.set_xlabel("MACs (% of original)")
     axes.set_ylabel(report.metric_name)
     axes.set_title("schemes searched (ringed: written)")
     axes.grid(alpha=0.3)

@@ -280,6 +280,8 @@ SCHEME_ROW_KEYS: dict[str, tuple[type, ...]] = {
     "seconds": NUMBER,
     "error": (str, type(None)),
 }
+#: scheme row keys added after the search object was first published: checked when present
+LATER_SCHEME_ROW_KEYS: dict[str, tuple[type, ...]] = {"sparsity": OPTIONAL_NUMBER}
 
 
 def validate_report(data: dict[str, Any]) -> list[str]:
@@ -311,6 +313,8 @@ def _search_problems(search: Any) -> list[str]:
     rows = search.get("schemes") if isinstance(search.get("schemes"), list) else []
     for position, row in enumerate(rows):
         problems += _check(row, SCHEME_ROW_KEYS, f"search.schemes[{position}].")
+        later = {key: types for key, types in LATER_SCHEME_ROW_KEYS.items() if key in row}
+        problems += _check(row, later, f"search.schemes[{position}].")
     chosen = search.get("chosen")
     ran = {row.get("index") for row in rows if row.get("status") != "not_run"}
     if isinstance(chosen, int) and chosen not in ran:

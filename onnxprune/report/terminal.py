@@ -150,7 +150,7 @@ def search_rows(report: Report, words=None) -> list[list[str]]:
                 "-" if row["metric_after"] is None else f"{row['metric_after']:.4g}",
                 "-" if row["metric_drop"] is None else f"{row['metric_drop']:.3g}",
                 "-" if row.get("distance") is None else f"{row['distance']:.3g}",
-                "-" if row["macs_ratio"] is None else f"{100 * row['macs_ratio']:.1f}",
+                _kept_or_zeros(row, report.target_kind == "sparsity"),
                 f"{row['seconds']:.0f}",
             ]
         )
@@ -158,6 +158,19 @@ def search_rows(report: Report, words=None) -> list[list[str]]:
 
 
 SEARCH_COLUMNS = ["#", "scheme", "status", "metric", "loss", "distance", "MACs %", "s"]
+
+
+def search_columns(report: Report) -> list[str]:
+    """The search table's header: ``zeros %`` instead of ``MACs %`` for a sparsity target."""
+    if report.target_kind == "sparsity":
+        return [("zeros %" if c == "MACs %" else c) for c in SEARCH_COLUMNS]
+    return list(SEARCH_COLUMNS)
+
+
+def _kept_or_zeros(row: dict, sparsity: bool) -> str:
+    """MACs kept (% of the original), or for a sparsity target the zero share (%)."""
+    value = row.get("sparsity") if sparsity else row.get("macs_ratio")
+    return "-" if value is None else f"{100 * value:.1f}"
 
 
 def print_summary(report: Report, console=None, words=None) -> None:
@@ -184,7 +197,7 @@ def print_summary(report: Report, console=None, words=None) -> None:
     searched = search_rows(report, words)
     if searched:
         schemes = Table(title="schemes searched (* = written)")
-        for column in SEARCH_COLUMNS:
+        for column in search_columns(report):
             schemes.add_column(
                 column, justify="left" if column in ("scheme", "status") else "right"
             )

@@ -257,6 +257,29 @@ def test_search_report_renders_as_table_and_html(searched):
     assert "Schemes searched" in html and "optimistic" in html
 
 
+def test_a_sparsity_search_reports_each_schemes_zero_share(digits):
+    model, calib, evaluation = digits
+    result = optimize(
+        model,
+        "sparsity=0.3",
+        data=calib,
+        eval_data=evaluation,
+        search="auto",
+        max_drop=100.0,
+        **RUN,
+    )
+    report = result.report
+    rows = report.search["schemes"]
+    assert [row["scheme"]["gain_metric"] for row in rows] == ["rel_mse", "std_mse"]
+    for row in rows:
+        assert row["sparsity"] == pytest.approx(0.3, abs=0.02)
+    chosen = rows[report.search["chosen"]]
+    assert chosen["sparsity"] == pytest.approx(report.plan["sparsity"]["sparsity_after"], abs=1e-3)
+    assert search_rows(report)[0][6] == f"{100 * rows[0]['sparsity']:.1f}"
+    assert "zeros %" in render_html(report)
+    assert validate_report(json.loads(report.to_json())) == []
+
+
 def test_a_scheme_that_cannot_run_is_recorded_and_the_search_goes_on(digits):
     model, _, _ = digits
     result = optimize(
