@@ -48,6 +48,7 @@ __all__ = [
     "rank_key",
     "run_search",
     "scheme_row",
+    "within_noise",
 ]
 
 #: the scheme fields a search may vary, with the type of one value
@@ -66,6 +67,10 @@ SELECTION_NOTE = (
     "scheme chosen among {count} on the guard's {samples} evaluation samples: its figure is "
     "the best of {count} measured on the same samples and so optimistic; confirm it on other "
     "data (onnxprune validate ORIGINAL PRUNED --data OTHER)"
+)
+UNRESOLVED_NOTE = (
+    "scheme(s) {others} reached the same status with a loss within the guard's noise floor "
+    "({floor:.4g}) of the written scheme's: these samples do not tell them apart"
 )
 
 
@@ -337,14 +342,41 @@ def run_search(
         raise first_error
     _, run, chosen = best
     ran = sum(1 for row in rows if row.ran)
+    floor = float(evaluator.noise.floor)
+    unresolved = within_noise(rows, chosen, floor)
+    selection = SELECTION_NOTE.format(count=ran, samples=len(evaluator.evaluation))
+    if unresolved:
+        others = ", ".join(str(index + 1) for index in unresolved)
+        selection += "; " + UNRESOLVED_NOTE.format(others=others, floor=floor)
     search = {
         "schemes": [row.to_dict() for row in rows],
         "chosen": chosen,
+        "unresolved": unresolved,
         "distance_metric": distance_name,
         "minutes": minutes,
-        "selection": SELECTION_NOTE.format(count=ran, samples=len(evaluator.evaluation)),
+        "selection": selection,
     }
     return run, search
+
+
+def within_noise(rows: list[SchemeRow], chosen: int, floor: float) -> list[int]:
+    """Indices of the schemes that ran to the chosen one's status class (target met within the
+    guard, or not) with a metric loss within ``floor`` (the guard's noise floor) of the chosen
+    one's: a difference the guard itself calls noise, so the data did not decide between
+    them (the ranking then fell to the distance, the MACs or the grid order)."""
+    winner = rows[chosen]
+    met = winner.status == STATUS_OK
+    if winner.metric_drop is None:
+        return []
+    return [
+        row.index
+        for row in rows
+        if row.index != chosen
+        and row.ran
+        and (row.status == STATUS_OK) == met
+        and row.metric_drop is not None
+        and abs(row.metric_drop - winner.metric_drop) <= floor
+    ]
 
 
 def scheme_row(

@@ -280,6 +280,8 @@ SCHEME_ROW_KEYS: dict[str, tuple[type, ...]] = {
     "seconds": NUMBER,
     "error": (str, type(None)),
 }
+#: search keys added after the search object was first published: checked when present
+LATER_SEARCH_KEYS: dict[str, tuple[type, ...]] = {"unresolved": (list,)}
 #: scheme row keys added after the search object was first published: checked when present
 LATER_SCHEME_ROW_KEYS: dict[str, tuple[type, ...]] = {"sparsity": OPTIONAL_NUMBER}
 
@@ -310,6 +312,8 @@ def _search_problems(search: Any) -> list[str]:
     if not isinstance(search, dict):
         return [f"search has type {type(search).__name__}"]
     problems = _check(search, SEARCH_KEYS, "search.")
+    later = {key: types for key, types in LATER_SEARCH_KEYS.items() if key in search}
+    problems += _check(search, later, "search.")
     rows = search.get("schemes") if isinstance(search.get("schemes"), list) else []
     for position, row in enumerate(rows):
         problems += _check(row, SCHEME_ROW_KEYS, f"search.schemes[{position}].")

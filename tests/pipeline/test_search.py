@@ -22,6 +22,7 @@ from onnxprune.pipeline.search import (
     expand_space,
     parse_space,
     rank_key,
+    within_noise,
 )
 from onnxprune.pipeline.target import parse_target
 from onnxprune.report.html import render_html
@@ -155,6 +156,19 @@ def test_rank_key_prefers_met_targets_then_loss_distance_macs_then_order():
     assert order == [8, 5, 6, 4, 3, 7, 9, 2, 1, 0]
 
 
+def test_within_noise_lists_same_status_schemes_the_floor_cannot_separate():
+    rows = [
+        _row(0, "ok", drop=0.35),
+        _row(1, "ok", drop=0.10),
+        _row(2, "ok", drop=0.55),  # 0.45 from the winner: beyond a floor of 0.3
+        _row(3, "guard_not_met", drop=0.12, progress=0.5),  # another status class
+        _row(4, NOT_RUN, drop=None),
+    ]
+    assert within_noise(rows, 1, 0.3) == [0]
+    assert within_noise(rows, 1, 0.5) == [0, 2]
+    assert within_noise(rows, 3, 1.0) == []
+
+
 # -- runs on the digits models --------------------------------------------------------------
 
 
@@ -209,6 +223,10 @@ def test_search_runs_every_scheme_and_writes_the_best(searched):
     assert chosen["methods"]["criterion"] == report.criterion
     assert search["selection"] in report.notes and "optimistic" in search["selection"]
     assert search["distance_metric"] == "kl"  # top-1 guard on class scores
+    floor = report.guard["noise"]["floor"]
+    assert search["unresolved"] == within_noise(
+        [SchemeRow(**r) for r in rows], search["chosen"], floor
+    )
     assert all(r["distance"] >= 0.0 for r in rows)
     document = json.loads(report.to_json())
     assert validate_report(document) == []
