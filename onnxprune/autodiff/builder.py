@@ -113,8 +113,10 @@ class GradientBuilder:
         values = [dims[a] for a in axes]
         if any(v is None for v in values):
             raise InputError(
-                f"gradient of {what}: dims {list(axes)} of '{name}' must be static, got {dims}; "
-                "give fixed input shapes (--input-shape)"
+                f"gradient of {what}: dims {list(axes)} of '{name}' must be static, got {dims} "
+                "(shape inference did not resolve them: the backward graph keeps the batch axis "
+                "dynamic, and a shape computed from the batch size at run time stays unknown); "
+                "a criterion or recovery that needs no gradient (obs, lsq) avoids it"
             )
         return [int(v) for v in values]  # type: ignore[arg-type]
 

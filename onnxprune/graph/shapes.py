@@ -89,6 +89,27 @@ def fix_input_shapes(
     return fixed
 
 
+def pin_sample_dims(model: ModelProto, sample_shapes: dict[str, tuple[int, ...]]) -> ModelProto:
+    """A copy of ``model`` whose named inputs have the dims after the batch axis of
+    ``sample_shapes`` (one sample's shape, e.g. ``(3, 320, 320)``) where the model leaves them
+    dynamic; the batch axis stays as it is, so the copy still runs any batch size. Inputs of
+    another rank, and dims the model fixes, are left alone."""
+    pinned = ModelProto()
+    pinned.CopyFrom(model)
+    for value in pinned.graph.input:
+        shape = sample_shapes.get(value.name)
+        if shape is None or not value.type.HasField("tensor_type"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != len(shape) + 1:
+            continue
+        for dim, size in zip(list(dims)[1:], shape, strict=True):
+            if not dim.HasField("dim_value") or dim.dim_value <= 0:
+                dim.Clear()
+                dim.dim_value = int(size)
+    return pinned
+
+
 def infer_shapes(model: ModelProto, *, data_prop: bool = True) -> ModelProto:
     """Run ONNX shape inference (with data propagation) and return the inferred model."""
     if model.ByteSize() < _INFER_IN_MEMORY_LIMIT:
