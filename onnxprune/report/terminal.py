@@ -130,9 +130,9 @@ def sparsity_rows(report: Report) -> list[list[str]]:
 
 def search_rows(report: Report, words=None) -> list[list[str]]:
     """One row per scheme of a search (``report.search``): [#, scheme, status, metric, loss,
-    distance, MACs %, s], the scheme by the keys its space varies; the written scheme's number carries
-    a ``*``; ``words`` rewrites why a scheme did not run (as the reason, :func:`print_summary`).
-    Empty without a search."""
+    distance, MACs %, s], the scheme by the keys its space varies; the written scheme's number
+    carries a ``*``; ``words`` rewrites why a scheme did not run (as the reason,
+    :func:`print_summary`). Empty without a search."""
     search = report.search or {}
     keys = list(search.get("space") or {})
     rows = []
@@ -204,6 +204,7 @@ def print_summary(report: Report, console=None, words=None) -> None:
         for row in searched:
             schemes.add_row(*row)
         console.print(schemes)
+        console.print(f"note: {(report.search or {}).get('selection', '')}", highlight=False)
     kept = sum(1 for s in report.steps if s.status == "kept")
     console.print(
         f"steps: {kept} kept, {len(report.steps) - kept} rolled back; "

@@ -390,6 +390,7 @@ def test_search_from_flags_and_config_writes_the_chosen_scheme(vgg, tmp_path):
     assert result.exit_code in (0, 3), result.output
     assert "schemes searched" in result.output
     assert "criterion=obs recover=none" in result.output
+    assert "optimistic" in result.output  # the selection note under the table
     document = json.loads(report.read_text())
     assert validate_report(document) == []
     assert [row["scheme"]["criterion"] for row in document["search"]["schemes"]] == ["l1", "obs"]
