@@ -117,6 +117,15 @@ def _restore_names(source: ModelProto, converted: ModelProto) -> None:
         value.name = mapping.get(value.name, value.name)
 
 
-def gradient_ready(model: ModelProto) -> ModelProto:
-    """float32 (:func:`float32_copy`) and a recent opset (:func:`modern_opset_copy`)."""
+def gradient_ready(model: ModelProto, feeds: dict | None = None) -> ModelProto:
+    """float32 (:func:`float32_copy`) and a recent opset (:func:`modern_opset_copy`); with
+    ``feeds`` (arrays by input name, first axis = samples), one sample's dims pinned where the
+    model leaves them dynamic, the batch axis kept free
+    (:func:`onnxprune.graph.shapes.pin_sample_dims`): shapes computed from the image size at
+    run time then resolve for the backward rules that need static dims."""
+    if feeds:
+        from onnxprune.graph.shapes import pin_sample_dims
+
+        shapes = {name: tuple(value.shape[1:]) for name, value in feeds.items()}
+        model = pin_sample_dims(model, shapes)
     return modern_opset_copy(float32_copy(model))

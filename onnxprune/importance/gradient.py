@@ -66,7 +66,6 @@ from onnxprune.calibrate.padding import real_positions
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
 from onnxprune.graph.mask_input import mask_input
-from onnxprune.graph.shapes import pin_sample_dims
 from onnxprune.graph.tensor_outputs import (
     differentiable_outputs,
     output_rank,
@@ -206,11 +205,9 @@ def mask_gradients(
     [probes × samples, clusters], one row per draw: see the module docstring) and the mask
     of clusters some supported consumer reads."""
     layers = consumer_layers(analysis)
-    # One sample's dims, pinned where the model leaves them dynamic (the batch axis stays
-    # free): shapes computed from the image size at run time — a YOLOv8 head's anchor count —
-    # then resolve, and the backward rules that need static dims get them.
-    sample_shapes = {name: value.shape[1:] for name, value in samples.feeds.items()}
-    model = gradient_ready(pin_sample_dims(tensor_output_model(analysis.model), sample_shapes))
+    # one sample's dims pinned: a YOLOv8 head's anchor count, computed from the image size at
+    # run time, then resolves for the backward rules
+    model = gradient_ready(tensor_output_model(analysis.model), samples.feeds)
     node_inputs = {node.name: list(node.input) for node in model.graph.node}
     edges = [(layer.node, node_inputs[layer.node].index(layer.input)) for layer in layers]
     exposed, edge_names = expose_edges(model, edges)

@@ -38,7 +38,6 @@ from onnxprune.calibrate.labelled import batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.session import make_session
 from onnxprune.errors import InputError
 from onnxprune.graph.mask_input import mask_input
-from onnxprune.graph.shapes import pin_sample_dims
 from onnxprune.graph.tensor_outputs import (
     differentiable_outputs,
     output_rank,
@@ -117,8 +116,7 @@ def weight_scores(
     # every rank is known to the gradient rules: nn.MultiheadAttention's TorchScript export
     # builds a Reshape target from Shape, Slice and Mod of constants.
     folded = preprocess(model, passes=SHAPE_PASSES).model
-    sample_shapes = {name: value.shape[1:] for name, value in samples.feeds.items()}
-    model = gradient_ready(pin_sample_dims(tensor_output_model(folded), sample_shapes))
+    model = gradient_ready(tensor_output_model(folded), samples.feeds)
     outputs = differentiable_outputs(model, f"weight criterion '{criterion}'")
     mode = resolve_targets(targets, samples, [output_rank(model, name) for name in outputs])
     loss = target_loss(model, outputs, mode)

@@ -71,7 +71,6 @@ from onnxprune.autodiff.prepare import gradient_ready
 from onnxprune.calibrate.labelled import Samples, batch_starts, fixed_batch, load_samples
 from onnxprune.calibrate.session import exposed_model, make_session
 from onnxprune.errors import InputError
-from onnxprune.graph.shapes import pin_sample_dims
 from onnxprune.graph.tensor_outputs import tensor_output_model
 from onnxprune.recover.distill_losses import lookup_distill_loss
 
@@ -240,11 +239,8 @@ def distill(
     # Half-precision models train float32 copies; the values go back in the model's own
     # types (autodiff.precision).
     written = pruned  # ZipMap outputs: trained on the probability tensors they view
-    # one sample's dims pinned where the models leave them dynamic (the batch stays free), so
-    # shapes computed from the image size at run time resolve for the backward rules
-    sample_shapes = {name: value.shape[1:] for name, value in samples.feeds.items()}
-    original = gradient_ready(pin_sample_dims(tensor_output_model(original), sample_shapes))
-    pruned = gradient_ready(pin_sample_dims(tensor_output_model(pruned), sample_shapes))
+    original = gradient_ready(tensor_output_model(original), samples.feeds)
+    pruned = gradient_ready(tensor_output_model(pruned), samples.feeds)
     graph_outputs = _float_outputs(pruned)
     pruned_names = {out for node in pruned.graph.node for out in node.output}
     original_names = {out for node in original.graph.node for out in node.output}
