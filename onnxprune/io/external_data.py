@@ -109,6 +109,25 @@ def external_files(model: ModelProto, base_dir: Path) -> set[Path]:
     return files
 
 
+def model_files(path: str | os.PathLike) -> list[Path]:
+    """A model file followed by the external-data files its tensors refer to (each once,
+    sorted; the graph is read without the data). A file that cannot be parsed stands alone
+    (callers ask about files the loader has already checked, or that onnxprune wrote)."""
+    import onnx
+
+    path = Path(os.fspath(path))
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return [path]
+    return [path, *sorted(f for f in external_files(proto, path.parent) if f.is_file())]
+
+
+def model_file_bytes(path: str | os.PathLike) -> int:
+    """Bytes on disk of a model file plus its external-data files (:func:`model_files`)."""
+    return sum(f.stat().st_size for f in model_files(path))
+
+
 def load_external_tensors(model: ModelProto, base_dir: Path, model_label: str) -> None:
     """Read every external tensor's bytes into ``raw_data`` (in place), after checking locations.
 

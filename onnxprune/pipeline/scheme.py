@@ -22,6 +22,7 @@ from onnx import ModelProto
 from onnxprune import defaults
 from onnxprune.allocate.schedule import Schedule
 from onnxprune.errors import InputError
+from onnxprune.io.external_data import model_file_bytes
 from onnxprune.pipeline import blocks as _blocks  # noqa: F401 - registers the kind
 from onnxprune.pipeline import channels as _channels  # noqa: F401 - registers the kind
 from onnxprune.pipeline import sparsity as _sparsity  # noqa: F401 - registers kind and goal
@@ -70,7 +71,7 @@ class OptimizeResult:
             self.model, path, input_path=input_path or self.input_path, force=force
         )
         self.report.output_model = str(written)
-        self.report.file_bytes_after = written.stat().st_size
+        self.report.file_bytes_after = model_file_bytes(written)
         return written
 
 
@@ -849,7 +850,7 @@ def _report(
     if isinstance(model, ModelProto):
         input_model, bytes_before = None, original.ByteSize()
     else:
-        input_model, bytes_before = str(model), Path(model).stat().st_size
+        input_model, bytes_before = str(model), model_file_bytes(model)
     latency_ms_before = latency["before"]["p50_ms"] if latency else latency_before
     latency_ms_after = latency["after"]["p50_ms"] if latency else best.latency_ms
     metric_after = best.metric

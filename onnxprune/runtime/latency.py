@@ -45,6 +45,7 @@ from onnxprune.graph.input_ranges import (
     integer_input_ranges,
     random_integers,
 )
+from onnxprune.io.external_data import model_file_bytes
 from onnxprune.runtime.session import InputSpec, _load_graph, create_session
 
 #: Never fewer timed runs per model and batch size, even when the time budget is spent.
@@ -260,22 +261,7 @@ def file_bytes(model: Any) -> int:
     """Size on disk of a model file plus its external data files (serialized size for a proto)."""
     if isinstance(model, onnx.ModelProto):
         return model.ByteSize()
-    path = Path(os.fspath(model))
-    total = path.stat().st_size
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        return total
-    locations = set()
-    for tensor in proto.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                locations.add(entry.value)
-    for location in locations:
-        external = path.parent / location
-        if external.is_file():
-            total += external.stat().st_size
-    return total
+    return model_file_bytes(model)
 
 
 def _same_inputs(names: list[str], specs: list[list[InputSpec]]) -> None:

@@ -10,7 +10,10 @@ import pytest
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate import Dataset
+from onnxprune.io import save_model
+from onnxprune.io.external_data import model_file_bytes
 from onnxprune.pipeline.api import optimize
+from tests.io.tiny_models import mlp_model
 from tests.oracle import session
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits"
@@ -239,3 +242,15 @@ def test_a_model_with_nothing_prunable_says_so_not_to_loosen_the_guard():
     assert result.report.status == "target_not_reached"
     assert "nothing to prune" in reason and "inspect MODEL --groups" in reason
     assert "to go further" not in reason and "max-drop" not in reason
+
+
+def test_optimize_reports_the_size_of_a_model_with_external_data(tmp_path):
+    # Exporters (torch.onnx's dynamo path) write the weights beside the graph: the size
+    # before must count them, or a pruned model written inline looks many times larger.
+    path = save_model(mlp_model(), tmp_path / "ext.onnx", external_data=True)
+    x = np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32)
+    result = optimize(str(path), "macs=0.8", data={"x": x}, steps=1, measure_latency=False)
+    assert result.report.file_bytes_before == model_file_bytes(path)
+    result.save(tmp_path / "out.onnx")
+    assert result.report.file_bytes_after == model_file_bytes(tmp_path / "out.onnx")
+    assert result.report.file_bytes_after < result.report.file_bytes_before

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from onnxprune.cli.options import attention_unit_option, input_shape_option
 from onnxprune.errors import cli_words
+from onnxprune.io.external_data import model_file_bytes
 from onnxprune.option_text import parse_input_shapes
 from onnxprune.stats.summary import ModelSummary, TensorInfo
 
@@ -59,15 +60,6 @@ def _shape_text(shape) -> str:
     return escape("[" + ", ".join("?" if d is None else str(d) for d in shape) + "]")
 
 
-def file_bytes(path: Path) -> int:
-    """Size of the model file plus the external-data files next to it named ``<file>.data``."""
-    total = path.stat().st_size
-    data = path.with_name(path.name + ".data")
-    if data.is_file():
-        total += data.stat().st_size
-    return total
-
-
 def section_header(summary: ModelSummary, console: Console, options: InspectOptions) -> None:
     """Model file, producer, IR version, opsets, node count, params, MACs."""
     from rich.table import Table
@@ -86,7 +78,7 @@ def section_header(summary: ModelSummary, console: Console, options: InspectOpti
         ("producer", escape(producer)),
         ("IR version", str(summary.ir_version)),
         ("opsets", escape(opsets)),
-        ("file size", human_bytes(file_bytes(options.model_path))),
+        ("file size", human_bytes(model_file_bytes(options.model_path))),
         ("nodes", f"{summary.nodes:,}"),
         ("parameters", f"{summary.params:,} ({human_count(summary.params)})"),
         ("parameter bytes", f"{summary.param_bytes:,} ({human_bytes(summary.param_bytes)})"),
@@ -176,7 +168,7 @@ def inspect_payload(summary: ModelSummary, options: InspectOptions) -> dict:
     if summary.macs_unknown:
         payload["macs_unknown"] = cli_words(summary.macs_unknown)
     payload["model"] = str(options.model_path)
-    payload["file_bytes"] = file_bytes(options.model_path)
+    payload["file_bytes"] = model_file_bytes(options.model_path)
     for extra in JSON_EXTRAS:
         payload.update(extra(summary, options))
     return payload

@@ -173,6 +173,7 @@ def command(
 ) -> None:  # fmt: skip
     """Zero weights of MODEL's Conv/ConvTranspose/Gemm/MatMul layers and write the model."""
     from onnxprune.io import save_model
+    from onnxprune.io.external_data import model_file_bytes, model_files
     from onnxprune.sparsity import sparsify
     from onnxprune.sparsity.storage import STORAGE_FORMATS, model_sizes
 
@@ -192,7 +193,7 @@ def command(
         nm_coverage=nm_coverage, permute=permute, gain_metric=gain_metric,
     )  # fmt: skip
     written = result.model
-    original = Path(model).read_bytes()
+    original = b"".join(f.read_bytes() for f in model_files(model))
     sizes = {"before": len(original), "gzip_before": len(gzip.compress(original, 6))}
     moved: list[str] = []
     if sparse_storage:
@@ -202,7 +203,7 @@ def command(
     after = model_sizes(written)
     sizes.update(after=after.bytes, gzip_after=after.gzip_bytes)
     save_model(written, out_path, input_path=model, force=force)
-    sizes["after"] = out_path.stat().st_size
+    sizes["after"] = model_file_bytes(out_path)
     if json_path:
         text = json.dumps(
             {**result.to_dict(), "sizes": sizes, "sparse_initializers": moved}, indent=2
