@@ -63,6 +63,11 @@ SENSITIVITY_RECOVERY = "bias"
 DATA_FREE_CRITERION = "l1"
 PHOTO_CALIBRATION_SAMPLES = 512
 LATENCY_MIN_SECONDS = 2.0
+#: A guarded step may remove up to this share of the whole model's measure (MACs, parameters,
+#: weights) beyond what it asked for before the loop looks for a closer selection
+#: (:func:`onnxprune.allocate.schedule.closer_prefix`): one coarse unit of a small model took
+#: a 0.7 MAC target to 0.55 (docs/ARCHITECTURE.md, "Steps that overshoot").
+FIT_TOLERANCE = 0.01
 
 
 def round_to(provider: str = "cpu", value: int | None = None) -> int:

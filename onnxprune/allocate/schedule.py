@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -219,6 +219,62 @@ def estimated_prefix(units: list[RemovalUnit], amount: float, measure: str) -> l
         picked.append(unit)
         total += unit.amount(measure)
     return picked
+
+
+def closer_prefix(
+    units: list[RemovalUnit],
+    count: int,
+    amount: float,
+    amount_of: Callable[[list[RemovalUnit]], float],
+    tolerance: float,
+    max_evaluations: int = 16,
+    upper_estimate: Callable[[list[RemovalUnit]], float] | None = None,
+) -> list[RemovalUnit]:
+    """A selection from the ranking ``units`` that removes at least ``amount`` and overshoots
+    it less than the shortest reaching prefix P = ``units[:count]`` does, when one exists.
+
+    The last unit u of P can carry far more than the step still needs (a level of a wide group,
+    a stem convolution at full resolution: a 30 % cut asked, 45 % removed). With overshoot
+    o(S) = amount_of(S) − amount and o(P) > ``tolerance``, the walk keeps P minus u, leaves u's
+    group out and goes on down the ranking: each next unit of a group not left out joins the
+    selection S while o(S) < 0; a unit with which o(S ∪ {unit}) >= 0 is a candidate — the walk
+    stops at the first candidate with o <= ``tolerance``, else leaves that unit's group out too
+    and goes on (a group's units go in order, so a group left out stays out). Returns the
+    candidate or P with the smallest o, ties to P (the cheaper units); P itself when no
+    candidate reaches ``amount``. ``amount_of`` (counted or estimated) is called at most
+    ``max_evaluations`` times beyond P's own; ``upper_estimate`` (optional) bounds it from
+    above cheaply (the units' summed estimates, which count a convolution's saving on both
+    sides): a trial whose bound stays under ``amount`` joins without a call. A subset of what
+    :meth:`Schedule.available` allows never breaks a group's minimum keep."""
+    prefix = units[:count]
+    if not prefix or count >= len(units):
+        return prefix
+    best, best_over = prefix, amount_of(prefix) - amount
+    if best_over <= tolerance:
+        return prefix
+    selection = list(prefix[:-1])
+    left_out = {prefix[-1].group}
+    evaluations = 0
+    for unit in units[count:]:
+        if unit.group in left_out:
+            continue
+        if evaluations >= max_evaluations:
+            break
+        trial = [*selection, unit]
+        if upper_estimate is not None and upper_estimate(trial) < amount:
+            selection = trial
+            continue
+        over = amount_of(trial) - amount
+        evaluations += 1
+        if over < -1e-9 * max(abs(amount), 1.0):
+            selection = trial
+            continue
+        if over < best_over:
+            best, best_over = trial, over
+        if over <= tolerance:
+            break
+        left_out.add(unit.group)
+    return best
 
 
 class Schedule:

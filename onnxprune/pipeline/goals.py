@@ -79,7 +79,9 @@ def macs_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Gap]:
             return 0.0
         return max((measured.macs - goal) * scale, 1.0)
 
-    return LoopSettings("macs", (1 - target.value) * ctx.estimated_macs), gap
+    return LoopSettings(
+        "macs", (1 - target.value) * ctx.estimated_macs, whole=ctx.estimated_macs
+    ), gap
 
 
 @register_goal("params")
@@ -93,7 +95,9 @@ def params_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Gap]:
             return 1.0
         return float(measured.params - goal) if measured.params > goal * 1.001 else 0.0
 
-    return LoopSettings("params", (1 - target.value) * ctx.params_before), gap
+    return LoopSettings(
+        "params", (1 - target.value) * ctx.params_before, whole=ctx.params_before
+    ), gap
 
 
 @register_goal("ratio")
@@ -104,7 +108,8 @@ def ratio_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Gap]:
     def gap(measured: Measured) -> float:
         return max(0.0, total - len(measured.removed))
 
-    return LoopSettings("clusters", float(int(total))), gap
+    whole = float(ctx.extra.get("eligible_items", 0))
+    return LoopSettings("clusters", float(int(total)), whole=whole), gap
 
 
 @register_goal("latency")
@@ -124,6 +129,8 @@ def latency_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Gap]:
         kept_macs = measured.macs_estimated * scale
         return kept_macs * (1 - goal_ms / measured.latency_ms)
 
-    settings = LoopSettings("macs", (1 - target.value) * ctx.estimated_macs, time_steps=True)
+    settings = LoopSettings(
+        "macs", (1 - target.value) * ctx.estimated_macs, time_steps=True, whole=ctx.estimated_macs
+    )
     settings.max_corrections = 4
     return settings, gap

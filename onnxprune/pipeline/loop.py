@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 from onnx import ModelProto
 
-from onnxprune.allocate.schedule import RemovalUnit, Schedule, estimated_prefix
+from onnxprune import defaults
+from onnxprune.allocate.schedule import RemovalUnit, Schedule, closer_prefix, estimated_prefix
 from onnxprune.pipeline.plan import CHANNELS, item_kind
 from onnxprune.report.schema import (
     STATUS_GUARD_NOT_MET,
@@ -108,6 +109,10 @@ class LoopSettings:
     max_corrections: int = 3
     max_sensitivity_groups: int = 12
     time_steps: bool = False
+    # The measure's amount in the whole original model (0: unknown). A step whose units
+    # overshoot its amount by more than fit_tolerance × whole looks for a closer selection.
+    whole: float = 0.0
+    fit_tolerance: float = defaults.FIT_TOLERANCE
 
 
 @dataclass
@@ -204,11 +209,33 @@ class GuardedPruning:
 
     def _take(self, amount: float) -> list[RemovalUnit]:
         """The next units of the ranking worth ``amount`` of the measure on top of the kept
-        state: by their estimates (:func:`estimated_prefix`), or, with ``removed_amount``, the
-        shortest prefix of the available units whose *counted* amount reaches it (bisection:
-        removing more never counts less), all of them when none does."""
+        state: the shortest reaching prefix of the available units (:meth:`_prefix`), or a
+        selection that overshoots ``amount`` less when that prefix overshoots it by more than
+        ``fit_tolerance × whole`` (:func:`closer_prefix`)."""
         removed = set(self.best.removed)
         available = self.schedule.available(removed, self.protected)
+        units = self._prefix(available, removed, amount)
+        tolerance = self.settings.fit_tolerance * self.settings.whole
+        if not units or len(units) >= len(available) or tolerance <= 0:
+            return units
+        if self.hooks.removed_amount is None:
+            return closer_prefix(available, len(units), amount, self._amount, tolerance)
+        base = self._counted(frozenset(removed))
+
+        def counted(selection: list[RemovalUnit]) -> float:
+            items = {c for u in selection for c in u.items}
+            return self._counted(frozenset(removed | items)) - base
+
+        return closer_prefix(
+            available, len(units), amount, counted, tolerance, upper_estimate=self._amount
+        )
+
+    def _prefix(
+        self, available: list[RemovalUnit], removed: set, amount: float
+    ) -> list[RemovalUnit]:
+        """The shortest prefix of ``available`` worth ``amount``: by the units' estimates
+        (:func:`estimated_prefix`), or, with ``removed_amount``, by the *counted* amount
+        (bisection: removing more never counts less); all of them when none reaches it."""
         units = estimated_prefix(available, amount, self.settings.measure)
         if self.hooks.removed_amount is None or not units:
             return units

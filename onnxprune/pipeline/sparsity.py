@@ -348,4 +348,4 @@ def sparsity_goal(target, ctx: GoalContext) -> tuple[LoopSettings, Any]:
         missing = goal - model_zeros(measured.model, names)
         return missing if missing > 0.001 * total else 0.0
 
-    return LoopSettings("weights", max(0.0, goal - already)), gap
+    return LoopSettings("weights", max(0.0, goal - already), whole=float(total)), gap

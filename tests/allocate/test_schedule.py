@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxprune.allocate.schedule import Schedule, cluster_params, removal_order
+from onnxprune.allocate.schedule import (
+    RemovalUnit,
+    Schedule,
+    closer_prefix,
+    cluster_params,
+    removal_order,
+)
 from onnxprune.errors import InputError
 from tests.allocate.chain import chain_analysis, group
 
@@ -79,3 +85,57 @@ def test_take_reaches_the_amount_and_skips_protected_groups(analysis):
     assert everything == 12 + 25  # caps: floor(0.8·16), floor(0.8·32)
     removed = {c for u in schedule.take(set(), 10, "clusters", set()) for c in u.clusters}
     assert schedule.remaining(removed, "clusters", set()) == everything - 10
+
+
+def _unit(group: str, macs: float, item: int) -> RemovalUnit:
+    return RemovalUnit(group=group, items=(item,), score=0.0, macs=macs, params=0.0)
+
+
+def _summed(selection: list[RemovalUnit]) -> float:
+    return sum(u.macs for u in selection)
+
+
+def test_closer_prefix_keeps_a_prefix_within_the_tolerance():
+    units = [_unit("a", 10, 0), _unit("b", 12, 1), _unit("c", 1, 2)]
+    assert closer_prefix(units, 2, 20.0, _summed, tolerance=2.0) == units[:2]
+
+
+def test_closer_prefix_swaps_a_coarse_last_unit_for_finer_later_ones():
+    # The shortest reaching prefix ends with a 50-MAC unit for a 20-MAC step; group "big"
+    # is then left out (its second unit too) and four 5-MAC units of "fine" fill the step.
+    big, big2 = _unit("big", 50, 0), _unit("big", 50, 1)
+    fine = [_unit("fine", 5, 10 + i) for i in range(6)]
+    units = [big, big2, *fine]
+    chosen = closer_prefix(units, 1, 20.0, _summed, tolerance=1.0)
+    assert chosen == fine[:4]
+    assert _summed(chosen) == 20.0
+
+
+def test_closer_prefix_takes_the_smallest_overshoot_when_none_is_within_tolerance():
+    units = [_unit("a", 5, 0), _unit("b", 40, 1), _unit("c", 30, 2), _unit("d", 22, 3)]
+    # Prefix a+b overshoots 25 by 20; a+c by 10; a+d by 2: d is the first within 3.
+    assert closer_prefix(units, 2, 25.0, _summed, tolerance=3.0) == [units[0], units[3]]
+    # With no tolerance reachable the smallest overshoot wins, ties to the earlier selection.
+    assert closer_prefix(units, 2, 25.0, _summed, tolerance=0.5) == [units[0], units[3]]
+    assert closer_prefix(units[:3], 2, 25.0, _summed, tolerance=0.5) == [units[0], units[2]]
+
+
+def test_closer_prefix_returns_the_prefix_when_nothing_later_reaches_the_amount():
+    units = [_unit("a", 50, 0), _unit("b", 3, 1), _unit("c", 3, 2)]
+    assert closer_prefix(units, 1, 20.0, _summed, tolerance=1.0) == units[:1]
+
+
+def test_closer_prefix_bounds_its_calls_and_uses_the_upper_estimate():
+    units = [_unit("big", 50, 0), *[_unit(f"g{i}", 1, i + 1) for i in range(40)]]
+    calls: list[int] = []
+
+    def counted(selection):
+        calls.append(len(selection))
+        return _summed(selection)
+
+    closer_prefix(units, 1, 20.0, counted, tolerance=0.5, max_evaluations=5)
+    assert len(calls) == 1 + 5  # the prefix's own count, then at most five
+    calls.clear()
+    chosen = closer_prefix(units, 1, 20.0, counted, tolerance=0.5, upper_estimate=_summed)
+    assert _summed(chosen) == 20.0 and len(chosen) == 20
+    assert len(calls) == 2  # the estimate let 19 units join uncounted

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import ModelProto
 
-from onnxprune.allocate.schedule import Schedule, removal_order
+from onnxprune.allocate.schedule import RemovalUnit, Schedule, removal_order
 from onnxprune.pipeline.loop import GuardedPruning, LoopHooks, LoopSettings, Measured
 from onnxprune.report.schema import (
     STATUS_GUARD_NOT_MET,
@@ -217,3 +217,39 @@ def test_counted_take_returns_everything_when_nothing_reaches(analysis):
     loop = _counted_loop(analysis, counted=True, total=1e6)
     available = loop.schedule.available(set(), set())
     assert loop._take(1e6) == available
+
+
+def test_a_coarse_unit_is_swapped_for_finer_ones_that_fit_the_step(analysis):
+    # One 50-MAC unit of c1 ranks first, c2's 5-MAC units after it: a 20-MAC target on a
+    # 100-MAC model takes four c2 units (0.80 kept), not the c1 unit (0.50 kept).
+    c1, c2 = group(analysis, "c1"), group(analysis, "c2")
+    units = [
+        RemovalUnit(group=c1.index, items=(int(c1.clusters[0]),), score=0.0, macs=50.0, params=0)
+    ] + [
+        RemovalUnit(group=c2.index, items=(int(c),), score=1.0, macs=5.0, params=0)
+        for c in c2.clusters[:8]
+    ]
+    macs = {int(c1.clusters[0]): 50.0, **{int(c): 5.0 for c in c2.clusters}}
+
+    def removed_by(fit_tolerance: float) -> frozenset:
+        loop = GuardedPruning(
+            Schedule(analysis, units),
+            LoopHooks(
+                build=lambda removed: ModelProto(),
+                count=lambda model: (0, 0),
+                metric=lambda model, quick: 90.0,
+                gap=lambda measured: 20.0 - sum(macs[c] for c in measured.removed),
+            ),
+            LoopSettings(
+                measure="macs", total=20.0, steps=1, whole=100.0, fit_tolerance=fit_tolerance
+            ),
+            Measured(frozenset(), ModelProto(), 100, 100, 0, 90.0),
+            {g.index: g.name for g in analysis.groups},
+            macs_of=lambda removed: 0,
+        )
+        outcome = loop.run()
+        assert outcome.status == STATUS_OK
+        return outcome.best.removed
+
+    assert removed_by(0.01) == frozenset(int(c) for c in c2.clusters[:4])
+    assert removed_by(0.0) == frozenset({int(c1.clusters[0])})  # the check switched off
