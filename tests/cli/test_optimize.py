@@ -274,21 +274,50 @@ def test_no_data_uses_a_fidelity_guard_on_synthetic_inputs(vgg, tmp_path):
 
 @pytest.mark.slow
 def test_data_free_optimize_reaches_its_target_on_digits_vgg(vgg, tmp_path):
+    # Gaussian inputs guard outputs on noise. At macs=0.7 this guard stops the run at 0.842
+    # since steps are filled with finer units instead of one coarse unit (2026-12-03,
+    # docs/benchmarks.md "Steps that overshoot"); 0.85 is within what it lets through.
     result = invoke(
         "optimize",
         vgg,
         "-o",
         tmp_path / "o.onnx",
         "--target",
-        "macs=0.7",
+        "macs=0.85",
         "--synthesize",
         "gaussian",
         "--json",
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["macs_after"] <= 0.7 * 1.001 * report["macs_before"]
+    assert report["macs_after"] <= 0.85 * 1.001 * report["macs_before"]
     assert report["guard"]["metric"] == "expected_top1"
+
+
+@pytest.mark.slow
+def test_a_target_is_not_overshot_by_one_coarse_unit(vgg, tmp_path):
+    """The README's quick start: the digits VGG's 8- or 16-channel units are up to a quarter of
+    the model, and the last step's shortest reaching prefix used to end on one of them (0.472
+    for macs=0.5); the loop now fills such a step with finer units (0.498)."""
+    result = invoke(
+        "optimize",
+        vgg,
+        "-o",
+        tmp_path / "o.onnx",
+        "--data",
+        CALIB,
+        "--eval",
+        TEST,
+        "--target",
+        "macs=0.5",
+        "--steps",
+        "2",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    kept = report["macs_after"] / report["macs_before"]
+    assert 0.5 - 0.02 <= kept <= 0.5 * 1.001
 
 
 @pytest.mark.slow
