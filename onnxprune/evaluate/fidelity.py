@@ -240,13 +240,23 @@ def _unit_rows(array: np.ndarray) -> bool:
     return bool(len(norms) >= 2 and norms.mean() > 0 and norms.std() <= 1e-3 * norms.mean())
 
 
+#: a per-position linear head with fewer classes than this is read as a regression
+#: (box offsets, keypoints), not as scores
+TOKEN_CLASSES_MIN = 8
+
+
 def default_reference_metric(
-    reference: np.ndarray, *, read_variation: bool = True, embedding_head: bool = False
+    reference: np.ndarray,
+    *,
+    read_variation: bool = True,
+    embedding_head: bool = False,
+    linear_head: int | None = None,
 ) -> str:
     """The fidelity metric the guard uses without labels, from the reference output on a few
     samples (``read_variation``: whether they are real inputs, whose variation says what the
     output holds; not for synthesized ones; ``embedding_head``: the graph computes the output
-    by a feature normalization, :mod:`onnxprune.graph.output_producer`):
+    by a feature normalization; ``linear_head``: the output features of the linear layer that
+    computes it along its last axis, :mod:`onnxprune.graph.output_producer`):
 
     * ``top1_agreement`` for integer outputs (already decoded labels);
     * ``expected_top1`` for float class scores (N, C) with C >= 2 — a distribution along
@@ -259,7 +269,12 @@ def default_reference_metric(
     * ``token_agreement`` (``onnxprune.evaluate.embedding``) for a rank-3 output whose last
       axis holds a probability distribution at every position and axis 1 does not
       (per-position class probabilities [N, T, C], e.g. a CTC text recognizer: its output is
-      read as a string of argmaxes, so agreement per position is what changes it);
+      read as a string of argmaxes, so agreement per position is what changes it) — and for
+      one whose last axis is the output of a linear layer (``linear_head``, at least
+      ``TOKEN_CLASSES_MIN`` features) and axis 1 is no distribution: the same head before its
+      softmax (a CTC recognizer exported with raw logits [T, N, C], ddddocr's; a token
+      classifier's [N, T, labels]), which the offset rule below would otherwise send to
+      ``r2``;
     * ``r2`` for any other float output of which less than ``VARYING_SHARE_MIN`` of the
       energy varies between samples (:func:`varying_share`; needs 2 samples): coordinates
       around an offset — a face mesh [N, 1, 1, 1404], a detector's raw head — where the cosine
@@ -272,8 +287,10 @@ def default_reference_metric(
         return "top1_agreement"
     if array.ndim == 2 and array.shape[1] >= 2 and is_distribution(array, 1):
         return "expected_top1"
-    if array.ndim == 3 and is_distribution(array, -1) and not is_distribution(array, 1):
-        return "token_agreement"
+    if array.ndim == 3 and not is_distribution(array, 1):
+        logits = linear_head is not None and linear_head >= TOKEN_CLASSES_MIN
+        if is_distribution(array, -1) or (logits and array.shape[-1] == linear_head):
+            return "token_agreement"
     if array.ndim == 2 and array.shape[1] >= 2:
         embedding = embedding_head or (array.shape[1] >= 8 and _unit_rows(array))
         return "cosine" if embedding else "expected_top1"

@@ -32,6 +32,67 @@ def output_producer(model: ModelProto, output: str) -> str | None:
     return None
 
 
+#: ops that move values without touching the last axis (Transpose only when its perm keeps
+#: the last axis last: checked in :func:`linear_head_width`)
+_LAST_AXIS_KEPT = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
+
+
+def _constant_shapes(model: ModelProto) -> dict[str, tuple[int, ...]]:
+    shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    shapes[node.output[0]] = tuple(attribute.t.dims)
+    return shapes
+
+
+def _layer_width(node, constants: dict[str, tuple[int, ...]]) -> int | None:
+    """Output features of a MatMul / Gemm whose weight B is a constant, else None."""
+    if len(node.input) < 2 or node.input[1] not in constants:
+        return None
+    weight = constants[node.input[1]]
+    if node.op_type == "MatMul" and len(weight) >= 2:
+        return int(weight[-1])
+    if node.op_type == "Gemm" and len(weight) == 2:
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return int(weight[0] if trans_b else weight[1])
+    return None
+
+
+def linear_head_width(model: ModelProto, output: str) -> int | None:
+    """Output features F of the linear layer that computes graph output ``output`` along its
+    last axis — a MatMul or Gemm with a constant weight, optionally plus a constant bias
+    (Add), reached back from the output through Reshape, Squeeze, Unsqueeze, Identity and
+    Transposes whose perm keeps the last axis last — or None. The caller checks that the
+    output's last axis has F entries (a Reshape may have folded it): then every position of
+    the output holds one score vector of a classifier head, e.g. a CTC recognizer's
+    [T, N, classes] logits or a token classifier's [N, T, labels]."""
+    producers = {name: node for node in model.graph.node for name in node.output}
+    constants = _constant_shapes(model)
+    name, seen = output, set()
+    while name in producers and name not in seen:
+        seen.add(name)
+        node = producers[name]
+        if node.op_type == "Transpose":
+            perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+            if not perm or perm[-1] != len(perm) - 1:
+                return None
+        if node.op_type in _LAST_AXIS_KEPT and node.input:
+            name = node.input[0]
+            continue
+        if node.op_type == "Add" and len(node.input) == 2:
+            biases = [i for i in node.input if i in constants]
+            others = [i for i in node.input if i not in constants]
+            if len(biases) != 1 or len(others) != 1 or others[0] not in producers:
+                return None
+            node = producers[others[0]]
+        if node.op_type in ("MatMul", "Gemm"):
+            return _layer_width(node, constants)
+        return None
+    return None
+
+
 def is_embedding_head(model: ModelProto, output: str) -> bool:
     """Whether ``output`` is computed by a feature normalization (``EMBEDDING_HEADS``)."""
     return output_producer(model, output) in EMBEDDING_HEADS

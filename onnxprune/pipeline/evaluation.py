@@ -57,7 +57,7 @@ from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset, st
 from onnxprune.evaluate.tasks import VS_ORIGINAL
 from onnxprune.evaluate.user_metric import resolve_metric
 from onnxprune.evaluate.validation import apply_metric
-from onnxprune.graph.output_producer import is_embedding_head
+from onnxprune.graph.output_producer import is_embedding_head, linear_head_width
 
 SYNTHETIC_SAMPLES = 64
 QUICK_SAMPLES = 128
@@ -775,11 +775,12 @@ def _default_metric(original, evaluation: Dataset, probe: ModelOutputs, *, real:
         name = default_metric_name(specs, outputs, has_labels=False)
         if name != "agreement":
             return name
+    graph = original if isinstance(original, ModelProto) else None
     return default_reference_metric(
         probe.arrays[index],
         read_variation=real,
-        embedding_head=isinstance(original, ModelProto)
-        and is_embedding_head(original, probe.names[index]),
+        embedding_head=graph is not None and is_embedding_head(graph, probe.names[index]),
+        linear_head=None if graph is None else linear_head_width(graph, probe.names[index]),
     )
 
 

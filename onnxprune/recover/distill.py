@@ -28,7 +28,11 @@ values; ``schedule`` "cosine" lowers the learning rate as lr·(1 + cos(π·t/ste
 more, and the best parameters are kept as always).
 
 Initializers that a Gather reads with run-time indices (token and position embedding
-tables) never train (:func:`_lookup_tables`).
+tables) never train (:func:`_lookup_tables`), nor do single-value initializers: exporters
+write the constants of a function as scalars (GELU's 0.5, an attention scale, the 1 of an
+attention mask's (1 − m)·min(float32)), and training them changes the function — the 1 of a
+BERT mask got gradients of 8.7e27 (from the −3.4e38 fill) and any drift would mask the real
+tokens. A single learned scalar (PReLU with one slope) stays as it is too.
 
 ``base="lsq"`` first applies the least-squares refit (``lsq+distill``).
 
@@ -46,6 +50,7 @@ zero are not projected at all.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -269,7 +274,7 @@ def distill(
     candidates = [
         init.name
         for init in pruned.graph.initializer
-        if init.data_type == FLOAT and init.name not in tables
+        if init.data_type == FLOAT and init.name not in tables and math.prod(init.dims) > 1
     ]
     trainable = PARAMETER_SETS[parameters](pruned, reachable(scored, loss, candidates))
     if not trainable or steps == 0:

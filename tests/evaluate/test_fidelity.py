@@ -113,6 +113,25 @@ def test_default_reference_metric_reads_what_the_output_holds():
     assert default_reference_metric(np.arange(4)) == "top1_agreement"
 
 
+def test_raw_per_position_logits_of_a_linear_head_are_compared_per_position():
+    """A CTC recognizer exported without its softmax ([T, N, C] logits around an offset, which
+    the variation rule alone reads as a regression): the graph's linear head says what the
+    last axis is."""
+    from onnxprune.evaluate.fidelity import TOKEN_CLASSES_MIN, default_reference_metric
+
+    rng = np.random.default_rng(2)
+    logits = 20.0 + rng.standard_normal((40, 1, 30))  # mostly offset: varying share < 0.1
+    assert default_reference_metric(logits) == "r2"
+    assert default_reference_metric(logits, linear_head=30) == "token_agreement"
+    assert default_reference_metric(logits, linear_head=60) == "r2"  # last axis is not the head's
+    boxes = 20.0 + rng.standard_normal((40, 1, 4))  # a regression head: too few "classes"
+    assert TOKEN_CLASSES_MIN > 4
+    assert default_reference_metric(boxes, linear_head=4) == "r2"
+    scores = rng.standard_normal((40, 3, 30))
+    maps = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)  # axis 1 a distribution
+    assert default_reference_metric(maps, linear_head=30) != "token_agreement"
+
+
 def test_r2_hand_computed():
     from onnxprune.evaluate.fidelity import explained_variance
 

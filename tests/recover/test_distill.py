@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -336,3 +337,55 @@ def test_a_softmax_output_is_distilled_on_its_logits() -> None:
     distill(original, student, samples, steps=40, batch_size=8, lr=1e-2, eval_every=10,
             report=report)  # fmt: skip
     assert report.heldout_after < 0.5 * report.heldout_before
+
+
+def _masked_scores(weight: np.ndarray):
+    """x [n, 4], m [n, 3] -> MatMul(weight) + (one − m)·(−3.4e38) -> softmax -> y: the
+    additive padding mask exporters write for attention, its 1 a scalar initializer."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("MatMul", ["x", "weight"], ["s"], name="scores"),
+        helper.make_node("Sub", ["one", "m"], ["inverted"], name="invert"),
+        helper.make_node("Mul", ["inverted", "fill"], ["bias"], name="fill_value"),
+        helper.make_node("Add", ["s", "bias"], ["masked"], name="mask"),
+        helper.make_node("Softmax", ["masked"], ["y"], name="softmax", axis=-1),
+    ]
+    inits = [
+        numpy_helper.from_array(weight, "weight"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+        numpy_helper.from_array(np.array(np.finfo(np.float32).min, np.float32), "fill"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "masked",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4]),
+            helper.make_tensor_value_info("m", TensorProto.FLOAT, ["n", 3]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_single_value_constants_of_the_function_never_train() -> None:
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal((4, 3)).astype(np.float32)
+    original = _masked_scores(weight)
+    student = _masked_scores(weight + 0.5 * rng.standard_normal((4, 3)).astype(np.float32))
+    mask = np.ones((48, 3), np.float32)
+    mask[:, 2] = rng.integers(0, 2, 48)
+    data = {"x": rng.standard_normal((48, 4)).astype(np.float32), "m": mask}
+    samples = load_samples(data, original, max_samples=None)
+    report = DistillReport()
+    options = dict(steps=30, batch_size=8, lr=3e-2, eval_every=10, patience=4, holdout=0.25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow in Adam's moments
+        result = distill(original, student, samples, loss="mse", report=report, **options)
+    after = _weights(result)
+    assert after["one"] == 1.0 and after["fill"] == np.finfo(np.float32).min
+    assert not np.array_equal(after["weight"], _weights(student)["weight"])
+    assert report.parameters == weight.size
