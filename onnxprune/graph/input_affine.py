@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 from onnx import ModelProto, TensorProto, numpy_helper
 
-from onnxprune.io.normalize import constant_tensor
+from onnxprune.graph.constants import constant_lookup
 
 #: |y| a normalized image stays within (ImageNet mean/std puts 0–255 pixels in [−2.2, 2.7])
 NORMALIZED_LIMIT = 10.0
@@ -51,24 +51,6 @@ class InputAffine:
     def describe(self) -> str:
         """The chain in a few words: its op types in order."""
         return ", ".join(self.nodes)
-
-
-def _constant_lookup(model: ModelProto):
-    """``name -> TensorProto | None`` over initializers and main-graph ``Constant`` nodes
-    (:func:`onnxprune.io.normalize.constant_tensor`), each converted only when asked for."""
-    initializers = {init.name: init for init in model.graph.initializer}
-    nodes = {
-        node.output[0]: node
-        for node in model.graph.node
-        if node.op_type == "Constant" and len(node.output) == 1
-    }
-
-    def lookup(name: str) -> TensorProto | None:
-        if name in initializers:
-            return initializers[name]
-        return constant_tensor(nodes[name]) if name in nodes else None
-
-    return lookup
 
 
 def _small_constant(proto: TensorProto | None) -> np.ndarray | None:
@@ -93,7 +75,7 @@ def _per_channel(value: np.ndarray) -> np.ndarray | None:
 def input_affine(model: ModelProto, name: str) -> InputAffine | None:
     """The composed map of the elementwise chain from graph input ``name`` (module doc), or
     None when its first node is not part of such a chain."""
-    constant_of = _constant_lookup(model)
+    constant_of = constant_lookup(model)
     readers: dict[str, list] = {}
     for node in model.graph.node:
         for tensor in set(node.input):

@@ -10,7 +10,11 @@ through Reshape, Flatten, Squeeze, Unsqueeze, Identity and Transpose to the op t
 
 from __future__ import annotations
 
-from onnx import ModelProto
+from collections.abc import Callable
+
+from onnx import ModelProto, TensorProto
+
+from onnxprune.graph.constants import constant_lookup
 
 #: ops that change where values sit, not what they are
 PASS_THROUGH = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
@@ -37,21 +41,12 @@ def output_producer(model: ModelProto, output: str) -> str | None:
 _LAST_AXIS_KEPT = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose"})
 
 
-def _constant_shapes(model: ModelProto) -> dict[str, tuple[int, ...]]:
-    shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.output:
-            for attribute in node.attribute:
-                if attribute.name == "value":
-                    shapes[node.output[0]] = tuple(attribute.t.dims)
-    return shapes
-
-
-def _layer_width(node, constants: dict[str, tuple[int, ...]]) -> int | None:
+def _layer_width(node, constant_of: Callable[[str], TensorProto | None]) -> int | None:
     """Output features of a MatMul / Gemm whose weight B is a constant, else None."""
-    if len(node.input) < 2 or node.input[1] not in constants:
+    proto = constant_of(node.input[1]) if len(node.input) > 1 else None
+    if proto is None:
         return None
-    weight = constants[node.input[1]]
+    weight = tuple(proto.dims)
     if node.op_type == "MatMul" and len(weight) >= 2:
         return int(weight[-1])
     if node.op_type == "Gemm" and len(weight) == 2:
@@ -69,7 +64,7 @@ def linear_head_width(model: ModelProto, output: str) -> int | None:
     the output holds one score vector of a classifier head, e.g. a CTC recognizer's
     [T, N, classes] logits or a token classifier's [N, T, labels]."""
     producers = {name: node for node in model.graph.node for name in node.output}
-    constants = _constant_shapes(model)
+    constant_of = constant_lookup(model)
     name, seen = output, set()
     while name in producers and name not in seen:
         seen.add(name)
@@ -82,13 +77,13 @@ def linear_head_width(model: ModelProto, output: str) -> int | None:
             name = node.input[0]
             continue
         if node.op_type == "Add" and len(node.input) == 2:
-            biases = [i for i in node.input if i in constants]
-            others = [i for i in node.input if i not in constants]
+            biases = [i for i in node.input if constant_of(i) is not None]
+            others = [i for i in node.input if constant_of(i) is None]
             if len(biases) != 1 or len(others) != 1 or others[0] not in producers:
                 return None
             node = producers[others[0]]
         if node.op_type in ("MatMul", "Gemm"):
-            return _layer_width(node, constants)
+            return _layer_width(node, constant_of)
         return None
     return None
 
