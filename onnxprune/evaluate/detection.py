@@ -92,25 +92,79 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+#: boxes compared with each other at once by :func:`nms` (a ``BLOCK x BLOCK`` IoU matrix)
+NMS_BLOCK = 256
+#: at most this many IoU values in one matrix of kept boxes against later boxes
+NMS_CHUNK_VALUES = 1 << 20
+
+
+def _pair_iou(boxes: np.ndarray, areas: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+    """IoU ``[len(rows), len(cols)]`` of ``boxes[rows]`` with ``boxes[cols]`` (float64 xyxy,
+    ``areas`` precomputed by :func:`box_area`); 0 where the union is not positive."""
+    a, b = boxes[rows], boxes[cols]
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    union = areas[rows][:, None] + areas[cols][None, :] - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def _greedy_kept(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Positions kept by greedy suppression of ``boxes`` (one class, float64 xyxy, already in
+    decreasing score order): a box is kept unless an earlier kept box overlaps it with IoU
+    > ``iou_threshold``. Block by block: the boxes of a block of :data:`NMS_BLOCK` still in
+    play get one IoU matrix and a pass over the rows that suppress a later box of the block;
+    the block's kept boxes then suppress every later box, in chunks of at most
+    :data:`NMS_CHUNK_VALUES` IoU values (memory O(block² + chunk), never K x K)."""
+    count = len(boxes)
+    areas = box_area(boxes)
+    alive = np.ones(count, dtype=bool)
+    kept: list[np.ndarray] = []
+    for start in range(0, count, NMS_BLOCK):
+        stop = min(start + NMS_BLOCK, count)
+        block = np.flatnonzero(alive[start:stop]) + start
+        if not block.size:
+            continue
+        suppresses = np.triu(_pair_iou(boxes, areas, block, block) > iou_threshold, 1)
+        removed = np.zeros(block.size, dtype=bool)
+        for row in np.flatnonzero(suppresses.any(axis=1)):  # rows that suppress nothing: kept
+            if not removed[row]:
+                removed |= suppresses[row]
+        winners = block[~removed]
+        kept.append(winners)
+        later = np.flatnonzero(alive[stop:]) + stop
+        step = max(NMS_CHUNK_VALUES // winners.size, 1)
+        for first in range(0, later.size, step):
+            chunk = later[first : first + step]
+            hit = (_pair_iou(boxes, areas, winners, chunk) > iou_threshold).any(axis=0)
+            alive[chunk[hit]] = False
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
 def nms(
     detections: Detections, iou_threshold: float, max_detections: int | None = None
 ) -> Detections:
     """Class-aware greedy non-maximum suppression: in decreasing score order (stable), keep a
     box unless a kept box of the same class overlaps it with IoU > ``iou_threshold``; at most
-    ``max_detections`` kept (highest scores). Memory O(K): each kept box is compared with the
-    boxes still in play, never a K x K matrix (raw heads have thousands of candidates)."""
+    ``max_detections`` kept (highest scores).
+
+    Classes never suppress each other, so each runs alone (:func:`_greedy_kept`) and the kept
+    boxes of all classes, merged back in score order, are cut to ``max_detections``: the same
+    boxes as one greedy loop over every class that stops at ``max_detections``."""
     if len(detections) == 0:
         return detections
     order = np.argsort(-detections.scores, kind="stable")
     boxes, labels = detections.boxes[order], detections.labels[order]
-    remaining = np.arange(len(order))
-    kept: list[int] = []
-    while remaining.size and (max_detections is None or len(kept) < max_detections):
-        best, rest = remaining[0], remaining[1:]
-        kept.append(int(best))
-        overlap = box_iou(boxes[best], boxes[rest])[0]
-        remaining = rest[(overlap <= iou_threshold) | (labels[rest] != labels[best])]
-    return detections.select(order[np.asarray(kept, dtype=np.int64)])
+    kept = [
+        members[_greedy_kept(boxes[members], iou_threshold)]
+        for members in (np.flatnonzero(labels == label) for label in np.unique(labels))
+    ]
+    chosen = np.sort(np.concatenate(kept))
+    if max_detections is not None:
+        chosen = chosen[: max(int(max_detections), 0)]
+    return detections.select(order[chosen])
 
 
 def match_image(

@@ -125,6 +125,48 @@ def test_class_aware_nms():
     assert len(nms(det(boxes, [0.9, 0.8, 0.7, 0.6], [0, 0, 1, 0]), 0.5, 2)) == 2
 
 
+def _greedy_one_at_a_time(detections: Detections, threshold: float, limit) -> Detections:
+    """NMS from its definition: take boxes in score order, keep one unless a kept box of its
+    class overlaps it with IoU > threshold, stop at ``limit`` kept."""
+    order = np.argsort(-detections.scores, kind="stable")
+    kept: list[int] = []
+    for index in order:
+        if limit is not None and len(kept) >= limit:
+            break
+        same = [k for k in kept if detections.labels[k] == detections.labels[index]]
+        overlaps = box_iou(detections.boxes[index], detections.boxes[same])[0] if same else []
+        if not np.any(np.asarray(overlaps) > threshold):
+            kept.append(int(index))
+    return detections.select(np.asarray(kept, dtype=np.int64))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_blocked_nms_keeps_the_boxes_of_the_one_at_a_time_greedy(seed, monkeypatch):
+    import onnxprune.evaluate.detection as detection
+
+    monkeypatch.setattr(detection, "NMS_BLOCK", 16)  # several blocks and chunks per class
+    monkeypatch.setattr(detection, "NMS_CHUNK_VALUES", 64)
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(0, 300))
+    corners = rng.uniform(0, 100, (count, 2))
+    sides = rng.uniform(0, 40, (count, 2))
+    sides[: count // 5] *= rng.integers(0, 2, (count // 5, 1))  # some degenerate boxes
+    detections = Detections(
+        np.concatenate([corners, corners + sides], axis=1),
+        np.round(rng.uniform(0, 1, count), 1),  # many ties: the order must stay stable
+        rng.integers(0, int(rng.integers(1, 4)), count),
+    )
+    threshold = float(rng.choice([0.0, 0.3, 0.5, 0.9]))
+    limit = None if seed % 3 else int(rng.integers(0, 40))
+    fast, slow = (
+        nms(detections, threshold, limit),
+        _greedy_one_at_a_time(detections, threshold, limit),
+    )
+    assert fast.boxes.tolist() == slow.boxes.tolist()
+    assert fast.scores.tolist() == slow.scores.tolist()
+    assert fast.labels.tolist() == slow.labels.tolist()
+
+
 def test_registered_names_and_vs_original_twins():
     for name in ("map50", "map50_95", "det_precision", "det_recall", "det_f1"):
         metric = get_metric(name)
