@@ -393,8 +393,13 @@ def load_data(
     augment_to: int | None = None,
     pixel_scales: Mapping[str, tuple[float, str]] | None = None,
     classify: Any = None,
+    class_names: Any = None,
 ) -> Dataset:
     """Load ``spec`` as a :class:`Dataset` conformed to the model inputs (see module doc).
+
+    ``class_names`` (:func:`onnxprune.graph.class_names.declared_class_names` of the model):
+    an ImageFolder's class folders named after the model's declared classes are labelled by
+    them, not by sorted order (:func:`onnxprune.evaluate.imagefolder.class_labels`).
 
     ``pixel_scales`` (:func:`onnxprune.graph.input_affine.image_pixel_scales` of the model):
     an image folder's pixel scale when its preprocessing spec sets no scale, mean or std and
@@ -434,6 +439,7 @@ def load_data(
             augment_to,
             pixel_scales,
             classify,
+            class_names,
         )
     elif isinstance(spec, Mapping):
         raw = _from_mapping(dict(spec), key, "in-memory")
@@ -470,6 +476,7 @@ def calibration_data(
     if isinstance(spec, str | os.PathLike):
         from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
         from onnxprune.evaluate.normalization_probe import photo_classifier
+        from onnxprune.graph.class_names import declared_class_names
         from onnxprune.graph.input_affine import image_pixel_scales
 
         spec = load_data(
@@ -480,6 +487,7 @@ def calibration_data(
             augment_to=PHOTO_CALIBRATION_SAMPLES,
             pixel_scales=image_pixel_scales(model),
             classify=photo_classifier(model),
+            class_names=declared_class_names(model),
         )
     from onnxprune.calibrate.session import check_runs_on
 
@@ -498,6 +506,7 @@ def _load_path(
     augment_to=None,
     pixel_scales=None,
     classify=None,
+    class_names=None,
 ) -> Dataset:
     text = os.fspath(spec)
     if text == SYNTHETIC_PREFIX or text.startswith(SYNTHETIC_PREFIX + ":"):
@@ -526,6 +535,7 @@ def _load_path(
             seed=seed,
             pixel_scales=pixel_scales,
             classify=classify,
+            class_names=class_names,
         )
     if path.suffix.lower() == ".npz":
         return _load_npz(path, key)

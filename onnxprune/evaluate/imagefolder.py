@@ -1,8 +1,11 @@
 """Images in ImageFolder layout (``root/<class>/<image>``) -> a Dataset with class labels.
 
-Classes are the sub-folder names in sorted order; label ``i`` is the ``i``-th class. A folder
-with images but no sub-folders gives unlabelled data, and so does a single sub-folder: its
-index 0 says nothing about which of the model's classes the images are (a user's
+Classes are the sub-folder names in sorted order; label ``i`` is the ``i``-th class, unless
+the model declares its class names and every sub-folder is one of them: then a folder's label
+is its name's position there (:func:`class_labels`, :mod:`onnxprune.graph.class_names`). A folder
+with images but no sub-folders gives unlabelled data, and so does a single sub-folder that is
+not a declared class name: its index 0 says nothing about which of the model's classes the
+images are (a user's
 ``photos/all/*.jpg`` would otherwise be scored as "every image is class 0"). Files of other types (and the
 preprocessing config) are ignored. Images are decoded with Pillow, turned upright by their EXIF
 orientation (as photo viewers show them), and preprocessed by
@@ -30,6 +33,7 @@ import numpy as np
 
 from onnxprune.errors import InputError, input_shape_hint
 from onnxprune.evaluate.normalization_probe import MAX_PHOTOS, Classify, probe_note
+from onnxprune.graph.class_names import ClassNames
 
 #: Area share and aspect ratio (w/h) of the random crop views (module doc).
 CROP_SCALE = (0.25, 1.0)
@@ -40,20 +44,65 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
-def list_images(root: Path) -> tuple[list[Path], list[int], list[str]]:
-    """(files, labels, class names) of an ImageFolder tree; labels are -1 for a flat folder."""
+def class_labels(folders: Sequence[str], declared: ClassNames | None) -> tuple[list[int], str]:
+    """(label of each class folder, a note saying how they were labelled, or "").
+
+    When the model declares its class names (:mod:`onnxprune.graph.class_names`) and every
+    folder is one of them, folder ``f`` is class ``declared.names.index(f)``. Otherwise the
+    sorted folders are classes 0, 1, … (torchvision's ImageFolder order, which a model trained
+    on these folders learnt); a note says so when the declaration names only some folders, or
+    when the folders are numbers that sort as text ('10' before '2')."""
+    folders = sorted(folders)
+    if declared is not None:
+        index = {name: position for position, name in enumerate(declared.names)}
+        if all(folder in index for folder in folders):
+            return [index[folder] for folder in folders], (
+                f"class folders labelled by the model's own class names ({declared.source}: "
+                f"{_listed(declared.names)}), not by their sorted order"
+            )
+        known = [folder for folder in folders if folder in index]
+        if known:
+            unknown = [folder for folder in folders if folder not in index]
+            return list(range(len(folders))), (
+                f"{len(known)} class folder(s) are the model's class names ({declared.source}) "
+                f"and {len(unknown)} are not ({_listed(unknown)}): labelled by sorted folder "
+                "order (0, 1, …), as a model trained on these folders expects; name every "
+                "folder after the model's classes to label by them"
+            )
+    numbers = [int(folder) for folder in folders if folder.isdigit()]
+    if len(numbers) == len(folders) and numbers != sorted(numbers):
+        return list(range(len(folders))), (
+            f"class folders are numbers and are labelled in sorted text order ({_listed(folders)}"
+            " → 0, 1, …), as torchvision's ImageFolder does; if the numbers are the class "
+            "indices, name them with leading zeros (002, 010) so both orders agree"
+        )
+    return list(range(len(folders))), ""
+
+
+def _listed(names: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+def list_images(
+    root: Path, declared: ClassNames | None = None
+) -> tuple[list[Path], list[int], list[str], str]:
+    """(files, labels, class folders, labelling note) of an ImageFolder tree; labels are -1
+    for a flat folder; class folders are labelled by :func:`class_labels`."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files: list[Path] = []
     labels: list[int] = []
+    note = ""
     if classes:
-        for index, name in enumerate(classes):
+        folder_labels, note = class_labels(classes, declared)
+        for name, label in zip(classes, folder_labels, strict=True):
             found = sorted(
                 p
                 for p in (root / name).rglob("*")
                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             )
             files += found
-            labels += [index] * len(found)
+            labels += [label] * len(found)
     else:
         files = sorted(
             p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -63,7 +112,7 @@ def list_images(root: Path) -> tuple[list[Path], list[int], list[str]]:
         raise InputError(
             f"image folder '{root}' has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
         )
-    return files, labels, classes
+    return files, labels, classes, note
 
 
 def the_image_input(input_specs: Sequence, given: Mapping[str, Any] | None = None) -> Any:
@@ -137,6 +186,7 @@ def load_image_folder(
     seed: int = 0,
     pixel_scales: Mapping[str, tuple[float, str]] | None = None,
     classify: Classify | None = None,
+    class_names: ClassNames | None = None,
 ):
     """Decode and preprocess every image under ``root`` (see module doc); ``augment_to``: the
     sample count a folder of fewer images is brought to with random crops, ``seed`` theirs;
@@ -144,7 +194,9 @@ def load_image_folder(
     (:func:`onnxprune.graph.input_affine.image_pixel_scales`), the pixel scale when the spec
     sets none; ``classify``: the model run on a batch
     (:func:`onnxprune.evaluate.normalization_probe.photo_classifier`), which probes the
-    normalization when the spec sets none (:mod:`onnxprune.evaluate.normalization_probe`)."""
+    normalization when the spec sets none (:mod:`onnxprune.evaluate.normalization_probe`);
+    ``class_names``: the model's declared classes, which label class folders named after them
+    (:func:`class_labels`)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from onnxprune.evaluate.data import Dataset, expected_shape
@@ -178,7 +230,7 @@ def load_image_folder(
             f"model input '{name}' has a dynamic image size: give resize/crop in the "
             f"preprocessing spec or {input_shape_hint(name)}"
         )
-    files, labels, classes = list_images(root)
+    files, labels, classes, labelling_note = list_images(root, class_names)
     per_image, crop_note = _views_per_image(settings, len(files), augment_to)
     out_size = crop_output_size(settings, size)
     if per_image > 1 and out_size is None:
@@ -214,23 +266,29 @@ def load_image_folder(
         )
     inputs = {name: as_input_type(np.stack(arrays), dtype)}
     inputs.update(constant_inputs(input_specs, settings.inputs, len(arrays), input_shapes))
-    labelled = len(classes) > 1
+    by_name = class_names is not None and all(c in class_names.names for c in classes)
+    labelled = len(classes) > 1 or (len(classes) == 1 and by_name)
     dataset = Dataset(
         inputs,
         np.asarray(sample_labels, dtype=np.int64) if labelled else None,
         str(root),
         groups=np.asarray(groups, dtype=np.int64) if per_image > 1 else None,
     )
-    if len(classes) == 1:
+    if len(classes) == 1 and not labelled:
         labelling = (
             f", one class folder '{classes[0]}': read as unlabelled images (labels need two or "
             "more class folders, sorted in the model's class order)"
         )
     else:
-        labelling = f", {len(classes)} classes" if classes else ", no class folders (no labels)"
+        plural = "" if len(classes) == 1 else "es"
+        labelling = (
+            f", {len(classes)} class{plural}" if classes else ", no class folders (no labels)"
+        )
     dataset.notes.append(
         f"image folder '{root}': {len(files)} images{labelling}, preprocessing: {settings.describe()}"
     )
+    if labelled and labelling_note:
+        dataset.notes.append(f"image folder '{root}': {labelling_note}")
     if scale_note:
         dataset.notes.append(f"image folder '{root}': {scale_note}")
     elif settings.mean is None and settings.std is None:

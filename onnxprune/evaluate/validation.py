@@ -26,6 +26,7 @@ from onnxprune.evaluate.registry import (
 )
 from onnxprune.evaluate.runner import ModelOutputs, open_runner, run_dataset
 from onnxprune.evaluate.user_metric import resolve_metric
+from onnxprune.graph.class_names import declared_class_names
 from onnxprune.graph.input_affine import pixel_scales_of
 from onnxprune.graph.input_ranges import input_ranges_of
 
@@ -168,6 +169,7 @@ def validate(
                 input_ranges=input_ranges_of(reference) if data is None else None,
                 pixel_scales=pixel_scales_of(reference) if data is not None else None,
                 classify=photo_classifier(reference) if data is not None else None,
+                class_names=declared_class_names(reference) if data is not None else None,
             )
             if max_samples is not None:
                 dataset = dataset.take(max_samples)

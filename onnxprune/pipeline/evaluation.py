@@ -286,6 +286,7 @@ class GuardEvaluator:
         finally:
             runner.close()
         from onnxprune.evaluate.normalization_probe import photo_classifier
+        from onnxprune.graph.class_names import declared_class_names
         from onnxprune.graph.input_affine import image_pixel_scales
         from onnxprune.graph.input_ranges import integer_input_ranges
 
@@ -306,6 +307,7 @@ class GuardEvaluator:
             synthesized=synthesized,
             pixel_scales=image_pixel_scales(original),
             classify=photo_classifier(original),
+            class_names=declared_class_names(original),
         )
         if max_eval_samples is not None and len(evaluation) > max_eval_samples:
             chosen = np.sort(
@@ -507,11 +509,12 @@ def _split_data(
     synthesized: Dataset | None = None,
     pixel_scales=None,
     classify=None,
+    class_names=None,
 ):
     """(calibration, evaluation, accuracy_measured) from the user's data arguments;
     ``synthesized``: inputs made by inverting the model when no data is given (split like
-    ``data``: calibration and the guard's held-out share); ``pixel_scales`` and ``classify``
-    as in :func:`~onnxprune.evaluate.data.load_data`."""
+    ``data``: calibration and the guard's held-out share); ``pixel_scales``, ``classify`` and
+    ``class_names`` as in :func:`~onnxprune.evaluate.data.load_data`."""
     if data is None and eval_data is None and synthesized is not None:
         calibration, evaluation = synthesized.split(eval_split, seed)
         return calibration, evaluation, False
@@ -535,6 +538,7 @@ def _split_data(
             augment_to=PHOTO_CALIBRATION_SAMPLES,
             pixel_scales=pixel_scales,
             classify=classify,
+            class_names=class_names,
         )
 
     if eval_data is None:
@@ -564,6 +568,7 @@ def _split_data(
         seed=seed + 1,
         pixel_scales=pixel_scales,
         classify=classify,
+        class_names=class_names,
     )
     calibration = None if data is None else calibration_set(data)
     if calibration is None:

@@ -118,6 +118,7 @@ def rank_units(
     from onnxprune.evaluate.data import load_data, shapes_from_data
     from onnxprune.evaluate.normalization_probe import photo_classifier
     from onnxprune.evaluate.runner import open_runner
+    from onnxprune.graph.class_names import declared_class_names
     from onnxprune.graph.input_affine import image_pixel_scales
     from onnxprune.graph.input_ranges import integer_input_ranges
     from onnxprune.io import load_model
@@ -157,6 +158,7 @@ def rank_units(
         augment_to=PHOTO_CALIBRATION_SAMPLES,
         pixel_scales=image_pixel_scales(original),
         classify=photo_classifier(original),
+        class_names=declared_class_names(original),
     )
     notes += [note for note in calibration.notes if note not in notes]
     input_shapes = shapes_from_data(specs, calibration, input_shapes)

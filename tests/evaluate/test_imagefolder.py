@@ -1,4 +1,5 @@
-"""ImageFolder loading: labels from sorted class folders, preprocessing, bad folders."""
+"""ImageFolder loading: labels from sorted class folders or the model's declared class names,
+preprocessing, bad folders."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PIL import Image
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate.data import load_data
+from onnxprune.graph.class_names import ClassNames
 
 SPECS = [("input", np.dtype(np.float32), ["batch", 3, 4, 4])]
 
@@ -130,3 +132,47 @@ def test_other_inputs_come_from_the_inputs_table(tmp_path):
         load_data(root, ints, preprocess={"inputs": {"im_shape": [4.5, 4], "scale_factor": 1}})
     with pytest.raises(InputError, match="'scale', which is not a model input"):
         load_data(root, specs, preprocess={"inputs": {"scale": [1, 1]}})
+
+
+ORIENTATIONS = ClassNames(("0", "90", "180", "270"), "metadata 'character'")
+
+
+def test_class_folders_named_after_the_models_classes_take_its_order(tmp_path):
+    colours = [(0, 0, 0), (85, 85, 85), (170, 170, 170), (255, 255, 255)]
+    root = _folder(
+        tmp_path / "images",
+        classes=[(n, [c]) for n, c in zip(ORIENTATIONS.names, colours, strict=True)],
+    )
+    data = load_data(root, SPECS, class_names=ORIENTATIONS)
+    # sorted folders are 0, 180, 270, 90: their images come in that order
+    assert data.labels.tolist() == [0, 2, 3, 1]
+    assert np.allclose(data.inputs["input"][:, 0, 0, 0] * 255, [0, 170, 255, 85], atol=1)
+    assert any(
+        "labelled by the model's own class names (metadata 'character'" in n for n in data.notes
+    )
+    plain = load_data(root, SPECS)  # no declaration: sorted order, and a note on the numbers
+    assert plain.labels.tolist() == [0, 1, 2, 3]
+    assert any("sorted text order" in n for n in plain.notes)
+
+
+def test_folders_that_are_not_all_declared_names_keep_sorted_order_with_a_note(tmp_path):
+    root = _folder(tmp_path / "images", classes=(("0", [(0, 0, 0)]), ("up", [(9, 9, 9)])))
+    data = load_data(root, SPECS, class_names=ORIENTATIONS)
+    assert data.labels.tolist() == [0, 1]
+    assert any("1 are not (up)" in n for n in data.notes), data.notes
+
+
+def test_one_folder_that_is_a_declared_class_is_labelled(tmp_path):
+    root = _folder(tmp_path / "images", classes=(("180", [(1, 2, 3), (4, 5, 6)]),))
+    assert load_data(root, SPECS, class_names=ORIENTATIONS).labels.tolist() == [2, 2]
+    assert load_data(root, SPECS).labels is None
+
+
+def test_numbered_folders_in_sorted_text_order_are_noted_only_when_the_orders_differ(tmp_path):
+    few = _folder(tmp_path / "few", classes=[(str(i), [(i, i, i)]) for i in range(3)])
+    assert not any("sorted text order" in n for n in load_data(few, SPECS).notes)
+    many = _folder(tmp_path / "many", classes=[(str(i), [(i, i, i)]) for i in range(11)])
+    data = load_data(many, SPECS)
+    assert data.labels.tolist() == list(range(11))  # folders 0, 1, 10, 2, …: text order
+    assert np.allclose(data.inputs["input"][2, 0, 0, 0] * 255, 10, atol=0.5)
+    assert any("sorted text order" in n for n in data.notes)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
 from onnxprune.errors import InputError
 from onnxprune.evaluate import validate
@@ -63,3 +65,36 @@ def test_bad_inputs():
         validate(linear_model(W), linear_model(W), {"x": x}, metrics=[lambda o, y: 1 / 0])
     with pytest.raises(InputError, match="not a number"):
         validate(linear_model(W), linear_model(W), {"x": x}, metrics=[lambda o, y: "high"])
+
+
+def _colour_classifier(names: str) -> onnx.ModelProto:
+    """Scores = mean R, G, B of a [N, 3, 4, 4] image; ``names`` in metadata 'character'."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["scores"]),
+        ],
+        "colours",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, 4, 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if names:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "character", names
+    return model
+
+
+def test_an_image_folder_is_labelled_by_the_models_declared_class_names(tmp_path):
+    from PIL import Image
+
+    for name, colour in (("red", (255, 0, 0)), ("green", (0, 255, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (4, 4), colour).save(tmp_path / name / "a.png")
+    declared = _colour_classifier("red\ngreen\nblue")
+    assert validate(declared, declared, tmp_path).accuracy["reference"]["top1"] == 100.0
+    # without the declaration the folders are classes in sorted order (blue, green, red):
+    # only green lands on its score
+    bare = _colour_classifier("")
+    assert validate(bare, bare, tmp_path).accuracy["reference"]["top1"] == pytest.approx(100 / 3)

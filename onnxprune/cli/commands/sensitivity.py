@@ -31,6 +31,7 @@ def load_calibration(path: str, model, input_shapes):
     from onnxprune.defaults import PHOTO_CALIBRATION_SAMPLES
     from onnxprune.evaluate import load_data, model_input_specs
     from onnxprune.evaluate.normalization_probe import photo_classifier
+    from onnxprune.graph.class_names import declared_class_names
     from onnxprune.graph.input_affine import image_pixel_scales
 
     specs = model_input_specs(model)
@@ -41,6 +42,7 @@ def load_calibration(path: str, model, input_shapes):
         augment_to=PHOTO_CALIBRATION_SAMPLES,
         pixel_scales=image_pixel_scales(model),
         classify=photo_classifier(model),
+        class_names=declared_class_names(model),
     )
 
 
