@@ -122,6 +122,7 @@ def nearest_neighbours(embeddings: np.ndarray) -> np.ndarray:
     unit="%",
     aliases=("nn_agreement", "retrieval_agreement"),
     distill_loss="mse",
+    sample_share=True,
 )
 @uses_mask
 def retrieval_agreement(candidate, reference, mask: np.ndarray | None = None) -> float:

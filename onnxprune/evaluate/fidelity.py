@@ -52,7 +52,14 @@ def _classes_last(array: np.ndarray) -> np.ndarray:
     return np.moveaxis(array, 1, -1).reshape(-1, array.shape[1])
 
 
-@builtin("top1_agreement", KIND_REFERENCE, unit="%", aliases=("agreement",), default_max_drop=1.0)
+@builtin(
+    "top1_agreement",
+    KIND_REFERENCE,
+    unit="%",
+    aliases=("agreement",),
+    default_max_drop=1.0,
+    sample_share=True,
+)
 def top1_agreement(candidate, reference) -> float:
     """Top-1 agreement: 100 · mean over predictions of [argmax_c cand == argmax_c ref] (class
     axis 1, first index on ties); rank-1 outputs: 100 · mean [cand == ref]."""
@@ -62,7 +69,9 @@ def top1_agreement(candidate, reference) -> float:
     return float(100.0 * np.mean(candidate.argmax(axis=1) == reference.argmax(axis=1)))
 
 
-@builtin("top5_containment", KIND_REFERENCE, unit="%", aliases=("top5_agreement",))
+@builtin(
+    "top5_containment", KIND_REFERENCE, unit="%", aliases=("top5_agreement",), sample_share=True
+)
 def top5_containment(candidate, reference) -> float:
     """Top-5 containment: 100 · mean over predictions of [the reference's top-1 class is among
     the candidate's 5 best], i.e. #{c : cand_c > cand_r} < 5 with r = argmax ref."""

@@ -116,14 +116,14 @@ def topk_hits(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return higher < k
 
 
-@builtin("top1", KIND_LABELS, unit="%", aliases=("accuracy", "top-1"))
+@builtin("top1", KIND_LABELS, unit="%", aliases=("accuracy", "top-1"), sample_share=True)
 def top1(outputs, labels) -> float:
     """Top-1 accuracy: 100 · mean over predictions of [argmax_c s_c == y]."""
     scores, labels = class_scores(outputs, labels)
     return _percent(scores.argmax(axis=1) == labels)
 
 
-@builtin("top5", KIND_LABELS, unit="%", aliases=("top-5",))
+@builtin("top5", KIND_LABELS, unit="%", aliases=("top-5",), sample_share=True)
 def top5(outputs, labels) -> float:
     """Top-5 accuracy: 100 · mean of [#{c : s_c > s_y} < 5] (label among the 5 best scores)."""
     scores, labels = class_scores(outputs, labels)

@@ -51,6 +51,7 @@ class Metric:
     distill_loss: str = "kl"  # the distillation loss serving this metric (recover/distill_losses)
     drop_metric: str | None = None  # the sensitivity drop serving it (None: by distill_loss)
     all_outputs: bool = False  # a reference metric read on every float output, the worst kept
+    sample_share: bool = False  # 100 x the share of samples that pass: steps of 100 / n points
 
     def __call__(self, *args):
         return self.fn(*args)
@@ -78,6 +79,7 @@ def builtin(
     distill_loss: str = "kl",
     drop_metric: str | None = None,
     all_outputs: bool = False,
+    sample_share: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Decorator registering a built-in metric function under ``name`` (``default_max_drop``:
     the guard's default tolerance in the metric's unit, when it has one; ``task``: the task of
@@ -86,7 +88,9 @@ def builtin(
     the sensitivity drop metric that measures what it measures, when the one of its
     distillation loss does not: :mod:`onnxprune.pipeline.drop_metric`; ``all_outputs``: a
     reference metric that the guard reads on every float output, keeping the worst value,
-    instead of on the score output alone)."""
+    instead of on the score output alone; ``sample_share``: the value is 100 × the share of
+    samples that pass a per-sample test, so it moves in steps of 100 / n points on n
+    samples)."""
 
     def decorate(fn: Callable) -> Callable:
         metric = Metric(
@@ -100,6 +104,7 @@ def builtin(
             distill_loss=distill_loss,
             drop_metric=drop_metric,
             all_outputs=all_outputs,
+            sample_share=sample_share,
         )
         _add(metric, aliases)
         return fn

@@ -36,6 +36,7 @@ so that its drop is the drop measured on that subset.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -138,6 +139,24 @@ def resolve_max_drop(spec, metric: Metric, floor: NoiseFloor) -> tuple[float, st
     return base, f"default {base:g}{metric.unit if metric.unit == '%' else ''}"
 
 
+def coarse_guard_note(metric: Metric, samples: int, threshold: float) -> str:
+    """A note when one sample moves a :attr:`~onnxprune.evaluate.registry.Metric.sample_share`
+    metric (100 / ``samples`` points) by more than the guard's ``threshold``: then any step
+    that turns a single prediction the wrong way is rolled back, and users should know why."""
+    if not metric.sample_share or samples < 1:
+        return ""
+    step = 100.0 / samples
+    if step <= threshold:
+        return ""
+    return (
+        f"the guard reads {metric.name} on {samples} evaluation samples: one sample moves it "
+        f"by {step:.3g} points, more than the allowed {'drop' if metric.higher_is_better else 'rise'}"
+        f" of {threshold:.3g}, so a step that turns a single prediction the wrong way is "
+        f"rolled back; {math.ceil(100.0 / threshold) if threshold > 0 else 'more'} samples or "
+        "more (or a larger --max-drop) give the guard room below it"
+    )
+
+
 class GuardEvaluator:
     """Evaluation data, metric and provider of one ``optimize`` run (see module doc)."""
 
@@ -192,6 +211,9 @@ class GuardEvaluator:
             noise=self.noise,
             threshold=max(limit, self.noise.floor),
         )
+        coarse = coarse_guard_note(metric, len(evaluation), self.guard.threshold)
+        if coarse:
+            self.notes.append(coarse)
 
     def _check_pseudo_truth(self) -> None:
         """A ``*_vs_original`` task guard needs something from the original: note a lowered

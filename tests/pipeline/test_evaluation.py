@@ -445,3 +445,20 @@ def test_outputs_a_decoder_recognizes_get_a_note_naming_the_task_flags():
     # a metric given means the user chose: no hint
     chosen = GuardEvaluator.create(_yolo_shaped(), data={"x": images}, metric="cosine")
     assert not any("look like" in n for n in chosen.notes)
+
+
+def test_a_guard_coarser_than_its_tolerance_says_so():
+    x, labels = _labelled(40)
+    few = GuardEvaluator.create(linear_model(W), eval_data={"x": x, "labels": labels})
+    (note,) = [n for n in few.notes if n.startswith("the guard reads top1 on 40")]
+    assert "moves it by 2.5 points, more than the allowed drop of 1" in note
+    assert "100 samples or more" in note
+    x, labels = _labelled(120)
+    enough = GuardEvaluator.create(linear_model(W), eval_data={"x": x, "labels": labels})
+    assert not any(n.startswith("the guard reads") for n in enough.notes)
+    loose = GuardEvaluator.create(
+        linear_model(W), eval_data={"x": x[:40], "labels": labels[:40]}, max_drop=3
+    )
+    assert not any(n.startswith("the guard reads") for n in loose.notes)
+    kl = GuardEvaluator.create(linear_model(W), eval_data={"x": x[:40]}, metric="kl")
+    assert not any(n.startswith("the guard reads") for n in kl.notes)  # not a sample share
