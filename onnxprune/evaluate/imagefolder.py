@@ -69,7 +69,7 @@ def class_labels(folders: Sequence[str], declared: ClassNames | None) -> tuple[l
                 "order (0, 1, …), as a model trained on these folders expects; name every "
                 "folder after the model's classes to label by them"
             )
-    numbers = [int(folder) for folder in folders if folder.isdigit()]
+    numbers = [int(folder) for folder in folders if folder.isascii() and folder.isdigit()]
     if len(numbers) == len(folders) and numbers != sorted(numbers):
         return list(range(len(folders))), (
             f"class folders are numbers and are labelled in sorted text order ({_listed(folders)}"
