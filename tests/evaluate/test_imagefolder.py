@@ -176,3 +176,10 @@ def test_numbered_folders_in_sorted_text_order_are_noted_only_when_the_orders_di
     assert data.labels.tolist() == list(range(11))  # folders 0, 1, 10, 2, …: text order
     assert np.allclose(data.inputs["input"][2, 0, 0, 0] * 255, 10, atol=0.5)
     assert any("sorted text order" in n for n in data.notes)
+
+
+def test_only_ascii_digit_folder_names_are_numbers(tmp_path):
+    root = _folder(tmp_path / "odd", classes=(("²", [(1, 1, 1)]), ("3", [(2, 2, 2)])))
+    data = load_data(root, SPECS)  # str.isdigit('²') is True; int('²') fails
+    assert data.labels.tolist() == [0, 1]  # sorted folders: '3' < '²'
+    assert np.allclose(data.inputs["input"][:, 0, 0, 0] * 255, [2, 1], atol=0.5)
