@@ -13,12 +13,26 @@ if str(_REPO_ROOT) not in sys.path:  # `models/` is a top-level package that is 
     sys.path.insert(0, str(_REPO_ROOT))
 
 from models import SMALL_CONFIG, build_onnx  # noqa: E402
+from onnxprune import defaults  # noqa: E402
 
 # Per-model small settings (width, size and, where it matters, depth) that export in seconds and
 # still contain every block type of the architecture. Same object as models.SMALL_CONFIG.
 SMALL: dict[str, dict[str, float | int]] = SMALL_CONFIG
 
 ZooOnnx = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def latency_on_fixed_rounds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Latency comparisons inside ``optimize`` time their fixed rounds
+    (``pipeline.evaluation.LATENCY_RUNS``) without the product's minimum of timed seconds
+    (``defaults.LATENCY_MIN_SECONDS``, 2 s: up to 5,000 rounds and a bootstrap over them per
+    run, for figures worth reading on a shared machine). Tests check what latency code does,
+    never its figures (speed lives in the benchmarks), and the minimum's own logic is tested
+    with a fake clock (tests/runtime/test_latency.py). A test marked ``default_latency`` keeps
+    the product default."""
+    if request.node.get_closest_marker("default_latency") is None:
+        monkeypatch.setattr(defaults, "LATENCY_MIN_SECONDS", 0.0)
 
 
 @pytest.fixture(scope="session")
