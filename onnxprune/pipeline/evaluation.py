@@ -142,18 +142,20 @@ def resolve_max_drop(spec, metric: Metric, floor: NoiseFloor) -> tuple[float, st
 def coarse_guard_note(metric: Metric, samples: int, threshold: float) -> str:
     """A note when one sample moves a :attr:`~onnxprune.evaluate.registry.Metric.sample_share`
     metric (100 / ``samples`` points) by more than the guard's ``threshold``: then any step
-    that turns a single prediction the wrong way is rolled back, and users should know why."""
-    if not metric.sample_share or samples < 1:
+    that turns a single prediction the wrong way is rolled back, and users should know why.
+    No note for a threshold of 0: no loss at all is allowed, whatever the sample count."""
+    if not metric.sample_share or samples < 1 or threshold <= 0:
         return ""
     step = 100.0 / samples
     if step <= threshold:
         return ""
+    way = "drop" if metric.higher_is_better else "rise"
     return (
         f"the guard reads {metric.name} on {samples} evaluation samples: one sample moves it "
-        f"by {step:.3g} points, more than the allowed {'drop' if metric.higher_is_better else 'rise'}"
-        f" of {threshold:.3g}, so a step that turns a single prediction the wrong way is "
-        f"rolled back; {math.ceil(100.0 / threshold) if threshold > 0 else 'more'} samples or "
-        "more (or a larger --max-drop) give the guard room below it"
+        f"by {step:.3g} points, more than the allowed {way} of {threshold:.3g}, so a step that "
+        f"turns a single prediction the wrong way is rolled back; "
+        f"{math.ceil(100.0 / threshold)} samples or more (or a larger --max-drop) give the "
+        "guard room below it"
     )
 
 

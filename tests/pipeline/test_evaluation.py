@@ -460,5 +460,9 @@ def test_a_guard_coarser_than_its_tolerance_says_so():
         linear_model(W), eval_data={"x": x[:40], "labels": labels[:40]}, max_drop=3
     )
     assert not any(n.startswith("the guard reads") for n in loose.notes)
+    exact = GuardEvaluator.create(
+        linear_model(W), eval_data={"x": x[:40], "labels": labels[:40]}, max_drop=0
+    )
+    assert not any(n.startswith("the guard reads") for n in exact.notes)  # nothing to widen
     kl = GuardEvaluator.create(linear_model(W), eval_data={"x": x[:40]}, metric="kl")
     assert not any(n.startswith("the guard reads") for n in kl.notes)  # not a sample share
