@@ -78,18 +78,23 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
+def _iou_with_areas(a: np.ndarray, b: np.ndarray, area_a: np.ndarray, area_b: np.ndarray):
+    """IoU matrix of float64 xyxy boxes ``a`` [K, 4] and ``b`` [L, 4] with their areas given;
+    0 where the union is not positive."""
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)  # [K, L] planes, no [K, L, 2]
+    union = area_a[:, None] + area_b[None, :] - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU matrix ``[len(a), len(b)]`` of two sets of xyxy boxes (0 where the union is 0)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    sides = np.clip(bottom_right - top_left, 0, None)
-    inter = sides[..., 0] * sides[..., 1]
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    out = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
+    return _iou_with_areas(a, b, box_area(a), box_area(b))
 
 
 #: boxes compared with each other at once by :func:`nms` (a ``BLOCK x BLOCK`` IoU matrix)
@@ -100,15 +105,8 @@ NMS_CHUNK_VALUES = 1 << 20
 
 def _pair_iou(boxes: np.ndarray, areas: np.ndarray, rows: np.ndarray, cols: np.ndarray):
     """IoU ``[len(rows), len(cols)]`` of ``boxes[rows]`` with ``boxes[cols]`` (float64 xyxy,
-    ``areas`` precomputed by :func:`box_area`); 0 where the union is not positive."""
-    a, b = boxes[rows], boxes[cols]
-    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-    union = areas[rows][:, None] + areas[cols][None, :] - inter
-    out = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    return out
+    ``areas`` precomputed by :func:`box_area`)."""
+    return _iou_with_areas(boxes[rows], boxes[cols], areas[rows], areas[cols])
 
 
 def _greedy_kept(boxes: np.ndarray, iou_threshold: float) -> np.ndarray:
